@@ -1,0 +1,15 @@
+//! Pure logic of citus_autoscale. Nothing here links to PostgreSQL: no pgrx, no SPI, no I/O
+//! beyond what a caller passes in. Everything is tested with plain `cargo test -p autoscale_core`.
+//!
+//! - [`procfs`]: parsers for /proc and cgroup v2 files (the raw material of `autoscale.node_stats()`).
+//! - [`stats`]: the json shape of one node's raw reading, shared by the node that produces it and
+//!   the coordinator that reads it.
+//! - [`rates`]: cumulative counters to rates (CPU busy %, commits/s), Prometheus-style.
+//! - [`policy`]: the policy engine: policies + recent samples + action history -> decision + reasons.
+//! - [`duration`]: parsing and printing of human durations ("2 min", "90s").
+
+pub mod duration;
+pub mod policy;
+pub mod procfs;
+pub mod rates;
+pub mod stats;

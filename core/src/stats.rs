@@ -1,0 +1,145 @@
+//! The raw reading of one node, as `autoscale.node_stats()` returns it (one json value).
+//! The node fills it in; the coordinator parses it back from `run_command_on_workers`' text result.
+//! Counters are cumulative; rates are computed on the coordinator (see [`crate::rates`]).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeStats {
+    /// citus_autoscale version on the node.
+    pub version: String,
+    /// The node's wall clock when it read the counters, seconds since the epoch.
+    pub at: f64,
+    pub cpu: CpuReading,
+    /// 1, 5 and 15 minute load averages.
+    pub load: [f64; 3],
+    pub memory: Memory,
+    pub disk: Disk,
+    pub connections: Connections,
+    pub xact: Xact,
+    /// pg_database_size() of the database the function ran in.
+    pub database_size: i64,
+    /// Total size of the shard placements stored on this node (bytes); `None` without Citus metadata.
+    pub shard_bytes: Option<i64>,
+    pub is_coordinator: bool,
+}
+
+/// Cumulative CPU counters. `busy_seconds / capacity_seconds` over an interval is the busy fraction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CpuReading {
+    /// `proc_stat` (whole machine) or `cgroup` (the server's cgroup v2 with a CPU limit).
+    pub source: String,
+    /// CPU seconds spent busy, summed over all CPUs.
+    pub busy_seconds: f64,
+    /// CPU seconds available: busy + idle for `proc_stat`, wall time x limit for `cgroup`.
+    pub capacity_seconds: f64,
+    /// CPUs (or the cgroup limit in cores).
+    pub cores: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Memory {
+    pub total_bytes: u64,
+    pub available_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Disk {
+    /// The data directory that statvfs() was asked about.
+    pub path: String,
+    pub total_bytes: u64,
+    pub free_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Connections {
+    /// Client backends.
+    pub total: i64,
+    /// Client backends in state `active`.
+    pub active: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Xact {
+    /// Sum of pg_stat_database.xact_commit over all databases.
+    pub commit: i64,
+    /// Sum of pg_stat_database.xact_rollback over all databases.
+    pub rollback: i64,
+}
+
+impl NodeStats {
+    pub fn parse(text: &str) -> Result<NodeStats, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// Used fraction of memory in percent.
+    pub fn memory_used_pct(&self) -> Option<f64> {
+        used_pct(self.memory.total_bytes, self.memory.available_bytes)
+    }
+
+    /// Used fraction of the data directory's file system in percent.
+    pub fn disk_used_pct(&self) -> Option<f64> {
+        used_pct(self.disk.total_bytes, self.disk.free_bytes)
+    }
+}
+
+fn used_pct(total: u64, free: u64) -> Option<f64> {
+    (total > 0).then(|| 100.0 * (total.saturating_sub(free)) as f64 / total as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> NodeStats {
+        NodeStats {
+            version: "0.1.0".into(),
+            at: 1_700_000_000.5,
+            cpu: CpuReading {
+                source: "proc_stat".into(),
+                busy_seconds: 100.0,
+                capacity_seconds: 400.0,
+                cores: 4.0,
+            },
+            load: [0.5, 0.4, 0.3],
+            memory: Memory {
+                total_bytes: 1000,
+                available_bytes: 250,
+            },
+            disk: Disk {
+                path: "/var/lib/postgresql/15/main".into(),
+                total_bytes: 200,
+                free_bytes: 50,
+            },
+            connections: Connections {
+                total: 7,
+                active: 2,
+            },
+            xact: Xact {
+                commit: 1234,
+                rollback: 5,
+            },
+            database_size: 8_000_000,
+            shard_bytes: Some(4096),
+            is_coordinator: false,
+        }
+    }
+
+    #[test]
+    fn roundtrip_and_fractions() {
+        let s = sample();
+        let text = serde_json::to_string(&s).unwrap();
+        assert_eq!(NodeStats::parse(&text).unwrap(), s);
+        assert_eq!(s.memory_used_pct(), Some(75.0));
+        assert_eq!(s.disk_used_pct(), Some(75.0));
+        let mut z = s.clone();
+        z.memory.total_bytes = 0;
+        assert_eq!(z.memory_used_pct(), None);
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(NodeStats::parse("ERROR:  function autoscale.node_stats() does not exist").is_err());
+        assert!(NodeStats::parse("{\"version\":\"0.1.0\"}").is_err());
+    }
+}

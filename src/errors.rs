@@ -1,0 +1,95 @@
+//! The extension's errors and how they become PostgreSQL errors: a SQLSTATE, a message that names
+//! what went wrong, and a hint where there is something to do about it.
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::{PgLogLevel, PgSqlErrorCode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AutoscaleError {
+    /// A SQL function argument is out of its allowed range.
+    #[error("invalid value for {argument}: {value}")]
+    InvalidArgument {
+        argument: &'static str,
+        value: String,
+        allowed: String,
+    },
+    /// The function needs the citus extension in this database.
+    #[error("{function} requires the citus extension, which is not installed in database \"{database}\"")]
+    CitusMissing {
+        function: &'static str,
+        database: String,
+    },
+    /// The function acts on the cluster and must run on the coordinator.
+    #[error("{function} must run on the Citus coordinator; this node is a worker (group {groupid})")]
+    NotCoordinator { function: &'static str, groupid: i32 },
+    /// Something in the cluster is not in the state the operation needs.
+    #[error("{0}")]
+    NotInPrerequisiteState(String),
+}
+
+impl AutoscaleError {
+    pub fn invalid(argument: &'static str, value: impl ToString, allowed: impl Into<String>) -> Self {
+        AutoscaleError::InvalidArgument {
+            argument,
+            value: value.to_string(),
+            allowed: allowed.into(),
+        }
+    }
+
+    fn code(&self) -> PgSqlErrorCode {
+        match self {
+            AutoscaleError::InvalidArgument { .. } => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            AutoscaleError::CitusMissing { .. } => PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            AutoscaleError::NotCoordinator { .. } | AutoscaleError::NotInPrerequisiteState(_) => {
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
+            }
+        }
+    }
+
+    fn detail(&self) -> Option<String> {
+        match self {
+            AutoscaleError::InvalidArgument { allowed, .. } => Some(format!("Allowed: {allowed}.")),
+            _ => None,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            AutoscaleError::CitusMissing { .. } => Some(
+                "Install Citus (packages: https://docs.citusdata.com/en/stable/installation/) and run CREATE EXTENSION citus."
+                    .into(),
+            ),
+            AutoscaleError::NotCoordinator { .. } => {
+                Some("Connect to the coordinator and call the function there.".into())
+            }
+            _ => None,
+        }
+    }
+
+    /// Raises this error as a PostgreSQL ERROR (does not return).
+    pub fn report(self) -> ! {
+        let mut report = ErrorReport::new(self.code(), self.to_string(), "citus_autoscale");
+        if let Some(d) = self.detail() {
+            report = report.set_detail(d);
+        }
+        if let Some(h) = self.hint() {
+            report = report.set_hint(h);
+        }
+        report.report(PgLogLevel::ERROR);
+        unreachable!("ERROR does not return")
+    }
+}
+
+/// Unwraps a result or raises the error as a PostgreSQL ERROR.
+pub trait OrReport<T> {
+    fn or_report(self) -> T;
+}
+
+impl<T> OrReport<T> for Result<T, AutoscaleError> {
+    fn or_report(self) -> T {
+        match self {
+            Ok(v) => v,
+            Err(e) => e.report(),
+        }
+    }
+}

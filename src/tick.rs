@@ -1,0 +1,82 @@
+//! One cycle of the autoscaler: take the cluster-wide tick lock, sample when due, prune history.
+//! Used by the background worker and by `autoscale.tick()` (psql, pg_cron) alike, so every driver
+//! behaves the same. Later cycles add deciding and acting here.
+
+use pgrx::prelude::*;
+use serde::Serialize;
+
+use crate::sampler::cluster::{self, SampleSummary};
+use crate::settings::{self, Mode};
+use crate::{citus, history};
+
+/// Key of the transaction-level advisory lock that serializes ticks (ASCII "autoscal").
+pub const TICK_LOCK_KEY: i64 = 0x6175_746f_7363_616c;
+
+/// A sample is due when this fraction of the interval has passed, so a driver that wakes a
+/// little early does not skip a whole interval.
+const DUE_FRACTION: f64 = 0.9;
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct TickReport {
+    /// Why the tick did nothing, if it did nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample: Option<SampleSummary>,
+    /// Seconds until the next sample is due.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_sample_in: Option<f64>,
+    pub pruned: i64,
+}
+
+impl TickReport {
+    fn skipped(why: impl Into<String>) -> Self {
+        TickReport {
+            skipped: Some(why.into()),
+            ..Default::default()
+        }
+    }
+}
+
+/// Why a tick on this node must not run, if it must not.
+pub fn skip_reason() -> Option<String> {
+    if settings::mode() == Mode::Off {
+        return Some("autoscale.mode is off".into());
+    }
+    if unsafe { pgrx::pg_sys::RecoveryInProgress() } {
+        return Some("this node is in recovery".into());
+    }
+    if let citus::Role::Worker { groupid } = citus::role() {
+        return Some(format!("this node is a Citus worker (group {groupid}); the coordinator samples the cluster"));
+    }
+    None
+}
+
+/// Runs one cycle. Errors are PostgreSQL errors (the caller's transaction rolls back); the
+/// background worker catches them and records them as events.
+pub fn run(driver: &str) -> TickReport {
+    if let Some(why) = skip_reason() {
+        return TickReport::skipped(why);
+    }
+    let locked = Spi::get_one_with_args::<bool>("SELECT pg_catalog.pg_try_advisory_xact_lock($1)", &[TICK_LOCK_KEY.into()])
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+    if !locked {
+        return TickReport::skipped("another tick is running");
+    }
+    let mut report = TickReport::default();
+    let interval = settings::sample_interval().as_secs_f64();
+    let since = history::secs_since_last_sample().unwrap_or_else(|e| error!("{e}"));
+    match since {
+        Some(s) if s < interval * DUE_FRACTION => report.next_sample_in = Some(interval - s),
+        _ => match cluster::sample(driver) {
+            Ok(summary) => report.sample = Some(summary),
+            Err(e) => error!("sample failed: {e}"),
+        },
+    }
+    if let Some(retention) = settings::history_retention() {
+        report.pruned = history::prune(retention).unwrap_or_else(|e| error!("pruning history: {e}"));
+    }
+    report
+}

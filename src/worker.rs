@@ -1,0 +1,126 @@
+//! The background worker: wakes every `autoscale.sample_interval`, runs one tick in its own
+//! transaction, and keeps going whatever a tick does. A failed tick is rolled back and recorded
+//! as an `error` event in a fresh transaction. It reloads settings on SIGHUP, idles when
+//! `autoscale.mode = off`, before the extension exists and on nodes that are not the coordinator.
+
+use std::time::Duration;
+
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+use crate::{history, settings, tick};
+
+/// Registers the worker; call from `_PG_init` only while shared_preload_libraries is processed.
+pub fn register() {
+    BackgroundWorkerBuilder::new("citus_autoscale worker")
+        .set_type("citus_autoscale")
+        .set_function("citus_autoscale_worker_main")
+        .set_library("citus_autoscale")
+        .enable_spi_access()
+        // pgrx's default is never to restart; a crash (or the test database not existing yet)
+        // must not end autoscaling for good
+        .set_restart_time(Some(Duration::from_secs(5)))
+        .load();
+}
+
+fn extension_ready() -> bool {
+    Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus_autoscale')")
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
+/// Runs `f` in its own transaction. A PostgreSQL error inside rolls the transaction back and is
+/// returned as its message instead of ending the process.
+fn in_transaction<R>(f: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R, String> {
+    unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+    }
+    let result = PgTryBuilder::new(|| Ok(f()))
+        .catch_others(|e| {
+            Err(match e {
+                pg_sys::panic::CaughtError::PostgresError(r)
+                | pg_sys::panic::CaughtError::ErrorReport(r)
+                | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => r.message().to_string(),
+            })
+        })
+        .execute();
+    unsafe {
+        match result {
+            Ok(_) => {
+                pg_sys::PopActiveSnapshot();
+                pg_sys::CommitTransactionCommand();
+                // a background worker reports its own statistics, or its commits are never counted
+                pg_sys::pgstat_report_stat(false);
+            }
+            Err(_) => pg_sys::AbortCurrentTransaction(),
+        }
+    }
+    result
+}
+
+fn set_activity(what: &std::ffi::CStr) {
+    unsafe { pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, what.as_ptr()) };
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn citus_autoscale_worker_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let dbname = settings::database_name();
+    BackgroundWorker::connect_worker_to_spi(Some(&dbname), None);
+    unsafe {
+        pg_sys::SetConfigOption(
+            c"application_name".as_ptr(),
+            c"citus_autoscale".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+        );
+        pg_sys::pgstat_report_appname(c"citus_autoscale".as_ptr());
+    }
+    log!("citus_autoscale worker started in database \"{dbname}\"");
+
+    let mut timeout = Duration::ZERO;
+    while BackgroundWorker::wait_latch(Some(timeout)) {
+        if BackgroundWorker::sighup_received() {
+            // pgrx only sets a flag; re-reading the configuration is our job
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
+        timeout = settings::sample_interval();
+        if settings::mode() == settings::Mode::Off {
+            continue;
+        }
+        set_activity(c"tick");
+        let outcome = in_transaction(|| {
+            if !extension_ready() {
+                return None;
+            }
+            Some(tick::run("worker"))
+        });
+        match outcome {
+            Ok(Some(report)) => {
+                if let Some(s) = report.next_sample_in {
+                    // wake when the next sample is due rather than a full interval later
+                    timeout = Duration::from_secs_f64(s.clamp(0.05, timeout.as_secs_f64()));
+                }
+            }
+            Ok(None) => {}
+            Err(message) => {
+                warning!("citus_autoscale: tick failed: {message}");
+                let recorded = in_transaction(|| {
+                    if extension_ready() {
+                        history::record_event("error", &format!("tick failed: {message}"), None).ok();
+                    }
+                });
+                if let Err(e) = recorded {
+                    warning!("citus_autoscale: could not record the failed tick: {e}");
+                }
+            }
+        }
+        set_activity(c"idle");
+    }
+    log!("citus_autoscale worker stopping");
+}

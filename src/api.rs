@@ -28,5 +28,5 @@ fn sample() -> JsonB {
 /// One autoscaler cycle: sample when due, prune history. For psql and pg_cron.
 #[pg_extern(volatile)]
 fn tick() -> JsonB {
-    JsonB(serde_json::to_value(tick::run("sql")).expect("tick report serializes"))
+    JsonB(serde_json::to_value(tick::run(tick::sql_driver())).expect("tick report serializes"))
 }

@@ -7,10 +7,12 @@ use pgrx::spi::SpiResult;
 
 /// Is the citus extension installed in this database?
 pub fn installed() -> bool {
-    Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus')")
-        .ok()
-        .flatten()
-        .unwrap_or(false)
+    Spi::get_one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus')",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
 }
 
 /// This node's Citus group id (0 on the coordinator). Call only when [`installed`].
@@ -24,7 +26,9 @@ pub enum Role {
     /// No citus extension in this database.
     NoCitus,
     Coordinator,
-    Worker { groupid: i32 },
+    Worker {
+        groupid: i32,
+    },
 }
 
 pub fn role() -> Role {
@@ -112,7 +116,11 @@ pub fn fan_out_node_stats(timeout_ms: u64) -> SpiResult<Vec<WorkerResult>> {
         client.update(
             set,
             None,
-            &[timeout_ms.to_string().into(), (2 * timeout_ms + 1000).to_string().into(), "0".into()],
+            &[
+                timeout_ms.to_string().into(),
+                (2 * timeout_ms + 1000).to_string().into(),
+                "0".into(),
+            ],
         )?;
         let rows = client.select(
             "SELECT nodename, nodeport, success, result FROM pg_catalog.run_command_on_workers($1, true)",

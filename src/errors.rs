@@ -20,15 +20,24 @@ pub enum AutoscaleError {
         database: String,
     },
     /// The function acts on the cluster and must run on the coordinator.
-    #[error("{function} must run on the Citus coordinator; this node is a worker (group {groupid})")]
-    NotCoordinator { function: &'static str, groupid: i32 },
+    #[error(
+        "{function} must run on the Citus coordinator; this node is a worker (group {groupid})"
+    )]
+    NotCoordinator {
+        function: &'static str,
+        groupid: i32,
+    },
     /// Something in the cluster is not in the state the operation needs.
     #[error("{0}")]
     NotInPrerequisiteState(String),
 }
 
 impl AutoscaleError {
-    pub fn invalid(argument: &'static str, value: impl ToString, allowed: impl Into<String>) -> Self {
+    pub fn invalid(
+        argument: &'static str,
+        value: impl ToString,
+        allowed: impl Into<String>,
+    ) -> Self {
         AutoscaleError::InvalidArgument {
             argument,
             value: value.to_string(),
@@ -38,7 +47,9 @@ impl AutoscaleError {
 
     fn code(&self) -> PgSqlErrorCode {
         match self {
-            AutoscaleError::InvalidArgument { .. } => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            AutoscaleError::InvalidArgument { .. } => {
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
+            }
             AutoscaleError::CitusMissing { .. } => PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
             AutoscaleError::NotCoordinator { .. } | AutoscaleError::NotInPrerequisiteState(_) => {
                 PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE

@@ -37,7 +37,10 @@ pub fn previous_counters() -> SpiResult<HashMap<(String, i32), Counters>> {
         )?;
         let mut out = HashMap::new();
         for r in rows {
-            let key = (r.get::<String>(1)?.unwrap_or_default(), r.get::<i32>(2)?.unwrap_or_default());
+            let key = (
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<i32>(2)?.unwrap_or_default(),
+            );
             out.insert(
                 key,
                 Counters {
@@ -61,7 +64,9 @@ pub fn insert_sample(
     inactive: usize,
     driver: &str,
 ) -> SpiResult<()> {
-    let Some(first) = rows.first() else { return Ok(()) };
+    let Some(first) = rows.first() else {
+        return Ok(());
+    };
     let json = serde_json::to_value(rows).expect("sample rows serialize");
     Spi::connect_mut(|c| {
         c.update(

@@ -32,6 +32,8 @@ impl Mode {
 
 /// off | observe | act.
 static MODE: GucSetting<Mode> = GucSetting::<Mode>::new(Mode::Observe);
+/// Whether the background worker ticks (off: drive autoscale.tick() from pg_cron instead).
+static WORKER_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// Database the background worker connects to.
 static DATABASE_NAME: GucSetting<Option<std::ffi::CString>> =
     GucSetting::<Option<std::ffi::CString>>::new(Some(c"postgres"));
@@ -53,6 +55,14 @@ pub fn init() {
           but only record what would be done. act: also act on the cluster.",
         &MODE,
         GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"autoscale.worker_enabled",
+        c"Whether the background worker runs the autoscaler's tick.",
+        c"Turn off to drive autoscale.tick() from pg_cron or another scheduler instead; the worker then idles.",
+        &WORKER_ENABLED,
+        GucContext::Sighup,
         GucFlags::default(),
     );
     GucRegistry::define_string_guc(
@@ -101,6 +111,10 @@ pub fn init() {
 
 pub fn mode() -> Mode {
     MODE.get()
+}
+
+pub fn worker_enabled() -> bool {
+    WORKER_ENABLED.get()
 }
 
 pub fn database_name() -> String {

@@ -1,1 +1,415 @@
+//! `#[pg_test]`s: the SQL API, settings and the background worker on a single PostgreSQL
+//! (the pgrx test instance preloads citus_autoscale and pg_cron; see `pg_test` in lib.rs).
+//! Each test runs in a transaction that is rolled back; what must be committed (ALTER SYSTEM,
+//! pg_cron jobs, a second session) goes through dblink.
 
+#[pgrx::pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+    use pgrx::JsonB;
+
+    fn one<T: FromDatum + IntoDatum>(sql: &str) -> T {
+        Spi::get_one::<T>(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .unwrap_or_else(|| panic!("{sql}: NULL"))
+    }
+
+    fn count(sql: &str) -> i64 {
+        one::<i64>(sql)
+    }
+
+    /// The error message `sql` fails with, run in a subtransaction so the test goes on.
+    fn error_of(sql: &str) -> String {
+        Spi::get_one_with_args::<String>(
+            "SELECT pg_temp.autoscale_test_error_of($1)",
+            &[sql.into()],
+        )
+        .unwrap()
+        .unwrap_or_default()
+    }
+
+    /// Creates the session's helper functions (in pg_temp: concurrent tests do not collide).
+    fn setup_error_of() {
+        Spi::run(
+            "CREATE OR REPLACE FUNCTION pg_temp.autoscale_test_error_of(sql text) RETURNS text LANGUAGE plpgsql AS $$
+             BEGIN EXECUTE sql; RETURN NULL;
+             EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM; END $$",
+        )
+        .unwrap();
+    }
+
+    /// dblink and a connection string to this database, for work that must commit.
+    fn setup_helpers() {
+        setup_error_of();
+        Spi::run(
+            "CREATE EXTENSION IF NOT EXISTS dblink;
+             CREATE OR REPLACE FUNCTION pg_temp.autoscale_test_conn() RETURNS text LANGUAGE sql AS $$
+               SELECT format('host=%s port=%s dbname=%s user=%s',
+                             split_part(current_setting('unix_socket_directories'), ',', 1),
+                             current_setting('port'), current_database(), current_user) $$;",
+        )
+        .unwrap();
+    }
+
+    /// Runs `sql` in its own committed session.
+    fn remote(sql: &str) {
+        Spi::run_with_args(
+            "SELECT dblink_exec(pg_temp.autoscale_test_conn(), $1)",
+            &[sql.into()],
+        )
+        .unwrap_or_else(|e| panic!("remote {sql}: {e}"));
+    }
+
+    /// The single value `sql` returns in its own session ("" for no row or NULL).
+    fn remote_one(sql: &str) -> String {
+        Spi::get_one_with_args::<String>(
+            "SELECT (SELECT v FROM dblink(pg_temp.autoscale_test_conn(), $1) AS t(v text) LIMIT 1)",
+            &[sql.into()],
+        )
+        .unwrap_or_else(|e| panic!("remote {sql}: {e}"))
+        .unwrap_or_default()
+    }
+
+    fn sleep(secs: f64) {
+        Spi::run_with_args("SELECT pg_sleep($1)", &[secs.into()]).unwrap();
+    }
+
+    fn set_system(name: &str, value: &str) {
+        remote(&format!("ALTER SYSTEM SET {name} = '{value}'"));
+        remote_one("SELECT pg_reload_conf()::text");
+        sleep(0.5);
+    }
+
+    fn reset_system(name: &str) {
+        remote(&format!("ALTER SYSTEM RESET {name}"));
+        remote_one("SELECT pg_reload_conf()::text");
+    }
+
+    /// Samples the worker has committed so far.
+    fn worker_samples() -> i64 {
+        remote_one("SELECT count(*)::text FROM autoscale.worker_count WHERE driver = 'worker'")
+            .parse()
+            .unwrap()
+    }
+
+    #[pg_test]
+    fn settings_have_units_bounds_and_defaults() {
+        setup_error_of();
+        assert_eq!(
+            one::<String>("SELECT current_setting('autoscale.node_timeout')"),
+            "2s"
+        );
+        assert_eq!(
+            one::<String>("SELECT current_setting('autoscale.history_retention')"),
+            "7d"
+        );
+        assert_eq!(
+            one::<String>("SELECT current_setting('autoscale.database_name')"),
+            "pgrx_tests"
+        );
+        assert_eq!(
+            one::<String>("SELECT unit FROM pg_settings WHERE name = 'autoscale.sample_interval'"),
+            "ms"
+        );
+        assert_eq!(
+            one::<String>("SELECT context FROM pg_settings WHERE name = 'autoscale.database_name'"),
+            "postmaster"
+        );
+        Spi::run("SET autoscale.sample_interval = '2min'").unwrap();
+        assert_eq!(one::<String>("SHOW autoscale.sample_interval"), "2min");
+        let e = error_of("SET autoscale.sample_interval = '10ms'");
+        assert!(
+            e.starts_with("22023: 10 ms is outside the valid range"),
+            "{e}"
+        );
+        let e = error_of("SET autoscale.sample_interval = '2h'");
+        assert!(e.contains("outside the valid range"), "{e}");
+        let e = error_of("SET autoscale.history_retention = -2");
+        assert!(e.contains("outside the valid range"), "{e}");
+        Spi::run("SET autoscale.history_retention = -1").unwrap();
+        let e = error_of("SET autoscale.mode = 'fast'");
+        assert!(
+            e.starts_with("22023: invalid value for parameter \"autoscale.mode\": \"fast\""),
+            "{e}"
+        );
+        let e = error_of("SET autoscale.database_name = 'x'");
+        assert!(e.starts_with("55P02"), "{e}");
+        // the prefix is reserved: a typo is an error, not a silently ignored placeholder
+        let e = error_of("SET autoscale.sample_intreval = '1s'");
+        assert!(e.contains("autoscale.sample_intreval"), "{e}");
+    }
+
+    #[pg_test]
+    fn node_stats_reports_this_node() {
+        let s = one::<JsonB>("SELECT autoscale.node_stats()").0;
+        assert_eq!(s["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(s["is_coordinator"], false, "no Citus here");
+        assert!(s["shard_bytes"].is_null());
+        let src = s["cpu"]["source"].as_str().unwrap();
+        assert!(src == "proc_stat" || src == "cgroup", "{src}");
+        assert!(s["cpu"]["busy_seconds"].as_f64().unwrap() > 0.0);
+        assert!(
+            s["cpu"]["capacity_seconds"].as_f64().unwrap()
+                >= s["cpu"]["busy_seconds"].as_f64().unwrap()
+        );
+        assert!(s["cpu"]["cores"].as_f64().unwrap() >= 0.01);
+        assert_eq!(s["load"].as_array().unwrap().len(), 3);
+        let total = s["memory"]["total_bytes"].as_u64().unwrap();
+        assert!(total > 64 << 20 && s["memory"]["available_bytes"].as_u64().unwrap() <= total);
+        let data_dir = one::<String>("SELECT current_setting('data_directory')");
+        assert_eq!(s["disk"]["path"], data_dir.as_str());
+        assert!(
+            s["disk"]["free_bytes"].as_u64().unwrap() <= s["disk"]["total_bytes"].as_u64().unwrap()
+        );
+        assert!(
+            s["connections"]["total"].as_i64().unwrap() >= 1,
+            "this session counts"
+        );
+        assert!(
+            s["connections"]["active"].as_i64().unwrap() >= 1,
+            "this session is active"
+        );
+        assert!(s["xact"]["commit"].as_i64().unwrap() > 0);
+        assert_eq!(
+            s["database_size"].as_i64().unwrap(),
+            one::<i64>("SELECT pg_database_size(current_database())")
+        );
+        let now = one::<f64>("SELECT extract(epoch FROM clock_timestamp())::float8");
+        assert!((s["at"].as_f64().unwrap() - now).abs() < 5.0);
+    }
+
+    #[pg_test]
+    fn sample_without_citus_records_this_node_and_rates() {
+        let first = one::<JsonB>("SELECT autoscale.sample()").0;
+        assert_eq!(first["nodes"], 1, "{first}");
+        assert_eq!(first["workers"], 0, "{first}");
+        let id = first["sample_id"].as_i64().unwrap();
+        let row = Spi::get_three_with_args::<String, bool, bool>(
+            "SELECT nodename, reachable, is_coordinator FROM autoscale.node_samples WHERE sample_id = $1",
+            &[id.into()],
+        )
+        .unwrap();
+        assert_eq!(
+            row,
+            (Some("localhost".into()), Some(true), Some(false)),
+            "{first}"
+        );
+        assert_eq!(count(&format!("SELECT count(*) FROM autoscale.worker_count WHERE sample_id = {id} AND driver = 'sql'")), 1);
+        // burn some CPU and commit nothing: the next sample has a CPU rate from the two readings
+        Spi::run("SELECT count(*) FROM generate_series(1, 300000) g WHERE md5(g::text) LIKE 'a%'")
+            .unwrap();
+        let second = one::<JsonB>("SELECT autoscale.sample()").0;
+        let id2 = second["sample_id"].as_i64().unwrap();
+        let (cpu, commits) = Spi::get_two_with_args::<f64, f64>(
+            "SELECT cpu_busy_pct::float8, commits_per_sec::float8 FROM autoscale.node_samples WHERE sample_id = $1",
+            &[id2.into()],
+        )
+        .unwrap();
+        let cpu = cpu.expect("second sample has a CPU rate");
+        assert!(cpu > 0.0 && cpu <= 100.0, "{cpu}");
+        assert!(commits.expect("commit rate") >= 0.0);
+        assert_eq!(
+            count("SELECT count(*) FROM autoscale.latest_node_load WHERE nodename = 'localhost'"),
+            1
+        );
+    }
+
+    #[pg_test]
+    fn concurrent_ticks_do_not_double_sample() {
+        setup_helpers();
+        Spi::run("SET autoscale.sample_interval = '1h'").unwrap();
+        let before = count("SELECT count(*) FROM autoscale.worker_count");
+        let t1 = one::<JsonB>("SELECT autoscale.tick()").0;
+        // this transaction now holds the tick lock: another session skips instead of sampling
+        let other = remote_one("SELECT autoscale.tick()::text");
+        assert!(other.contains("another tick is running"), "{other}");
+        // a second tick in this session finds the sample not yet due
+        let t2 = one::<JsonB>("SELECT autoscale.tick()").0;
+        let after = count("SELECT count(*) FROM autoscale.worker_count");
+        let sampled = t1.get("sample").is_some() as i64;
+        assert!(t2.get("sample").is_none(), "{t2}");
+        assert!(t2["next_sample_in"].as_f64().unwrap() > 3000.0, "{t2}");
+        assert_eq!(
+            after - before,
+            sampled,
+            "one tick sampled at most once: {t1} {t2}"
+        );
+    }
+
+    #[pg_test]
+    fn tick_prunes_history_in_batches() {
+        Spi::run(
+            "INSERT INTO autoscale.events (at, kind, message)
+               SELECT now() - interval '8 days', 'test', 'old' FROM generate_series(1, 12000);
+             INSERT INTO autoscale.events (kind, message) VALUES ('test', 'new');
+             INSERT INTO autoscale.node_samples (sample_id, sampled_at, nodename, nodeport, is_coordinator, reachable)
+               VALUES (-1, now() - interval '8 days', 'old', 1, false, false);
+             SET autoscale.history_retention = '7d';
+             SET autoscale.sample_interval = '1h'",
+        )
+        .unwrap();
+        let t = one::<JsonB>("SELECT autoscale.tick()").0;
+        // one batch per table per tick: 10000 events and the old sample row
+        assert_eq!(t["pruned"], 10_001, "{t}");
+        assert_eq!(
+            count("SELECT count(*) FROM autoscale.events WHERE kind = 'test' AND message = 'old'"),
+            2000
+        );
+        let t = one::<JsonB>("SELECT autoscale.tick()").0;
+        assert_eq!(t["pruned"], 2000, "{t}");
+        assert_eq!(
+            count("SELECT count(*) FROM autoscale.events WHERE kind = 'test'"),
+            1,
+            "the new event stays"
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM autoscale.node_samples WHERE nodename = 'old'"),
+            0
+        );
+        Spi::run("SET autoscale.history_retention = -1; INSERT INTO autoscale.events (at, kind, message) VALUES (now() - interval '30 days', 'test', 'old')").unwrap();
+        assert_eq!(one::<JsonB>("SELECT autoscale.tick()").0["pruned"], 0);
+    }
+
+    #[pg_test]
+    fn mode_off_makes_tick_do_nothing() {
+        Spi::run("SET autoscale.mode = off").unwrap();
+        let t = one::<JsonB>("SELECT autoscale.tick()").0;
+        assert_eq!(t["skipped"], "autoscale.mode is off");
+    }
+
+    #[pg_test]
+    fn functions_that_change_things_are_not_for_public() {
+        setup_error_of();
+        Spi::run("CREATE ROLE autoscale_test_reader LOGIN; GRANT pg_monitor TO autoscale_test_reader; CREATE ROLE autoscale_test_nobody LOGIN").unwrap();
+        Spi::run("SET ROLE autoscale_test_reader").unwrap();
+        assert!(count("SELECT count(*) FROM autoscale.node_samples") >= 0);
+        assert!(one::<JsonB>("SELECT autoscale.node_stats()").0["version"].is_string());
+        let e = error_of("SELECT autoscale.sample()");
+        assert!(
+            e.starts_with("42501: permission denied for function sample"),
+            "{e}"
+        );
+        let e = error_of("SELECT autoscale.tick()");
+        assert!(e.starts_with("42501"), "{e}");
+        let e = error_of("DELETE FROM autoscale.events");
+        assert!(e.starts_with("42501"), "{e}");
+        Spi::run("RESET ROLE; SET ROLE autoscale_test_nobody").unwrap();
+        let e = error_of("SELECT * FROM autoscale.worker_count");
+        assert!(e.starts_with("42501"), "{e}");
+        let e = error_of("SELECT autoscale.node_stats()");
+        assert!(e.starts_with("42501"), "{e}");
+        Spi::run("RESET ROLE").unwrap();
+    }
+
+    /// The worker's life: it samples on its own, follows a reloaded sample_interval, idles with
+    /// mode = off, records a failed tick as an event and keeps going. One test, so that the
+    /// settings it changes through ALTER SYSTEM do not race with other worker tests.
+    #[pg_test]
+    fn background_worker_life_cycle() {
+        setup_helpers();
+        let pid = || {
+            remote_one(
+                "SELECT pid::text FROM pg_stat_activity WHERE backend_type = 'citus_autoscale'",
+            )
+        };
+        // 1. it samples on its own (sample_interval = 1s in the test instance); it may still be
+        //    restarting after its first start found no test database
+        let mut worker_pid = pid();
+        for _ in 0..50 {
+            if !worker_pid.is_empty() && worker_samples() > 0 {
+                break;
+            }
+            sleep(0.2);
+            worker_pid = pid();
+        }
+        assert!(!worker_pid.is_empty(), "the worker runs");
+        let n0 = worker_samples();
+        sleep(3.5);
+        let n1 = worker_samples();
+        assert!(n1 - n0 >= 2, "worker sampled {} times in 3.5 s", n1 - n0);
+
+        // 2. a reloaded interval takes effect: 300 ms gives more than 2x the samples of 1 s
+        set_system("autoscale.sample_interval", "300ms");
+        let a = worker_samples();
+        sleep(3.0);
+        let fast = worker_samples() - a;
+        assert!(fast >= 6, "300 ms interval gave {fast} samples in 3 s");
+        set_system("autoscale.sample_interval", "2s");
+        let a = worker_samples();
+        sleep(3.0);
+        let slow = worker_samples() - a;
+        assert!(
+            slow <= 3 && slow < fast,
+            "2 s interval gave {slow} samples in 3 s (300 ms gave {fast})"
+        );
+
+        // 3. mode = off idles
+        set_system("autoscale.sample_interval", "300ms");
+        set_system("autoscale.mode", "off");
+        let a = worker_samples();
+        sleep(2.0);
+        assert_eq!(worker_samples(), a, "no samples with mode = off");
+        reset_system("autoscale.mode");
+        sleep(1.5);
+        assert!(worker_samples() > a, "sampling resumes");
+
+        // 4. a failing tick is recorded and the worker keeps going
+        remote(
+            "CREATE FUNCTION public.autoscale_test_fail() RETURNS trigger LANGUAGE plpgsql AS
+               $$BEGIN RAISE EXCEPTION 'injected failure'; END$$;
+             CREATE TRIGGER autoscale_test_fail BEFORE INSERT ON autoscale.worker_count
+               FOR EACH ROW EXECUTE FUNCTION public.autoscale_test_fail()",
+        );
+        sleep(2.0);
+        remote("DROP TRIGGER autoscale_test_fail ON autoscale.worker_count; DROP FUNCTION public.autoscale_test_fail()");
+        let errors: i64 = remote_one(
+            "SELECT count(*)::text FROM autoscale.events WHERE kind = 'error' AND message LIKE 'tick failed:%injected failure%'",
+        )
+        .parse()
+        .unwrap();
+        assert!(errors >= 1, "the failed tick is an event");
+        let a = worker_samples();
+        sleep(1.5);
+        assert!(
+            worker_samples() > a,
+            "the worker goes on after failed ticks"
+        );
+        assert_eq!(pid(), worker_pid, "and it is the same process");
+        remote("DELETE FROM autoscale.events WHERE message LIKE 'tick failed:%injected failure%'");
+        reset_system("autoscale.sample_interval");
+
+        // 5. pg_cron drives the same tick while the worker stands aside (autoscale.worker_enabled).
+        //    Debian's pg_cron 1.4 schedules by the minute (1.5+ also takes '5 seconds').
+        set_system("autoscale.worker_enabled", "off");
+        let a = worker_samples();
+        remote("CREATE EXTENSION IF NOT EXISTS pg_cron");
+        remote_one(
+            "SELECT cron.schedule('autoscale_test', '* * * * *', 'SELECT autoscale.tick()')::text",
+        );
+        let by_cron = || -> i64 {
+            remote_one("SELECT count(*)::text FROM autoscale.worker_count WHERE driver = 'pg_cron'")
+                .parse()
+                .unwrap()
+        };
+        for _ in 0..70 {
+            if by_cron() > 0 {
+                break;
+            }
+            sleep(1.0);
+        }
+        let ok_runs: i64 = remote_one(
+            "SELECT count(*)::text FROM cron.job_run_details d JOIN cron.job j USING (jobid)
+              WHERE j.jobname = 'autoscale_test' AND d.status = 'succeeded'",
+        )
+        .parse()
+        .unwrap();
+        let cron_samples = by_cron();
+        let worker_while_disabled = worker_samples() - a;
+        remote_one("SELECT cron.unschedule('autoscale_test')::text");
+        remote("DELETE FROM autoscale.worker_count WHERE driver = 'pg_cron'");
+        reset_system("autoscale.worker_enabled");
+        assert!(ok_runs >= 1, "pg_cron ran autoscale.tick() successfully");
+        assert!(cron_samples >= 1, "a tick driven by pg_cron sampled");
+        assert_eq!(worker_while_disabled, 0, "the worker stood aside");
+    }
+}

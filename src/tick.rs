@@ -47,9 +47,19 @@ pub fn skip_reason() -> Option<String> {
         return Some("this node is in recovery".into());
     }
     if let citus::Role::Worker { groupid } = citus::role() {
-        return Some(format!("this node is a Citus worker (group {groupid}); the coordinator samples the cluster"));
+        return Some(format!(
+            "this node is a Citus worker (group {groupid}); the coordinator samples the cluster"
+        ));
     }
     None
+}
+
+/// Who is driving a tick started from SQL: pg_cron's jobs run with application_name pg_cron.
+pub fn sql_driver() -> &'static str {
+    match Spi::get_one::<String>("SELECT pg_catalog.current_setting('application_name')") {
+        Ok(Some(a)) if a == "pg_cron" => "pg_cron",
+        _ => "sql",
+    }
 }
 
 /// Runs one cycle. Errors are PostgreSQL errors (the caller's transaction rolls back); the
@@ -58,10 +68,13 @@ pub fn run(driver: &str) -> TickReport {
     if let Some(why) = skip_reason() {
         return TickReport::skipped(why);
     }
-    let locked = Spi::get_one_with_args::<bool>("SELECT pg_catalog.pg_try_advisory_xact_lock($1)", &[TICK_LOCK_KEY.into()])
-        .ok()
-        .flatten()
-        .unwrap_or(false);
+    let locked = Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.pg_try_advisory_xact_lock($1)",
+        &[TICK_LOCK_KEY.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false);
     if !locked {
         return TickReport::skipped("another tick is running");
     }
@@ -76,7 +89,8 @@ pub fn run(driver: &str) -> TickReport {
         },
     }
     if let Some(retention) = settings::history_retention() {
-        report.pruned = history::prune(retention).unwrap_or_else(|e| error!("pruning history: {e}"));
+        report.pruned =
+            history::prune(retention).unwrap_or_else(|e| error!("pruning history: {e}"));
     }
     report
 }

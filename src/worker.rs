@@ -25,10 +25,12 @@ pub fn register() {
 }
 
 fn extension_ready() -> bool {
-    Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus_autoscale')")
-        .ok()
-        .flatten()
-        .unwrap_or(false)
+    Spi::get_one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus_autoscale')",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
 }
 
 /// Runs `f` in its own transaction. A PostgreSQL error inside rolls the transaction back and is
@@ -44,7 +46,9 @@ fn in_transaction<R>(f: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R
             Err(match e {
                 pg_sys::panic::CaughtError::PostgresError(r)
                 | pg_sys::panic::CaughtError::ErrorReport(r)
-                | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => r.message().to_string(),
+                | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => {
+                    r.message().to_string()
+                }
             })
         })
         .execute();
@@ -90,7 +94,7 @@ pub extern "C-unwind" fn citus_autoscale_worker_main(_arg: pg_sys::Datum) {
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
         timeout = settings::sample_interval();
-        if settings::mode() == settings::Mode::Off {
+        if settings::mode() == settings::Mode::Off || !settings::worker_enabled() {
             continue;
         }
         set_activity(c"tick");
@@ -112,7 +116,8 @@ pub extern "C-unwind" fn citus_autoscale_worker_main(_arg: pg_sys::Datum) {
                 warning!("citus_autoscale: tick failed: {message}");
                 let recorded = in_transaction(|| {
                     if extension_ready() {
-                        history::record_event("error", &format!("tick failed: {message}"), None).ok();
+                        history::record_event("error", &format!("tick failed: {message}"), None)
+                            .ok();
                     }
                 });
                 if let Err(e) = recorded {

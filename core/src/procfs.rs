@@ -41,7 +41,10 @@ pub fn parse_proc_stat(text: &str) -> Result<ProcStatCpu, ParseError> {
         .collect::<Result<_, _>>()
         .map_err(|e| malformed(F, format!("bad number in `{line}`: {e}")))?;
     if fields.len() < 4 {
-        return Err(malformed(F, format!("expected at least 4 counters, got {}", fields.len())));
+        return Err(malformed(
+            F,
+            format!("expected at least 4 counters, got {}", fields.len()),
+        ));
     }
     let get = |i: usize| fields.get(i).copied().unwrap_or(0);
     // user nice system idle iowait irq softirq steal (guest and guest_nice are already in user/nice)
@@ -158,7 +161,10 @@ pub fn parse_cgroup_cpu_max(text: &str) -> Result<Option<f64>, ParseError> {
         .parse()
         .map_err(|_| malformed(F, format!("bad quota `{quota}`")))?;
     if period <= 0.0 || quota <= 0.0 {
-        return Err(malformed(F, format!("non-positive quota {quota} or period {period}")));
+        return Err(malformed(
+            F,
+            format!("non-positive quota {quota} or period {period}"),
+        ));
     }
     Ok(Some(quota / period))
 }
@@ -224,10 +230,16 @@ mod tests {
 
     #[test]
     fn cgroup_files() {
-        assert_eq!(parse_cgroup_cpu_stat(&fixture("cgroup_cpu.stat")).unwrap(), 4_718_263_412);
+        assert_eq!(
+            parse_cgroup_cpu_stat(&fixture("cgroup_cpu.stat")).unwrap(),
+            4_718_263_412
+        );
         assert!(parse_cgroup_cpu_stat("user_usec 1\n").is_err());
         assert_eq!(parse_cgroup_cpu_max("max 100000\n").unwrap(), None);
-        assert_eq!(parse_cgroup_cpu_max(&fixture("cgroup_cpu.max")).unwrap(), Some(1.5));
+        assert_eq!(
+            parse_cgroup_cpu_max(&fixture("cgroup_cpu.max")).unwrap(),
+            Some(1.5)
+        );
         assert!(parse_cgroup_cpu_max("0 100000").is_err());
         assert!(parse_cgroup_cpu_max("abc 100000").is_err());
         assert!(parse_cgroup_cpu_max("").is_err());

@@ -39,7 +39,7 @@ pub enum NoRate {
 pub fn rates(prev: Option<&Counters>, cur: &Counters, max_gap: f64) -> Result<Rates, NoRate> {
     let prev = prev.ok_or(NoRate::FirstSample)?;
     let dt = cur.at - prev.at;
-    if !(dt > 0.0) {
+    if dt.is_nan() || dt <= 0.0 {
         return Err(NoRate::ClockWentBack);
     }
     if dt > max_gap {
@@ -47,7 +47,8 @@ pub fn rates(prev: Option<&Counters>, cur: &Counters, max_gap: f64) -> Result<Ra
     }
     let busy = cur.cpu_busy_seconds - prev.cpu_busy_seconds;
     let capacity = cur.cpu_capacity_seconds - prev.cpu_capacity_seconds;
-    let cpu_busy_pct = (busy >= 0.0 && capacity > 0.0).then(|| (100.0 * busy / capacity).clamp(0.0, 100.0));
+    let cpu_busy_pct =
+        (busy >= 0.0 && capacity > 0.0).then(|| (100.0 * busy / capacity).clamp(0.0, 100.0));
     Ok(Rates {
         cpu_busy_pct,
         commits_per_sec: Some(increase(prev.commits, cur.commits) as f64 / dt),
@@ -80,12 +81,20 @@ mod tests {
 
     #[test]
     fn first_sample_has_no_rate() {
-        assert_eq!(rates(None, &c(10.0, 1.0, 2.0, 5), 60.0), Err(NoRate::FirstSample));
+        assert_eq!(
+            rates(None, &c(10.0, 1.0, 2.0, 5), 60.0),
+            Err(NoRate::FirstSample)
+        );
     }
 
     #[test]
     fn steady_rates() {
-        let r = rates(Some(&c(100.0, 10.0, 40.0, 1000)), &c(105.0, 13.0, 60.0, 1500), 60.0).unwrap();
+        let r = rates(
+            Some(&c(100.0, 10.0, 40.0, 1000)),
+            &c(105.0, 13.0, 60.0, 1500),
+            60.0,
+        )
+        .unwrap();
         assert_eq!(r.cpu_busy_pct, Some(15.0));
         assert_eq!(r.commits_per_sec, Some(100.0));
         assert_eq!(r.rollbacks_per_sec, Some(10.0));
@@ -93,7 +102,12 @@ mod tests {
 
     #[test]
     fn counter_reset_counts_from_zero() {
-        let r = rates(Some(&c(100.0, 10.0, 40.0, 1000)), &c(110.0, 12.0, 60.0, 300), 60.0).unwrap();
+        let r = rates(
+            Some(&c(100.0, 10.0, 40.0, 1000)),
+            &c(110.0, 12.0, 60.0, 300),
+            60.0,
+        )
+        .unwrap();
         assert_eq!(r.commits_per_sec, Some(30.0));
         assert_eq!(increase(1000, 300), 300);
         assert_eq!(increase(5, 5), 0);
@@ -101,7 +115,12 @@ mod tests {
 
     #[test]
     fn cpu_counter_going_back_gives_no_cpu_rate() {
-        let r = rates(Some(&c(100.0, 10.0, 40.0, 10)), &c(105.0, 1.0, 2.0, 20), 60.0).unwrap();
+        let r = rates(
+            Some(&c(100.0, 10.0, 40.0, 10)),
+            &c(105.0, 1.0, 2.0, 20),
+            60.0,
+        )
+        .unwrap();
         assert_eq!(r.cpu_busy_pct, None);
         assert_eq!(r.commits_per_sec, Some(2.0));
     }
@@ -109,9 +128,18 @@ mod tests {
     #[test]
     fn clock_gaps() {
         let a = c(100.0, 1.0, 4.0, 10);
-        assert_eq!(rates(Some(&a), &c(100.0, 2.0, 8.0, 20), 60.0), Err(NoRate::ClockWentBack));
-        assert_eq!(rates(Some(&a), &c(90.0, 2.0, 8.0, 20), 60.0), Err(NoRate::ClockWentBack));
-        assert_eq!(rates(Some(&a), &c(161.0, 2.0, 8.0, 20), 60.0), Err(NoRate::GapTooLong));
+        assert_eq!(
+            rates(Some(&a), &c(100.0, 2.0, 8.0, 20), 60.0),
+            Err(NoRate::ClockWentBack)
+        );
+        assert_eq!(
+            rates(Some(&a), &c(90.0, 2.0, 8.0, 20), 60.0),
+            Err(NoRate::ClockWentBack)
+        );
+        assert_eq!(
+            rates(Some(&a), &c(161.0, 2.0, 8.0, 20), 60.0),
+            Err(NoRate::GapTooLong)
+        );
         assert!(rates(Some(&a), &c(160.0, 2.0, 8.0, 20), 60.0).is_ok());
     }
 

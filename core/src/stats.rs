@@ -139,7 +139,9 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        assert!(NodeStats::parse("ERROR:  function autoscale.node_stats() does not exist").is_err());
+        assert!(
+            NodeStats::parse("ERROR:  function autoscale.node_stats() does not exist").is_err()
+        );
         assert!(NodeStats::parse("{\"version\":\"0.1.0\"}").is_err());
     }
 }

@@ -113,13 +113,17 @@ pub fn sample(driver: &str) -> Result<SampleSummary, String> {
     }
 
     // Read: the coordinator locally, every worker in one parallel fan-out.
-    let mut readings: Vec<(Target, Result<NodeStats, String>)> = Vec::with_capacity(workers.len() + 1);
+    let mut readings: Vec<(Target, Result<NodeStats, String>)> =
+        Vec::with_capacity(workers.len() + 1);
     readings.push((coordinator, super::local::read_node_stats()));
     if !workers.is_empty() {
         let timeout_ms = settings::node_timeout().as_millis() as u64;
-        let answers = citus::fan_out_node_stats(timeout_ms).map_err(|e| format!("run_command_on_workers: {e}"))?;
-        let mut by_node: HashMap<(String, i32), citus::WorkerResult> =
-            answers.into_iter().map(|a| ((a.nodename.clone(), a.nodeport), a)).collect();
+        let answers = citus::fan_out_node_stats(timeout_ms)
+            .map_err(|e| format!("run_command_on_workers: {e}"))?;
+        let mut by_node: HashMap<(String, i32), citus::WorkerResult> = answers
+            .into_iter()
+            .map(|a| ((a.nodename.clone(), a.nodeport), a))
+            .collect();
         for w in workers {
             let reading = match by_node.remove(&(w.nodename.clone(), w.nodeport)) {
                 Some(a) if a.success => NodeStats::parse(&a.result)
@@ -156,7 +160,12 @@ pub fn sample(driver: &str) -> Result<SampleSummary, String> {
                     commits: s.xact.commit,
                     rollbacks: s.xact.rollback,
                 };
-                let r = rates::rates(previous.get(&(t.nodename.clone(), t.nodeport)), &cur, max_gap).unwrap_or_default();
+                let r = rates::rates(
+                    previous.get(&(t.nodename.clone(), t.nodeport)),
+                    &cur,
+                    max_gap,
+                )
+                .unwrap_or_default();
                 row.reachable = true;
                 row.cpu_busy_pct = r.cpu_busy_pct;
                 row.commits_per_sec = r.commits_per_sec;
@@ -187,8 +196,10 @@ pub fn sample(driver: &str) -> Result<SampleSummary, String> {
         rows.push(row);
     }
 
-    let workers_total = rows.iter().filter(|r| !r.is_coordinator).count();
-    history::insert_sample(&rows, workers_total, unreachable.len(), inactive, driver).map_err(|e| e.to_string())?;
+    // the first row is the coordinator (or, without Citus, this node)
+    let workers_total = rows.len() - 1;
+    history::insert_sample(&rows, workers_total, unreachable.len(), inactive, driver)
+        .map_err(|e| e.to_string())?;
     Ok(SampleSummary {
         sample_id,
         sampled_at,

@@ -85,9 +85,16 @@ fn disk(path: &str) -> Result<Disk, String> {
     let c = std::ffi::CString::new(path).map_err(|e| e.to_string())?;
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return Err(format!("statvfs({path}): {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "statvfs({path}): {}",
+            std::io::Error::last_os_error()
+        ));
     }
-    let frsize = if st.f_frsize > 0 { st.f_frsize } else { st.f_bsize } as u64;
+    let frsize = if st.f_frsize > 0 {
+        st.f_frsize
+    } else {
+        st.f_bsize
+    } as u64;
     Ok(Disk {
         path: path.to_string(),
         total_bytes: st.f_blocks as u64 * frsize,
@@ -139,7 +146,11 @@ pub fn read_node_stats() -> Result<NodeStats, String> {
         connections: Connections { total, active },
         xact: Xact { commit, rollback },
         database_size: dbsize,
-        shard_bytes: if role == citus::Role::NoCitus { None } else { citus::local_shard_bytes() },
+        shard_bytes: if role == citus::Role::NoCitus {
+            None
+        } else {
+            citus::local_shard_bytes()
+        },
         is_coordinator: role == citus::Role::Coordinator,
     })
 }

@@ -32,7 +32,10 @@ pub fn evaluate(input: &EvalInput) -> Decision {
     };
 
     if !input.now.is_finite() {
-        return hold(vec!["invalid input: now is not a finite time".into()], evals);
+        return hold(
+            vec!["invalid input: now is not a finite time".into()],
+            evals,
+        );
     }
     if input.operation_running {
         return hold(vec!["operation in progress".into()], evals);
@@ -77,7 +80,11 @@ pub fn evaluate(input: &EvalInput) -> Decision {
         .count();
     let any_pending = pending_out.iter().any(|p| *p);
     if n_in == evals.len() && !any_pending {
-        let desired = evals.iter().map(|e| e.desired_workers).max().unwrap_or(from);
+        let desired = evals
+            .iter()
+            .map(|e| e.desired_workers)
+            .max()
+            .unwrap_or(from);
         let all: Vec<&PolicyEval> = evals.iter().collect();
         let reasons = prefixed(&all);
         return Decision {
@@ -213,8 +220,10 @@ fn eval_one(input: &EvalInput, s: &PolicySeries) -> (PolicyEval, bool) {
                     .push(format!("at max_workers ({})", p.max_workers));
             } else if cd_out > 0.0 {
                 cx.pending_out = true;
-                cx.reasons
-                    .push(format!("scale-out cooldown: {} left", format_duration(cd_out)));
+                cx.reasons.push(format!(
+                    "scale-out cooldown: {} left",
+                    format_duration(cd_out)
+                ));
             } else {
                 ev.direction = Direction::Out;
                 ev.desired_workers = d;
@@ -372,7 +381,10 @@ impl Ctx<'_> {
             .map(|i| self.pts[i].at - self.pts[i - 1].at)
             .fold(0.0, f64::max);
         if gap > self.max_gap() + EPS {
-            out.push(format!("no scale-in: sample gap of {}", format_duration(gap)));
+            out.push(format!(
+                "no scale-in: sample gap of {}",
+                format_duration(gap)
+            ));
         }
         if oldest.at > self.now - window + self.interval + EPS {
             out.push(format!(
@@ -401,10 +413,8 @@ impl Ctx<'_> {
                 Want::Out(w.saturating_add(p.step).min(p.max_workers))
             } else {
                 self.pending_out = true;
-                self.reasons.push(format!(
-                    "{line}, need {}",
-                    format_duration(p.scale_out_for)
-                ));
+                self.reasons
+                    .push(format!("{line}, need {}", format_duration(p.scale_out_for)));
                 Want::Nothing
             }
         } else if v < below {
@@ -420,10 +430,8 @@ impl Ctx<'_> {
             if held_ok {
                 self.reasons.push(line);
             } else {
-                self.reasons.push(format!(
-                    "{line}, need {}",
-                    format_duration(p.scale_in_for)
-                ));
+                self.reasons
+                    .push(format!("{line}, need {}", format_duration(p.scale_in_for)));
             }
             let blockers = self.scale_in_blockers();
             if !blockers.is_empty() {
@@ -470,15 +478,40 @@ impl Ctx<'_> {
         if ratio - 1.0 > tolerance {
             let start = self.run_start(|x| x / target - 1.0 > tolerance);
             self.held_for = self.held(start);
-            let rec = self.recommend(last.workers, v, target, tolerance);
+            let latest = self.recommend(last.workers, v, target, tolerance);
             self.reasons.push(format!(
-                "{} {v:.1} is {dev:.0}% above target {}: {rec} workers needed",
+                "{} {v:.1} is {dev:.0}% above target {}: {latest} workers needed",
                 self.label,
                 num(target)
             ));
+            // Scale-up stabilization (Kubernetes HPA): the lowest recommendation over the last
+            // scale_out_for seconds, so that a burst shorter than the window does not act.
+            // With scale_out_for = 0 this is the latest value alone.
+            let first = self.window_start(p.scale_out_for);
+            let rec = self.pts[first..]
+                .iter()
+                .filter_map(|pt| {
+                    pt.value
+                        .map(|x| self.recommend(pt.workers, x, target, tolerance))
+                })
+                .min()
+                .unwrap_or(latest)
+                .min(latest);
             if rec <= w {
                 self.pending_out = true;
+                if latest > w {
+                    self.reasons.push(format!(
+                        "no scale-out yet: the last {} recommend as few as {rec} workers",
+                        format_duration(p.scale_out_for)
+                    ));
+                }
                 return Want::Nothing;
+            }
+            if rec < latest {
+                self.reasons.push(format!(
+                    "lowest recommendation over the last {}: {rec} workers",
+                    format_duration(p.scale_out_for)
+                ));
             }
             let d = rec.min(w.saturating_add(p.step)).min(p.max_workers);
             if d < rec && d > w {
@@ -506,7 +539,10 @@ impl Ctx<'_> {
             let first = self.window_start(p.scale_in_for);
             let rec = self.pts[first..]
                 .iter()
-                .filter_map(|pt| pt.value.map(|x| self.recommend(pt.workers, x, target, tolerance)))
+                .filter_map(|pt| {
+                    pt.value
+                        .map(|x| self.recommend(pt.workers, x, target, tolerance))
+                })
                 .max()
                 .unwrap_or(w);
             let window = format_duration(p.scale_in_for);

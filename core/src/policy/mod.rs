@@ -7,8 +7,9 @@
 //! Rules (see DESIGN.md, "Policies"):
 //! - threshold policies act when the condition held for the whole `scale_out_for` /
 //!   `scale_in_for` window; target-tracking policies size the cluster to
-//!   `ceil(workers * value / target)`, scaling out on the latest value and scaling in only to the
-//!   highest recommendation seen over the `scale_in_for` stabilization window (as Kubernetes HPA);
+//!   `ceil(workers * value / target)`, scaling out to the lowest recommendation over the last
+//!   `scale_out_for` seconds (0 = the latest value alone) and scaling in only to the highest
+//!   recommendation over the `scale_in_for` window (Kubernetes HPA's stabilization windows);
 //! - several policies: the largest desired size wins; scale-in only when every policy agrees;
 //! - missing data, unreachable nodes, gaps and short history never lead to scale-in;
 //! - cooldowns are counted from when the previous operation finished; a scale-in also waits
@@ -243,7 +244,8 @@ pub struct Policy {
     #[serde(default)]
     pub aggregate: Aggregate,
     pub kind: PolicyKind,
-    /// How long the scale-out condition must hold (threshold policies).
+    /// How long the scale-out condition must hold (threshold policies); for target tracking, the
+    /// scale-up stabilization window (the lowest recommendation over it is used; 0 = latest).
     #[serde(default = "default_scale_out_for")]
     pub scale_out_for: f64,
     /// How long the scale-in condition must hold; for target tracking, the stabilization window.
@@ -266,7 +268,12 @@ pub struct Policy {
 
 impl Policy {
     /// A threshold policy with the defaults (avg, 2 min / 15 min, cooldowns 10 min, 2..16, step 1).
-    pub fn threshold(name: &str, metric: Metric, scale_out_above: f64, scale_in_below: f64) -> Policy {
+    pub fn threshold(
+        name: &str,
+        metric: Metric,
+        scale_out_above: f64,
+        scale_in_below: f64,
+    ) -> Policy {
         Policy::with_kind(
             name,
             metric,
@@ -436,7 +443,9 @@ pub enum PolicyError {
         value: f64,
         metric: &'static str,
     },
-    #[error("scale_in_below ({scale_in_below}) must be less than scale_out_above ({scale_out_above})")]
+    #[error(
+        "scale_in_below ({scale_in_below}) must be less than scale_out_above ({scale_out_above})"
+    )]
     ThresholdOrder {
         scale_in_below: f64,
         scale_out_above: f64,

@@ -49,9 +49,8 @@ fn arb_threshold() -> impl Strategy<Value = Policy> {
 }
 
 fn arb_target() -> impl Strategy<Value = Policy> {
-    (1.0..100.0f64, 0.0..0.5f64, arb_common()).prop_map(|(target, tolerance, c)| {
-        build(PolicyKind::Target { target, tolerance }, c)
-    })
+    (1.0..100.0f64, 0.0..0.5f64, arb_common())
+        .prop_map(|(target, tolerance, c)| build(PolicyKind::Target { target, tolerance }, c))
 }
 
 fn arb_policy() -> impl Strategy<Value = Policy> {
@@ -98,7 +97,12 @@ fn arb_points(workers: u32) -> impl Strategy<Value = Vec<Point>> {
     })
 }
 
-fn eval_one(p: Policy, pts: Vec<Point>, workers: u32, hist: (Option<f64>, Option<f64>)) -> Decision {
+fn eval_one(
+    p: Policy,
+    pts: Vec<Point>,
+    workers: u32,
+    hist: (Option<f64>, Option<f64>),
+) -> Decision {
     let mut i = input(
         workers,
         vec![PolicySeries {

@@ -181,16 +181,18 @@ fn policy_serde_round_trip_and_defaults() {
     let json = serde_json::to_string(&p).unwrap();
     let back: Policy = serde_json::from_str(&json).unwrap();
     assert_eq!(back, p);
-    let minimal: Policy = serde_json::from_str(
-        r#"{"name":"t","metric":"cpu","kind":{"type":"target","target":60}}"#,
-    )
-    .unwrap();
+    let minimal: Policy =
+        serde_json::from_str(r#"{"name":"t","metric":"cpu","kind":{"type":"target","target":60}}"#)
+            .unwrap();
     assert_eq!(minimal, Policy::target("t", Metric::Cpu, 60.0));
     assert_eq!(minimal.scale_out_for, 120.0);
     assert_eq!(minimal.scale_in_for, 900.0);
     assert_eq!(minimal.cooldown_out, 600.0);
     assert_eq!(minimal.cooldown_in, 600.0);
-    assert_eq!((minimal.min_workers, minimal.max_workers, minimal.step), (2, 16, 1));
+    assert_eq!(
+        (minimal.min_workers, minimal.max_workers, minimal.step),
+        (2, 16, 1)
+    );
     assert_eq!(minimal.aggregate, Aggregate::Avg);
 }
 
@@ -279,8 +281,14 @@ fn percent_thresholds() {
         Policy::threshold("p", Metric::Connections, 5000.0, 100.0).validate(),
         Ok(())
     );
-    assert_eq!(Policy::target("p", Metric::CommitsPerSec, 15000.0).validate(), Ok(()));
-    assert_eq!(Policy::threshold("p", Metric::Custom, 0.5, -0.5).validate(), Ok(()));
+    assert_eq!(
+        Policy::target("p", Metric::CommitsPerSec, 15000.0).validate(),
+        Ok(())
+    );
+    assert_eq!(
+        Policy::threshold("p", Metric::Custom, 0.5, -0.5).validate(),
+        Ok(())
+    );
 }
 
 #[test]
@@ -302,7 +310,11 @@ fn non_finite_numbers() {
     );
     let mut p = cpu();
     p.cooldown_in = f64::NAN;
-    invalid(&p, "cooldown_in", "cooldown_in (NaN) must be a finite number");
+    invalid(
+        &p,
+        "cooldown_in",
+        "cooldown_in (NaN) must be a finite number",
+    );
     let mut p = tgt();
     p.kind = PolicyKind::Target {
         target: 60.0,
@@ -313,9 +325,23 @@ fn non_finite_numbers() {
 
 #[test]
 fn targets_and_tolerances() {
-    invalid(&Policy::target("p", Metric::Cpu, 0.0), "target", "target (0) must be > 0");
-    invalid(&Policy::target("p", Metric::Load1, -2.0), "target", "target (-2) must be > 0");
-    for (tol, ok) in [(1.5, false), (-0.1, false), (0.0, true), (1.0, true), (0.25, true)] {
+    invalid(
+        &Policy::target("p", Metric::Cpu, 0.0),
+        "target",
+        "target (0) must be > 0",
+    );
+    invalid(
+        &Policy::target("p", Metric::Load1, -2.0),
+        "target",
+        "target (-2) must be > 0",
+    );
+    for (tol, ok) in [
+        (1.5, false),
+        (-0.1, false),
+        (0.0, true),
+        (1.0, true),
+        (0.25, true),
+    ] {
         let mut p = tgt();
         p.kind = PolicyKind::Target {
             target: 60.0,
@@ -324,14 +350,20 @@ fn targets_and_tolerances() {
         if ok {
             assert_eq!(p.validate(), Ok(()));
         } else {
-            invalid(&p, "tolerance", &format!("tolerance ({tol}) must be between 0 and 1"));
+            invalid(
+                &p,
+                "tolerance",
+                &format!("tolerance ({tol}) must be between 0 and 1"),
+            );
         }
     }
 }
 
+type Setter = fn(&mut Policy, f64);
+
 #[test]
 fn durations_must_not_be_negative() {
-    let setters: [(&str, fn(&mut Policy, f64)); 4] = [
+    let setters: [(&str, Setter); 4] = [
         ("scale_out_for", |p, v| p.scale_out_for = v),
         ("scale_in_for", |p, v| p.scale_in_for = v),
         ("cooldown_out", |p, v| p.cooldown_out = v),
@@ -351,14 +383,26 @@ fn worker_bounds_and_step() {
     let mut p = cpu();
     p.min_workers = 5;
     p.max_workers = 3;
-    invalid(&p, "min_workers", "min_workers (5) must not exceed max_workers (3)");
+    invalid(
+        &p,
+        "min_workers",
+        "min_workers (5) must not exceed max_workers (3)",
+    );
     p.min_workers = 0;
     invalid(&p, "min_workers", "min_workers (0) must be at least 1");
     p.min_workers = 1;
     p.max_workers = 0;
-    invalid(&p, "max_workers", "max_workers (0) must be between 1 and 1000");
+    invalid(
+        &p,
+        "max_workers",
+        "max_workers (0) must be between 1 and 1000",
+    );
     p.max_workers = 1001;
-    invalid(&p, "max_workers", "max_workers (1001) must be between 1 and 1000");
+    invalid(
+        &p,
+        "max_workers",
+        "max_workers (1001) must be between 1 and 1000",
+    );
     p.max_workers = 1;
     assert_eq!(p.validate(), Ok(()));
     p.step = 0;
@@ -572,11 +616,17 @@ fn step_sets_the_size_of_a_change() {
     let mut p = cpu();
     p.step = 3;
     let d = evaluate(&one(p.clone(), constant(200.0, 90.0, 2), 2));
-    assert_eq!((d.direction, d.desired_workers, d.step), (Direction::Out, 5, 3));
+    assert_eq!(
+        (d.direction, d.desired_workers, d.step),
+        (Direction::Out, 5, 3)
+    );
     let d = evaluate(&one(p.clone(), constant(200.0, 90.0, 15), 15));
     assert_eq!((d.direction, d.desired_workers), (Direction::Out, 16));
     let d = evaluate(&one(p.clone(), constant(1000.0, 10.0, 8), 8));
-    assert_eq!((d.direction, d.desired_workers, d.step), (Direction::In, 5, 3));
+    assert_eq!(
+        (d.direction, d.desired_workers, d.step),
+        (Direction::In, 5, 3)
+    );
     let d = evaluate(&one(p, constant(1000.0, 10.0, 3), 3));
     assert_eq!((d.direction, d.desired_workers), (Direction::In, 2));
 }
@@ -698,7 +748,11 @@ fn operation_running_holds() {
     let d = evaluate(&i);
     assert_eq!(d.direction, Direction::Hold);
     assert_eq!(d.reasons, vec!["operation in progress".to_string()]);
-    assert_eq!(d.policies[0].direction, Direction::Out, "explain still shows the policy");
+    assert_eq!(
+        d.policies[0].direction,
+        Direction::Out,
+        "explain still shows the policy"
+    );
 }
 
 #[test]
@@ -756,13 +810,46 @@ fn tgt_step(step: u32) -> Policy {
 }
 
 #[test]
-fn target_scales_out_on_the_latest_value() {
+fn target_scales_out_on_the_latest_value_without_window() {
     let mut v = vec![Some(50.0); 100];
     v.push(Some(90.0));
-    let d = evaluate(&one(tgt_step(4), points(&v, 4), 4));
+    let mut p = tgt_step(4);
+    p.scale_out_for = 0.0;
+    let d = evaluate(&one(p, points(&v, 4), 4));
     assert_eq!((d.direction, d.desired_workers), (Direction::Out, 6));
     assert_reason(&d, "cpu avg 90.0 is 50% above target 60: 6 workers needed");
     assert_eq!(d.policies[0].held_for, 0.0);
+}
+
+#[test]
+fn target_scale_up_stabilization_ignores_short_bursts() {
+    // 90% for the last 30 s only: the 2 min window still recommends 4 (50% is within ceil).
+    let d = evaluate(&one(tgt_step(4), two_phase(600.0, 50.0, 30.0, 90.0, 4), 4));
+    assert_eq!(d.direction, Direction::Hold);
+    assert_reason(
+        &d,
+        "no scale-out yet: the last 2m recommend as few as 4 workers",
+    );
+    let out = &d.policies[0];
+    assert_eq!(out.held_for, 30.0);
+    // 75% for 2 min then 90%: the lowest recommendation of the window wins.
+    let d = evaluate(&one(tgt_step(4), two_phase(600.0, 75.0, 30.0, 90.0, 4), 4));
+    assert_eq!((d.direction, d.desired_workers), (Direction::Out, 5));
+    assert_reason(&d, "lowest recommendation over the last 2m: 5 workers");
+}
+
+#[test]
+fn target_partial_scale_out_blocks_scale_in_of_others() {
+    let i = input(
+        4,
+        vec![
+            series(cpu(), constant(1200.0, 10.0, 4)),
+            series(tgt_step(4), two_phase(600.0, 50.0, 30.0, 90.0, 4)),
+        ],
+    );
+    let d = evaluate(&i);
+    assert_eq!(d.direction, Direction::Hold);
+    assert_reason(&d, "no scale-in: above the scale-out threshold: cpu_target");
 }
 
 #[test]
@@ -844,7 +931,10 @@ fn target_scale_in_is_conservative_with_missing_data() {
     let mut pts = constant(1200.0, 30.0, 4);
     let n = pts.len();
     pts[n - 20].unreachable = 1;
-    assert_eq!(evaluate(&one(tgt_step(4), pts, 4)).direction, Direction::Hold);
+    assert_eq!(
+        evaluate(&one(tgt_step(4), pts, 4)).direction,
+        Direction::Hold
+    );
     let d = evaluate(&one(tgt_step(4), constant(300.0, 30.0, 4), 4));
     assert_eq!(d.direction, Direction::Hold);
     assert_reason(&d, "no scale-in: only 5m of history, need 15m");
@@ -862,7 +952,6 @@ fn target_scale_in_clamped_to_min_workers() {
 #[test]
 fn target_held_for_counts_the_condition() {
     let d = evaluate(&one(tgt_step(4), two_phase(600.0, 60.0, 45.0, 80.0, 4), 4));
-    assert_eq!(d.direction, Direction::Out);
     assert_eq!(d.policies[0].held_for, 45.0);
     let d = evaluate(&one(tgt_step(4), two_phase(600.0, 60.0, 300.0, 20.0, 4), 4));
     assert_eq!(d.policies[0].held_for, 300.0);
@@ -876,7 +965,10 @@ fn named(mut p: Policy, name: &str) -> Policy {
 }
 
 fn series(p: Policy, pts: Vec<Point>) -> PolicySeries {
-    PolicySeries { policy: p, points: pts }
+    PolicySeries {
+        policy: p,
+        points: pts,
+    }
 }
 
 #[test]
@@ -891,7 +983,10 @@ fn largest_desired_size_wins() {
         ],
     );
     let d = evaluate(&i);
-    assert_eq!((d.direction, d.desired_workers, d.step), (Direction::Out, 5, 2));
+    assert_eq!(
+        (d.direction, d.desired_workers, d.step),
+        (Direction::Out, 5, 2)
+    );
 }
 
 #[test]
@@ -938,7 +1033,11 @@ fn scale_in_only_when_every_policy_agrees() {
         ],
     );
     let d = evaluate(&i);
-    assert_eq!((d.direction, d.desired_workers), (Direction::In, 4), "the most conservative");
+    assert_eq!(
+        (d.direction, d.desired_workers),
+        (Direction::In, 4),
+        "the most conservative"
+    );
 }
 
 #[test]

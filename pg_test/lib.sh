@@ -104,3 +104,12 @@ wait_for() {
   done
   return 1
 }
+
+# --- scenario helpers ---
+fail() { echo "FAILED: $*" >&2; exit 1; }
+assert_eq() { [ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"; echo "ok: $3"; }
+assert_true() { [ "$1" = t ] || fail "$2 (got '$1')"; echo "ok: $2"; }
+# scenario NAME: a scenario's first line; the cluster is stopped however it ends.
+scenario() { echo "# $*"; trap 'stop_all' EXIT; }
+# backend pid of the autoscale background worker on node I
+worker_pid() { q "$1" "SELECT pid FROM pg_stat_activity WHERE backend_type = 'citus_autoscale'"; }

@@ -87,8 +87,197 @@ SELECT DISTINCT ON (nodename, nodeport)
  ORDER BY nodename, nodeport, sampled_at DESC;
 COMMENT ON VIEW autoscale.latest_node_load IS 'The latest sample of every node seen in the last day.';
 
+CREATE TABLE autoscale.policy_config (
+    name            text        PRIMARY KEY,
+    metric          text        NOT NULL,
+    aggregate       text        NOT NULL,
+    kind            text        NOT NULL CHECK (kind IN ('threshold', 'target')),
+    scale_out_above float8,
+    scale_in_below  float8,
+    target          float8,
+    tolerance       float8,
+    scale_out_for   interval    NOT NULL,
+    scale_in_for    interval    NOT NULL,
+    cooldown_out    interval    NOT NULL,
+    cooldown_in     interval    NOT NULL,
+    min_workers     int         NOT NULL,
+    max_workers     int         NOT NULL,
+    step            int         NOT NULL,
+    custom_sql      text,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CHECK ((kind = 'threshold') = (target IS NULL)),
+    CHECK ((metric = 'custom') = (custom_sql IS NOT NULL))
+);
+SELECT pg_catalog.pg_extension_config_dump('autoscale.policy_config', '');
+COMMENT ON TABLE autoscale.policy_config IS
+  'Scaling policies as stored, one per row. Change them only with autoscale.set_policy() and autoscale.drop_policy(), '
+  'which validate every argument; read them through the view autoscale.policies. Kept by pg_dump.';
+
+CREATE VIEW autoscale.policies AS
+SELECT name, kind, metric, aggregate,
+       CASE kind WHEN 'threshold' THEN format('> %s / < %s', scale_out_above, scale_in_below)
+                 ELSE format('target %s ±%s%%', target, round((tolerance * 100)::numeric, 1)) END AS rule,
+       scale_out_above, scale_in_below, target, tolerance,
+       scale_out_for, scale_in_for, cooldown_out, cooldown_in,
+       min_workers, max_workers, step, custom_sql, created_at, updated_at
+  FROM autoscale.policy_config
+ ORDER BY name;
+COMMENT ON VIEW autoscale.policies IS
+  'The scaling policies: kind (threshold or target tracking), metric and aggregate, the rule in words, windows, '
+  'cooldowns, worker bounds and step.';
+
+CREATE TABLE autoscale.metric_samples (
+    sample_id  bigint      NOT NULL,
+    sampled_at timestamptz NOT NULL,
+    policy     text        NOT NULL,
+    value      float8,
+    error      text
+);
+CREATE INDEX metric_samples_sampled_at_idx ON autoscale.metric_samples (sampled_at);
+COMMENT ON TABLE autoscale.metric_samples IS
+  'Values of custom policy metrics (custom_sql), one row per custom policy per sample; error says why a value is missing.';
+
+CREATE TABLE autoscale.control (
+    singleton     boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
+    paused_until  timestamptz,
+    last_decision jsonb,
+    decided_at    timestamptz,
+    worker_watch  jsonb       NOT NULL DEFAULT '{}',
+    observed_rebalance_at timestamptz,
+    plan_checked_at timestamptz
+);
+INSERT INTO autoscale.control DEFAULT VALUES;
+COMMENT ON TABLE autoscale.control IS
+  'One row of run-time state: a pause set by autoscale.pause(), the last decision of the policy engine, and the '
+  'active worker set the last rebalance accounted for (worker_watch).';
+
+CREATE TABLE autoscale.operations (
+    id           bigint      PRIMARY KEY,
+    op           jsonb       NOT NULL,
+    requested_by text        NOT NULL,
+    kind         text        GENERATED ALWAYS AS (op ->> 'kind') STORED,
+    status       text        GENERATED ALWAYS AS (op ->> 'status') STORED,
+    step         text        GENERATED ALWAYS AS (op ->> 'step') STORED,
+    job_id       bigint      GENERATED ALWAYS AS ((op ->> 'job_id')::bigint) STORED,
+    nodename     text        GENERATED ALWAYS AS (op -> 'node' ->> 'host') STORED,
+    nodeport     int         GENERATED ALWAYS AS ((op -> 'node' ->> 'port')::int) STORED,
+    reason       text        GENERATED ALWAYS AS (op ->> 'reason') STORED,
+    error        text        GENERATED ALWAYS AS (op ->> 'error') STORED,
+    started_at   timestamptz GENERATED ALWAYS AS (pg_catalog.to_timestamp((op ->> 'started_at')::float8)) STORED,
+    finished_at  timestamptz GENERATED ALWAYS AS (pg_catalog.to_timestamp((op ->> 'finished_at')::float8)) STORED
+);
+CREATE SEQUENCE autoscale.operations_id_seq OWNED BY autoscale.operations.id;
+-- only one operation runs at a time
+CREATE UNIQUE INDEX operations_one_running ON autoscale.operations ((true)) WHERE status = 'running';
+CREATE INDEX operations_started_at_idx ON autoscale.operations (started_at);
+COMMENT ON TABLE autoscale.operations IS
+  'One row per operation (rebalance, scale_out, scale_in): op is the persisted state machine (step, Citus job id, '
+  'node, attempts, progress); the other columns are derived from it. Advanced one step per tick, so a restart '
+  'resumes where it stopped. At most one is running.';
+
+CREATE TABLE autoscale.standby_nodes (
+    nodename   text        NOT NULL,
+    nodeport   int         NOT NULL CHECK (nodeport BETWEEN 1 AND 65535),
+    state      text        NOT NULL DEFAULT 'available'
+                           CHECK (state IN ('available', 'joining', 'active', 'draining', 'returned')),
+    added_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    joined_at  timestamptz,
+    changed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (nodename, nodeport)
+);
+SELECT pg_catalog.pg_extension_config_dump('autoscale.standby_nodes', '');
+COMMENT ON TABLE autoscale.standby_nodes IS
+  'The standby pool: nodes autoscale may add to the cluster. available: ready to join; joining: being added; '
+  'active: a worker that autoscale added (scale-in takes the newest of these first); draining: leaving; returned: '
+  'back in the pool after a scale-in (may join again; a deprovision request was sent). Change with '
+  'autoscale.add_standby_node() and autoscale.remove_standby_node(). Kept by pg_dump.';
+
+CREATE TABLE autoscale.provision_requests (
+    id              bigserial   PRIMARY KEY,
+    kind            text        NOT NULL CHECK (kind IN ('provision', 'deprovision')),
+    operation_id    bigint,
+    payload         jsonb       NOT NULL,
+    requested_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    status          text        NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'fulfilled', 'expired', 'sent')),
+    fulfilled_at    timestamptz,
+    webhook_status  text,
+    webhook_attempts int        NOT NULL DEFAULT 0,
+    webhook_next_at timestamptz,
+    webhook_error   text
+);
+COMMENT ON TABLE autoscale.provision_requests IS
+  'Outbox of requests to an external provisioner: provision (a node is needed) and deprovision (a node left the '
+  'cluster and may be reclaimed). Each is also sent as NOTIFY autoscale_provision and, when autoscale.webhook_url is '
+  'set, POSTed as json (webhook_* columns track delivery). A provisioner answers by adding a node to the cluster or '
+  'to the pool.';
+
+
+
+CREATE VIEW autoscale.status AS
+SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
+       w.worker_count AS active_workers,
+       w.unreachable_workers,
+       w.sampled_at AS last_sample_at,
+       o.id AS operation_id,
+       o.kind AS operation,
+       o.step AS operation_step,
+       o.nodename || ':' || o.nodeport AS operation_node,
+       o.job_id AS operation_job_id,
+       o.reason AS operation_reason,
+       c.last_decision ->> 'direction' AS last_decision,
+       (c.last_decision ->> 'desired_workers')::int AS last_desired_workers,
+       c.last_decision -> 'reasons' AS last_decision_reasons,
+       c.decided_at,
+       CASE WHEN c.paused_until > pg_catalog.now() THEN c.paused_until END AS paused_until,
+       (SELECT count(*) FROM autoscale.standby_nodes WHERE state IN ('available', 'returned')) AS standby_available,
+       (SELECT pg_catalog.jsonb_object_agg(state, n)
+          FROM (SELECT state, count(*) AS n FROM autoscale.standby_nodes GROUP BY state) s) AS standby_pool,
+       GREATEST(interval '0',
+                (SELECT max(finished_at) FROM autoscale.operations WHERE kind = 'scale_out' AND status = 'succeeded')
+                + (SELECT max(cooldown_out) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_out_cooldown_left,
+       GREATEST(interval '0',
+                (SELECT max(finished_at) FROM autoscale.operations
+                  WHERE kind IN ('scale_out', 'scale_in') AND status = 'succeeded')
+                + (SELECT max(cooldown_in) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_in_cooldown_left,
+       (SELECT max(started_at) FROM autoscale.operations) AS last_operation_at
+  FROM autoscale.control c
+  LEFT JOIN LATERAL (SELECT * FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1) w ON true
+  LEFT JOIN autoscale.operations o ON o.status = 'running';
+COMMENT ON VIEW autoscale.status IS
+  'One row: mode, active and unreachable workers at the last sample, the running operation and its step, the last '
+  'decision of the policy engine and its reasons, a pause, the standby pool by state, and the cooldowns left.';
+
+CREATE VIEW autoscale.rebalance_progress AS
+SELECT o.id AS operation_id,
+       o.kind AS operation,
+       o.status,
+       o.step,
+       o.job_id,
+       o.op ->> 'job_state' AS job_state,
+       (o.op ->> 'progress_done')::bigint AS tasks_done,
+       (o.op ->> 'progress_total')::bigint AS tasks_total,
+       round(100.0 * (o.op ->> 'progress_done')::bigint / NULLIF((o.op ->> 'progress_total')::bigint, 0), 1) AS percent_done,
+       pg_catalog.now() - pg_catalog.to_timestamp((o.op ->> 'step_started_at')::float8) AS elapsed,
+       CASE WHEN o.status = 'running' AND (o.op ->> 'progress_done')::bigint > 0 THEN
+            (pg_catalog.now() - pg_catalog.to_timestamp((o.op ->> 'step_started_at')::float8))
+            * ((o.op ->> 'progress_total')::bigint - (o.op ->> 'progress_done')::bigint)
+            / (o.op ->> 'progress_done')::bigint
+       END AS eta
+  FROM autoscale.operations o
+ WHERE o.job_id IS NOT NULL
+ ORDER BY o.id DESC
+ LIMIT 1;
+COMMENT ON VIEW autoscale.rebalance_progress IS
+  'The latest rebalance or drain job autoscale started: Citus job id and state, tasks done of total (each task is '
+  'one shard-group move, plus reference-table replication), percent done, and an ETA = time remaining at the '
+  'average pace so far. Updated every tick.';
+
 REVOKE ALL ON ALL TABLES IN SCHEMA autoscale FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA autoscale FROM PUBLIC;
 GRANT USAGE ON SCHEMA autoscale TO pg_monitor;
-GRANT SELECT ON autoscale.node_samples, autoscale.worker_count, autoscale.events, autoscale.latest_node_load
+GRANT SELECT ON autoscale.node_samples, autoscale.worker_count, autoscale.events, autoscale.latest_node_load,
+                autoscale.policy_config, autoscale.policies, autoscale.metric_samples, autoscale.control,
+                autoscale.operations, autoscale.standby_nodes, autoscale.provision_requests,
+                autoscale.status, autoscale.rebalance_progress
   TO pg_monitor;

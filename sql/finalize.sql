@@ -1,9 +1,19 @@
 -- Runs after pgrx created the functions: privileges and \df+ comments.
 
-REVOKE ALL ON FUNCTION autoscale.sample() FROM PUBLIC;
-REVOKE ALL ON FUNCTION autoscale.tick() FROM PUBLIC;
-REVOKE ALL ON FUNCTION autoscale.node_stats() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION autoscale.node_stats() TO pg_monitor;
+-- Nothing is executable by PUBLIC; reading is for pg_monitor; changing the cluster or the policies
+-- is for superusers and for roles an administrator grants EXECUTE explicitly. The functions that
+-- change things are SECURITY DEFINER with a pinned search_path, so a granted role needs no table
+-- privileges of its own.
+DO $$
+DECLARE f regprocedure;
+BEGIN
+  FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+            WHERE p.pronamespace = 'autoscale'::regnamespace
+  LOOP
+    EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+  END LOOP;
+END $$;
+GRANT EXECUTE ON FUNCTION autoscale.node_stats(), autoscale.explain() TO pg_monitor;
 
 COMMENT ON FUNCTION autoscale.node_stats() IS
   'This node''s raw load as one json value: cumulative CPU counters (/proc/stat, or cgroup v2 cpu.stat under a CPU '
@@ -12,9 +22,47 @@ COMMENT ON FUNCTION autoscale.node_stats() IS
 COMMENT ON FUNCTION autoscale.sample() IS
   'Samples every active node now: the coordinator locally, all workers in one parallel run_command_on_workers '
   'fan-out; computes CPU busy % and commits/s from each node''s previous sample; writes autoscale.node_samples and '
-  'autoscale.worker_count. A node that does not answer within autoscale.node_timeout gets a row with reachable = false. '
-  'Without Citus it samples this node alone. Superuser only.';
+  'autoscale.worker_count (and custom policy metrics). A node that does not answer within autoscale.node_timeout '
+  'gets a row with reachable = false. Without Citus it samples this node alone.';
 COMMENT ON FUNCTION autoscale.tick() IS
-  'One autoscaler cycle, as the background worker runs it: sample when autoscale.sample_interval has passed, prune '
-  'history past autoscale.history_retention. Concurrent ticks skip instead of double-sampling (advisory lock). '
-  'Schedule with pg_cron: SELECT cron.schedule(''autoscale'', ''5 seconds'', ''SELECT autoscale.tick()''). Superuser only.';
+  'One autoscaler cycle, as the background worker runs it: sample when autoscale.sample_interval has passed, advance '
+  'the running operation one step or decide (policies, rebalance trigger) and act within the guards and '
+  'autoscale.mode, deliver webhooks, prune history past autoscale.history_retention. Concurrent ticks skip instead '
+  'of double-sampling (advisory lock). Schedule with pg_cron: cron.schedule(''autoscale'', ''5 seconds'', '
+  '''SELECT autoscale.tick()'') (pg_cron 1.5+; older pg_cron: ''* * * * *'').';
+COMMENT ON FUNCTION autoscale.set_policy(text, text, text, double precision, double precision, double precision,
+                                         double precision, interval, interval, interval, interval, integer, integer,
+                                         integer, text) IS
+  'Creates or replaces a scaling policy. Threshold: scale out when the metric (cpu, memory, disk, connections, '
+  'active_connections, commits_per_sec, load1, custom) aggregated by avg or max over active workers stays above '
+  'scale_out_above for scale_out_for, scale in when below scale_in_below for scale_in_for. Target tracking (target '
+  '=> x): desired workers = ceil(workers * value / target), within tolerance no change. cooldown applies after a '
+  'scale-out, scale_in_cooldown (default cooldown) after a scale-in; min_workers..max_workers bound the size. '
+  'metric => ''custom'' takes custom_sql, a query returning one number (superuser only; run each sample under a 2 s '
+  'statement timeout with search_path pg_catalog: qualify table names). Returns the stored policy.';
+COMMENT ON FUNCTION autoscale.drop_policy(text) IS 'Drops a policy by name; an unknown name is an error.';
+COMMENT ON FUNCTION autoscale.pause(interval) IS
+  'Pauses scaling decisions (scale out/in) for the given interval; operations already running finish. Returns the end.';
+COMMENT ON FUNCTION autoscale.resume() IS 'Ends a pause; returns whether a pause was in force.';
+COMMENT ON FUNCTION autoscale.explain() IS
+  'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
+  'cooldown left, current and desired workers, and the decision (out, in, hold) with its reasons.';
+COMMENT ON FUNCTION autoscale.rebalance_now(text) IS
+  'Starts a rebalance now (citus_rebalance_start with autoscale.rebalance_strategy and autoscale.shard_transfer_mode) '
+  'as a followed operation, through the same guards as the automatic one (mode act, no other rebalance running, '
+  'maintenance window, rate limit). Returns the operation.';
+COMMENT ON FUNCTION autoscale.scale_out(text, integer, text) IS
+  'Adds a worker now: the given host and port, else the first available node of the standby pool, else a provision '
+  'request (outbox row, NOTIFY autoscale_provision, webhook); then rebalances onto it. Same guards as the policies.';
+COMMENT ON FUNCTION autoscale.scale_in(text, integer, text) IS
+  'Removes a worker: shouldhaveshards = false, a drain_only rebalance job, citus_cleanup_orphaned_resources, a check '
+  'that no placement is left, citus_remove_node, back to the pool as returned with a deprovision request. On any '
+  'failure shouldhaveshards is set back. Refuses the coordinator and going below min_workers.';
+COMMENT ON FUNCTION autoscale.add_standby_node(text, integer) IS
+  'Offers a node to the standby pool. Refused when it is already in the cluster or the pool, does not answer within '
+  'autoscale.node_timeout, or lacks the citus and citus_autoscale extension files.';
+COMMENT ON FUNCTION autoscale.remove_standby_node(text, integer) IS
+  'Takes a node out of the standby pool; refused while it is joining, active or draining.';
+COMMENT ON FUNCTION autoscale.cancel_operation(text) IS
+  'Cancels the running operation and the Citus job it follows; a scale-in that has drained is restored '
+  '(shouldhaveshards = true) first.';

@@ -1,11 +1,14 @@
 //! The SQL functions of schema `autoscale`: check arguments, call into the modules, convert.
 //! No logic of its own lives here.
 
+use autoscale_core::operations::{self as machine, Kind, NodeAddr, Operation};
+use pgrx::datum::Interval;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
+use crate::errors::{AutoscaleError, OrReport};
 use crate::sampler::{cluster, local};
-use crate::tick;
+use crate::{citus, history, operations, policies, pool, settings, tick};
 
 /// This node's raw load as one json value (cumulative counters; the coordinator computes rates).
 #[pg_extern(volatile, parallel_safe)]
@@ -17,7 +20,8 @@ fn node_stats() -> JsonB {
 }
 
 /// Samples every active node now (one parallel fan-out) and writes history; returns a summary.
-#[pg_extern(volatile)]
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
 fn sample() -> JsonB {
     match cluster::sample("sql") {
         Ok(s) => JsonB(serde_json::to_value(s).expect("summary serializes")),
@@ -26,7 +30,433 @@ fn sample() -> JsonB {
 }
 
 /// One autoscaler cycle: sample when due, prune history. For psql and pg_cron.
-#[pg_extern(volatile)]
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
 fn tick() -> JsonB {
     JsonB(serde_json::to_value(tick::run(tick::sql_driver())).expect("tick report serializes"))
+}
+
+// ---------------------------------------------------------------- policies
+
+fn interval_secs(i: Interval) -> f64 {
+    i.as_micros() as f64 / 1e6
+}
+
+fn duration_arg(argument: &'static str, i: Interval) -> Result<f64, AutoscaleError> {
+    let s = interval_secs(i);
+    if s < 0.0 {
+        return Err(AutoscaleError::invalid(
+            argument,
+            format!("'{s} seconds'"),
+            "an interval >= 0",
+        ));
+    }
+    Ok(s)
+}
+
+/// Whether the session's user is a superuser. The functions run as their owner (SECURITY
+/// DEFINER), so current_user cannot tell; session_user can.
+fn require_superuser(what: &str) -> Result<(), AutoscaleError> {
+    let su = Spi::get_one::<bool>(
+        "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = session_user",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false);
+    if su {
+        Ok(())
+    } else {
+        Err(AutoscaleError::Privilege(format!(
+            "{what} requires superuser"
+        )))
+    }
+}
+
+/// Creates or replaces a policy. Give either `target` (target tracking) or thresholds.
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn set_policy(
+    name: &str,
+    metric: default!(&str, "'cpu'"),
+    aggregate: default!(&str, "'avg'"),
+    scale_out_above: default!(Option<f64>, "NULL"),
+    scale_in_below: default!(Option<f64>, "NULL"),
+    target: default!(Option<f64>, "NULL"),
+    tolerance: default!(f64, "0.1"),
+    scale_out_for: default!(Interval, "'2 min'"),
+    scale_in_for: default!(Interval, "'15 min'"),
+    cooldown: default!(Interval, "'10 min'"),
+    scale_in_cooldown: default!(Option<Interval>, "NULL"),
+    min_workers: default!(i32, "2"),
+    max_workers: default!(i32, "16"),
+    step: default!(i32, "1"),
+    custom_sql: default!(Option<&str>, "NULL"),
+) -> JsonB {
+    let args = (|| {
+        Ok::<_, AutoscaleError>(policies::PolicyArgs {
+            name: name.to_string(),
+            metric: metric.to_string(),
+            aggregate: aggregate.to_string(),
+            scale_out_above,
+            scale_in_below,
+            target,
+            tolerance,
+            scale_out_for: duration_arg("scale_out_for", scale_out_for)?,
+            scale_in_for: duration_arg("scale_in_for", scale_in_for)?,
+            cooldown: duration_arg("cooldown", cooldown)?,
+            scale_in_cooldown: scale_in_cooldown
+                .map(|i| duration_arg("scale_in_cooldown", i))
+                .transpose()?,
+            min_workers,
+            max_workers,
+            step,
+            custom_sql: custom_sql.map(str::to_string),
+        })
+    })()
+    .or_report();
+    let p = policies::build(&args).or_report();
+    if let Some(sql) = &p.custom_sql {
+        require_superuser("a custom metric (custom_sql)").or_report();
+        if let Err(e) = policies::run_custom_guarded(sql) {
+            AutoscaleError::invalid(
+                "custom_sql",
+                format!("'{sql}'"),
+                format!("a query returning one row with one number ({e})"),
+            )
+            .report();
+        }
+    }
+    policies::store(&p).unwrap_or_else(|e| error!("{e}"));
+    history::record_event(
+        "policy_set",
+        &format!(
+            "policy {} set: {} {}",
+            p.policy.name,
+            p.policy.metric.as_str(),
+            p.policy.threshold_or_target()
+        ),
+        serde_json::to_value(&p.policy).ok(),
+    )
+    .ok();
+    JsonB(serde_json::to_value(&p.policy).expect("policy serializes"))
+}
+
+/// Drops a policy; an unknown name is an error.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn drop_policy(name: &str) -> bool {
+    let dropped = Spi::get_one_with_args::<i64>(
+        "WITH d AS (DELETE FROM autoscale.policy_config WHERE name = $1 RETURNING 1) SELECT count(*) FROM d",
+        &[name.into()],
+    )
+    .unwrap_or_else(|e| error!("{e}"))
+    .unwrap_or(0);
+    if dropped == 0 {
+        AutoscaleError::NotFound(format!("policy \"{name}\" does not exist")).report();
+    }
+    history::record_event("policy_dropped", &format!("policy {name} dropped"), None).ok();
+    true
+}
+
+/// Pauses scaling decisions for `duration` (running operations still finish).
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn pause(duration: default!(Interval, "'1 hour'")) -> TimestampWithTimeZone {
+    let secs = interval_secs(duration);
+    if secs <= 0.0 {
+        AutoscaleError::invalid("duration", format!("'{secs} seconds'"), "an interval > 0")
+            .report();
+    }
+    let until = Spi::get_one_with_args::<TimestampWithTimeZone>(
+        "UPDATE autoscale.control SET paused_until = pg_catalog.now() + make_interval(secs => $1) RETURNING paused_until",
+        &[secs.into()],
+    )
+    .unwrap_or_else(|e| error!("{e}"))
+    .expect("control row exists");
+    history::record_event(
+        "paused",
+        &format!(
+            "scaling paused for {}",
+            autoscale_core::duration::format_secs(secs)
+        ),
+        None,
+    )
+    .ok();
+    until
+}
+
+/// Ends a pause.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn resume() -> bool {
+    let was = Spi::get_one::<bool>(
+        "WITH o AS (SELECT paused_until > pg_catalog.now() AS p FROM autoscale.control)
+         UPDATE autoscale.control SET paused_until = NULL RETURNING (SELECT p FROM o)",
+    )
+    .unwrap_or_else(|e| error!("{e}"))
+    .unwrap_or(false);
+    history::record_event("resumed", "scaling resumed", None).ok();
+    was
+}
+
+/// Per policy: current value, rule, how long the condition held, cooldown left, desired workers
+/// and the decision with its reasons, from recorded samples. Acts on nothing.
+#[pg_extern(stable)]
+fn explain() -> TableIterator<
+    'static,
+    (
+        name!(policy, String),
+        name!(metric, String),
+        name!(aggregate, String),
+        name!(current_value, Option<f64>),
+        name!(rule, String),
+        name!(held_for, Interval),
+        name!(cooldown_left, Interval),
+        name!(workers, i32),
+        name!(desired_workers, i32),
+        name!(decision, String),
+        name!(reasons, Vec<String>),
+    ),
+> {
+    let (d, _) = policies::decide().unwrap_or_else(|e| error!("{e}"));
+    let rows: Vec<_> = d
+        .policies
+        .into_iter()
+        .map(|p| {
+            (
+                p.name,
+                p.metric.as_str().to_string(),
+                p.aggregate.as_str().to_string(),
+                p.current.map(|v| (v * 100.0).round() / 100.0),
+                p.threshold_or_target,
+                Interval::from_seconds(p.held_for.round()),
+                Interval::from_seconds(p.cooldown_left.round()),
+                d.from_workers as i32,
+                p.desired_workers as i32,
+                p.direction.as_str().to_string(),
+                p.reasons,
+            )
+        })
+        .collect();
+    TableIterator::new(rows)
+}
+
+// ---------------------------------------------------------------- operations
+
+fn node_arg(host: &str, port: i32) -> Result<NodeAddr, AutoscaleError> {
+    if host.trim().is_empty() {
+        return Err(AutoscaleError::invalid(
+            "host",
+            "''",
+            "a host name or IP address",
+        ));
+    }
+    if !(1..=65535).contains(&port) {
+        return Err(AutoscaleError::invalid(
+            "port",
+            port,
+            "a TCP port between 1 and 65535",
+        ));
+    }
+    Ok(NodeAddr::new(host.trim(), port))
+}
+
+fn require_coordinator(function: &'static str) -> Result<(), AutoscaleError> {
+    match citus::role() {
+        citus::Role::Coordinator => Ok(()),
+        citus::Role::NoCitus => Err(AutoscaleError::CitusMissing {
+            function,
+            database: Spi::get_one::<String>("SELECT current_database()")
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+        }),
+        citus::Role::Worker { groupid } => {
+            Err(AutoscaleError::NotCoordinator { function, groupid })
+        }
+    }
+}
+
+fn op_json(op: &Operation) -> JsonB {
+    let mut v = serde_json::to_value(op).expect("operation serializes");
+    v["summary"] = machine::describe(op).into();
+    JsonB(v)
+}
+
+/// Starts a rebalance now, as the trigger would: same operation, same guards.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn rebalance_now(reason: default!(&str, "'manual'")) -> JsonB {
+    require_coordinator("autoscale.rebalance_now()").or_report();
+    operations::require_act().or_report();
+    op_json(&operations::start(Kind::Rebalance, None, reason, "manual").or_report())
+}
+
+/// Adds a worker now: the given node, or the first available standby, or a provision request.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn scale_out(
+    host: default!(Option<&str>, "NULL"),
+    port: default!(Option<i32>, "NULL"),
+    reason: default!(&str, "'manual'"),
+) -> JsonB {
+    require_coordinator("autoscale.scale_out()").or_report();
+    let node = match (host, port) {
+        (None, None) => None,
+        (Some(h), Some(p)) => {
+            let n = node_arg(h, p).or_report();
+            if citus::node_in_cluster(&n.host, n.port)
+                .unwrap_or_else(|e| error!("{e}"))
+                .is_some()
+            {
+                AutoscaleError::invalid(
+                    "host",
+                    format!("'{n}'"),
+                    "a node that is not yet in the cluster",
+                )
+                .report();
+            }
+            Some(n)
+        }
+        (Some(_), None) => {
+            AutoscaleError::invalid("port", "NULL", "a port when host is given").report()
+        }
+        (None, Some(_)) => {
+            AutoscaleError::invalid("host", "NULL", "a host when port is given").report()
+        }
+    };
+    operations::require_act().or_report();
+    op_json(&operations::start(Kind::ScaleOut, node, reason, "manual").or_report())
+}
+
+/// Drains host:port, cleans up and removes it from the cluster, then returns it to the pool.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn scale_in(host: &str, port: i32, reason: default!(&str, "'manual'")) -> JsonB {
+    require_coordinator("autoscale.scale_in()").or_report();
+    let n = node_arg(host, port).or_report();
+    match citus::node_in_cluster(&n.host, n.port).unwrap_or_else(|e| error!("{e}")) {
+        None => {
+            AutoscaleError::invalid("host", format!("'{n}'"), "a worker in pg_dist_node").report()
+        }
+        Some((_, 0, _)) => {
+            AutoscaleError::invalid("host", format!("'{n}'"), "a worker, not the coordinator")
+                .report()
+        }
+        Some((_, _, false)) => {
+            AutoscaleError::invalid("host", format!("'{n}'"), "an active worker").report()
+        }
+        Some(_) => {}
+    }
+    let workers = citus::primary_nodes()
+        .unwrap_or_else(|e| error!("{e}"))
+        .iter()
+        .filter(|x| x.groupid != 0 && x.isactive)
+        .count() as i64;
+    let min = Spi::get_one::<i32>("SELECT max(min_workers) FROM autoscale.policy_config")
+        .ok()
+        .flatten()
+        .unwrap_or(1) as i64;
+    if workers - 1 < min {
+        AutoscaleError::NotInPrerequisiteState(format!(
+            "removing {n} would leave {} workers, below min_workers {min}",
+            workers - 1
+        ))
+        .report();
+    }
+    operations::require_act().or_report();
+    op_json(&operations::start(Kind::ScaleIn, Some(n), reason, "manual").or_report())
+}
+
+/// Offers a node to the standby pool after checking that it answers and has the extension files.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn add_standby_node(host: &str, port: i32) -> JsonB {
+    require_coordinator("autoscale.add_standby_node()").or_report();
+    let n = node_arg(host, port).or_report();
+    if citus::node_in_cluster(&n.host, n.port)
+        .unwrap_or_else(|e| error!("{e}"))
+        .is_some()
+    {
+        AutoscaleError::invalid(
+            "host",
+            format!("'{n}'"),
+            "a node that is not in the cluster (it is in pg_dist_node)",
+        )
+        .report();
+    }
+    if pool::state_of(&n.host, n.port)
+        .unwrap_or_else(|e| error!("{e}"))
+        .is_some()
+    {
+        AutoscaleError::Duplicate(format!("node {n} is already in the standby pool")).report();
+    }
+    let timeout = settings::node_timeout().as_millis() as u64;
+    let (ok, result) =
+        citus::run_on_node(&n.host, n.port, citus::REQUIRED_EXTENSIONS_COMMAND, timeout)
+            .unwrap_or_else(|e| error!("{e}"));
+    if !ok {
+        AutoscaleError::Unreachable(format!("node {n} does not answer: {result}")).report();
+    }
+    if result != "citus,citus_autoscale" {
+        AutoscaleError::NotInPrerequisiteState(format!(
+            "node {n} lacks the extension files of citus and citus_autoscale (it has: {})",
+            if result.is_empty() {
+                "neither"
+            } else {
+                &result
+            }
+        ))
+        .report();
+    }
+    pool::add(&n.host, n.port).unwrap_or_else(|e| error!("{e}"));
+    history::record_event(
+        "standby_added",
+        &format!("standby node {n} added to the pool"),
+        None,
+    )
+    .ok();
+    JsonB(serde_json::json!({"node": n.to_string(), "state": "available"}))
+}
+
+/// Takes a node out of the standby pool (not while it is joining, active or draining).
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn remove_standby_node(host: &str, port: i32) -> bool {
+    let n = node_arg(host, port).or_report();
+    match pool::state_of(&n.host, n.port)
+        .unwrap_or_else(|e| error!("{e}"))
+        .as_deref()
+    {
+        None => AutoscaleError::NotFound(format!("node {n} is not in the standby pool")).report(),
+        Some(s @ ("joining" | "active" | "draining")) => {
+            AutoscaleError::NotInPrerequisiteState(format!(
+                "node {n} is {s}; scale it in first (autoscale.scale_in('{}', {}))",
+                n.host, n.port
+            ))
+            .report()
+        }
+        Some(_) => {}
+    }
+    pool::remove(&n.host, n.port).unwrap_or_else(|e| error!("{e}"));
+    history::record_event(
+        "standby_removed",
+        &format!("standby node {n} removed from the pool"),
+        None,
+    )
+    .ok();
+    true
+}
+
+/// Cancels the running operation (a scale-in that already drained puts shouldhaveshards back first).
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn cancel_operation(reason: default!(&str, "'cancelled by user'")) -> JsonB {
+    let op = operations::running().unwrap_or_else(|e| error!("{e}"));
+    let Some(op) = op else {
+        AutoscaleError::NotInPrerequisiteState("no operation is running".into()).report()
+    };
+    operations::cancel(&op, reason).or_report();
+    op_json(&operations::running().ok().flatten().unwrap_or(op))
 }

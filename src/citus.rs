@@ -96,39 +96,35 @@ pub struct WorkerResult {
 pub const NODE_STATS_COMMAND: &str = "SELECT autoscale.node_stats()::text";
 
 /// Runs `autoscale.node_stats()` on every active worker in parallel, in one round trip.
-/// A worker that cannot be reached within `timeout_ms` answers `success = false`. The fan-out
-/// opens fresh connections (a cached one to a hung node would not time out) and runs under a
-/// statement timeout as a backstop; the caller's settings are restored afterwards.
+/// A worker that cannot be reached within `timeout_ms` answers `success = false`
+/// (run_command_on_workers opens fresh connections, so the connect timeout always applies); a
+/// statement timeout is the backstop for a node that connects and then hangs. The caller's
+/// statement_timeout is restored afterwards.
 pub fn fan_out_node_stats(timeout_ms: u64) -> SpiResult<Vec<WorkerResult>> {
     Spi::connect_mut(|client| {
         let saved = client
             .select(
-                "SELECT pg_catalog.current_setting('statement_timeout'),
-                        pg_catalog.current_setting('citus.max_cached_conns_per_worker')",
+                "SELECT pg_catalog.current_setting('statement_timeout')",
                 Some(1),
                 &[],
             )?
             .first()
-            .get_two::<String, String>()?;
-        let set = "SELECT pg_catalog.set_config('citus.node_connection_timeout', $1, true),
-                          pg_catalog.set_config('statement_timeout', $2, true),
-                          pg_catalog.set_config('citus.max_cached_conns_per_worker', $3, true)";
+            .get_one::<String>()?;
         client.update(
-            set,
+            "SELECT pg_catalog.set_config('citus.node_connection_timeout', $1, true),
+                    pg_catalog.set_config('statement_timeout', $2, true)",
             None,
             &[
                 timeout_ms.to_string().into(),
                 (2 * timeout_ms + 1000).to_string().into(),
-                "0".into(),
             ],
         )?;
         let rows = client.select(
             "SELECT nodename, nodeport, success, result FROM pg_catalog.run_command_on_workers($1, true)",
             None,
             &[NODE_STATS_COMMAND.into()],
-        );
+        )?;
         let mut out = Vec::new();
-        let rows = rows?;
         for r in rows {
             out.push(WorkerResult {
                 nodename: r.get(1)?.unwrap_or_default(),
@@ -137,12 +133,11 @@ pub fn fan_out_node_stats(timeout_ms: u64) -> SpiResult<Vec<WorkerResult>> {
                 result: r.get(4)?.unwrap_or_default(),
             });
         }
-        if let (Some(st), Some(cached)) = saved {
+        if let Some(st) = saved {
             client.update(
-                "SELECT pg_catalog.set_config('statement_timeout', $1, true),
-                        pg_catalog.set_config('citus.max_cached_conns_per_worker', $2, true)",
+                "SELECT pg_catalog.set_config('statement_timeout', $1, true)",
                 None,
-                &[st.into(), cached.into()],
+                &[st.into()],
             )?;
         }
         Ok(out)
@@ -164,4 +159,257 @@ pub fn local_shard_bytes() -> Option<i64> {
     )
     .ok()
     .flatten()
+}
+
+/// Runs one command on one node that need not be a cluster member (a standby), through Citus's
+/// own connection code. Returns (success, result text).
+pub fn run_on_node(
+    host: &str,
+    port: i32,
+    command: &str,
+    timeout_ms: u64,
+) -> SpiResult<(bool, String)> {
+    Spi::connect_mut(|c| {
+        c.update(
+            "SELECT pg_catalog.set_config('citus.node_connection_timeout', $1, true)",
+            None,
+            &[timeout_ms.to_string().into()],
+        )?;
+        let row = c
+            .select(
+                "SELECT success, result FROM pg_catalog.master_run_on_worker(ARRAY[$1], ARRAY[$2], ARRAY[$3], false)",
+                Some(1),
+                &[host.into(), port.into(), command.into()],
+            )?
+            .first();
+        let (ok, result) = row.get_two::<bool, String>()?;
+        Ok((ok.unwrap_or(false), result.unwrap_or_default()))
+    })
+}
+
+/// Extensions whose files a node must have to join (citus and citus_autoscale).
+pub const REQUIRED_EXTENSIONS_COMMAND: &str = "SELECT coalesce(string_agg(name, ',' ORDER BY name), '') FROM pg_catalog.pg_available_extensions WHERE name IN ('citus', 'citus_autoscale')";
+
+/// Is host:port in pg_dist_node (any role)?
+pub fn node_in_cluster(host: &str, port: i32) -> SpiResult<Option<(i32, i32, bool)>> {
+    Spi::connect(|c| {
+        let t = c.select(
+            "SELECT nodeid, groupid, isactive FROM pg_catalog.pg_dist_node WHERE nodename = $1 AND nodeport = $2",
+            Some(1),
+            &[host.into(), port.into()],
+        )?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let r = t.first();
+        Ok(Some((
+            r.get::<i32>(1)?.unwrap_or_default(),
+            r.get::<i32>(2)?.unwrap_or_default(),
+            r.get::<bool>(3)?.unwrap_or(false),
+        )))
+    })
+}
+
+/// `citus_rebalance_start(...)`: the job id, or None when there is nothing to move.
+pub fn rebalance_start(
+    strategy: Option<&str>,
+    drain_only: bool,
+    transfer_mode: &str,
+) -> SpiResult<Option<i64>> {
+    Spi::connect_mut(|c| {
+        c.update(
+            "SELECT pg_catalog.citus_rebalance_start(rebalance_strategy := $1, drain_only := $2,
+                                                     shard_transfer_mode := $3::citus.shard_transfer_mode)",
+            Some(1),
+            &[strategy.map(str::to_string).into(), drain_only.into(), transfer_mode.into()],
+        )?
+        .first()
+        .get_one::<i64>()
+    })
+}
+
+/// A Citus background job: its state and task counts (done, total).
+pub fn job_status(job_id: i64) -> SpiResult<Option<(String, i64, i64)>> {
+    Spi::connect(|c| {
+        let t = c.select(
+            "SELECT state::text, details FROM pg_catalog.citus_job_status($1, raw := true)",
+            Some(1),
+            &[job_id.into()],
+        )?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let r = t.first();
+        let state = r.get::<String>(1)?.unwrap_or_default();
+        let details = r.get::<pgrx::JsonB>(2)?.map(|j| j.0).unwrap_or_default();
+        let counts = details.get("task_state_counts").and_then(|v| v.as_object());
+        let total: i64 = counts
+            .map(|m| m.values().filter_map(|v| v.as_i64()).sum())
+            .unwrap_or(0);
+        let done = counts
+            .and_then(|m| m.get("done"))
+            .and_then(|v| v.as_i64())
+            .unwrap_or(0);
+        Ok(Some((state, done, total)))
+    })
+}
+
+/// Citus background jobs that are not finished (scheduled, running, cancelling, failing).
+pub fn unfinished_jobs() -> SpiResult<Vec<i64>> {
+    Spi::connect(|c| {
+        let mut out = Vec::new();
+        for r in c.select(
+            "SELECT job_id FROM pg_catalog.pg_dist_background_job
+              WHERE state IN ('scheduled', 'running', 'cancelling', 'failing') ORDER BY job_id",
+            None,
+            &[],
+        )? {
+            out.push(r.get::<i64>(1)?.unwrap_or_default());
+        }
+        Ok(out)
+    })
+}
+
+/// Shard moves the rebalancer would make now (`get_rebalance_table_shards_plan()`).
+pub fn planned_moves(strategy: Option<&str>) -> SpiResult<i64> {
+    Ok(Spi::get_one_with_args::<i64>(
+        "SELECT count(*) FROM pg_catalog.get_rebalance_table_shards_plan(rebalance_strategy := $1)",
+        &[strategy.map(str::to_string).into()],
+    )?
+    .unwrap_or(0))
+}
+
+/// Whether cluster changes are blocked. Citus releases that have no
+/// `citus_cluster_changes_block_status()` (13.2 has none) never block.
+pub fn cluster_changes_blocked() -> SpiResult<bool> {
+    let exists = Spi::get_one::<bool>(
+        "SELECT pg_catalog.to_regproc('pg_catalog.citus_cluster_changes_block_status') IS NOT NULL",
+    )?
+    .unwrap_or(false);
+    if !exists {
+        return Ok(false);
+    }
+    Ok(Spi::get_one::<bool>(
+        "SELECT (pg_catalog.citus_cluster_changes_block_status())::text IN ('t', 'true')",
+    )?
+    .unwrap_or(false))
+}
+
+pub fn add_node(host: &str, port: i32) -> SpiResult<Option<i32>> {
+    Spi::connect_mut(|c| {
+        c.update(
+            "SELECT pg_catalog.citus_add_node($1, $2)",
+            Some(1),
+            &[host.into(), port.into()],
+        )?
+        .first()
+        .get_one::<i32>()
+    })
+}
+
+pub fn set_should_have_shards(host: &str, port: i32, value: bool) -> SpiResult<()> {
+    Spi::connect_mut(|c| {
+        c.update(
+            "SELECT pg_catalog.citus_set_node_property($1, $2, 'shouldhaveshards', $3)",
+            None,
+            &[host.into(), port.into(), value.into()],
+        )
+        .map(|_| ())
+    })
+}
+
+pub fn cleanup_orphaned() -> SpiResult<()> {
+    Spi::connect_mut(|c| {
+        c.update(
+            "CALL pg_catalog.citus_cleanup_orphaned_resources()",
+            None,
+            &[],
+        )
+        .map(|_| ())
+    })
+}
+
+/// Shard placements on host:port, from pg_dist_placement.
+pub fn placements_on(host: &str, port: i32) -> SpiResult<i64> {
+    Ok(Spi::get_one_with_args::<i64>(
+        "SELECT count(*) FROM pg_catalog.pg_dist_placement p
+           JOIN pg_catalog.pg_dist_node n USING (groupid)
+          WHERE n.nodename = $1 AND n.nodeport = $2",
+        &[host.into(), port.into()],
+    )?
+    .unwrap_or(0))
+}
+
+pub fn remove_node(host: &str, port: i32) -> SpiResult<()> {
+    Spi::connect_mut(|c| {
+        c.update(
+            "SELECT pg_catalog.citus_remove_node($1, $2)",
+            None,
+            &[host.into(), port.into()],
+        )
+        .map(|_| ())
+    })
+}
+
+/// Highest nodeid in pg_dist_node (0 when empty).
+pub fn max_nodeid() -> SpiResult<i32> {
+    Ok(
+        Spi::get_one::<i32>("SELECT coalesce(max(nodeid), 0) FROM pg_catalog.pg_dist_node")?
+            .unwrap_or(0),
+    )
+}
+
+/// Active primary workers added after `after_nodeid`, newest first: a node a provisioner added.
+pub fn workers_added_after(after_nodeid: i32) -> SpiResult<Vec<(String, i32)>> {
+    Spi::connect(|c| {
+        let mut out = Vec::new();
+        for r in c.select(
+            "SELECT nodename, nodeport FROM pg_catalog.pg_dist_node
+              WHERE nodeid > $1 AND groupid <> 0 AND noderole = 'primary' AND isactive
+              ORDER BY nodeid DESC",
+            None,
+            &[after_nodeid.into()],
+        )? {
+            out.push((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<i32>(2)?.unwrap_or_default(),
+            ));
+        }
+        Ok(out)
+    })
+}
+
+/// `citus_job_cancel(job_id)`.
+pub fn cancel_job(job_id: i64) -> SpiResult<()> {
+    Spi::connect_mut(|c| {
+        c.update(
+            "SELECT pg_catalog.citus_job_cancel($1)",
+            None,
+            &[job_id.into()],
+        )
+        .map(|_| ())
+    })
+}
+
+/// The scale-in candidate: the newest worker autoscale added (autoscale.standby_nodes, state
+/// active) that is still an active member, else the newest active worker; never the coordinator.
+pub fn scale_in_candidate() -> SpiResult<Option<(String, i32)>> {
+    Spi::connect(|c| {
+        let t = c.select(
+            "SELECT n.nodename, n.nodeport
+               FROM pg_catalog.pg_dist_node n
+               LEFT JOIN autoscale.standby_nodes s
+                      ON s.nodename = n.nodename AND s.nodeport = n.nodeport AND s.state = 'active'
+              WHERE n.groupid <> 0 AND n.noderole = 'primary' AND n.isactive
+              ORDER BY s.joined_at DESC NULLS LAST, n.nodeid DESC
+              LIMIT 1",
+            Some(1),
+            &[],
+        )?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let (h, p) = t.first().get_two::<String, i32>()?;
+        Ok(Some((h.unwrap_or_default(), p.unwrap_or_default())))
+    })
 }

@@ -30,6 +30,14 @@ pub enum AutoscaleError {
     /// Something in the cluster is not in the state the operation needs.
     #[error("{0}")]
     NotInPrerequisiteState(String),
+    #[error("{0}")]
+    Privilege(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Duplicate(String),
+    #[error("{0}")]
+    Unreachable(String),
 }
 
 impl AutoscaleError {
@@ -54,6 +62,10 @@ impl AutoscaleError {
             AutoscaleError::NotCoordinator { .. } | AutoscaleError::NotInPrerequisiteState(_) => {
                 PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
             }
+            AutoscaleError::Privilege(_) => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            AutoscaleError::NotFound(_) => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            AutoscaleError::Duplicate(_) => PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
+            AutoscaleError::Unreachable(_) => PgSqlErrorCode::ERRCODE_CONNECTION_FAILURE,
         }
     }
 

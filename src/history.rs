@@ -117,6 +117,7 @@ pub fn prune(retention: Duration) -> SpiResult<i64> {
         ("autoscale.node_samples", "sampled_at"),
         ("autoscale.worker_count", "sampled_at"),
         ("autoscale.events", "at"),
+        ("autoscale.metric_samples", "sampled_at"),
     ] {
         // table and column are the constants above, never user input
         let sql = format!(

@@ -6,11 +6,17 @@
 use pgrx::prelude::*;
 
 mod api;
+mod autopilot;
 mod citus;
 mod errors;
 mod history;
+mod operations;
+mod policies;
+mod pool;
+mod provision;
 mod sampler;
 mod settings;
+mod subxact;
 mod tick;
 mod worker;
 

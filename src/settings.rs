@@ -44,6 +44,52 @@ static NODE_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(2_000);
 /// Seconds of history kept; -1 keeps everything.
 static HISTORY_RETENTION_S: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
 
+/// citus_rebalance_start's rebalance_strategy; empty = Citus's default strategy.
+static REBALANCE_STRATEGY: GucSetting<Option<std::ffi::CString>> =
+    GucSetting::<Option<std::ffi::CString>>::new(None);
+/// Shard transfer mode of the rebalances autoscale starts.
+static SHARD_TRANSFER_MODE: GucSetting<TransferMode> =
+    GucSetting::<TransferMode>::new(TransferMode::Auto);
+/// Seconds to wait after the active worker set changed before rebalancing.
+static REBALANCE_SETTLE_S: GucSetting<i32> = GucSetting::<i32>::new(5);
+/// Seconds between skew-triggered rebalances; -1 disables them.
+static REBALANCE_INTERVAL_S: GucSetting<i32> = GucSetting::<i32>::new(3600);
+/// Seconds to wait after a failed or cancelled operation before starting another rebalance.
+static FAILURE_BACKOFF_S: GucSetting<i32> = GucSetting::<i32>::new(600);
+/// Operations started per hour, at most; 0 = no limit.
+static MAX_OPERATIONS_PER_HOUR: GucSetting<i32> = GucSetting::<i32>::new(12);
+/// Seconds a provision request waits for a node; -1 = forever.
+static PROVISION_TIMEOUT_S: GucSetting<i32> = GucSetting::<i32>::new(900);
+/// Seconds a rebalance job may stay scheduled without starting; -1 = forever.
+static JOB_TIMEOUT_S: GucSetting<i32> = GucSetting::<i32>::new(600);
+/// URL that provision and deprovision requests are POSTed to; empty = none.
+static WEBHOOK_URL: GucSetting<Option<std::ffi::CString>> =
+    GucSetting::<Option<std::ffi::CString>>::new(None);
+/// Maintenance window ("02:00-04:00", "sat,sun 00:00-06:00", UTC); empty = always.
+static MAINTENANCE_WINDOW: GucSetting<Option<std::ffi::CString>> =
+    GucSetting::<Option<std::ffi::CString>>::new(None);
+
+/// citus.shard_transfer_mode values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PostgresGucEnum)]
+pub enum TransferMode {
+    #[name = c"auto"]
+    Auto,
+    #[name = c"force_logical"]
+    ForceLogical,
+    #[name = c"block_writes"]
+    BlockWrites,
+}
+
+impl TransferMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferMode::Auto => "auto",
+            TransferMode::ForceLogical => "force_logical",
+            TransferMode::BlockWrites => "block_writes",
+        }
+    }
+}
+
 pub const SAMPLE_INTERVAL_MIN_MS: i32 = 100;
 pub const SAMPLE_INTERVAL_MAX_MS: i32 = 3_600_000;
 
@@ -105,6 +151,98 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::UNIT_S,
     );
+    GucRegistry::define_string_guc(
+        c"autoscale.rebalance_strategy",
+        c"Rebalance strategy of the rebalances autoscale starts (empty: Citus's default).",
+        c"A name from pg_dist_rebalance_strategy, e.g. by_shard_count or by_disk_size.",
+        &REBALANCE_STRATEGY,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_enum_guc(
+        c"autoscale.shard_transfer_mode",
+        c"Shard transfer mode of the rebalances autoscale starts: auto, force_logical or block_writes.",
+        c"auto needs a primary key or replica identity on every table; block_writes blocks writes to a shard while it moves.",
+        &SHARD_TRANSFER_MODE,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"autoscale.rebalance_settle",
+        c"Time to wait after workers joined before rebalancing onto them.",
+        c"Lets several nodes that join together be rebalanced once.",
+        &REBALANCE_SETTLE_S,
+        0,
+        86_400,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"autoscale.rebalance_interval",
+        c"Least time between two rebalances started because data is skewed; -1 disables them.",
+        c"Skew is what get_rebalance_table_shards_plan() would move. Rebalances after workers join are not limited by this.",
+        &REBALANCE_INTERVAL_S,
+        -1,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"autoscale.failure_backoff",
+        c"Time to wait after a failed or cancelled operation before autoscale starts another.",
+        c"Keeps a failing rebalance from being retried in a storm.",
+        &FAILURE_BACKOFF_S,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"autoscale.max_operations_per_hour",
+        c"Most operations autoscale starts in an hour; 0 = no limit.",
+        c"A rate limit on rebalances, scale-outs and scale-ins together, manual calls included.",
+        &MAX_OPERATIONS_PER_HOUR,
+        0,
+        10_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"autoscale.provision_timeout",
+        c"Time a provision request waits for a node before the scale-out fails; -1 waits forever.",
+        c"",
+        &PROVISION_TIMEOUT_S,
+        -1,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"autoscale.job_timeout",
+        c"Time a Citus rebalance job may stay scheduled without starting before the operation gives up; -1 = forever.",
+        c"",
+        &JOB_TIMEOUT_S,
+        -1,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_string_guc(
+        c"autoscale.webhook_url",
+        c"URL that provision and deprovision requests are POSTed to as json (empty: none).",
+        c"Superuser only. Each request is tried with a short timeout, a few times, across ticks.",
+        &WEBHOOK_URL,
+        GucContext::Suset,
+        GucFlags::SUPERUSER_ONLY,
+    );
+    GucRegistry::define_string_guc(
+        c"autoscale.maintenance_window",
+        c"When autoscale may change the cluster, in UTC: e.g. '02:00-04:00' or 'sat,sun 00:00-06:00' (empty: always).",
+        c"Outside the window decisions are recorded but no operation starts or advances a step that changes the cluster.",
+        &MAINTENANCE_WINDOW,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     // A typo such as `autoscale.sample_intreval` in postgresql.conf then warns instead of being ignored.
     unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"autoscale".as_ptr()) };
 }
@@ -138,4 +276,57 @@ pub fn node_timeout() -> Duration {
 pub fn history_retention() -> Option<Duration> {
     let s = HISTORY_RETENTION_S.get();
     (s >= 0).then(|| Duration::from_secs(s as u64))
+}
+
+fn string(s: &GucSetting<Option<std::ffi::CString>>) -> Option<String> {
+    s.get()
+        .map(|c| c.to_string_lossy().trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+fn secs_or_none(v: i32) -> Option<f64> {
+    (v >= 0).then_some(v as f64)
+}
+
+pub fn rebalance_strategy() -> Option<String> {
+    string(&REBALANCE_STRATEGY)
+}
+
+pub fn shard_transfer_mode() -> TransferMode {
+    SHARD_TRANSFER_MODE.get()
+}
+
+pub fn rebalance_settle() -> f64 {
+    REBALANCE_SETTLE_S.get().max(0) as f64
+}
+
+/// -1 (disabled) as a negative number, as the trigger expects.
+pub fn rebalance_interval() -> f64 {
+    REBALANCE_INTERVAL_S.get() as f64
+}
+
+pub fn failure_backoff() -> f64 {
+    FAILURE_BACKOFF_S.get().max(0) as f64
+}
+
+pub fn max_operations_per_hour() -> u32 {
+    MAX_OPERATIONS_PER_HOUR.get().max(0) as u32
+}
+
+/// Negative = never.
+pub fn provision_timeout() -> f64 {
+    secs_or_none(PROVISION_TIMEOUT_S.get()).unwrap_or(-1.0)
+}
+
+/// Negative = never.
+pub fn job_timeout() -> f64 {
+    secs_or_none(JOB_TIMEOUT_S.get()).unwrap_or(-1.0)
+}
+
+pub fn webhook_url() -> Option<String> {
+    string(&WEBHOOK_URL)
+}
+
+pub fn maintenance_window() -> Option<String> {
+    string(&MAINTENANCE_WINDOW)
 }

@@ -27,6 +27,8 @@ pub struct TickReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_sample_in: Option<f64>,
     pub pruned: i64,
+    #[serde(flatten)]
+    pub act: crate::autopilot::ActReport,
 }
 
 impl TickReport {
@@ -88,6 +90,7 @@ pub fn run(driver: &str) -> TickReport {
             Err(e) => error!("sample failed: {e}"),
         },
     }
+    report.act = crate::autopilot::run().unwrap_or_else(|e| error!("deciding: {e}"));
     if let Some(retention) = settings::history_retention() {
         report.pruned =
             history::prune(retention).unwrap_or_else(|e| error!("pruning history: {e}"));

@@ -7,8 +7,11 @@
 //! - [`rates`]: cumulative counters to rates (CPU busy %, commits/s), Prometheus-style.
 //! - [`policy`]: the policy engine: policies + recent samples + action history -> decision + reasons.
 //! - [`duration`]: parsing and printing of human durations ("2 min", "90s").
+//! - [`operations`]: the persisted operation state machine (rebalance, scale-out, scale-in), the
+//!   rebalance trigger, the guards and the maintenance window.
 
 pub mod duration;
+pub mod operations;
 pub mod policy;
 pub mod procfs;
 pub mod rates;

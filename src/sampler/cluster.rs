@@ -200,6 +200,7 @@ pub fn sample(driver: &str) -> Result<SampleSummary, String> {
     let workers_total = rows.len() - 1;
     history::insert_sample(&rows, workers_total, unreachable.len(), inactive, driver)
         .map_err(|e| e.to_string())?;
+    crate::policies::sample_custom_metrics(sample_id, &sampled_at).map_err(|e| e.to_string())?;
     Ok(SampleSummary {
         sample_id,
         sampled_at,

@@ -580,23 +580,7 @@ pub struct Decision {
     pub policies: Vec<PolicyEval>,
 }
 
-/// Formats seconds as `45s`, `2m10s`, `1h2m`, `3d4h`; negative or non-finite prints `0s`.
-pub fn format_duration(secs: f64) -> String {
-    if !secs.is_finite() || secs <= 0.0 {
-        return "0s".to_string();
-    }
-    let s = secs.round() as u64;
-    let (d, h, m, s) = (s / 86_400, (s % 86_400) / 3600, (s % 3600) / 60, s % 60);
-    match (d, h, m) {
-        (0, 0, 0) => format!("{s}s"),
-        (0, 0, _) if s == 0 => format!("{m}m"),
-        (0, 0, _) => format!("{m}m{s}s"),
-        (0, _, 0) => format!("{h}h"),
-        (0, _, _) => format!("{h}h{m}m"),
-        (_, 0, _) => format!("{d}d"),
-        _ => format!("{d}d{h}h"),
-    }
-}
+pub use crate::duration::format_secs as format_duration;
 
 /// A threshold-like number: integers without decimals, otherwise up to 2 decimals.
 pub(crate) fn num(x: f64) -> String {

@@ -1,0 +1,593 @@
+//! The state machine: what each step asks for, and where each outcome leads.
+
+use crate::duration::format_secs;
+
+use super::{
+    Action, JobState, Kind, Limits, NodeAddr, Note, OpError, Operation, Outcome, Status, Step,
+    Transition, NOTE_CANCELLED, NOTE_FAILED, NOTE_PROGRESS, NOTE_RETRY, NOTE_STEP, NOTE_SUCCEEDED,
+};
+
+/// A new running operation. A rebalance starts at `start_rebalance`; a scale-out at
+/// `pick_standby`, or at `add_node` when a node is given (manual `scale_out(host, port)`); a
+/// scale-in at `mark_draining` and needs its node.
+pub fn new_operation(
+    id: i64,
+    kind: Kind,
+    node: Option<NodeAddr>,
+    reason: &str,
+    now: f64,
+) -> Result<Operation, OpError> {
+    let step = match (kind, &node) {
+        (Kind::Rebalance, _) => Step::StartRebalance,
+        (Kind::ScaleOut, None) => Step::PickStandby,
+        (Kind::ScaleOut, Some(_)) => Step::AddNode,
+        (Kind::ScaleIn, Some(_)) => Step::MarkDraining,
+        (Kind::ScaleIn, None) => return Err(OpError::NodeRequired(Kind::ScaleIn)),
+    };
+    Ok(Operation {
+        id,
+        kind,
+        status: Status::Running,
+        step,
+        job_id: None,
+        node,
+        request_id: None,
+        error: None,
+        started_at: now,
+        step_started_at: now,
+        finished_at: None,
+        attempts: 0,
+        reason: reason.to_string(),
+        progress_done: 0,
+        progress_total: 0,
+        job_state: None,
+        cancelled: false,
+    })
+}
+
+/// What to do for the operation's current step. Finished operations, and running rows that are
+/// inconsistent (a step of another kind, a missing node or job id), get [`Action::Nothing`].
+/// Asking again for the same row gives the same action.
+pub fn action(op: &Operation) -> Action {
+    if op.status != Status::Running {
+        return Action::Nothing;
+    }
+    plan(op).unwrap_or(Action::Nothing)
+}
+
+/// The action of a running operation's step, or why the row cannot go on.
+fn plan(op: &Operation) -> Result<Action, String> {
+    if !op.step.belongs_to(op.kind) {
+        return Err(format!(
+            "inconsistent operation: step {} is not part of a {} operation",
+            op.step, op.kind
+        ));
+    }
+    let node = || {
+        op.node.clone().ok_or_else(|| {
+            format!(
+                "inconsistent operation: step {} needs a node and none is recorded",
+                op.step
+            )
+        })
+    };
+    let job_id = || {
+        op.job_id.ok_or_else(|| {
+            format!(
+                "inconsistent operation: step {} needs a job id and none is recorded",
+                op.step
+            )
+        })
+    };
+    Ok(match op.step {
+        Step::StartRebalance => Action::StartRebalance { drain_only: false },
+        Step::WaitRebalance | Step::WaitDrain => Action::PollJob { job_id: job_id()? },
+        Step::PickStandby => Action::PickStandby,
+        Step::AddNode => Action::AddNode { node: node()? },
+        Step::RequestNode => Action::RequestNode,
+        Step::WaitForNode => Action::CheckForNode {
+            request_id: op.request_id,
+        },
+        Step::MarkDraining => Action::SetShouldHaveShards {
+            node: node()?,
+            value: false,
+        },
+        Step::StartDrain => {
+            node()?;
+            Action::StartRebalance { drain_only: true }
+        }
+        Step::Cleanup => Action::CleanupOrphaned,
+        Step::VerifyEmpty => Action::CountPlacements { node: node()? },
+        Step::RemoveNode => Action::RemoveNode { node: node()? },
+        Step::ReturnToPool => Action::ReturnToPool { node: node()? },
+        Step::Restore => Action::SetShouldHaveShards {
+            node: node()?,
+            value: true,
+        },
+        Step::Done => {
+            return Err("inconsistent operation: at step done but still running".to_string())
+        }
+    })
+}
+
+/// Applies the outcome of [`action`] at `now`: the new row and the events to record.
+/// Finished operations come back unchanged and without events. Never panics.
+pub fn advance(op: &Operation, outcome: Outcome, now: f64, limits: &Limits) -> Transition {
+    let mut m = Machine {
+        op: op.clone(),
+        events: Vec::new(),
+        now,
+    };
+    if op.status != Status::Running {
+        return m.into_transition();
+    }
+    if let Err(why) = plan(op) {
+        m.fail_hard(why);
+        return m.into_transition();
+    }
+    if let Outcome::Error(msg) = outcome {
+        m.error(&msg, limits);
+        return m.into_transition();
+    }
+    match (op.step, outcome) {
+        (Step::StartRebalance, Outcome::JobStarted(Some(id))) => {
+            m.job_started(id);
+            m.goto(Step::WaitRebalance, format!("rebalance job {id} started"));
+        }
+        (Step::StartRebalance, Outcome::JobStarted(None)) => {
+            m.succeed("nothing to move: the shards are balanced".to_string());
+        }
+        (Step::WaitRebalance, Outcome::Job { state, done, total }) => {
+            m.job(state, done, total, limits);
+        }
+        (Step::PickStandby, Outcome::Picked(node)) => {
+            let detail = format!("standby {node} taken from the pool");
+            m.op.node = Some(node);
+            m.goto(Step::AddNode, detail);
+        }
+        (Step::PickStandby, Outcome::PoolEmpty) => {
+            m.goto(
+                Step::RequestNode,
+                "the standby pool is empty; asking for a node".to_string(),
+            );
+        }
+        (Step::AddNode, Outcome::Ok) => {
+            let detail = format!("node {} added", m.node_text());
+            m.goto(Step::StartRebalance, detail);
+        }
+        (Step::RequestNode, Outcome::Requested(id)) => {
+            m.op.request_id = Some(id);
+            m.goto(
+                Step::WaitForNode,
+                format!("provision request {id} sent; waiting for a node"),
+            );
+        }
+        (Step::WaitForNode, Outcome::Appeared { node, in_cluster }) => {
+            let (step, detail) = if in_cluster {
+                (
+                    Step::StartRebalance,
+                    format!("node {node} joined the cluster"),
+                )
+            } else {
+                (Step::AddNode, format!("node {node} appeared in the pool"))
+            };
+            m.op.node = Some(node);
+            m.goto(step, detail);
+        }
+        (Step::WaitForNode, Outcome::NotYet) => {
+            m.op.attempts = 0;
+            let waited = now - op.step_started_at;
+            if limits.provision_timeout >= 0.0 && waited >= limits.provision_timeout {
+                let request = match op.request_id {
+                    Some(id) => format!("provision request {id}"),
+                    None => "provision request".to_string(),
+                };
+                m.fail(format!(
+                    "{request} expired after {} without a node",
+                    format_secs(waited)
+                ));
+            }
+        }
+        (Step::MarkDraining, Outcome::Ok) => {
+            let detail = format!("shouldhaveshards = false on {}", m.node_text());
+            m.goto(Step::StartDrain, detail);
+        }
+        (Step::StartDrain, Outcome::JobStarted(Some(id))) => {
+            m.job_started(id);
+            m.goto(Step::WaitDrain, format!("drain job {id} started"));
+        }
+        (Step::StartDrain, Outcome::JobStarted(None)) => {
+            let detail = format!("nothing to drain from {}", m.node_text());
+            m.goto(Step::Cleanup, detail);
+        }
+        (Step::WaitDrain, Outcome::Job { state, done, total }) => {
+            m.job(state, done, total, limits);
+        }
+        (Step::Cleanup, Outcome::Ok) => {
+            m.goto(
+                Step::VerifyEmpty,
+                "orphaned resources cleaned up".to_string(),
+            );
+        }
+        (Step::VerifyEmpty, Outcome::Placements(0)) => {
+            let detail = format!("{} holds no placements", m.node_text());
+            m.goto(Step::RemoveNode, detail);
+        }
+        (Step::VerifyEmpty, Outcome::Placements(n)) if n > 0 => {
+            let msg = format!(
+                "node {} still holds {n} placement{}; not removed",
+                m.node_text(),
+                if n == 1 { "" } else { "s" }
+            );
+            m.fail(msg);
+        }
+        (Step::RemoveNode, Outcome::Ok) => {
+            let detail = format!("node {} removed from the cluster", m.node_text());
+            m.goto(Step::ReturnToPool, detail);
+        }
+        (Step::ReturnToPool, Outcome::Ok) => {
+            let detail = format!("node {} removed and returned to the pool", m.node_text());
+            m.succeed(detail);
+        }
+        (Step::Restore, Outcome::Ok) => m.restored(),
+        (step, other) => {
+            m.fail(format!(
+                "unexpected outcome {} at step {step} (a bug in the executor)",
+                outcome_text(&other)
+            ));
+        }
+    }
+    m.into_transition()
+}
+
+/// Cancels a running operation at `now`. Rebalance and scale-out end `cancelled` at once (a
+/// Citus job already started keeps running: stop it with `citus_rebalance_stop()` if wanted). A
+/// scale-in that already set shouldhaveshards = false goes to the restore step first and ends
+/// `cancelled` once restored. A scale-in whose node is already removed, or that is restoring,
+/// cannot be cancelled.
+pub fn cancel(op: &Operation, reason: &str, now: f64) -> Result<Transition, OpError> {
+    if op.status != Status::Running {
+        return Err(OpError::NotRunning {
+            id: op.id,
+            status: op.status,
+        });
+    }
+    let msg = if reason.trim().is_empty() {
+        "cancelled".to_string()
+    } else {
+        format!("cancelled: {}", reason.trim())
+    };
+    let mut m = Machine {
+        op: op.clone(),
+        events: Vec::new(),
+        now,
+    };
+    match (op.kind, op.step) {
+        (Kind::ScaleIn, Step::ReturnToPool) => {
+            return Err(OpError::NotCancellable {
+                id: op.id,
+                step: op.step,
+                why: "the node is already removed from the cluster; it finishes returning it to \
+                      the pool",
+            })
+        }
+        (Kind::ScaleIn, Step::Restore) => {
+            return Err(OpError::NotCancellable {
+                id: op.id,
+                step: op.step,
+                why: "it is already restoring shouldhaveshards and finishes as failed",
+            })
+        }
+        (
+            Kind::ScaleIn,
+            Step::StartDrain
+            | Step::WaitDrain
+            | Step::Cleanup
+            | Step::VerifyEmpty
+            | Step::RemoveNode,
+        ) => {
+            m.op.cancelled = true;
+            m.op.error = Some(msg.clone());
+            let detail = format!("{msg}; restoring shouldhaveshards = true");
+            m.goto(Step::Restore, detail);
+        }
+        _ => {
+            m.op.status = Status::Cancelled;
+            m.op.cancelled = true;
+            m.op.error = Some(msg.clone());
+            m.op.finished_at = Some(now);
+            let mut message = format!("{}: {msg} at step {}", m.header(), op.step);
+            if let (Some(id), Step::WaitRebalance) = (op.job_id, op.step) {
+                message.push_str(&format!("; Citus job {id} keeps running"));
+            }
+            m.note(NOTE_CANCELLED, message);
+        }
+    }
+    Ok(m.into_transition())
+}
+
+/// The followed job's progress (tasks done, total), once it has been polled.
+pub fn progress(op: &Operation) -> Option<(i64, i64)> {
+    op.job_state.map(|_| (op.progress_done, op.progress_total))
+}
+
+/// A one-line summary: `scale_in 127.0.0.1:9703: wait_drain, job 7 3/10`.
+pub fn describe(op: &Operation) -> String {
+    let mut s = format!("{}: ", header(op));
+    match op.status {
+        Status::Running => {
+            s.push_str(op.step.as_str());
+            if let Some(id) = op.job_id.filter(|_| is_wait(op.step)) {
+                s.push_str(&format!(", job {id}"));
+                if let Some((done, total)) = progress(op) {
+                    s.push_str(&format!(" {done}/{total}"));
+                }
+                if let Some(state) = op.job_state.filter(|s| *s != JobState::Running) {
+                    s.push_str(&format!(" ({state})"));
+                }
+            }
+            if let (Step::WaitForNode, Some(id)) = (op.step, op.request_id) {
+                s.push_str(&format!(", provision request {id}"));
+            }
+            if op.step == Step::Restore {
+                if let Some(e) = &op.error {
+                    s.push_str(&format!(" after: {e}"));
+                }
+            }
+            if op.attempts > 0 {
+                s.push_str(&format!(
+                    ", retrying ({} failed attempt{})",
+                    op.attempts,
+                    if op.attempts == 1 { "" } else { "s" }
+                ));
+            }
+        }
+        status => {
+            s.push_str(status.as_str());
+            if status != Status::Succeeded && op.step != Step::Done {
+                s.push_str(&format!(" at {}", op.step));
+            }
+            if let Some(e) = &op.error {
+                s.push_str(&format!(": {e}"));
+            }
+        }
+    }
+    s
+}
+
+fn is_wait(step: Step) -> bool {
+    matches!(step, Step::WaitRebalance | Step::WaitDrain)
+}
+
+/// `scale_in 127.0.0.1:9703`, or just the kind without a node.
+fn header(op: &Operation) -> String {
+    match &op.node {
+        Some(n) => format!("{} {n}", op.kind),
+        None => op.kind.to_string(),
+    }
+}
+
+fn outcome_text(o: &Outcome) -> String {
+    serde_json::to_string(o).unwrap_or_else(|_| format!("{o:?}"))
+}
+
+/// One transition being built.
+struct Machine {
+    op: Operation,
+    events: Vec<Note>,
+    now: f64,
+}
+
+impl Machine {
+    fn into_transition(self) -> Transition {
+        Transition {
+            op: self.op,
+            events: self.events,
+        }
+    }
+
+    fn header(&self) -> String {
+        header(&self.op)
+    }
+
+    fn node_text(&self) -> String {
+        self.op
+            .node
+            .as_ref()
+            .map_or_else(|| "the node".to_string(), |n| n.to_string())
+    }
+
+    fn note(&mut self, kind: &str, message: String) {
+        self.events.push(Note {
+            kind: kind.to_string(),
+            message,
+        });
+    }
+
+    /// Moves to `step`: attempts reset, step clock restarted, one step note.
+    fn goto(&mut self, step: Step, detail: String) {
+        let from = self.op.step;
+        self.op.step = step;
+        self.op.step_started_at = self.now;
+        self.op.attempts = 0;
+        let message = format!("{}: {from} -> {step}: {detail}", self.header());
+        self.note(NOTE_STEP, message);
+    }
+
+    fn job_started(&mut self, id: i64) {
+        self.op.job_id = Some(id);
+        self.op.job_state = None;
+        self.op.progress_done = 0;
+        self.op.progress_total = 0;
+    }
+
+    fn took(&self) -> String {
+        format_secs(self.now - self.op.started_at)
+    }
+
+    fn succeed(&mut self, detail: String) {
+        self.op.step = Step::Done;
+        self.op.step_started_at = self.now;
+        self.op.status = Status::Succeeded;
+        self.op.attempts = 0;
+        self.op.error = None;
+        self.op.finished_at = Some(self.now);
+        let message = format!("{}: succeeded in {}: {detail}", self.header(), self.took());
+        self.note(NOTE_SUCCEEDED, message);
+    }
+
+    /// A poll of the followed job.
+    fn job(&mut self, state: JobState, done: i64, total: i64, limits: &Limits) {
+        let id = self.op.job_id.unwrap_or_default();
+        let what = if self.op.step == Step::WaitDrain {
+            "drain"
+        } else {
+            "rebalance"
+        };
+        let changed = self.op.job_state != Some(state)
+            || self.op.progress_done != done
+            || self.op.progress_total != total;
+        self.op.job_state = Some(state);
+        self.op.progress_done = done;
+        self.op.progress_total = total;
+        self.op.attempts = 0;
+        match state {
+            JobState::Finished => {
+                let detail = format!("{what} job {id} finished ({done}/{total} tasks)");
+                if self.op.step == Step::WaitDrain {
+                    self.goto(Step::Cleanup, detail);
+                } else {
+                    self.succeed(detail);
+                }
+            }
+            JobState::Cancelled | JobState::Failed => {
+                self.fail(format!(
+                    "{what} job {id} ended in state {state} ({done}/{total} tasks done)"
+                ));
+            }
+            JobState::Scheduled
+                if limits.job_timeout >= 0.0
+                    && self.now - self.op.step_started_at >= limits.job_timeout =>
+            {
+                let waited = format_secs(self.now - self.op.step_started_at);
+                self.fail(format!(
+                    "{what} job {id} scheduled for {waited} without starting (cf. Citus issue \
+                     #7103); the job may still be cancelled with citus_job_cancel({id})"
+                ));
+            }
+            _ if changed => {
+                let message = format!(
+                    "{}: {what} job {id} {state}, {done}/{total} tasks done",
+                    self.header()
+                );
+                self.note(NOTE_PROGRESS, message);
+            }
+            _ => {}
+        }
+    }
+
+    /// The action raised an error: retry the step, or fail once attempts are used up.
+    fn error(&mut self, msg: &str, limits: &Limits) {
+        let max = limits.max_attempts.max(1);
+        let attempts = self.op.attempts.saturating_add(1);
+        self.op.attempts = attempts;
+        let step = self.op.step;
+        if attempts < max {
+            let message = format!(
+                "{}: {step} failed (attempt {attempts} of {max}), retrying: {msg}",
+                self.header()
+            );
+            self.note(NOTE_RETRY, message);
+        } else {
+            self.fail(format!(
+                "{step} failed after {attempts} attempt{}: {msg}",
+                if attempts == 1 { "" } else { "s" }
+            ));
+        }
+    }
+
+    /// The step failed for good. A scale-in whose node is still in the cluster goes to the restore
+    /// step; a failed restore, or anything else, fails the operation where it stands.
+    fn fail(&mut self, msg: String) {
+        let step = self.op.step;
+        match (self.op.kind, step) {
+            (
+                Kind::ScaleIn,
+                Step::MarkDraining
+                | Step::StartDrain
+                | Step::WaitDrain
+                | Step::Cleanup
+                | Step::VerifyEmpty
+                | Step::RemoveNode,
+            ) => {
+                let detail = format!("{msg}; restoring shouldhaveshards = true");
+                self.op.error = Some(msg);
+                self.goto(Step::Restore, detail);
+            }
+            (Kind::ScaleIn, Step::Restore) => {
+                let mut full = format!(
+                    "could not restore shouldhaveshards = true on {}: {msg}; set it by hand with \
+                     citus_set_node_property",
+                    self.node_text()
+                );
+                if let Some(before) = self.op.error.take() {
+                    full.push_str(&format!(" (the operation had failed: {before})"));
+                }
+                self.fail_hard(full);
+            }
+            (Kind::ScaleIn, Step::ReturnToPool) => {
+                let full = format!(
+                    "node {} was removed from the cluster but not returned to the pool: {msg}",
+                    self.node_text()
+                );
+                self.fail_hard(full);
+            }
+            _ => self.fail_hard(msg),
+        }
+    }
+
+    /// Fails the operation at its current step.
+    fn fail_hard(&mut self, msg: String) {
+        self.op.status = Status::Failed;
+        self.op.finished_at = Some(self.now);
+        let message = format!(
+            "{}: failed at {} after {}: {msg}",
+            self.header(),
+            self.op.step,
+            self.took()
+        );
+        self.op.error = Some(msg);
+        self.note(NOTE_FAILED, message);
+    }
+
+    /// The restore step succeeded: the scale-in ends failed (or cancelled), error kept.
+    fn restored(&mut self) {
+        let status = if self.op.cancelled {
+            Status::Cancelled
+        } else {
+            Status::Failed
+        };
+        self.op.step = Step::Done;
+        self.op.step_started_at = self.now;
+        self.op.status = status;
+        self.op.attempts = 0;
+        self.op.finished_at = Some(self.now);
+        let error = self
+            .op
+            .error
+            .clone()
+            .unwrap_or_else(|| "unknown error".to_string());
+        let message = format!(
+            "{}: {status} after {}: {error}; shouldhaveshards restored to true on {}",
+            self.header(),
+            self.took(),
+            self.node_text()
+        );
+        let kind = if self.op.cancelled {
+            NOTE_CANCELLED
+        } else {
+            NOTE_FAILED
+        };
+        self.note(kind, message);
+    }
+}

@@ -1,0 +1,473 @@
+//! Operations: the persisted state machine of rebalance, scale-out and scale-in, the rebalance
+//! trigger and the guards checked before any action.
+//!
+//! Pure and deterministic: no clock, no I/O. An operation is one row of `autoscale.operations`
+//! ([`Operation`]), advanced ONE step per tick. Each tick the executor asks [`action`] what to do,
+//! performs it against Citus in the same transaction that persists the result, and calls
+//! [`advance`] with the [`Outcome`] to get the new row plus the event notes to record. Because the
+//! action and the persisted step commit together, a crash at any point resumes at the recorded
+//! step, and [`action`] on the persisted row asks for the same thing again.
+//!
+//! Rules (see DESIGN.md, "Operations"):
+//! - rebalance: `citus_rebalance_start` -> follow the job until it finishes, fails or is cancelled;
+//! - scale-out: a standby from the pool (or a provision request and a wait for a node) ->
+//!   `citus_add_node` -> the rebalance above;
+//! - scale-in: shouldhaveshards = false -> drain_only job -> cleanup -> verify ZERO placements ->
+//!   `citus_remove_node` -> back to the pool. A failure before the node is removed restores
+//!   shouldhaveshards = true; a node with placements is never removed;
+//! - transient errors are retried `max_attempts` times per step, then the operation fails
+//!   (through the restore step for a scale-in).
+//!
+//! [`trigger`] decides when a rebalance is due; [`guards`] whether acting is allowed at all;
+//! [`window`] parses the maintenance window.
+
+pub mod guards;
+mod machine;
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
+pub mod trigger;
+pub mod window;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+pub use guards::{GuardInput, GuardVerdict, Mode};
+pub use machine::{action, advance, cancel, describe, new_operation, progress};
+pub use trigger::{plan_needed, rebalance_due, RebalanceTrigger, TriggerInput, WorkerWatch};
+pub use window::MaintenanceWindow;
+
+/// Default seconds a provision request waits for a node before the operation fails.
+pub const DEFAULT_PROVISION_TIMEOUT: f64 = 900.0;
+/// Default seconds a Citus job may stay `scheduled` before the operation gives up.
+pub const DEFAULT_JOB_TIMEOUT: f64 = 600.0;
+/// Default attempts of one step before a transient error fails the operation.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+
+/// Note kind: the operation moved to another step.
+pub const NOTE_STEP: &str = "operation_step";
+/// Note kind: the Citus job's state or progress changed.
+pub const NOTE_PROGRESS: &str = "operation_progress";
+/// Note kind: a step raised an error and will be tried again.
+pub const NOTE_RETRY: &str = "operation_retry";
+/// Note kind: the operation finished successfully.
+pub const NOTE_SUCCEEDED: &str = "operation_succeeded";
+/// Note kind: the operation failed.
+pub const NOTE_FAILED: &str = "operation_failed";
+/// Note kind: the operation was cancelled.
+pub const NOTE_CANCELLED: &str = "operation_cancelled";
+
+/// A bad name or argument. The message names the bad value and what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpError {
+    #[error("operation kind ({0:?}) must be one of {list}", list = names(Kind::ALL))]
+    Kind(String),
+    #[error("operation status ({0:?}) must be one of {list}", list = names(Status::ALL))]
+    Status(String),
+    #[error("operation step ({0:?}) must be one of {list}", list = names(Step::ALL))]
+    Step(String),
+    #[error("job state ({0:?}) must be one of {list}", list = names(JobState::ALL))]
+    JobState(String),
+    #[error("node ({0:?}) must be host:port with a port between 1 and 65535")]
+    Node(String),
+    #[error("a {0} operation needs a node (host, port)")]
+    NodeRequired(Kind),
+    #[error(
+        "maintenance_window ({input:?}): {problem}; expected [days ]HH:MM-HH:MM in UTC, \
+         for example \"02:00-04:00\", \"22:00-02:00\", \"sat,sun 00:00-06:00\" or \
+         \"mon-fri 01:00-03:00\""
+    )]
+    Window { input: String, problem: String },
+    #[error("mode ({0:?}) must be one of off, observe, act")]
+    Mode(String),
+    #[error("operation {id} is {status}; only a running operation can be cancelled")]
+    NotRunning { id: i64, status: Status },
+    #[error("operation {id} cannot be cancelled at step {step}: {why}")]
+    NotCancellable {
+        id: i64,
+        step: Step,
+        why: &'static str,
+    },
+}
+
+fn names<T: Copy + fmt::Display>(all: &[T]) -> String {
+    all.iter()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A string-named enum: `ALL`, `as_str`, `parse` (ASCII case-insensitive, blanks ignored),
+/// `Display`, `FromStr`; serde uses the same snake_case names.
+macro_rules! named_enum {
+    (
+        $(#[$meta:meta])*
+        $name:ident, $err:ident {
+            $( $(#[$vmeta:meta])* $variant:ident => $text:literal ),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant ),+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The SQL-facing name.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $text ),+
+                }
+            }
+
+            /// Parses the SQL-facing name (ASCII case-insensitive, surrounding blanks ignored).
+            pub fn parse(s: &str) -> Result<$name, OpError> {
+                let t = s.trim();
+                $name::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str().eq_ignore_ascii_case(t))
+                    .ok_or_else(|| OpError::$err(s.to_string()))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = OpError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $name::parse(s)
+            }
+        }
+    };
+}
+
+named_enum! {
+    /// What an operation does.
+    Kind, Kind {
+        Rebalance => "rebalance",
+        ScaleOut => "scale_out",
+        ScaleIn => "scale_in",
+    }
+}
+
+named_enum! {
+    /// Where an operation is: running, or finished one way or another.
+    Status, Status {
+        Running => "running",
+        Succeeded => "succeeded",
+        Failed => "failed",
+        Cancelled => "cancelled",
+    }
+}
+
+named_enum! {
+    /// The step an operation is at; [`action`] says what each one does.
+    Step, Step {
+        /// `citus_rebalance_start(...)` (rebalance, and the tail of scale-out).
+        StartRebalance => "start_rebalance",
+        /// Follow the rebalance job.
+        WaitRebalance => "wait_rebalance",
+        /// Take the first available node of the standby pool.
+        PickStandby => "pick_standby",
+        /// `citus_add_node(host, port)`.
+        AddNode => "add_node",
+        /// Ask the outside world for a node (request row, NOTIFY, webhook).
+        RequestNode => "request_node",
+        /// Wait for a provisioned node to appear in pg_dist_node or in the pool.
+        WaitForNode => "wait_for_node",
+        /// `citus_set_node_property(host, port, 'shouldhaveshards', false)`.
+        MarkDraining => "mark_draining",
+        /// `citus_rebalance_start(drain_only := true)`.
+        StartDrain => "start_drain",
+        /// Follow the drain job.
+        WaitDrain => "wait_drain",
+        /// `CALL citus_cleanup_orphaned_resources()`.
+        Cleanup => "cleanup",
+        /// Count the node's placements in `citus_shards`; only zero lets the node go.
+        VerifyEmpty => "verify_empty",
+        /// `citus_remove_node(host, port)`.
+        RemoveNode => "remove_node",
+        /// Put the node back in the pool and emit a deprovision request.
+        ReturnToPool => "return_to_pool",
+        /// Scale-in failure path: shouldhaveshards back to true, then the operation fails.
+        Restore => "restore",
+        /// Nothing left to do.
+        Done => "done",
+    }
+}
+
+named_enum! {
+    /// A Citus background job's state, as `citus_job_status` prints it.
+    JobState, JobState {
+        Scheduled => "scheduled",
+        Running => "running",
+        Finished => "finished",
+        Cancelling => "cancelling",
+        Cancelled => "cancelled",
+        Failing => "failing",
+        Failed => "failed",
+    }
+}
+
+impl Step {
+    /// Whether this step is part of an operation of `kind` (`done` is part of every kind).
+    pub fn belongs_to(self, kind: Kind) -> bool {
+        use Step::*;
+        match kind {
+            Kind::Rebalance => matches!(self, StartRebalance | WaitRebalance | Done),
+            Kind::ScaleOut => matches!(
+                self,
+                PickStandby
+                    | AddNode
+                    | RequestNode
+                    | WaitForNode
+                    | StartRebalance
+                    | WaitRebalance
+                    | Done
+            ),
+            Kind::ScaleIn => matches!(
+                self,
+                MarkDraining
+                    | StartDrain
+                    | WaitDrain
+                    | Cleanup
+                    | VerifyEmpty
+                    | RemoveNode
+                    | ReturnToPool
+                    | Restore
+                    | Done
+            ),
+        }
+    }
+}
+
+impl JobState {
+    /// Finished, cancelled or failed: the job will not change any more.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobState::Finished | JobState::Cancelled | JobState::Failed
+        )
+    }
+}
+
+/// A node's address, as pg_dist_node names it. Displays as `host:port`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct NodeAddr {
+    pub host: String,
+    pub port: i32,
+}
+
+impl NodeAddr {
+    pub fn new(host: impl Into<String>, port: i32) -> NodeAddr {
+        NodeAddr {
+            host: host.into(),
+            port,
+        }
+    }
+
+    /// Parses `host:port` (the last colon splits, so `::1:5432` works).
+    pub fn parse(s: &str) -> Result<NodeAddr, OpError> {
+        let bad = || OpError::Node(s.to_string());
+        let (host, port) = s.trim().rsplit_once(':').ok_or_else(bad)?;
+        let port: i32 = port.parse().map_err(|_| bad())?;
+        if host.is_empty() || !(1..=65_535).contains(&port) {
+            return Err(bad());
+        }
+        Ok(NodeAddr::new(host, port))
+    }
+}
+
+impl fmt::Display for NodeAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+impl FromStr for NodeAddr {
+    type Err = OpError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        NodeAddr::parse(s)
+    }
+}
+
+/// One operation: one row of `autoscale.operations`. Times are epoch seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Operation {
+    pub id: i64,
+    pub kind: Kind,
+    pub status: Status,
+    /// The step to perform next while running; where it stopped once finished (`done` after a
+    /// complete path, including a scale-in whose restore succeeded).
+    pub step: Step,
+    /// The Citus job being followed (rebalance or drain).
+    #[serde(default)]
+    pub job_id: Option<i64>,
+    /// The node added or removed.
+    #[serde(default)]
+    pub node: Option<NodeAddr>,
+    /// The provision request waited on (scale-out with an empty pool).
+    #[serde(default)]
+    pub request_id: Option<i64>,
+    /// Why it failed or was cancelled (kept through the restore step).
+    #[serde(default)]
+    pub error: Option<String>,
+    pub started_at: f64,
+    /// When the current step began (timeouts count from here).
+    pub step_started_at: f64,
+    #[serde(default)]
+    pub finished_at: Option<f64>,
+    /// Consecutive failed attempts of the current step (transient errors).
+    #[serde(default)]
+    pub attempts: u32,
+    /// Why the operation was started.
+    #[serde(default)]
+    pub reason: String,
+    /// Tasks done of the followed job, as last seen.
+    #[serde(default)]
+    pub progress_done: i64,
+    /// Tasks in total of the followed job, as last seen.
+    #[serde(default)]
+    pub progress_total: i64,
+    /// The followed job's state, as last seen (None before the first poll).
+    #[serde(default)]
+    pub job_state: Option<JobState>,
+    /// Set by [`cancel`] on a scale-in that goes through the restore step first: it then ends
+    /// `cancelled` instead of `failed`.
+    #[serde(default)]
+    pub cancelled: bool,
+}
+
+/// What the executor must do for an operation's current step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// `citus_rebalance_start(strategy, drain_only, shard_transfer_mode)` ->
+    /// [`Outcome::JobStarted`] (None when nothing to move).
+    StartRebalance { drain_only: bool },
+    /// `citus_job_status(job_id)` -> [`Outcome::Job`].
+    PollJob { job_id: i64 },
+    /// Claim the first available node of the pool -> [`Outcome::Picked`] or
+    /// [`Outcome::PoolEmpty`].
+    PickStandby,
+    /// `citus_add_node(host, port)` -> [`Outcome::Ok`].
+    AddNode { node: NodeAddr },
+    /// Provision request row + NOTIFY + webhook -> [`Outcome::Requested`].
+    RequestNode,
+    /// Did a node appear (added to pg_dist_node by a provisioner, or put in the pool, then
+    /// claimed like [`Action::PickStandby`])? -> [`Outcome::Appeared`] or [`Outcome::NotYet`].
+    CheckForNode { request_id: Option<i64> },
+    /// `citus_set_node_property(host, port, 'shouldhaveshards', value)` -> [`Outcome::Ok`].
+    SetShouldHaveShards { node: NodeAddr, value: bool },
+    /// `CALL citus_cleanup_orphaned_resources()` -> [`Outcome::Ok`].
+    CleanupOrphaned,
+    /// Placements on the node in `citus_shards` -> [`Outcome::Placements`].
+    CountPlacements { node: NodeAddr },
+    /// `citus_remove_node(host, port)` -> [`Outcome::Ok`].
+    RemoveNode { node: NodeAddr },
+    /// Pool row back to available + deprovision notify -> [`Outcome::Ok`].
+    ReturnToPool { node: NodeAddr },
+    /// Nothing to do against Citus: a finished operation (then [`advance`] leaves it alone), or
+    /// an inconsistent running row (then [`advance`] with [`Outcome::Ok`] fails it).
+    Nothing,
+}
+
+impl Action {
+    /// A short name for logs: `start_rebalance`, `poll_job`, ...
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::StartRebalance { .. } => "start_rebalance",
+            Action::PollJob { .. } => "poll_job",
+            Action::PickStandby => "pick_standby",
+            Action::AddNode { .. } => "add_node",
+            Action::RequestNode => "request_node",
+            Action::CheckForNode { .. } => "check_for_node",
+            Action::SetShouldHaveShards { .. } => "set_should_have_shards",
+            Action::CleanupOrphaned => "cleanup_orphaned",
+            Action::CountPlacements { .. } => "count_placements",
+            Action::RemoveNode { .. } => "remove_node",
+            Action::ReturnToPool { .. } => "return_to_pool",
+            Action::Nothing => "nothing",
+        }
+    }
+}
+
+/// What performing an [`Action`] gave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", content = "value", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The action succeeded and returns nothing.
+    Ok,
+    /// `citus_rebalance_start` returned a job id, or NULL when there was nothing to move.
+    JobStarted(Option<i64>),
+    /// `citus_job_status`: the job's state and its tasks done / total.
+    Job {
+        state: JobState,
+        done: i64,
+        total: i64,
+    },
+    /// A standby was claimed from the pool.
+    Picked(NodeAddr),
+    /// The pool has no available node.
+    PoolEmpty,
+    /// The provision request was written, with this id.
+    Requested(i64),
+    /// A node appeared: already in pg_dist_node (`in_cluster`) or in the pool.
+    Appeared { node: NodeAddr, in_cluster: bool },
+    /// No node yet.
+    NotYet,
+    /// Placements counted on the node.
+    Placements(i64),
+    /// The action raised an error (message).
+    Error(String),
+}
+
+/// How long and how often the machine waits and retries.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Seconds a provision request waits for a node before the operation fails; negative = never.
+    pub provision_timeout: f64,
+    /// Seconds a job may stay `scheduled` before the operation gives up (Citus issue #7103);
+    /// negative (-1) = never.
+    pub job_timeout: f64,
+    /// Attempts of one step before a transient error fails the operation (0 counts as 1).
+    pub max_attempts: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            provision_timeout: DEFAULT_PROVISION_TIMEOUT,
+            job_timeout: DEFAULT_JOB_TIMEOUT,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+        }
+    }
+}
+
+/// One event to record in `autoscale.events`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Note {
+    /// One of the `NOTE_*` constants: `operation_step`, `operation_progress`, `operation_retry`,
+    /// `operation_succeeded`, `operation_failed`, `operation_cancelled`.
+    pub kind: String,
+    pub message: String,
+}
+
+/// The result of [`advance`] or [`cancel`]: the row to persist and the events to record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    pub op: Operation,
+    pub events: Vec<Note>,
+}

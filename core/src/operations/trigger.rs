@@ -1,0 +1,200 @@
+//! When a rebalance is due (see DESIGN.md, "Policies", the rebalancing rule):
+//! - the set of active workers gained a node (added or activated): after `rebalance_settle`
+//!   seconds without further change; a removal alone needs no rebalance;
+//! - data is skewed (`get_rebalance_table_shards_plan()` has moves): at most once per
+//!   `rebalance_interval` counted from the last rebalance started (-1 disables);
+//! - never within `failure_backoff` after a failed rebalance (no retry storms).
+//!
+//! The caller keeps a [`WorkerWatch`] between ticks: [`WorkerWatch::observe`] every tick,
+//! [`WorkerWatch::rebalanced`] when a rebalance starts (ours, whatever triggered it).
+
+use serde::{Deserialize, Serialize};
+
+use super::NodeAddr;
+use crate::duration::format_secs;
+
+/// What the trigger looks at. Times are epoch seconds, durations seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TriggerInput {
+    pub now: f64,
+    /// The active primary workers now, sorted.
+    pub active_workers: Vec<NodeAddr>,
+    /// The worker set the last rebalance accounted for ([`WorkerWatch::baseline`]); None before
+    /// anything was observed (no change is then reported).
+    pub last_seen_workers: Option<Vec<NodeAddr>>,
+    /// When the active set last changed ([`WorkerWatch::changed_at`]); the settle time counts
+    /// from here, so every further change restarts it.
+    pub workers_changed_at: Option<f64>,
+    /// Moves in the rebalance plan; None = not computed (see [`plan_needed`]).
+    pub plan_moves: Option<i64>,
+    /// When our last rebalance (of any trigger, or the tail of a scale-out) started.
+    pub last_rebalance_started: Option<f64>,
+    /// When our last rebalance failed.
+    pub last_failure: Option<f64>,
+    /// `autoscale.rebalance_settle`.
+    pub settle: f64,
+    /// `autoscale.rebalance_interval`; negative (-1) disables skew-triggered rebalances.
+    pub interval: f64,
+    /// No rebalance within this long after a failure.
+    pub failure_backoff: f64,
+}
+
+/// Why a rebalance is due.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "trigger", rename_all = "snake_case")]
+pub enum RebalanceTrigger {
+    /// Workers were added or activated (and maybe others removed).
+    WorkersChanged {
+        added: Vec<NodeAddr>,
+        removed: Vec<NodeAddr>,
+    },
+    /// The rebalance plan has moves.
+    Skew { moves: i64 },
+}
+
+impl RebalanceTrigger {
+    /// A reason to record with the operation: "workers added: h:p" or "skew: 4 planned moves".
+    pub fn reason(&self) -> String {
+        match self {
+            RebalanceTrigger::WorkersChanged { added, removed } => {
+                let mut s = format!("workers added: {}", join(added));
+                if !removed.is_empty() {
+                    s.push_str(&format!("; removed: {}", join(removed)));
+                }
+                s
+            }
+            RebalanceTrigger::Skew { moves } => format!(
+                "skew: {moves} planned shard move{}",
+                if *moves == 1 { "" } else { "s" }
+            ),
+        }
+    }
+}
+
+fn join(nodes: &[NodeAddr]) -> String {
+    nodes
+        .iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Whether a rebalance is due now: `Ok(Some(trigger))` start one; `Ok(None)` nothing calls for
+/// one; `Err(why)` held back (failure backoff, settling, interval), the text for explain.
+pub fn rebalance_due(i: &TriggerInput) -> Result<Option<RebalanceTrigger>, String> {
+    if let Some(failed) = i.last_failure {
+        let ago = i.now - failed;
+        if ago < i.failure_backoff {
+            return Err(format!(
+                "backing off after failure {} ago (backoff {})",
+                format_secs(ago),
+                format_secs(i.failure_backoff)
+            ));
+        }
+    }
+    if let Some(baseline) = &i.last_seen_workers {
+        let added: Vec<NodeAddr> = i
+            .active_workers
+            .iter()
+            .filter(|n| !baseline.contains(n))
+            .cloned()
+            .collect();
+        if !added.is_empty() {
+            let removed: Vec<NodeAddr> = baseline
+                .iter()
+                .filter(|n| !i.active_workers.contains(n))
+                .cloned()
+                .collect();
+            let settled = i.workers_changed_at.map_or(i.settle, |t| i.now - t);
+            if settled < i.settle {
+                return Err(format!(
+                    "settling: {} of {} since workers {} joined",
+                    format_secs(settled),
+                    format_secs(i.settle),
+                    join(&added)
+                ));
+            }
+            return Ok(Some(RebalanceTrigger::WorkersChanged { added, removed }));
+        }
+    }
+    if i.interval < 0.0 {
+        return Ok(None);
+    }
+    if let Some(started) = i.last_rebalance_started {
+        let ago = i.now - started;
+        if ago < i.interval {
+            return Err(format!(
+                "last rebalance started {} ago, rebalance_interval {}",
+                format_secs(ago),
+                format_secs(i.interval)
+            ));
+        }
+    }
+    match i.plan_moves {
+        Some(moves) if moves > 0 => Ok(Some(RebalanceTrigger::Skew { moves })),
+        _ => Ok(None),
+    }
+}
+
+/// Whether computing the rebalance plan (expensive on many shard groups, Citus #7021) can lead to
+/// a skew rebalance now: not backing off, no worker change pending, interval enabled and elapsed.
+pub fn plan_needed(i: &TriggerInput) -> bool {
+    let probe = TriggerInput {
+        plan_moves: Some(1),
+        ..i.clone()
+    };
+    matches!(
+        rebalance_due(&probe),
+        Ok(Some(RebalanceTrigger::Skew { .. }))
+    )
+}
+
+/// What the caller persists between ticks to follow the active worker set.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct WorkerWatch {
+    /// The set the last rebalance accounted for (feeds [`TriggerInput::last_seen_workers`]).
+    /// It follows removals at once (they need no rebalance) and additions only on
+    /// [`WorkerWatch::rebalanced`].
+    pub baseline: Option<Vec<NodeAddr>>,
+    /// The set the previous tick saw.
+    pub seen: Option<Vec<NodeAddr>>,
+    /// When `seen` last changed (feeds [`TriggerInput::workers_changed_at`]).
+    pub changed_at: Option<f64>,
+}
+
+impl WorkerWatch {
+    /// Records this tick's active workers.
+    pub fn observe(&self, active: &[NodeAddr], now: f64) -> WorkerWatch {
+        let active = sorted(active);
+        let mut w = self.clone();
+        if w.seen.as_ref() != Some(&active) {
+            if w.seen.is_some() {
+                w.changed_at = Some(now);
+            }
+            w.seen = Some(active.clone());
+        }
+        let follow = match &w.baseline {
+            None => true,
+            Some(b) => active.iter().all(|n| b.contains(n)),
+        };
+        if follow {
+            w.baseline = Some(active);
+        }
+        w
+    }
+
+    /// A rebalance started with these active workers: they are the new baseline.
+    pub fn rebalanced(&self, active: &[NodeAddr]) -> WorkerWatch {
+        WorkerWatch {
+            baseline: Some(sorted(active)),
+            ..self.clone()
+        }
+    }
+}
+
+fn sorted(nodes: &[NodeAddr]) -> Vec<NodeAddr> {
+    let mut v = nodes.to_vec();
+    v.sort();
+    v.dedup();
+    v
+}

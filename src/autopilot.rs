@@ -1,0 +1,219 @@
+//! The deciding-and-acting half of a tick, after sampling: follow the running operation one step,
+//! or ask the policy engine and the rebalance trigger whether to start one, within the guards.
+//! In observe mode what would be done is recorded as an event and nothing else happens.
+
+use autoscale_core::operations::{
+    trigger, GuardVerdict, Kind, NodeAddr, Step, TriggerInput, WorkerWatch,
+};
+use autoscale_core::policy::Direction;
+use pgrx::prelude::*;
+use pgrx::spi::SpiResult;
+use pgrx::JsonB;
+use serde::Serialize;
+
+use crate::{citus, history, operations, policies, provision, settings, subxact};
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ActReport {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rebalance: Option<String>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub webhooks_delivered: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+fn active_workers() -> SpiResult<Vec<NodeAddr>> {
+    Ok(citus::primary_nodes()?
+        .into_iter()
+        .filter(|n| n.groupid != 0 && n.isactive)
+        .map(|n| NodeAddr::new(n.nodename, n.nodeport))
+        .collect())
+}
+
+fn load_watch() -> SpiResult<WorkerWatch> {
+    Ok(
+        Spi::get_one::<JsonB>("SELECT worker_watch FROM autoscale.control")?
+            .and_then(|j| serde_json::from_value(j.0).ok())
+            .unwrap_or_default(),
+    )
+}
+
+fn save_watch(w: &WorkerWatch) -> SpiResult<()> {
+    Spi::run_with_args(
+        "UPDATE autoscale.control SET worker_watch = $1",
+        &[JsonB(serde_json::to_value(w).expect("watch serializes")).into()],
+    )
+}
+
+fn now() -> SpiResult<f64> {
+    Ok(
+        Spi::get_one::<f64>("SELECT extract(epoch FROM pg_catalog.clock_timestamp())::float8")?
+            .unwrap_or_default(),
+    )
+}
+
+/// One deciding-and-acting pass. Runs on the coordinator only (the caller checked).
+pub fn run() -> SpiResult<ActReport> {
+    let mut report = ActReport {
+        webhooks_delivered: provision::deliver_webhooks()?,
+        ..Default::default()
+    };
+    let citus_coordinator = citus::role() == citus::Role::Coordinator;
+    let active = if citus_coordinator {
+        active_workers()?
+    } else {
+        Vec::new()
+    };
+    let now = now()?;
+    let mut watch = load_watch()?.observe(&active, now);
+
+    // 1. a running operation advances one step and nothing else starts
+    if let Some(op) = operations::running()? {
+        match operations::step(&op)? {
+            Some(next) => {
+                if matches!(next.kind, Kind::Rebalance | Kind::ScaleOut)
+                    && matches!(next.step, Step::WaitRebalance | Step::Done)
+                {
+                    watch = watch.rebalanced(&active);
+                }
+                report.operation = Some(autoscale_core::operations::describe(&next));
+            }
+            None => {
+                report.operation = Some(autoscale_core::operations::describe(&op));
+                report.held = operations::check_guards(false)?
+                    .reason()
+                    .map(str::to_string);
+            }
+        }
+        save_watch(&watch)?;
+        return Ok(report);
+    }
+
+    // 2. the policy engine
+    let verdict = operations::check_guards(true)?;
+    let (decision, _) = policies::decide()?;
+    policies::record_decision(&decision, !verdict.is_act())?;
+    report.decision = Some(format!(
+        "{} ({} -> {})",
+        decision.direction.as_str(),
+        decision.from_workers,
+        decision.desired_workers
+    ));
+    let reasons = decision.reasons.join("; ");
+    match (decision.direction, &verdict) {
+        (Direction::Out, GuardVerdict::Act) => {
+            match operations::start(Kind::ScaleOut, None, &reasons, "policy") {
+                Ok(op) => report.operation = Some(autoscale_core::operations::describe(&op)),
+                Err(e) => history::record_event(
+                    "error",
+                    &format!("could not start scale_out: {e}"),
+                    None,
+                )?,
+            }
+            save_watch(&watch)?;
+            return Ok(report);
+        }
+        (Direction::In, GuardVerdict::Act) => {
+            match citus::scale_in_candidate()? {
+                Some((h, p)) => match operations::start(
+                    Kind::ScaleIn,
+                    Some(NodeAddr::new(h, p)),
+                    &reasons,
+                    "policy",
+                ) {
+                    Ok(op) => report.operation = Some(autoscale_core::operations::describe(&op)),
+                    Err(e) => history::record_event(
+                        "error",
+                        &format!("could not start scale_in: {e}"),
+                        None,
+                    )?,
+                },
+                None => report.held = Some("no worker to remove".into()),
+            }
+            save_watch(&watch)?;
+            return Ok(report);
+        }
+        (Direction::Out | Direction::In, v) => report.held = v.reason().map(str::to_string),
+        (Direction::Hold, _) => {}
+    }
+
+    // 3. the rebalance trigger: workers joined, or data skewed
+    if citus_coordinator {
+        let h = operations::history()?;
+        let (observed, plan_checked) = Spi::get_two::<f64, f64>(
+            "SELECT extract(epoch FROM observed_rebalance_at)::float8, extract(epoch FROM plan_checked_at)::float8
+               FROM autoscale.control",
+        )?;
+        let last_started = match (h.last_rebalance_started, observed) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        let interval = settings::rebalance_interval();
+        let mut input = TriggerInput {
+            now,
+            active_workers: active.clone(),
+            last_seen_workers: watch.baseline.clone(),
+            workers_changed_at: watch.changed_at,
+            plan_moves: None,
+            last_rebalance_started: last_started,
+            last_failure: h.last_failure,
+            settle: settings::rebalance_settle(),
+            interval,
+            failure_backoff: settings::failure_backoff(),
+        };
+        // planning is not free on big clusters (Citus #7021): at most every tenth of the interval
+        let plan_period = (interval / 10.0).clamp(settings::sample_interval().as_secs_f64(), 300.0);
+        if trigger::plan_needed(&input) && plan_checked.is_none_or(|t| now - t >= plan_period) {
+            let strategy = settings::rebalance_strategy();
+            input.plan_moves = subxact::catch(|| citus::planned_moves(strategy.as_deref()))
+                .ok()
+                .and_then(|r| r.ok());
+            Spi::run("UPDATE autoscale.control SET plan_checked_at = pg_catalog.now()")?;
+        }
+        match trigger::rebalance_due(&input) {
+            Ok(Some(t)) => match verdict {
+                GuardVerdict::Act => {
+                    match operations::start(Kind::Rebalance, None, &t.reason(), "trigger") {
+                        Ok(op) => {
+                            report.operation = Some(autoscale_core::operations::describe(&op))
+                        }
+                        Err(e) => history::record_event(
+                            "error",
+                            &format!("could not start rebalance: {e}"),
+                            None,
+                        )?,
+                    }
+                    watch = watch.rebalanced(&active);
+                }
+                GuardVerdict::Observe(_) => {
+                    history::record_event(
+                        "decision",
+                        &format!("would rebalance: {}", t.reason()),
+                        serde_json::to_value(&t).ok(),
+                    )?;
+                    Spi::run(
+                        "UPDATE autoscale.control SET observed_rebalance_at = pg_catalog.now()",
+                    )?;
+                    watch = watch.rebalanced(&active);
+                    report.rebalance = Some(format!("would rebalance: {}", t.reason()));
+                }
+                GuardVerdict::Blocked(why) => {
+                    report.rebalance = Some(format!("rebalance due ({}) but {why}", t.reason()))
+                }
+            },
+            Ok(None) => {}
+            Err(why) => report.rebalance = Some(why),
+        }
+    }
+    save_watch(&watch)?;
+    Ok(report)
+}

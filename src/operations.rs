@@ -1,0 +1,416 @@
+//! Operations on the cluster: the persisted rows of autoscale.operations and the thin executor
+//! that performs each step of the pure state machine (autoscale_core::operations) against Citus.
+//! One step per call; the step's Citus call and the new state commit together, so a crash at any
+//! point resumes at the recorded step. Failures of a Citus call are caught in a subtransaction
+//! and handed to the state machine as an outcome.
+
+use autoscale_core::operations::{
+    self as machine, guards, Action, GuardInput, GuardVerdict, JobState, Kind, Limits,
+    MaintenanceWindow, NodeAddr, Operation, Outcome, Status,
+};
+use pgrx::prelude::*;
+use pgrx::spi::SpiResult;
+use pgrx::JsonB;
+
+use crate::errors::AutoscaleError;
+use crate::{citus, history, pool, provision, settings, subxact};
+
+/// What the policy engine needs to know about past operations.
+#[derive(Debug, Default)]
+pub struct OpsHistory {
+    pub running: bool,
+    pub last_scale_out_finished: Option<f64>,
+    pub last_scale_in_finished: Option<f64>,
+    pub last_rebalance_started: Option<f64>,
+    pub last_failure: Option<f64>,
+    pub started_last_hour: u32,
+}
+
+fn epoch(sql: &str) -> SpiResult<Option<f64>> {
+    Spi::get_one::<f64>(sql)
+}
+
+pub fn history() -> SpiResult<OpsHistory> {
+    Ok(OpsHistory {
+        running: Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM autoscale.operations WHERE status = 'running')")?
+            .unwrap_or(false),
+        last_scale_out_finished: epoch(
+            "SELECT extract(epoch FROM max(finished_at))::float8 FROM autoscale.operations
+              WHERE kind = 'scale_out' AND status = 'succeeded'",
+        )?,
+        last_scale_in_finished: epoch(
+            "SELECT extract(epoch FROM max(finished_at))::float8 FROM autoscale.operations
+              WHERE kind = 'scale_in' AND status = 'succeeded'",
+        )?,
+        last_rebalance_started: epoch(
+            "SELECT extract(epoch FROM max(started_at))::float8 FROM autoscale.operations WHERE kind = 'rebalance'",
+        )?,
+        last_failure: epoch(
+            "SELECT extract(epoch FROM max(finished_at))::float8 FROM autoscale.operations
+              WHERE status IN ('failed', 'cancelled')",
+        )?,
+        started_last_hour: Spi::get_one::<i64>(
+            "SELECT count(*) FROM autoscale.operations WHERE started_at > pg_catalog.now() - interval '1 hour'",
+        )?
+        .unwrap_or(0) as u32,
+    })
+}
+
+/// The running operation, locked for this transaction.
+pub fn running() -> SpiResult<Option<Operation>> {
+    let op = Spi::get_one::<JsonB>(
+        "SELECT (SELECT op FROM autoscale.operations WHERE status = 'running' FOR UPDATE)",
+    )?;
+    Ok(op.and_then(|j| serde_json::from_value(j.0).ok()))
+}
+
+/// Job ids of every operation autoscale started (so a human's job can be told apart).
+fn our_job_ids() -> SpiResult<Vec<i64>> {
+    Spi::connect(|c| {
+        let mut v = Vec::new();
+        for r in c.select(
+            "SELECT job_id FROM autoscale.operations WHERE job_id IS NOT NULL",
+            None,
+            &[],
+        )? {
+            v.push(r.get::<i64>(1)?.unwrap_or_default());
+        }
+        Ok(v)
+    })
+}
+
+fn now() -> SpiResult<f64> {
+    Ok(
+        Spi::get_one::<f64>("SELECT extract(epoch FROM pg_catalog.clock_timestamp())::float8")?
+            .unwrap_or_default(),
+    )
+}
+
+fn save(op: &Operation) -> SpiResult<()> {
+    Spi::run_with_args(
+        "UPDATE autoscale.operations SET op = $2 WHERE id = $1",
+        &[
+            op.id.into(),
+            JsonB(serde_json::to_value(op).expect("operation serializes")).into(),
+        ],
+    )
+}
+
+fn insert(op: &Operation, requested_by: &str) -> SpiResult<()> {
+    Spi::run_with_args(
+        "INSERT INTO autoscale.operations (id, op, requested_by) VALUES ($1, $2, $3)",
+        &[
+            op.id.into(),
+            JsonB(serde_json::to_value(op).expect("operation serializes")).into(),
+            requested_by.into(),
+        ],
+    )
+}
+
+fn limits() -> Limits {
+    Limits {
+        provision_timeout: settings::provision_timeout(),
+        job_timeout: settings::job_timeout(),
+        max_attempts: 3,
+    }
+}
+
+/// The guards' view of this node and cluster now.
+pub fn guard_input() -> SpiResult<GuardInput> {
+    let role = citus::role();
+    let citus_installed = role != citus::Role::NoCitus;
+    let (blocked, human) = if role == citus::Role::Coordinator {
+        let ours = our_job_ids()?;
+        let human = citus::unfinished_jobs()?
+            .into_iter()
+            .find(|j| !ours.contains(j));
+        (citus::cluster_changes_blocked()?, human)
+    } else {
+        (false, None)
+    };
+    Ok(GuardInput {
+        mode: settings::mode().as_str().to_string(),
+        is_coordinator: role == citus::Role::Coordinator,
+        in_recovery: unsafe { pg_sys::RecoveryInProgress() },
+        citus_installed,
+        cluster_changes_blocked: blocked,
+        human_job_running: human,
+        window: None,
+        now_utc: now()?,
+        ops_last_hour: history()?.started_last_hour,
+        max_ops_per_hour: settings::max_operations_per_hour(),
+    })
+}
+
+/// Runs the guards. An invalid maintenance window blocks (the safe reading of a typo).
+pub fn check_guards(starting: bool) -> SpiResult<GuardVerdict> {
+    let mut g = guard_input()?;
+    if let Some(w) = settings::maintenance_window() {
+        match MaintenanceWindow::parse(&w) {
+            Ok(w) => g.window = Some(w),
+            Err(e) => {
+                return Ok(GuardVerdict::Blocked(format!(
+                    "autoscale.maintenance_window is invalid: {e}"
+                )))
+            }
+        }
+    }
+    if !starting {
+        // the rate limit is about starting operations, not finishing them
+        g.max_ops_per_hour = 0;
+    }
+    Ok(guards::check(&g))
+}
+
+/// Actions that only read (following a job, looking for a node): they run whatever the guards say,
+/// so a running operation keeps its view of the cluster current.
+fn read_only(a: &Action) -> bool {
+    matches!(
+        a,
+        Action::PollJob { .. }
+            | Action::CheckForNode { .. }
+            | Action::CountPlacements { .. }
+            | Action::Nothing
+    )
+}
+
+fn to_outcome<T>(r: Result<SpiResult<T>, String>, f: impl FnOnce(T) -> Outcome) -> Outcome {
+    match r {
+        Ok(Ok(v)) => f(v),
+        Ok(Err(e)) => Outcome::Error(e.to_string()),
+        Err(e) => Outcome::Error(e),
+    }
+}
+
+/// Performs one action against Citus and the extension's tables. Errors become outcomes.
+fn perform(op: &Operation, action: &Action) -> Outcome {
+    match action.clone() {
+        Action::StartRebalance { drain_only } => {
+            let strategy = settings::rebalance_strategy();
+            let mode = settings::shard_transfer_mode().as_str();
+            to_outcome(
+                subxact::catch(|| citus::rebalance_start(strategy.as_deref(), drain_only, mode)),
+                Outcome::JobStarted,
+            )
+        }
+        Action::PollJob { job_id } => {
+            to_outcome(subxact::catch(|| citus::job_status(job_id)), |s| match s {
+                None => Outcome::Error(format!("Citus job {job_id} not found")),
+                Some((state, done, total)) => match JobState::parse(&state) {
+                    Ok(state) => Outcome::Job { state, done, total },
+                    Err(e) => Outcome::Error(e.to_string()),
+                },
+            })
+        }
+        Action::PickStandby => to_outcome(subxact::catch(pool::claim), |n| match n {
+            Some((h, p)) => Outcome::Picked(NodeAddr::new(h, p)),
+            None => Outcome::PoolEmpty,
+        }),
+        Action::AddNode { node } => to_outcome(
+            subxact::catch(|| {
+                // already a member (a resumed step whose add committed): nothing to add
+                if citus::node_in_cluster(&node.host, node.port)?.is_none() {
+                    citus::add_node(&node.host, node.port)?;
+                }
+                pool::set_state(&node.host, node.port, "active")
+            }),
+            |_| Outcome::Ok,
+        ),
+        Action::RequestNode => to_outcome(
+            subxact::catch(|| {
+                let payload = serde_json::json!({
+                    "operation_id": op.id,
+                    "reason": op.reason,
+                    "max_nodeid": citus::max_nodeid()?,
+                    "workers": citus::primary_nodes()?.iter().filter(|n| n.groupid != 0 && n.isactive).count(),
+                    "hint": "add a worker with citus_add_node() on the coordinator, or offer one with autoscale.add_standby_node(host, port)",
+                });
+                provision::request("provision", Some(op.id), payload)
+            }),
+            Outcome::Requested,
+        ),
+        Action::CheckForNode { request_id } => to_outcome(
+            subxact::catch(|| {
+                if let Some((h, p)) = pool::claim()? {
+                    if let Some(id) = request_id {
+                        provision::set_status(id, "fulfilled")?;
+                    }
+                    return Ok(Some((h, p, false)));
+                }
+                if let Some(id) = request_id {
+                    if let Some((h, p)) =
+                        citus::workers_added_after(provision::nodeid_at_request(id)?)?
+                            .into_iter()
+                            .next()
+                    {
+                        provision::set_status(id, "fulfilled")?;
+                        pool::set_state(&h, p, "active")?;
+                        return Ok(Some((h, p, true)));
+                    }
+                }
+                Ok(None)
+            }),
+            |found| match found {
+                Some((h, p, in_cluster)) => Outcome::Appeared {
+                    node: NodeAddr::new(h, p),
+                    in_cluster,
+                },
+                None => Outcome::NotYet,
+            },
+        ),
+        Action::SetShouldHaveShards { node, value } => to_outcome(
+            subxact::catch(|| {
+                citus::set_should_have_shards(&node.host, node.port, value)?;
+                if !value {
+                    pool::set_state(&node.host, node.port, "draining")?;
+                } else if pool::state_of(&node.host, node.port)?.as_deref() == Some("draining") {
+                    pool::set_state(&node.host, node.port, "active")?;
+                }
+                Ok(())
+            }),
+            |_| Outcome::Ok,
+        ),
+        Action::CleanupOrphaned => {
+            to_outcome(subxact::catch(citus::cleanup_orphaned), |_| Outcome::Ok)
+        }
+        Action::CountPlacements { node } => to_outcome(
+            subxact::catch(|| citus::placements_on(&node.host, node.port)),
+            Outcome::Placements,
+        ),
+        Action::RemoveNode { node } => to_outcome(
+            subxact::catch(|| {
+                // the state machine only gets here after VerifyEmpty counted zero; check again in
+                // this very transaction: a node that holds placements is never removed
+                let n = citus::placements_on(&node.host, node.port)?;
+                if n > 0 {
+                    pgrx::error!("node {node} holds {n} placements; not removed");
+                }
+                if citus::node_in_cluster(&node.host, node.port)?.is_some() {
+                    citus::remove_node(&node.host, node.port)?;
+                }
+                Ok(())
+            }),
+            |_| Outcome::Ok,
+        ),
+        Action::ReturnToPool { node } => to_outcome(
+            subxact::catch(|| {
+                pool::set_state(&node.host, node.port, "returned")?;
+                let payload = serde_json::json!({
+                    "operation_id": op.id,
+                    "node": {"host": node.host, "port": node.port},
+                    "reason": op.reason,
+                    "hint": "the node left the cluster and is back in the pool; it may be stopped or reused",
+                });
+                provision::request("deprovision", Some(op.id), payload).map(|_| ())
+            }),
+            |_| Outcome::Ok,
+        ),
+        Action::Nothing => Outcome::Ok,
+    }
+}
+
+/// Advances `op` by one step: performs its action (when the guards allow it), persists the new
+/// state and records its events. Returns the new state, or None when the guards held it.
+pub fn step(op: &Operation) -> SpiResult<Option<Operation>> {
+    let action = machine::action(op);
+    if !read_only(&action) {
+        if let GuardVerdict::Blocked(why) | GuardVerdict::Observe(why) = check_guards(false)? {
+            let _ = why;
+            return Ok(None);
+        }
+    }
+    let outcome = perform(op, &action);
+    let t = machine::advance(op, outcome, now()?, &limits());
+    if t.op.status != Status::Running {
+        if let (Some(id), Kind::ScaleOut) = (t.op.request_id, t.op.kind) {
+            if t.op.status == Status::Failed && t.op.node.is_none() {
+                provision::set_status(id, "expired")?;
+            }
+        }
+        // a claimed pool node that never joined goes back to available
+        if t.op.kind == Kind::ScaleOut && t.op.status != Status::Succeeded {
+            if let Some(n) = &t.op.node {
+                if pool::state_of(&n.host, n.port)?.as_deref() == Some("joining") {
+                    pool::set_state(&n.host, n.port, "available")?;
+                }
+            }
+        }
+    }
+    save(&t.op)?;
+    for note in &t.events {
+        history::record_event(
+            &note.kind,
+            &note.message,
+            Some(
+                serde_json::json!({"operation_id": t.op.id, "kind": t.op.kind.as_str(), "step": t.op.step.as_str(),
+                                    "job_id": t.op.job_id, "node": t.op.node.as_ref().map(|n| n.to_string())}),
+            ),
+        )?;
+    }
+    Ok(Some(t.op))
+}
+
+/// Starts an operation: creates its row and performs its first step now (in this transaction).
+pub fn start(
+    kind: Kind,
+    node: Option<NodeAddr>,
+    reason: &str,
+    requested_by: &str,
+) -> Result<Operation, AutoscaleError> {
+    let spi = |e: pgrx::spi::SpiError| AutoscaleError::NotInPrerequisiteState(e.to_string());
+    if let Some(op) = running().map_err(spi)? {
+        return Err(AutoscaleError::NotInPrerequisiteState(format!(
+            "operation {} is running ({}); only one operation runs at a time",
+            op.id,
+            machine::describe(&op)
+        )));
+    }
+    let id = Spi::get_one::<i64>("SELECT nextval('autoscale.operations_id_seq')")
+        .map_err(spi)?
+        .unwrap_or_default();
+    let op = machine::new_operation(id, kind, node, reason, now().map_err(spi)?)
+        .map_err(|e| AutoscaleError::NotInPrerequisiteState(e.to_string()))?;
+    insert(&op, requested_by).map_err(spi)?;
+    history::record_event(
+        "operation_started",
+        &format!("{} started ({requested_by}): {reason}", kind.as_str()),
+        Some(serde_json::json!({"operation_id": id, "kind": kind.as_str(), "reason": reason})),
+    )
+    .map_err(spi)?;
+    Ok(step(&op).map_err(spi)?.unwrap_or(op))
+}
+
+/// Refuses manual calls the guards would not allow, with the guards' reason.
+pub fn require_act() -> Result<(), AutoscaleError> {
+    match check_guards(true).map_err(|e| AutoscaleError::NotInPrerequisiteState(e.to_string()))? {
+        GuardVerdict::Act => Ok(()),
+        GuardVerdict::Observe(_) => Err(AutoscaleError::NotInPrerequisiteState(
+            "autoscale.mode is observe; set autoscale.mode = 'act' to let autoscale change the cluster".into(),
+        )),
+        GuardVerdict::Blocked(why) => Err(AutoscaleError::NotInPrerequisiteState(format!("not now: {why}"))),
+    }
+}
+
+/// Cancels a running operation: the state machine decides where it ends (a drained scale-in is
+/// restored first), and a Citus job it follows is cancelled too.
+pub fn cancel(op: &Operation, reason: &str) -> Result<(), AutoscaleError> {
+    let spi = |e: pgrx::spi::SpiError| AutoscaleError::NotInPrerequisiteState(e.to_string());
+    let t = machine::cancel(op, reason, now().map_err(spi)?)
+        .map_err(|e| AutoscaleError::NotInPrerequisiteState(e.to_string()))?;
+    if let (Some(job), Some(JobState::Scheduled | JobState::Running) | None) =
+        (op.job_id, op.job_state)
+    {
+        // best effort: the job may have finished meanwhile
+        let _ = subxact::catch(move || citus::cancel_job(job));
+    }
+    save(&t.op).map_err(spi)?;
+    for note in &t.events {
+        history::record_event(
+            &note.kind,
+            &note.message,
+            Some(serde_json::json!({"operation_id": t.op.id})),
+        )
+        .map_err(spi)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,559 @@
+//! Policies in SQL: storing them (validated by the pure engine), building each policy's metric
+//! series from history, sampling custom metrics, and asking the engine for a decision.
+//! The engine itself (autoscale_core::policy) decides; this module only feeds it.
+
+use std::collections::HashMap;
+
+use autoscale_core::policy::{
+    self, Aggregate, Decision, EvalInput, Metric, Point, Policy, PolicyKind, PolicySeries,
+};
+use pgrx::prelude::*;
+use pgrx::spi::SpiResult;
+use pgrx::JsonB;
+
+use crate::errors::AutoscaleError;
+use crate::{operations, settings, subxact};
+
+/// A stored policy: the engine's view plus the custom query, if any.
+#[derive(Debug, Clone)]
+pub struct StoredPolicy {
+    pub policy: Policy,
+    pub custom_sql: Option<String>,
+}
+
+/// Largest time a custom metric query may run, per sample.
+const CUSTOM_TIMEOUT_MS: i64 = 2_000;
+
+fn interval_secs(column: &str) -> String {
+    format!("extract(epoch FROM {column})::float8")
+}
+
+/// All policies, by name.
+pub fn load() -> SpiResult<Vec<StoredPolicy>> {
+    let sql = format!(
+        "SELECT name, metric, aggregate, kind, scale_out_above, scale_in_below, target, tolerance,
+                {}, {}, {}, {}, min_workers, max_workers, step, custom_sql
+           FROM autoscale.policy_config ORDER BY name",
+        interval_secs("scale_out_for"),
+        interval_secs("scale_in_for"),
+        interval_secs("cooldown_out"),
+        interval_secs("cooldown_in"),
+    );
+    Spi::connect(|c| {
+        let mut out = Vec::new();
+        for r in c.select(sql.as_str(), None, &[])? {
+            let name: String = r.get(1)?.unwrap_or_default();
+            let metric =
+                Metric::parse(&r.get::<String>(2)?.unwrap_or_default()).unwrap_or(Metric::Cpu);
+            let aggregate = Aggregate::parse(&r.get::<String>(3)?.unwrap_or_default())
+                .unwrap_or(Aggregate::Avg);
+            let kind = if r.get::<String>(4)?.as_deref() == Some("target") {
+                PolicyKind::Target {
+                    target: r.get(7)?.unwrap_or(1.0),
+                    tolerance: r.get(8)?.unwrap_or(policy::DEFAULT_TOLERANCE),
+                }
+            } else {
+                PolicyKind::Threshold {
+                    scale_out_above: r.get(5)?.unwrap_or(f64::INFINITY),
+                    scale_in_below: r.get(6)?.unwrap_or(f64::NEG_INFINITY),
+                }
+            };
+            out.push(StoredPolicy {
+                policy: Policy {
+                    name,
+                    metric,
+                    aggregate,
+                    kind,
+                    scale_out_for: r.get(9)?.unwrap_or(0.0),
+                    scale_in_for: r.get(10)?.unwrap_or(0.0),
+                    cooldown_out: r.get(11)?.unwrap_or(0.0),
+                    cooldown_in: r.get(12)?.unwrap_or(0.0),
+                    min_workers: r.get::<i32>(13)?.unwrap_or(0).max(0) as u32,
+                    max_workers: r.get::<i32>(14)?.unwrap_or(0).max(0) as u32,
+                    step: r.get::<i32>(15)?.unwrap_or(1).max(0) as u32,
+                },
+                custom_sql: r.get(16)?,
+            });
+        }
+        Ok(out)
+    })
+}
+
+/// Arguments of `autoscale.set_policy()`, durations in seconds.
+pub struct PolicyArgs {
+    pub name: String,
+    pub metric: String,
+    pub aggregate: String,
+    pub scale_out_above: Option<f64>,
+    pub scale_in_below: Option<f64>,
+    pub target: Option<f64>,
+    pub tolerance: f64,
+    pub scale_out_for: f64,
+    pub scale_in_for: f64,
+    pub cooldown: f64,
+    pub scale_in_cooldown: Option<f64>,
+    pub min_workers: i32,
+    pub max_workers: i32,
+    pub step: i32,
+    pub custom_sql: Option<String>,
+}
+
+fn count_arg(argument: &'static str, v: i32, allowed: &str) -> Result<u32, AutoscaleError> {
+    u32::try_from(v).map_err(|_| AutoscaleError::invalid(argument, v, allowed))
+}
+
+/// Turns SQL arguments into a validated policy. Every failure names the argument, the value and
+/// what is allowed.
+pub fn build(a: &PolicyArgs) -> Result<StoredPolicy, AutoscaleError> {
+    let metric = Metric::parse(&a.metric).map_err(|e| {
+        AutoscaleError::invalid("metric", format!("'{}'", a.metric), policy_allowed(&e))
+    })?;
+    let aggregate = Aggregate::parse(&a.aggregate).map_err(|e| {
+        AutoscaleError::invalid(
+            "aggregate",
+            format!("'{}'", a.aggregate),
+            policy_allowed(&e),
+        )
+    })?;
+    let kind = match (a.target, a.scale_out_above, a.scale_in_below) {
+        (Some(target), None, None) => PolicyKind::Target {
+            target,
+            tolerance: a.tolerance,
+        },
+        (Some(_), _, _) => {
+            return Err(AutoscaleError::invalid(
+                "target",
+                a.target.unwrap_or_default(),
+                "either target (target tracking) or scale_out_above and scale_in_below (thresholds), not both",
+            ))
+        }
+        (None, out, inn) => {
+            let (out, inn) = match (out, inn, metric.is_percent()) {
+                (Some(o), Some(i), _) => (o, i),
+                (o, i, true) => (o.unwrap_or(80.0), i.unwrap_or(25.0)),
+                (None, _, false) => {
+                    return Err(AutoscaleError::invalid(
+                        "scale_out_above",
+                        "NULL",
+                        format!("a number: metric {} has no default thresholds (give scale_out_above and scale_in_below, or target)", metric.as_str()),
+                    ))
+                }
+                (Some(_), None, false) => {
+                    return Err(AutoscaleError::invalid(
+                        "scale_in_below",
+                        "NULL",
+                        format!("a number: metric {} has no default thresholds", metric.as_str()),
+                    ))
+                }
+            };
+            PolicyKind::Threshold {
+                scale_out_above: out,
+                scale_in_below: inn,
+            }
+        }
+    };
+    let p = Policy {
+        name: a.name.clone(),
+        metric,
+        aggregate,
+        kind,
+        scale_out_for: a.scale_out_for,
+        scale_in_for: a.scale_in_for,
+        cooldown_out: a.cooldown,
+        cooldown_in: a.scale_in_cooldown.unwrap_or(a.cooldown),
+        min_workers: count_arg(
+            "min_workers",
+            a.min_workers,
+            "an integer between 1 and 1000",
+        )?,
+        max_workers: count_arg(
+            "max_workers",
+            a.max_workers,
+            "an integer between 1 and 1000",
+        )?,
+        step: count_arg("step", a.step, "an integer between 1 and 100")?,
+    };
+    p.validate().map_err(|e| {
+        let arg = e.argument();
+        AutoscaleError::InvalidArgument {
+            argument: arg,
+            value: e.to_string(),
+            allowed: policy_allowed(&e),
+        }
+    })?;
+    match (&metric, &a.custom_sql) {
+        (Metric::Custom, None) => {
+            return Err(AutoscaleError::invalid(
+                "custom_sql",
+                "NULL",
+                "a query returning one row with one number, required for metric custom",
+            ))
+        }
+        (Metric::Custom, Some(sql)) if sql.trim().is_empty() => {
+            return Err(AutoscaleError::invalid(
+                "custom_sql",
+                "''",
+                "a query returning one row with one number",
+            ))
+        }
+        (m, Some(_)) if *m != Metric::Custom => {
+            return Err(AutoscaleError::invalid(
+                "custom_sql",
+                "a query",
+                format!(
+                    "NULL for metric {}; custom_sql belongs to metric custom",
+                    m.as_str()
+                ),
+            ))
+        }
+        _ => {}
+    }
+    Ok(StoredPolicy {
+        policy: p,
+        custom_sql: a.custom_sql.clone(),
+    })
+}
+
+/// What the engine allows, from its error message ("... must be ...").
+fn policy_allowed(e: &policy::PolicyError) -> String {
+    let m = e.to_string();
+    match m.find(" must ") {
+        Some(i) => m[i + 1..].to_string(),
+        None => m,
+    }
+}
+
+/// Runs a custom metric query: one row, one numeric column, not NULL.
+pub fn run_custom(sql: &str) -> Result<f64, String> {
+    Spi::connect(|c| {
+        let t = c.select(sql, Some(2), &[]).map_err(|e| e.to_string())?;
+        let cols = t.columns().map_err(|e| e.to_string())?;
+        if cols != 1 {
+            return Err(format!(
+                "custom_sql returned {cols} columns; it must return exactly one number"
+            ));
+        }
+        let rows = t.len();
+        if rows != 1 {
+            return Err(format!(
+                "custom_sql returned {}; it must return exactly one row",
+                if rows == 0 {
+                    "no rows".to_string()
+                } else {
+                    "several rows".to_string()
+                }
+            ));
+        }
+        let oid = t.column_type_oid(1).map_err(|e| e.to_string())?.value();
+        let row = t.first();
+        let v: Option<f64> = match oid {
+            pg_sys::INT2OID => row
+                .get_one::<i16>()
+                .map_err(|e| e.to_string())?
+                .map(f64::from),
+            pg_sys::INT4OID => row
+                .get_one::<i32>()
+                .map_err(|e| e.to_string())?
+                .map(f64::from),
+            pg_sys::INT8OID => row
+                .get_one::<i64>()
+                .map_err(|e| e.to_string())?
+                .map(|v| v as f64),
+            pg_sys::FLOAT4OID => row
+                .get_one::<f32>()
+                .map_err(|e| e.to_string())?
+                .map(f64::from),
+            pg_sys::FLOAT8OID => row.get_one::<f64>().map_err(|e| e.to_string())?,
+            pg_sys::NUMERICOID => row
+                .get_one::<AnyNumeric>()
+                .map_err(|e| e.to_string())?
+                .map(|n| f64::try_from(n).unwrap_or(f64::NAN)),
+            _ => {
+                let name =
+                    Spi::get_one_with_args::<String>("SELECT format_type($1, NULL)", &[oid.into()])
+                        .ok()
+                        .flatten()
+                        .unwrap_or_else(|| format!("type {oid:?}"));
+                return Err(format!("custom_sql returned {name}; it must return a number (integer, numeric, real or double precision)"));
+            }
+        };
+        match v {
+            Some(v) if v.is_finite() => Ok(v),
+            Some(v) => Err(format!("custom_sql returned {v}")),
+            None => Err("custom_sql returned NULL".to_string()),
+        }
+    })
+}
+
+/// Runs a custom query in a subtransaction under a statement timeout: a failure is a value.
+pub fn run_custom_guarded(sql: &str) -> Result<f64, String> {
+    let sql = sql.to_string();
+    subxact::catch(move || {
+        Spi::run_with_args(
+            "SELECT pg_catalog.set_config('statement_timeout', $1, true)",
+            &[CUSTOM_TIMEOUT_MS.to_string().into()],
+        )
+        .map_err(|e| e.to_string())?;
+        run_custom(&sql)
+    })
+    .and_then(|r| r)
+}
+
+/// Stores (creates or replaces) a policy.
+pub fn store(p: &StoredPolicy) -> SpiResult<()> {
+    let (out, inn, target, tol, kind) = match p.policy.kind {
+        PolicyKind::Threshold {
+            scale_out_above,
+            scale_in_below,
+        } => (
+            Some(scale_out_above),
+            Some(scale_in_below),
+            None,
+            None,
+            "threshold",
+        ),
+        PolicyKind::Target { target, tolerance } => {
+            (None, None, Some(target), Some(tolerance), "target")
+        }
+    };
+    let q = &p.policy;
+    Spi::run_with_args(
+        "INSERT INTO autoscale.policy_config AS p
+              (name, metric, aggregate, kind, scale_out_above, scale_in_below, target, tolerance,
+               scale_out_for, scale_in_for, cooldown_out, cooldown_in, min_workers, max_workers, step, custom_sql)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, make_interval(secs => $9), make_interval(secs => $10),
+                 make_interval(secs => $11), make_interval(secs => $12), $13, $14, $15, $16)
+         ON CONFLICT (name) DO UPDATE SET
+               metric = excluded.metric, aggregate = excluded.aggregate, kind = excluded.kind,
+               scale_out_above = excluded.scale_out_above, scale_in_below = excluded.scale_in_below,
+               target = excluded.target, tolerance = excluded.tolerance,
+               scale_out_for = excluded.scale_out_for, scale_in_for = excluded.scale_in_for,
+               cooldown_out = excluded.cooldown_out, cooldown_in = excluded.cooldown_in,
+               min_workers = excluded.min_workers, max_workers = excluded.max_workers, step = excluded.step,
+               custom_sql = excluded.custom_sql, updated_at = pg_catalog.now()",
+        &[
+            q.name.clone().into(),
+            q.metric.as_str().into(),
+            q.aggregate.as_str().into(),
+            kind.into(),
+            out.into(),
+            inn.into(),
+            target.into(),
+            tol.into(),
+            q.scale_out_for.into(),
+            q.scale_in_for.into(),
+            q.cooldown_out.into(),
+            q.cooldown_in.into(),
+            (q.min_workers as i32).into(),
+            (q.max_workers as i32).into(),
+            (q.step as i32).into(),
+            p.custom_sql.clone().into(),
+        ],
+    )
+}
+
+/// Evaluates every custom policy's query and records the values for this sample.
+pub fn sample_custom_metrics(sample_id: i64, sampled_at: &str) -> SpiResult<usize> {
+    let policies = load()?;
+    let mut n = 0;
+    for p in policies
+        .iter()
+        .filter(|p| p.policy.metric == Metric::Custom)
+    {
+        let Some(sql) = &p.custom_sql else { continue };
+        let (value, error) = match run_custom_guarded(sql) {
+            Ok(v) => (Some(v), None),
+            Err(e) => (None, Some(e)),
+        };
+        if let Some(e) = &error {
+            crate::history::record_event(
+                "custom_metric_failed",
+                &format!("custom metric of policy {} failed: {e}", p.policy.name),
+                Some(serde_json::json!({"policy": p.policy.name, "error": e})),
+            )?;
+        }
+        Spi::run_with_args(
+            "INSERT INTO autoscale.metric_samples (sample_id, sampled_at, policy, value, error)
+             VALUES ($1, $2::timestamptz, $3, $4, $5)",
+            &[
+                sample_id.into(),
+                sampled_at.into(),
+                p.policy.name.clone().into(),
+                value.into(),
+                error.into(),
+            ],
+        )?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Metric columns of node_samples, by metric; a fixed list, never user input.
+fn column(metric: Metric) -> Option<&'static str> {
+    Some(match metric {
+        Metric::Cpu => "cpu_busy_pct",
+        Metric::Memory => "mem_used_pct",
+        Metric::Disk => "disk_used_pct",
+        Metric::Connections => "connections",
+        Metric::ActiveConnections => "active_connections",
+        Metric::CommitsPerSec => "commits_per_sec",
+        Metric::Load1 => "load1",
+        Metric::Custom => return None,
+    })
+}
+
+/// One sample's aggregates over the reachable active workers (the coordinator stands in when there
+/// are no workers, as on plain PostgreSQL).
+struct SampleAgg {
+    id: i64,
+    at: f64,
+    workers: u32,
+    unreachable: u32,
+    values: HashMap<(Metric, Aggregate), Option<f64>>,
+}
+
+fn history_window(
+    window_secs: f64,
+) -> SpiResult<(Vec<SampleAgg>, HashMap<(i64, String), Option<f64>>)> {
+    let metrics: Vec<Metric> = Metric::ALL
+        .iter()
+        .copied()
+        .filter(|m| column(*m).is_some())
+        .collect();
+    let mut select = String::new();
+    for m in &metrics {
+        let c = column(*m).unwrap();
+        select.push_str(&format!(", avg(s.{c})::float8, max(s.{c})::float8"));
+    }
+    let sql = format!(
+        "SELECT w.sample_id, extract(epoch FROM w.sampled_at)::float8, w.worker_count, w.unreachable_workers{select}
+           FROM autoscale.worker_count w
+           LEFT JOIN autoscale.node_samples s
+                  ON s.sample_id = w.sample_id AND s.reachable AND (NOT s.is_coordinator OR w.worker_count = 0)
+          WHERE w.sampled_at >= pg_catalog.clock_timestamp() - make_interval(secs => $1)
+          GROUP BY w.sample_id, w.sampled_at, w.worker_count, w.unreachable_workers
+          ORDER BY w.sampled_at"
+    );
+    Spi::connect(|c| {
+        let mut samples = Vec::new();
+        for r in c.select(sql.as_str(), None, &[window_secs.into()])? {
+            let mut values = HashMap::new();
+            for (i, m) in metrics.iter().enumerate() {
+                values.insert((*m, Aggregate::Avg), r.get::<f64>(5 + 2 * i)?);
+                values.insert((*m, Aggregate::Max), r.get::<f64>(6 + 2 * i)?);
+            }
+            samples.push(SampleAgg {
+                id: r.get::<i64>(1)?.unwrap_or_default(),
+                at: r.get(2)?.unwrap_or_default(),
+                workers: r.get::<i32>(3)?.unwrap_or(0).max(0) as u32,
+                unreachable: r.get::<i32>(4)?.unwrap_or(0).max(0) as u32,
+                values,
+            });
+        }
+        let mut custom = HashMap::new();
+        for r in c.select(
+            "SELECT sample_id, policy, value FROM autoscale.metric_samples
+              WHERE sampled_at >= pg_catalog.clock_timestamp() - make_interval(secs => $1)",
+            None,
+            &[window_secs.into()],
+        )? {
+            custom.insert(
+                (
+                    r.get::<i64>(1)?.unwrap_or_default(),
+                    r.get::<String>(2)?.unwrap_or_default(),
+                ),
+                r.get::<f64>(3)?,
+            );
+        }
+        Ok((samples, custom))
+    })
+}
+
+/// Builds the engine's input from the policies, history and operations, at `now`.
+pub fn eval_input(policies: &[StoredPolicy]) -> SpiResult<EvalInput> {
+    let interval = settings::sample_interval().as_secs_f64();
+    let window = policies
+        .iter()
+        .map(|p| p.policy.scale_out_for.max(p.policy.scale_in_for))
+        .fold(0.0, f64::max)
+        + 3.0 * interval;
+    let (samples, custom) = history_window(window)?;
+    let now =
+        Spi::get_one::<f64>("SELECT extract(epoch FROM pg_catalog.clock_timestamp())::float8")?
+            .unwrap_or_default();
+    let workers = samples.last().map(|s| s.workers).unwrap_or(0);
+    let series = policies
+        .iter()
+        .map(|p| PolicySeries {
+            policy: p.policy.clone(),
+            points: samples
+                .iter()
+                .map(|s| Point {
+                    at: s.at,
+                    value: match p.policy.metric {
+                        Metric::Custom => custom
+                            .get(&(s.id, p.policy.name.clone()))
+                            .copied()
+                            .flatten(),
+                        m => s.values.get(&(m, p.policy.aggregate)).copied().flatten(),
+                    },
+                    workers: s.workers,
+                    unreachable: s.unreachable,
+                })
+                .collect(),
+        })
+        .collect();
+    let ops = operations::history()?;
+    let paused_until = Spi::get_one::<f64>(
+        "SELECT extract(epoch FROM paused_until)::float8 FROM autoscale.control",
+    )?;
+    Ok(EvalInput {
+        now,
+        sample_interval: interval,
+        workers,
+        operation_running: ops.running,
+        last_scale_out_finished: ops.last_scale_out_finished,
+        last_scale_in_finished: ops.last_scale_in_finished,
+        paused_until,
+        series,
+    })
+}
+
+/// The engine's decision now, from recorded history only.
+pub fn decide() -> SpiResult<(Decision, EvalInput)> {
+    let policies = load()?;
+    let input = eval_input(&policies)?;
+    Ok((policy::evaluate(&input), input))
+}
+
+/// Records the decision in autoscale.control, and as an event when it differs from the last one
+/// (direction or desired size), so a steady state does not flood the event log.
+pub fn record_decision(d: &Decision, observe_only: bool) -> SpiResult<bool> {
+    let key = serde_json::json!({"direction": d.direction.as_str(), "desired_workers": d.desired_workers});
+    let changed = Spi::get_one_with_args::<bool>(
+        "SELECT last_decision IS NULL OR NOT last_decision @> $1 FROM autoscale.control",
+        &[JsonB(key.clone()).into()],
+    )?
+    .unwrap_or(true);
+    let mut stored = key;
+    stored["reasons"] = d.reasons.clone().into();
+    Spi::run_with_args(
+        "UPDATE autoscale.control SET last_decision = $1, decided_at = pg_catalog.now()",
+        &[JsonB(stored).into()],
+    )?;
+    if changed && d.direction != policy::Direction::Hold {
+        let verb = match d.direction {
+            policy::Direction::Out => "scale out",
+            _ => "scale in",
+        };
+        let message = format!(
+            "{}{verb} from {} to {} workers: {}",
+            if observe_only { "would " } else { "" },
+            d.from_workers,
+            d.desired_workers,
+            d.reasons.join("; ")
+        );
+        crate::history::record_event("decision", &message, serde_json::to_value(d).ok())?;
+    }
+    Ok(changed)
+}

@@ -113,3 +113,100 @@ assert_true() { [ "$1" = t ] || fail "$2 (got '$1')"; echo "ok: $2"; }
 scenario() { echo "# $*"; trap 'stop_all' EXIT; }
 # backend pid of the autoscale background worker on node I
 worker_pid() { q "$1" "SELECT pid FROM pg_stat_activity WHERE backend_type = 'citus_autoscale'"; }
+
+# --- helpers for the operation scenarios (02-09) and the benchmarks ---
+# q_as ROLE I SQL...: like q, connected as ROLE.
+q_as() {
+  local r=$1 i=$2; shift 2
+  as_pg psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$(node_port "$i")" -U "$r" -d postgres -c "$*"
+}
+# sql_error I SQL [ROLE]: 'ok' when SQL succeeds, else psql's verbose error text (ERROR:  CODE: ...).
+sql_error() {
+  local i=$1 sql=$2 role=${3:-postgres} out
+  if out=$(as_pg psql -X -q -At -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -h 127.0.0.1 -p "$(node_port "$i")" \
+      -U "$role" -d postgres -c "$sql" 2>&1); then echo ok; else echo "$out"; fi
+}
+# sqlstate I SQL [ROLE]: the SQLSTATE SQL fails with, or 'ok'.
+sqlstate() {
+  local out
+  out=$(sql_error "$@")
+  if [ "$out" = ok ]; then echo ok; else echo "$out" | sed -n 's/^ERROR:  \([0-9A-Z]\{5\}\):.*/\1/p' | head -1; fi
+}
+# assert_sqlstate CODE I SQL [ROLE]: SQL must fail with CODE.
+assert_sqlstate() {
+  local code=$1 i=$2 sql=$3 role=${4:-postgres} out
+  out=$(sql_error "$i" "$sql" "$role")
+  [ "$(echo "$out" | sed -n 's/^ERROR:  \([0-9A-Z]\{5\}\):.*/\1/p' | head -1)" = "$code" ] ||
+    fail "$sql (as $role): expected SQLSTATE $code, got: $out"
+  echo "ok: $code from $sql${4:+ as $role}: $(echo "$out" | head -1 | cut -c1-150)"
+}
+# set_gucs I NAME VALUE [NAME VALUE...]: ALTER SYSTEM SET each, then reload.
+set_gucs() {
+  local i=$1; shift
+  while [ $# -ge 2 ]; do
+    q "$i" "ALTER SYSTEM SET $1 = '$2'" >/dev/null; shift 2
+  done
+  q "$i" "SELECT pg_reload_conf()" >/dev/null
+  sleep 0.5
+}
+# wait_up I TIMEOUT: wait until node I accepts connections (after a crash restart).
+wait_up() {
+  local i=$1 timeout=${2:-60} deadline
+  deadline=$(( $(date +%s) + timeout ))
+  while [ "$(date +%s)" -lt "$deadline" ]; do
+    [ "$(q "$i" "SELECT 1" 2>/dev/null)" = 1 ] && return 0
+    sleep 0.2
+  done
+  return 1
+}
+# kill_worker I: SIGKILL the autoscale background worker of node I (the postmaster then
+# reinitializes: every backend ends), wait until a new worker runs. Prints the killed pid.
+kill_worker() {
+  local i=$1 pid
+  pid=$(worker_pid "$i")
+  [ -n "$pid" ] || fail "no autoscale worker on node $i"
+  kill -KILL "$pid"
+  sleep 1
+  wait_up "$i" 60 || fail "node $i does not accept connections after the worker was killed"
+  wait_for "$i" "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'citus_autoscale' AND pid <> $pid" 30 ||
+    fail "autoscale worker not restarted after SIGKILL"
+  echo "$pid"
+}
+# SQL: t when every hash-distributed table has, on every active worker that should have shards,
+# a shard count within 1 of every other such worker.
+BALANCED_SQL="SELECT coalesce(bool_and(mx - mn <= 1), true) FROM (
+  SELECT p.logicalrelid, max(c) mx, min(c) mn FROM (
+    SELECT p.logicalrelid, n.groupid,
+           (SELECT count(*) FROM pg_dist_shard s JOIN pg_dist_placement pl USING (shardid)
+             WHERE s.logicalrelid = p.logicalrelid AND pl.groupid = n.groupid) c
+      FROM pg_dist_partition p CROSS JOIN pg_dist_node n
+     WHERE p.partmethod = 'h' AND n.groupid <> 0 AND n.isactive AND n.noderole = 'primary' AND n.shouldhaveshards) p
+  GROUP BY p.logicalrelid) x"
+# shard_spread I: 'port:count ...' of shard placements per worker (for logs).
+shard_spread() {
+  q "$1" "SELECT string_agg(nodeport || ':' || c, ' ' ORDER BY nodeport) FROM (
+            SELECT n.nodeport, count(pl.shardid) c FROM pg_dist_node n
+              LEFT JOIN pg_dist_placement pl USING (groupid)
+             WHERE n.groupid <> 0 GROUP BY n.nodeport) s"
+}
+# row_counts I: 'table=count ...' of every distributed and reference table, in name order.
+row_counts() {
+  local i=$1 t out=""
+  for t in $(q "$i" "SELECT logicalrelid::text FROM pg_dist_partition ORDER BY 1"); do
+    out+="$t=$(q "$i" "SELECT count(*) FROM $t") "
+  done
+  echo "$out"
+}
+# ORPHAN_SQL: placements pointing at a group that is no longer in pg_dist_node (a node removed while
+# it still held placements). Must always be 0.
+ORPHAN_SQL="SELECT count(*) FROM pg_dist_placement WHERE groupid NOT IN (SELECT groupid FROM pg_dist_node)"
+# pgbench_failed LOGFILE: the 'number of failed transactions' pgbench printed (0 when absent).
+pgbench_failed() { sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$1" | head -1; }
+# dump_state I: operations and the latest events of node I, to stderr (for failure logs).
+dump_state() {
+  {
+    echo "--- operations:"; q "$1" "SELECT id, kind, status, step, job_id, nodename || ':' || nodeport, error FROM autoscale.operations ORDER BY id" 2>&1
+    echo "--- last events:"; q "$1" "SELECT id, at::time, kind, left(message, 200) FROM autoscale.events ORDER BY id DESC LIMIT 25" 2>&1
+    echo "--- citus jobs:"; q "$1" "SELECT job_id, state, job_type, started_at::time, finished_at::time FROM pg_dist_background_job ORDER BY job_id" 2>&1
+  } >&2 || true
+}

@@ -275,7 +275,8 @@ COMMENT ON VIEW autoscale.rebalance_progress IS
 
 REVOKE ALL ON ALL TABLES IN SCHEMA autoscale FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA autoscale FROM PUBLIC;
-GRANT USAGE ON SCHEMA autoscale TO pg_monitor;
+-- names are visible to all; every table and function below has its own privileges
+GRANT USAGE ON SCHEMA autoscale TO PUBLIC;
 GRANT SELECT ON autoscale.node_samples, autoscale.worker_count, autoscale.events, autoscale.latest_node_load,
                 autoscale.policy_config, autoscale.policies, autoscale.metric_samples, autoscale.control,
                 autoscale.operations, autoscale.standby_nodes, autoscale.provision_requests,

@@ -54,16 +54,16 @@ fn duration_arg(argument: &'static str, i: Interval) -> Result<f64, AutoscaleErr
     Ok(s)
 }
 
-/// Whether the session's user is a superuser. The functions run as their owner (SECURITY
-/// DEFINER), so current_user cannot tell; session_user can.
+/// Whether the caller is a superuser. These functions run as their owner (SECURITY DEFINER), so
+/// current_user cannot tell; the caller's role is the one SET ROLE chose, else the session user.
 fn require_superuser(what: &str) -> Result<(), AutoscaleError> {
-    let su = Spi::get_one::<bool>(
-        "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = session_user",
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(false);
-    if su {
+    let caller = unsafe {
+        match pg_sys::GetCurrentRoleId() {
+            r if r == pg_sys::InvalidOid => pg_sys::GetSessionUserId(),
+            r => r,
+        }
+    };
+    if unsafe { pg_sys::superuser_arg(caller) } {
         Ok(())
     } else {
         Err(AutoscaleError::Privilege(format!(

@@ -98,32 +98,22 @@ pub const NODE_STATS_COMMAND: &str = "SELECT autoscale.node_stats()::text";
 /// Runs `autoscale.node_stats()` on every active worker in parallel, in one round trip.
 /// A worker that cannot be reached within `timeout_ms` answers `success = false`
 /// (run_command_on_workers opens fresh connections, so the connect timeout always applies); a
-/// statement timeout is the backstop for a node that connects and then hangs. The caller's
-/// statement_timeout is restored afterwards.
+/// statement timeout is the backstop for a node that connects and then hangs.
 pub fn fan_out_node_stats(timeout_ms: u64) -> SpiResult<Vec<WorkerResult>> {
     Spi::connect_mut(|client| {
-        let saved = client
-            .select(
-                "SELECT pg_catalog.current_setting('statement_timeout')",
-                Some(1),
-                &[],
-            )?
-            .first()
-            .get_one::<String>()?;
         client.update(
-            "SELECT pg_catalog.set_config('citus.node_connection_timeout', $1, true),
-                    pg_catalog.set_config('statement_timeout', $2, true)",
+            "SELECT pg_catalog.set_config('citus.node_connection_timeout', $1, true)",
             None,
-            &[
-                timeout_ms.to_string().into(),
-                (2 * timeout_ms + 1000).to_string().into(),
-            ],
+            &[timeout_ms.to_string().into()],
         )?;
-        let rows = client.select(
-            "SELECT nodename, nodeport, success, result FROM pg_catalog.run_command_on_workers($1, true)",
-            None,
-            &[NODE_STATS_COMMAND.into()],
-        )?;
+        let backstop = (2 * timeout_ms + 1000).min(i32::MAX as u64) as i32;
+        let rows = crate::subxact::with_statement_timeout(backstop, || {
+            client.select(
+                "SELECT nodename, nodeport, success, result FROM pg_catalog.run_command_on_workers($1, true)",
+                None,
+                &[NODE_STATS_COMMAND.into()],
+            )
+        })?;
         let mut out = Vec::new();
         for r in rows {
             out.push(WorkerResult {
@@ -132,13 +122,6 @@ pub fn fan_out_node_stats(timeout_ms: u64) -> SpiResult<Vec<WorkerResult>> {
                 success: r.get(3)?.unwrap_or(false),
                 result: r.get(4)?.unwrap_or_default(),
             });
-        }
-        if let Some(st) = saved {
-            client.update(
-                "SELECT pg_catalog.set_config('statement_timeout', $1, true)",
-                None,
-                &[st.into()],
-            )?;
         }
         Ok(out)
     })

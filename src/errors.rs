@@ -13,6 +13,9 @@ pub enum AutoscaleError {
         value: String,
         allowed: String,
     },
+    /// A bad argument whose message already names the argument, the value and what is allowed.
+    #[error("{0}")]
+    Invalid(String),
     /// The function needs the citus extension in this database.
     #[error("{function} requires the citus extension, which is not installed in database \"{database}\"")]
     CitusMissing {
@@ -55,7 +58,7 @@ impl AutoscaleError {
 
     fn code(&self) -> PgSqlErrorCode {
         match self {
-            AutoscaleError::InvalidArgument { .. } => {
+            AutoscaleError::InvalidArgument { .. } | AutoscaleError::Invalid(_) => {
                 PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
             }
             AutoscaleError::CitusMissing { .. } => PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,

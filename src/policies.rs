@@ -22,7 +22,7 @@ pub struct StoredPolicy {
 }
 
 /// Largest time a custom metric query may run, per sample.
-const CUSTOM_TIMEOUT_MS: i64 = 2_000;
+const CUSTOM_TIMEOUT_MS: i32 = 2_000;
 
 fn interval_secs(column: &str) -> String {
     format!("extract(epoch FROM {column})::float8")
@@ -105,16 +105,9 @@ fn count_arg(argument: &'static str, v: i32, allowed: &str) -> Result<u32, Autos
 /// Turns SQL arguments into a validated policy. Every failure names the argument, the value and
 /// what is allowed.
 pub fn build(a: &PolicyArgs) -> Result<StoredPolicy, AutoscaleError> {
-    let metric = Metric::parse(&a.metric).map_err(|e| {
-        AutoscaleError::invalid("metric", format!("'{}'", a.metric), policy_allowed(&e))
-    })?;
-    let aggregate = Aggregate::parse(&a.aggregate).map_err(|e| {
-        AutoscaleError::invalid(
-            "aggregate",
-            format!("'{}'", a.aggregate),
-            policy_allowed(&e),
-        )
-    })?;
+    let metric = Metric::parse(&a.metric).map_err(|e| AutoscaleError::Invalid(e.to_string()))?;
+    let aggregate =
+        Aggregate::parse(&a.aggregate).map_err(|e| AutoscaleError::Invalid(e.to_string()))?;
     let kind = match (a.target, a.scale_out_above, a.scale_in_below) {
         (Some(target), None, None) => PolicyKind::Target {
             target,
@@ -173,14 +166,8 @@ pub fn build(a: &PolicyArgs) -> Result<StoredPolicy, AutoscaleError> {
         )?,
         step: count_arg("step", a.step, "an integer between 1 and 100")?,
     };
-    p.validate().map_err(|e| {
-        let arg = e.argument();
-        AutoscaleError::InvalidArgument {
-            argument: arg,
-            value: e.to_string(),
-            allowed: policy_allowed(&e),
-        }
-    })?;
+    p.validate()
+        .map_err(|e| AutoscaleError::Invalid(e.to_string()))?;
     match (&metric, &a.custom_sql) {
         (Metric::Custom, None) => {
             return Err(AutoscaleError::invalid(
@@ -212,15 +199,6 @@ pub fn build(a: &PolicyArgs) -> Result<StoredPolicy, AutoscaleError> {
         policy: p,
         custom_sql: a.custom_sql.clone(),
     })
-}
-
-/// What the engine allows, from its error message ("... must be ...").
-fn policy_allowed(e: &policy::PolicyError) -> String {
-    let m = e.to_string();
-    match m.find(" must ") {
-        Some(i) => m[i + 1..].to_string(),
-        None => m,
-    }
 }
 
 /// Runs a custom metric query: one row, one numeric column, not NULL.
@@ -288,15 +266,8 @@ pub fn run_custom(sql: &str) -> Result<f64, String> {
 /// Runs a custom query in a subtransaction under a statement timeout: a failure is a value.
 pub fn run_custom_guarded(sql: &str) -> Result<f64, String> {
     let sql = sql.to_string();
-    subxact::catch(move || {
-        Spi::run_with_args(
-            "SELECT pg_catalog.set_config('statement_timeout', $1, true)",
-            &[CUSTOM_TIMEOUT_MS.to_string().into()],
-        )
-        .map_err(|e| e.to_string())?;
-        run_custom(&sql)
-    })
-    .and_then(|r| r)
+    subxact::catch(move || subxact::with_statement_timeout(CUSTOM_TIMEOUT_MS, || run_custom(&sql)))
+        .and_then(|r| r)
 }
 
 /// Stores (creates or replaces) a policy.

@@ -35,3 +35,46 @@ pub fn catch<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> Result<T, Str
         result
     }
 }
+
+// utils/timeout.h is not in pgrx's bindings. TimeoutId::STATEMENT_TIMEOUT is 3 in PostgreSQL 15.
+const STATEMENT_TIMEOUT: i32 = 3;
+unsafe extern "C-unwind" {
+    fn enable_timeout_after(id: i32, delay_ms: i32);
+    fn disable_timeout(id: i32, keep_indicator: bool);
+    fn get_timeout_active(id: i32) -> bool;
+}
+
+/// Runs `f` with PostgreSQL's statement timeout armed for `ms` milliseconds, unless the current
+/// statement already has one armed (its limit then applies). Setting `statement_timeout` inside a
+/// running statement arms nothing: the timer starts with each top-level statement.
+pub fn with_statement_timeout<T>(ms: i32, f: impl FnOnce() -> T) -> T {
+    let arm = unsafe {
+        !pg_sys::submodules::ffi::pg_guard_ffi_boundary(|| get_timeout_active(STATEMENT_TIMEOUT))
+    };
+    if arm {
+        unsafe {
+            pg_sys::submodules::ffi::pg_guard_ffi_boundary(|| {
+                enable_timeout_after(STATEMENT_TIMEOUT, ms)
+            })
+        };
+    }
+    let disarm = Disarm(arm);
+    let r = f();
+    drop(disarm);
+    r
+}
+
+/// Disarms the statement timeout when dropped, also while unwinding from an error.
+struct Disarm(bool);
+
+impl Drop for Disarm {
+    fn drop(&mut self) {
+        if self.0 {
+            unsafe {
+                pg_sys::submodules::ffi::pg_guard_ffi_boundary(|| {
+                    disable_timeout(STATEMENT_TIMEOUT, false)
+                })
+            };
+        }
+    }
+}

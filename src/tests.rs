@@ -412,4 +412,425 @@ mod tests {
         assert!(cron_samples >= 1, "a tick driven by pg_cron sampled");
         assert_eq!(worker_while_disabled, 0, "the worker stood aside");
     }
+
+    // ---- policies (issue 3) and the manual operations' checks that need no Citus ----
+
+    fn setup() {
+        Spi::run(
+            "CREATE OR REPLACE FUNCTION pg_temp.err(sql text) RETURNS text LANGUAGE plpgsql AS $$
+             DECLARE d text;
+             BEGIN EXECUTE sql; RETURN NULL;
+             EXCEPTION WHEN OTHERS THEN
+               GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
+               RETURN SQLSTATE || ': ' || SQLERRM || coalesce(' DETAIL: ' || nullif(d, ''), ''); END $$",
+        )
+        .unwrap();
+    }
+
+    fn err(sql: &str) -> String {
+        Spi::get_one_with_args::<String>("SELECT pg_temp.err($1)", &[sql.into()])
+            .unwrap()
+            .unwrap_or_else(|| format!("no error from {sql}"))
+    }
+
+    #[track_caller]
+    fn assert_err(sql: &str, sqlstate: &str, contains: &[&str]) {
+        let e = err(sql);
+        assert!(
+            e.starts_with(&format!("{sqlstate}: ")),
+            "{sql} -- gave: {e} -- expected SQLSTATE {sqlstate}"
+        );
+        for c in contains {
+            assert!(
+                e.contains(c),
+                "{sql} -- gave: {e} -- expected to contain: {c}"
+            );
+        }
+    }
+
+    #[pg_test]
+    fn set_policy_validates_every_argument() {
+        setup();
+        assert_err(
+            "SELECT autoscale.set_policy('cpu', scale_out_above => 50, scale_in_below => 60)",
+            "22023",
+            &["scale_in_below", "60", "less than scale_out_above (50)"],
+        );
+        assert_err(
+            "SELECT autoscale.set_policy('cpu', min_workers => 5, max_workers => 3)",
+            "22023",
+            &["min_workers", "5", "max_workers (3)"],
+        );
+        assert_err(
+            "SELECT autoscale.set_policy('x', metric => 'iops')",
+            "22023",
+            &["metric", "\"iops\"", "cpu, memory"],
+        );
+        assert_err(
+            "SELECT autoscale.set_policy('x', aggregate => 'p99')",
+            "22023",
+            &["aggregate", "\"p99\"", "avg or max"],
+        );
+        assert_err(
+            "SELECT autoscale.set_policy('x', scale_out_for => '-5 min')",
+            "22023",
+            &["scale_out_for", "-300", "interval >= 0"],
+        );
+        assert_err(
+            "SELECT autoscale.set_policy('x', cooldown => '-1 s')",
+            "22023",
+            &["cooldown", "-1"],
+        );
+        assert_err(
+            "SELECT autoscale.set_policy('x', step => 0)",
+            "22023",
+            &["step", "0", "between 1 and 100"],
+        );
+        assert_err(
+            "SELECT autoscale.set_policy('x', min_workers => -1)",
+            "22023",
+            &["min_workers", "-1"],
+        );
+        assert_err(
+            "SELECT autoscale.set_policy('Bad Name')",
+            "22023",
+            &["name", "Bad Name"],
+        );
+        assert_err(
+            "SELECT autoscale.set_policy('x', scale_out_above => 120)",
+            "22023",
+            &["scale_out_above", "120", "0 and 100"],
+        );
+        assert_err(
+            "SELECT autoscale.set_policy('x', target => 0)",
+            "22023",
+            &["target", "0"],
+        );
+        assert_err(
+            "SELECT autoscale.set_policy('x', target => 60, tolerance => 2)",
+            "22023",
+            &["tolerance", "2"],
+        );
+        assert_err(
+            "SELECT autoscale.set_policy('x', target => 60, scale_out_above => 80)",
+            "22023",
+            &["target", "not both"],
+        );
+        assert_err(
+            "SELECT autoscale.set_policy('x', metric => 'connections')",
+            "22023",
+            &["scale_out_above", "NULL", "no default thresholds"],
+        );
+        assert_err(
+            "SELECT autoscale.set_policy('x', metric => 'custom', scale_out_above => 10, scale_in_below => 1)",
+            "22023",
+            &["custom_sql", "NULL", "required for metric custom"],
+        );
+        assert_err(
+            "SELECT autoscale.set_policy('x', metric => 'cpu', custom_sql => 'SELECT 1')",
+            "22023",
+            &["custom_sql", "metric custom"],
+        );
+        // custom expressions are run once at creation
+        Spi::run("CREATE TEMP TABLE knob (v int); CREATE TEMP TABLE knob2 (v int)").unwrap();
+        Spi::run("INSERT INTO knob2 VALUES (1), (2)").unwrap();
+        assert_err(
+            "SELECT autoscale.set_policy('x', metric => 'custom', custom_sql => 'SELECT v FROM pg_temp.knob', scale_out_above => 10, scale_in_below => 1)",
+            "22023",
+            &["custom_sql", "no rows"],
+        );
+        assert_err(
+            "SELECT autoscale.set_policy('x', metric => 'custom', custom_sql => 'SELECT v FROM pg_temp.knob2', scale_out_above => 10, scale_in_below => 1)",
+            "22023",
+            &["custom_sql", "several rows"],
+        );
+        assert_err(
+            "SELECT autoscale.set_policy('x', metric => 'custom', custom_sql => 'SELECT ''high''::text', scale_out_above => 10, scale_in_below => 1)",
+            "22023",
+            &["custom_sql", "returned text", "must return a number"],
+        );
+        assert_err(
+            "SELECT autoscale.set_policy('x', metric => 'custom', custom_sql => 'SELECT 1, 2', scale_out_above => 10, scale_in_below => 1)",
+            "22023",
+            &["custom_sql", "2 columns"],
+        );
+        assert_err(
+            "SELECT autoscale.set_policy('x', metric => 'custom', custom_sql => 'SELEC 1', scale_out_above => 10, scale_in_below => 1)",
+            "22023",
+            &["custom_sql", "syntax error"],
+        );
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM autoscale.policy_config"),
+            0,
+            "nothing stored by bad calls"
+        );
+
+        // good ones, create or replace
+        let p = one::<JsonB>("SELECT autoscale.set_policy('cpu')").0;
+        assert_eq!(p["kind"]["scale_out_above"], 80.0);
+        assert_eq!(p["kind"]["scale_in_below"], 25.0);
+        assert_eq!(p["scale_out_for"], 120.0);
+        Spi::run("SELECT autoscale.set_policy('cpu', scale_out_above => 70, scale_in_below => 20, scale_out_for => '1 min', max_workers => 8)").unwrap();
+        assert_eq!(
+            one::<String>("SELECT rule FROM autoscale.policies WHERE name = 'cpu'"),
+            "> 70 / < 20"
+        );
+        assert_eq!(
+            one::<String>("SELECT scale_out_for::text FROM autoscale.policies WHERE name = 'cpu'"),
+            "00:01:00"
+        );
+        Spi::run("SELECT autoscale.set_policy('conns', metric => 'active_connections', aggregate => 'max', target => 40)").unwrap();
+        assert_eq!(
+            one::<String>("SELECT rule FROM autoscale.policies WHERE name = 'conns'"),
+            "target 40 ±10.0%"
+        );
+        Spi::run("CREATE TABLE public.queue_depth (v numeric); INSERT INTO public.queue_depth VALUES (12.5)").unwrap();
+        Spi::run("SELECT autoscale.set_policy('queue', metric => 'custom', custom_sql => 'SELECT v FROM public.queue_depth', scale_out_above => 100, scale_in_below => 5)").unwrap();
+        assert_eq!(one::<i64>("SELECT count(*) FROM autoscale.policies"), 3);
+        assert!(one::<bool>("SELECT autoscale.drop_policy('conns')"));
+        assert_err(
+            "SELECT autoscale.drop_policy('conns')",
+            "42704",
+            &["policy \"conns\" does not exist"],
+        );
+        // policies are kept by pg_dump
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM pg_extension WHERE extname = 'citus_autoscale' AND extconfig @> ARRAY['autoscale.policy_config'::regclass::oid]"),
+            1
+        );
+    }
+
+    /// Writes `n` samples, `every` seconds apart and ending now, with one worker row each whose
+    /// cpu_busy_pct comes from `cpu(i)`.
+    fn record_samples(n: i32, every: f64, cpu: &str) {
+        Spi::run(&format!(
+            "INSERT INTO autoscale.worker_count (sampled_at, sample_id, worker_count, reachable_workers, unreachable_workers, inactive_workers, driver)
+               SELECT now() - make_interval(secs => ({n} - i) * {every}), -i, 2, 2, 0, 0, 'test' FROM generate_series(1, {n}) i;
+             INSERT INTO autoscale.node_samples (sample_id, sampled_at, nodeid, nodename, nodeport, is_coordinator, reachable, cpu_busy_pct)
+               SELECT -i, now() - make_interval(secs => ({n} - i) * {every}), w, 'w' || w, 5432, false, true, {cpu}
+                 FROM generate_series(1, {n}) i, generate_series(2, 3) w;"
+        ))
+        .unwrap();
+    }
+
+    #[pg_test]
+    fn explain_reads_recorded_samples() {
+        Spi::run("SET autoscale.sample_interval = '5s'; SET autoscale.mode = 'observe'").unwrap();
+        Spi::run("DELETE FROM autoscale.worker_count; DELETE FROM autoscale.node_samples").unwrap();
+        // 3 minutes at 90% cpu on both workers
+        record_samples(37, 5.0, "90");
+        Spi::run("SELECT autoscale.set_policy('cpu', scale_out_above => 80, scale_in_below => 25, scale_out_for => '2 min', min_workers => 1)").unwrap();
+        Spi::run("SELECT autoscale.set_policy('mem', metric => 'memory', scale_out_above => 95, scale_in_below => 10, min_workers => 1)").unwrap();
+        let (value, decision, desired) = Spi::get_three::<f64, String, i32>(
+            "SELECT current_value, decision, desired_workers FROM autoscale.explain() WHERE policy = 'cpu'",
+        )
+        .unwrap();
+        assert_eq!(value, Some(90.0));
+        assert_eq!(decision.as_deref(), Some("out"));
+        assert_eq!(desired, Some(3));
+        let held = one::<f64>("SELECT extract(epoch FROM held_for)::float8 FROM autoscale.explain() WHERE policy = 'cpu'");
+        assert!((175.0..=185.0).contains(&held), "held for {held}");
+        let reasons = one::<String>(
+            "SELECT array_to_string(reasons, ' | ') FROM autoscale.explain() WHERE policy = 'cpu'",
+        );
+        assert!(
+            reasons.contains("cpu avg 90") && reasons.contains("> 80"),
+            "{reasons}"
+        );
+        // memory has no data: it holds and says why
+        let (decision, reasons) = Spi::get_two::<String, Vec<String>>(
+            "SELECT decision, reasons FROM autoscale.explain() WHERE policy = 'mem'",
+        )
+        .unwrap();
+        assert_eq!(decision.as_deref(), Some("hold"));
+        assert!(!reasons.unwrap_or_default().is_empty());
+        // explain acts on nothing and records nothing
+        assert_eq!(one::<i64>("SELECT count(*) FROM autoscale.operations"), 0);
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM autoscale.events WHERE kind = 'decision'"),
+            0
+        );
+    }
+
+    #[pg_test]
+    fn explain_never_scales_in_on_missing_data() {
+        Spi::run("SET autoscale.sample_interval = '5s'; DELETE FROM autoscale.worker_count; DELETE FROM autoscale.node_samples").unwrap();
+        // 20 minutes at 5% cpu, but one sample in the window has no value for worker 3 and an unreachable worker
+        record_samples(241, 5.0, "5");
+        Spi::run("UPDATE autoscale.worker_count SET unreachable_workers = 1, reachable_workers = 1 WHERE sample_id = -200").unwrap();
+        Spi::run("SELECT autoscale.set_policy('cpu', scale_in_below => 25, scale_out_above => 80, scale_in_for => '15 min', min_workers => 1)").unwrap();
+        let (decision, reasons) = Spi::get_two::<String, Vec<String>>(
+            "SELECT decision, reasons FROM autoscale.explain() WHERE policy = 'cpu'",
+        )
+        .unwrap();
+        assert_eq!(decision.as_deref(), Some("hold"));
+        let reasons = reasons.unwrap().join(" | ");
+        assert!(reasons.contains("unreachable"), "{reasons}");
+        // without the gap it scales in
+        Spi::run(
+            "UPDATE autoscale.worker_count SET unreachable_workers = 0, reachable_workers = 2",
+        )
+        .unwrap();
+        assert_eq!(
+            one::<String>("SELECT decision FROM autoscale.explain() WHERE policy = 'cpu'"),
+            "in"
+        );
+    }
+
+    #[pg_test]
+    fn observe_mode_records_would_scale_and_does_nothing() {
+        Spi::run("SET autoscale.sample_interval = '1h'; SET autoscale.mode = 'observe'").unwrap();
+        Spi::run("DELETE FROM autoscale.worker_count; DELETE FROM autoscale.node_samples; DELETE FROM autoscale.events").unwrap();
+        record_samples(37, 5.0, "95");
+        Spi::run("SET autoscale.sample_interval = '5s'").unwrap();
+        Spi::run("SELECT autoscale.set_policy('cpu', scale_out_above => 80, scale_in_below => 25, scale_out_for => '2 min', min_workers => 1)").unwrap();
+        // a tick samples this node too (one more point at the current load) and decides
+        Spi::run("SELECT autoscale.tick()").unwrap();
+        let msg = one::<String>("SELECT message FROM autoscale.events WHERE kind = 'decision'");
+        assert!(
+            msg.starts_with("would scale out from 2 to 3 workers: cpu: cpu avg 95"),
+            "{msg}"
+        );
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM autoscale.operations"),
+            0,
+            "observe starts nothing"
+        );
+        assert_eq!(
+            one::<String>("SELECT last_decision FROM autoscale.status"),
+            "out"
+        );
+        // the same decision again is not recorded twice
+        Spi::run("SET autoscale.sample_interval = '1h'; SELECT autoscale.tick(); SELECT autoscale.tick()").unwrap();
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM autoscale.events WHERE kind = 'decision'"),
+            1
+        );
+        // paused: holds, with the reason
+        Spi::run("SELECT autoscale.pause('10 min')").unwrap();
+        let r = one::<String>(
+            "SELECT array_to_string(reasons, ' ') FROM autoscale.explain() WHERE policy = 'cpu'",
+        );
+        let status_pause = one::<bool>("SELECT paused_until > now() FROM autoscale.status");
+        assert!(status_pause);
+        assert!(one::<bool>("SELECT autoscale.resume()"));
+        let _ = r;
+        setup();
+        assert_err("SELECT autoscale.pause('-1 min')", "22023", &["duration"]);
+    }
+
+    #[pg_test]
+    fn policy_functions_are_for_superusers_and_granted_roles() {
+        setup();
+        Spi::run(
+            "CREATE ROLE autoscale_t_monitor; GRANT pg_monitor TO autoscale_t_monitor;
+             CREATE ROLE autoscale_t_admin;
+             GRANT EXECUTE ON FUNCTION autoscale.set_policy(text, text, text, double precision, double precision,
+                   double precision, double precision, interval, interval, interval, interval, integer, integer, integer, text)
+               TO autoscale_t_admin;",
+        )
+        .unwrap();
+        Spi::run("SELECT autoscale.set_policy('cpu')").unwrap();
+        Spi::run("SET ROLE autoscale_t_monitor").unwrap();
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM autoscale.policies"),
+            1,
+            "pg_monitor reads policies"
+        );
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM autoscale.explain()"),
+            1,
+            "and explain"
+        );
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM autoscale.status"),
+            1,
+            "and status"
+        );
+        for f in [
+            "SELECT autoscale.set_policy('x')",
+            "SELECT autoscale.drop_policy('cpu')",
+            "SELECT autoscale.pause('1 min')",
+            "SELECT autoscale.resume()",
+            "SELECT autoscale.rebalance_now()",
+            "SELECT autoscale.scale_out()",
+            "SELECT autoscale.scale_in('h', 1)",
+            "SELECT autoscale.add_standby_node('h', 1)",
+            "SELECT autoscale.remove_standby_node('h', 1)",
+            "SELECT autoscale.cancel_operation()",
+            "UPDATE autoscale.policy_config SET max_workers = 100",
+        ] {
+            assert_err(f, "42501", &["permission denied"]);
+        }
+        Spi::run("RESET ROLE; SET ROLE autoscale_t_admin").unwrap();
+        // an explicitly granted role may change policies, through the function only
+        Spi::run("SELECT autoscale.set_policy('cpu', scale_out_above => 75)").unwrap();
+        assert_err(
+            "SELECT count(*) FROM autoscale.policy_config",
+            "42501",
+            &["permission denied"],
+        );
+        // but custom SQL stays with superusers
+        assert_err(
+            "SELECT autoscale.set_policy('q', metric => 'custom', custom_sql => 'SELECT 1', scale_out_above => 10, scale_in_below => 1)",
+            "42501",
+            &["requires superuser"],
+        );
+        Spi::run("RESET ROLE").unwrap();
+        assert_eq!(
+            one::<f64>("SELECT scale_out_above FROM autoscale.policy_config WHERE name = 'cpu'"),
+            75.0
+        );
+    }
+
+    #[pg_test]
+    fn cluster_functions_need_citus() {
+        setup();
+        for (f, name) in [
+            (
+                "SELECT autoscale.rebalance_now()",
+                "autoscale.rebalance_now()",
+            ),
+            ("SELECT autoscale.scale_out()", "autoscale.scale_out()"),
+            (
+                "SELECT autoscale.scale_in('127.0.0.1', 5432)",
+                "autoscale.scale_in()",
+            ),
+            (
+                "SELECT autoscale.add_standby_node('127.0.0.1', 5432)",
+                "autoscale.add_standby_node()",
+            ),
+        ] {
+            assert_err(f, "0A000", &[name, "requires the citus extension"]);
+        }
+    }
+
+    #[pg_test]
+    fn custom_metric_failures_are_events_not_crashes() {
+        Spi::run("CREATE TABLE public.knob (v float8); INSERT INTO public.knob VALUES (3)")
+            .unwrap();
+        Spi::run("SELECT autoscale.set_policy('knob', metric => 'custom', custom_sql => 'SELECT v FROM public.knob', scale_out_above => 10, scale_in_below => 1)").unwrap();
+        Spi::run("SELECT autoscale.sample()").unwrap();
+        assert_eq!(
+            one::<f64>("SELECT value FROM autoscale.metric_samples WHERE policy = 'knob'"),
+            3.0
+        );
+        Spi::run("DELETE FROM public.knob").unwrap();
+        Spi::run("SELECT autoscale.sample()").unwrap();
+        let e = one::<String>(
+            "SELECT error FROM autoscale.metric_samples WHERE policy = 'knob' AND value IS NULL",
+        );
+        assert!(e.contains("no rows"), "{e}");
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM autoscale.events WHERE kind = 'custom_metric_failed'"),
+            1
+        );
+        // a slow one is cut by the statement timeout and the sample still completes
+        Spi::run("UPDATE autoscale.policy_config SET custom_sql = 'SELECT v FROM public.knob, pg_sleep(5)' WHERE name = 'knob'").unwrap();
+        Spi::run("INSERT INTO public.knob VALUES (1)").unwrap();
+        let s = one::<JsonB>("SELECT autoscale.sample()").0;
+        assert!(s["sample_id"].as_i64().is_some());
+        let e = one::<String>("SELECT error FROM autoscale.metric_samples WHERE policy = 'knob' ORDER BY sample_id DESC LIMIT 1");
+        assert!(e.contains("statement timeout"), "{e}");
+    }
 }

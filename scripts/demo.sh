@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# The README's first command: installs everything (scripts/setup.sh), then runs a local cluster on
+# loopback that autoscales: a coordinator, two workers and a standby, the extension preloaded
+# everywhere, a policy on commits per second; pgbench load makes the standby join and the shards
+# rebalance; when the load stops the node drains and leaves. Prints the cluster's load and what
+# autoscale does as it goes. Without Citus it says so and shows the single-node part.
+# Everything it starts is stopped at the end (KEEP=1 leaves the cluster running).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+. pg_test/lib.sh
+CLUSTER_DIR=${CLUSTER_DIR:-/tmp/citus_autoscale_demo}
+BASE_PORT=${BASE_PORT:-9800}
+SAMPLE_INTERVAL=1s
+LOAD_SECS=${LOAD_SECS:-45}
+[ "${KEEP:-0}" = 1 ] || trap stop_all EXIT
+
+line() { printf '%s\n' "------------------------------------------------------------------------------"; }
+show_load() {  # one line per node from the latest sample
+  q 0 "SELECT format('  %-16s %-11s cpu %5s%%  mem %5s%%  conns %3s  commits/s %7s  shards %3s',
+                     nodename || ':' || nodeport, CASE WHEN is_coordinator THEN 'coordinator' ELSE 'worker' END,
+                     coalesce(round(cpu_busy_pct::numeric, 1)::text, '-'), round(mem_used_pct::numeric, 1),
+                     connections, coalesce(round(commits_per_sec::numeric, 1)::text, '-'), coalesce(shard_count::text, '-'))
+       FROM autoscale.latest_node_load WHERE sampled_at > now() - interval '10 s' ORDER BY nodeport"
+}
+status_line() {
+  q 0 "SELECT format('%s  workers %s | decision %s | operation %s %s %s',
+                     to_char(now(), 'HH24:MI:SS'), s.active_workers, coalesce(s.last_decision, '-'),
+                     coalesce(s.operation, 'none'), coalesce(s.operation_step, ''),
+                     coalesce((SELECT format('(job %s: %s/%s tasks, %s%%)', job_id, tasks_done, tasks_total, percent_done)
+                                 FROM autoscale.rebalance_progress WHERE status = 'running'), ''))
+       FROM autoscale.status s"
+}
+
+if ! citus_installed; then
+  citus_missing_line
+  echo "Single-node part on plain PostgreSQL: the extension samples this node."
+  init_node 0 citus_autoscale; start_node 0
+  q 0 "CREATE EXTENSION citus_autoscale" >/dev/null
+  q 0 "SELECT jsonb_pretty(autoscale.node_stats())"
+  as_pg /usr/lib/postgresql/15/bin/pgbench -i -q -h 127.0.0.1 -p "$(node_port 0)" -U postgres postgres >/dev/null 2>&1
+  as_pg /usr/lib/postgresql/15/bin/pgbench -c 4 -T 15 -h 127.0.0.1 -p "$(node_port 0)" -U postgres postgres >/dev/null 2>&1 &
+  for _ in $(seq 8); do sleep 2; line; show_load; done
+  wait
+  exit 0
+fi
+
+echo "== starting a coordinator, 2 workers and a standby on 127.0.0.1:$(node_port 0)-$(node_port 3) (in $CLUSTER_DIR)"
+make_cluster 2 1
+echo "== a distributed table with 32 shards and 200k rows, and a reference table"
+q 0 "CREATE TABLE orders (id bigint PRIMARY KEY, customer int, amount numeric, note text)" >/dev/null
+q 0 "SELECT create_distributed_table('orders', 'id', shard_count := 32)" >/dev/null
+q 0 "INSERT INTO orders SELECT g, g % 1000, g % 97, repeat('x', 50) FROM generate_series(1, 200000) g" >/dev/null
+q 0 "CREATE TABLE regions (id int PRIMARY KEY, name text)" >/dev/null
+q 0 "SELECT create_reference_table('regions')" >/dev/null
+q 0 "INSERT INTO regions SELECT g, 'r' || g FROM generate_series(1, 10) g" >/dev/null
+rows_before=$(q 0 "SELECT count(*) FROM orders")
+
+echo "== the standby joins the pool; a policy: scale out above 40 commits/s on the busiest worker"
+q 0 "SELECT autoscale.add_standby_node('127.0.0.1', $(node_port 3))" >/dev/null
+q 0 "SELECT autoscale.set_policy('writes', metric => 'commits_per_sec', aggregate => 'max',
+       scale_out_above => 40, scale_in_below => 8, scale_out_for => '8 s', scale_in_for => '15 s',
+       cooldown => '10 s', min_workers => 2, max_workers => 3)" >/dev/null
+q 0 "SELECT name, rule, scale_out_for, scale_in_for, min_workers, max_workers FROM autoscale.policies"
+q 0 "ALTER SYSTEM SET autoscale.mode = 'act'" >/dev/null
+q 0 "ALTER SYSTEM SET autoscale.rebalance_settle = '2s'" >/dev/null
+q 0 "ALTER SYSTEM SET autoscale.shard_transfer_mode = 'block_writes'" >/dev/null
+q 0 "SELECT pg_reload_conf()" >/dev/null
+sleep 3; line; status_line; show_load
+
+cat >/tmp/citus_autoscale_demo.pgbench <<'SQL'
+\set id random(1, 200000)
+UPDATE orders SET amount = amount + 1 WHERE id = :id;
+SELECT amount FROM orders WHERE id = :id;
+SQL
+chmod 644 /tmp/citus_autoscale_demo.pgbench
+echo "== pgbench: 6 clients writing for ${LOAD_SECS}s"
+as_pg /usr/lib/postgresql/15/bin/pgbench -n -c 6 -T "$LOAD_SECS" -f /tmp/citus_autoscale_demo.pgbench \
+  -h 127.0.0.1 -p "$(node_port 0)" -U postgres postgres >/tmp/citus_autoscale_demo.pgbench.out 2>&1 &
+bench=$!
+while kill -0 "$bench" 2>/dev/null; do sleep 3; line; status_line; show_load; done
+wait "$bench" || true
+grep -E "tps|failed" /tmp/citus_autoscale_demo.pgbench.out | sed 's/^/  pgbench: /'
+echo "== load stopped; waiting for the node to drain and leave"
+for _ in $(seq 40); do
+  sleep 3; line; status_line; show_load
+  if [ "$(q 0 "SELECT count(*) FROM autoscale.operations WHERE kind = 'scale_in' AND status <> 'running'")" -gt 0 ]; then break; fi
+done
+line
+echo "== what autoscale did (autoscale.events)"
+q 0 "SELECT format('  %s  %-20s %s', to_char(at, 'HH24:MI:SS'), kind, left(message, 110))
+       FROM autoscale.events WHERE kind NOT IN ('operation_progress') ORDER BY id"
+echo "== operations"
+q 0 "SELECT format('  %s %-9s %-9s %-15s %s', id, kind, status, coalesce(nodename || ':' || nodeport, ''), finished_at - started_at)
+       FROM autoscale.operations ORDER BY id"
+echo "== rows: $rows_before before, $(q 0 "SELECT count(*) FROM orders") after; standby pool: $(q 0 "SELECT string_agg(nodename || ':' || nodeport || ' ' || state, ', ') FROM autoscale.standby_nodes")"
+[ "${KEEP:-0}" = 1 ] && echo "cluster left running in $CLUSTER_DIR (stop: pg_ctl -D $CLUSTER_DIR/nN stop)"
+exit 0

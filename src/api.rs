@@ -202,6 +202,7 @@ fn resume() -> bool {
 
 /// Per policy: current value, rule, how long the condition held, cooldown left, desired workers
 /// and the decision with its reasons, from recorded samples. Acts on nothing.
+#[allow(clippy::type_complexity)]
 #[pg_extern(stable)]
 fn explain() -> TableIterator<
     'static,

@@ -383,9 +383,10 @@ struct SampleAgg {
     values: HashMap<(Metric, Aggregate), Option<f64>>,
 }
 
-fn history_window(
-    window_secs: f64,
-) -> SpiResult<(Vec<SampleAgg>, HashMap<(i64, String), Option<f64>>)> {
+/// Custom metric values by (sample_id, policy name).
+type CustomValues = HashMap<(i64, String), Option<f64>>;
+
+fn history_window(window_secs: f64) -> SpiResult<(Vec<SampleAgg>, CustomValues)> {
     let metrics: Vec<Metric> = Metric::ALL
         .iter()
         .copied()

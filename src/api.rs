@@ -263,6 +263,17 @@ fn node_arg(host: &str, port: i32) -> Result<NodeAddr, AutoscaleError> {
     Ok(NodeAddr::new(host.trim(), port))
 }
 
+/// A valid host and port of a node that is not in pg_dist_node.
+fn outside_node_arg(host: &str, port: i32, allowed: &str) -> Result<NodeAddr, AutoscaleError> {
+    let n = node_arg(host, port)?;
+    let member = citus::node_in_cluster(&n.host, n.port)
+        .map_err(|e| AutoscaleError::NotInPrerequisiteState(e.to_string()))?;
+    if member.is_some() {
+        return Err(AutoscaleError::invalid("host", format!("'{n}'"), allowed));
+    }
+    Ok(n)
+}
+
 fn require_coordinator(function: &'static str) -> Result<(), AutoscaleError> {
     match citus::role() {
         citus::Role::Coordinator => Ok(()),
@@ -306,19 +317,7 @@ fn scale_out(
     let node = match (host, port) {
         (None, None) => None,
         (Some(h), Some(p)) => {
-            let n = node_arg(h, p).or_report();
-            if citus::node_in_cluster(&n.host, n.port)
-                .unwrap_or_else(|e| error!("{e}"))
-                .is_some()
-            {
-                AutoscaleError::invalid(
-                    "host",
-                    format!("'{n}'"),
-                    "a node that is not yet in the cluster",
-                )
-                .report();
-            }
-            Some(n)
+            Some(outside_node_arg(h, p, "a node that is not yet in the cluster").or_report())
         }
         (Some(_), None) => {
             AutoscaleError::invalid("port", "NULL", "a port when host is given").report()
@@ -375,18 +374,12 @@ fn scale_in(host: &str, port: i32, reason: default!(&str, "'manual'")) -> JsonB 
 #[search_path(pg_catalog, pg_temp)]
 fn add_standby_node(host: &str, port: i32) -> JsonB {
     require_coordinator("autoscale.add_standby_node()").or_report();
-    let n = node_arg(host, port).or_report();
-    if citus::node_in_cluster(&n.host, n.port)
-        .unwrap_or_else(|e| error!("{e}"))
-        .is_some()
-    {
-        AutoscaleError::invalid(
-            "host",
-            format!("'{n}'"),
-            "a node that is not in the cluster (it is in pg_dist_node)",
-        )
-        .report();
-    }
+    let n = outside_node_arg(
+        host,
+        port,
+        "a node that is not in the cluster (it is in pg_dist_node)",
+    )
+    .or_report();
     if pool::state_of(&n.host, n.port)
         .unwrap_or_else(|e| error!("{e}"))
         .is_some()

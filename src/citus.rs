@@ -301,23 +301,52 @@ pub fn set_should_have_shards(host: &str, port: i32, value: bool) -> SpiResult<(
     })
 }
 
-pub fn cleanup_orphaned() -> SpiResult<()> {
-    Spi::connect_mut(|c| {
-        c.update(
+/// The coordinator's own address, as the other nodes know it (pg_dist_node group 0), else
+/// localhost and this server's port.
+pub fn coordinator_address() -> SpiResult<(String, i32)> {
+    let (h, p) = Spi::get_two::<String, i32>(
+        "SELECT coalesce((SELECT nodename FROM pg_catalog.pg_dist_node WHERE groupid = 0 LIMIT 1), 'localhost'),
+                coalesce((SELECT nodeport FROM pg_catalog.pg_dist_node WHERE groupid = 0 LIMIT 1),
+                         pg_catalog.current_setting('port')::int)",
+    )?;
+    Ok((h.unwrap_or_else(|| "localhost".into()), p.unwrap_or(5432)))
+}
+
+/// `CALL citus_cleanup_orphaned_resources()`. The procedure refuses to run inside a transaction
+/// block, and a tick is one, so it runs as a top-level statement on a connection of its own to
+/// this coordinator (Citus's connection code, as for any node). It is idempotent; what it leaves
+/// (a record it could not clean yet) is caught by [`placements_on`] and retried.
+pub fn cleanup_orphaned(timeout_ms: u64) -> SpiResult<Result<(), String>> {
+    let (host, port) = coordinator_address()?;
+    // a backstop: never wait on the connection to ourselves for more than a minute
+    let (ok, result) = crate::subxact::with_statement_timeout(60_000, || {
+        run_on_node(
+            &host,
+            port,
             "CALL pg_catalog.citus_cleanup_orphaned_resources()",
-            None,
-            &[],
+            timeout_ms,
         )
-        .map(|_| ())
+    })?;
+    Ok(if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "citus_cleanup_orphaned_resources on {host}:{port}: {result}"
+        ))
     })
 }
 
-/// Shard placements on host:port, from pg_dist_placement.
+/// What still ties host:port to the cluster's data: shard placements in pg_dist_placement plus
+/// resources awaiting cleanup on it in pg_dist_cleanup (a moved shard's old copy). The node may
+/// leave only when this is zero.
 pub fn placements_on(host: &str, port: i32) -> SpiResult<i64> {
     Ok(Spi::get_one_with_args::<i64>(
-        "SELECT count(*) FROM pg_catalog.pg_dist_placement p
-           JOIN pg_catalog.pg_dist_node n USING (groupid)
-          WHERE n.nodename = $1 AND n.nodeport = $2",
+        "SELECT (SELECT count(*) FROM pg_catalog.pg_dist_placement p
+                  JOIN pg_catalog.pg_dist_node n USING (groupid)
+                 WHERE n.nodename = $1 AND n.nodeport = $2)
+              + (SELECT count(*) FROM pg_catalog.pg_dist_cleanup c
+                  JOIN pg_catalog.pg_dist_node n ON n.groupid = c.node_group_id
+                 WHERE n.nodename = $1 AND n.nodeport = $2)",
         &[host.into(), port.into()],
     )?
     .unwrap_or(0))

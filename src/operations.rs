@@ -271,7 +271,14 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
             |_| Outcome::Ok,
         ),
         Action::CleanupOrphaned => {
-            to_outcome(subxact::catch(citus::cleanup_orphaned), |_| Outcome::Ok)
+            let timeout = settings::node_timeout().as_millis() as u64;
+            to_outcome(
+                subxact::catch(|| citus::cleanup_orphaned(timeout)),
+                |r| match r {
+                    Ok(()) => Outcome::Ok,
+                    Err(e) => Outcome::Error(e),
+                },
+            )
         }
         Action::CountPlacements { node } => to_outcome(
             subxact::catch(|| citus::placements_on(&node.host, node.port)),

@@ -19,7 +19,6 @@ echo "row counts before: $before"
 set_gucs 0 autoscale.mode act autoscale.rebalance_strategy by_shard_count autoscale.rebalance_settle 1s \
   autoscale.shard_transfer_mode force_logical
 sleep 1.5
-t0=$(q 0 "SELECT now()")
 q 0 "SELECT citus_add_node('127.0.0.1', $(node_port 3))" >/dev/null
 
 # wait until the job is really moving shards, with moves left
@@ -43,12 +42,12 @@ assert_eq "$(q 0 "SELECT status || ' ' || step || ' ' || job_id FROM autoscale.o
 
 wait_for 0 "SELECT status <> 'running' FROM autoscale.operations WHERE id = $op" 90 || { dump_state 0; false; } ||
   fail "operation $op did not finish within 90 s of the restart"
-dump_state 0 2>&1 | sed -n '/operations/,/last events/p'
+q 0 "SELECT at::time, kind, message FROM autoscale.events WHERE kind LIKE 'operation%' ORDER BY id"
 assert_eq "$(q 0 "SELECT status || ' ' || step FROM autoscale.operations WHERE id = $op")" "succeeded done" "the operation ended succeeded"
 assert_eq "$(q 0 "SELECT job_id FROM autoscale.operations WHERE id = $op")" "$job" "same Citus job id after the restart"
 assert_eq "$(q 0 "SELECT state FROM pg_dist_background_job WHERE job_id = $job")" finished "Citus job $job finished"
-assert_eq "$(q 0 "SELECT count(*) FROM pg_dist_background_job WHERE created_at >= '$t0'")" 1 \
-  "exactly one Citus job since the node was added (no second rebalance started)"
+assert_eq "$(q 0 "SELECT count(*) FROM pg_dist_background_job")" 1 \
+  "exactly one Citus job in the cluster's life (no second rebalance started)"
 assert_eq "$(q 0 "SELECT count(*) FROM autoscale.operations")" 1 "exactly one operation"
 assert_true "$(q 0 "SELECT count(*) > 0 FROM autoscale.events WHERE at > '$t_kill' AND (detail ->> 'operation_id')::bigint = $op
                      AND kind IN ('operation_progress', 'operation_succeeded')")" "the restarted worker followed the job"

@@ -312,44 +312,69 @@ pub fn coordinator_address() -> SpiResult<(String, i32)> {
     Ok((h.unwrap_or_else(|| "localhost".into()), p.unwrap_or(5432)))
 }
 
-/// `CALL citus_cleanup_orphaned_resources()`. The procedure refuses to run inside a transaction
-/// block, and a tick is one, so it runs as a top-level statement on a connection of its own to
-/// this coordinator (Citus's connection code, as for any node). It is idempotent; what it leaves
-/// (a record it could not clean yet) is caught by [`placements_on`] and retried.
-pub fn cleanup_orphaned(timeout_ms: u64) -> SpiResult<Result<(), String>> {
-    let (host, port) = coordinator_address()?;
-    // a backstop: never wait on the connection to ourselves for more than a minute
-    let (ok, result) = crate::subxact::with_statement_timeout(60_000, || {
-        run_on_node(
-            &host,
-            port,
-            "CALL pg_catalog.citus_cleanup_orphaned_resources()",
-            timeout_ms,
-        )
-    })?;
-    Ok(if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "citus_cleanup_orphaned_resources on {host}:{port}: {result}"
-        ))
-    })
+/// Tries of [`cleanup_orphaned`] before it reports what is left (a shard copy still in use by a
+/// running query cannot be dropped yet).
+const CLEANUP_TRIES: u32 = 10;
+
+/// `CALL citus_cleanup_orphaned_resources()` until nothing awaits cleanup on host:port.
+/// The procedure refuses to run inside a transaction block, and a tick is one, so it runs as a
+/// top-level statement on a connection of its own to this coordinator (Citus's connection code,
+/// as for any node). It is idempotent.
+pub fn cleanup_orphaned(host: &str, port: i32, timeout_ms: u64) -> SpiResult<Result<(), String>> {
+    let (self_host, self_port) = coordinator_address()?;
+    let mut left = 0;
+    for _ in 0..CLEANUP_TRIES {
+        // a backstop: never wait on the connection to ourselves for more than a minute
+        let (ok, result) = crate::subxact::with_statement_timeout(60_000, || {
+            run_on_node(
+                &self_host,
+                self_port,
+                "CALL pg_catalog.citus_cleanup_orphaned_resources()",
+                timeout_ms,
+            )
+        })?;
+        if !ok {
+            return Ok(Err(format!(
+                "citus_cleanup_orphaned_resources on {self_host}:{self_port}: {result}"
+            )));
+        }
+        left = cleanup_records_on(host, port)?;
+        if left == 0 {
+            return Ok(Ok(()));
+        }
+        Spi::run("SELECT pg_catalog.pg_sleep(0.5)")?;
+    }
+    Ok(Err(format!(
+        "{left} resources on {host}:{port} still await cleanup (in use by running queries?)"
+    )))
 }
 
-/// What still ties host:port to the cluster's data: shard placements in pg_dist_placement plus
-/// resources awaiting cleanup on it in pg_dist_cleanup (a moved shard's old copy). The node may
-/// leave only when this is zero.
-pub fn placements_on(host: &str, port: i32) -> SpiResult<i64> {
+/// Resources awaiting cleanup on host:port in pg_dist_cleanup (e.g. a moved shard's old copy).
+pub fn cleanup_records_on(host: &str, port: i32) -> SpiResult<i64> {
     Ok(Spi::get_one_with_args::<i64>(
-        "SELECT (SELECT count(*) FROM pg_catalog.pg_dist_placement p
-                  JOIN pg_catalog.pg_dist_node n USING (groupid)
-                 WHERE n.nodename = $1 AND n.nodeport = $2)
-              + (SELECT count(*) FROM pg_catalog.pg_dist_cleanup c
-                  JOIN pg_catalog.pg_dist_node n ON n.groupid = c.node_group_id
-                 WHERE n.nodename = $1 AND n.nodeport = $2)",
+        "SELECT count(*) FROM pg_catalog.pg_dist_cleanup c
+           JOIN pg_catalog.pg_dist_node n ON n.groupid = c.node_group_id
+          WHERE n.nodename = $1 AND n.nodeport = $2",
         &[host.into(), port.into()],
     )?
     .unwrap_or(0))
+}
+
+/// What still ties host:port to the cluster's data: shard placements that have no copy on another
+/// node (reference tables, replicated everywhere, do not count: citus_remove_node drops those),
+/// plus resources awaiting cleanup on it in pg_dist_cleanup (a moved shard's old copy). The node
+/// may leave only when this is zero.
+pub fn placements_on(host: &str, port: i32) -> SpiResult<i64> {
+    Ok(Spi::get_one_with_args::<i64>(
+        "SELECT count(*) FROM pg_catalog.pg_dist_placement p
+           JOIN pg_catalog.pg_dist_node n USING (groupid)
+          WHERE n.nodename = $1 AND n.nodeport = $2
+            AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_placement o
+                             WHERE o.shardid = p.shardid AND o.groupid <> p.groupid)",
+        &[host.into(), port.into()],
+    )?
+    .unwrap_or(0)
+        + cleanup_records_on(host, port)?)
 }
 
 pub fn remove_node(host: &str, port: i32) -> SpiResult<()> {

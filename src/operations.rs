@@ -272,8 +272,11 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
         ),
         Action::CleanupOrphaned => {
             let timeout = settings::node_timeout().as_millis() as u64;
+            let Some(node) = op.node.clone() else {
+                return Outcome::Error("cleanup without a node".into());
+            };
             to_outcome(
-                subxact::catch(|| citus::cleanup_orphaned(timeout)),
+                subxact::catch(move || citus::cleanup_orphaned(&node.host, node.port, timeout)),
                 |r| match r {
                     Ok(()) => Outcome::Ok,
                     Err(e) => Outcome::Error(e),

@@ -50,7 +50,6 @@ max_wal_senders = 20
 max_replication_slots = 20
 shared_buffers = 64MB
 fsync = off
-synchronous_commit = off
 full_page_writes = off
 log_min_messages = warning
 autoscale.database_name = 'postgres'

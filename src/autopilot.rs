@@ -3,7 +3,7 @@
 //! In observe mode what would be done is recorded as an event and nothing else happens.
 
 use autoscale_core::operations::{
-    trigger, GuardVerdict, Kind, NodeAddr, Step, TriggerInput, WorkerWatch,
+    trigger, GuardVerdict, Kind, NodeAddr, RebalanceTrigger, Step, TriggerInput, WorkerWatch,
 };
 use autoscale_core::policy::Direction;
 use pgrx::prelude::*;
@@ -195,15 +195,22 @@ pub fn run() -> SpiResult<ActReport> {
                     watch = watch.rebalanced(&active);
                 }
                 GuardVerdict::Observe(_) => {
-                    history::record_event(
-                        "decision",
-                        &format!("would rebalance: {}", t.reason()),
-                        serde_json::to_value(&t).ok(),
-                    )?;
-                    Spi::run(
-                        "UPDATE autoscale.control SET observed_rebalance_at = pg_catalog.now()",
-                    )?;
-                    watch = watch.rebalanced(&active);
+                    // Record it once. The baseline stays: a join seen in observe mode is
+                    // rebalanced as soon as the mode becomes act.
+                    let reported = match (&t, observed, watch.changed_at) {
+                        (RebalanceTrigger::WorkersChanged { .. }, Some(o), Some(c)) => o >= c,
+                        _ => false,
+                    };
+                    if !reported {
+                        history::record_event(
+                            "decision",
+                            &format!("would rebalance: {}", t.reason()),
+                            serde_json::to_value(&t).ok(),
+                        )?;
+                        Spi::run(
+                            "UPDATE autoscale.control SET observed_rebalance_at = pg_catalog.clock_timestamp()",
+                        )?;
+                    }
                     report.rebalance = Some(format!("would rebalance: {}", t.reason()));
                 }
                 GuardVerdict::Blocked(why) => {

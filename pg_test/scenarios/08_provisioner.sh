@@ -16,7 +16,7 @@ q 0 "CREATE TABLE t (id bigint PRIMARY KEY, v text);
 before=$(row_counts 0)
 
 # loopback webhook listener: logs each POST body on one line
-hook_dir="$CLUSTER_DIR/hook"; mkdir -p "$hook_dir"
+hook_dir="$CLUSTER_DIR/hook"; rm -rf "$hook_dir"; mkdir -p "$hook_dir"
 cat >"$hook_dir/hook.py" <<'PY'
 import http.server, sys
 log, portfile = sys.argv[1], sys.argv[2]

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Scale-in survives crashes: the coordinator's autoscale worker is SIGKILLed at several scale-in
-# steps (start_drain, wait_drain, cleanup, verify_empty, remove_node, return_to_pool, across two
-# scale-in cycles with a scale_out in between); each time the postmaster reinitializes and the
-# operation resumes at its recorded step and ends succeeded. At every observation no placement
-# belongs to a node that left pg_dist_node. Bad input to the node functions is refused with the
-# right SQLSTATE.
+# Scale-in survives crashes: the coordinator's autoscale worker is SIGKILLed at every scale-in
+# step the worker runs (start_drain, wait_drain, cleanup, verify_empty, remove_node,
+# return_to_pool; mark_draining runs in the scale_in() call itself), three per cycle over two
+# scale-in cycles with a scale_out in between, ticks every 2 s so that each step can be hit. Each
+# time the postmaster reinitializes and the operation resumes at its recorded step and ends
+# succeeded. At every observation no placement belongs to a node that left pg_dist_node. Bad
+# input to the node functions is refused with the right SQLSTATE.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 scenario "scale-in: SIGKILL at each step resumes; bad input refused"
@@ -21,7 +22,8 @@ q 0 "CREATE TABLE m (id bigint PRIMARY KEY, v text);
      INSERT INTO m2 SELECT g % 8000 + 1, g FROM generate_series(1, 8000) g;
      INSERT INTO r SELECT generate_series(1, 10)" >/dev/null
 before=$(row_counts 0)
-set_gucs 0 autoscale.mode act autoscale.max_operations_per_hour 0 autoscale.rebalance_strategy by_shard_count
+set_gucs 0 autoscale.mode act autoscale.max_operations_per_hour 0 autoscale.rebalance_strategy by_shard_count \
+  autoscale.sample_interval 2s
 # a policy that never fires, for its worker bounds
 q 0 "CREATE TABLE public.knob (v float8); INSERT INTO public.knob VALUES (50)" >/dev/null
 q 0 "SELECT autoscale.set_policy('bounds', metric => 'custom', custom_sql => 'SELECT v FROM public.knob',
@@ -96,13 +98,16 @@ check_scaled_in() {
   assert_eq "$(q 0 "SELECT count(*) FROM autoscale.provision_requests WHERE kind = 'deprovision' AND operation_id = $op")" 1 \
     "exactly one deprovision request"
   assert_eq "$(q 0 "SELECT count(*) FROM pg_dist_background_job")" $((jobs_before + 1)) "exactly one drain job (no second one after a kill)"
-  assert_eq "$(q 3 "SET citus.override_table_visibility = off; SELECT count(*) FROM pg_class WHERE relname ~ '^(m|m2|r)_[0-9]+\$'")" 0 \
-    "no shard table left on the removed node"
+  assert_eq "$(q 3 "SET citus.override_table_visibility = off; SELECT count(*) FROM pg_class WHERE relname ~ '^(m|m2)_[0-9]+\$'")" 0 \
+    "no distributed shard table left on the removed node"
+  # (citus_remove_node leaves the node's copy of a reference table in place; Citus's behaviour)
+  echo "  reference table copies left on the removed node: $(q 3 "SET citus.override_table_visibility = off; SELECT count(*) FROM pg_class WHERE relname ~ '^r_[0-9]+\$'")"
   assert_eq "$(q 0 "$ORPHAN_SQL")" 0 "no placement on a removed node"
   assert_eq "$(row_counts 0)" "$before" "row counts unchanged"
 }
 
-# --- cycle 1: kill at start_drain, cleanup, return_to_pool
+# --- cycle 1: kill at start_drain, cleanup, remove_node (a restarted worker ticks at once, so
+# the targets are two steps apart)
 scale_out_standby
 assert_sqlstate 55000 0 "SELECT autoscale.remove_standby_node('127.0.0.1', $standby)"
 jobs=$(q 0 "SELECT count(*) FROM pg_dist_background_job")
@@ -112,17 +117,17 @@ assert_eq "$(q 0 "SELECT shouldhaveshards FROM pg_dist_node WHERE nodeport = $st
 assert_sqlstate 55000 0 "SELECT autoscale.scale_in('127.0.0.1', $w1)"
 kill_at "$op" start_drain
 kill_at "$op" cleanup
-kill_at "$op" return_to_pool
+kill_at "$op" remove_node
 check_scaled_in "$op" "$jobs"
 
-# --- cycle 2: kill at wait_drain, verify_empty, remove_node
+# --- cycle 2: kill at wait_drain, verify_empty, return_to_pool
 scale_out_standby
 jobs=$(q 0 "SELECT count(*) FROM pg_dist_background_job")
 op=$(q 0 "SELECT autoscale.scale_in('127.0.0.1', $standby, 'cycle 2') ->> 'id'")
 kill_at "$op" wait_drain
 job=$(q 0 "SELECT job_id FROM autoscale.operations WHERE id = $op")
 kill_at "$op" verify_empty
-kill_at "$op" remove_node
+kill_at "$op" return_to_pool
 check_scaled_in "$op" "$jobs"
 assert_eq "$(q 0 "SELECT job_id FROM autoscale.operations WHERE id = $op")" "$job" "same drain job followed across the kills"
 

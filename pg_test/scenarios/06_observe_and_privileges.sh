@@ -89,6 +89,9 @@ echo "ok: after GRANT the role passes the privilege check (refused only because 
 assert_sqlstate 42501 0 "SELECT autoscale.rebalance_now()" plain_user
 set_gucs 0 autoscale.mode act
 sleep 1.5
+wait_for 0 "SELECT EXISTS (SELECT 1 FROM autoscale.operations WHERE requested_by = 'trigger' AND reason LIKE 'workers added: 127.0.0.1:$new%')" 20 ||
+  fail "the join seen in observe mode was not rebalanced once the mode became act"
+echo "ok: the join seen in observe mode is rebalanced once the mode is act"
 wait_for 0 "SELECT NOT EXISTS (SELECT 1 FROM autoscale.operations WHERE status = 'running')" 60 || fail "operation did not finish"
 out=$(q_as monitor_user 0 "SELECT autoscale.rebalance_now('granted role') ->> 'summary'" 2>&1) ||
   fail "granted role could not call rebalance_now: $out"

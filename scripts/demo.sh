@@ -8,10 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-. pg_test/lib.sh
 CLUSTER_DIR=${CLUSTER_DIR:-/tmp/citus_autoscale_demo}
 BASE_PORT=${BASE_PORT:-9800}
 SAMPLE_INTERVAL=1s
+. pg_test/lib.sh
 LOAD_SECS=${LOAD_SECS:-45}
 [ "${KEEP:-0}" = 1 ] || trap stop_all EXIT
 

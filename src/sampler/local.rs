@@ -110,7 +110,9 @@ pub fn read_node_stats() -> Result<NodeStats, String> {
     let load = procfs::parse_loadavg(&read("/proc/loadavg")?).map_err(|e| e.to_string())?;
     let mem = procfs::parse_meminfo(&read("/proc/meminfo")?).map_err(|e| e.to_string())?;
     let disk = disk(&data_directory())?;
-    let (total, active, commit, rollback, dbsize) = Spi::connect(|c| {
+    let (total, active, commit, rollback, dbsize) = Spi::connect_mut(|c| {
+        // a long-lived session (the background worker) must not read a cached stats snapshot
+        c.update("SELECT pg_catalog.pg_stat_clear_snapshot()", None, &[])?;
         let row = c
             .select(
                 "SELECT (SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE backend_type = 'client backend'),

@@ -22,11 +22,7 @@ trap 'pgbench_loop_stop rw 2>/dev/null; stop_all' EXIT
 echo "building a cluster: coordinator + 2 workers + 1 standby (ports $BASE_PORT+)"
 make_cluster 2 1
 new=$(node_port 3)
-q 0 "CREATE TABLE kv (id bigint PRIMARY KEY, v bigint NOT NULL DEFAULT 0);
-     SELECT create_distributed_table('kv', 'id', shard_count := 16);
-     CREATE TABLE kv_log (id bigint, seq bigserial, at timestamptz DEFAULT now(), PRIMARY KEY (id, seq));
-     SELECT create_distributed_table('kv_log', 'id', colocate_with := 'kv');
-     INSERT INTO kv SELECT g FROM generate_series(1, 200000) g" >/dev/null
+make_kv 16 200000
 set_gucs 0 autoscale.mode act autoscale.rebalance_settle "$SETTLE" autoscale.max_operations_per_hour 0 \
   autoscale.rebalance_strategy by_shard_count autoscale.shard_transfer_mode block_writes
 sleep 2
@@ -68,16 +64,7 @@ printf '%s\n' "${sched[@]}" | sort -n | awk '{a[NR]=$1} END {printf "    schedul
 
 echo
 echo "(2) pgbench during an autoscale-driven rebalance: $CLIENTS clients, read-write script on kv (16 shards, 200k rows)"
-script="$CLUSTER_DIR/rw.sql"
-cat >"$script" <<'SQL'
-\set id random(1, 200000)
-BEGIN;
-UPDATE kv SET v = v + 1 WHERE id = :id;
-SELECT v FROM kv WHERE id = :id;
-INSERT INTO kv_log (id) VALUES (:id);
-END;
-SQL
-chown postgres "$script"
+script=$(kv_rw_script 200000)
 for mode in block_writes force_logical; do
   set_gucs 0 autoscale.shard_transfer_mode "$mode"
   pgbench_loop_start rw -c "$CLIENTS" -j 2 -f "$script"

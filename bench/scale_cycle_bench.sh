@@ -20,11 +20,7 @@ trap 'pgbench_loop_stop heavy 2>/dev/null; pgbench_loop_stop light 2>/dev/null; 
 echo "building a cluster: coordinator + 2 workers + 1 standby in the pool (ports $BASE_PORT+)"
 make_cluster 2 1
 standby=$(node_port 3)
-q 0 "CREATE TABLE kv (id bigint PRIMARY KEY, v bigint NOT NULL DEFAULT 0);
-     SELECT create_distributed_table('kv', 'id', shard_count := 16);
-     CREATE TABLE kv_log (id bigint, seq bigserial, at timestamptz DEFAULT now(), PRIMARY KEY (id, seq));
-     SELECT create_distributed_table('kv_log', 'id', colocate_with := 'kv');
-     INSERT INTO kv SELECT g FROM generate_series(1, 200000) g" >/dev/null
+make_kv 16 200000
 set_gucs 0 autoscale.mode act autoscale.shard_transfer_mode "$MODE" autoscale.max_operations_per_hour 0
 q 0 "SELECT autoscale.add_standby_node('127.0.0.1', $standby)" >/dev/null
 q 0 "SELECT autoscale.set_policy('load', metric => 'commits_per_sec', aggregate => 'max',
@@ -32,16 +28,7 @@ q 0 "SELECT autoscale.set_policy('load', metric => 'commits_per_sec', aggregate 
        cooldown => '10 s', scale_in_cooldown => '10 s', min_workers => 2, max_workers => 3)" >/dev/null
 echo "policy: $(q 0 "SELECT name || ': ' || metric || ' ' || aggregate || ' ' || rule || ', out for ' || scale_out_for || ', in for ' || scale_in_for || ', cooldown ' || cooldown_out FROM autoscale.policies")"
 echo "settings: sample_interval $(q 0 "SHOW autoscale.sample_interval"), shard_transfer_mode $MODE, rebalance strategy: Citus default"
-script="$CLUSTER_DIR/rw.sql"
-cat >"$script" <<'SQL'
-\set id random(1, 200000)
-BEGIN;
-UPDATE kv SET v = v + 1 WHERE id = :id;
-SELECT v FROM kv WHERE id = :id;
-INSERT INTO kv_log (id) VALUES (:id);
-END;
-SQL
-chown postgres "$script"
+script=$(kv_rw_script 200000)
 now() { date +%s.%N; }
 ev_time() {  # epoch of the first event of operation $1 whose message matches $2
   q 0 "SELECT extract(epoch FROM min(at)) FROM autoscale.events WHERE (detail ->> 'operation_id')::bigint = $1 AND message LIKE '$2'"

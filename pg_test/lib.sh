@@ -258,3 +258,27 @@ pgbench_stats() {
       printf "tps %8.1f  n %7d  failed %d  p50 %7.1f  p95 %7.1f  max %7.1f ms\n", n / dur, n, failed,
         a[int((n - 1) * 0.50) + 1], a[int((n - 1) * 0.95) + 1], a[n] }'
 }
+
+# --- the kv workload shared by scenario 07 and the benchmarks ---
+# make_kv SHARDS ROWS: distributed kv (and kv_log colocated with it) with ROWS rows on node 0.
+make_kv() {
+  q 0 "CREATE TABLE kv (id bigint PRIMARY KEY, v bigint NOT NULL DEFAULT 0);
+       SELECT create_distributed_table('kv', 'id', shard_count := $1);
+       CREATE TABLE kv_log (id bigint, seq bigserial, at timestamptz DEFAULT now(), PRIMARY KEY (id, seq));
+       SELECT create_distributed_table('kv_log', 'id', colocate_with := 'kv');
+       INSERT INTO kv SELECT g FROM generate_series(1, $2) g" >/dev/null
+}
+# kv_rw_script ROWS: writes the read-write pgbench script for kv to $CLUSTER_DIR/rw.sql; prints its path.
+kv_rw_script() {
+  local script="$CLUSTER_DIR/rw.sql"
+  cat >"$script" <<SQL
+\set id random(1, $1)
+BEGIN;
+UPDATE kv SET v = v + 1 WHERE id = :id;
+SELECT v FROM kv WHERE id = :id;
+INSERT INTO kv_log (id) VALUES (:id);
+END;
+SQL
+  chown postgres "$script"
+  echo "$script"
+}

@@ -10,24 +10,11 @@ scenario "scale out under pgbench load, scale in when it stops"
 make_cluster 2 1
 standby=$(node_port 3)
 
-q 0 "CREATE TABLE kv (id bigint PRIMARY KEY, v bigint NOT NULL DEFAULT 0);
-     SELECT create_distributed_table('kv', 'id', shard_count := 8);
-     CREATE TABLE kv_log (id bigint, seq bigserial, at timestamptz DEFAULT now(), PRIMARY KEY (id, seq));
-     SELECT create_distributed_table('kv_log', 'id', colocate_with := 'kv');
-     CREATE TABLE kv_kind (k int PRIMARY KEY, name text);
+make_kv 8 100000
+q 0 "CREATE TABLE kv_kind (k int PRIMARY KEY, name text);
      SELECT create_reference_table('kv_kind');
-     INSERT INTO kv SELECT g FROM generate_series(1, 100000) g;
      INSERT INTO kv_kind VALUES (1, 'one'), (2, 'two')" >/dev/null
-script="$CLUSTER_DIR/rw.sql"
-cat >"$script" <<'SQL'
-\set id random(1, 100000)
-BEGIN;
-UPDATE kv SET v = v + 1 WHERE id = :id;
-SELECT v FROM kv WHERE id = :id;
-INSERT INTO kv_log (id) VALUES (:id);
-END;
-SQL
-chown postgres "$script"
+script=$(kv_rw_script 100000)
 
 set_gucs 0 autoscale.mode act
 assert_eq "$(q 0 "SELECT autoscale.add_standby_node('127.0.0.1', $standby) ->> 'state'")" available "standby offered to the pool"

@@ -79,7 +79,7 @@ pub fn run() -> SpiResult<ActReport> {
     // 1. a running operation advances one step and nothing else starts
     if let Some(op) = operations::running()? {
         match operations::step(&op)? {
-            Some(next) => {
+            Ok(next) => {
                 if matches!(next.kind, Kind::Rebalance | Kind::ScaleOut)
                     && matches!(next.step, Step::WaitRebalance | Step::Done)
                 {
@@ -87,11 +87,9 @@ pub fn run() -> SpiResult<ActReport> {
                 }
                 report.operation = Some(autoscale_core::operations::describe(&next));
             }
-            None => {
+            Err(why) => {
                 report.operation = Some(autoscale_core::operations::describe(&op));
-                report.held = operations::check_guards(false)?
-                    .reason()
-                    .map(str::to_string);
+                report.held = Some(why);
             }
         }
         save_watch(&watch)?;

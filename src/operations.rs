@@ -26,33 +26,30 @@ pub struct OpsHistory {
     pub started_last_hour: u32,
 }
 
-fn epoch(sql: &str) -> SpiResult<Option<f64>> {
-    Spi::get_one::<f64>(sql)
-}
-
+/// One query: what the policy engine, the trigger and the guards need from past operations.
 pub fn history() -> SpiResult<OpsHistory> {
-    Ok(OpsHistory {
-        running: Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM autoscale.operations WHERE status = 'running')")?
-            .unwrap_or(false),
-        last_scale_out_finished: epoch(
-            "SELECT extract(epoch FROM max(finished_at))::float8 FROM autoscale.operations
-              WHERE kind = 'scale_out' AND status = 'succeeded'",
-        )?,
-        last_scale_in_finished: epoch(
-            "SELECT extract(epoch FROM max(finished_at))::float8 FROM autoscale.operations
-              WHERE kind = 'scale_in' AND status = 'succeeded'",
-        )?,
-        last_rebalance_started: epoch(
-            "SELECT extract(epoch FROM max(started_at))::float8 FROM autoscale.operations WHERE kind = 'rebalance'",
-        )?,
-        last_failure: epoch(
-            "SELECT extract(epoch FROM max(finished_at))::float8 FROM autoscale.operations
-              WHERE status IN ('failed', 'cancelled')",
-        )?,
-        started_last_hour: Spi::get_one::<i64>(
-            "SELECT count(*) FROM autoscale.operations WHERE started_at > pg_catalog.now() - interval '1 hour'",
-        )?
-        .unwrap_or(0) as u32,
+    Spi::connect(|c| {
+        let r = c
+            .select(
+                "SELECT coalesce(bool_or(status = 'running'), false),
+                        extract(epoch FROM max(finished_at) FILTER (WHERE kind = 'scale_out' AND status = 'succeeded'))::float8,
+                        extract(epoch FROM max(finished_at) FILTER (WHERE kind = 'scale_in' AND status = 'succeeded'))::float8,
+                        extract(epoch FROM max(started_at) FILTER (WHERE kind = 'rebalance'))::float8,
+                        extract(epoch FROM max(finished_at) FILTER (WHERE status IN ('failed', 'cancelled')))::float8,
+                        count(*) FILTER (WHERE started_at > pg_catalog.now() - interval '1 hour')
+                   FROM autoscale.operations",
+                Some(1),
+                &[],
+            )?
+            .first();
+        Ok(OpsHistory {
+            running: r.get::<bool>(1)?.unwrap_or(false),
+            last_scale_out_finished: r.get(2)?,
+            last_scale_in_finished: r.get(3)?,
+            last_rebalance_started: r.get(4)?,
+            last_failure: r.get(5)?,
+            started_last_hour: r.get::<i64>(6)?.unwrap_or(0) as u32,
+        })
     })
 }
 
@@ -320,13 +317,12 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
 }
 
 /// Advances `op` by one step: performs its action (when the guards allow it), persists the new
-/// state and records its events. Returns the new state, or None when the guards held it.
-pub fn step(op: &Operation) -> SpiResult<Option<Operation>> {
+/// state and records its events. Returns the new state, or why the guards held it.
+pub fn step(op: &Operation) -> SpiResult<Result<Operation, String>> {
     let action = machine::action(op);
     if !read_only(&action) {
         if let GuardVerdict::Blocked(why) | GuardVerdict::Observe(why) = check_guards(false)? {
-            let _ = why;
-            return Ok(None);
+            return Ok(Err(why));
         }
     }
     let outcome = perform(op, &action);
@@ -357,7 +353,7 @@ pub fn step(op: &Operation) -> SpiResult<Option<Operation>> {
             ),
         )?;
     }
-    Ok(Some(t.op))
+    Ok(Ok(t.op))
 }
 
 /// Starts an operation: creates its row and performs its first step now (in this transaction).

@@ -706,15 +706,17 @@ mod tests {
             one::<i64>("SELECT count(*) FROM autoscale.events WHERE kind = 'decision'"),
             1
         );
-        // paused: holds, with the reason
-        Spi::run("SELECT autoscale.pause('10 min')").unwrap();
-        let r = one::<String>(
-            "SELECT array_to_string(reasons, ' ') FROM autoscale.explain() WHERE policy = 'cpu'",
-        );
+        // paused: the next decision holds, and says why
+        Spi::run("SELECT autoscale.pause('10 min'); SELECT autoscale.tick()").unwrap();
         let status_pause = one::<bool>("SELECT paused_until > now() FROM autoscale.status");
         assert!(status_pause);
+        assert_eq!(
+            one::<String>("SELECT last_decision FROM autoscale.status"),
+            "hold"
+        );
+        let why = one::<String>("SELECT last_decision_reasons::text FROM autoscale.status");
+        assert!(why.contains("paused until"), "{why}");
         assert!(one::<bool>("SELECT autoscale.resume()"));
-        let _ = r;
         setup();
         assert_err("SELECT autoscale.pause('-1 min')", "22023", &["duration"]);
     }

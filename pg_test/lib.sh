@@ -108,6 +108,9 @@ wait_for() {
 fail() { echo "FAILED: $*" >&2; exit 1; }
 assert_eq() { [ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"; echo "ok: $3"; }
 assert_true() { [ "$1" = t ] || fail "$2 (got '$1')"; echo "ok: $2"; }
+# assert_contains TEXT NEEDLE MSG: TEXT contains NEEDLE. No pipe into grep -q: under pipefail
+# the writer can be killed by SIGPIPE once grep has seen a match, and the match counts as a failure.
+assert_contains() { [[ "$1" == *"$2"* ]] || fail "$3: '$2' not in: $(printf '%s' "$1" | head -c 300)"; echo "ok: $3"; }
 # scenario NAME: a scenario's first line; the cluster is stopped however it ends.
 scenario() { echo "# $*"; trap 'stop_all' EXIT; }
 # backend pid of the autoscale background worker on node I

@@ -15,7 +15,7 @@ APT_PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgres
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   [ "$p" = postgresql-contrib-15 ] && continue
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" == *"install ok installed"* ]] || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"

@@ -34,8 +34,8 @@ free_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1",
 assert_sqlstate 08006 0 "SELECT autoscale.add_standby_node('127.0.0.1', $free_port)"
 for p in 0 70000 -1; do
   assert_sqlstate 22023 0 "SELECT autoscale.add_standby_node('127.0.0.1', $p)"
-  sql_error 0 "SELECT autoscale.add_standby_node('127.0.0.1', $p)" | grep -q 'invalid value for port' ||
-    fail "port $p: the error does not name port"
+  assert_contains "$(sql_error 0 "SELECT autoscale.add_standby_node('127.0.0.1', $p)")" 'invalid value for port' \
+    "port $p: the error names port"
 done
 echo "ok: bad ports name the argument: $(sql_error 0 "SELECT autoscale.add_standby_node('127.0.0.1', 70000)" | head -2 | tr '\n' ' ')"
 assert_sqlstate 22023 0 "SELECT autoscale.add_standby_node('', 5432)"
@@ -47,7 +47,8 @@ assert_sqlstate 22023 0 "SELECT autoscale.scale_in('127.0.0.1', $(node_port 0))"
 assert_sqlstate 22023 0 "SELECT autoscale.scale_in('127.0.0.1', $free_port)"
 assert_sqlstate 22023 0 "SELECT autoscale.scale_in('127.0.0.1', 0)"
 assert_sqlstate 55000 0 "SELECT autoscale.scale_in('127.0.0.1', $w1)"
-sql_error 0 "SELECT autoscale.scale_in('127.0.0.1', $w1)" | grep -q 'below min_workers' || fail "scale_in below min_workers: no reason given"
+assert_contains "$(sql_error 0 "SELECT autoscale.scale_in('127.0.0.1', $w1)")" 'below min_workers' \
+  "scale_in below min_workers gives the reason"
 assert_sqlstate 22023 0 "SELECT autoscale.scale_out('127.0.0.1', $w1)"
 assert_sqlstate 42704 0 "SELECT autoscale.remove_standby_node('127.0.0.1', $free_port)"
 assert_sqlstate 22023 0 "SELECT autoscale.remove_standby_node('127.0.0.1', 0)"

@@ -37,7 +37,8 @@ COMMENT ON FUNCTION autoscale.set_policy(text, text, text, double precision, dou
   'active_connections, commits_per_sec, load1, custom) aggregated by avg or max over active workers stays above '
   'scale_out_above for scale_out_for, scale in when below scale_in_below for scale_in_for. Target tracking (target '
   '=> x): desired workers = ceil(workers * value / target), within tolerance no change. cooldown applies after a '
-  'scale-out, scale_in_cooldown (default cooldown) after a scale-in; min_workers..max_workers bound the size. '
+  'scale-out, scale_in_cooldown (default cooldown) after a scale-in; min_workers..max_workers bound the size; step '
+  'workers join in one scale-out (one rebalance), while a scale-in removes one worker per operation. '
   'metric => ''custom'' takes custom_sql, a query returning one number (superuser only; run each sample under a 2 s '
   'statement timeout with search_path pg_catalog: qualify table names). Returns the stored policy.';
 COMMENT ON FUNCTION autoscale.drop_policy(text) IS 'Drops a policy by name; an unknown name is an error.';
@@ -51,9 +52,10 @@ COMMENT ON FUNCTION autoscale.rebalance_now(text) IS
   'Starts a rebalance now (citus_rebalance_start with autoscale.rebalance_strategy and autoscale.shard_transfer_mode) '
   'as a followed operation, through the same guards as the automatic one (mode act, no other rebalance running, '
   'maintenance window, rate limit). Returns the operation.';
-COMMENT ON FUNCTION autoscale.scale_out(text, integer, text) IS
-  'Adds a worker now: the given host and port, else the first available node of the standby pool, else a provision '
-  'request (outbox row, NOTIFY autoscale_provision, webhook); then rebalances onto it. Same guards as the policies.';
+COMMENT ON FUNCTION autoscale.scale_out(text, integer, text, integer) IS
+  'Adds workers now: the given host and port, else up to nodes (1..64) available nodes of the standby pool, else a '
+  'provision request (outbox row, NOTIFY autoscale_provision, webhook) answered by one node; then one rebalance onto '
+  'them. Same guards as the policies.';
 COMMENT ON FUNCTION autoscale.scale_in(text, integer, text) IS
   'Removes a worker: shouldhaveshards = false, a drain_only rebalance job, citus_cleanup_orphaned_resources, a check '
   'that no placement is left, citus_remove_node, back to the pool as returned with a deprovision request. On any '

@@ -10,6 +10,9 @@ use crate::errors::{AutoscaleError, OrReport};
 use crate::sampler::{cluster, local};
 use crate::{citus, history, operations, policies, pool, settings, tick};
 
+/// The most workers one `scale_out(nodes => ...)` call may add.
+const MAX_NODES_PER_SCALE_OUT: i32 = 64;
+
 /// This node's raw load as one json value (cumulative counters; the coordinator computes rates).
 #[pg_extern(volatile, parallel_safe)]
 fn node_stats() -> JsonB {
@@ -302,18 +305,31 @@ fn op_json(op: &Operation) -> JsonB {
 fn rebalance_now(reason: default!(&str, "'manual'")) -> JsonB {
     require_coordinator("autoscale.rebalance_now()").or_report();
     operations::require_act().or_report();
-    op_json(&operations::start(Kind::Rebalance, None, reason, "manual").or_report())
+    op_json(&operations::start(Kind::Rebalance, None, 1, reason, "manual").or_report())
 }
 
-/// Adds a worker now: the given node, or the first available standby, or a provision request.
+/// Adds workers now: the given node, or `nodes` standbys from the pool (as many as it has), or a
+/// provision request when the pool is empty; then one rebalance.
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn scale_out(
     host: default!(Option<&str>, "NULL"),
     port: default!(Option<i32>, "NULL"),
     reason: default!(&str, "'manual'"),
+    nodes: default!(i32, 1),
 ) -> JsonB {
     require_coordinator("autoscale.scale_out()").or_report();
+    if !(1..=MAX_NODES_PER_SCALE_OUT).contains(&nodes) {
+        AutoscaleError::invalid(
+            "nodes",
+            nodes,
+            format!("an integer between 1 and {MAX_NODES_PER_SCALE_OUT}"),
+        )
+        .report()
+    }
+    if nodes > 1 && host.is_some() {
+        AutoscaleError::invalid("nodes", nodes, "1 when host and port name the node").report()
+    }
     let node = match (host, port) {
         (None, None) => None,
         (Some(h), Some(p)) => {
@@ -327,7 +343,7 @@ fn scale_out(
         }
     };
     operations::require_act().or_report();
-    op_json(&operations::start(Kind::ScaleOut, node, reason, "manual").or_report())
+    op_json(&operations::start(Kind::ScaleOut, node, nodes as u32, reason, "manual").or_report())
 }
 
 /// Drains host:port, cleans up and removes it from the cluster, then returns it to the pool.
@@ -366,7 +382,7 @@ fn scale_in(host: &str, port: i32, reason: default!(&str, "'manual'")) -> JsonB 
         .report();
     }
     operations::require_act().or_report();
-    op_json(&operations::start(Kind::ScaleIn, Some(n), reason, "manual").or_report())
+    op_json(&operations::start(Kind::ScaleIn, Some(n), 1, reason, "manual").or_report())
 }
 
 /// Offers a node to the standby pool after checking that it answers and has the extension files.

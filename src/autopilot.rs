@@ -109,7 +109,12 @@ pub fn run() -> SpiResult<ActReport> {
     let reasons = decision.reasons.join("; ");
     match (decision.direction, &verdict) {
         (Direction::Out, GuardVerdict::Act) => {
-            match operations::start(Kind::ScaleOut, None, &reasons, "policy") {
+            // the policy's step: every node it asks for joins before one rebalance
+            let wanted = decision
+                .desired_workers
+                .saturating_sub(decision.from_workers)
+                .max(1) as u32;
+            match operations::start(Kind::ScaleOut, None, wanted, &reasons, "policy") {
                 Ok(op) => report.operation = Some(autoscale_core::operations::describe(&op)),
                 Err(e) => history::record_event(
                     "error",
@@ -125,6 +130,7 @@ pub fn run() -> SpiResult<ActReport> {
                 Some((h, p)) => match operations::start(
                     Kind::ScaleIn,
                     Some(NodeAddr::new(h, p)),
+                    1,
                     &reasons,
                     "policy",
                 ) {
@@ -180,7 +186,7 @@ pub fn run() -> SpiResult<ActReport> {
         match trigger::rebalance_due(&input) {
             Ok(Some(t)) => match verdict {
                 GuardVerdict::Act => {
-                    match operations::start(Kind::Rebalance, None, &t.reason(), "trigger") {
+                    match operations::start(Kind::Rebalance, None, 1, &t.reason(), "trigger") {
                         Ok(op) => {
                             report.operation = Some(autoscale_core::operations::describe(&op))
                         }

@@ -218,6 +218,7 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
                 let payload = serde_json::json!({
                     "operation_id": op.id,
                     "reason": op.reason,
+                    "nodes": op.want,
                     "max_nodeid": citus::max_nodeid()?,
                     "workers": citus::primary_nodes()?.iter().filter(|n| n.groupid != 0 && n.isactive).count(),
                     "hint": "add a worker with citus_add_node() on the coordinator, or offer one with autoscale.add_standby_node(host, port)",
@@ -357,9 +358,11 @@ pub fn step(op: &Operation) -> SpiResult<Result<Operation, String>> {
 }
 
 /// Starts an operation: creates its row and performs its first step now (in this transaction).
+/// `nodes` is how many workers a scale-out adds (1 for the other kinds).
 pub fn start(
     kind: Kind,
     node: Option<NodeAddr>,
+    nodes: u32,
     reason: &str,
     requested_by: &str,
 ) -> Result<Operation, AutoscaleError> {
@@ -374,8 +377,12 @@ pub fn start(
     let id = Spi::get_one::<i64>("SELECT nextval('autoscale.operations_id_seq')")
         .map_err(spi)?
         .unwrap_or_default();
-    let op = machine::new_operation(id, kind, node, reason, now().map_err(spi)?)
-        .map_err(|e| AutoscaleError::NotInPrerequisiteState(e.to_string()))?;
+    let now = now().map_err(spi)?;
+    let op = match kind {
+        Kind::ScaleOut => machine::new_scale_out(id, node, nodes, reason, now),
+        _ => machine::new_operation(id, kind, node, reason, now),
+    }
+    .map_err(|e| AutoscaleError::NotInPrerequisiteState(e.to_string()))?;
     insert(&op, requested_by).map_err(spi)?;
     history::record_event(
         "operation_started",

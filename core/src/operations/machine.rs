@@ -41,8 +41,24 @@ pub fn new_operation(
         progress_done: 0,
         progress_total: 0,
         job_state: None,
+        want: 1,
+        added: Vec::new(),
         cancelled: false,
     })
+}
+
+/// A new scale-out that adds `nodes` workers (at least 1) before its one rebalance: standbys from
+/// the pool while there are any, else one provision request.
+pub fn new_scale_out(
+    id: i64,
+    node: Option<NodeAddr>,
+    nodes: u32,
+    reason: &str,
+    now: f64,
+) -> Result<Operation, OpError> {
+    let mut op = new_operation(id, Kind::ScaleOut, node, reason, now)?;
+    op.want = nodes.max(1);
+    Ok(op)
 }
 
 /// What to do for the operation's current step. Finished operations, and running rows that are
@@ -145,15 +161,23 @@ pub fn advance(op: &Operation, outcome: Outcome, now: f64, limits: &Limits) -> T
             m.op.node = Some(node);
             m.goto(Step::AddNode, detail);
         }
-        (Step::PickStandby, Outcome::PoolEmpty) => {
+        (Step::PickStandby, Outcome::PoolEmpty) if op.added.is_empty() => {
             m.goto(
                 Step::RequestNode,
                 "the standby pool is empty; asking for a node".to_string(),
             );
         }
+        (Step::PickStandby, Outcome::PoolEmpty) => {
+            let detail = format!(
+                "the standby pool is empty after {} of {} nodes; rebalancing onto those",
+                op.added.len(),
+                op.want
+            );
+            m.goto(Step::StartRebalance, detail);
+        }
         (Step::AddNode, Outcome::Ok) => {
             let detail = format!("node {} added", m.node_text());
-            m.goto(Step::StartRebalance, detail);
+            m.joined(detail);
         }
         (Step::RequestNode, Outcome::Requested(id)) => {
             m.op.request_id = Some(id);
@@ -163,16 +187,12 @@ pub fn advance(op: &Operation, outcome: Outcome, now: f64, limits: &Limits) -> T
             );
         }
         (Step::WaitForNode, Outcome::Appeared { node, in_cluster }) => {
-            let (step, detail) = if in_cluster {
-                (
-                    Step::StartRebalance,
-                    format!("node {node} joined the cluster"),
-                )
+            m.op.node = Some(node.clone());
+            if in_cluster {
+                m.joined(format!("node {node} joined the cluster"));
             } else {
-                (Step::AddNode, format!("node {node} appeared in the pool"))
-            };
-            m.op.node = Some(node);
-            m.goto(step, detail);
+                m.goto(Step::AddNode, format!("node {node} appeared in the pool"));
+            }
         }
         (Step::WaitForNode, Outcome::NotYet) => {
             m.op.attempts = 0;
@@ -359,11 +379,17 @@ fn is_wait(step: Step) -> bool {
     matches!(step, Step::WaitRebalance | Step::WaitDrain)
 }
 
-/// `scale_in 127.0.0.1:9703`, or just the kind without a node.
+/// `scale_in 127.0.0.1:9703`, or just the kind without a node. A scale-out of several nodes
+/// names every node it added and the one it is adding.
 fn header(op: &Operation) -> String {
-    match &op.node {
-        Some(n) => format!("{} {n}", op.kind),
-        None => op.kind.to_string(),
+    let mut nodes: Vec<String> = op.added.iter().map(ToString::to_string).collect();
+    if let Some(n) = op.node.as_ref().filter(|n| !op.added.contains(n)) {
+        nodes.push(n.to_string());
+    }
+    if nodes.is_empty() {
+        op.kind.to_string()
+    } else {
+        format!("{} {}", op.kind, nodes.join(", "))
     }
 }
 
@@ -412,6 +438,27 @@ impl Machine {
         self.op.attempts = 0;
         let message = format!("{}: {from} -> {step}: {detail}", self.header());
         self.note(NOTE_STEP, message);
+    }
+
+    /// The current node is in the cluster: count it, then take the next standby while the
+    /// scale-out wants more, else rebalance.
+    fn joined(&mut self, detail: String) {
+        if let Some(n) = self.op.node.clone() {
+            if !self.op.added.contains(&n) {
+                self.op.added.push(n);
+            }
+        }
+        let (added, want) = (self.op.added.len(), self.op.want.max(1) as usize);
+        if added < want {
+            self.goto(Step::PickStandby, format!("{detail} ({added} of {want})"));
+        } else if want > 1 {
+            self.goto(
+                Step::StartRebalance,
+                format!("{detail} ({added} of {want})"),
+            );
+        } else {
+            self.goto(Step::StartRebalance, detail);
+        }
     }
 
     fn job_started(&mut self, id: i64) {

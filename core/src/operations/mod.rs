@@ -36,7 +36,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub use guards::{GuardInput, GuardVerdict, Mode};
-pub use machine::{action, advance, cancel, describe, new_operation, progress};
+pub use machine::{action, advance, cancel, describe, new_operation, new_scale_out, progress};
 pub use trigger::{plan_needed, rebalance_due, RebalanceTrigger, TriggerInput, WorkerWatch};
 pub use window::MaintenanceWindow;
 
@@ -344,6 +344,12 @@ pub struct Operation {
     /// The followed job's state, as last seen (None before the first poll).
     #[serde(default)]
     pub job_state: Option<JobState>,
+    /// Nodes a scale-out adds before its one rebalance (the policy's `step`; 1 otherwise).
+    #[serde(default = "one")]
+    pub want: u32,
+    /// Nodes this scale-out has added so far, in order.
+    #[serde(default)]
+    pub added: Vec<NodeAddr>,
     /// Set by [`cancel`] on a scale-in that goes through the restore step first: it then ends
     /// `cancelled` instead of `failed`.
     #[serde(default)]
@@ -470,4 +476,8 @@ pub struct Note {
 pub struct Transition {
     pub op: Operation,
     pub events: Vec<Note>,
+}
+
+fn one() -> u32 {
+    1
 }

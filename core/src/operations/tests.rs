@@ -543,6 +543,99 @@ fn scale_out_with_an_empty_pool_requests_a_node() {
 }
 
 #[test]
+fn scale_out_of_several_nodes_adds_them_all_then_rebalances_once() {
+    let mut r = Run::new(Kind::ScaleOut, None);
+    r.op = new_scale_out(1, None, 3, "test", T0).unwrap();
+    for port in [9705, 9706, 9707] {
+        assert_eq!(r.at(), (Step::PickStandby, Status::Running));
+        r.tick(Outcome::Picked(node(port)));
+        assert_eq!(action(&r.op), Action::AddNode { node: node(port) });
+        r.tick(Outcome::Ok);
+    }
+    assert_eq!(r.at(), (Step::StartRebalance, Status::Running));
+    assert_eq!(r.op.added, vec![node(9705), node(9706), node(9707)]);
+    assert!(r
+        .events
+        .iter()
+        .any(|e| e.message.ends_with("node 127.0.0.1:9707 added (3 of 3)")));
+    r.tick(Outcome::JobStarted(Some(4)));
+    r.tick(job(JobState::Finished, 6, 6));
+    assert_eq!(r.at(), (Step::Done, Status::Succeeded));
+    let rebalances = r
+        .events
+        .iter()
+        .filter(|e| e.message.contains("start_rebalance -> wait_rebalance"))
+        .count();
+    assert_eq!(
+        rebalances, 1,
+        "one rebalance for all the nodes: {:?}",
+        r.events
+    );
+    assert_eq!(
+        describe(&r.op),
+        "scale_out 127.0.0.1:9705, 127.0.0.1:9706, 127.0.0.1:9707: succeeded"
+    );
+}
+
+#[test]
+fn scale_out_of_several_rebalances_onto_what_the_pool_had() {
+    let mut r = Run::new(Kind::ScaleOut, None);
+    r.op = new_scale_out(1, None, 3, "test", T0).unwrap();
+    r.tick(Outcome::Picked(node(9705)));
+    r.tick(Outcome::Ok);
+    let ev = r.tick(Outcome::PoolEmpty);
+    assert_eq!(r.at(), (Step::StartRebalance, Status::Running));
+    assert!(
+        ev[0]
+            .message
+            .contains("the standby pool is empty after 1 of 3 nodes"),
+        "{ev:?}"
+    );
+
+    // an empty pool from the start asks the provisioner once; the node it brings is enough to go on
+    let mut r = Run::new(Kind::ScaleOut, None);
+    r.op = new_scale_out(1, None, 2, "test", T0).unwrap();
+    r.tick(Outcome::PoolEmpty);
+    r.tick(Outcome::Requested(7));
+    r.tick(Outcome::Appeared {
+        node: node(9708),
+        in_cluster: true,
+    });
+    assert_eq!(
+        r.at(),
+        (Step::PickStandby, Status::Running),
+        "another standby may be there by now"
+    );
+    r.tick(Outcome::PoolEmpty);
+    assert_eq!(r.at(), (Step::StartRebalance, Status::Running));
+    assert_eq!(r.op.added, vec![node(9708)]);
+}
+
+#[test]
+fn a_repeated_add_after_a_crash_counts_the_node_once() {
+    let mut r = Run::new(Kind::ScaleOut, None);
+    r.op = new_scale_out(1, None, 2, "test", T0).unwrap();
+    r.tick(Outcome::Picked(node(9705)));
+    let before = r.op.clone();
+    r.tick(Outcome::Ok);
+    // the crash lost the transition: the same row performs add_node again
+    r.op = before;
+    r.tick(Outcome::Ok);
+    assert_eq!(r.op.added, vec![node(9705)]);
+    assert_eq!(r.at(), (Step::PickStandby, Status::Running));
+}
+
+#[test]
+fn an_operation_stored_before_want_existed_wants_one_node() {
+    let mut v =
+        serde_json::to_value(new_operation(1, Kind::ScaleOut, None, "t", T0).unwrap()).unwrap();
+    v.as_object_mut().unwrap().remove("want");
+    v.as_object_mut().unwrap().remove("added");
+    let op: Operation = serde_json::from_value(v).unwrap();
+    assert_eq!((op.want, op.added.len()), (1, 0));
+}
+
+#[test]
 fn a_provision_request_expires() {
     let mut r = Run::new(Kind::ScaleOut, None);
     r.tick(Outcome::PoolEmpty);

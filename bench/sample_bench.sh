@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sampling benchmark (prints figures; asserts nothing):
-#   - wall time of one autoscale.sample() with 1, 2, 4 and 8 workers (p50/p95 over RUNS samples)
+#   - wall time of one autoscale.sample() with 1, 2, 4 and 8 workers (p50/p95 over RUNS samples),
+#     next to Citus's own fan-out floor (run_command_on_workers of a no-op)
 #   - CPU of the background worker over 60 s at the default 5 s interval, on the coordinator,
 #     and the extra CPU a worker node spends answering (whole instance, autoscale on vs off)
 #   - bytes per autoscale.node_samples row and the daily volume for 8 workers at 5 s
@@ -24,7 +25,9 @@ echo
 echo "autoscale.sample() wall time (ms, measured inside the server), $RUNS samples each;"
 echo "'+100ms' is the same fan-out with every node taking 100 ms longer to answer (a slow network or"
 echo "node): a sequential fan-out would cost workers x 100 ms, a parallel one about 100 ms."
-printf "%-8s %8s %8s %8s %14s\n" workers p50 p95 max "+100ms p50"
+echo "'citus floor' is run_command_on_workers('SELECT 1') alone: Citus opens a new connection (fork, TLS with"
+echo "the default citus.node_conninfo) to every worker on every call, whatever the command."
+printf "%-8s %8s %8s %8s %14s %12s\n" workers p50 p95 max "+100ms p50" "citus floor"
 added=0
 for n in 1 2 4 8; do
   while [ "$added" -lt "$n" ]; do
@@ -36,7 +39,10 @@ for n in 1 2 4 8; do
   slow=$(for _ in $(seq 10); do
     echo "SELECT extract(epoch FROM clock_timestamp() - now()) * 1000 FROM (SELECT count(*) FROM run_command_on_workers('SELECT autoscale.node_stats()::text FROM pg_sleep(0.1)')) s;"
   done | psql_node 0)
-  printf "%-8s %8s %8s %8s %14s\n" "$n" "$(echo "$times" | pct 50)" "$(echo "$times" | pct 95)" "$(echo "$times" | pct 100)" "$(echo "$slow" | pct 50)"
+  floor=$(for _ in $(seq 20); do
+    echo "SELECT extract(epoch FROM clock_timestamp() - now()) * 1000 FROM (SELECT count(*) FROM run_command_on_workers('SELECT 1')) s;"
+  done | psql_node 0)
+  printf "%-8s %8s %8s %8s %14s %12s\n" "$n" "$(echo "$times" | pct 50)" "$(echo "$times" | pct 95)" "$(echo "$times" | pct 100)" "$(echo "$slow" | pct 50)" "$(echo "$floor" | pct 50)"
 done
 
 # CPU: utime+stime (+ reaped children for a whole instance) in clock ticks from /proc

@@ -5,14 +5,10 @@
 use pgrx::prelude::*;
 use pgrx::spi::SpiResult;
 
-/// Is the citus extension installed in this database?
+/// Is the citus extension installed in this database? (A catalog lookup, no query: node_stats()
+/// runs in a fresh backend on every worker at every sample.)
 pub fn installed() -> bool {
-    Spi::get_one::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus')",
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(false)
+    unsafe { pg_sys::get_extension_oid(c"citus".as_ptr(), true) != pg_sys::InvalidOid }
 }
 
 /// This node's Citus group id (0 on the coordinator). Call only when [`installed`].
@@ -127,21 +123,17 @@ pub fn fan_out_node_stats(timeout_ms: u64) -> SpiResult<Vec<WorkerResult>> {
     })
 }
 
-/// Total bytes of the shard placements stored on this node, from the node's own metadata copy.
-/// `None` when this node has no Citus metadata.
-pub fn local_shard_bytes() -> Option<i64> {
-    if !installed() {
-        return None;
-    }
-    Spi::get_one::<i64>(
-        "SELECT coalesce(sum(pg_catalog.pg_total_relation_size(r)), 0)::bigint
-           FROM pg_catalog.pg_dist_placement p
-           JOIN pg_catalog.pg_dist_shard s USING (shardid),
-                LATERAL pg_catalog.to_regclass(pg_catalog.shard_name(s.logicalrelid, s.shardid)) AS r
-          WHERE p.groupid = (SELECT groupid FROM pg_catalog.pg_dist_local_group)",
+/// This node's Citus group id (0 on the coordinator) and the total bytes of the shard placements
+/// stored here, from the node's own metadata copy, in one query. Call only when [`installed`].
+pub fn local_group_and_shard_bytes() -> SpiResult<(Option<i32>, Option<i64>)> {
+    Spi::get_two::<i32, i64>(
+        "SELECT (SELECT groupid FROM pg_catalog.pg_dist_local_group),
+                (SELECT coalesce(sum(pg_catalog.pg_total_relation_size(r)), 0)::bigint
+                   FROM pg_catalog.pg_dist_placement p
+                   JOIN pg_catalog.pg_dist_shard s USING (shardid),
+                        LATERAL pg_catalog.to_regclass(pg_catalog.shard_name(s.logicalrelid, s.shardid)) AS r
+                  WHERE p.groupid = (SELECT groupid FROM pg_catalog.pg_dist_local_group))",
     )
-    .ok()
-    .flatten()
 }
 
 /// Runs one command on one node that need not be a cluster member (a standby), through Citus's
@@ -253,10 +245,14 @@ pub fn unfinished_jobs() -> SpiResult<Vec<i64>> {
     })
 }
 
-/// Shard moves the rebalancer would make now (`get_rebalance_table_shards_plan()`).
+/// Shard-group moves the rebalancer would make now (`get_rebalance_table_shards_plan()` lists
+/// every shard of a colocated group; they move together, so they count once).
 pub fn planned_moves(strategy: Option<&str>) -> SpiResult<i64> {
     Ok(Spi::get_one_with_args::<i64>(
-        "SELECT count(*) FROM pg_catalog.get_rebalance_table_shards_plan(rebalance_strategy := $1)",
+        "SELECT count(DISTINCT (pt.colocationid, s.shardminvalue, m.sourcename, m.sourceport))
+           FROM pg_catalog.get_rebalance_table_shards_plan(rebalance_strategy := $1) m
+           JOIN pg_catalog.pg_dist_shard s USING (shardid)
+           JOIN pg_catalog.pg_dist_partition pt ON pt.logicalrelid = s.logicalrelid",
         &[strategy.map(str::to_string).into()],
     )?
     .unwrap_or(0))

@@ -110,17 +110,21 @@ pub fn read_node_stats() -> Result<NodeStats, String> {
     let load = procfs::parse_loadavg(&read("/proc/loadavg")?).map_err(|e| e.to_string())?;
     let mem = procfs::parse_meminfo(&read("/proc/meminfo")?).map_err(|e| e.to_string())?;
     let disk = disk(&data_directory())?;
-    let (total, active, commit, rollback, dbsize) = Spi::connect_mut(|c| {
-        // a long-lived session (the background worker) must not read a cached stats snapshot
-        c.update("SELECT pg_catalog.pg_stat_clear_snapshot()", None, &[])?;
+    // a long-lived session (the background worker) must not read a cached stats snapshot
+    unsafe { pg_sys::pgstat_clear_snapshot() };
+    // One statement, on the functions under the pg_stat_* views: in the fresh backend that
+    // run_command_on_workers opens on each worker at each sample, planning is most of the cost.
+    let (total, active, commit, rollback, dbsize) = Spi::connect(|c| {
         let row = c
             .select(
-                "SELECT (SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE backend_type = 'client backend'),
-                        (SELECT count(*) FROM pg_catalog.pg_stat_activity
-                          WHERE backend_type = 'client backend' AND state = 'active'),
-                        (SELECT coalesce(sum(xact_commit), 0)::bigint FROM pg_catalog.pg_stat_database),
-                        (SELECT coalesce(sum(xact_rollback), 0)::bigint FROM pg_catalog.pg_stat_database),
-                        pg_catalog.pg_database_size(pg_catalog.current_database())",
+                "SELECT a.total, a.active, d.commits, d.rollbacks,
+                        pg_catalog.pg_database_size(pg_catalog.current_database())
+                   FROM (SELECT count(*) FILTER (WHERE backend_type = 'client backend') AS total,
+                                count(*) FILTER (WHERE backend_type = 'client backend' AND state = 'active') AS active
+                           FROM pg_catalog.pg_stat_get_activity(NULL)) a,
+                        (SELECT coalesce(sum(pg_catalog.pg_stat_get_db_xact_commit(oid)), 0)::bigint AS commits,
+                                coalesce(sum(pg_catalog.pg_stat_get_db_xact_rollback(oid)), 0)::bigint AS rollbacks
+                           FROM pg_catalog.pg_database) d",
                 Some(1),
                 &[],
             )?
@@ -134,7 +138,15 @@ pub fn read_node_stats() -> Result<NodeStats, String> {
         ))
     })
     .map_err(|e| format!("reading pg_stat_*: {e}"))?;
-    let role = citus::role();
+    // a Citus node without a local group row has not been added anywhere: it is a coordinator
+    let (is_coordinator, shard_bytes) = if citus::installed() {
+        match citus::local_group_and_shard_bytes() {
+            Ok((groupid, bytes)) => (groupid.unwrap_or(0) == 0, bytes),
+            Err(_) => (citus::role() == citus::Role::Coordinator, None),
+        }
+    } else {
+        (false, None)
+    };
     Ok(NodeStats {
         version: env!("CARGO_PKG_VERSION").to_string(),
         at,
@@ -148,11 +160,7 @@ pub fn read_node_stats() -> Result<NodeStats, String> {
         connections: Connections { total, active },
         xact: Xact { commit, rollback },
         database_size: dbsize,
-        shard_bytes: if role == citus::Role::NoCitus {
-            None
-        } else {
-            citus::local_shard_bytes()
-        },
-        is_coordinator: role == citus::Role::Coordinator,
+        shard_bytes,
+        is_coordinator,
     })
 }

@@ -1434,7 +1434,7 @@ fn trigger_on_skew_at_most_once_per_interval() {
     i.plan_moves = Some(4);
     let skew = RebalanceTrigger::Skew { moves: 4 };
     assert_eq!(rebalance_due(&i), Ok(Some(skew.clone())));
-    assert_eq!(skew.reason(), "skew: 4 planned shard moves");
+    assert_eq!(skew.reason(), "skew: 4 planned shard group moves");
     i.last_rebalance_started = Some(T0 - 120.0);
     assert_eq!(
         rebalance_due(&i),

@@ -64,7 +64,7 @@ impl RebalanceTrigger {
                 s
             }
             RebalanceTrigger::Skew { moves } => format!(
-                "skew: {moves} planned shard move{}",
+                "skew: {moves} planned shard group move{}",
                 if *moves == 1 { "" } else { "s" }
             ),
         }

@@ -139,6 +139,31 @@ mod tests {
         assert!(e.contains("autoscale.sample_intreval"), "{e}");
     }
 
+    /// `\df+`, `\d+` and `SHOW` explain everything: every function, table, view and sequence of
+    /// the extension has a COMMENT, and every setting a description.
+    #[pg_test]
+    fn every_object_and_setting_is_documented() {
+        let missing = one::<String>(
+            "SELECT coalesce(string_agg(o, ', ' ORDER BY o), '') FROM (
+               SELECT p.oid::regprocedure::text AS o FROM pg_proc p
+                WHERE p.pronamespace = 'autoscale'::regnamespace
+                  AND coalesce(obj_description(p.oid, 'pg_proc'), '') = ''
+               UNION ALL
+               SELECT c.oid::regclass::text FROM pg_class c
+                WHERE c.relnamespace = 'autoscale'::regnamespace AND c.relkind IN ('r', 'v', 'p')
+                  AND coalesce(obj_description(c.oid, 'pg_class'), '') = ''
+               UNION ALL
+               SELECT name FROM pg_settings
+                WHERE name LIKE 'autoscale.%' AND coalesce(short_desc, '') = '') m",
+        );
+        assert_eq!(missing, "", "undocumented objects or settings");
+        assert!(
+            count("SELECT count(*) FROM pg_proc WHERE pronamespace = 'autoscale'::regnamespace")
+                >= 14
+        );
+        assert!(count("SELECT count(*) FROM pg_settings WHERE name LIKE 'autoscale.%'") >= 16);
+    }
+
     #[pg_test]
     fn node_stats_reports_this_node() {
         let s = one::<JsonB>("SELECT autoscale.node_stats()").0;

@@ -13,7 +13,8 @@ BEGIN
     EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
   END LOOP;
 END $$;
-GRANT EXECUTE ON FUNCTION autoscale.node_stats(), autoscale.explain() TO pg_monitor;
+GRANT EXECUTE ON FUNCTION autoscale.node_stats(), autoscale.explain(), autoscale.backtest(interval, text, interval)
+  TO pg_monitor;
 
 COMMENT ON FUNCTION autoscale.node_stats() IS
   'This node''s raw load as one json value: cumulative CPU counters (/proc/stat, or cgroup v2 cpu.stat under a CPU '
@@ -45,6 +46,12 @@ COMMENT ON FUNCTION autoscale.drop_policy(text) IS 'Drops a policy by name; an u
 COMMENT ON FUNCTION autoscale.pause(interval) IS
   'Pauses scaling decisions (scale out/in) for the given interval; operations already running finish. Returns the end.';
 COMMENT ON FUNCTION autoscale.resume() IS 'Ends a pause; returns whether a pause was in force.';
+COMMENT ON FUNCTION autoscale.backtest(interval, text, interval) IS
+  'What the policies (all, or the one named) would have done over the recorded history of the last since (default '
+  '1 day): one row per scale action (time, out/in, from and to workers, reasons). The engine decides at every '
+  'recorded sample with a simulated worker count; each operation takes operation_time (default 1 min) and cooldowns '
+  'count from its end. cpu, load1, commits_per_sec, connections and active_connections are rescaled by recorded / '
+  'simulated workers; memory, disk and custom metrics replay as recorded. Acts on nothing, records nothing.';
 COMMENT ON FUNCTION autoscale.explain() IS
   'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
   'cooldown left, current and desired workers, and the decision (out, in, hold) with its reasons.';

@@ -246,6 +246,58 @@ fn explain() -> TableIterator<
     TableIterator::new(rows)
 }
 
+/// What the policies (all, or the one named) would have done over the recorded history of the
+/// last `since`: one row per scale action, with a simulated worker count. Acts on nothing.
+#[allow(clippy::type_complexity)]
+#[pg_extern(stable)]
+fn backtest(
+    since: default!(Interval, "'1 day'"),
+    policy: default!(Option<&str>, "NULL"),
+    operation_time: default!(Interval, "'1 min'"),
+) -> TableIterator<
+    'static,
+    (
+        name!(at, TimestampWithTimeZone),
+        name!(decision, String),
+        name!(from_workers, i32),
+        name!(to_workers, i32),
+        name!(reasons, Vec<String>),
+    ),
+> {
+    let since_secs = interval_secs(since);
+    if since_secs <= 0.0 {
+        AutoscaleError::invalid(
+            "since",
+            format!("'{since_secs} seconds'"),
+            "an interval > 0",
+        )
+        .report();
+    }
+    let op_secs = interval_secs(operation_time);
+    if op_secs < 0.0 {
+        AutoscaleError::invalid(
+            "operation_time",
+            format!("'{op_secs} seconds'"),
+            "an interval >= 0",
+        )
+        .report();
+    }
+    let rows: Vec<_> = policies::backtest(since_secs, policy, op_secs)
+        .or_report()
+        .into_iter()
+        .map(|a| {
+            (
+                pgrx::datum::to_timestamp(a.at),
+                a.direction.as_str().to_string(),
+                a.from_workers as i32,
+                a.to_workers as i32,
+                a.reasons,
+            )
+        })
+        .collect();
+    TableIterator::new(rows)
+}
+
 // ---------------------------------------------------------------- operations
 
 fn node_arg(host: &str, port: i32) -> Result<NodeAddr, AutoscaleError> {

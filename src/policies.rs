@@ -462,13 +462,7 @@ pub fn eval_input(policies: &[StoredPolicy]) -> SpiResult<EvalInput> {
                 .iter()
                 .map(|s| Point {
                     at: s.at,
-                    value: match p.policy.metric {
-                        Metric::Custom => custom
-                            .get(&(s.id, p.policy.name.clone()))
-                            .copied()
-                            .flatten(),
-                        m => s.values.get(&(m, p.policy.aggregate)).copied().flatten(),
-                    },
+                    value: value_of(&p.policy, s, &custom),
                     workers: s.workers,
                     unreachable: s.unreachable,
                 })
@@ -489,6 +483,59 @@ pub fn eval_input(policies: &[StoredPolicy]) -> SpiResult<EvalInput> {
         paused_until,
         series,
     })
+}
+
+/// A policy's metric at a recorded sample: the aggregate over workers, or its custom value.
+fn value_of(p: &Policy, s: &SampleAgg, custom: &CustomValues) -> Option<f64> {
+    match p.metric {
+        Metric::Custom => custom.get(&(s.id, p.name.clone())).copied().flatten(),
+        m => s.values.get(&(m, p.aggregate)).copied().flatten(),
+    }
+}
+
+/// What the stored policies (all, or the one named) would have done over the last `since_secs`
+/// of recorded history, each operation taking `operation_secs`. Changes nothing.
+pub fn backtest(
+    since_secs: f64,
+    name: Option<&str>,
+    operation_secs: f64,
+) -> Result<Vec<policy::backtest::BacktestAction>, AutoscaleError> {
+    let spi = |e: pgrx::spi::SpiError| AutoscaleError::NotInPrerequisiteState(e.to_string());
+    let policies: Vec<Policy> = load()
+        .map_err(spi)?
+        .into_iter()
+        .map(|p| p.policy)
+        .filter(|p| name.is_none_or(|n| p.name == n))
+        .collect();
+    match (name, policies.is_empty()) {
+        (Some(n), true) => {
+            return Err(AutoscaleError::NotFound(format!(
+                "policy \"{n}\" does not exist"
+            )))
+        }
+        (None, true) => {
+            return Err(AutoscaleError::NotInPrerequisiteState(
+                "there is no policy to backtest; create one with autoscale.set_policy()".into(),
+            ))
+        }
+        _ => {}
+    }
+    let (samples, custom) = history_window(since_secs).map_err(spi)?;
+    let recorded: Vec<_> = samples
+        .iter()
+        .map(|s| policy::backtest::Recorded {
+            at: s.at,
+            workers: s.workers,
+            unreachable: s.unreachable,
+            values: policies.iter().map(|p| value_of(p, s, &custom)).collect(),
+        })
+        .collect();
+    Ok(policy::backtest::backtest(
+        &policies,
+        &recorded,
+        settings::sample_interval().as_secs_f64(),
+        operation_secs,
+    ))
 }
 
 /// The engine's decision now, from recorded history only.

@@ -18,29 +18,9 @@ mod tests {
         one::<i64>(sql)
     }
 
-    /// The error message `sql` fails with, run in a subtransaction so the test goes on.
-    fn error_of(sql: &str) -> String {
-        Spi::get_one_with_args::<String>(
-            "SELECT pg_temp.autoscale_test_error_of($1)",
-            &[sql.into()],
-        )
-        .unwrap()
-        .unwrap_or_default()
-    }
-
-    /// Creates the session's helper functions (in pg_temp: concurrent tests do not collide).
-    fn setup_error_of() {
-        Spi::run(
-            "CREATE OR REPLACE FUNCTION pg_temp.autoscale_test_error_of(sql text) RETURNS text LANGUAGE plpgsql AS $$
-             BEGIN EXECUTE sql; RETURN NULL;
-             EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM; END $$",
-        )
-        .unwrap();
-    }
-
     /// dblink and a connection string to this database, for work that must commit.
     fn setup_helpers() {
-        setup_error_of();
+        setup();
         Spi::run(
             "CREATE EXTENSION IF NOT EXISTS dblink;
              CREATE OR REPLACE FUNCTION pg_temp.autoscale_test_conn() RETURNS text LANGUAGE sql AS $$
@@ -94,7 +74,7 @@ mod tests {
 
     #[pg_test]
     fn settings_have_units_bounds_and_defaults() {
-        setup_error_of();
+        setup();
         assert_eq!(
             one::<String>("SELECT current_setting('autoscale.node_timeout')"),
             "2s"
@@ -117,25 +97,25 @@ mod tests {
         );
         Spi::run("SET autoscale.sample_interval = '2min'").unwrap();
         assert_eq!(one::<String>("SHOW autoscale.sample_interval"), "2min");
-        let e = error_of("SET autoscale.sample_interval = '10ms'");
+        let e = err("SET autoscale.sample_interval = '10ms'");
         assert!(
             e.starts_with("22023: 10 ms is outside the valid range"),
             "{e}"
         );
-        let e = error_of("SET autoscale.sample_interval = '2h'");
+        let e = err("SET autoscale.sample_interval = '2h'");
         assert!(e.contains("outside the valid range"), "{e}");
-        let e = error_of("SET autoscale.history_retention = -2");
+        let e = err("SET autoscale.history_retention = -2");
         assert!(e.contains("outside the valid range"), "{e}");
         Spi::run("SET autoscale.history_retention = -1").unwrap();
-        let e = error_of("SET autoscale.mode = 'fast'");
+        let e = err("SET autoscale.mode = 'fast'");
         assert!(
             e.starts_with("22023: invalid value for parameter \"autoscale.mode\": \"fast\""),
             "{e}"
         );
-        let e = error_of("SET autoscale.database_name = 'x'");
+        let e = err("SET autoscale.database_name = 'x'");
         assert!(e.starts_with("55P02"), "{e}");
         // the prefix is reserved: a typo is an error, not a silently ignored placeholder
-        let e = error_of("SET autoscale.sample_intreval = '1s'");
+        let e = err("SET autoscale.sample_intreval = '1s'");
         assert!(e.contains("autoscale.sample_intreval"), "{e}");
     }
 
@@ -304,24 +284,24 @@ mod tests {
 
     #[pg_test]
     fn functions_that_change_things_are_not_for_public() {
-        setup_error_of();
+        setup();
         Spi::run("CREATE ROLE autoscale_test_reader LOGIN; GRANT pg_monitor TO autoscale_test_reader; CREATE ROLE autoscale_test_nobody LOGIN").unwrap();
         Spi::run("SET ROLE autoscale_test_reader").unwrap();
         assert!(count("SELECT count(*) FROM autoscale.node_samples") >= 0);
         assert!(one::<JsonB>("SELECT autoscale.node_stats()").0["version"].is_string());
-        let e = error_of("SELECT autoscale.sample()");
+        let e = err("SELECT autoscale.sample()");
         assert!(
             e.starts_with("42501: permission denied for function sample"),
             "{e}"
         );
-        let e = error_of("SELECT autoscale.tick()");
+        let e = err("SELECT autoscale.tick()");
         assert!(e.starts_with("42501"), "{e}");
-        let e = error_of("DELETE FROM autoscale.events");
+        let e = err("DELETE FROM autoscale.events");
         assert!(e.starts_with("42501"), "{e}");
         Spi::run("RESET ROLE; SET ROLE autoscale_test_nobody").unwrap();
-        let e = error_of("SELECT * FROM autoscale.worker_count");
+        let e = err("SELECT * FROM autoscale.worker_count");
         assert!(e.starts_with("42501"), "{e}");
-        let e = error_of("SELECT autoscale.node_stats()");
+        let e = err("SELECT autoscale.node_stats()");
         assert!(e.starts_with("42501"), "{e}");
         Spi::run("RESET ROLE").unwrap();
     }
@@ -440,6 +420,8 @@ mod tests {
 
     // ---- policies (issue 3) and the manual operations' checks that need no Citus ----
 
+    /// Creates the session's helper function pg_temp.err (in pg_temp: concurrent tests do not
+    /// collide): the error `sql` fails with, caught in a subtransaction so the test goes on.
     fn setup() {
         Spi::run(
             "CREATE OR REPLACE FUNCTION pg_temp.err(sql text) RETURNS text LANGUAGE plpgsql AS $$
@@ -678,6 +660,77 @@ mod tests {
     }
 
     #[pg_test]
+    fn backtest_replays_recorded_samples() {
+        setup();
+        Spi::run("SET autoscale.sample_interval = '5s'; DELETE FROM autoscale.worker_count; DELETE FROM autoscale.node_samples").unwrap();
+        assert_err(
+            "SELECT * FROM autoscale.backtest()",
+            "55000",
+            &["no policy to backtest"],
+        );
+        // 20 minutes on 2 workers: 10 minutes at 95% cpu, then 10 minutes at 5%
+        record_samples(241, 5.0, "CASE WHEN i <= 120 THEN 95 ELSE 5 END");
+        Spi::run(
+            "SELECT autoscale.set_policy('cpu', scale_out_above => 80, scale_in_below => 25, scale_out_for => '1 min',
+                    scale_in_for => '5 min', cooldown => '2 min', min_workers => 2, max_workers => 4)",
+        )
+        .unwrap();
+        // 95% on 2 workers is 63% on 3: one scale-out holds it; 5% later scales back in, once
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(decision || ' ' || from_workers || '->' || to_workers, ', ' ORDER BY at)
+                   FROM autoscale.backtest('1 hour')"
+            ),
+            "out 2->3, in 3->2"
+        );
+        let (out_after, in_after) = Spi::get_two::<f64, f64>(
+            "SELECT extract(epoch FROM min(at) FILTER (WHERE decision = 'out') - min(s.sampled_at))::float8,
+                    extract(epoch FROM min(at) FILTER (WHERE decision = 'in') - min(s.sampled_at))::float8
+               FROM autoscale.backtest('1 hour'), autoscale.worker_count s",
+        )
+        .unwrap();
+        let (out_after, in_after) = (out_after.unwrap(), in_after.unwrap());
+        assert!(
+            (50.0..=70.0).contains(&out_after),
+            "out after {out_after} s"
+        );
+        assert!(
+            (895.0..=960.0).contains(&in_after),
+            "in after {in_after} s (load fell at 600 s)"
+        );
+        let reasons = one::<String>(
+            "SELECT array_to_string(reasons, ' | ') FROM autoscale.backtest('1 hour', 'cpu') WHERE decision = 'out'",
+        );
+        assert!(
+            reasons.contains("cpu avg 95") && reasons.contains("> 80"),
+            "{reasons}"
+        );
+        // a window that only sees the quiet part, with min_workers reached: nothing to do
+        assert_eq!(count("SELECT count(*) FROM autoscale.backtest('4 min')"), 0);
+        assert_err(
+            "SELECT * FROM autoscale.backtest(policy => 'nope')",
+            "42704",
+            &["nope"],
+        );
+        assert_err(
+            "SELECT * FROM autoscale.backtest('-1 hour')",
+            "22023",
+            &["since"],
+        );
+        assert_err(
+            "SELECT * FROM autoscale.backtest(operation_time => '-1 s')",
+            "22023",
+            &["operation_time"],
+        );
+        // it acts on nothing and records nothing
+        assert_eq!(count("SELECT count(*) FROM autoscale.operations"), 0);
+        assert_eq!(
+            count("SELECT count(*) FROM autoscale.events WHERE kind = 'decision'"),
+            0
+        );
+    }
+
+    #[pg_test]
     fn explain_never_scales_in_on_missing_data() {
         Spi::run("SET autoscale.sample_interval = '5s'; DELETE FROM autoscale.worker_count; DELETE FROM autoscale.node_samples").unwrap();
         // 20 minutes at 5% cpu, but one sample in the window has no value for worker 3 and an unreachable worker
@@ -774,6 +827,8 @@ mod tests {
             1,
             "and status"
         );
+        let e = err("SELECT count(*) FROM autoscale.backtest('1 hour')");
+        assert!(e.starts_with("no error"), "and backtest: {e}");
         for f in [
             "SELECT autoscale.set_policy('x')",
             "SELECT autoscale.drop_policy('cpu')",

@@ -15,6 +15,7 @@
 //! - cooldowns are counted from when the previous operation finished; a scale-in also waits
 //!   `cooldown_in` after a scale-out.
 
+pub mod backtest;
 mod eval;
 #[cfg(test)]
 mod proptests;

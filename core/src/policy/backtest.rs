@@ -1,0 +1,266 @@
+//! Backtest: the engine replayed over recorded history, to see what a set of policies would have
+//! done before letting them act.
+//!
+//! At every recorded sample the engine decides as the tick would, with a simulated worker count:
+//! a decided scale-out adds `desired - workers` nodes and a scale-in removes one (as the executor
+//! does), each finishing `operation_secs` later; cooldowns count from those finishes. Load that
+//! spreads over workers (cpu, load1, commits/s, connections, active connections) is rescaled by
+//! recorded workers / simulated workers, so a simulated scale-out relieves it; memory, disk and
+//! custom metrics replay as recorded. It is a model: the recorded load itself does not react.
+
+use serde::Serialize;
+
+use super::{evaluate, Direction, EvalInput, Metric, Point, Policy, PolicySeries};
+
+/// One recorded sample: when, how many workers were active and unreachable, and the value of each
+/// policy's metric (in the order of the policies passed to [`backtest`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    pub at: f64,
+    pub workers: u32,
+    pub unreachable: u32,
+    pub values: Vec<Option<f64>>,
+}
+
+/// A scale action the policies would have taken.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BacktestAction {
+    pub at: f64,
+    pub direction: Direction,
+    pub from_workers: u32,
+    pub to_workers: u32,
+    pub reasons: Vec<String>,
+}
+
+/// Does this metric fall when the same load spreads over more workers?
+pub fn spreads_over_workers(m: Metric) -> bool {
+    matches!(
+        m,
+        Metric::Cpu
+            | Metric::Load1
+            | Metric::CommitsPerSec
+            | Metric::Connections
+            | Metric::ActiveConnections
+    )
+}
+
+fn rescaled(m: Metric, v: Option<f64>, recorded: u32, simulated: u32) -> Option<f64> {
+    match v {
+        Some(x) if spreads_over_workers(m) && recorded > 0 && simulated > 0 => {
+            Some(x * f64::from(recorded) / f64::from(simulated))
+        }
+        other => other,
+    }
+}
+
+/// Replays `history` (ascending by time) through the engine; returns the actions it would take.
+pub fn backtest(
+    policies: &[Policy],
+    history: &[Recorded],
+    sample_interval: f64,
+    operation_secs: f64,
+) -> Vec<BacktestAction> {
+    let mut actions = Vec::new();
+    let Some(first) = history.first() else {
+        return actions;
+    };
+    if policies.is_empty() {
+        return actions;
+    }
+    let window = policies
+        .iter()
+        .map(|p| p.scale_out_for.max(p.scale_in_for))
+        .fold(0.0, f64::max)
+        + 3.0 * sample_interval;
+    let operation_secs = operation_secs.max(0.0);
+    let mut workers = first.workers;
+    let mut simulated: Vec<u32> = Vec::with_capacity(history.len());
+    let mut running: Option<(f64, u32, Direction)> = None;
+    let (mut last_out, mut last_in) = (None, None);
+    let mut lo = 0;
+    for (i, h) in history.iter().enumerate() {
+        let now = h.at;
+        if let Some((finish, to, dir)) = running.filter(|(finish, _, _)| *finish <= now) {
+            workers = to;
+            match dir {
+                Direction::Out => last_out = Some(finish),
+                _ => last_in = Some(finish),
+            }
+            running = None;
+        }
+        simulated.push(workers);
+        while history[lo].at < now - window {
+            lo += 1;
+        }
+        let series = policies
+            .iter()
+            .enumerate()
+            .map(|(k, p)| PolicySeries {
+                policy: p.clone(),
+                points: (lo..=i)
+                    .map(|j| Point {
+                        at: history[j].at,
+                        value: rescaled(
+                            p.metric,
+                            history[j].values.get(k).copied().flatten(),
+                            history[j].workers,
+                            simulated[j],
+                        ),
+                        workers: simulated[j],
+                        unreachable: history[j].unreachable,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let decision = evaluate(&EvalInput {
+            now,
+            sample_interval,
+            workers,
+            operation_running: running.is_some(),
+            last_scale_out_finished: last_out,
+            last_scale_in_finished: last_in,
+            paused_until: None,
+            series,
+        });
+        if running.is_some() || decision.direction == Direction::Hold {
+            continue;
+        }
+        let to = match decision.direction {
+            Direction::Out => decision.desired_workers,
+            _ => workers.saturating_sub(1).max(decision.desired_workers),
+        };
+        actions.push(BacktestAction {
+            at: now,
+            direction: decision.direction,
+            from_workers: workers,
+            to_workers: to,
+            reasons: decision.reasons,
+        });
+        running = Some((now + operation_secs, to, decision.direction));
+        if operation_secs == 0.0 {
+            // finished at once: the next sample sees the new size
+            workers = to;
+            match decision.direction {
+                Direction::Out => last_out = Some(now),
+                _ => last_in = Some(now),
+            }
+            running = None;
+        }
+    }
+    actions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: f64 = 1_700_000_000.0;
+
+    fn cpu_policy() -> Policy {
+        cpu_policy_in_below(25.0)
+    }
+
+    fn cpu_policy_in_below(scale_in_below: f64) -> Policy {
+        let mut p = Policy::threshold("cpu", Metric::Cpu, 80.0, scale_in_below);
+        p.scale_out_for = 60.0;
+        p.scale_in_for = 300.0;
+        p.cooldown_out = 300.0;
+        p.cooldown_in = 300.0;
+        p.min_workers = 2;
+        p.max_workers = 6;
+        p
+    }
+
+    /// Samples every 5 s; `cpu(t)` is the average over the `workers` that were recorded.
+    fn trace(secs: u32, workers: u32, cpu: impl Fn(f64) -> f64) -> Vec<Recorded> {
+        (0..secs / 5)
+            .map(|i| {
+                let t = f64::from(i * 5);
+                Recorded {
+                    at: T0 + t,
+                    workers,
+                    unreachable: 0,
+                    values: vec![Some(cpu(t))],
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_sustained_peak_scales_out_once_then_in_when_it_ends() {
+        // 2 workers at 95% for 20 minutes (relieved to 63% on 3 workers), then 10% for 40 minutes
+        let h = trace(3600, 2, |t| if t < 1200.0 { 95.0 } else { 10.0 });
+        let a = backtest(&[cpu_policy()], &h, 5.0, 60.0);
+        let outs: Vec<_> = a.iter().filter(|x| x.direction == Direction::Out).collect();
+        assert_eq!(outs.len(), 1, "{a:?}");
+        assert_eq!((outs[0].from_workers, outs[0].to_workers), (2, 3));
+        assert!(
+            (55.0..=65.0).contains(&(outs[0].at - T0)),
+            "after scale_out_for, less the interval a sample covers: {}",
+            outs[0].at - T0
+        );
+        let ins: Vec<_> = a.iter().filter(|x| x.direction == Direction::In).collect();
+        assert_eq!(ins.len(), 1, "back to min_workers once: {a:?}");
+        assert_eq!((ins[0].from_workers, ins[0].to_workers), (3, 2));
+        assert!(
+            ins[0].at - T0 >= 1200.0 + 300.0 - 5.0,
+            "after scale_in_for less one interval: {}",
+            ins[0].at - T0
+        );
+        assert!(
+            ins[0].reasons.iter().any(|r| r.contains("cpu")),
+            "{:?}",
+            ins[0].reasons
+        );
+    }
+
+    #[test]
+    fn load_that_needs_four_more_workers_gets_them_cooldown_apart() {
+        // 1000 commits/s per worker on 2 workers: 3 give 667, 4 give 500, 5 give 400, 6 give 333
+        let mut p = Policy::threshold("tps", Metric::CommitsPerSec, 300.0, 10.0);
+        p.scale_out_for = 60.0;
+        p.cooldown_out = 300.0;
+        p.max_workers = 6;
+        let h = trace(3600, 2, |_| 1000.0);
+        let a = backtest(&[p], &h, 5.0, 60.0);
+        let sizes: Vec<_> = a.iter().map(|x| (x.from_workers, x.to_workers)).collect();
+        assert_eq!(
+            sizes,
+            vec![(2, 3), (3, 4), (4, 5), (5, 6)],
+            "max_workers stops it: {a:?}"
+        );
+        for w in a.windows(2) {
+            assert!(
+                w[1].at - w[0].at >= 60.0 + 300.0,
+                "cooldown counts from the finish: {a:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn memory_replays_as_recorded_and_missing_data_never_scales_in() {
+        let mut p = Policy::threshold("mem", Metric::Memory, 90.0, 20.0);
+        p.scale_in_for = 60.0;
+        p.min_workers = 1;
+        let mut h = trace(900, 2, |_| 5.0);
+        for r in h.iter_mut().step_by(6) {
+            r.values = vec![None];
+        }
+        assert!(backtest(&[p.clone()], &h, 5.0, 0.0).is_empty());
+        let h = trace(900, 2, |_| 5.0);
+        let a = backtest(&[p], &h, 5.0, 0.0);
+        assert_eq!(
+            a.len(),
+            1,
+            "one scale-in to min_workers, memory does not move: {a:?}"
+        );
+        assert_eq!((a[0].from_workers, a[0].to_workers), (2, 1));
+    }
+
+    #[test]
+    fn nothing_to_replay_is_no_action() {
+        assert!(backtest(&[cpu_policy()], &[], 5.0, 60.0).is_empty());
+        assert!(backtest(&[], &trace(600, 2, |_| 99.0), 5.0, 60.0).is_empty());
+        assert!(backtest(&[cpu_policy()], &trace(600, 2, |_| 50.0), 5.0, 60.0).is_empty());
+    }
+}

@@ -113,7 +113,7 @@ pub fn run() -> SpiResult<ActReport> {
             let wanted = decision
                 .desired_workers
                 .saturating_sub(decision.from_workers)
-                .max(1) as u32;
+                .max(1);
             match operations::start(Kind::ScaleOut, None, wanted, &reasons, "policy") {
                 Ok(op) => report.operation = Some(autoscale_core::operations::describe(&op)),
                 Err(e) => history::record_event(

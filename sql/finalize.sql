@@ -13,8 +13,8 @@ BEGIN
     EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
   END LOOP;
 END $$;
-GRANT EXECUTE ON FUNCTION autoscale.node_stats(), autoscale.explain(), autoscale.backtest(interval, text, interval)
-  TO pg_monitor;
+GRANT EXECUTE ON FUNCTION autoscale.node_stats(), autoscale.explain(), autoscale.backtest(interval, text, interval),
+  autoscale.metrics() TO pg_monitor;
 
 COMMENT ON FUNCTION autoscale.node_stats() IS
   'This node''s raw load as one json value: cumulative CPU counters (/proc/stat, or cgroup v2 cpu.stat under a CPU '
@@ -52,6 +52,12 @@ COMMENT ON FUNCTION autoscale.backtest(interval, text, interval) IS
   'recorded sample with a simulated worker count; each operation takes operation_time (default 1 min) and cooldowns '
   'count from its end. cpu, load1, commits_per_sec, connections and active_connections are rescaled by recorded / '
   'simulated workers; memory, disk and custom metrics replay as recorded. Acts on nothing, records nothing.';
+COMMENT ON FUNCTION autoscale.metrics() IS
+  'The autoscaler''s state as Prometheus text (exposition format 0.0.4), for sql_exporter, postgres_exporter custom '
+  'queries or any scraper: autoscale_mode, autoscale_workers, autoscale_last_sample_age_seconds, per node '
+  '(labels node, role) up, cpu, load1, memory, disk, connections, commits/s, database and shard bytes, shards from the '
+  'latest sample; per policy its value and desired workers; running operations and their progress, operations by '
+  'kind and status, the standby pool by state, pending provision requests, paused. Reads only.';
 COMMENT ON FUNCTION autoscale.explain() IS
   'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
   'cooldown left, current and desired workers, and the decision (out, in, hold) with its reasons.';

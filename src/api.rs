@@ -298,6 +298,13 @@ fn backtest(
     TableIterator::new(rows)
 }
 
+/// The autoscaler's state as Prometheus text (exposition format 0.0.4): mode, workers, each
+/// node's latest sample, each policy's value and desired workers, operations, the standby pool.
+#[pg_extern(stable)]
+fn metrics() -> String {
+    autoscale_core::metrics::render(&crate::metrics::collect().unwrap_or_else(|e| error!("{e}")))
+}
+
 // ---------------------------------------------------------------- operations
 
 fn node_arg(host: &str, port: i32) -> Result<NodeAddr, AutoscaleError> {

@@ -10,6 +10,7 @@ mod autopilot;
 mod citus;
 mod errors;
 mod history;
+mod metrics;
 mod operations;
 mod policies;
 mod pool;

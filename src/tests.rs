@@ -607,6 +607,17 @@ mod tests {
         );
     }
 
+    /// Empties the sample history for this test, and keeps the test instance's own background
+    /// worker (it samples every second) from committing samples until the test ends. Only for
+    /// tests that do not tick: the blocked worker holds the tick's advisory lock.
+    fn fresh_history() {
+        Spi::run(
+            "LOCK TABLE autoscale.worker_count IN EXCLUSIVE MODE;
+             DELETE FROM autoscale.worker_count; DELETE FROM autoscale.node_samples",
+        )
+        .unwrap();
+    }
+
     /// Writes `n` samples, `every` seconds apart and ending now, with one worker row each whose
     /// cpu_busy_pct comes from `cpu(i)`.
     fn record_samples(n: i32, every: f64, cpu: &str) {
@@ -623,7 +634,7 @@ mod tests {
     #[pg_test]
     fn explain_reads_recorded_samples() {
         Spi::run("SET autoscale.sample_interval = '5s'; SET autoscale.mode = 'observe'").unwrap();
-        Spi::run("DELETE FROM autoscale.worker_count; DELETE FROM autoscale.node_samples").unwrap();
+        fresh_history();
         // 3 minutes at 90% cpu on both workers
         record_samples(37, 5.0, "90");
         Spi::run("SELECT autoscale.set_policy('cpu', scale_out_above => 80, scale_in_below => 25, scale_out_for => '2 min', min_workers => 1)").unwrap();
@@ -662,7 +673,8 @@ mod tests {
     #[pg_test]
     fn backtest_replays_recorded_samples() {
         setup();
-        Spi::run("SET autoscale.sample_interval = '5s'; DELETE FROM autoscale.worker_count; DELETE FROM autoscale.node_samples").unwrap();
+        Spi::run("SET autoscale.sample_interval = '5s'").unwrap();
+        fresh_history();
         assert_err(
             "SELECT * FROM autoscale.backtest()",
             "55000",
@@ -731,8 +743,64 @@ mod tests {
     }
 
     #[pg_test]
+    fn metrics_are_prometheus_text_of_the_recorded_state() {
+        setup();
+        fresh_history();
+        Spi::run("SET autoscale.sample_interval = '5s'").unwrap();
+        record_samples(37, 5.0, "90");
+        Spi::run("SELECT autoscale.set_policy('cpu', scale_out_above => 80, scale_in_below => 25, scale_out_for => '2 min', min_workers => 1)").unwrap();
+        let text = one::<String>("SELECT autoscale.metrics()");
+        for line in [
+            "# TYPE autoscale_workers gauge",
+            "autoscale_workers{state=\"active\"} 2",
+            "autoscale_node_up{node=\"w2:5432\",role=\"worker\"} 1",
+            "autoscale_node_cpu_busy_percent{node=\"w3:5432\",role=\"worker\"} 90",
+            "autoscale_policy_value{policy=\"cpu\",metric=\"cpu\"} 90",
+            "autoscale_policy_desired_workers{policy=\"cpu\",metric=\"cpu\"} 3",
+            "autoscale_operation_running{kind=\"scale_out\"} 0",
+            "autoscale_standby_nodes{state=\"available\"} 0",
+            "autoscale_paused 0",
+            "# TYPE autoscale_operations_total counter",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in:\n{text}"
+            );
+        }
+        let mode = one::<String>("SELECT current_setting('autoscale.mode')");
+        assert!(
+            text.contains(&format!("autoscale_mode{{mode=\"{mode}\"}} 1")),
+            "{text}"
+        );
+        // every sample line is `name{labels} value`, and every family says its HELP and TYPE first
+        let mut typed = std::collections::HashSet::new();
+        for l in text.lines() {
+            if let Some(rest) = l.strip_prefix("# TYPE ") {
+                typed.insert(rest.split(' ').next().unwrap().to_string());
+            } else if !l.starts_with("# HELP ") {
+                let name = l.split(['{', ' ']).next().unwrap();
+                assert!(typed.contains(name), "{name} has no TYPE line before it");
+                let value = l.rsplit(' ').next().unwrap();
+                assert!(value.parse::<f64>().is_ok(), "not a number in {l:?}");
+            }
+        }
+        // a node missing from the latest sample is not reported, an unreachable one is up 0
+        Spi::run("UPDATE autoscale.node_samples SET reachable = false, cpu_busy_pct = NULL WHERE nodename = 'w3' AND sample_id = -37").unwrap();
+        let text = one::<String>("SELECT autoscale.metrics()");
+        assert!(
+            text.contains("autoscale_node_up{node=\"w3:5432\",role=\"worker\"} 0"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("autoscale_node_cpu_busy_percent{node=\"w3:5432\""),
+            "{text}"
+        );
+    }
+
+    #[pg_test]
     fn explain_never_scales_in_on_missing_data() {
-        Spi::run("SET autoscale.sample_interval = '5s'; DELETE FROM autoscale.worker_count; DELETE FROM autoscale.node_samples").unwrap();
+        Spi::run("SET autoscale.sample_interval = '5s'").unwrap();
+        fresh_history();
         // 20 minutes at 5% cpu, but one sample in the window has no value for worker 3 and an unreachable worker
         record_samples(241, 5.0, "5");
         Spi::run("UPDATE autoscale.worker_count SET unreachable_workers = 1, reachable_workers = 1 WHERE sample_id = -200").unwrap();
@@ -829,6 +897,8 @@ mod tests {
         );
         let e = err("SELECT count(*) FROM autoscale.backtest('1 hour')");
         assert!(e.starts_with("no error"), "and backtest: {e}");
+        let e = err("SELECT autoscale.metrics()");
+        assert!(e.starts_with("no error"), "and metrics: {e}");
         for f in [
             "SELECT autoscale.set_policy('x')",
             "SELECT autoscale.drop_policy('cpu')",

@@ -11,6 +11,7 @@
 //!   rebalance trigger, the guards and the maintenance window.
 
 pub mod duration;
+pub mod metrics;
 pub mod operations;
 pub mod policy;
 pub mod procfs;

@@ -39,7 +39,7 @@ COMMENT ON FUNCTION autoscale.set_policy(text, text, text, double precision, dou
   'scale_out_above for scale_out_for, scale in when below scale_in_below for scale_in_for. Target tracking (target '
   '=> x): desired workers = ceil(workers * value / target), within tolerance no change. cooldown applies after a '
   'scale-out, scale_in_cooldown (default cooldown) after a scale-in; min_workers..max_workers bound the size; step '
-  'workers join in one scale-out (one rebalance), while a scale-in removes one worker per operation. '
+  'workers join in one scale-out (one rebalance) or leave in one scale-in (one drain job). '
   'metric => ''custom'' takes custom_sql, a query returning one number (superuser only; run each sample under a 2 s '
   'statement timeout with search_path pg_catalog: qualify table names). Returns the stored policy.';
 COMMENT ON FUNCTION autoscale.drop_policy(text) IS 'Drops a policy by name; an unknown name is an error.';

@@ -364,7 +364,7 @@ fn op_json(op: &Operation) -> JsonB {
 fn rebalance_now(reason: default!(&str, "'manual'")) -> JsonB {
     require_coordinator("autoscale.rebalance_now()").or_report();
     operations::require_act().or_report();
-    op_json(&operations::start(Kind::Rebalance, None, 1, reason, "manual").or_report())
+    op_json(&operations::start(Kind::Rebalance, vec![], 1, reason, "manual").or_report())
 }
 
 /// Adds workers now: the given node, or `nodes` standbys from the pool (as many as it has), or a
@@ -402,7 +402,16 @@ fn scale_out(
         }
     };
     operations::require_act().or_report();
-    op_json(&operations::start(Kind::ScaleOut, node, nodes as u32, reason, "manual").or_report())
+    op_json(
+        &operations::start(
+            Kind::ScaleOut,
+            node.into_iter().collect(),
+            nodes as u32,
+            reason,
+            "manual",
+        )
+        .or_report(),
+    )
 }
 
 /// Drains host:port, cleans up and removes it from the cluster, then returns it to the pool.
@@ -441,7 +450,7 @@ fn scale_in(host: &str, port: i32, reason: default!(&str, "'manual'")) -> JsonB 
         .report();
     }
     operations::require_act().or_report();
-    op_json(&operations::start(Kind::ScaleIn, Some(n), 1, reason, "manual").or_report())
+    op_json(&operations::start(Kind::ScaleIn, vec![n], 1, reason, "manual").or_report())
 }
 
 /// Offers a node to the standby pool after checking that it answers and has the extension files.

@@ -114,7 +114,7 @@ pub fn run() -> SpiResult<ActReport> {
                 .desired_workers
                 .saturating_sub(decision.from_workers)
                 .max(1);
-            match operations::start(Kind::ScaleOut, None, wanted, &reasons, "policy") {
+            match operations::start(Kind::ScaleOut, vec![], wanted, &reasons, "policy") {
                 Ok(op) => report.operation = Some(autoscale_core::operations::describe(&op)),
                 Err(e) => history::record_event(
                     "error",
@@ -126,22 +126,26 @@ pub fn run() -> SpiResult<ActReport> {
             return Ok(report);
         }
         (Direction::In, GuardVerdict::Act) => {
-            match citus::scale_in_candidate()? {
-                Some((h, p)) => match operations::start(
-                    Kind::ScaleIn,
-                    Some(NodeAddr::new(h, p)),
-                    1,
-                    &reasons,
-                    "policy",
-                ) {
+            // the policy's step: every node it lets go drains in one job
+            let leaving = decision
+                .from_workers
+                .saturating_sub(decision.desired_workers)
+                .max(1);
+            let nodes: Vec<NodeAddr> = citus::scale_in_candidates(leaving)?
+                .into_iter()
+                .map(|(h, p)| NodeAddr::new(h, p))
+                .collect();
+            if nodes.is_empty() {
+                report.held = Some("no worker to remove".into());
+            } else {
+                match operations::start(Kind::ScaleIn, nodes, 1, &reasons, "policy") {
                     Ok(op) => report.operation = Some(autoscale_core::operations::describe(&op)),
                     Err(e) => history::record_event(
                         "error",
                         &format!("could not start scale_in: {e}"),
                         None,
                     )?,
-                },
-                None => report.held = Some("no worker to remove".into()),
+                }
             }
             save_watch(&watch)?;
             return Ok(report);
@@ -186,7 +190,7 @@ pub fn run() -> SpiResult<ActReport> {
         match trigger::rebalance_due(&input) {
             Ok(Some(t)) => match verdict {
                 GuardVerdict::Act => {
-                    match operations::start(Kind::Rebalance, None, 1, &t.reason(), "trigger") {
+                    match operations::start(Kind::Rebalance, vec![], 1, &t.reason(), "trigger") {
                         Ok(op) => {
                             report.operation = Some(autoscale_core::operations::describe(&op))
                         }

@@ -2,6 +2,7 @@
 //! (pg_dist_node, pg_dist_placement, ...), functions (run_command_on_workers, citus_*), settings.
 //! Node names and ports always travel as parameters, never concatenated into SQL.
 
+use autoscale_core::operations::NodeAddr;
 use pgrx::prelude::*;
 use pgrx::spi::SpiResult;
 
@@ -312,11 +313,16 @@ pub fn coordinator_address() -> SpiResult<(String, i32)> {
 /// running query cannot be dropped yet).
 const CLEANUP_TRIES: u32 = 10;
 
-/// `CALL citus_cleanup_orphaned_resources()` until nothing awaits cleanup on host:port.
+/// Hosts and ports of `nodes` as two arrays, the parameters of the queries below.
+fn node_arrays(nodes: &[NodeAddr]) -> (Vec<String>, Vec<i32>) {
+    nodes.iter().map(|n| (n.host.clone(), n.port)).unzip()
+}
+
+/// `CALL citus_cleanup_orphaned_resources()` until nothing awaits cleanup on `nodes`.
 /// The procedure refuses to run inside a transaction block, and a tick is one, so it runs as a
 /// top-level statement on a connection of its own to this coordinator (Citus's connection code,
 /// as for any node). It is idempotent.
-pub fn cleanup_orphaned(host: &str, port: i32, timeout_ms: u64) -> SpiResult<Result<(), String>> {
+pub fn cleanup_orphaned(nodes: &[NodeAddr], timeout_ms: u64) -> SpiResult<Result<(), String>> {
     let (self_host, self_port) = coordinator_address()?;
     let mut left = 0;
     for _ in 0..CLEANUP_TRIES {
@@ -334,43 +340,53 @@ pub fn cleanup_orphaned(host: &str, port: i32, timeout_ms: u64) -> SpiResult<Res
                 "citus_cleanup_orphaned_resources on {self_host}:{self_port}: {result}"
             )));
         }
-        left = cleanup_records_on(host, port)?;
+        left = cleanup_records_on(nodes)?;
         if left == 0 {
             return Ok(Ok(()));
         }
         Spi::run("SELECT pg_catalog.pg_sleep(0.5)")?;
     }
     Ok(Err(format!(
-        "{left} resources on {host}:{port} still await cleanup (in use by running queries?)"
+        "{left} resources on {} still await cleanup (in use by running queries?)",
+        nodes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
     )))
 }
 
-/// Resources awaiting cleanup on host:port in pg_dist_cleanup (e.g. a moved shard's old copy).
-pub fn cleanup_records_on(host: &str, port: i32) -> SpiResult<i64> {
+/// Resources awaiting cleanup on `nodes` in pg_dist_cleanup (e.g. a moved shard's old copy).
+pub fn cleanup_records_on(nodes: &[NodeAddr]) -> SpiResult<i64> {
+    let (hosts, ports) = node_arrays(nodes);
     Ok(Spi::get_one_with_args::<i64>(
         "SELECT count(*) FROM pg_catalog.pg_dist_cleanup c
            JOIN pg_catalog.pg_dist_node n ON n.groupid = c.node_group_id
-          WHERE n.nodename = $1 AND n.nodeport = $2",
-        &[host.into(), port.into()],
+          WHERE (n.nodename, n.nodeport) IN (SELECT * FROM unnest($1::text[], $2::int[]))",
+        &[hosts.into(), ports.into()],
     )?
     .unwrap_or(0))
 }
 
-/// What still ties host:port to the cluster's data: shard placements that have no copy on another
-/// node (reference tables, replicated everywhere, do not count: citus_remove_node drops those),
-/// plus resources awaiting cleanup on it in pg_dist_cleanup (a moved shard's old copy). The node
-/// may leave only when this is zero.
-pub fn placements_on(host: &str, port: i32) -> SpiResult<i64> {
+/// What still ties `nodes` (removed together) to the cluster's data: their shard placements that
+/// have no copy on a node outside the set (reference tables, replicated everywhere, do not count:
+/// citus_remove_node drops those), plus resources awaiting cleanup on them in pg_dist_cleanup (a
+/// moved shard's old copy). The nodes may leave only when this is zero.
+pub fn placements_on(nodes: &[NodeAddr]) -> SpiResult<i64> {
+    let (hosts, ports) = node_arrays(nodes);
     Ok(Spi::get_one_with_args::<i64>(
-        "SELECT count(*) FROM pg_catalog.pg_dist_placement p
-           JOIN pg_catalog.pg_dist_node n USING (groupid)
-          WHERE n.nodename = $1 AND n.nodeport = $2
+        "WITH leaving AS (
+           SELECT n.groupid FROM pg_catalog.pg_dist_node n
+            WHERE (n.nodename, n.nodeport) IN (SELECT * FROM unnest($1::text[], $2::int[])))
+         SELECT count(*) FROM pg_catalog.pg_dist_placement p
+          WHERE p.groupid IN (SELECT groupid FROM leaving)
             AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_placement o
-                             WHERE o.shardid = p.shardid AND o.groupid <> p.groupid)",
-        &[host.into(), port.into()],
+                             JOIN pg_catalog.pg_dist_node m ON m.groupid = o.groupid
+                            WHERE o.shardid = p.shardid AND o.groupid NOT IN (SELECT groupid FROM leaving))",
+        &[hosts.into(), ports.into()],
     )?
     .unwrap_or(0)
-        + cleanup_records_on(host, port)?)
+        + cleanup_records_on(nodes)?)
 }
 
 pub fn remove_node(host: &str, port: i32) -> SpiResult<()> {
@@ -424,25 +440,28 @@ pub fn cancel_job(job_id: i64) -> SpiResult<()> {
     })
 }
 
-/// The scale-in candidate: the newest worker autoscale added (autoscale.standby_nodes, state
-/// active) that is still an active member, else the newest active worker; never the coordinator.
-pub fn scale_in_candidate() -> SpiResult<Option<(String, i32)>> {
+/// Up to `count` scale-in candidates, best first: the newest workers autoscale added
+/// (autoscale.standby_nodes, state active) that are still active members, then the newest active
+/// workers; never the coordinator.
+pub fn scale_in_candidates(count: u32) -> SpiResult<Vec<(String, i32)>> {
     Spi::connect(|c| {
-        let t = c.select(
+        let mut out = Vec::new();
+        for r in c.select(
             "SELECT n.nodename, n.nodeport
                FROM pg_catalog.pg_dist_node n
                LEFT JOIN autoscale.standby_nodes s
                       ON s.nodename = n.nodename AND s.nodeport = n.nodeport AND s.state = 'active'
               WHERE n.groupid <> 0 AND n.noderole = 'primary' AND n.isactive
               ORDER BY s.joined_at DESC NULLS LAST, n.nodeid DESC
-              LIMIT 1",
-            Some(1),
-            &[],
-        )?;
-        if t.is_empty() {
-            return Ok(None);
+              LIMIT $1",
+            None,
+            &[i64::from(count).into()],
+        )? {
+            out.push((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<i32>(2)?.unwrap_or_default(),
+            ));
         }
-        let (h, p) = t.first().get_two::<String, i32>()?;
-        Ok(Some((h.unwrap_or_default(), p.unwrap_or_default())))
+        Ok(out)
     })
 }

@@ -256,13 +256,16 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
                 None => Outcome::NotYet,
             },
         ),
-        Action::SetShouldHaveShards { node, value } => to_outcome(
+        Action::SetShouldHaveShards { nodes, value } => to_outcome(
             subxact::catch(|| {
-                citus::set_should_have_shards(&node.host, node.port, value)?;
-                if !value {
-                    pool::set_state(&node.host, node.port, "draining")?;
-                } else if pool::state_of(&node.host, node.port)?.as_deref() == Some("draining") {
-                    pool::set_state(&node.host, node.port, "active")?;
+                for node in &nodes {
+                    citus::set_should_have_shards(&node.host, node.port, value)?;
+                    if !value {
+                        pool::set_state(&node.host, node.port, "draining")?;
+                    } else if pool::state_of(&node.host, node.port)?.as_deref() == Some("draining")
+                    {
+                        pool::set_state(&node.host, node.port, "active")?;
+                    }
                 }
                 Ok(())
             }),
@@ -273,43 +276,50 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
             let Some(node) = op.node.clone() else {
                 return Outcome::Error("cleanup without a node".into());
             };
+            let nodes: Vec<NodeAddr> = std::iter::once(node).chain(op.also.clone()).collect();
             to_outcome(
-                subxact::catch(move || citus::cleanup_orphaned(&node.host, node.port, timeout)),
+                subxact::catch(move || citus::cleanup_orphaned(&nodes, timeout)),
                 |r| match r {
                     Ok(()) => Outcome::Ok,
                     Err(e) => Outcome::Error(e),
                 },
             )
         }
-        Action::CountPlacements { node } => to_outcome(
-            subxact::catch(|| citus::placements_on(&node.host, node.port)),
+        Action::CountPlacements { nodes } => to_outcome(
+            subxact::catch(|| citus::placements_on(&nodes)),
             Outcome::Placements,
         ),
-        Action::RemoveNode { node } => to_outcome(
+        Action::RemoveNode { nodes } => to_outcome(
             subxact::catch(|| {
                 // the state machine only gets here after VerifyEmpty counted zero; check again in
                 // this very transaction: a node that holds placements is never removed
-                let n = citus::placements_on(&node.host, node.port)?;
+                let n = citus::placements_on(&nodes)?;
                 if n > 0 {
-                    pgrx::error!("node {node} holds {n} placements; not removed");
+                    let names: Vec<String> = nodes.iter().map(ToString::to_string).collect();
+                    pgrx::error!("{} hold {n} placements; not removed", names.join(", "));
                 }
-                if citus::node_in_cluster(&node.host, node.port)?.is_some() {
-                    citus::remove_node(&node.host, node.port)?;
+                for node in &nodes {
+                    if citus::node_in_cluster(&node.host, node.port)?.is_some() {
+                        citus::remove_node(&node.host, node.port)?;
+                    }
                 }
                 Ok(())
             }),
             |_| Outcome::Ok,
         ),
-        Action::ReturnToPool { node } => to_outcome(
+        Action::ReturnToPool { nodes } => to_outcome(
             subxact::catch(|| {
-                pool::set_state(&node.host, node.port, "returned")?;
-                let payload = serde_json::json!({
-                    "operation_id": op.id,
-                    "node": {"host": node.host, "port": node.port},
-                    "reason": op.reason,
-                    "hint": "the node left the cluster and is back in the pool; it may be stopped or reused",
-                });
-                provision::request("deprovision", Some(op.id), payload).map(|_| ())
+                for node in &nodes {
+                    pool::set_state(&node.host, node.port, "returned")?;
+                    let payload = serde_json::json!({
+                        "operation_id": op.id,
+                        "node": {"host": node.host, "port": node.port},
+                        "reason": op.reason,
+                        "hint": "the node left the cluster and is back in the pool; it may be stopped or reused",
+                    });
+                    provision::request("deprovision", Some(op.id), payload)?;
+                }
+                Ok(())
             }),
             |_| Outcome::Ok,
         ),
@@ -358,11 +368,12 @@ pub fn step(op: &Operation) -> SpiResult<Result<Operation, String>> {
 }
 
 /// Starts an operation: creates its row and performs its first step now (in this transaction).
-/// `nodes` is how many workers a scale-out adds (1 for the other kinds).
+/// `nodes`: none for a rebalance; for a scale-out the node to add, if given; for a scale-in the
+/// nodes to drain and remove together. `count` is how many workers a scale-out adds.
 pub fn start(
     kind: Kind,
-    node: Option<NodeAddr>,
-    nodes: u32,
+    nodes: Vec<NodeAddr>,
+    count: u32,
     reason: &str,
     requested_by: &str,
 ) -> Result<Operation, AutoscaleError> {
@@ -379,8 +390,9 @@ pub fn start(
         .unwrap_or_default();
     let now = now().map_err(spi)?;
     let op = match kind {
-        Kind::ScaleOut => machine::new_scale_out(id, node, nodes, reason, now),
-        _ => machine::new_operation(id, kind, node, reason, now),
+        Kind::ScaleOut => machine::new_scale_out(id, nodes.into_iter().next(), count, reason, now),
+        Kind::ScaleIn => machine::new_scale_in(id, nodes, reason, now),
+        Kind::Rebalance => machine::new_operation(id, kind, None, reason, now),
     }
     .map_err(|e| AutoscaleError::NotInPrerequisiteState(e.to_string()))?;
     insert(&op, requested_by).map_err(spi)?;

@@ -43,6 +43,7 @@ pub fn new_operation(
         job_state: None,
         want: 1,
         added: Vec::new(),
+        also: Vec::new(),
         cancelled: false,
     })
 }
@@ -58,6 +59,21 @@ pub fn new_scale_out(
 ) -> Result<Operation, OpError> {
     let mut op = new_operation(id, Kind::ScaleOut, node, reason, now)?;
     op.want = nodes.max(1);
+    Ok(op)
+}
+
+/// A new scale-in of `nodes` (at least one): all are drained by one job, verified empty and
+/// removed together.
+pub fn new_scale_in(
+    id: i64,
+    nodes: Vec<NodeAddr>,
+    reason: &str,
+    now: f64,
+) -> Result<Operation, OpError> {
+    let mut nodes = nodes.into_iter();
+    let first = nodes.next();
+    let mut op = new_operation(id, Kind::ScaleIn, first, reason, now)?;
+    op.also = nodes.collect();
     Ok(op)
 }
 
@@ -87,6 +103,12 @@ fn plan(op: &Operation) -> Result<Action, String> {
             )
         })
     };
+    // a scale-in acts on its node and the nodes it drains with it
+    let nodes = || -> Result<Vec<NodeAddr>, String> {
+        let mut all = vec![node()?];
+        all.extend(op.also.iter().cloned());
+        Ok(all)
+    };
     let job_id = || {
         op.job_id.ok_or_else(|| {
             format!(
@@ -105,7 +127,7 @@ fn plan(op: &Operation) -> Result<Action, String> {
             request_id: op.request_id,
         },
         Step::MarkDraining => Action::SetShouldHaveShards {
-            node: node()?,
+            nodes: nodes()?,
             value: false,
         },
         Step::StartDrain => {
@@ -113,11 +135,11 @@ fn plan(op: &Operation) -> Result<Action, String> {
             Action::StartRebalance { drain_only: true }
         }
         Step::Cleanup => Action::CleanupOrphaned,
-        Step::VerifyEmpty => Action::CountPlacements { node: node()? },
-        Step::RemoveNode => Action::RemoveNode { node: node()? },
-        Step::ReturnToPool => Action::ReturnToPool { node: node()? },
+        Step::VerifyEmpty => Action::CountPlacements { nodes: nodes()? },
+        Step::RemoveNode => Action::RemoveNode { nodes: nodes()? },
+        Step::ReturnToPool => Action::ReturnToPool { nodes: nodes()? },
         Step::Restore => Action::SetShouldHaveShards {
-            node: node()?,
+            nodes: nodes()?,
             value: true,
         },
         Step::Done => {
@@ -230,23 +252,28 @@ pub fn advance(op: &Operation, outcome: Outcome, now: f64, limits: &Limits) -> T
             );
         }
         (Step::VerifyEmpty, Outcome::Placements(0)) => {
-            let detail = format!("{} holds no placements", m.node_text());
+            let detail = format!(
+                "{} {} no placements",
+                m.node_text(),
+                m.verb("holds", "hold")
+            );
             m.goto(Step::RemoveNode, detail);
         }
         (Step::VerifyEmpty, Outcome::Placements(n)) if n > 0 => {
             let msg = format!(
-                "node {} still holds {n} placement{}; not removed",
-                m.node_text(),
+                "{} still {} {n} placement{}; not removed",
+                m.subject(),
+                m.verb("holds", "hold"),
                 if n == 1 { "" } else { "s" }
             );
             m.fail(msg);
         }
         (Step::RemoveNode, Outcome::Ok) => {
-            let detail = format!("node {} removed from the cluster", m.node_text());
+            let detail = format!("{} removed from the cluster", m.subject());
             m.goto(Step::ReturnToPool, detail);
         }
         (Step::ReturnToPool, Outcome::Ok) => {
-            let detail = format!("node {} removed and returned to the pool", m.node_text());
+            let detail = format!("{} removed and returned to the pool", m.subject());
             m.succeed(detail);
         }
         (Step::Restore, Outcome::Ok) => m.restored(),
@@ -386,6 +413,7 @@ fn header(op: &Operation) -> String {
     if let Some(n) = op.node.as_ref().filter(|n| !op.added.contains(n)) {
         nodes.push(n.to_string());
     }
+    nodes.extend(op.also.iter().map(ToString::to_string));
     if nodes.is_empty() {
         op.kind.to_string()
     } else {
@@ -416,11 +444,30 @@ impl Machine {
         header(&self.op)
     }
 
+    /// The node, or for a scale-in of several, all of them: `127.0.0.1:9702, 127.0.0.1:9703`.
     fn node_text(&self) -> String {
-        self.op
-            .node
-            .as_ref()
-            .map_or_else(|| "the node".to_string(), |n| n.to_string())
+        match &self.op.node {
+            None => "the node".to_string(),
+            Some(n) => std::iter::once(n)
+                .chain(&self.op.also)
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+
+    /// `node 127.0.0.1:9702`, or `nodes 127.0.0.1:9702, 127.0.0.1:9703`.
+    fn subject(&self) -> String {
+        format!("{} {}", self.verb("node", "nodes"), self.node_text())
+    }
+
+    /// The singular or the plural word, after the number of nodes.
+    fn verb(&self, one: &'static str, several: &'static str) -> &'static str {
+        if self.op.also.is_empty() {
+            one
+        } else {
+            several
+        }
     }
 
     fn note(&mut self, kind: &str, message: String) {
@@ -584,8 +631,9 @@ impl Machine {
             }
             (Kind::ScaleIn, Step::ReturnToPool) => {
                 let full = format!(
-                    "node {} was removed from the cluster but not returned to the pool: {msg}",
-                    self.node_text()
+                    "{} {} removed from the cluster but not returned to the pool: {msg}",
+                    self.subject(),
+                    self.verb("was", "were")
                 );
                 self.fail_hard(full);
             }

@@ -36,7 +36,9 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub use guards::{GuardInput, GuardVerdict, Mode};
-pub use machine::{action, advance, cancel, describe, new_operation, new_scale_out, progress};
+pub use machine::{
+    action, advance, cancel, describe, new_operation, new_scale_in, new_scale_out, progress,
+};
 pub use trigger::{plan_needed, rebalance_due, RebalanceTrigger, TriggerInput, WorkerWatch};
 pub use window::MaintenanceWindow;
 
@@ -350,6 +352,10 @@ pub struct Operation {
     /// Nodes this scale-out has added so far, in order.
     #[serde(default)]
     pub added: Vec<NodeAddr>,
+    /// Further nodes a scale-in drains and removes together with `node`, in one drain job (the
+    /// policy's `step`; empty otherwise).
+    #[serde(default)]
+    pub also: Vec<NodeAddr>,
     /// Set by [`cancel`] on a scale-in that goes through the restore step first: it then ends
     /// `cancelled` instead of `failed`.
     #[serde(default)]
@@ -376,15 +382,15 @@ pub enum Action {
     /// claimed like [`Action::PickStandby`])? -> [`Outcome::Appeared`] or [`Outcome::NotYet`].
     CheckForNode { request_id: Option<i64> },
     /// `citus_set_node_property(host, port, 'shouldhaveshards', value)` -> [`Outcome::Ok`].
-    SetShouldHaveShards { node: NodeAddr, value: bool },
+    SetShouldHaveShards { nodes: Vec<NodeAddr>, value: bool },
     /// `CALL citus_cleanup_orphaned_resources()` -> [`Outcome::Ok`].
     CleanupOrphaned,
-    /// Placements on the node in `citus_shards` -> [`Outcome::Placements`].
-    CountPlacements { node: NodeAddr },
-    /// `citus_remove_node(host, port)` -> [`Outcome::Ok`].
-    RemoveNode { node: NodeAddr },
-    /// Pool row back to available + deprovision notify -> [`Outcome::Ok`].
-    ReturnToPool { node: NodeAddr },
+    /// Placements left on the nodes, summed -> [`Outcome::Placements`].
+    CountPlacements { nodes: Vec<NodeAddr> },
+    /// `citus_remove_node(host, port)` for each node -> [`Outcome::Ok`].
+    RemoveNode { nodes: Vec<NodeAddr> },
+    /// Pool rows back to returned + a deprovision request per node -> [`Outcome::Ok`].
+    ReturnToPool { nodes: Vec<NodeAddr> },
     /// Nothing to do against Citus: a finished operation (then [`advance`] leaves it alone), or
     /// an inconsistent running row (then [`advance`] with [`Outcome::Ok`] fails it).
     Nothing,

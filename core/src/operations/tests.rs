@@ -285,17 +285,23 @@ fn every_step_asks_for_its_action() {
         Action::StartRebalance { drain_only: false },
         Action::PollJob { job_id: 7 },
         Action::SetShouldHaveShards {
-            node: n3.clone(),
+            nodes: vec![n3.clone()],
             value: false,
         },
         Action::StartRebalance { drain_only: true },
         Action::PollJob { job_id: 7 },
         Action::CleanupOrphaned,
-        Action::CountPlacements { node: n3.clone() },
-        Action::RemoveNode { node: n3.clone() },
-        Action::ReturnToPool { node: n3.clone() },
+        Action::CountPlacements {
+            nodes: vec![n3.clone()],
+        },
+        Action::RemoveNode {
+            nodes: vec![n3.clone()],
+        },
+        Action::ReturnToPool {
+            nodes: vec![n3.clone()],
+        },
         Action::SetShouldHaveShards {
-            node: n3.clone(),
+            nodes: vec![n3.clone()],
             value: true,
         },
     ];
@@ -311,13 +317,13 @@ fn every_step_asks_for_its_action() {
 #[test]
 fn actions_serialize_with_a_tag() {
     let a = Action::SetShouldHaveShards {
-        node: node(9703),
+        nodes: vec![node(9703)],
         value: false,
     };
     let json = serde_json::to_string(&a).unwrap();
     assert_eq!(
         json,
-        r#"{"action":"set_should_have_shards","node":{"host":"127.0.0.1","port":9703},"value":false}"#
+        r#"{"action":"set_should_have_shards","nodes":[{"host":"127.0.0.1","port":9703}],"value":false}"#
     );
     assert_eq!(serde_json::from_str::<Action>(&json).unwrap(), a);
     assert_eq!(a.name(), "set_should_have_shards");
@@ -673,13 +679,96 @@ fn a_provision_request_expires() {
 // ---------------------------------------------------------------- scale-in
 
 #[test]
+fn a_scale_in_of_several_nodes_drains_them_in_one_job() {
+    let nodes = vec![node(9703), node(9704)];
+    let mut r = Run::scale_in();
+    r.op = new_scale_in(1, nodes.clone(), "test", T0).unwrap();
+    assert_eq!(
+        action(&r.op),
+        Action::SetShouldHaveShards {
+            nodes: nodes.clone(),
+            value: false
+        }
+    );
+    r.tick(Outcome::Ok);
+    assert_eq!(action(&r.op), Action::StartRebalance { drain_only: true });
+    r.tick(Outcome::JobStarted(Some(5)));
+    r.tick(job(JobState::Finished, 8, 8));
+    r.tick(Outcome::Ok); // cleanup
+    assert_eq!(
+        action(&r.op),
+        Action::CountPlacements {
+            nodes: nodes.clone()
+        }
+    );
+    r.tick(Outcome::Placements(0));
+    assert_eq!(
+        action(&r.op),
+        Action::RemoveNode {
+            nodes: nodes.clone()
+        }
+    );
+    r.tick(Outcome::Ok);
+    assert_eq!(
+        action(&r.op),
+        Action::ReturnToPool {
+            nodes: nodes.clone()
+        }
+    );
+    r.tick(Outcome::Ok);
+    assert_eq!(r.at(), (Step::Done, Status::Succeeded));
+    assert_eq!(
+        describe(&r.op),
+        "scale_in 127.0.0.1:9703, 127.0.0.1:9704: succeeded"
+    );
+    let last = &r.events.last().unwrap().message;
+    assert!(
+        last.ends_with("nodes 127.0.0.1:9703, 127.0.0.1:9704 removed and returned to the pool"),
+        "{last}"
+    );
+    let jobs = r
+        .events
+        .iter()
+        .filter(|e| e.message.contains("drain job 5 started"))
+        .count();
+    assert_eq!(jobs, 1, "one drain job for both");
+}
+
+#[test]
+fn a_scale_in_of_several_restores_every_node_when_one_still_holds_placements() {
+    let nodes = vec![node(9703), node(9704)];
+    let mut r = Run::scale_in();
+    r.op = new_scale_in(1, nodes.clone(), "test", T0).unwrap();
+    r.tick(Outcome::Ok);
+    r.tick(Outcome::JobStarted(Some(5)));
+    r.tick(job(JobState::Finished, 8, 8));
+    r.tick(Outcome::Ok);
+    r.tick(Outcome::Placements(2));
+    assert_eq!(r.at(), (Step::Restore, Status::Running));
+    assert_eq!(
+        action(&r.op),
+        Action::SetShouldHaveShards { nodes, value: true }
+    );
+    assert_eq!(
+        r.op.error.as_deref(),
+        Some("nodes 127.0.0.1:9703, 127.0.0.1:9704 still hold 2 placements; not removed")
+    );
+    r.tick(Outcome::Ok);
+    assert_eq!(r.at(), (Step::Done, Status::Failed));
+    assert!(
+        new_scale_in(2, vec![], "t", T0).is_err(),
+        "a scale-in needs a node"
+    );
+}
+
+#[test]
 fn scale_in_happy_path() {
     let n = node(9703);
     let mut r = Run::scale_in();
     let script = [
         (
             Action::SetShouldHaveShards {
-                node: n.clone(),
+                nodes: vec![n.clone()],
                 value: false,
             },
             Outcome::Ok,
@@ -702,17 +791,23 @@ fn scale_in_happy_path() {
         ),
         (Action::CleanupOrphaned, Outcome::Ok, Step::VerifyEmpty),
         (
-            Action::CountPlacements { node: n.clone() },
+            Action::CountPlacements {
+                nodes: vec![n.clone()],
+            },
             Outcome::Placements(0),
             Step::RemoveNode,
         ),
         (
-            Action::RemoveNode { node: n.clone() },
+            Action::RemoveNode {
+                nodes: vec![n.clone()],
+            },
             Outcome::Ok,
             Step::ReturnToPool,
         ),
         (
-            Action::ReturnToPool { node: n.clone() },
+            Action::ReturnToPool {
+                nodes: vec![n.clone()],
+            },
             Outcome::Ok,
             Step::Done,
         ),
@@ -773,7 +868,7 @@ fn a_failed_drain_restores_the_node() {
         assert_eq!(
             action(&r.op),
             Action::SetShouldHaveShards {
-                node: node(9703),
+                nodes: vec![node(9703)],
                 value: true
             }
         );

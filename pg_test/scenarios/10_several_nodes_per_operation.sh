@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# A scale-out of several nodes: scale_out(nodes => 2) takes two standbys from the pool, adds both
-# and runs ONE rebalance onto them; a policy with step => 2 does the same by itself. Bad values of
-# nodes are refused and name the argument. Row counts are unchanged throughout.
+# Several nodes per operation: scale_out(nodes => 2) takes two standbys from the pool, adds both
+# and runs ONE rebalance onto them; a policy with step => 2 does the same by itself, and later lets
+# both go in ONE scale-in (one drain job). Bad values of nodes are refused and name the argument.
+# Row counts are unchanged throughout.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
-scenario "scale out by several nodes in one operation, manual and by a policy's step"
+scenario "several nodes per operation: scale out (manual and by a policy's step), scale in by step"
 make_cluster 1 2
 s1=$(node_port 2); s2=$(node_port 3)
 
@@ -78,5 +79,25 @@ assert_eq "$(q 0 "SELECT (op ->> 'want') || '/' || jsonb_array_length(op -> 'add
 assert_eq "$(rebalances_of "$op")" 1 "with one rebalance job"
 assert_eq "$(q 0 "SELECT count(*) FROM pg_dist_node WHERE groupid <> 0 AND isactive")" 3 "3 workers (max_workers), from 1"
 assert_eq "$(q 0 "SELECT count(*) FROM autoscale.operations WHERE kind = 'scale_out'")" 2 "no further scale_out"
+assert_eq "$(row_counts 0)" "$before" "row counts unchanged after the policy's scale-out"
+
+# --- the same policy lets both go at once when the load is gone: one drain job, both back in the pool
+q 0 "UPDATE public.knob SET v = 0" >/dev/null
+q 0 "SELECT autoscale.set_policy('step2', metric => 'custom', custom_sql => 'SELECT v FROM public.knob',
+       scale_out_above => 50, scale_in_below => 10, scale_out_for => '2 s', scale_in_for => '2 s', cooldown => '1 h',
+       scale_in_cooldown => '1 s', min_workers => 1, max_workers => 3, step => 2)" >/dev/null
+ops_done scale_in 3 90
+op=$(q 0 "SELECT max(id) FROM autoscale.operations WHERE kind = 'scale_in'")
+q 0 "SELECT at::time, message FROM autoscale.events WHERE (detail ->> 'operation_id')::bigint = $op ORDER BY id"
+assert_eq "$(q 0 "SELECT requested_by || ' ' || status FROM autoscale.operations WHERE id = $op")" "policy succeeded" \
+  "the policy's scale_in succeeded"
+assert_eq "$(q 0 "SELECT 1 + jsonb_array_length(op -> 'also') FROM autoscale.operations WHERE id = $op")" 2 \
+  "it removed step = 2 nodes"
+assert_eq "$(q 0 "SELECT count(*) FROM autoscale.events WHERE (detail ->> 'operation_id')::bigint = $op
+                    AND message LIKE '%start_drain -> wait_drain%'")" 1 "with one drain job"
+assert_eq "$(q 0 "SELECT count(*) FROM pg_dist_node WHERE groupid <> 0")" 1 "1 worker left (min_workers)"
+assert_eq "$(q 0 "SELECT count(*) FROM autoscale.standby_nodes WHERE state = 'returned'")" 2 "both back in the pool"
+assert_eq "$(q 0 "SELECT count(*) FROM autoscale.provision_requests WHERE kind = 'deprovision' AND operation_id = $op")" 2 \
+  "a deprovision request for each"
 assert_eq "$(q 0 "$ORPHAN_SQL")" 0 "no placement on a removed node"
 assert_eq "$(row_counts 0)" "$before" "row counts unchanged at the end"

@@ -93,6 +93,12 @@ q 0 "SELECT format('  %s  %-20s %s', to_char(at, 'HH24:MI:SS'), kind, left(messa
 echo "== operations"
 q 0 "SELECT format('  %s %-9s %-9s %-15s %s', id, kind, status, coalesce(nodename || ':' || nodeport, ''), finished_at - started_at)
        FROM autoscale.operations ORDER BY id"
+echo "== the same policy replayed over this run's samples (autoscale.backtest), and a few of autoscale.metrics()"
+q 0 "SELECT format('  %s  %-3s %s -> %s  %s', to_char(at, 'HH24:MI:SS'), decision, from_workers, to_workers,
+                  left(array_to_string(reasons, '; '), 90))
+       FROM autoscale.backtest('1 hour', operation_time => '10 s') ORDER BY at"
+q 0 "SELECT '  ' || l FROM regexp_split_to_table(autoscale.metrics(), E'\\n') l
+      WHERE l ~ '^autoscale_(workers|node_commits_per_second|operations_total|standby_nodes)' AND l !~ ' 0$'"
 echo "== rows: $rows_before before, $(q 0 "SELECT count(*) FROM orders") after; standby pool: $(q 0 "SELECT string_agg(nodename || ':' || nodeport || ' ' || state, ', ') FROM autoscale.standby_nodes")"
 [ "${KEEP:-0}" = 1 ] && echo "cluster left running in $CLUSTER_DIR (stop: pg_ctl -D $CLUSTER_DIR/nN stop)"
 exit 0

@@ -238,28 +238,20 @@ pub fn collect() -> SpiResult<Vec<Family>> {
                 r.get::<f64>(2)?,
             );
         }
-        pending.push(
-            vec![],
-            c.select(
-                "SELECT count(*)::float8 FROM autoscale.provision_requests WHERE status = 'pending'",
-                None,
-                &[],
-            )?
-            .first()
-            .get::<f64>(1)?,
-        );
-        paused.push(
-            vec![],
-            c.select(
-                "SELECT (coalesce(paused_until > pg_catalog.now(), false))::int::float8 FROM autoscale.control",
-                None,
-                &[],
-            )?
-            .first()
-            .get::<f64>(1)?,
-        );
         Ok::<_, pgrx::spi::SpiError>(())
     })?;
+    pending.push(
+        vec![],
+        Spi::get_one::<f64>(
+            "SELECT count(*)::float8 FROM autoscale.provision_requests WHERE status = 'pending'",
+        )?,
+    );
+    paused.push(
+        vec![],
+        Spi::get_one::<f64>(
+            "SELECT (coalesce(paused_until > pg_catalog.now(), false))::int::float8 FROM autoscale.control",
+        )?,
+    );
     out.extend([running, progress, ops, pool, pending, paused]);
     Ok(out)
 }

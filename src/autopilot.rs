@@ -110,11 +110,13 @@ pub fn run() -> SpiResult<ActReport> {
     match (decision.direction, &verdict) {
         (Direction::Out, GuardVerdict::Act) => {
             // the policy's step: every node it asks for joins before one rebalance
-            let wanted = decision
-                .desired_workers
-                .saturating_sub(decision.from_workers)
-                .max(1);
-            match operations::start(Kind::ScaleOut, vec![], wanted, &reasons, "policy") {
+            match operations::start(
+                Kind::ScaleOut,
+                vec![],
+                decision.step.max(1),
+                &reasons,
+                "policy",
+            ) {
                 Ok(op) => report.operation = Some(autoscale_core::operations::describe(&op)),
                 Err(e) => history::record_event(
                     "error",
@@ -127,11 +129,7 @@ pub fn run() -> SpiResult<ActReport> {
         }
         (Direction::In, GuardVerdict::Act) => {
             // the policy's step: every node it lets go drains in one job
-            let leaving = decision
-                .from_workers
-                .saturating_sub(decision.desired_workers)
-                .max(1);
-            let nodes: Vec<NodeAddr> = citus::scale_in_candidates(leaving)?
+            let nodes: Vec<NodeAddr> = citus::scale_in_candidates(decision.step.max(1))?
                 .into_iter()
                 .map(|(h, p)| NodeAddr::new(h, p))
                 .collect();

@@ -2,7 +2,7 @@
 //! (pg_dist_node, pg_dist_placement, ...), functions (run_command_on_workers, citus_*), settings.
 //! Node names and ports always travel as parameters, never concatenated into SQL.
 
-use autoscale_core::operations::NodeAddr;
+use autoscale_core::operations::{names, NodeAddr};
 use pgrx::prelude::*;
 use pgrx::spi::SpiResult;
 
@@ -348,11 +348,7 @@ pub fn cleanup_orphaned(nodes: &[NodeAddr], timeout_ms: u64) -> SpiResult<Result
     }
     Ok(Err(format!(
         "{left} resources on {} still await cleanup (in use by running queries?)",
-        nodes
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
+        names(nodes)
     )))
 }
 

@@ -5,7 +5,7 @@
 //! and handed to the state machine as an outcome.
 
 use autoscale_core::operations::{
-    self as machine, guards, Action, GuardInput, GuardVerdict, JobState, Kind, Limits,
+    self as machine, guards, names, Action, GuardInput, GuardVerdict, JobState, Kind, Limits,
     MaintenanceWindow, NodeAddr, Operation, Outcome, Status,
 };
 use pgrx::prelude::*;
@@ -271,12 +271,8 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
             }),
             |_| Outcome::Ok,
         ),
-        Action::CleanupOrphaned => {
+        Action::CleanupOrphaned { nodes } => {
             let timeout = settings::node_timeout().as_millis() as u64;
-            let Some(node) = op.node.clone() else {
-                return Outcome::Error("cleanup without a node".into());
-            };
-            let nodes: Vec<NodeAddr> = std::iter::once(node).chain(op.also.clone()).collect();
             to_outcome(
                 subxact::catch(move || citus::cleanup_orphaned(&nodes, timeout)),
                 |r| match r {
@@ -295,8 +291,7 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
                 // this very transaction: a node that holds placements is never removed
                 let n = citus::placements_on(&nodes)?;
                 if n > 0 {
-                    let names: Vec<String> = nodes.iter().map(ToString::to_string).collect();
-                    pgrx::error!("{} hold {n} placements; not removed", names.join(", "));
+                    pgrx::error!("{} hold {n} placements; not removed", names(&nodes));
                 }
                 for node in &nodes {
                     if citus::node_in_cluster(&node.host, node.port)?.is_some() {

@@ -3,8 +3,9 @@
 use crate::duration::format_secs;
 
 use super::{
-    Action, JobState, Kind, Limits, NodeAddr, Note, OpError, Operation, Outcome, Status, Step,
-    Transition, NOTE_CANCELLED, NOTE_FAILED, NOTE_PROGRESS, NOTE_RETRY, NOTE_STEP, NOTE_SUCCEEDED,
+    names, Action, JobState, Kind, Limits, NodeAddr, Note, OpError, Operation, Outcome, Status,
+    Step, Transition, NOTE_CANCELLED, NOTE_FAILED, NOTE_PROGRESS, NOTE_RETRY, NOTE_STEP,
+    NOTE_SUCCEEDED,
 };
 
 /// A new running operation. A rebalance starts at `start_rebalance`; a scale-out at
@@ -104,11 +105,7 @@ fn plan(op: &Operation) -> Result<Action, String> {
         })
     };
     // a scale-in acts on its node and the nodes it drains with it
-    let nodes = || -> Result<Vec<NodeAddr>, String> {
-        let mut all = vec![node()?];
-        all.extend(op.also.iter().cloned());
-        Ok(all)
-    };
+    let nodes = || node().map(|_| op.leaving());
     let job_id = || {
         op.job_id.ok_or_else(|| {
             format!(
@@ -134,7 +131,7 @@ fn plan(op: &Operation) -> Result<Action, String> {
             node()?;
             Action::StartRebalance { drain_only: true }
         }
-        Step::Cleanup => Action::CleanupOrphaned,
+        Step::Cleanup => Action::CleanupOrphaned { nodes: nodes()? },
         Step::VerifyEmpty => Action::CountPlacements { nodes: nodes()? },
         Step::RemoveNode => Action::RemoveNode { nodes: nodes()? },
         Step::ReturnToPool => Action::ReturnToPool { nodes: nodes()? },
@@ -409,15 +406,15 @@ fn is_wait(step: Step) -> bool {
 /// `scale_in 127.0.0.1:9703`, or just the kind without a node. A scale-out of several nodes
 /// names every node it added and the one it is adding.
 fn header(op: &Operation) -> String {
-    let mut nodes: Vec<String> = op.added.iter().map(ToString::to_string).collect();
+    let mut nodes = op.added.clone();
     if let Some(n) = op.node.as_ref().filter(|n| !op.added.contains(n)) {
-        nodes.push(n.to_string());
+        nodes.push(n.clone());
     }
-    nodes.extend(op.also.iter().map(ToString::to_string));
+    nodes.extend(op.also.iter().cloned());
     if nodes.is_empty() {
         op.kind.to_string()
     } else {
-        format!("{} {}", op.kind, nodes.join(", "))
+        format!("{} {}", op.kind, names(&nodes))
     }
 }
 
@@ -446,13 +443,9 @@ impl Machine {
 
     /// The node, or for a scale-in of several, all of them: `127.0.0.1:9702, 127.0.0.1:9703`.
     fn node_text(&self) -> String {
-        match &self.op.node {
-            None => "the node".to_string(),
-            Some(n) => std::iter::once(n)
-                .chain(&self.op.also)
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
+        match self.op.leaving() {
+            nodes if nodes.is_empty() => "the node".to_string(),
+            nodes => names(&nodes),
         }
     }
 

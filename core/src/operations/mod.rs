@@ -95,7 +95,8 @@ pub enum OpError {
     },
 }
 
-fn names<T: Copy + fmt::Display>(all: &[T]) -> String {
+/// `a, b, c`: how lists of nodes, steps and states read in messages.
+pub fn names<T: fmt::Display>(all: &[T]) -> String {
     all.iter()
         .map(|v| v.to_string())
         .collect::<Vec<_>>()
@@ -362,6 +363,14 @@ pub struct Operation {
     pub cancelled: bool,
 }
 
+impl Operation {
+    /// The nodes a scale-in drains and removes: its node and the ones it takes along (`also`).
+    /// Empty when no node is recorded.
+    pub fn leaving(&self) -> Vec<NodeAddr> {
+        self.node.iter().chain(&self.also).cloned().collect()
+    }
+}
+
 /// What the executor must do for an operation's current step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
@@ -383,8 +392,9 @@ pub enum Action {
     CheckForNode { request_id: Option<i64> },
     /// `citus_set_node_property(host, port, 'shouldhaveshards', value)` -> [`Outcome::Ok`].
     SetShouldHaveShards { nodes: Vec<NodeAddr>, value: bool },
-    /// `CALL citus_cleanup_orphaned_resources()` -> [`Outcome::Ok`].
-    CleanupOrphaned,
+    /// `CALL citus_cleanup_orphaned_resources()` until nothing awaits cleanup on the nodes ->
+    /// [`Outcome::Ok`].
+    CleanupOrphaned { nodes: Vec<NodeAddr> },
     /// Placements left on the nodes, summed -> [`Outcome::Placements`].
     CountPlacements { nodes: Vec<NodeAddr> },
     /// `citus_remove_node(host, port)` for each node -> [`Outcome::Ok`].
@@ -407,7 +417,7 @@ impl Action {
             Action::RequestNode => "request_node",
             Action::CheckForNode { .. } => "check_for_node",
             Action::SetShouldHaveShards { .. } => "set_should_have_shards",
-            Action::CleanupOrphaned => "cleanup_orphaned",
+            Action::CleanupOrphaned { .. } => "cleanup_orphaned",
             Action::CountPlacements { .. } => "count_placements",
             Action::RemoveNode { .. } => "remove_node",
             Action::ReturnToPool { .. } => "return_to_pool",

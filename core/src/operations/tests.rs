@@ -290,7 +290,9 @@ fn every_step_asks_for_its_action() {
         },
         Action::StartRebalance { drain_only: true },
         Action::PollJob { job_id: 7 },
-        Action::CleanupOrphaned,
+        Action::CleanupOrphaned {
+            nodes: vec![n3.clone()],
+        },
         Action::CountPlacements {
             nodes: vec![n3.clone()],
         },
@@ -789,7 +791,13 @@ fn scale_in_happy_path() {
             job(JobState::Finished, 10, 10),
             Step::Cleanup,
         ),
-        (Action::CleanupOrphaned, Outcome::Ok, Step::VerifyEmpty),
+        (
+            Action::CleanupOrphaned {
+                nodes: vec![n.clone()],
+            },
+            Outcome::Ok,
+            Step::VerifyEmpty,
+        ),
         (
             Action::CountPlacements {
                 nodes: vec![n.clone()],

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::NodeAddr;
+use super::{names, NodeAddr};
 use crate::duration::format_secs;
 
 /// What the trigger looks at. Times are epoch seconds, durations seconds.
@@ -57,9 +57,9 @@ impl RebalanceTrigger {
     pub fn reason(&self) -> String {
         match self {
             RebalanceTrigger::WorkersChanged { added, removed } => {
-                let mut s = format!("workers added: {}", join(added));
+                let mut s = format!("workers added: {}", names(added));
                 if !removed.is_empty() {
-                    s.push_str(&format!("; removed: {}", join(removed)));
+                    s.push_str(&format!("; removed: {}", names(removed)));
                 }
                 s
             }
@@ -69,14 +69,6 @@ impl RebalanceTrigger {
             ),
         }
     }
-}
-
-fn join(nodes: &[NodeAddr]) -> String {
-    nodes
-        .iter()
-        .map(|n| n.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Whether a rebalance is due now: `Ok(Some(trigger))` start one; `Ok(None)` nothing calls for
@@ -111,7 +103,7 @@ pub fn rebalance_due(i: &TriggerInput) -> Result<Option<RebalanceTrigger>, Strin
                     "settling: {} of {} since workers {} joined",
                     format_secs(settled),
                     format_secs(i.settle),
-                    join(&added)
+                    names(&added)
                 ));
             }
             return Ok(Some(RebalanceTrigger::WorkersChanged { added, removed }));

@@ -17,7 +17,7 @@ SAMPLE_INTERVAL=1s
 . pg_test/lib.sh
 LOAD_SECS=${LOAD_SECS:-45}
 PLAIN_LOAD_SECS=${PLAIN_LOAD_SECS:-25}
-PLAIN_THRESHOLD=${PLAIN_THRESHOLD:-100}
+PLAIN_THRESHOLD=${PLAIN_THRESHOLD:-500}
 [ "${KEEP:-0}" = 1 ] || trap stop_all EXIT
 
 line() { printf '%s\n' "------------------------------------------------------------------------------"; }

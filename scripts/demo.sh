@@ -83,8 +83,9 @@ demo_without_citus() {
           AND l !~ ' 0$'"
   line
   echo "Summary: pgbench pushed this node to $(q 0 "SELECT round(max(commits_per_sec)::numeric) FROM autoscale.node_samples") commits/s;" \
-       "the policy saw it held for 10 s and recorded $(q 0 "SELECT count(*) FROM autoscale.events WHERE kind = 'decision'") decision(s)" \
-       "('would scale out from 1 to 2 workers'), changing nothing (observe mode, no Citus)."
+       "the policy (> $PLAIN_THRESHOLD for 10 s) recorded $(q 0 "SELECT count(*) || ' decision(s): ' || coalesce(string_agg(quote_literal(split_part(message, ':', 1)), ', ' ORDER BY id), 'none')
+                                                              FROM autoscale.events WHERE kind = 'decision'")," \
+       "and changed nothing (observe mode, no Citus)."
   echo "Next: SELECT * FROM autoscale.explain(); autoscale.backtest('1 day') on your own load; autoscale.metrics() for Prometheus."
   echo "To act on it, get Citus (https://docs.citusdata.com/en/stable/installation/), then run scripts/demo.sh again: it starts a cluster that scales for real."
 }

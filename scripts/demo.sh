@@ -170,8 +170,8 @@ q 0 "SELECT '  ' || l FROM regexp_split_to_table(autoscale.metrics(), E'\\n') l
       WHERE l ~ '^autoscale_(workers|node_commits_per_second|operations_total|standby_nodes)' AND l !~ ' 0$'"
 echo "== rows: $rows_before before, $(q 0 "SELECT count(*) FROM orders") after; standby pool: $(q 0 "SELECT string_agg(nodename || ':' || nodeport || ' ' || state, ', ') FROM autoscale.standby_nodes")"
 line
-echo "Summary: $(q 0 "SELECT string_agg(format('%s %s (%s)', kind, status, coalesce(finished_at - started_at, interval '0')), ', ' ORDER BY id) FROM autoscale.operations");" \
-     "workers now $(q 0 "SELECT active_workers FROM autoscale.status"), every row kept ($rows_before)."
+echo "Summary: $(q 0 "SELECT coalesce(string_agg(format('%s %s in %s', kind, status, date_trunc('second', finished_at - started_at)), ', ' ORDER BY id), 'no operation') FROM autoscale.operations");" \
+     "workers now $(q 0 "SELECT active_workers FROM autoscale.status"); orders: $rows_before rows before, $(q 0 "SELECT count(*) FROM orders") after."
 echo "Next: SELECT * FROM autoscale.status / autoscale.explain() / autoscale.events; autoscale.backtest('1 day') before you switch to act."
 echo "Dashboard: import dashboards/citus_autoscale.json into Grafana (PostgreSQL data source on this coordinator); Prometheus: dashboards/sql_exporter.yml."
 [ "${KEEP:-0}" = 1 ] && echo "cluster left running in $CLUSTER_DIR (stop: pg_ctl -D $CLUSTER_DIR/nN stop)"

@@ -422,8 +422,7 @@ fn history_window(window_secs: f64) -> SpiResult<(Vec<SampleAgg>, CustomValues)>
             samples.push(SampleAgg {
                 id: r.get::<i64>(1)?.unwrap_or_default(),
                 at: r.get(2)?.unwrap_or_default(),
-                workers: (r.get::<i32>(3)?.unwrap_or(0).max(0) as u32)
-                    .max(u32::from(standalone)),
+                workers: (r.get::<i32>(3)?.unwrap_or(0).max(0) as u32).max(u32::from(standalone)),
                 unreachable: r.get::<i32>(4)?.unwrap_or(0).max(0) as u32,
                 values,
             });

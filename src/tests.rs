@@ -925,7 +925,9 @@ mod tests {
         Spi::run("SET autoscale.sample_interval = '1h'; SELECT autoscale.tick()").unwrap();
         let msg = one::<String>("SELECT message FROM autoscale.events WHERE kind = 'decision'");
         assert!(
-            msg.starts_with("would scale out from 1 to 2 workers: writes: commits_per_sec max 900.0 > 500"),
+            msg.starts_with(
+                "would scale out from 1 to 2 workers: writes: commits_per_sec max 900.0 > 500"
+            ),
             "{msg}"
         );
         assert_eq!(count("SELECT count(*) FROM autoscale.operations"), 0);

@@ -12,7 +12,7 @@ use pgrx::spi::SpiResult;
 use pgrx::JsonB;
 
 use crate::errors::AutoscaleError;
-use crate::{operations, settings, subxact};
+use crate::{citus, operations, settings, subxact};
 
 /// A stored policy: the engine's view plus the custom query, if any.
 #[derive(Debug, Clone)]
@@ -375,6 +375,10 @@ fn column(metric: Metric) -> Option<&'static str> {
 
 /// One sample's aggregates over the reachable active workers (the coordinator stands in when there
 /// are no workers, as on plain PostgreSQL).
+///
+/// Without Citus the node itself does all the work: the engine sees it as a cluster of one worker,
+/// so a policy decides on its load ("would scale out from 1 to 2 workers") instead of on
+/// min_workers alone. A Citus coordinator without workers stays at 0 workers.
 struct SampleAgg {
     id: i64,
     at: f64,
@@ -406,6 +410,7 @@ fn history_window(window_secs: f64) -> SpiResult<(Vec<SampleAgg>, CustomValues)>
           GROUP BY w.sample_id, w.sampled_at, w.worker_count, w.unreachable_workers
           ORDER BY w.sampled_at"
     );
+    let standalone = citus::role() == citus::Role::NoCitus;
     Spi::connect(|c| {
         let mut samples = Vec::new();
         for r in c.select(sql.as_str(), None, &[window_secs.into()])? {
@@ -417,7 +422,7 @@ fn history_window(window_secs: f64) -> SpiResult<(Vec<SampleAgg>, CustomValues)>
             samples.push(SampleAgg {
                 id: r.get::<i64>(1)?.unwrap_or_default(),
                 at: r.get(2)?.unwrap_or_default(),
-                workers: r.get::<i32>(3)?.unwrap_or(0).max(0) as u32,
+                workers: (r.get::<i32>(3)?.unwrap_or(0).max(0) as u32).max(u32::from(standalone)),
                 unreachable: r.get::<i32>(4)?.unwrap_or(0).max(0) as u32,
                 values,
             });

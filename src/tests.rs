@@ -867,6 +867,80 @@ mod tests {
         assert_err("SELECT autoscale.pause('-1 min')", "22023", &["duration"]);
     }
 
+    /// Without Citus the sampler records this node alone (worker_count 0): the engine counts it as
+    /// one worker, so an observe-mode decision is about its load, "from 1 to 2 workers", not about
+    /// min_workers; explain() and backtest() say the same.
+    #[pg_test]
+    fn without_citus_the_node_is_a_cluster_of_one_worker() {
+        Spi::run("SET autoscale.sample_interval = '5s'; SET autoscale.mode = 'observe'").unwrap();
+        // hold the tick lock for the test's transaction: the test instance's background worker
+        // then skips its ticks and adds no sample of its own (this session's tick may re-take it)
+        Spi::run_with_args(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[crate::tick::TICK_LOCK_KEY.into()],
+        )
+        .unwrap();
+        Spi::run("DELETE FROM autoscale.worker_count; DELETE FROM autoscale.node_samples; DELETE FROM autoscale.events").unwrap();
+        // 3 minutes of samples as the sampler writes them on plain PostgreSQL: no workers, this
+        // node (not a coordinator); 2 minutes quiet, then 60 s at 900 commits/s
+        Spi::run(
+            "INSERT INTO autoscale.worker_count (sampled_at, sample_id, worker_count, reachable_workers, unreachable_workers, inactive_workers, driver)
+               SELECT now() - make_interval(secs => (37 - i) * 5), -i, 0, 0, 0, 0, 'test' FROM generate_series(1, 37) i;
+             INSERT INTO autoscale.node_samples (sample_id, sampled_at, nodename, nodeport, is_coordinator, reachable, commits_per_sec)
+               SELECT -i, now() - make_interval(secs => (37 - i) * 5), 'localhost', 5432, false, true,
+                      CASE WHEN i > 24 THEN 900 ELSE 3 END
+                 FROM generate_series(1, 37) i;",
+        )
+        .unwrap();
+        Spi::run(
+            "SELECT autoscale.set_policy('writes', metric => 'commits_per_sec', aggregate => 'max',
+                    scale_out_above => 500, scale_in_below => 10, scale_out_for => '30 s', scale_in_for => '1 min',
+                    min_workers => 1, max_workers => 3)",
+        )
+        .unwrap();
+        let (workers, desired, decision) = Spi::get_three::<i32, i32, String>(
+            "SELECT workers, desired_workers, decision FROM autoscale.explain() WHERE policy = 'writes'",
+        )
+        .unwrap();
+        assert_eq!(
+            (workers, desired, decision.as_deref()),
+            (Some(1), Some(2), Some("out"))
+        );
+        let reasons = one::<String>(
+            "SELECT array_to_string(reasons, ' | ') FROM autoscale.explain() WHERE policy = 'writes'",
+        );
+        assert!(
+            reasons.contains("commits_per_sec max 900.0 > 500") && !reasons.contains("min_workers"),
+            "{reasons}"
+        );
+        // backtest replays the same history from one worker: the load (spread over 2) is relieved
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(decision || ' ' || from_workers || '->' || to_workers, ', ' ORDER BY at)
+                   FROM autoscale.backtest('1 hour', operation_time => '5 s')"
+            ),
+            "out 1->2"
+        );
+        // a tick (no new sample: the last one is recent) records the observe-mode decision
+        Spi::run("SET autoscale.sample_interval = '1h'; SELECT autoscale.tick()").unwrap();
+        let msg = one::<String>("SELECT message FROM autoscale.events WHERE kind = 'decision'");
+        assert!(
+            msg.starts_with(
+                "would scale out from 1 to 2 workers: writes: commits_per_sec max 900.0 > 500"
+            ),
+            "{msg}"
+        );
+        assert_eq!(count("SELECT count(*) FROM autoscale.operations"), 0);
+        // quiet again: at min_workers, nothing to do
+        Spi::run("UPDATE autoscale.node_samples SET commits_per_sec = 3").unwrap();
+        Spi::run("SET autoscale.sample_interval = '5s'").unwrap();
+        let (desired, decision) = Spi::get_two::<i32, String>(
+            "SELECT desired_workers, decision FROM autoscale.explain() WHERE policy = 'writes'",
+        )
+        .unwrap();
+        assert_eq!((desired, decision.as_deref()), (Some(1), Some("hold")));
+    }
+
     #[pg_test]
     fn policy_functions_are_for_superusers_and_granted_roles() {
         setup();

@@ -130,6 +130,10 @@ pub fn error_kind(e: &ureq::Error) -> String {
 /// POSTs one claimed delivery. No SPI, no transaction: called between two transactions.
 /// The request's id and key travel as headers too, so the provisioner can de-duplicate.
 pub fn post(url: &str, d: &Due) -> Result<(), String> {
+    let mut body = d.payload.clone();
+    if body.is_object() {
+        body["request_key"] = d.request_key.clone().into();
+    }
     let agent = ureq::AgentBuilder::new().timeout(WEBHOOK_TIMEOUT).build();
     agent
         .post(url)
@@ -141,7 +145,7 @@ pub fn post(url: &str, d: &Due) -> Result<(), String> {
         .set("Idempotency-Key", &d.request_key)
         .set("X-Autoscale-Request-Id", &d.id.to_string())
         .set("X-Autoscale-Attempt", &d.attempt.to_string())
-        .send_string(&d.payload.to_string())
+        .send_string(&body.to_string())
         .map(|_| ())
         .map_err(|e| error_kind(&e))
 }

@@ -257,7 +257,8 @@ pub fn init() {
             None,
         );
     }
-    GucRegistry::define_string_guc(
+    // SAFETY: the check hook is #[pg_guard]ed and never panics.
+    unsafe { GucRegistry::define_string_guc_with_hooks(
         c"autoscale.custom_sql_role",
         c"Role that custom metric SQL (set_policy(custom_sql => ...)) runs as; it must not be a superuser.",
         c"Custom SQL runs as this role, with search_path = pg_catalog, pg_temp, read-only, under a statement timeout, \
@@ -265,7 +266,10 @@ pub fn init() {
         &CUSTOM_SQL_ROLE,
         GucContext::Suset,
         GucFlags::default(),
-    );
+        Some(check_custom_sql_role),
+        None,
+        None,
+    ) };
     // A typo such as `autoscale.sample_intreval` in postgresql.conf then warns instead of being ignored.
     unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"autoscale".as_ptr()) };
 }
@@ -406,4 +410,29 @@ unsafe extern "C-unwind" fn check_webhook_url(
 ) -> bool {
     let v = unsafe { new_value(newval) };
     unsafe { check_result(autoscale_core::safety::check_webhook_url(&v)) }
+}
+
+/// `autoscale.custom_sql_role` must name an existing role without superuser. Checked where the
+/// catalogs can be read (SET, ALTER SYSTEM, a reload inside a session); at server start and in
+/// processes without a transaction the check happens when custom SQL runs.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn check_custom_sql_role(
+    newval: *mut *mut std::ffi::c_char,
+    _extra: *mut *mut std::ffi::c_void,
+    _source: pgrx::pg_sys::GucSource::Type,
+) -> bool {
+    let v = unsafe { new_value(newval) };
+    if v.is_empty() || !unsafe { pgrx::pg_sys::IsTransactionState() } {
+        return true;
+    }
+    let c = std::ffi::CString::new(v.clone()).unwrap_or_default();
+    let oid = unsafe { pgrx::pg_sys::get_role_oid(c.as_ptr(), true) };
+    let r = if oid == pgrx::pg_sys::InvalidOid {
+        Err(format!("role \"{v}\" does not exist"))
+    } else if unsafe { pgrx::pg_sys::superuser_arg(oid) } {
+        Err(format!("role \"{v}\" is a superuser; custom SQL must run as a role without superuser"))
+    } else {
+        Ok(())
+    };
+    unsafe { check_result(r) }
 }

@@ -1019,10 +1019,10 @@ mod tests {
                TO autoscale_t_attacker;
              GRANT CREATE ON SCHEMA public TO autoscale_t_attacker;
              SET ROLE autoscale_t_attacker;
-             -- calls set_policy only when a superuser's session evaluates it
+             -- calls set_policy once armed: later, when a superuser's session evaluates it
              CREATE FUNCTION public.autoscale_t_trap(i int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $f$
              BEGIN
-               IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = session_user) THEN
+               IF current_setting('autoscale_t.armed', true) = 'on' THEN
                  PERFORM autoscale.set_policy('smuggled', metric => 'custom', custom_sql => 'SELECT 1',
                                               scale_out_above => 10, scale_in_below => 1);
                END IF;
@@ -1042,6 +1042,7 @@ mod tests {
         .unwrap();
         // the superuser's ANALYZE evaluates the index expression (as the table's owner, in a
         // security-restricted operation): refused, nothing stored
+        Spi::run("SET autoscale_t.armed = 'on'").unwrap();
         let e = err("ANALYZE public.autoscale_t_bait");
         assert!(
             e.starts_with("42501") && e.contains("custom_sql"),
@@ -1131,6 +1132,8 @@ mod tests {
     #[pg_test]
     fn search_path_is_pinned_in_node_stats_and_the_worker() {
         setup_helpers();
+        // (left behind by an earlier run: this session must not lock them, or its own cleanup waits)
+        remote("DROP TABLE IF EXISTS public.autoscale_evil_log; DROP SCHEMA IF EXISTS autoscale_evil CASCADE");
         remote(
             "CREATE SCHEMA autoscale_evil;
              CREATE TABLE public.autoscale_evil_log (app text DEFAULT current_setting('application_name'), what text);
@@ -1147,11 +1150,7 @@ mod tests {
         let s = one::<JsonB>("SELECT autoscale.node_stats()").0;
         assert!(s["connections"]["total"].as_i64().unwrap() >= 1);
         Spi::run("RESET search_path").unwrap();
-        assert_eq!(
-            count("SELECT count(*) FROM public.autoscale_evil_log"),
-            0,
-            "node_stats() called a shadowing object"
-        );
+        let in_session = count("SELECT count(*) FROM public.autoscale_evil_log");
         // the worker, after a reload that gives every session that search_path
         Spi::run("SET search_path = pg_catalog, public").unwrap();
         let before = worker_samples();
@@ -1170,7 +1169,7 @@ mod tests {
         .parse()
         .unwrap();
         reset_system("search_path");
-        remote("DROP TABLE public.autoscale_evil_log; DROP SCHEMA autoscale_evil CASCADE");
+        assert_eq!(in_session, 0, "node_stats() called a shadowing object");
         assert!(after >= before + 2, "the worker kept sampling ({before} -> {after})");
         assert_eq!(worker_calls, 0, "the worker called a shadowing object");
     }
@@ -1324,7 +1323,7 @@ mod tests {
     /// that needs Citus here, 0A000.
     #[pg_test]
     fn every_bad_input_gets_a_documented_error() {
-        setup();
+        setup_helpers();
         let long = "repeat('a', 300)";
         let sp = "SELECT autoscale.set_policy";
         let cases: Vec<(String, &str, &str)> = vec![
@@ -1427,8 +1426,9 @@ mod tests {
             ("SET autoscale.custom_sql_role = 'no_such_role_y'".into(), "22023", "autoscale.custom_sql_role"),
             ("SET autoscale.worker_enabled = 'maybe'".into(), "55P02", "autoscale.worker_enabled"),
             ("SET autoscale.database_name = 'x'".into(), "55P02", "autoscale.database_name"),
-            ("ALTER SYSTEM SET autoscale.maintenance_window = 'garbage'".into(), "22023", "autoscale.maintenance_window"),
-            ("ALTER SYSTEM SET autoscale.webhook_url = 'not a url'".into(), "22023", "autoscale.webhook_url"),
+            // ALTER SYSTEM runs outside a transaction block: in a session of its own
+            ("SELECT dblink_exec(pg_temp.autoscale_test_conn(), 'ALTER SYSTEM SET autoscale.maintenance_window = ''garbage''')".into(), "22023", "autoscale.maintenance_window"),
+            ("SELECT dblink_exec(pg_temp.autoscale_test_conn(), 'ALTER SYSTEM SET autoscale.webhook_url = ''not a url''')".into(), "22023", "autoscale.webhook_url"),
         ];
         let mut wrong = Vec::new();
         for (sql, state, names) in &cases {

@@ -358,7 +358,7 @@ pub fn cleanup_records_on(nodes: &[NodeAddr]) -> SpiResult<i64> {
     Ok(Spi::get_one_with_args::<i64>(
         "SELECT count(*) FROM pg_catalog.pg_dist_cleanup c
            JOIN pg_catalog.pg_dist_node n ON n.groupid = c.node_group_id
-          WHERE (n.nodename, n.nodeport) IN (SELECT * FROM pg_catalog.unnest($1::text[], $2::int[]))",
+          WHERE (n.nodename, n.nodeport) IN (SELECT * FROM unnest($1::text[], $2::int[]))",
         &[hosts.into(), ports.into()],
     )?
     .unwrap_or(0))
@@ -373,7 +373,7 @@ pub fn placements_on(nodes: &[NodeAddr]) -> SpiResult<i64> {
     Ok(Spi::get_one_with_args::<i64>(
         "WITH leaving AS (
            SELECT n.groupid FROM pg_catalog.pg_dist_node n
-            WHERE (n.nodename, n.nodeport) IN (SELECT * FROM pg_catalog.unnest($1::text[], $2::int[])))
+            WHERE (n.nodename, n.nodeport) IN (SELECT * FROM unnest($1::text[], $2::int[])))
          SELECT count(*) FROM pg_catalog.pg_dist_placement p
           WHERE p.groupid IN (SELECT groupid FROM leaving)
             AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_placement o

@@ -19,6 +19,7 @@ set_gucs 0 autoscale.mode act autoscale.max_operations_per_hour 0 autoscale.reba
 finish() {  # finish OP: wait until OP is not running, print its status
   wait_for 0 "SELECT status <> 'running' FROM autoscale.operations WHERE id = $1" 90 || { dump_state 0; false; } ||
     fail "operation $1 did not finish"
+  q 0 "SELECT 'operation ' || id || ' ' || status || coalesce(': ' || error, '') FROM autoscale.operations WHERE id = $1" >&2
   q 0 "SELECT status FROM autoscale.operations WHERE id = $1"
 }
 

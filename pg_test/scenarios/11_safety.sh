@@ -52,6 +52,7 @@ assert_contains "$out" ", scale_out, " "naming its kind"
 
 # --- defect 6: cancelling a scale-out that waits for a node expires its provision request
 op=$(q 0 "SELECT id FROM autoscale.operations WHERE status = 'running'")
+wait_for 0 "SELECT step = 'wait_for_node' FROM autoscale.operations WHERE id = $op" 30 || fail "operation $op not waiting for a node"
 rid=$(q 0 "SELECT request_id FROM (SELECT (op ->> 'request_id')::bigint AS request_id FROM autoscale.operations WHERE id = $op) x")
 q 0 "SELECT autoscale.cancel_operation('not needed')" >/dev/null
 assert_eq "$(q 0 "SELECT status FROM autoscale.provision_requests WHERE id = $rid")" expired "its provision request expired"

@@ -62,6 +62,7 @@ assert_eq "$(q 0 "SELECT count(*) FROM autoscale.provision_requests WHERE kind =
 # --- defect 3: a node that fails to join becomes failed and is not picked again
 assert_eq "$(q 0 "SELECT autoscale.add_standby_node('127.0.0.1', $s2) ->> 'state'")" available "second standby offered"
 stop_node 4
+set_gucs 0 citus.node_connection_timeout 2000   # each failed citus_add_node attempt then takes ~2 s, not 30
 op=$(q 0 "SELECT autoscale.scale_out(reason => 'to a dead node') ->> 'id'")
 assert_eq "$(finish "$op")" failed "scale_out to a node that is down failed"
 assert_eq "$(q 0 "SELECT step FROM autoscale.operations WHERE id = $op")" add_node "at add_node"
@@ -71,6 +72,7 @@ wait_for 0 "SELECT step = 'wait_for_node' OR status <> 'running' FROM autoscale.
 assert_eq "$(q 0 "SELECT step || ' ' || coalesce(nodeport::text, '-') FROM autoscale.operations WHERE id = $op")" \
   "wait_for_node -" "the failed node is not picked again"
 q 0 "SELECT autoscale.cancel_operation('done')" >/dev/null
+q 0 "ALTER SYSTEM RESET citus.node_connection_timeout" >/dev/null
 # --- defect 6: cancelling at add_node puts the claimed node back to available
 start_node 4
 assert_eq "$(q 0 "SELECT autoscale.add_standby_node('127.0.0.1', $s2) ->> 'state'")" available "the failed node offered again"

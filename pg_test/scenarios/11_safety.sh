@@ -114,7 +114,8 @@ wait_for 0 "SELECT EXISTS (SELECT 1 FROM autoscale.operations WHERE id > $last A
   fail "the policy's scale_out did not start once the backoff was over"
 echo "ok: the policy's scale_out started once failure_backoff was 0"
 
-# (last: the policy's scale_out above is cancelled first)
+# (last: the policy goes, and its scale_out above is cancelled first)
+q 0 "SELECT autoscale.drop_policy('knob')" >/dev/null
 q 0 "SELECT autoscale.cancel_operation('next test')" >/dev/null 2>&1 || true
 set_gucs 0 autoscale.failure_backoff 0
 # --- defect 3: a node that fails to join becomes failed and is not picked again

@@ -180,7 +180,7 @@ CREATE TABLE autoscale.standby_nodes (
     nodename   text        NOT NULL,
     nodeport   int         NOT NULL CHECK (nodeport BETWEEN 1 AND 65535),
     state      text        NOT NULL DEFAULT 'available'
-                           CHECK (state IN ('available', 'joining', 'active', 'draining', 'returned')),
+                           CHECK (state IN ('available', 'joining', 'active', 'draining', 'returned', 'failed')),
     added_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
     joined_at  timestamptz,
     changed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
@@ -188,10 +188,12 @@ CREATE TABLE autoscale.standby_nodes (
 );
 SELECT pg_catalog.pg_extension_config_dump('autoscale.standby_nodes', '');
 COMMENT ON TABLE autoscale.standby_nodes IS
-  'The standby pool: nodes autoscale may add to the cluster. available: ready to join; joining: being added; '
-  'active: a worker that autoscale added (scale-in takes the newest of these first); draining: leaving; returned: '
-  'back in the pool after a scale-in (may join again; a deprovision request was sent). Change with '
-  'autoscale.add_standby_node() and autoscale.remove_standby_node(). Kept by pg_dump.';
+  'The standby pool: nodes autoscale may add to the cluster. available: ready to join (the only state a scale-out '
+  'claims); joining: being added; active: a worker that autoscale added (scale-in takes the one holding the least '
+  'data first); draining: leaving; returned: left the cluster after a scale-in and a deprovision request was sent, '
+  'so not claimable until offered again with autoscale.add_standby_node(); failed: citus_add_node failed on it, not '
+  'claimable until offered again. Change with autoscale.add_standby_node() and autoscale.remove_standby_node(). '
+  'Kept by pg_dump.';
 
 CREATE TABLE autoscale.provision_requests (
     id              bigserial   PRIMARY KEY,
@@ -204,13 +206,18 @@ CREATE TABLE autoscale.provision_requests (
     webhook_status  text,
     webhook_attempts int        NOT NULL DEFAULT 0,
     webhook_next_at timestamptz,
-    webhook_error   text
+    webhook_error   text,
+    request_key     uuid        NOT NULL DEFAULT pg_catalog.gen_random_uuid()
 );
 COMMENT ON TABLE autoscale.provision_requests IS
   'Outbox of requests to an external provisioner: provision (a node is needed) and deprovision (a node left the '
   'cluster and may be reclaimed). Each is also sent as NOTIFY autoscale_provision and, when autoscale.webhook_url is '
-  'set, POSTed as json (webhook_* columns track delivery). A provisioner answers by adding a node to the cluster or '
-  'to the pool.';
+  'set, POSTed as json by the background worker outside any tick''s transaction (webhook_* columns track delivery; '
+  'webhook_error holds the kind of error or the HTTP status, never the URL). request_key (also in the payload and the '
+  'Idempotency-Key header) lets a provisioner de-duplicate. A provisioner answers by adding a node to the cluster or '
+  'to the pool. A provision request expires when its operation ends without a node.';
+COMMENT ON COLUMN autoscale.provision_requests.request_key IS
+  'A unique key of the request, sent in its json and as the Idempotency-Key header of every webhook attempt.';
 
 
 
@@ -230,7 +237,7 @@ SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
        c.last_decision -> 'reasons' AS last_decision_reasons,
        c.decided_at,
        CASE WHEN c.paused_until > pg_catalog.now() THEN c.paused_until END AS paused_until,
-       (SELECT count(*) FROM autoscale.standby_nodes WHERE state IN ('available', 'returned')) AS standby_available,
+       (SELECT count(*) FROM autoscale.standby_nodes WHERE state = 'available') AS standby_available,
        (SELECT pg_catalog.jsonb_object_agg(state, n)
           FROM (SELECT state, count(*) AS n FROM autoscale.standby_nodes GROUP BY state) s) AS standby_pool,
        GREATEST(interval '0',

@@ -3,3 +3,218 @@
 -- objects of a fresh 0.2.0 install (pg_test/scenarios/00_upgrade.sh compares the catalogs).
 -- Released scripts are never edited: 0.2.0's changes after its release go into a 0.2.0--<next> script.
 \echo Use "ALTER EXTENSION citus_autoscale UPDATE" to load this file. \quit
+
+-- === safety (issue 10) ===
+-- The pool lifecycle gains 'failed' (a node whose citus_add_node failed); 'returned' is no longer claimable.
+ALTER TABLE autoscale.standby_nodes DROP CONSTRAINT standby_nodes_state_check;
+ALTER TABLE autoscale.standby_nodes ADD CONSTRAINT standby_nodes_state_check
+  CHECK (state IN ('available', 'joining', 'active', 'draining', 'returned', 'failed'));
+COMMENT ON TABLE autoscale.standby_nodes IS
+  'The standby pool: nodes autoscale may add to the cluster. available: ready to join (the only state a scale-out '
+  'claims); joining: being added; active: a worker that autoscale added (scale-in takes the one holding the least '
+  'data first); draining: leaving; returned: left the cluster after a scale-in and a deprovision request was sent, '
+  'so not claimable until offered again with autoscale.add_standby_node(); failed: citus_add_node failed on it, not '
+  'claimable until offered again. Change with autoscale.add_standby_node() and autoscale.remove_standby_node(). '
+  'Kept by pg_dump.';
+
+-- Each request has a key a provisioner can de-duplicate on; webhooks are delivered outside the tick.
+ALTER TABLE autoscale.provision_requests
+  ADD COLUMN request_key uuid NOT NULL DEFAULT pg_catalog.gen_random_uuid();
+COMMENT ON TABLE autoscale.provision_requests IS
+  'Outbox of requests to an external provisioner: provision (a node is needed) and deprovision (a node left the '
+  'cluster and may be reclaimed). Each is also sent as NOTIFY autoscale_provision and, when autoscale.webhook_url is '
+  'set, POSTed as json by the background worker outside any tick''s transaction (webhook_* columns track delivery; '
+  'webhook_error holds the kind of error or the HTTP status, never the URL). request_key (also in the payload and the '
+  'Idempotency-Key header) lets a provisioner de-duplicate. A provisioner answers by adding a node to the cluster or '
+  'to the pool. A provision request expires when its operation ends without a node.';
+COMMENT ON COLUMN autoscale.provision_requests.request_key IS
+  'A unique key of the request, sent in its json and as the Idempotency-Key header of every webhook attempt.';
+-- 0.1.0 stored the HTTP client's error text, which contains the URL (and any token in it)
+UPDATE autoscale.provision_requests SET webhook_error = 'webhook error (text removed by the 0.2.0 upgrade)'
+ WHERE webhook_error IS NOT NULL;
+UPDATE autoscale.events SET message = pg_catalog.regexp_replace(message, ': .*$', ': (error text removed by the 0.2.0 upgrade)')
+ WHERE kind = 'webhook_failed';
+
+-- Only available nodes are claimable.
+CREATE OR REPLACE VIEW autoscale.status AS
+SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
+       w.worker_count AS active_workers,
+       w.unreachable_workers,
+       w.sampled_at AS last_sample_at,
+       o.id AS operation_id,
+       o.kind AS operation,
+       o.step AS operation_step,
+       o.nodename || ':' || o.nodeport AS operation_node,
+       o.job_id AS operation_job_id,
+       o.reason AS operation_reason,
+       c.last_decision ->> 'direction' AS last_decision,
+       (c.last_decision ->> 'desired_workers')::int AS last_desired_workers,
+       c.last_decision -> 'reasons' AS last_decision_reasons,
+       c.decided_at,
+       CASE WHEN c.paused_until > pg_catalog.now() THEN c.paused_until END AS paused_until,
+       (SELECT count(*) FROM autoscale.standby_nodes WHERE state = 'available') AS standby_available,
+       (SELECT pg_catalog.jsonb_object_agg(state, n)
+          FROM (SELECT state, count(*) AS n FROM autoscale.standby_nodes GROUP BY state) s) AS standby_pool,
+       GREATEST(interval '0',
+                (SELECT max(finished_at) FROM autoscale.operations WHERE kind = 'scale_out' AND status = 'succeeded')
+                + (SELECT max(cooldown_out) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_out_cooldown_left,
+       GREATEST(interval '0',
+                (SELECT max(finished_at) FROM autoscale.operations
+                  WHERE kind IN ('scale_out', 'scale_in') AND status = 'succeeded')
+                + (SELECT max(cooldown_in) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_in_cooldown_left,
+       (SELECT max(started_at) FROM autoscale.operations) AS last_operation_at
+  FROM autoscale.control c
+  LEFT JOIN LATERAL (SELECT * FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1) w ON true
+  LEFT JOIN autoscale.operations o ON o.status = 'running';
+
+-- One NULL rule: a NULL for a required argument is an error (22004) that names it, so no function is
+-- STRICT any more; node_stats() pins its search_path; set_policy() is no longer SECURITY DEFINER (it checks
+-- custom SQL against the real calling user). Privileges and comments of replaced functions are kept by
+-- CREATE OR REPLACE; the comments that changed are set again below.
+CREATE OR REPLACE FUNCTION autoscale."add_standby_node"(
+	"host" TEXT, /* Option < & str > */
+	"port" INT /* Option < i32 > */
+) RETURNS jsonb /* JsonB */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'add_standby_node_wrapper';
+
+CREATE OR REPLACE FUNCTION autoscale."backtest"(
+	"since" interval DEFAULT '1 day', /* Option < Interval > */
+	"policy" TEXT DEFAULT NULL, /* Option < & str > */
+	"operation_time" interval DEFAULT '1 min' /* Option < Interval > */
+) RETURNS TABLE (
+	"at" timestamp with time zone,  /* TimestampWithTimeZone */
+	"decision" TEXT,  /* String */
+	"from_workers" INT,  /* i32 */
+	"to_workers" INT,  /* i32 */
+	"reasons" TEXT[]  /* Vec < String > */
+)
+STABLE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'backtest_wrapper';
+
+CREATE OR REPLACE FUNCTION autoscale."cancel_operation"(
+	"reason" TEXT DEFAULT 'cancelled by user' /* Option < & str > */
+) RETURNS jsonb /* JsonB */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'cancel_operation_wrapper';
+
+CREATE OR REPLACE FUNCTION autoscale."drop_policy"(
+	"name" TEXT /* Option < & str > */
+) RETURNS bool /* bool */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'drop_policy_wrapper';
+
+CREATE OR REPLACE FUNCTION autoscale."node_stats"() RETURNS jsonb /* JsonB */
+STRICT VOLATILE PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'node_stats_wrapper';
+
+CREATE OR REPLACE FUNCTION autoscale."pause"(
+	"duration" interval DEFAULT '1 hour' /* Option < Interval > */
+) RETURNS timestamp with time zone /* TimestampWithTimeZone */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'pause_wrapper';
+
+CREATE OR REPLACE FUNCTION autoscale."rebalance_now"(
+	"reason" TEXT DEFAULT 'manual' /* Option < & str > */
+) RETURNS jsonb /* JsonB */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'rebalance_now_wrapper';
+
+CREATE OR REPLACE FUNCTION autoscale."remove_standby_node"(
+	"host" TEXT, /* Option < & str > */
+	"port" INT /* Option < i32 > */
+) RETURNS bool /* bool */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'remove_standby_node_wrapper';
+
+CREATE OR REPLACE FUNCTION autoscale."scale_in"(
+	"host" TEXT, /* Option < & str > */
+	"port" INT, /* Option < i32 > */
+	"reason" TEXT DEFAULT 'manual' /* Option < & str > */
+) RETURNS jsonb /* JsonB */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'scale_in_wrapper';
+
+CREATE OR REPLACE FUNCTION autoscale."scale_out"(
+	"host" TEXT DEFAULT NULL, /* Option < & str > */
+	"port" INT DEFAULT NULL, /* Option < i32 > */
+	"reason" TEXT DEFAULT 'manual', /* Option < & str > */
+	"nodes" INT DEFAULT 1 /* Option < i32 > */
+) RETURNS jsonb /* JsonB */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'scale_out_wrapper';
+
+CREATE OR REPLACE FUNCTION autoscale."set_policy"(
+	"name" TEXT, /* Option < & str > */
+	"metric" TEXT DEFAULT 'cpu', /* Option < & str > */
+	"aggregate" TEXT DEFAULT 'avg', /* Option < & str > */
+	"scale_out_above" double precision DEFAULT NULL, /* Option < f64 > */
+	"scale_in_below" double precision DEFAULT NULL, /* Option < f64 > */
+	"target" double precision DEFAULT NULL, /* Option < f64 > */
+	"tolerance" double precision DEFAULT 0.1, /* Option < f64 > */
+	"scale_out_for" interval DEFAULT '2 min', /* Option < Interval > */
+	"scale_in_for" interval DEFAULT '15 min', /* Option < Interval > */
+	"cooldown" interval DEFAULT '10 min', /* Option < Interval > */
+	"scale_in_cooldown" interval DEFAULT NULL, /* Option < Interval > */
+	"min_workers" INT DEFAULT 2, /* Option < i32 > */
+	"max_workers" INT DEFAULT 16, /* Option < i32 > */
+	"step" INT DEFAULT 1, /* Option < i32 > */
+	"custom_sql" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS jsonb /* JsonB */
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'set_policy_wrapper';
+COMMENT ON FUNCTION autoscale.set_policy(text, text, text, double precision, double precision, double precision,
+                                         double precision, interval, interval, interval, interval, integer, integer,
+                                         integer, text) IS
+  'Creates or replaces a scaling policy. Threshold: scale out when the metric (cpu, memory, disk, connections, '
+  'active_connections, commits_per_sec, load1, custom) aggregated by avg or max over active workers stays above '
+  'scale_out_above for scale_out_for, scale in when below scale_in_below for scale_in_for. Target tracking (target '
+  '=> x): desired workers = ceil(workers * value / target), within tolerance no change. cooldown applies after a '
+  'scale-out, scale_in_cooldown (default cooldown) after a scale-in; min_workers..max_workers bound the size; step '
+  'workers join in one scale-out (one rebalance) or leave in one scale-in (one drain job). '
+  'metric => ''custom'' takes custom_sql, exactly one read-only SELECT returning one number (only a superuser calling '
+  'directly, never from an index expression or another role''s SECURITY DEFINER function; each sample runs it as '
+  'autoscale.custom_sql_role, a role without superuser, read-only, search_path pg_catalog, pg_temp, as a '
+  'security-restricted operation, under a 2 s statement timeout: qualify table names). A window longer than '
+  'autoscale.history_retention is refused. A NULL argument is an error (22004) naming it, except the thresholds, '
+  'target, scale_in_cooldown and custom_sql, where NULL means not given. Not SECURITY DEFINER. Returns the stored policy.';
+COMMENT ON FUNCTION autoscale.scale_in(text, integer, text) IS
+  'Removes a worker: shouldhaveshards = false, a drain_only rebalance job, citus_cleanup_orphaned_resources, a check '
+  'that no placement is left, citus_remove_node, back to the pool as returned with a deprovision request (not '
+  'claimable until offered again). On any failure or cancel shouldhaveshards is put back to what it was, whatever '
+  'the guards say. Refuses the coordinator and going below min_workers; reason is at most 500 bytes.';
+COMMENT ON FUNCTION autoscale.add_standby_node(text, integer) IS
+  'Offers a node to the standby pool, or offers again a node that is returned or failed (its pending deprovision '
+  'requests are then fulfilled). Refused when it is in the cluster or available/joining/active/draining in the pool, '
+  'does not answer within autoscale.node_timeout, or lacks the citus and citus_autoscale extension files.';
+COMMENT ON FUNCTION autoscale.cancel_operation(text) IS
+  'Cancels the running operation and the Citus job it follows; a scale-in that has drained is restored '
+  '(shouldhaveshards put back to what it was) first; a scale-out puts its claimed pool node back to available and '
+  'expires its provision request.';
+COMMENT ON FUNCTION autoscale.node_stats() IS
+  'This node''s raw load as one json value: cumulative CPU counters (/proc/stat, or cgroup v2 cpu.stat under a CPU '
+  'limit), load averages, memory total/available, data-directory disk total/free, client connections total/active, '
+  'cumulative commits and rollbacks, database size, shard bytes and whether this node is the Citus coordinator. Runs '
+  'with search_path pg_catalog, pg_temp.';
+

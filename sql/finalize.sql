@@ -3,7 +3,8 @@
 -- Nothing is executable by PUBLIC; reading is for pg_monitor; changing the cluster or the policies
 -- is for superusers and for roles an administrator grants EXECUTE explicitly. The functions that
 -- change things are SECURITY DEFINER with a pinned search_path, so a granted role needs no table
--- privileges of its own.
+-- privileges of its own; set_policy() is not: it checks custom SQL against the real calling user and
+-- writes the validated policy with the extension owner's rights.
 DO $$
 DECLARE f regprocedure;
 BEGIN
@@ -19,7 +20,8 @@ GRANT EXECUTE ON FUNCTION autoscale.node_stats(), autoscale.explain(), autoscale
 COMMENT ON FUNCTION autoscale.node_stats() IS
   'This node''s raw load as one json value: cumulative CPU counters (/proc/stat, or cgroup v2 cpu.stat under a CPU '
   'limit), load averages, memory total/available, data-directory disk total/free, client connections total/active, '
-  'cumulative commits and rollbacks, database size, shard bytes and whether this node is the Citus coordinator.';
+  'cumulative commits and rollbacks, database size, shard bytes and whether this node is the Citus coordinator. Runs '
+  'with search_path pg_catalog, pg_temp.';
 COMMENT ON FUNCTION autoscale.sample() IS
   'Samples every active node now: the coordinator locally, all workers in one parallel run_command_on_workers '
   'fan-out; computes CPU busy % and commits/s from each node''s previous sample; writes autoscale.node_samples and '
@@ -40,8 +42,12 @@ COMMENT ON FUNCTION autoscale.set_policy(text, text, text, double precision, dou
   '=> x): desired workers = ceil(workers * value / target), within tolerance no change. cooldown applies after a '
   'scale-out, scale_in_cooldown (default cooldown) after a scale-in; min_workers..max_workers bound the size; step '
   'workers join in one scale-out (one rebalance) or leave in one scale-in (one drain job). '
-  'metric => ''custom'' takes custom_sql, a query returning one number (superuser only; run each sample under a 2 s '
-  'statement timeout with search_path pg_catalog: qualify table names). Returns the stored policy.';
+  'metric => ''custom'' takes custom_sql, exactly one read-only SELECT returning one number (only a superuser calling '
+  'directly, never from an index expression or another role''s SECURITY DEFINER function; each sample runs it as '
+  'autoscale.custom_sql_role, a role without superuser, read-only, search_path pg_catalog, pg_temp, as a '
+  'security-restricted operation, under a 2 s statement timeout: qualify table names). A window longer than '
+  'autoscale.history_retention is refused. A NULL argument is an error (22004) naming it, except the thresholds, '
+  'target, scale_in_cooldown and custom_sql, where NULL means not given. Not SECURITY DEFINER. Returns the stored policy.';
 COMMENT ON FUNCTION autoscale.drop_policy(text) IS 'Drops a policy by name; an unknown name is an error.';
 COMMENT ON FUNCTION autoscale.pause(interval) IS
   'Pauses scaling decisions (scale out/in) for the given interval; operations already running finish. Returns the end.';
@@ -71,13 +77,16 @@ COMMENT ON FUNCTION autoscale.scale_out(text, integer, text, integer) IS
   'them. Same guards as the policies.';
 COMMENT ON FUNCTION autoscale.scale_in(text, integer, text) IS
   'Removes a worker: shouldhaveshards = false, a drain_only rebalance job, citus_cleanup_orphaned_resources, a check '
-  'that no placement is left, citus_remove_node, back to the pool as returned with a deprovision request. On any '
-  'failure shouldhaveshards is set back. Refuses the coordinator and going below min_workers.';
+  'that no placement is left, citus_remove_node, back to the pool as returned with a deprovision request (not '
+  'claimable until offered again). On any failure or cancel shouldhaveshards is put back to what it was, whatever '
+  'the guards say. Refuses the coordinator and going below min_workers; reason is at most 500 bytes.';
 COMMENT ON FUNCTION autoscale.add_standby_node(text, integer) IS
-  'Offers a node to the standby pool. Refused when it is already in the cluster or the pool, does not answer within '
-  'autoscale.node_timeout, or lacks the citus and citus_autoscale extension files.';
+  'Offers a node to the standby pool, or offers again a node that is returned or failed (its pending deprovision '
+  'requests are then fulfilled). Refused when it is in the cluster or available/joining/active/draining in the pool, '
+  'does not answer within autoscale.node_timeout, or lacks the citus and citus_autoscale extension files.';
 COMMENT ON FUNCTION autoscale.remove_standby_node(text, integer) IS
   'Takes a node out of the standby pool; refused while it is joining, active or draining.';
 COMMENT ON FUNCTION autoscale.cancel_operation(text) IS
   'Cancels the running operation and the Citus job it follows; a scale-in that has drained is restored '
-  '(shouldhaveshards = true) first.';
+  '(shouldhaveshards put back to what it was) first; a scale-out puts its claimed pool node back to available and '
+  'expires its provision request.';

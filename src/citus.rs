@@ -436,28 +436,65 @@ pub fn cancel_job(job_id: i64) -> SpiResult<()> {
     })
 }
 
-/// Up to `count` scale-in candidates, best first: the newest workers autoscale added
-/// (autoscale.standby_nodes, state active) that are still active members, then the newest active
-/// workers; never the coordinator.
-pub fn scale_in_candidates(count: u32) -> SpiResult<Vec<(String, i32)>> {
+/// Up to `count` scale-in candidates, best first, each with why it was chosen: the workers
+/// autoscale added (autoscale.standby_nodes, state active) before the others, and among them the
+/// one holding the least data (shard bytes at its latest sample, then placements: an empty node
+/// leaves fastest), then the newest; never the coordinator.
+pub fn scale_in_candidates(count: u32) -> SpiResult<Vec<(String, i32, String)>> {
     Spi::connect(|c| {
         let mut out = Vec::new();
         for r in c.select(
-            "SELECT n.nodename, n.nodeport
+            "SELECT n.nodename, n.nodeport, s.nodename IS NOT NULL AS ours,
+                    (SELECT pg_catalog.count(*) FROM pg_catalog.pg_dist_placement p WHERE p.groupid = n.groupid) AS placements,
+                    (SELECT l.shard_bytes FROM autoscale.node_samples l
+                      WHERE l.nodename = n.nodename AND l.nodeport = n.nodeport AND l.reachable
+                      ORDER BY l.sampled_at DESC LIMIT 1) AS bytes
                FROM pg_catalog.pg_dist_node n
                LEFT JOIN autoscale.standby_nodes s
                       ON s.nodename = n.nodename AND s.nodeport = n.nodeport AND s.state = 'active'
               WHERE n.groupid <> 0 AND n.noderole = 'primary' AND n.isactive
-              ORDER BY s.joined_at DESC NULLS LAST, n.nodeid DESC
+              ORDER BY ours DESC, bytes ASC NULLS LAST, placements ASC, s.joined_at DESC NULLS LAST, n.nodeid DESC
               LIMIT $1",
             None,
             &[i64::from(count).into()],
         )? {
-            out.push((
-                r.get::<String>(1)?.unwrap_or_default(),
-                r.get::<i32>(2)?.unwrap_or_default(),
-            ));
+            let host = r.get::<String>(1)?.unwrap_or_default();
+            let port = r.get::<i32>(2)?.unwrap_or_default();
+            let ours = r.get::<bool>(3)?.unwrap_or(false);
+            let placements = r.get::<i64>(4)?.unwrap_or(0);
+            let bytes = r.get::<i64>(5)?;
+            let why = format!(
+                "{host}:{port} {}, holds {placements} placement{}{}",
+                if ours {
+                    "was added by autoscale"
+                } else {
+                    "is a worker autoscale did not add (no added one is left)"
+                },
+                if placements == 1 { "" } else { "s" },
+                match bytes {
+                    Some(b) => format!(" ({b} bytes of shards at the last sample)"),
+                    None => String::new(),
+                }
+            );
+            out.push((host, port, why));
         }
         Ok(out)
     })
+}
+
+/// A node's shouldhaveshards in pg_dist_node (None when it is not there).
+pub fn should_have_shards(host: &str, port: i32) -> SpiResult<Option<bool>> {
+    Spi::get_one_with_args::<bool>(
+        "SELECT (SELECT shouldhaveshards FROM pg_catalog.pg_dist_node WHERE nodename = $1 AND nodeport = $2)",
+        &[host.into(), port.into()],
+    )
+}
+
+/// Whether `name` is a rebalance strategy in pg_dist_rebalance_strategy.
+pub fn rebalance_strategy_exists(name: &str) -> SpiResult<bool> {
+    Ok(Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_rebalance_strategy WHERE name = $1)",
+        &[name.into()],
+    )?
+    .unwrap_or(false))
 }

@@ -13,6 +13,7 @@ mod history;
 mod metrics;
 mod operations;
 mod policies;
+mod privilege;
 mod pool;
 mod provision;
 mod sampler;

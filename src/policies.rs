@@ -248,7 +248,7 @@ pub fn run_custom(sql: &str) -> Result<f64, String> {
                 .map(|n| f64::try_from(n).unwrap_or(f64::NAN)),
             _ => {
                 let name =
-                    Spi::get_one_with_args::<String>("SELECT format_type($1, NULL)", &[oid.into()])
+                    Spi::get_one_with_args::<String>("SELECT pg_catalog.format_type($1, NULL)", &[oid.into()])
                         .ok()
                         .flatten()
                         .unwrap_or_else(|| format!("type {oid:?}"));
@@ -263,11 +263,82 @@ pub fn run_custom(sql: &str) -> Result<f64, String> {
     })
 }
 
-/// Runs a custom query in a subtransaction under a statement timeout: a failure is a value.
+/// Whether `sql` is exactly one SELECT statement (no INTO): parsed only, nothing runs.
+fn one_select(sql: &str) -> Result<(), String> {
+    let c = std::ffi::CString::new(sql).map_err(|_| "custom_sql contains a NUL byte".to_string())?;
+    let verdict = subxact::catch_and_roll_back(|| unsafe {
+        let list = pg_sys::raw_parser(c.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
+        let n = if list.is_null() { 0 } else { (*list).length };
+        if n != 1 {
+            return Err(format!(
+                "custom_sql holds {n} statements; it must be exactly one SELECT"
+            ));
+        }
+        let raw = (*(*list).elements).ptr_value as *mut pg_sys::RawStmt;
+        let stmt = (*raw).stmt;
+        if !pgrx::is_a(stmt, pg_sys::NodeTag::T_SelectStmt) {
+            return Err("custom_sql must be a SELECT".to_string());
+        }
+        if !(*(stmt as *mut pg_sys::SelectStmt)).intoClause.is_null() {
+            return Err("custom_sql must be a SELECT without INTO".to_string());
+        }
+        Ok(())
+    })?;
+    verdict
+}
+
+/// Runs a custom query: exactly one SELECT, as `autoscale.custom_sql_role` (never a superuser),
+/// read-only, search_path pg_catalog, pg_temp, as a security-restricted operation, under a
+/// statement timeout, in a subtransaction that is rolled back. A failure is a value.
 pub fn run_custom_guarded(sql: &str) -> Result<f64, String> {
+    let role = crate::privilege::custom_sql_role()?;
+    one_select(sql)?;
     let sql = sql.to_string();
-    subxact::catch(move || subxact::with_statement_timeout(CUSTOM_TIMEOUT_MS, || run_custom(&sql)))
-        .and_then(|r| r)
+    subxact::catch_and_roll_back(move || {
+        crate::privilege::as_custom_sql_role(role, || {
+            subxact::with_statement_timeout(CUSTOM_TIMEOUT_MS, || run_custom(&sql))
+        })
+    })
+    .and_then(|r| r)
+}
+
+/// Refuses a policy that the settings would keep from ever acting: a window longer than the
+/// history kept (autoscale.history_retention).
+pub fn check_against_settings(p: &Policy) -> Result<(), AutoscaleError> {
+    let retention = settings::history_retention().map(|d| d.as_secs_f64());
+    let interval = settings::sample_interval().as_secs_f64();
+    for (argument, w) in [("scale_out_for", p.scale_out_for), ("scale_in_for", p.scale_in_for)] {
+        if let Some(r) = retention {
+            if r < w + interval {
+                return Err(AutoscaleError::invalid(
+                    argument,
+                    format!("'{}'", autoscale_core::duration::format_secs(w)),
+                    format!(
+                        "a window shorter than autoscale.history_retention ({}) minus one sample_interval; \
+                         raise autoscale.history_retention first",
+                        autoscale_core::duration::format_secs(r)
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Settings that together keep scaling from working, given the stored policies (for a warning
+/// event at the next tick after a reload).
+pub fn setting_conflicts() -> SpiResult<Vec<String>> {
+    let policies = load()?;
+    let longest = policies
+        .iter()
+        .map(|p| (p.policy.name.as_str(), p.policy.scale_out_for.max(p.policy.scale_in_for)))
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    Ok(autoscale_core::safety::setting_conflicts(
+        settings::history_retention().map(|d| d.as_secs_f64()),
+        longest,
+        settings::sample_interval().as_secs_f64(),
+        crate::history::rate_lookback_secs(),
+    ))
 }
 
 /// Stores (creates or replaces) a policy.
@@ -292,8 +363,8 @@ pub fn store(p: &StoredPolicy) -> SpiResult<()> {
         "INSERT INTO autoscale.policy_config AS p
               (name, metric, aggregate, kind, scale_out_above, scale_in_below, target, tolerance,
                scale_out_for, scale_in_for, cooldown_out, cooldown_in, min_workers, max_workers, step, custom_sql)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, make_interval(secs => $9), make_interval(secs => $10),
-                 make_interval(secs => $11), make_interval(secs => $12), $13, $14, $15, $16)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, pg_catalog.make_interval(secs => $9), pg_catalog.make_interval(secs => $10),
+                 pg_catalog.make_interval(secs => $11), pg_catalog.make_interval(secs => $12), $13, $14, $15, $16)
          ON CONFLICT (name) DO UPDATE SET
                metric = excluded.metric, aggregate = excluded.aggregate, kind = excluded.kind,
                scale_out_above = excluded.scale_out_above, scale_in_below = excluded.scale_in_below,
@@ -406,7 +477,7 @@ fn history_window(window_secs: f64) -> SpiResult<(Vec<SampleAgg>, CustomValues)>
            FROM autoscale.worker_count w
            LEFT JOIN autoscale.node_samples s
                   ON s.sample_id = w.sample_id AND s.reachable AND (NOT s.is_coordinator OR w.worker_count = 0)
-          WHERE w.sampled_at >= pg_catalog.clock_timestamp() - make_interval(secs => $1)
+          WHERE w.sampled_at >= pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $1)
           GROUP BY w.sample_id, w.sampled_at, w.worker_count, w.unreachable_workers
           ORDER BY w.sampled_at"
     );
@@ -430,7 +501,7 @@ fn history_window(window_secs: f64) -> SpiResult<(Vec<SampleAgg>, CustomValues)>
         let mut custom = HashMap::new();
         for r in c.select(
             "SELECT sample_id, policy, value FROM autoscale.metric_samples
-              WHERE sampled_at >= pg_catalog.clock_timestamp() - make_interval(secs => $1)",
+              WHERE sampled_at >= pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $1)",
             None,
             &[window_secs.into()],
         )? {

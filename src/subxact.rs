@@ -36,6 +36,24 @@ pub fn catch<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> Result<T, Str
     }
 }
 
+/// Runs `f` in a subtransaction that is always rolled back: nothing `f` did stays (for custom
+/// metric SQL, which must have no side effects). Its result, or its error message.
+pub fn catch_and_roll_back<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> Result<T, String> {
+    unsafe {
+        let old_context = pg_sys::CurrentMemoryContext;
+        let old_owner = pg_sys::CurrentResourceOwner;
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(old_context);
+        let result = PgTryBuilder::new(|| Ok(f()))
+            .catch_others(|e| Err(message(&e)))
+            .execute();
+        pg_sys::RollbackAndReleaseCurrentSubTransaction();
+        pg_sys::MemoryContextSwitchTo(old_context);
+        pg_sys::CurrentResourceOwner = old_owner;
+        result
+    }
+}
+
 // utils/timeout.h is not in pgrx's bindings. TimeoutId::STATEMENT_TIMEOUT is 3 in PostgreSQL 15.
 const STATEMENT_TIMEOUT: i32 = 3;
 unsafe extern "C-unwind" {

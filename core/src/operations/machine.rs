@@ -46,6 +46,7 @@ pub fn new_operation(
         added: Vec::new(),
         also: Vec::new(),
         cancelled: false,
+        had_shards: None,
     })
 }
 
@@ -135,10 +136,13 @@ fn plan(op: &Operation) -> Result<Action, String> {
         Step::VerifyEmpty => Action::CountPlacements { nodes: nodes()? },
         Step::RemoveNode => Action::RemoveNode { nodes: nodes()? },
         Step::ReturnToPool => Action::ReturnToPool { nodes: nodes()? },
-        Step::Restore => Action::SetShouldHaveShards {
-            nodes: nodes()?,
-            value: true,
-        },
+        Step::Restore => {
+            node()?;
+            Action::SetShouldHaveShards {
+                nodes: op.restore_set(),
+                value: true,
+            }
+        }
         Step::Done => {
             return Err("inconsistent operation: at step done but still running".to_string())
         }
@@ -229,6 +233,11 @@ pub fn advance(op: &Operation, outcome: Outcome, now: f64, limits: &Limits) -> T
         }
         (Step::MarkDraining, Outcome::Ok) => {
             let detail = format!("shouldhaveshards = false on {}", m.node_text());
+            m.goto(Step::StartDrain, detail);
+        }
+        (Step::MarkDraining, Outcome::Marked { had_shards }) => {
+            let detail = format!("shouldhaveshards = false on {}", m.node_text());
+            m.op.had_shards = Some(had_shards);
             m.goto(Step::StartDrain, detail);
         }
         (Step::StartDrain, Outcome::JobStarted(Some(id))) => {
@@ -665,12 +674,13 @@ impl Machine {
             .error
             .clone()
             .unwrap_or_else(|| "unknown error".to_string());
-        let message = format!(
-            "{}: {status} after {}: {error}; shouldhaveshards restored to true on {}",
-            self.header(),
-            self.took(),
-            self.node_text()
-        );
+        let restored = self.op.restore_set();
+        let what = if restored.is_empty() {
+            "shouldhaveshards left as it was before (false)".to_string()
+        } else {
+            format!("shouldhaveshards restored to true on {}", names(&restored))
+        };
+        let message = format!("{}: {status} after {}: {error}; {what}", self.header(), self.took());
         let kind = if self.op.cancelled {
             NOTE_CANCELLED
         } else {

@@ -362,6 +362,11 @@ pub struct Operation {
     /// `cancelled` instead of `failed`.
     #[serde(default)]
     pub cancelled: bool,
+    /// The leaving nodes that had shouldhaveshards = true before `mark_draining` (recorded by it):
+    /// the restore step puts back exactly these. None on rows written before 0.2.0 (all are
+    /// restored to true then).
+    #[serde(default)]
+    pub had_shards: Option<Vec<NodeAddr>>,
 }
 
 impl Operation {
@@ -370,6 +375,35 @@ impl Operation {
     pub fn leaving(&self) -> Vec<NodeAddr> {
         self.node.iter().chain(&self.also).cloned().collect()
     }
+
+    /// The nodes the restore step sets back to shouldhaveshards = true: those that had it before
+    /// the scale-in (a node that was already false stays false).
+    pub fn restore_set(&self) -> Vec<NodeAddr> {
+        match &self.had_shards {
+            Some(had) => self
+                .leaving()
+                .into_iter()
+                .filter(|n| had.contains(n))
+                .collect(),
+            None => self.leaving(),
+        }
+    }
+}
+
+/// Whether performing `op`'s current action must pass the guards (mode, maintenance window, a
+/// human's job, ...). Reads never do, and neither does the restore step of a scale-in: putting
+/// shouldhaveshards back undoes autoscale's own change and must always run.
+pub fn needs_guards(op: &Operation) -> bool {
+    if op.status == Status::Running && op.kind == Kind::ScaleIn && op.step == Step::Restore {
+        return false;
+    }
+    !matches!(
+        action(op),
+        Action::PollJob { .. }
+            | Action::CheckForNode { .. }
+            | Action::CountPlacements { .. }
+            | Action::Nothing
+    )
 }
 
 /// What the executor must do for an operation's current step.
@@ -453,6 +487,8 @@ pub enum Outcome {
     NotYet,
     /// Placements counted on the node.
     Placements(i64),
+    /// `mark_draining` set shouldhaveshards = false; these nodes had it true before.
+    Marked { had_shards: Vec<NodeAddr> },
     /// The action raised an error (message).
     Error(String),
 }

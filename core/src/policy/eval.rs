@@ -87,14 +87,6 @@ pub fn evaluate(input: &EvalInput) -> Decision {
             .unwrap_or(from);
         let all: Vec<&PolicyEval> = evals.iter().collect();
         let reasons = prefixed(&all);
-        // never below the coordinator: zero workers means the coordinator alone holds every shard
-        if desired == 0 && from > 0 {
-            if let Err(why) = single_node_room(&input.single_node) {
-                let mut r = vec![format!("no scale-in to a single node: {why}")];
-                r.extend(reasons);
-                return hold(r, evals);
-            }
-        }
         return Decision {
             direction: Direction::In,
             desired_workers: desired,
@@ -240,9 +232,17 @@ fn eval_one(input: &EvalInput, s: &PolicySeries) -> (PolicyEval, bool) {
         }
         Want::In(d) => {
             ev.cooldown_left = cd_in;
+            let single = (d == 0)
+                .then(|| single_node_room(&input.single_node).err())
+                .flatten();
             if d >= w {
                 cx.reasons
                     .push(format!("at min_workers ({})", p.min_workers));
+            } else if let Some(why) = single {
+                // never below the coordinator: zero workers is the coordinator alone, holding
+                // every shard
+                cx.reasons
+                    .push(format!("no scale-in to a single node: {why}"));
             } else if cd_in > 0.0 {
                 let after = if cd_in_after_out >= cd_in_after_in {
                     "scale-out"

@@ -139,8 +139,22 @@ fn never_below_the_coordinator() {
             (Direction::Hold, 2),
             "{single:?}"
         );
-        assert!(has(&d, "no scale-in to a single node"), "{:?}", d.reasons);
+        assert!(
+            has(&d, "cpu: no scale-in to a single node"),
+            "{:?}",
+            d.reasons
+        );
         assert!(has(&d, why), "{why}: {:?}", d.reasons);
+        // explain() shows it on the policy's own row
+        assert_eq!(d.policies[0].direction, Direction::Hold);
+        assert!(
+            d.policies[0]
+                .reasons
+                .iter()
+                .any(|r| r.starts_with("no scale-in to a single node")),
+            "{:?}",
+            d.policies[0].reasons
+        );
     }
     // a scale-in that keeps a worker does not depend on the coordinator
     let mut p = cpu0();

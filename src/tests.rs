@@ -632,7 +632,8 @@ mod tests {
     }
 
     #[pg_test]
-    fn a_single_node_reads_the_coordinator_and_scales_out_from_zero_workers() {
+    fn single_node_reads_the_coordinator_and_scales_out_from_zero() {
+        setup();
         Spi::run("SET autoscale.sample_interval = '5s'; SET autoscale.mode = 'observe'").unwrap();
         fresh_history();
         // 3 minutes of a single-node Citus: no worker, the coordinator holds the shards at 93%

@@ -548,11 +548,18 @@ pub struct SingleNode {
 pub fn single_node_room(s: &SingleNode) -> Result<(), String> {
     if !s.coordinator_takes_shards {
         return Err(if s.shed_by_hand {
-            "the coordinator's shouldhaveshards is false; a single node holds every shard, so              set it first: SELECT citus_set_node_property(<coordinator host>, <port>,              'shouldhaveshards', true)"
-                .to_string()
+            concat!(
+                "the coordinator's shouldhaveshards is false; a single node holds every shard, so set it ",
+                "first with citus_set_node_property(<coordinator host>, <port>, 'shouldhaveshards', true), ",
+                "or let autoscale do it with autoscale.coordinator_shards = 'shed'"
+            )
+            .to_string()
         } else {
-            "the coordinator is not in the Citus metadata (citus_set_coordinator_host) with              shouldhaveshards = true, so no node would be left to hold the shards"
-                .to_string()
+            concat!(
+                "the coordinator is not in the Citus metadata (citus_set_coordinator_host) with ",
+                "shouldhaveshards = true, so no node would be left to hold the shards"
+            )
+            .to_string()
         });
     }
     let (Some(free), Some(bytes)) = (s.coordinator_free_bytes, s.worker_shard_bytes) else {

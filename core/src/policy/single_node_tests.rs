@@ -223,3 +223,28 @@ fn backtest_relieves_the_coordinator_by_the_data_nodes_added() {
         (Direction::Out, 0, 2)
     );
 }
+
+#[test]
+fn the_refusals_read_as_one_sentence_each() {
+    let by_hand = SingleNode {
+        coordinator_takes_shards: false,
+        shed_by_hand: true,
+        ..room()
+    };
+    assert_eq!(
+        single_node_room(&by_hand).unwrap_err(),
+        "the coordinator's shouldhaveshards is false; a single node holds every shard, so set it first \
+         with citus_set_node_property(<coordinator host>, <port>, 'shouldhaveshards', true), or let \
+         autoscale do it with autoscale.coordinator_shards = 'shed'"
+    );
+    let unregistered = SingleNode {
+        coordinator_takes_shards: false,
+        ..room()
+    };
+    assert_eq!(
+        single_node_room(&unregistered).unwrap_err(),
+        "the coordinator is not in the Citus metadata (citus_set_coordinator_host) with \
+         shouldhaveshards = true, so no node would be left to hold the shards"
+    );
+    assert_eq!(single_node_room(&room()), Ok(()));
+}

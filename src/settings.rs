@@ -68,6 +68,10 @@ static WEBHOOK_URL: GucSetting<Option<std::ffi::CString>> =
 /// Maintenance window ("02:00-04:00", "sat,sun 00:00-06:00", UTC); empty = always.
 static MAINTENANCE_WINDOW: GucSetting<Option<std::ffi::CString>> =
     GucSetting::<Option<std::ffi::CString>>::new(None);
+/// Test builds only (cargo feature `failpoints`): operation steps to hold before their action.
+#[cfg(feature = "failpoints")]
+static TEST_HOLD_AT_STEPS: GucSetting<Option<std::ffi::CString>> =
+    GucSetting::<Option<std::ffi::CString>>::new(None);
 
 /// What happens to the coordinator's shards once workers exist (a scale-out from a single node).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PostgresGucEnum)]
@@ -269,6 +273,17 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    #[cfg(feature = "failpoints")]
+    GucRegistry::define_string_guc(
+        c"autoscale.test_hold_at_steps",
+        c"Test builds only: operation steps (comma-separated) at which a running operation holds.",
+        c"A failpoint for the real-cluster scenarios: an operation that reaches one of these steps stays there, \
+          its action not performed, until the step is taken out of the list. Compiled in only with the cargo \
+          feature failpoints.",
+        &TEST_HOLD_AT_STEPS,
+        GucContext::Suset,
+        GucFlags::SUPERUSER_ONLY,
+    );
     // A typo such as `autoscale.sample_intreval` in postgresql.conf then warns instead of being ignored.
     unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"autoscale".as_ptr()) };
 }
@@ -359,4 +374,19 @@ pub fn maintenance_window() -> Option<String> {
 
 pub fn coordinator_shards() -> CoordinatorShards {
     COORDINATOR_SHARDS.get()
+}
+
+/// Whether a test build's `autoscale.test_hold_at_steps` holds an operation at `step`. Always
+/// false in a build without the cargo feature `failpoints`.
+pub fn test_hold_at(step: &str) -> bool {
+    #[cfg(feature = "failpoints")]
+    {
+        string(&TEST_HOLD_AT_STEPS)
+            .is_some_and(|l| l.split(',').any(|s| s.trim().eq_ignore_ascii_case(step)))
+    }
+    #[cfg(not(feature = "failpoints"))]
+    {
+        let _ = step;
+        false
+    }
 }

@@ -36,7 +36,8 @@ CREATE TABLE autoscale.node_samples (
     cpu_capacity_seconds double precision,
     cpu_cores            real,
     xact_commit          bigint,
-    xact_rollback        bigint
+    xact_rollback        bigint,
+    data_node            boolean
 );
 CREATE INDEX node_samples_sampled_at_idx ON autoscale.node_samples (sampled_at);
 CREATE INDEX node_samples_node_idx ON autoscale.node_samples (nodename, nodeport, sampled_at DESC);
@@ -50,6 +51,9 @@ COMMENT ON COLUMN autoscale.node_samples.cpu_busy_pct IS
 COMMENT ON COLUMN autoscale.node_samples.shard_count IS 'Shard placements on the node, from pg_dist_placement.';
 COMMENT ON COLUMN autoscale.node_samples.shard_bytes IS 'Bytes of the shard placements on the node, measured on the node.';
 COMMENT ON COLUMN autoscale.node_samples.node_time IS 'The node''s clock at reading time, seconds since the epoch.';
+COMMENT ON COLUMN autoscale.node_samples.data_node IS
+  'The node holds shards of distributed tables or should (shouldhaveshards), the coordinator included: the policies '
+  'read the load of these nodes. Reference and citus local tables do not count. NULL without Citus.';
 
 CREATE TABLE autoscale.worker_count (
     sampled_at          timestamptz NOT NULL PRIMARY KEY,
@@ -81,7 +85,7 @@ CREATE VIEW autoscale.latest_node_load AS
 SELECT DISTINCT ON (nodename, nodeport)
        sampled_at, nodeid, nodename, nodeport, is_coordinator, reachable, error,
        cpu_busy_pct, load1, mem_used_pct, disk_used_pct, connections, active_connections,
-       commits_per_sec, database_size, shard_count, shard_bytes
+       commits_per_sec, database_size, shard_count, shard_bytes, data_node
   FROM autoscale.node_samples
  WHERE sampled_at > pg_catalog.now() - interval '1 day'
  ORDER BY nodename, nodeport, sampled_at DESC;
@@ -247,13 +251,18 @@ SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
                 (SELECT max(finished_at) FROM autoscale.operations
                   WHERE kind IN ('scale_out', 'scale_in') AND status = 'succeeded')
                 + (SELECT max(cooldown_in) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_in_cooldown_left,
-       (SELECT max(started_at) FROM autoscale.operations) AS last_operation_at
+       (SELECT max(started_at) FROM autoscale.operations) AS last_operation_at,
+       ARRAY(SELECT s.nodename || ':' || s.nodeport || CASE WHEN s.is_coordinator THEN ' (coordinator)' ELSE '' END
+               FROM autoscale.node_samples s
+              WHERE s.sample_id = w.sample_id AND s.data_node
+              ORDER BY s.is_coordinator DESC, s.nodename, s.nodeport) AS data_nodes
   FROM autoscale.control c
   LEFT JOIN LATERAL (SELECT * FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1) w ON true
   LEFT JOIN autoscale.operations o ON o.status = 'running';
 COMMENT ON VIEW autoscale.status IS
   'One row: mode, active and unreachable workers at the last sample, the running operation and its step, the last '
-  'decision of the policy engine and its reasons, a pause, the standby pool by state, and the cooldowns left.';
+  'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, and the '
+  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such).';
 
 CREATE VIEW autoscale.rebalance_progress AS
 SELECT o.id AS operation_id,

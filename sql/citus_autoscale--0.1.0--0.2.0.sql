@@ -4,6 +4,23 @@
 -- Released scripts are never edited: 0.2.0's changes after its release go into a 0.2.0--<next> script.
 \echo Use "ALTER EXTENSION citus_autoscale UPDATE" to load this file. \quit
 
+-- === single node (issue 11) ===
+-- A node that holds shards (or should) is a data node, the coordinator included; the policies read
+-- the load of the data nodes, min_workers may be 0, explain() and status name the data nodes.
+ALTER TABLE autoscale.node_samples ADD COLUMN data_node boolean;
+COMMENT ON COLUMN autoscale.node_samples.data_node IS
+  'The node holds shards of distributed tables or should (shouldhaveshards), the coordinator included: the policies '
+  'read the load of these nodes. Reference and citus local tables do not count. NULL without Citus.';
+
+CREATE OR REPLACE VIEW autoscale.latest_node_load AS
+SELECT DISTINCT ON (nodename, nodeport)
+       sampled_at, nodeid, nodename, nodeport, is_coordinator, reachable, error,
+       cpu_busy_pct, load1, mem_used_pct, disk_used_pct, connections, active_connections,
+       commits_per_sec, database_size, shard_count, shard_bytes, data_node
+  FROM autoscale.node_samples
+ WHERE sampled_at > pg_catalog.now() - interval '1 day'
+ ORDER BY nodename, nodeport, sampled_at DESC;
+
 -- === safety (issue 10) ===
 -- The pool lifecycle gains 'failed' (a node whose citus_add_node failed); 'returned' is no longer claimable.
 ALTER TABLE autoscale.standby_nodes DROP CONSTRAINT standby_nodes_state_check;
@@ -62,10 +79,19 @@ SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
                 (SELECT max(finished_at) FROM autoscale.operations
                   WHERE kind IN ('scale_out', 'scale_in') AND status = 'succeeded')
                 + (SELECT max(cooldown_in) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_in_cooldown_left,
-       (SELECT max(started_at) FROM autoscale.operations) AS last_operation_at
+       (SELECT max(started_at) FROM autoscale.operations) AS last_operation_at,
+       ARRAY(SELECT s.nodename || ':' || s.nodeport || CASE WHEN s.is_coordinator THEN ' (coordinator)' ELSE '' END
+               FROM autoscale.node_samples s
+              WHERE s.sample_id = w.sample_id AND s.data_node
+              ORDER BY s.is_coordinator DESC, s.nodename, s.nodeport) AS data_nodes
   FROM autoscale.control c
   LEFT JOIN LATERAL (SELECT * FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1) w ON true
   LEFT JOIN autoscale.operations o ON o.status = 'running';
+COMMENT ON VIEW autoscale.status IS
+  'One row: mode, active and unreachable workers at the last sample, the running operation and its step, the last '
+  'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, and the '
+  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such).';
+
 
 -- One NULL rule: a NULL for a required argument is an error (22004) that names it, so no function is
 -- STRICT any more; node_stats() pins its search_path; set_policy() is no longer SECURITY DEFINER (it checks
@@ -184,14 +210,44 @@ VOLATILE
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'set_policy_wrapper';
+
+-- explain() gains the column data_nodes
+DROP FUNCTION autoscale.explain();
+CREATE  FUNCTION autoscale."explain"() RETURNS TABLE (
+	"policy" TEXT,  /* String */
+	"metric" TEXT,  /* String */
+	"aggregate" TEXT,  /* String */
+	"current_value" double precision,  /* Option < f64 > */
+	"rule" TEXT,  /* String */
+	"held_for" interval,  /* Interval */
+	"cooldown_left" interval,  /* Interval */
+	"workers" INT,  /* i32 */
+	"desired_workers" INT,  /* i32 */
+	"decision" TEXT,  /* String */
+	"reasons" TEXT[],  /* Vec < String > */
+	"data_nodes" TEXT[]  /* Vec < String > */
+)
+STRICT STABLE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'explain_wrapper';
+REVOKE ALL ON FUNCTION autoscale.explain() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION autoscale.explain() TO pg_monitor;
+COMMENT ON FUNCTION autoscale.explain() IS
+  'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
+  'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, and data_nodes: the '
+  'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)).';
+
+-- Comments of the functions whose text changed in 0.2.0, as finalize.sql sets them.
 COMMENT ON FUNCTION autoscale.set_policy(text, text, text, double precision, double precision, double precision,
                                          double precision, interval, interval, interval, interval, integer, integer,
                                          integer, text) IS
   'Creates or replaces a scaling policy. Threshold: scale out when the metric (cpu, memory, disk, connections, '
-  'active_connections, commits_per_sec, load1, custom) aggregated by avg or max over active workers stays above '
-  'scale_out_above for scale_out_for, scale in when below scale_in_below for scale_in_for. Target tracking (target '
-  '=> x): desired workers = ceil(workers * value / target), within tolerance no change. cooldown applies after a '
-  'scale-out, scale_in_cooldown (default cooldown) after a scale-in; min_workers..max_workers bound the size; step '
+  'active_connections, commits_per_sec, load1, custom) aggregated by avg or max over the data nodes (nodes that hold '
+  'or should hold shards, the coordinator included when it does) stays above scale_out_above for scale_out_for, scale '
+  'in when below scale_in_below for scale_in_for. Target tracking (target => x): desired data nodes = ceil(data nodes '
+  '* value / target), within tolerance no change. cooldown applies after a scale-out, scale_in_cooldown (default '
+  'cooldown) after a scale-in; min_workers..max_workers bound the size (min_workers 0: the coordinator alone, a single '
+  'node, refused unless it can take every shard and has the disk for them); step '
   'workers join in one scale-out (one rebalance) or leave in one scale-in (one drain job). '
   'metric => ''custom'' takes custom_sql, exactly one read-only SELECT returning one number (only a superuser calling '
   'directly, never from an index expression or another role''s SECURITY DEFINER function; each sample runs it as '
@@ -203,7 +259,15 @@ COMMENT ON FUNCTION autoscale.scale_in(text, integer, text) IS
   'Removes a worker: shouldhaveshards = false, a drain_only rebalance job, citus_cleanup_orphaned_resources, a check '
   'that no placement is left, citus_remove_node, back to the pool as returned with a deprovision request (not '
   'claimable until offered again). On any failure or cancel shouldhaveshards is put back to what it was, whatever '
-  'the guards say. Refuses the coordinator and going below min_workers; reason is at most 500 bytes.';
+  'the guards say. Refuses the coordinator and going below min_workers; reason is at most 500 bytes. Removing the '
+  'last worker (back to a single node) is refused unless the coordinator can take every shard: shouldhaveshards = '
+  'true (or autoscale.coordinator_shards = ''shed'', which sets it first) and free disk for the workers'' shard bytes '
+  'plus 20%.';
+COMMENT ON FUNCTION autoscale.scale_out(text, integer, text, integer) IS
+  'Adds workers now: the given host and port, else up to nodes (1..64) available nodes of the standby pool, else a '
+  'provision request (outbox row, NOTIFY autoscale_provision, webhook) answered by one node; then one rebalance onto '
+  'them. With autoscale.coordinator_shards = ''shed'' a coordinator that holds shards gets shouldhaveshards = false '
+  'before that rebalance, which moves its shards to the workers. Same guards as the policies.';
 COMMENT ON FUNCTION autoscale.add_standby_node(text, integer) IS
   'Offers a node to the standby pool, or offers again a node that is returned or failed (its pending deprovision '
   'requests are then fulfilled). Refused when it is in the cluster or available/joining/active/draining in the pool, '
@@ -217,4 +281,3 @@ COMMENT ON FUNCTION autoscale.node_stats() IS
   'limit), load averages, memory total/available, data-directory disk total/free, client connections total/active, '
   'cumulative commits and rollbacks, database size, shard bytes and whether this node is the Citus coordinator. Runs '
   'with search_path pg_catalog, pg_temp.';
-

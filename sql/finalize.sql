@@ -37,10 +37,12 @@ COMMENT ON FUNCTION autoscale.set_policy(text, text, text, double precision, dou
                                          double precision, interval, interval, interval, interval, integer, integer,
                                          integer, text) IS
   'Creates or replaces a scaling policy. Threshold: scale out when the metric (cpu, memory, disk, connections, '
-  'active_connections, commits_per_sec, load1, custom) aggregated by avg or max over active workers stays above '
-  'scale_out_above for scale_out_for, scale in when below scale_in_below for scale_in_for. Target tracking (target '
-  '=> x): desired workers = ceil(workers * value / target), within tolerance no change. cooldown applies after a '
-  'scale-out, scale_in_cooldown (default cooldown) after a scale-in; min_workers..max_workers bound the size; step '
+  'active_connections, commits_per_sec, load1, custom) aggregated by avg or max over the data nodes (nodes that hold '
+  'or should hold shards, the coordinator included when it does) stays above scale_out_above for scale_out_for, scale '
+  'in when below scale_in_below for scale_in_for. Target tracking (target => x): desired data nodes = ceil(data nodes '
+  '* value / target), within tolerance no change. cooldown applies after a scale-out, scale_in_cooldown (default '
+  'cooldown) after a scale-in; min_workers..max_workers bound the size (min_workers 0: the coordinator alone, a single '
+  'node, refused unless it can take every shard and has the disk for them); step '
   'workers join in one scale-out (one rebalance) or leave in one scale-in (one drain job). '
   'metric => ''custom'' takes custom_sql, exactly one read-only SELECT returning one number (only a superuser calling '
   'directly, never from an index expression or another role''s SECURITY DEFINER function; each sample runs it as '
@@ -66,7 +68,8 @@ COMMENT ON FUNCTION autoscale.metrics() IS
   'kind and status, the standby pool by state, pending provision requests, paused. Reads only.';
 COMMENT ON FUNCTION autoscale.explain() IS
   'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
-  'cooldown left, current and desired workers, and the decision (out, in, hold) with its reasons.';
+  'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, and data_nodes: the '
+  'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)).';
 COMMENT ON FUNCTION autoscale.rebalance_now(text) IS
   'Starts a rebalance now (citus_rebalance_start with autoscale.rebalance_strategy and autoscale.shard_transfer_mode) '
   'as a followed operation, through the same guards as the automatic one (mode act, no other rebalance running, '
@@ -74,12 +77,16 @@ COMMENT ON FUNCTION autoscale.rebalance_now(text) IS
 COMMENT ON FUNCTION autoscale.scale_out(text, integer, text, integer) IS
   'Adds workers now: the given host and port, else up to nodes (1..64) available nodes of the standby pool, else a '
   'provision request (outbox row, NOTIFY autoscale_provision, webhook) answered by one node; then one rebalance onto '
-  'them. Same guards as the policies.';
+  'them. With autoscale.coordinator_shards = ''shed'' a coordinator that holds shards gets shouldhaveshards = false '
+  'before that rebalance, which moves its shards to the workers. Same guards as the policies.';
 COMMENT ON FUNCTION autoscale.scale_in(text, integer, text) IS
   'Removes a worker: shouldhaveshards = false, a drain_only rebalance job, citus_cleanup_orphaned_resources, a check '
   'that no placement is left, citus_remove_node, back to the pool as returned with a deprovision request (not '
   'claimable until offered again). On any failure or cancel shouldhaveshards is put back to what it was, whatever '
-  'the guards say. Refuses the coordinator and going below min_workers; reason is at most 500 bytes.';
+  'the guards say. Refuses the coordinator and going below min_workers; reason is at most 500 bytes. Removing the '
+  'last worker (back to a single node) is refused unless the coordinator can take every shard: shouldhaveshards = '
+  'true (or autoscale.coordinator_shards = ''shed'', which sets it first) and free disk for the workers'' shard bytes '
+  'plus 20%.';
 COMMENT ON FUNCTION autoscale.add_standby_node(text, integer) IS
   'Offers a node to the standby pool, or offers again a node that is returned or failed (its pending deprovision '
   'requests are then fulfilled). Refused when it is in the cluster or available/joining/active/draining in the pool, '

@@ -253,7 +253,8 @@ fn resume() -> bool {
 }
 
 /// Per policy: current value, rule, how long the condition held, cooldown left, desired workers
-/// and the decision with its reasons, from recorded samples. Acts on nothing.
+/// and the decision with its reasons, from recorded samples, and the data nodes whose load the
+/// value is read from. Acts on nothing.
 #[allow(clippy::type_complexity)]
 #[pg_extern(stable)]
 fn explain() -> TableIterator<
@@ -270,9 +271,11 @@ fn explain() -> TableIterator<
         name!(desired_workers, i32),
         name!(decision, String),
         name!(reasons, Vec<String>),
+        name!(data_nodes, Vec<String>),
     ),
 > {
     let (d, _) = policies::decide().unwrap_or_else(|e| error!("{e}"));
+    let data_nodes = policies::data_nodes_now().unwrap_or_else(|e| error!("{e}"));
     let rows: Vec<_> = d
         .policies
         .into_iter()
@@ -289,6 +292,7 @@ fn explain() -> TableIterator<
                 p.desired_workers as i32,
                 p.direction.as_str().to_string(),
                 p.reasons,
+                data_nodes.clone(),
             )
         })
         .collect();

@@ -50,6 +50,9 @@ pub struct Node {
     pub isactive: bool,
     pub shouldhaveshards: bool,
     pub shard_count: i64,
+    /// Placements of distributed (hash, range, append) tables: not reference tables, not citus
+    /// local tables.
+    pub distributed_shard_count: i64,
 }
 
 /// Primary nodes in pg_dist_node (coordinator included when registered), ordered by nodeid.
@@ -57,7 +60,11 @@ pub fn primary_nodes() -> SpiResult<Vec<Node>> {
     Spi::connect(|client| {
         let rows = client.select(
             "SELECT n.nodeid, n.groupid, n.nodename, n.nodeport, n.isactive, n.shouldhaveshards,
-                    (SELECT count(*) FROM pg_catalog.pg_dist_placement p WHERE p.groupid = n.groupid)
+                    (SELECT count(*) FROM pg_catalog.pg_dist_placement p WHERE p.groupid = n.groupid),
+                    (SELECT count(*) FROM pg_catalog.pg_dist_placement p
+                       JOIN pg_catalog.pg_dist_shard s USING (shardid)
+                       JOIN pg_catalog.pg_dist_partition t ON t.logicalrelid = s.logicalrelid
+                      WHERE p.groupid = n.groupid AND t.partmethod <> 'n')
                FROM pg_catalog.pg_dist_node n
               WHERE n.noderole = 'primary'
               ORDER BY n.nodeid",
@@ -74,10 +81,16 @@ pub fn primary_nodes() -> SpiResult<Vec<Node>> {
                 isactive: r.get(5)?.unwrap_or(false),
                 shouldhaveshards: r.get(6)?.unwrap_or(false),
                 shard_count: r.get(7)?.unwrap_or(0),
+                distributed_shard_count: r.get(8)?.unwrap_or(0),
             });
         }
         Ok(out)
     })
+}
+
+/// The coordinator's row of pg_dist_node (group 0), when it is registered.
+pub fn coordinator_node() -> SpiResult<Option<Node>> {
+    Ok(primary_nodes()?.into_iter().find(|n| n.groupid == 0))
 }
 
 /// The answer of one worker to a fan-out.

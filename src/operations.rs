@@ -12,8 +12,10 @@ use pgrx::prelude::*;
 use pgrx::spi::SpiResult;
 use pgrx::JsonB;
 
+use autoscale_core::policy;
+
 use crate::errors::AutoscaleError;
-use crate::{citus, history, pool, provision, settings, subxact};
+use crate::{citus, history, policies, pool, provision, settings, subxact};
 
 /// What the policy engine needs to know about past operations.
 #[derive(Debug, Default)]
@@ -274,6 +276,10 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
                 }
             },
         ),
+        Action::SetCoordinatorShards { node, value } => to_outcome(
+            subxact::catch(|| citus::set_should_have_shards(&node.host, node.port, value)),
+            |_| Outcome::Ok,
+        ),
         Action::CleanupOrphaned { nodes } => {
             let timeout = settings::node_timeout().as_millis() as u64;
             to_outcome(
@@ -419,12 +425,49 @@ pub fn start(
         .map_err(spi)?
         .unwrap_or_default();
     let now = now().map_err(spi)?;
+    let coordinator = citus::coordinator_node().map_err(spi)?;
+    let leaves_single_node = kind == Kind::ScaleIn && {
+        let active: Vec<NodeAddr> = citus::primary_nodes()
+            .map_err(spi)?
+            .into_iter()
+            .filter(|n| n.groupid != 0 && n.isactive)
+            .map(|n| NodeAddr::new(n.nodename, n.nodeport))
+            .collect();
+        !active.is_empty() && active.iter().all(|a| nodes.contains(a))
+    };
+    if leaves_single_node {
+        // never below the coordinator: it must be able to take every shard
+        if let Err(why) = policy::single_node_room(&policies::single_node().map_err(spi)?) {
+            return Err(AutoscaleError::NotInPrerequisiteState(format!(
+                "no scale-in to a single node: {why}"
+            )));
+        }
+    }
     let op = match kind {
         Kind::ScaleOut => machine::new_scale_out(id, nodes.into_iter().next(), count, reason, now),
         Kind::ScaleIn => machine::new_scale_in(id, nodes, reason, now),
         Kind::Rebalance => machine::new_operation(id, kind, None, reason, now),
     }
     .map_err(|e| AutoscaleError::NotInPrerequisiteState(e.to_string()))?;
+    // the coordinator's own shards (autoscale.coordinator_shards)
+    let shed = settings::coordinator_shards() == settings::CoordinatorShards::Shed;
+    let op = match (&coordinator, kind) {
+        (Some(c), Kind::ScaleOut) if shed && c.shouldhaveshards => {
+            machine::with_coordinator_shards(
+                op,
+                NodeAddr::new(c.nodename.clone(), c.nodeport),
+                false,
+            )
+        }
+        (Some(c), Kind::ScaleIn) if leaves_single_node && !c.shouldhaveshards => {
+            machine::with_coordinator_shards(
+                op,
+                NodeAddr::new(c.nodename.clone(), c.nodeport),
+                true,
+            )
+        }
+        _ => op,
+    };
     insert(&op, requested_by).map_err(spi)?;
     history::record_event(
         "operation_started",

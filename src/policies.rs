@@ -4,8 +4,10 @@
 
 use std::collections::HashMap;
 
+use autoscale_core::policy::datanodes::{self, NodeRole};
 use autoscale_core::policy::{
     self, Aggregate, Decision, EvalInput, Metric, Point, Policy, PolicyKind, PolicySeries,
+    SingleNode,
 };
 use pgrx::prelude::*;
 use pgrx::spi::SpiResult;
@@ -157,7 +159,7 @@ pub fn build(a: &PolicyArgs) -> Result<StoredPolicy, AutoscaleError> {
         min_workers: count_arg(
             "min_workers",
             a.min_workers,
-            "an integer between 1 and 1000",
+            "an integer between 0 and 1000 (0: the coordinator alone, a single node)",
         )?,
         max_workers: count_arg(
             "max_workers",
@@ -444,8 +446,8 @@ fn column(metric: Metric) -> Option<&'static str> {
     })
 }
 
-/// One sample's aggregates over the reachable active workers (the coordinator stands in when there
-/// are no workers, as on plain PostgreSQL).
+/// One sample's aggregates over its data nodes (autoscale_core::policy::datanodes decides whose
+/// load counts: the data nodes, the coordinator included when it holds shards).
 ///
 /// Without Citus the node itself does all the work: the engine sees it as a cluster of one worker,
 /// so a policy decides on its load ("would scale out from 1 to 2 workers") instead of on
@@ -455,48 +457,100 @@ struct SampleAgg {
     at: f64,
     workers: u32,
     unreachable: u32,
+    data_nodes: u32,
     values: HashMap<(Metric, Aggregate), Option<f64>>,
 }
 
 /// Custom metric values by (sample_id, policy name).
 type CustomValues = HashMap<(i64, String), Option<f64>>;
 
-fn history_window(window_secs: f64) -> SpiResult<(Vec<SampleAgg>, CustomValues)> {
-    let metrics: Vec<Metric> = Metric::ALL
+/// The metrics read from node_samples, in the column order of [`history_window`]'s query.
+fn sampled_metrics() -> Vec<Metric> {
+    Metric::ALL
         .iter()
         .copied()
         .filter(|m| column(*m).is_some())
-        .collect();
+        .collect()
+}
+
+/// Aggregates one sample's node rows.
+fn aggregate_sample(
+    id: i64,
+    at: f64,
+    workers: u32,
+    unreachable: u32,
+    nodes: &[(NodeRole, Vec<Option<f64>>)],
+    metrics: &[Metric],
+) -> SampleAgg {
+    let roles: Vec<NodeRole> = nodes.iter().map(|(r, _)| *r).collect();
+    let mut values = HashMap::new();
+    for (k, m) in metrics.iter().enumerate() {
+        let column: Vec<Option<f64>> = nodes.iter().map(|(_, v)| v[k]).collect();
+        for agg in [Aggregate::Avg, Aggregate::Max] {
+            values.insert((*m, agg), datanodes::aggregate_sample(&roles, &column, agg));
+        }
+    }
+    SampleAgg {
+        id,
+        at,
+        workers,
+        unreachable,
+        data_nodes: datanodes::data_node_count(&roles),
+        values,
+    }
+}
+
+fn history_window(window_secs: f64) -> SpiResult<(Vec<SampleAgg>, CustomValues)> {
+    let metrics = sampled_metrics();
     let mut select = String::new();
     for m in &metrics {
         let c = column(*m).unwrap();
-        select.push_str(&format!(", avg(s.{c})::float8, max(s.{c})::float8"));
+        select.push_str(&format!(", s.{c}::float8"));
     }
+    // one row per node per sample (a sample without node rows still gives one row, all NULL)
     let sql = format!(
-        "SELECT w.sample_id, extract(epoch FROM w.sampled_at)::float8, w.worker_count, w.unreachable_workers{select}
+        "SELECT w.sample_id, extract(epoch FROM w.sampled_at)::float8, w.worker_count, w.unreachable_workers,
+                s.is_coordinator, s.data_node, s.reachable{select}
            FROM autoscale.worker_count w
            LEFT JOIN autoscale.node_samples s
-                  ON s.sample_id = w.sample_id AND s.reachable AND (NOT s.is_coordinator OR w.worker_count = 0)
+                  ON s.sample_id = w.sample_id
+                 AND s.sampled_at >= pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $1)
           WHERE w.sampled_at >= pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $1)
-          GROUP BY w.sample_id, w.sampled_at, w.worker_count, w.unreachable_workers
-          ORDER BY w.sampled_at"
+          ORDER BY w.sampled_at, w.sample_id"
     );
     let standalone = citus::role() == citus::Role::NoCitus;
     Spi::connect(|c| {
         let mut samples = Vec::new();
+        let mut current: Option<(i64, f64, u32, u32)> = None;
+        let mut nodes: Vec<(NodeRole, Vec<Option<f64>>)> = Vec::new();
         for r in c.select(sql.as_str(), None, &[window_secs.into()])? {
-            let mut values = HashMap::new();
-            for (i, m) in metrics.iter().enumerate() {
-                values.insert((*m, Aggregate::Avg), r.get::<f64>(5 + 2 * i)?);
-                values.insert((*m, Aggregate::Max), r.get::<f64>(6 + 2 * i)?);
+            let head = (
+                r.get::<i64>(1)?.unwrap_or_default(),
+                r.get::<f64>(2)?.unwrap_or_default(),
+                (r.get::<i32>(3)?.unwrap_or(0).max(0) as u32).max(u32::from(standalone)),
+                r.get::<i32>(4)?.unwrap_or(0).max(0) as u32,
+            );
+            if current.is_some_and(|c| c.0 != head.0) {
+                let (id, at, w, u) = current.take().unwrap();
+                samples.push(aggregate_sample(id, at, w, u, &nodes, &metrics));
+                nodes.clear();
             }
-            samples.push(SampleAgg {
-                id: r.get::<i64>(1)?.unwrap_or_default(),
-                at: r.get(2)?.unwrap_or_default(),
-                workers: (r.get::<i32>(3)?.unwrap_or(0).max(0) as u32).max(u32::from(standalone)),
-                unreachable: r.get::<i32>(4)?.unwrap_or(0).max(0) as u32,
-                values,
-            });
+            current = Some(head);
+            if let Some(is_coordinator) = r.get::<bool>(5)? {
+                let role = NodeRole {
+                    is_coordinator,
+                    data_node: r.get::<bool>(6)?,
+                    reachable: r.get::<bool>(7)?.unwrap_or(false),
+                };
+                let mut v = Vec::with_capacity(metrics.len());
+                for k in 0..metrics.len() {
+                    v.push(r.get::<f64>(8 + k)?);
+                }
+                nodes.push((role, v));
+            }
+        }
+        if let Some((id, at, w, u)) = current {
+            samples.push(aggregate_sample(id, at, w, u, &nodes, &metrics));
         }
         let mut custom = HashMap::new();
         for r in c.select(
@@ -514,6 +568,73 @@ fn history_window(window_secs: f64) -> SpiResult<(Vec<SampleAgg>, CustomValues)>
             );
         }
         Ok((samples, custom))
+    })
+}
+
+/// What a scale-in to zero workers depends on, now: the coordinator's Citus metadata and
+/// `autoscale.coordinator_shards`, its free disk and the workers' shard bytes at the latest sample.
+pub fn single_node() -> SpiResult<SingleNode> {
+    let coordinator = if citus::role() == citus::Role::Coordinator {
+        citus::coordinator_node()?
+    } else {
+        None
+    };
+    let shed = settings::coordinator_shards() == settings::CoordinatorShards::Shed;
+    let (takes, by_hand) = match &coordinator {
+        None => (false, false),
+        Some(c) if c.shouldhaveshards => (true, false),
+        // autoscale shed them and gives them back before the drain
+        Some(_) if shed => (true, false),
+        Some(_) => (false, true),
+    };
+    let (free, bytes) = Spi::get_two::<f64, f64>(
+        "SELECT max(disk_free_bytes) FILTER (WHERE is_coordinator)::float8,
+                CASE WHEN bool_and(shard_bytes IS NOT NULL AND reachable) FILTER (WHERE NOT is_coordinator)
+                     IS NOT FALSE
+                     THEN coalesce(sum(shard_bytes) FILTER (WHERE NOT is_coordinator), 0)::float8 END
+           FROM autoscale.node_samples
+          WHERE sample_id = (SELECT max(sample_id) FROM autoscale.worker_count)",
+    )?;
+    Ok(SingleNode {
+        coordinator_takes_shards: takes,
+        shed_by_hand: by_hand,
+        coordinator_free_bytes: free,
+        worker_shard_bytes: bytes,
+    })
+}
+
+/// The nodes whose load the policies read at the latest sample, as `host:port`, the coordinator
+/// marked `(coordinator)`.
+pub fn data_nodes_now() -> SpiResult<Vec<String>> {
+    Spi::connect(|c| {
+        let mut roles = Vec::new();
+        let mut names = Vec::new();
+        for r in c.select(
+            "SELECT nodename, nodeport, is_coordinator, data_node, reachable FROM autoscale.node_samples
+              WHERE sample_id = (SELECT max(sample_id) FROM autoscale.worker_count)
+              ORDER BY is_coordinator DESC, nodename, nodeport",
+            None,
+            &[],
+        )? {
+            let is_coordinator = r.get::<bool>(3)?.unwrap_or(false);
+            names.push(format!(
+                "{}:{}{}",
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<i32>(2)?.unwrap_or_default(),
+                if is_coordinator { " (coordinator)" } else { "" }
+            ));
+            roles.push(NodeRole {
+                is_coordinator,
+                data_node: r.get::<bool>(4)?,
+                reachable: r.get::<bool>(5)?.unwrap_or(false),
+            });
+        }
+        Ok(datanodes::counted(&roles)
+            .into_iter()
+            .zip(names)
+            .filter(|(c, _)| *c)
+            .map(|(_, n)| n)
+            .collect())
     })
 }
 
@@ -541,6 +662,7 @@ pub fn eval_input(policies: &[StoredPolicy]) -> SpiResult<EvalInput> {
                     value: value_of(&p.policy, s, &custom),
                     workers: s.workers,
                     unreachable: s.unreachable,
+                    data_nodes: s.data_nodes,
                 })
                 .collect(),
         })
@@ -558,6 +680,7 @@ pub fn eval_input(policies: &[StoredPolicy]) -> SpiResult<EvalInput> {
         last_scale_in_finished: ops.last_scale_in_finished,
         paused_until,
         series,
+        single_node: single_node()?,
     })
 }
 
@@ -603,6 +726,7 @@ pub fn backtest(
             at: s.at,
             workers: s.workers,
             unreachable: s.unreachable,
+            data_nodes: s.data_nodes,
             values: policies.iter().map(|p| value_of(p, s, &custom)).collect(),
         })
         .collect();
@@ -611,6 +735,7 @@ pub fn backtest(
         &recorded,
         settings::sample_interval().as_secs_f64(),
         operation_secs,
+        &single_node().map_err(spi)?,
     ))
 }
 

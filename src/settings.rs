@@ -76,6 +76,22 @@ static MAINTENANCE_WINDOW: GucSetting<Option<std::ffi::CString>> =
 static TEST_HOLD_AT_STEPS: GucSetting<Option<std::ffi::CString>> =
     GucSetting::<Option<std::ffi::CString>>::new(None);
 
+/// What happens to the coordinator's shards once workers exist (a scale-out from a single node).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PostgresGucEnum)]
+pub enum CoordinatorShards {
+    /// The coordinator stays a data node and keeps its share after the rebalance.
+    #[name = c"keep"]
+    Keep,
+    /// A scale-out sets its shouldhaveshards = false, so its rebalance moves every shard to the
+    /// workers; a scale-in to zero workers sets it back to true first.
+    #[name = c"shed"]
+    Shed,
+}
+
+/// keep | shed.
+static COORDINATOR_SHARDS: GucSetting<CoordinatorShards> =
+    GucSetting::<CoordinatorShards>::new(CoordinatorShards::Keep);
+
 /// citus.shard_transfer_mode values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PostgresGucEnum)]
 pub enum TransferMode {
@@ -274,6 +290,16 @@ pub fn init() {
         None,
         None,
     ) };
+    GucRegistry::define_enum_guc(
+        c"autoscale.coordinator_shards",
+        c"What a coordinator that holds shards does once workers exist: keep (stays a data node) or shed.",
+        c"keep: the rebalance after a scale-out leaves the coordinator its share. shed: the scale-out sets the \
+          coordinator's shouldhaveshards = false before its rebalance, which moves all of its shards to the workers; \
+          a scale-in back to zero workers sets it to true again first.",
+        &COORDINATOR_SHARDS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     #[cfg(feature = "failpoints")]
     GucRegistry::define_string_guc(
         c"autoscale.test_hold_at_steps",
@@ -371,6 +397,10 @@ pub fn webhook_url() -> Option<String> {
 
 pub fn maintenance_window() -> Option<String> {
     string(&MAINTENANCE_WINDOW)
+}
+
+pub fn coordinator_shards() -> CoordinatorShards {
+    COORDINATOR_SHARDS.get()
 }
 
 /// Whether a test build's `autoscale.test_hold_at_steps` holds an operation at `step`. Always

@@ -647,6 +647,59 @@ mod tests {
     }
 
     #[pg_test]
+    fn single_node_reads_the_coordinator_and_scales_out_from_zero() {
+        setup();
+        Spi::run("SET autoscale.sample_interval = '5s'; SET autoscale.mode = 'observe'").unwrap();
+        fresh_history();
+        // 3 minutes of a single-node Citus: no worker, the coordinator holds the shards at 93%
+        Spi::run(
+            "INSERT INTO autoscale.worker_count (sampled_at, sample_id, worker_count, reachable_workers, unreachable_workers, inactive_workers, driver)
+               SELECT now() - make_interval(secs => (37 - i) * 5), -i, 0, 0, 0, 0, 'test' FROM generate_series(1, 37) i;
+             INSERT INTO autoscale.node_samples (sample_id, sampled_at, nodeid, nodename, nodeport, is_coordinator, reachable, cpu_busy_pct, data_node)
+               SELECT -i, now() - make_interval(secs => (37 - i) * 5), 1, '10.0.0.1', 5432, true, true, 93, true
+                 FROM generate_series(1, 37) i",
+        )
+        .unwrap();
+        let p = one::<JsonB>(
+            "SELECT autoscale.set_policy('cpu', scale_out_above => 70, scale_in_below => 20, scale_out_for => '1 min',
+                                         min_workers => 0, max_workers => 2, step => 2)",
+        );
+        assert_eq!(p.0["min_workers"], 0);
+        let (decision, desired, nodes) = Spi::get_three::<String, i32, Vec<String>>(
+            "SELECT decision, desired_workers, data_nodes FROM autoscale.explain() WHERE policy = 'cpu'",
+        )
+        .unwrap();
+        assert_eq!(decision.as_deref(), Some("out"));
+        assert_eq!(desired, Some(2), "both standbys in one operation");
+        assert_eq!(nodes, Some(vec!["10.0.0.1:5432 (coordinator)".to_string()]));
+        assert_eq!(
+            one::<Vec<String>>("SELECT data_nodes FROM autoscale.status"),
+            vec!["10.0.0.1:5432 (coordinator)".to_string()]
+        );
+        // with two workers that hold shards too, the coordinator's load is averaged with theirs
+        Spi::run(
+            "INSERT INTO autoscale.worker_count (sampled_at, sample_id, worker_count, reachable_workers, unreachable_workers, inactive_workers, driver)
+               VALUES (now() + interval '1 ms', 1, 2, 2, 0, 0, 'test');
+             INSERT INTO autoscale.node_samples (sample_id, sampled_at, nodeid, nodename, nodeport, is_coordinator, reachable, cpu_busy_pct, data_node)
+               VALUES (1, now() + interval '1 ms', 1, '10.0.0.1', 5432, true, true, 90, true),
+                      (1, now() + interval '1 ms', 2, '10.0.0.2', 5432, false, true, 30, true),
+                      (1, now() + interval '1 ms', 3, '10.0.0.3', 5432, false, true, 30, true)",
+        )
+        .unwrap();
+        let (value, nodes) = Spi::get_two::<f64, Vec<String>>(
+            "SELECT current_value, data_nodes FROM autoscale.explain() WHERE policy = 'cpu'",
+        )
+        .unwrap();
+        assert_eq!(value, Some(50.0));
+        assert_eq!(nodes.map(|n| n.len()), Some(3));
+        assert_err(
+            "SELECT autoscale.set_policy('x', min_workers => -1)",
+            "22023",
+            &["min_workers", "-1", "between 0 and 1000"],
+        );
+    }
+
+    #[pg_test]
     fn explain_reads_recorded_samples() {
         Spi::run("SET autoscale.sample_interval = '5s'; SET autoscale.mode = 'observe'").unwrap();
         fresh_history();

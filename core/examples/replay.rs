@@ -276,6 +276,7 @@ fn simulate(demand: &[f64], react: React, policy: &Policy) -> Outcome {
             value: Some(cpu),
             workers,
             unreachable: 0,
+            data_nodes: 0,
         });
         if hist.len() > HISTORY {
             hist.pop_front();
@@ -295,6 +296,7 @@ fn simulate(demand: &[f64], react: React, policy: &Policy) -> Outcome {
                 policy: policy.clone(),
                 points: hist.iter().copied().collect(),
             }],
+            single_node: Default::default(),
         };
         let decision = evaluate(&input);
         out.evaluations += 1;

@@ -47,7 +47,25 @@ pub fn new_operation(
         also: Vec::new(),
         cancelled: false,
         had_shards: None,
+        coordinator: None,
+        coordinator_shards: None,
     })
+}
+
+/// Lets a new scale-out or scale-in set the coordinator's shouldhaveshards to `value`: a
+/// scale-out does it after its nodes joined and before its one rebalance (false: the rebalance
+/// moves the coordinator's shards to the workers); a scale-in first of all (true: the drain moves
+/// the workers' shards back to it). A rebalance is returned unchanged.
+pub fn with_coordinator_shards(mut op: Operation, coordinator: NodeAddr, value: bool) -> Operation {
+    if op.kind == Kind::Rebalance || op.status != Status::Running {
+        return op;
+    }
+    op.coordinator = Some(coordinator);
+    op.coordinator_shards = Some(value);
+    if op.kind == Kind::ScaleIn && op.step == Step::MarkDraining {
+        op.step = Step::CoordinatorShards;
+    }
+    op
 }
 
 /// A new scale-out that adds `nodes` workers (at least 1) before its one rebalance: standbys from
@@ -143,6 +161,19 @@ fn plan(op: &Operation) -> Result<Action, String> {
                 value: true,
             }
         }
+        Step::CoordinatorShards => {
+            match (&op.coordinator, op.coordinator_shards) {
+                (Some(c), Some(value)) => Action::SetCoordinatorShards {
+                    node: c.clone(),
+                    value,
+                },
+                _ => return Err(
+                    "inconsistent operation: step coordinator_shards needs the coordinator and \
+                     a value, and none is recorded"
+                        .to_string(),
+                ),
+            }
+        }
         Step::Done => {
             return Err("inconsistent operation: at step done but still running".to_string())
         }
@@ -196,7 +227,8 @@ pub fn advance(op: &Operation, outcome: Outcome, now: f64, limits: &Limits) -> T
                 op.added.len(),
                 op.want
             );
-            m.goto(Step::StartRebalance, detail);
+            let next = m.before_rebalance();
+            m.goto(next, detail);
         }
         (Step::AddNode, Outcome::Ok) => {
             let detail = format!("node {} added", m.node_text());
@@ -283,6 +315,23 @@ pub fn advance(op: &Operation, outcome: Outcome, now: f64, limits: &Limits) -> T
             m.succeed(detail);
         }
         (Step::Restore, Outcome::Ok) => m.restored(),
+        (Step::CoordinatorShards, Outcome::Ok) => {
+            let c = op.coordinator.as_ref().map_or_else(
+                || "the coordinator".to_string(),
+                |c| format!("coordinator {c}"),
+            );
+            if op.kind == Kind::ScaleIn {
+                let detail = format!(
+                    "shouldhaveshards = true on {c}: the drain moves the workers' shards to it"
+                );
+                m.goto(Step::MarkDraining, detail);
+            } else {
+                let detail = format!(
+                    "shouldhaveshards = false on {c}: the rebalance moves its shards to the workers"
+                );
+                m.goto(Step::StartRebalance, detail);
+            }
+        }
         (step, other) => {
             m.fail(format!(
                 "unexpected outcome {} at step {step} (a bug in the executor)",
@@ -498,15 +547,21 @@ impl Machine {
             }
         }
         let (added, want) = (self.op.added.len(), self.op.want.max(1) as usize);
+        let next = self.before_rebalance();
         if added < want {
             self.goto(Step::PickStandby, format!("{detail} ({added} of {want})"));
         } else if want > 1 {
-            self.goto(
-                Step::StartRebalance,
-                format!("{detail} ({added} of {want})"),
-            );
+            self.goto(next, format!("{detail} ({added} of {want})"));
         } else {
-            self.goto(Step::StartRebalance, detail);
+            self.goto(next, detail);
+        }
+    }
+
+    /// The step after a scale-out's nodes joined: shed the coordinator's shards first when asked.
+    fn before_rebalance(&self) -> Step {
+        match (&self.op.coordinator, self.op.coordinator_shards) {
+            (Some(_), Some(false)) => Step::CoordinatorShards,
+            _ => Step::StartRebalance,
         }
     }
 

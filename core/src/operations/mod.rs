@@ -21,6 +21,8 @@
 //! [`trigger`] decides when a rebalance is due; [`guards`] whether acting is allowed at all;
 //! [`window`] parses the maintenance window.
 
+#[cfg(test)]
+mod coordinator_tests;
 pub mod diagram;
 pub mod guards;
 mod machine;
@@ -39,6 +41,7 @@ use serde::{Deserialize, Serialize};
 pub use guards::{GuardInput, GuardVerdict, Mode};
 pub use machine::{
     action, advance, cancel, describe, new_operation, new_scale_in, new_scale_out, progress,
+    with_coordinator_shards,
 };
 pub use trigger::{plan_needed, rebalance_due, RebalanceTrigger, TriggerInput, WorkerWatch};
 pub use window::MaintenanceWindow;
@@ -207,6 +210,10 @@ named_enum! {
         ReturnToPool => "return_to_pool",
         /// Scale-in failure path: shouldhaveshards back to true, then the operation fails.
         Restore => "restore",
+        /// `citus_set_node_property(coordinator, 'shouldhaveshards', value)`: a scale-out from a
+        /// single node sheds the coordinator's shards (`autoscale.coordinator_shards = 'shed'`)
+        /// before its rebalance; a scale-in to a single node gives them back before its drain.
+        CoordinatorShards => "coordinator_shards",
         /// Nothing left to do.
         Done => "done",
     }
@@ -237,13 +244,15 @@ impl Step {
                     | AddNode
                     | RequestNode
                     | WaitForNode
+                    | CoordinatorShards
                     | StartRebalance
                     | WaitRebalance
                     | Done
             ),
             Kind::ScaleIn => matches!(
                 self,
-                MarkDraining
+                CoordinatorShards
+                    | MarkDraining
                     | StartDrain
                     | WaitDrain
                     | Cleanup
@@ -367,6 +376,14 @@ pub struct Operation {
     /// restored to true then).
     #[serde(default)]
     pub had_shards: Option<Vec<NodeAddr>>,
+    /// The coordinator, when this operation sets its shouldhaveshards (step
+    /// `coordinator_shards`).
+    #[serde(default)]
+    pub coordinator: Option<NodeAddr>,
+    /// The coordinator's shouldhaveshards this operation sets: false before a scale-out's
+    /// rebalance (shed), true before a scale-in's drain to zero workers.
+    #[serde(default)]
+    pub coordinator_shards: Option<bool>,
 }
 
 impl Operation {
@@ -427,6 +444,8 @@ pub enum Action {
     CheckForNode { request_id: Option<i64> },
     /// `citus_set_node_property(host, port, 'shouldhaveshards', value)` -> [`Outcome::Ok`].
     SetShouldHaveShards { nodes: Vec<NodeAddr>, value: bool },
+    /// The same on the coordinator (never a pool node) -> [`Outcome::Ok`].
+    SetCoordinatorShards { node: NodeAddr, value: bool },
     /// `CALL citus_cleanup_orphaned_resources()` until nothing awaits cleanup on the nodes ->
     /// [`Outcome::Ok`].
     CleanupOrphaned { nodes: Vec<NodeAddr> },
@@ -452,6 +471,7 @@ impl Action {
             Action::RequestNode => "request_node",
             Action::CheckForNode { .. } => "check_for_node",
             Action::SetShouldHaveShards { .. } => "set_should_have_shards",
+            Action::SetCoordinatorShards { .. } => "set_coordinator_shards",
             Action::CleanupOrphaned { .. } => "cleanup_orphaned",
             Action::CountPlacements { .. } => "count_placements",
             Action::RemoveNode { .. } => "remove_node",

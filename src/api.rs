@@ -127,8 +127,16 @@ fn set_policy(
     step: default!(Option<i32>, "1"),
     custom_sql: default!(Option<&str>, "NULL"),
 ) -> JsonB {
-    let name = req("name", name, "a policy name: lower-case letters, digits and _");
-    let metric = req("metric", metric, "cpu, memory, disk, connections, active_connections, commits_per_sec, load1 or custom");
+    let name = req(
+        "name",
+        name,
+        "a policy name: lower-case letters, digits and _",
+    );
+    let metric = req(
+        "metric",
+        metric,
+        "cpu, memory, disk, connections, active_connections, commits_per_sec, load1 or custom",
+    );
     let aggregate = req("aggregate", aggregate, "avg or max");
     let tolerance = req("tolerance", tolerance, "a fraction between 0 and 1");
     let scale_out_for = req("scale_out_for", scale_out_for, "an interval >= 0");
@@ -372,7 +380,9 @@ fn node_arg(host: &str, port: i32) -> Result<NodeAddr, AutoscaleError> {
         ));
     }
     if host.trim().len() > MAX_HOST_LEN
-        || host.chars().any(|c| c.is_whitespace() && c != ' ' || c.is_control())
+        || host
+            .chars()
+            .any(|c| c.is_whitespace() && c != ' ' || c.is_control())
     {
         return Err(AutoscaleError::invalid(
             "host",
@@ -562,10 +572,10 @@ fn add_standby_node(host: Option<&str>, port: Option<i32>) -> JsonB {
     {
         None => false,
         Some("returned" | "failed") => true,
-        Some(s) => AutoscaleError::Duplicate(format!(
-            "node {n} is already in the standby pool ({s})"
-        ))
-        .report(),
+        Some(s) => {
+            AutoscaleError::Duplicate(format!("node {n} is already in the standby pool ({s})"))
+                .report()
+        }
     };
     let timeout = settings::node_timeout().as_millis() as u64;
     let (ok, result) =
@@ -594,7 +604,11 @@ fn add_standby_node(host: Option<&str>, port: Option<i32>) -> JsonB {
         "standby_added",
         &format!(
             "standby node {n} {} the pool",
-            if again { "offered again to" } else { "added to" }
+            if again {
+                "offered again to"
+            } else {
+                "added to"
+            }
         ),
         None,
     )

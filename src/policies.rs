@@ -249,11 +249,13 @@ pub fn run_custom(sql: &str) -> Result<f64, String> {
                 .map_err(|e| e.to_string())?
                 .map(|n| f64::try_from(n).unwrap_or(f64::NAN)),
             _ => {
-                let name =
-                    Spi::get_one_with_args::<String>("SELECT pg_catalog.format_type($1, NULL)", &[oid.into()])
-                        .ok()
-                        .flatten()
-                        .unwrap_or_else(|| format!("type {oid:?}"));
+                let name = Spi::get_one_with_args::<String>(
+                    "SELECT pg_catalog.format_type($1, NULL)",
+                    &[oid.into()],
+                )
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| format!("type {oid:?}"));
                 return Err(format!("custom_sql returned {name}; it must return a number (integer, numeric, real or double precision)"));
             }
         };
@@ -267,7 +269,8 @@ pub fn run_custom(sql: &str) -> Result<f64, String> {
 
 /// Whether `sql` is exactly one SELECT statement (no INTO): parsed only, nothing runs.
 fn one_select(sql: &str) -> Result<(), String> {
-    let c = std::ffi::CString::new(sql).map_err(|_| "custom_sql contains a NUL byte".to_string())?;
+    let c =
+        std::ffi::CString::new(sql).map_err(|_| "custom_sql contains a NUL byte".to_string())?;
     let verdict = subxact::catch_and_roll_back(|| unsafe {
         let list = pg_sys::raw_parser(c.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
         let n = if list.is_null() { 0 } else { (*list).length };
@@ -309,7 +312,10 @@ pub fn run_custom_guarded(sql: &str) -> Result<f64, String> {
 pub fn check_against_settings(p: &Policy) -> Result<(), AutoscaleError> {
     let retention = settings::history_retention().map(|d| d.as_secs_f64());
     let interval = settings::sample_interval().as_secs_f64();
-    for (argument, w) in [("scale_out_for", p.scale_out_for), ("scale_in_for", p.scale_in_for)] {
+    for (argument, w) in [
+        ("scale_out_for", p.scale_out_for),
+        ("scale_in_for", p.scale_in_for),
+    ] {
         if let Some(r) = retention {
             if r < w + interval {
                 return Err(AutoscaleError::invalid(
@@ -333,7 +339,12 @@ pub fn setting_conflicts() -> SpiResult<Vec<String>> {
     let policies = load()?;
     let longest = policies
         .iter()
-        .map(|p| (p.policy.name.as_str(), p.policy.scale_out_for.max(p.policy.scale_in_for)))
+        .map(|p| {
+            (
+                p.policy.name.as_str(),
+                p.policy.scale_out_for.max(p.policy.scale_in_for),
+            )
+        })
         .max_by(|a, b| a.1.total_cmp(&b.1));
     Ok(autoscale_core::safety::setting_conflicts(
         settings::history_retention().map(|d| d.as_secs_f64()),

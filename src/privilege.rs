@@ -58,9 +58,11 @@ pub fn as_extension_owner<T>(f: impl FnOnce() -> T) -> T {
 /// superuser (nor able to become one through its memberships' superuser attribute).
 pub fn custom_sql_role() -> Result<pg_sys::Oid, String> {
     let Some(name) = crate::settings::custom_sql_role() else {
-        return Err("autoscale.custom_sql_role is not set: a superuser sets it to a role without \
+        return Err(
+            "autoscale.custom_sql_role is not set: a superuser sets it to a role without \
                     superuser that may read what the custom metrics need"
-            .to_string());
+                .to_string(),
+        );
     };
     let c = CString::new(name.clone()).map_err(|_| "bad role name".to_string())?;
     let oid = unsafe { pg_sys::get_role_oid(c.as_ptr(), true) };

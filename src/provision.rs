@@ -160,7 +160,12 @@ pub fn record_result(d: &Due, result: &Result<(), String>) -> SpiResult<()> {
     Spi::run_with_args(
         "UPDATE autoscale.provision_requests SET webhook_status = $2, webhook_error = $3
           WHERE id = $1 AND webhook_attempts = $4",
-        &[d.id.into(), status.into(), error.clone().into(), d.attempt.into()],
+        &[
+            d.id.into(),
+            status.into(),
+            error.clone().into(),
+            d.attempt.into(),
+        ],
     )?;
     if let Some(e) = error {
         history::record_event(

@@ -278,7 +278,8 @@ pub fn init() {
         );
     }
     // SAFETY: the check hook is #[pg_guard]ed and never panics.
-    unsafe { GucRegistry::define_string_guc_with_hooks(
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
         c"autoscale.custom_sql_role",
         c"Role that custom metric SQL (set_policy(custom_sql => ...)) runs as; it must not be a superuser.",
         c"Custom SQL runs as this role, with search_path = pg_catalog, pg_temp, read-only, under a statement timeout, \
@@ -289,7 +290,8 @@ pub fn init() {
         Some(check_custom_sql_role),
         None,
         None,
-    ) };
+    )
+    };
     GucRegistry::define_enum_guc(
         c"autoscale.coordinator_shards",
         c"What a coordinator that holds shards does once workers exist: keep (stays a data node) or shed.",
@@ -490,7 +492,9 @@ unsafe extern "C-unwind" fn check_custom_sql_role(
     let r = if oid == pgrx::pg_sys::InvalidOid {
         Err(format!("role \"{v}\" does not exist"))
     } else if unsafe { pgrx::pg_sys::superuser_arg(oid) } {
-        Err(format!("role \"{v}\" is a superuser; custom SQL must run as a role without superuser"))
+        Err(format!(
+            "role \"{v}\" is a superuser; custom SQL must run as a role without superuser"
+        ))
     } else {
         Ok(())
     };

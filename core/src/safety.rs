@@ -16,7 +16,10 @@ pub fn check_reason(reason: &str) -> Result<(), String> {
             reason.len()
         ));
     }
-    if reason.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if reason
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         return Err("a text without control characters".to_string());
     }
     Ok(())
@@ -62,7 +65,9 @@ pub fn check_webhook_url(url: &str) -> Result<(), String> {
         return Err("the URL has no host".to_string());
     }
     if let Some(port) = host_port.rsplit_once("]:").map(|(_, p)| p).or_else(|| {
-        (!host_port.starts_with('[')).then(|| host_port.split_once(':').map(|(_, p)| p)).flatten()
+        (!host_port.starts_with('['))
+            .then(|| host_port.split_once(':').map(|(_, p)| p))
+            .flatten()
     }) {
         match port.parse::<u32>() {
             Ok(p) if (1..=65535).contains(&p) => {}
@@ -163,7 +168,10 @@ mod tests {
     fn backoff_holds_for_its_duration() {
         assert_eq!(failure_backoff(None, 600.0, 1000.0), None);
         let why = failure_backoff(Some(900.0), 600.0, 1000.0).unwrap();
-        assert!(why.contains("failure backoff") && why.contains("autoscale.failure_backoff"), "{why}");
+        assert!(
+            why.contains("failure backoff") && why.contains("autoscale.failure_backoff"),
+            "{why}"
+        );
         assert_eq!(failure_backoff(Some(300.0), 600.0, 1000.0), None);
         assert_eq!(failure_backoff(Some(900.0), 0.0, 1000.0), None);
     }
@@ -174,7 +182,10 @@ mod tests {
         assert!(setting_conflicts(None, Some(("cpu", 900.0)), 5.0, 3600.0).is_empty());
         let w = setting_conflicts(Some(600.0), Some(("cpu", 900.0)), 5.0, 3600.0);
         assert_eq!(w.len(), 1);
-        assert!(w[0].contains("history_retention") && w[0].contains("cpu"), "{w:?}");
+        assert!(
+            w[0].contains("history_retention") && w[0].contains("cpu"),
+            "{w:?}"
+        );
         let w = setting_conflicts(None, None, 7200.0, 3600.0);
         assert!(w[0].contains("sample_interval"), "{w:?}");
     }

@@ -735,7 +735,11 @@ impl Machine {
         } else {
             format!("shouldhaveshards restored to true on {}", names(&restored))
         };
-        let message = format!("{}: {status} after {}: {error}; {what}", self.header(), self.took());
+        let message = format!(
+            "{}: {status} after {}: {error}; {what}",
+            self.header(),
+            self.took()
+        );
         let kind = if self.op.cancelled {
             NOTE_CANCELLED
         } else {

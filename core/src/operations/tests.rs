@@ -1803,7 +1803,15 @@ fn restore_puts_back_the_previous_value_only() {
     op = t.op;
     assert_eq!(op.step, Step::StartDrain);
     assert_eq!(op.had_shards, Some(vec![node(9703)]));
-    let t = advance(&op, err("drain refused"), T0 + 2.0, &Limits { max_attempts: 1, ..lim() });
+    let t = advance(
+        &op,
+        err("drain refused"),
+        T0 + 2.0,
+        &Limits {
+            max_attempts: 1,
+            ..lim()
+        },
+    );
     op = t.op;
     assert_eq!(op.step, Step::Restore);
     assert_eq!(
@@ -1817,7 +1825,9 @@ fn restore_puts_back_the_previous_value_only() {
     let t = advance(&op, Outcome::Ok, T0 + 3.0, &lim());
     assert_eq!(t.op.status, Status::Failed);
     assert!(
-        t.events[0].message.ends_with("shouldhaveshards restored to true on 127.0.0.1:9703"),
+        t.events[0]
+            .message
+            .ends_with("shouldhaveshards restored to true on 127.0.0.1:9703"),
         "{}",
         t.events[0].message
     );
@@ -1834,7 +1844,11 @@ fn restore_puts_back_the_previous_value_only() {
     );
     let t = advance(&op, Outcome::Ok, T0 + 2.0, &lim());
     assert_eq!(t.op.status, Status::Cancelled);
-    assert!(t.events[0].message.contains("left as it was before"), "{}", t.events[0].message);
+    assert!(
+        t.events[0].message.contains("left as it was before"),
+        "{}",
+        t.events[0].message
+    );
 }
 
 #[test]
@@ -1860,7 +1874,15 @@ fn rows_from_0_1_restore_every_leaving_node() {
 fn the_restore_step_needs_no_guards_but_changes_do() {
     let mut op = new_scale_in(1, vec![node(9703)], "test", T0).unwrap();
     assert!(needs_guards(&op), "mark_draining changes the cluster");
-    op = advance(&op, Outcome::Marked { had_shards: vec![node(9703)] }, T0, &lim()).op;
+    op = advance(
+        &op,
+        Outcome::Marked {
+            had_shards: vec![node(9703)],
+        },
+        T0,
+        &lim(),
+    )
+    .op;
     assert!(needs_guards(&op), "start_drain changes the cluster");
     op = cancel(&op, "stop", T0 + 1.0).unwrap().op;
     assert_eq!(op.step, Step::Restore);

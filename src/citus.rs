@@ -144,8 +144,12 @@ pub fn local_group_and_shard_bytes() -> SpiResult<(Option<i32>, Option<i64>)> {
         "SELECT (SELECT groupid FROM pg_catalog.pg_dist_local_group),
                 (SELECT coalesce(sum(pg_catalog.pg_total_relation_size(r)), 0)::bigint
                    FROM pg_catalog.pg_dist_placement p
-                   JOIN pg_catalog.pg_dist_shard s USING (shardid),
-                        LATERAL pg_catalog.to_regclass(pg_catalog.shard_name(s.logicalrelid, s.shardid)) AS r
+                   JOIN pg_catalog.pg_dist_shard s USING (shardid)
+                   JOIN pg_catalog.pg_class c ON c.oid = s.logicalrelid
+                   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace,
+                        -- shard_name() leaves out the schema 'public'; the pinned search_path does not have it
+                        LATERAL pg_catalog.to_regclass(CASE WHEN n.nspname = 'public' THEN 'public.' ELSE '' END
+                                                       || pg_catalog.shard_name(s.logicalrelid, s.shardid)) AS r
                   WHERE p.groupid = (SELECT groupid FROM pg_catalog.pg_dist_local_group))",
     )
 }

@@ -28,7 +28,8 @@ set_gucs 0 autoscale.mode act autoscale.coordinator_shards shed autoscale.max_op
   autoscale.rebalance_interval -1 autoscale.shard_transfer_mode block_writes
 for p in "$s1" "$s2"; do q 0 "SELECT autoscale.add_standby_node('127.0.0.1', $p)" >/dev/null; done
 # a policy that holds (its knob stays between the thresholds) and lets the cluster be a single node
-q 0 "CREATE TABLE public.knob (v float8); INSERT INTO public.knob VALUES (50)" >/dev/null
+q 0 "CREATE TABLE public.knob (v float8); INSERT INTO public.knob VALUES (50);
+     GRANT SELECT ON public.knob TO autoscale_metrics" >/dev/null
 q 0 "SELECT autoscale.set_policy('hold', metric => 'custom', custom_sql => 'SELECT v FROM public.knob',
        scale_out_above => 90, scale_in_below => 10, min_workers => 0, max_workers => 2)" >/dev/null
 last_op_done() {

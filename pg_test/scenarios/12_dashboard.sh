@@ -19,7 +19,8 @@ set_gucs 0 autoscale.mode act autoscale.rebalance_settle 1s
 q 0 "SELECT autoscale.add_standby_node('127.0.0.1', $standby)" >/dev/null
 # a local table for the custom metric (a query on a distributed table in the tick's transaction
 # makes the scale-out's citus_add_node fail: Citus refuses metadata syncing after a parallel query)
-q 0 "CREATE TABLE public.queue (id int); INSERT INTO public.queue SELECT generate_series(1, 500)" >/dev/null
+q 0 "CREATE TABLE public.queue (id int); INSERT INTO public.queue SELECT generate_series(1, 500);
+     GRANT SELECT ON public.queue TO autoscale_metrics" >/dev/null
 q 0 "SELECT autoscale.set_policy('cpu', metric => 'cpu', scale_out_above => 99, scale_in_below => 0,
        scale_in_for => '1 hour', min_workers => 2, max_workers => 3);
      SELECT autoscale.set_policy('conns', metric => 'connections', aggregate => 'max', target => 500,

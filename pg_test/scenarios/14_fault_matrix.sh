@@ -141,9 +141,11 @@ printf '%-14s %-10s %-15s %-9s %-28s %5s %7s %8s  %s\n' fault operation step exp
 #   source/target: the node shards leave/reach: scale_out and rebalance: 1 -> 3; scale_in: 3 -> 1
 #   EXPECTED: succeeded, restored or failed (see the header)
 case_() {
-  local fault=$1 kind=$2 step=$3 expected=$4 node op start_sql healthy=() jobs_before op_before mark
+  local fault=$1 kind=$2 step=${3%@running} expected=$4 node op start_sql healthy=() jobs_before op_before mark
+  # STEP@running: held at a wait_* step, inject once a task of the Citus job is running (moving a shard)
+  local when_running=; [[ $3 == *@running ]] && when_running=1
   local t_heal t_end end_state event rows_lost orph job_note="" h n i
-  echo; echo "## case: $fault x $kind x $step (expected: $expected)"
+  echo; echo "## case: $fault x $kind x $3 (expected: $expected)"
   case $kind in
     scale_out)
       # node 3 the only node in the pool, so that the scale-out takes it
@@ -184,6 +186,11 @@ case_() {
     { dump_state 0; fail "operation $op never reached $step"; }
   [ "$(q 0 "SELECT status || ':' || step FROM autoscale.operations WHERE id = $op")" = "running:$step" ] ||
     { dump_state 0; fail "operation $op is not held at $step"; }
+  if [ -n "$when_running" ]; then
+    wait_for 0 "SELECT EXISTS (SELECT 1 FROM pg_dist_background_task WHERE status = 'running'
+                  AND job_id = (SELECT job_id FROM autoscale.operations WHERE id = $op))" 60 ||
+      { dump_state 0; fail "no task of operation $op's job ever ran"; }
+  fi
   if [[ $step == wait_* ]]; then
     job_note=$(q 0 "SELECT 'job ' || j.state || ' ' || count(*) FILTER (WHERE t.status = 'done') || '/' || count(*) || ' tasks done at injection'
                       FROM pg_dist_background_job j JOIN pg_dist_background_task t USING (job_id)
@@ -203,6 +210,8 @@ case_() {
   sleep "$FAULT_WINDOW"
   # the tick kept sampling every healthy node while the fault lasted
   for h in "${healthy[@]}"; do
+    # (a node the operation removed meanwhile is no longer sampled)
+    [ "$h" = 0 ] || [ "$(in_cluster "$h")" = 1 ] || continue
     n=$(q 0 "SELECT count(*) FROM autoscale.node_samples WHERE sample_id > $mark AND reachable
                AND nodeport = $( [ "$h" = 0 ] && node_port 0 || proxy_port "$h")")
     [ "$n" -ge 2 ] || { dump_state 0; fail "$fault x $kind x $step: node $h (healthy) got $n reachable samples in the ${FAULT_WINDOW}s fault window"; }
@@ -250,7 +259,7 @@ case_() {
   rows_lost=$(( rows_before - $(q 0 "$ROWS_SQL") ))
   orph=$(orphans)
   assert_eq "$orph" 0 "no orphaned shard copy, cleanup record or slot after cleanup"
-  printf '%-14s %-10s %-15s %-9s %-28s %5s %7s %7.1fs  %s\n' "$fault" "$kind" "$step" "$expected" \
+  printf '%-14s %-10s %-15s %-9s %-28s %5s %7s %7.1fs  %s\n' "$fault" "$kind" "$3" "$expected" \
     "$end_state${job_note:+ ($job_note)}" "$rows_lost" "$orph" "$(awk -v a="$t_heal" -v b="$t_end" 'BEGIN { print b - a }')" "$event" >>"$results"
   [ "$end_state" = "$expected" ] || [ "$expected" = any ] ||
     { dump_state 0; fail "$fault x $kind x $step: ended $end_state, documented: $expected"; }
@@ -266,6 +275,7 @@ if [ "$PROFILE" = full ]; then
     "crash_src scale_out wait_rebalance any" "restart_coord scale_out wait_rebalance any" "restart_coord scale_out add_node any"
     "crash_src scale_in start_drain any" "hang_src scale_in start_drain any" "cut_src scale_in start_drain any"
     "crash_src scale_in wait_drain any" "hang_src scale_in wait_drain any" "stall_src scale_in wait_drain any"
+    "hang_src scale_in wait_drain@running any" "hang_tgt scale_out wait_rebalance@running any" "crash_src scale_in wait_drain@running any"
     "crash_tgt scale_in wait_drain any" "restart_coord scale_in wait_drain any"
     "crash_src scale_in cleanup any" "hang_src scale_in cleanup any" "cut_src scale_in cleanup any"
     "crash_src scale_in verify_empty any" "hang_src scale_in remove_node any" "cut_src scale_in remove_node any"
@@ -284,6 +294,7 @@ else
     "crash_src scale_in cleanup any"
     "stall_tgt rebalance start_rebalance any"
     "restart_coord scale_in remove_node any"
+    "hang_src scale_in wait_drain@running any"
   )
 fi
 # FAULT_CASES='FAULT OPERATION STEP EXPECTED;...' runs only those cases

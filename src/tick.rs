@@ -57,8 +57,19 @@ pub fn skip_reason() -> Option<String> {
 }
 
 /// Who is driving a tick started from SQL: pg_cron's jobs run with application_name pg_cron.
+/// Read-only (Spi::get_one takes a transaction id, which a node in recovery cannot: tick() on a
+/// streaming replica must say it skips, not fail).
 pub fn sql_driver() -> &'static str {
-    match Spi::get_one::<String>("SELECT pg_catalog.current_setting('application_name')") {
+    let app = Spi::connect(|c| {
+        c.select(
+            "SELECT pg_catalog.current_setting('application_name')",
+            Some(1),
+            &[],
+        )?
+        .first()
+        .get_one::<String>()
+    });
+    match app {
         Ok(Some(a)) if a == "pg_cron" => "pg_cron",
         _ => "sql",
     }

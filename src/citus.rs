@@ -221,11 +221,19 @@ pub fn rebalance_start(
     })
 }
 
-/// A Citus background job: its state and task counts (done, total).
+/// A Citus background job: its state and task counts (done, total), from the coordinator's own
+/// catalogs. Not `citus_job_status()`: it always asks the workers for the sizes of the shards
+/// being moved (`get_rebalance_progress()`), so while a worker of a running move is down, hung or
+/// partitioned it errors or waits, although the job itself is fine and keeps going (Citus
+/// retries its tasks).
 pub fn job_status(job_id: i64) -> SpiResult<Option<(String, i64, i64)>> {
     Spi::connect(|c| {
         let t = c.select(
-            "SELECT state::text, details FROM pg_catalog.citus_job_status($1, raw := true)",
+            "SELECT j.state::text,
+                    (SELECT count(*) FILTER (WHERE t.status = 'done') FROM pg_catalog.pg_dist_background_task t WHERE t.job_id = j.job_id),
+                    (SELECT count(*) FROM pg_catalog.pg_dist_background_task t WHERE t.job_id = j.job_id)
+               FROM pg_catalog.pg_dist_background_job j
+              WHERE j.job_id = $1",
             Some(1),
             &[job_id.into()],
         )?;
@@ -233,17 +241,11 @@ pub fn job_status(job_id: i64) -> SpiResult<Option<(String, i64, i64)>> {
             return Ok(None);
         }
         let r = t.first();
-        let state = r.get::<String>(1)?.unwrap_or_default();
-        let details = r.get::<pgrx::JsonB>(2)?.map(|j| j.0).unwrap_or_default();
-        let counts = details.get("task_state_counts").and_then(|v| v.as_object());
-        let total: i64 = counts
-            .map(|m| m.values().filter_map(|v| v.as_i64()).sum())
-            .unwrap_or(0);
-        let done = counts
-            .and_then(|m| m.get("done"))
-            .and_then(|v| v.as_i64())
-            .unwrap_or(0);
-        Ok(Some((state, done, total)))
+        Ok(Some((
+            r.get::<String>(1)?.unwrap_or_default(),
+            r.get::<i64>(2)?.unwrap_or(0),
+            r.get::<i64>(3)?.unwrap_or(0),
+        )))
     })
 }
 

@@ -380,7 +380,11 @@ pub fn step(op: &Operation) -> SpiResult<Result<Operation, String>> {
             return Ok(Err(why));
         }
     }
-    let outcome = perform(op, &action);
+    // a node that hangs (or a partition that drops packets) must not hold the worker, and with it
+    // the sampling of the healthy nodes, for longer than step_timeout: the step then fails with
+    // a statement timeout and is retried like any failed step
+    let timeout = settings::step_timeout().as_millis().min(i32::MAX as u128) as i32;
+    let outcome = subxact::with_statement_timeout(timeout, || perform(op, &action));
     let t = machine::advance(op, outcome, now()?, &limits());
     if t.op.status != Status::Running {
         settle_ended(&t.op)?;

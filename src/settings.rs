@@ -62,6 +62,8 @@ static MAX_OPERATIONS_PER_HOUR: GucSetting<i32> = GucSetting::<i32>::new(12);
 static PROVISION_TIMEOUT_S: GucSetting<i32> = GucSetting::<i32>::new(900);
 /// Seconds a rebalance job may stay scheduled without starting; -1 = forever.
 static JOB_TIMEOUT_S: GucSetting<i32> = GucSetting::<i32>::new(600);
+/// Longest time one operation step's Citus calls may take (ms).
+static STEP_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(60_000);
 /// URL that provision and deprovision requests are POSTed to; empty = none.
 static WEBHOOK_URL: GucSetting<Option<std::ffi::CString>> =
     GucSetting::<Option<std::ffi::CString>>::new(None);
@@ -250,6 +252,17 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::UNIT_S,
     );
+    GucRegistry::define_int_guc(
+        c"autoscale.step_timeout",
+        c"Longest time one operation step may wait on Citus (a node that hangs); then the step fails and is retried.",
+        c"A statement timeout around the step's Citus calls, so that a hung or partitioned node holds the \
+          background worker, and with it the sampling of the other nodes, for at most this long per tick.",
+        &STEP_TIMEOUT_MS,
+        1_000,
+        3_600_000,
+        GucContext::Suset,
+        GucFlags::UNIT_MS,
+    );
     // SAFETY: the check hooks are #[pg_guard]ed and never panic.
     unsafe {
         GucRegistry::define_string_guc_with_hooks(
@@ -389,6 +402,10 @@ pub fn provision_timeout() -> f64 {
 }
 
 /// Negative = never.
+pub fn step_timeout() -> Duration {
+    Duration::from_millis(STEP_TIMEOUT_MS.get().max(1) as u64)
+}
+
 pub fn job_timeout() -> f64 {
     secs_or_none(JOB_TIMEOUT_S.get()).unwrap_or(-1.0)
 }

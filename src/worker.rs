@@ -33,7 +33,8 @@ fn extension_ready() -> bool {
     .unwrap_or(false)
 }
 
-/// Runs `f` in its own transaction. A PostgreSQL error inside rolls the transaction back and is
+/// Runs `f` in its own transaction. A PostgreSQL error inside, or at commit (Citus commits its
+/// remote transactions then, and a node may have died since), rolls the transaction back and is
 /// returned as its message instead of ending the process.
 fn in_transaction<R>(f: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R, String> {
     unsafe {
@@ -56,7 +57,16 @@ fn in_transaction<R>(f: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R
         match result {
             Ok(_) => {
                 pg_sys::PopActiveSnapshot();
-                pg_sys::CommitTransactionCommand();
+                let committed = PgTryBuilder::new(|| {
+                    pg_sys::CommitTransactionCommand();
+                    Ok(())
+                })
+                .catch_others(|e| Err(crate::subxact::message(&e)))
+                .execute();
+                if let Err(message) = committed {
+                    pg_sys::AbortCurrentTransaction();
+                    return Err(format!("commit failed: {message}"));
+                }
                 // a background worker reports its own statistics, or its commits are never counted
                 pg_sys::pgstat_report_stat(false);
             }
@@ -111,12 +121,21 @@ pub extern "C-unwind" fn citus_autoscale_worker_main(_arg: pg_sys::Datum) {
             continue;
         }
         set_activity(c"tick");
-        let outcome = in_transaction(|| {
+        let sampled = in_transaction(|| {
             if !extension_ready() {
                 return None;
             }
-            Some(tick::run("worker"))
+            Some(tick::sample("worker"))
         });
+        // deciding and acting commit on their own: an operation step that fails, even at commit,
+        // fails only this transaction, never the sample before it
+        let outcome = match sampled {
+            Ok(Some(mut report)) if report.skipped.is_none() => in_transaction(move || {
+                tick::act(&mut report);
+                Some(report)
+            }),
+            other => other,
+        };
         match outcome {
             Ok(Some(report)) => {
                 if let Some(s) = report.next_sample_in {

@@ -84,7 +84,7 @@ restore_case() {  # restore_case BEFORE: shouldhaveshards of w2 before the scale
   op=$(as_pg psql -X -q -At -h 127.0.0.1 -p "$(node_port 0)" -U postgres -d postgres -v ON_ERROR_STOP=1 \
     -c "SET autoscale.mode = 'act'" \
     -c "BEGIN" -c "SELECT autoscale.scale_in('127.0.0.1', $w2, 'restore test') ->> 'id'" \
-    -c "SELECT autoscale.cancel_operation('restore test') IS NOT NULL" -c "COMMIT" | head -1)
+    -c "SELECT autoscale.cancel_operation('restore test') IS NOT NULL" -c "COMMIT" | sed -n 1p)
   assert_eq "$(q 0 "SELECT step FROM autoscale.operations WHERE id = $op")" restore "cancelled scale_in $op goes to restore"
   assert_eq "$(finish "$op")" cancelled "the restore ran although autoscale.mode is observe"
   assert_eq "$(q 0 "SELECT shouldhaveshards FROM pg_dist_node WHERE nodeport = $w2")" "$1" \

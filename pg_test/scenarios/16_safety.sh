@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 10 on a real cluster: the pool lifecycle (a returned node with a pending deprovision request
-# is never claimed; a node that fails to join becomes failed; a cancelled scale-out releases its
+# is never claimed; a cancelled scale-out releases its
 # node and expires its provision request), the clear error of a second operation, the restore of
 # shouldhaveshards (always runs, even in observe mode, and puts back the previous value), the
 # failure backoff for policy operations, a bounded reason, and a rebalance strategy Citus does not

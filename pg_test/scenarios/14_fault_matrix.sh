@@ -97,7 +97,11 @@ ensure_out() {
   local i
   for i in "$@"; do
     if [ "$(in_cluster "$i")" = 1 ]; then run_plain "autoscale.scale_in('127.0.0.1', $(proxy_port "$i"), 'case setup')"; fi
-    if [ "$(pool_state "$i")" = none ]; then q 0 "SELECT autoscale.add_standby_node('127.0.0.1', $(proxy_port "$i"))" >/dev/null; fi
+    # a scale-in leaves its node returned (deprovision request sent) and a failed join leaves it failed:
+    # neither is claimable until offered again, which is what a provisioner that keeps it warm does
+    case "$(pool_state "$i")" in
+      none | returned | failed) q 0 "SELECT autoscale.add_standby_node('127.0.0.1', $(proxy_port "$i"))" >/dev/null ;;
+    esac
   done
   return 0
 }
@@ -259,7 +263,7 @@ case_() {
   # a failed scale-out leaves every node it added, and only those, a worker and active in the pool
   for i in $(seq 3 "$NODES"); do
     case "$(pool_state "$i"):$(in_cluster "$i")" in
-      active:1 | available:0 | returned:0 | none:1) ;;
+      active:1 | available:0 | returned:0 | failed:0 | none:1) ;;
       *) fail "pool inconsistent: node $i is $(pool_state "$i") in the pool and in pg_dist_node $(in_cluster "$i") time(s)" ;;
     esac
   done

@@ -9,6 +9,7 @@ set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 scenario "safety: pool lifecycle, cancel, clear errors, restore, backoff"
 make_cluster 2 2
+require_failpoints
 w2=$(node_port 2); s1=$(node_port 3); s2=$(node_port 4)
 q 0 "CREATE TABLE m (id bigint PRIMARY KEY, v text);
      SELECT create_distributed_table('m', 'id', shard_count := 8);
@@ -81,11 +82,14 @@ set_gucs 0 autoscale.mode observe
 restore_case() {  # restore_case BEFORE: shouldhaveshards of w2 before the scale-in
   local op
   q 0 "SELECT citus_set_node_property('127.0.0.1', $w2, 'shouldhaveshards', $1)" >/dev/null
+  # the background worker would run the restore at once: hold it there, so the step can be seen
+  set_gucs 0 autoscale.test_hold_at_steps restore
   op=$(as_pg psql -X -q -At -h 127.0.0.1 -p "$(node_port 0)" -U postgres -d postgres -v ON_ERROR_STOP=1 \
     -c "SET autoscale.mode = 'act'" \
     -c "BEGIN" -c "SELECT autoscale.scale_in('127.0.0.1', $w2, 'restore test') ->> 'id'" \
     -c "SELECT autoscale.cancel_operation('restore test') IS NOT NULL" -c "COMMIT" | sed -n 1p)
   assert_eq "$(q 0 "SELECT step FROM autoscale.operations WHERE id = $op")" restore "cancelled scale_in $op goes to restore"
+  set_gucs 0 autoscale.test_hold_at_steps ""
   assert_eq "$(finish "$op")" cancelled "the restore ran although autoscale.mode is observe"
   assert_eq "$(q 0 "SELECT shouldhaveshards FROM pg_dist_node WHERE nodeport = $w2")" "${1:0:1}" \
     "shouldhaveshards is back to what it was ($1)"

@@ -60,6 +60,9 @@ fn shapes(kind: Kind, step: Step, limits: &Limits) -> Vec<Operation> {
     let mut base = new_operation(1, kind, Some(NodeAddr::new(HOST, 5432)), "explore", 0.0)
         .expect("a node is given");
     base.step = step;
+    if kind == Kind::ReplaceDead {
+        base.node = Some(NodeAddr::new(HOST, 5435));
+    }
     base.job_id = Some(7);
     base.request_id = Some(3);
     let mut out = Vec::new();
@@ -114,6 +117,22 @@ fn outcomes(a: &Action) -> Vec<(&'static str, Outcome)> {
             ("pool empty", Outcome::PoolEmpty),
         ],
         Action::RequestNode => vec![("requested", Outcome::Requested(3))],
+        Action::CopyPlacements { .. } => vec![
+            (
+                "copied one",
+                Outcome::Copied {
+                    shard: Some("shard 1".into()),
+                    left: 1,
+                },
+            ),
+            (
+                "all copied",
+                Outcome::Copied {
+                    shard: None,
+                    left: 0,
+                },
+            ),
+        ],
         Action::CheckForNode { .. } => vec![
             (
                 "node in pool",
@@ -140,7 +159,9 @@ fn outcomes(a: &Action) -> Vec<(&'static str, Outcome)> {
         | Action::SetCoordinatorShards { .. }
         | Action::CleanupOrphaned { .. }
         | Action::RemoveNode { .. }
-        | Action::ReturnToPool { .. } => vec![("ok", Outcome::Ok)],
+        | Action::ReturnToPool { .. }
+        | Action::DisableNode { .. }
+        | Action::RemoveDeadNode { .. } => vec![("ok", Outcome::Ok)],
         Action::Nothing => return Vec::new(),
     };
     v.push(err);

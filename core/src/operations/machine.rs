@@ -10,7 +10,8 @@ use super::{
 
 /// A new running operation. A rebalance starts at `start_rebalance`; a scale-out at
 /// `pick_standby`, or at `add_node` when a node is given (manual `scale_out(host, port)`); a
-/// scale-in at `mark_draining` and needs its node.
+/// scale-in at `mark_draining` and needs its node; a replace_dead at `disable_node` and needs the
+/// dead node (recorded as `dead`; `node` is the replacement, once picked).
 pub fn new_operation(
     id: i64,
     kind: Kind,
@@ -24,6 +25,12 @@ pub fn new_operation(
         (Kind::ScaleOut, Some(_)) => Step::AddNode,
         (Kind::ScaleIn, Some(_)) => Step::MarkDraining,
         (Kind::ScaleIn, None) => return Err(OpError::NodeRequired(Kind::ScaleIn)),
+        (Kind::ReplaceDead, Some(_)) => Step::DisableNode,
+        (Kind::ReplaceDead, None) => return Err(OpError::NodeRequired(Kind::ReplaceDead)),
+    };
+    let (node, dead) = match kind {
+        Kind::ReplaceDead => (None, node),
+        _ => (node, None),
     };
     Ok(Operation {
         id,
@@ -49,6 +56,7 @@ pub fn new_operation(
         had_shards: None,
         coordinator: None,
         coordinator_shards: None,
+        dead,
     })
 }
 
@@ -57,7 +65,7 @@ pub fn new_operation(
 /// moves the coordinator's shards to the workers); a scale-in first of all (true: the drain moves
 /// the workers' shards back to it). A rebalance is returned unchanged.
 pub fn with_coordinator_shards(mut op: Operation, coordinator: NodeAddr, value: bool) -> Operation {
-    if op.kind == Kind::Rebalance || op.status != Status::Running {
+    if !matches!(op.kind, Kind::ScaleOut | Kind::ScaleIn) || op.status != Status::Running {
         return op;
     }
     op.coordinator = Some(coordinator);
@@ -125,6 +133,14 @@ fn plan(op: &Operation) -> Result<Action, String> {
     };
     // a scale-in acts on its node and the nodes it drains with it
     let nodes = || node().map(|_| op.leaving());
+    let dead = || {
+        op.dead.clone().ok_or_else(|| {
+            format!(
+                "inconsistent operation: step {} needs the dead node and none is recorded",
+                op.step
+            )
+        })
+    };
     let job_id = || {
         op.job_id.ok_or_else(|| {
             format!(
@@ -152,7 +168,15 @@ fn plan(op: &Operation) -> Result<Action, String> {
         }
         Step::Cleanup => Action::CleanupOrphaned { nodes: nodes()? },
         Step::VerifyEmpty => Action::CountPlacements { nodes: nodes()? },
+        Step::RemoveNode if op.kind == Kind::ReplaceDead => {
+            Action::RemoveDeadNode { node: dead()? }
+        }
         Step::RemoveNode => Action::RemoveNode { nodes: nodes()? },
+        Step::DisableNode => Action::DisableNode { node: dead()? },
+        Step::CopyPlacements => Action::CopyPlacements {
+            dead: dead()?,
+            target: op.node.clone(),
+        },
         Step::ReturnToPool => Action::ReturnToPool { nodes: nodes()? },
         Step::Restore => {
             node()?;
@@ -215,7 +239,9 @@ pub fn advance(op: &Operation, outcome: Outcome, now: f64, limits: &Limits) -> T
             m.op.node = Some(node);
             m.goto(Step::AddNode, detail);
         }
-        (Step::PickStandby, Outcome::PoolEmpty) if op.added.is_empty() => {
+        (Step::PickStandby, Outcome::PoolEmpty)
+            if op.added.is_empty() || op.kind == Kind::ReplaceDead =>
+        {
             m.goto(
                 Step::RequestNode,
                 "the standby pool is empty; asking for a node".to_string(),
@@ -305,6 +331,49 @@ pub fn advance(op: &Operation, outcome: Outcome, now: f64, limits: &Limits) -> T
                 if n == 1 { "" } else { "s" }
             );
             m.fail(msg);
+        }
+        (Step::DisableNode, Outcome::Ok) => {
+            let detail = format!(
+                "dead node {} disabled: queries use the other copies",
+                dead_text(op)
+            );
+            m.goto(Step::PickStandby, detail);
+        }
+        (Step::CopyPlacements, Outcome::Copied { shard: None, left: 0 }) => {
+            let detail = format!(
+                "every shard group of {} has its copies back ({} copied), reference tables \
+                 replicated",
+                dead_text(op),
+                op.progress_done
+            );
+            m.goto(Step::RemoveNode, detail);
+        }
+        (Step::CopyPlacements, Outcome::Copied { shard, left }) => {
+            m.op.attempts = 0;
+            if shard.is_some() {
+                m.op.progress_done += 1;
+            }
+            m.op.progress_total = m.op.progress_total.max(m.op.progress_done + left.max(0));
+            let message = format!(
+                "{}: copied {}, {}/{} copies done",
+                m.header(),
+                shard.as_deref().unwrap_or("nothing"),
+                m.op.progress_done,
+                m.op.progress_total
+            );
+            m.note(NOTE_PROGRESS, message);
+        }
+        (Step::RemoveNode, Outcome::Ok) if op.kind == Kind::ReplaceDead => {
+            let by = op
+                .node
+                .as_ref()
+                .map_or_else(String::new, |n| format!(", replaced by {n}"));
+            let detail = format!(
+                "dead node {} removed from the cluster{by}; {} shard group copies restored",
+                dead_text(op),
+                op.progress_done
+            );
+            m.succeed(detail);
         }
         (Step::RemoveNode, Outcome::Ok) => {
             let detail = format!("{} removed from the cluster", m.subject());
@@ -428,6 +497,12 @@ pub fn describe(op: &Operation) -> String {
                     s.push_str(&format!(" ({state})"));
                 }
             }
+            if op.step == Step::CopyPlacements && op.progress_total > 0 {
+                s.push_str(&format!(
+                    ", {}/{} copies",
+                    op.progress_done, op.progress_total
+                ));
+            }
             if let (Step::WaitForNode, Some(id)) = (op.step, op.request_id) {
                 s.push_str(&format!(", provision request {id}"));
             }
@@ -464,6 +539,13 @@ fn is_wait(step: Step) -> bool {
 /// `scale_in 127.0.0.1:9703`, or just the kind without a node. A scale-out of several nodes
 /// names every node it added and the one it is adding.
 fn header(op: &Operation) -> String {
+    if op.kind == Kind::ReplaceDead {
+        let by = op
+            .node
+            .as_ref()
+            .map_or_else(String::new, |n| format!(" by {n}"));
+        return format!("{} {}{by}", op.kind, dead_text(op));
+    }
     let mut nodes = op.added.clone();
     if let Some(n) = op.node.as_ref().filter(|n| !op.added.contains(n)) {
         nodes.push(n.clone());
@@ -474,6 +556,13 @@ fn header(op: &Operation) -> String {
     } else {
         format!("{} {}", op.kind, names(&nodes))
     }
+}
+
+/// The dead node of a replace_dead, or `the dead node`.
+fn dead_text(op: &Operation) -> String {
+    op.dead
+        .as_ref()
+        .map_or_else(|| "the dead node".to_string(), |n| n.to_string())
 }
 
 fn outcome_text(o: &Outcome) -> String {
@@ -545,6 +634,11 @@ impl Machine {
             if !self.op.added.contains(&n) {
                 self.op.added.push(n);
             }
+        }
+        if self.op.kind == Kind::ReplaceDead {
+            let detail = format!("{detail}: copying the dead node's shard groups to it");
+            self.goto(Step::CopyPlacements, detail);
+            return;
         }
         let (added, want) = (self.op.added.len(), self.op.want.max(1) as usize);
         let next = self.before_rebalance();

@@ -15,6 +15,11 @@
 //! - scale-in: shouldhaveshards = false -> drain_only job -> cleanup -> verify ZERO placements ->
 //!   `citus_remove_node` -> back to the pool. A failure before the node is removed restores
 //!   shouldhaveshards = true; a node with placements is never removed;
+//! - replace_dead (a worker unreachable for longer than `autoscale.dead_node_after`, every
+//!   placement of which has a healthy copy elsewhere): `citus_disable_node` -> a standby from the
+//!   pool (or a provision request) -> `citus_add_node` -> one `citus_copy_shard_placement` per
+//!   shard group that lost a copy, then `replicate_reference_tables` -> `citus_remove_node` of the
+//!   dead node, checked again in the same transaction: never while it holds a sole copy;
 //! - transient errors are retried `max_attempts` times per step, then the operation fails
 //!   (through the restore step for a scale-in).
 //!
@@ -23,11 +28,14 @@
 
 #[cfg(test)]
 mod coordinator_tests;
+pub mod dead;
 pub mod diagram;
 pub mod guards;
 mod machine;
 #[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod replace_tests;
 #[cfg(test)]
 mod tests;
 pub mod trigger;
@@ -166,6 +174,7 @@ named_enum! {
         Rebalance => "rebalance",
         ScaleOut => "scale_out",
         ScaleIn => "scale_in",
+        ReplaceDead => "replace_dead",
     }
 }
 
@@ -214,6 +223,11 @@ named_enum! {
         /// single node sheds the coordinator's shards (`autoscale.coordinator_shards = 'shed'`)
         /// before its rebalance; a scale-in to a single node gives them back before its drain.
         CoordinatorShards => "coordinator_shards",
+        /// `citus_disable_node(host, port)` of a dead node: queries stop using its placements.
+        DisableNode => "disable_node",
+        /// One `citus_copy_shard_placement` per tick for a shard group that lost a copy on the
+        /// dead node, then `replicate_reference_tables()`.
+        CopyPlacements => "copy_placements",
         /// Nothing left to do.
         Done => "done",
     }
@@ -260,6 +274,17 @@ impl Step {
                     | RemoveNode
                     | ReturnToPool
                     | Restore
+                    | Done
+            ),
+            Kind::ReplaceDead => matches!(
+                self,
+                DisableNode
+                    | PickStandby
+                    | AddNode
+                    | RequestNode
+                    | WaitForNode
+                    | CopyPlacements
+                    | RemoveNode
                     | Done
             ),
         }
@@ -384,6 +409,10 @@ pub struct Operation {
     /// rebalance (shed), true before a scale-in's drain to zero workers.
     #[serde(default)]
     pub coordinator_shards: Option<bool>,
+    /// replace_dead: the dead worker being disabled, replaced and removed (`node` is the
+    /// replacement, once picked).
+    #[serde(default)]
+    pub dead: Option<NodeAddr>,
 }
 
 impl Operation {
@@ -455,6 +484,18 @@ pub enum Action {
     RemoveNode { nodes: Vec<NodeAddr> },
     /// Pool rows back to returned + a deprovision request per node -> [`Outcome::Ok`].
     ReturnToPool { nodes: Vec<NodeAddr> },
+    /// `citus_disable_node(host, port)` unless it is already inactive, refused when it holds a
+    /// sole copy -> [`Outcome::Ok`].
+    DisableNode { node: NodeAddr },
+    /// The next copy of [`dead::assess`]'s plan (`citus_copy_shard_placement`), or when none is
+    /// left `replicate_reference_tables()` -> [`Outcome::Copied`]; a sole copy -> an error.
+    CopyPlacements {
+        dead: NodeAddr,
+        target: Option<NodeAddr>,
+    },
+    /// `citus_remove_node` of the dead node once the plan is complete, checked in the same
+    /// transaction -> [`Outcome::Ok`].
+    RemoveDeadNode { node: NodeAddr },
     /// Nothing to do against Citus: a finished operation (then [`advance`] leaves it alone), or
     /// an inconsistent running row (then [`advance`] with [`Outcome::Ok`] fails it).
     Nothing,
@@ -476,6 +517,9 @@ impl Action {
             Action::CountPlacements { .. } => "count_placements",
             Action::RemoveNode { .. } => "remove_node",
             Action::ReturnToPool { .. } => "return_to_pool",
+            Action::DisableNode { .. } => "disable_node",
+            Action::CopyPlacements { .. } => "copy_placements",
+            Action::RemoveDeadNode { .. } => "remove_dead_node",
             Action::Nothing => "nothing",
         }
     }
@@ -509,6 +553,9 @@ pub enum Outcome {
     Placements(i64),
     /// `mark_draining` set shouldhaveshards = false; these nodes had it true before.
     Marked { had_shards: Vec<NodeAddr> },
+    /// copy_placements: `shard` copied by this step (None when there was nothing left to copy;
+    /// then the reference tables were replicated), and copies still to make after it.
+    Copied { shard: Option<String>, left: i64 },
     /// The action raised an error (message).
     Error(String),
 }

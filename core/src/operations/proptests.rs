@@ -23,6 +23,8 @@ fn arb_outcome() -> impl Strategy<Value = Outcome> {
             .prop_map(|(p, in_cluster)| Outcome::Appeared { node: node(p), in_cluster }),
         1 => Just(Outcome::NotYet),
         2 => (-1i64..4).prop_map(Outcome::Placements),
+        1 => (prop::option::of("[a-z ]{0,8}"), -1i64..4)
+            .prop_map(|(shard, left)| Outcome::Copied { shard, left }),
         2 => "[a-z ]{0,12}".prop_map(Outcome::Error),
     ]
 }
@@ -54,6 +56,10 @@ fn plausible(a: &Action, pick: u8) -> Outcome {
             },
         },
         Action::CountPlacements { .. } => Outcome::Placements(i64::from(pick % 3)),
+        Action::CopyPlacements { .. } => Outcome::Copied {
+            shard: (!pick.is_multiple_of(3)).then(|| format!("shard {pick}")),
+            left: i64::from(pick % 3),
+        },
         _ => Outcome::Ok,
     }
 }

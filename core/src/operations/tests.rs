@@ -124,11 +124,42 @@ pub(crate) fn paths() -> Vec<(Kind, Step, Vec<Outcome>)> {
             Step::Restore,
             vec![Ok, JobStarted(Some(7)), job(JobState::Failed, 1, 3)],
         ),
+        (Kind::ReplaceDead, Step::DisableNode, vec![]),
+        (Kind::ReplaceDead, Step::PickStandby, vec![Ok]),
+        (Kind::ReplaceDead, Step::AddNode, vec![Ok, Picked(n.clone())]),
+        (Kind::ReplaceDead, Step::RequestNode, vec![Ok, PoolEmpty]),
+        (
+            Kind::ReplaceDead,
+            Step::WaitForNode,
+            vec![Ok, PoolEmpty, Requested(42)],
+        ),
+        (
+            Kind::ReplaceDead,
+            Step::CopyPlacements,
+            vec![Ok, Picked(n.clone()), Ok],
+        ),
+        (
+            Kind::ReplaceDead,
+            Step::RemoveNode,
+            vec![
+                Ok,
+                Picked(n.clone()),
+                Ok,
+                Copied {
+                    shard: Some("shard 1".into()),
+                    left: 0,
+                },
+                Copied {
+                    shard: None,
+                    left: 0,
+                },
+            ],
+        ),
     ]
 }
 
 pub(crate) fn start(kind: Kind) -> Operation {
-    let n = (kind == Kind::ScaleIn).then(|| node(9703));
+    let n = matches!(kind, Kind::ScaleIn | Kind::ReplaceDead).then(|| node(9703));
     new_operation(1, kind, n, "test", T0).unwrap()
 }
 
@@ -187,7 +218,7 @@ fn bad_names_list_what_is_allowed() {
     let e = Kind::parse("grow").unwrap_err().to_string();
     assert_eq!(
         e,
-        "operation kind (\"grow\") must be one of rebalance, scale_out, scale_in"
+        "operation kind (\"grow\") must be one of rebalance, scale_out, scale_in, replace_dead"
     );
     let e = Status::parse("ok").unwrap_err().to_string();
     assert!(e.contains("running, succeeded, failed, cancelled"), "{e}");
@@ -306,6 +337,18 @@ fn every_step_asks_for_its_action() {
             nodes: vec![n3.clone()],
             value: true,
         },
+        Action::DisableNode { node: n3.clone() },
+        Action::PickStandby,
+        Action::AddNode { node: n4.clone() },
+        Action::RequestNode,
+        Action::CheckForNode {
+            request_id: Some(42),
+        },
+        Action::CopyPlacements {
+            dead: n3.clone(),
+            target: Some(n4.clone()),
+        },
+        Action::RemoveDeadNode { node: n3.clone() },
     ];
     let paths = paths();
     assert_eq!(paths.len(), expected.len());

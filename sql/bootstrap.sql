@@ -225,6 +225,24 @@ COMMENT ON COLUMN autoscale.provision_requests.request_key IS
 
 
 
+CREATE TABLE autoscale.dead_nodes (
+    nodename          text        NOT NULL,
+    nodeport          int         NOT NULL,
+    unreachable_since timestamptz NOT NULL,
+    declared_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    replaceable       boolean     NOT NULL,
+    sole_copies       int         NOT NULL DEFAULT 0,
+    message           text        NOT NULL,
+    operation_id      bigint,
+    PRIMARY KEY (nodename, nodeport)
+);
+COMMENT ON TABLE autoscale.dead_nodes IS
+  'Workers declared dead: every sample failed for autoscale.dead_node_after (since unreachable_since). replaceable: '
+  'every placement on it has a healthy copy elsewhere, so a replace_dead operation (operation_id) disables it, adds '
+  'a standby, copies the shards back to their replication factor and removes it; otherwise sole_copies shards have '
+  'no other copy, nothing is disabled or removed and the operator decides. A row goes when the node answers again '
+  'or leaves the cluster (event dead_node_back).';
+
 CREATE VIEW autoscale.status AS
 SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
        w.worker_count AS active_workers,
@@ -255,14 +273,20 @@ SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
        ARRAY(SELECT s.nodename || ':' || s.nodeport || CASE WHEN s.is_coordinator THEN ' (coordinator)' ELSE '' END
                FROM autoscale.node_samples s
               WHERE s.sample_id = w.sample_id AND s.data_node
-              ORDER BY s.is_coordinator DESC, s.nodename, s.nodeport) AS data_nodes
+              ORDER BY s.is_coordinator DESC, s.nodename, s.nodeport) AS data_nodes,
+       (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                 'node', d.nodename || ':' || d.nodeport, 'unreachable_since', d.unreachable_since,
+                 'replaceable', d.replaceable, 'sole_copies', d.sole_copies, 'operation_id', d.operation_id,
+                 'message', d.message) ORDER BY d.declared_at)
+          FROM autoscale.dead_nodes d) AS dead_nodes
   FROM autoscale.control c
   LEFT JOIN LATERAL (SELECT * FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1) w ON true
   LEFT JOIN autoscale.operations o ON o.status = 'running';
 COMMENT ON VIEW autoscale.status IS
   'One row: mode, active and unreachable workers at the last sample, the running operation and its step, the last '
   'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, and the '
-  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such).';
+  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such), and the '
+  'dead workers (autoscale.dead_nodes: replaceable, or holding sole copies and waiting for the operator).';
 
 CREATE VIEW autoscale.rebalance_progress AS
 SELECT o.id AS operation_id,
@@ -296,5 +320,5 @@ GRANT USAGE ON SCHEMA autoscale TO PUBLIC;
 GRANT SELECT ON autoscale.node_samples, autoscale.worker_count, autoscale.events, autoscale.latest_node_load,
                 autoscale.policy_config, autoscale.policies, autoscale.metric_samples, autoscale.control,
                 autoscale.operations, autoscale.standby_nodes, autoscale.provision_requests,
-                autoscale.status, autoscale.rebalance_progress
+                autoscale.status, autoscale.rebalance_progress, autoscale.dead_nodes
   TO pg_monitor;

@@ -281,3 +281,97 @@ COMMENT ON FUNCTION autoscale.node_stats() IS
   'limit), load averages, memory total/available, data-directory disk total/free, client connections total/active, '
   'cumulative commits and rollbacks, database size, shard bytes and whether this node is the Citus coordinator. Runs '
   'with search_path pg_catalog, pg_temp.';
+
+-- A node that never comes back: workers unreachable for longer than autoscale.dead_node_after are declared
+-- dead (autoscale.dead_nodes); the operation kind replace_dead replaces the ones whose placements all have a
+-- healthy copy elsewhere. status and explain() show them.
+CREATE TABLE autoscale.dead_nodes (
+    nodename          text        NOT NULL,
+    nodeport          int         NOT NULL,
+    unreachable_since timestamptz NOT NULL,
+    declared_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    replaceable       boolean     NOT NULL,
+    sole_copies       int         NOT NULL DEFAULT 0,
+    message           text        NOT NULL,
+    operation_id      bigint,
+    PRIMARY KEY (nodename, nodeport)
+);
+COMMENT ON TABLE autoscale.dead_nodes IS
+  'Workers declared dead: every sample failed for autoscale.dead_node_after (since unreachable_since). replaceable: '
+  'every placement on it has a healthy copy elsewhere, so a replace_dead operation (operation_id) disables it, adds '
+  'a standby, copies the shards back to their replication factor and removes it; otherwise sole_copies shards have '
+  'no other copy, nothing is disabled or removed and the operator decides. A row goes when the node answers again '
+  'or leaves the cluster (event dead_node_back).';
+GRANT SELECT ON autoscale.dead_nodes TO pg_monitor;
+
+CREATE OR REPLACE VIEW autoscale.status AS
+SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
+       w.worker_count AS active_workers,
+       w.unreachable_workers,
+       w.sampled_at AS last_sample_at,
+       o.id AS operation_id,
+       o.kind AS operation,
+       o.step AS operation_step,
+       o.nodename || ':' || o.nodeport AS operation_node,
+       o.job_id AS operation_job_id,
+       o.reason AS operation_reason,
+       c.last_decision ->> 'direction' AS last_decision,
+       (c.last_decision ->> 'desired_workers')::int AS last_desired_workers,
+       c.last_decision -> 'reasons' AS last_decision_reasons,
+       c.decided_at,
+       CASE WHEN c.paused_until > pg_catalog.now() THEN c.paused_until END AS paused_until,
+       (SELECT count(*) FROM autoscale.standby_nodes WHERE state = 'available') AS standby_available,
+       (SELECT pg_catalog.jsonb_object_agg(state, n)
+          FROM (SELECT state, count(*) AS n FROM autoscale.standby_nodes GROUP BY state) s) AS standby_pool,
+       GREATEST(interval '0',
+                (SELECT max(finished_at) FROM autoscale.operations WHERE kind = 'scale_out' AND status = 'succeeded')
+                + (SELECT max(cooldown_out) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_out_cooldown_left,
+       GREATEST(interval '0',
+                (SELECT max(finished_at) FROM autoscale.operations
+                  WHERE kind IN ('scale_out', 'scale_in') AND status = 'succeeded')
+                + (SELECT max(cooldown_in) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_in_cooldown_left,
+       (SELECT max(started_at) FROM autoscale.operations) AS last_operation_at,
+       ARRAY(SELECT s.nodename || ':' || s.nodeport || CASE WHEN s.is_coordinator THEN ' (coordinator)' ELSE '' END
+               FROM autoscale.node_samples s
+              WHERE s.sample_id = w.sample_id AND s.data_node
+              ORDER BY s.is_coordinator DESC, s.nodename, s.nodeport) AS data_nodes,
+       (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                 'node', d.nodename || ':' || d.nodeport, 'unreachable_since', d.unreachable_since,
+                 'replaceable', d.replaceable, 'sole_copies', d.sole_copies, 'operation_id', d.operation_id,
+                 'message', d.message) ORDER BY d.declared_at)
+          FROM autoscale.dead_nodes d) AS dead_nodes
+  FROM autoscale.control c
+  LEFT JOIN LATERAL (SELECT * FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1) w ON true
+  LEFT JOIN autoscale.operations o ON o.status = 'running';
+COMMENT ON VIEW autoscale.status IS
+  'One row: mode, active and unreachable workers at the last sample, the running operation and its step, the last '
+  'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, and the '
+  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such), and the '
+  'dead workers (autoscale.dead_nodes: replaceable, or holding sole copies and waiting for the operator).';
+
+DROP FUNCTION autoscale.explain();
+CREATE  FUNCTION autoscale."explain"() RETURNS TABLE (
+	"policy" TEXT,  /* String */
+	"metric" TEXT,  /* String */
+	"aggregate" TEXT,  /* String */
+	"current_value" double precision,  /* Option < f64 > */
+	"rule" TEXT,  /* String */
+	"held_for" interval,  /* Interval */
+	"cooldown_left" interval,  /* Interval */
+	"workers" INT,  /* i32 */
+	"desired_workers" INT,  /* i32 */
+	"decision" TEXT,  /* String */
+	"reasons" TEXT[],  /* Vec < String > */
+	"data_nodes" TEXT[],  /* Vec < String > */
+	"dead_nodes" TEXT[]  /* Vec < String > */
+)
+STRICT STABLE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'explain_wrapper';
+REVOKE ALL ON FUNCTION autoscale.explain() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION autoscale.explain() TO pg_monitor;
+COMMENT ON FUNCTION autoscale.explain() IS
+  'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
+  'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, data_nodes: the '
+  'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)), and dead_nodes: the '
+  'workers declared dead (autoscale.dead_nodes), each host:port: what it holds and what happens to it.';

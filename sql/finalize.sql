@@ -68,8 +68,9 @@ COMMENT ON FUNCTION autoscale.metrics() IS
   'kind and status, the standby pool by state, pending provision requests, paused. Reads only.';
 COMMENT ON FUNCTION autoscale.explain() IS
   'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
-  'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, and data_nodes: the '
-  'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)).';
+  'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, data_nodes: the '
+  'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)), and dead_nodes: the '
+  'workers declared dead (autoscale.dead_nodes), each host:port: what it holds and what happens to it.';
 COMMENT ON FUNCTION autoscale.rebalance_now(text) IS
   'Starts a rebalance now (citus_rebalance_start with autoscale.rebalance_strategy and autoscale.shard_transfer_mode) '
   'as a followed operation, through the same guards as the automatic one (mode act, no other rebalance running, '

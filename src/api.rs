@@ -280,10 +280,12 @@ fn explain() -> TableIterator<
         name!(decision, String),
         name!(reasons, Vec<String>),
         name!(data_nodes, Vec<String>),
+        name!(dead_nodes, Vec<String>),
     ),
 > {
     let (d, _) = policies::decide().unwrap_or_else(|e| error!("{e}"));
     let data_nodes = policies::data_nodes_now().unwrap_or_else(|e| error!("{e}"));
+    let dead_nodes = crate::dead::summaries().unwrap_or_else(|e| error!("{e}"));
     let rows: Vec<_> = d
         .policies
         .into_iter()
@@ -301,6 +303,7 @@ fn explain() -> TableIterator<
                 p.direction.as_str().to_string(),
                 p.reasons,
                 data_nodes.clone(),
+                dead_nodes.clone(),
             )
         })
         .collect();

@@ -11,7 +11,7 @@ use pgrx::spi::SpiResult;
 use pgrx::JsonB;
 use serde::Serialize;
 
-use crate::{citus, history, operations, policies, provision, settings, subxact};
+use crate::{citus, dead, history, operations, policies, provision, settings, subxact};
 
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct ActReport {
@@ -97,6 +97,13 @@ pub fn run() -> SpiResult<ActReport> {
     };
     let now = now()?;
     let mut watch = load_watch()?.observe(&active, now);
+    // dead workers are declared (one event each) whatever runs; the first replaceable one is
+    // replaced before any policy or rebalance is considered
+    let replace = if citus_coordinator {
+        dead::review(now)?
+    } else {
+        None
+    };
 
     // 1. a running operation advances one step and nothing else starts
     if let Some(op) = operations::running()? {
@@ -130,6 +137,32 @@ pub fn run() -> SpiResult<ActReport> {
         (GuardVerdict::Act, Some(why)) => GuardVerdict::Blocked(why),
         (v, _) => v,
     };
+    if let Some(node) = replace {
+        let reason = format!(
+            "worker {node} is dead (unreachable for longer than autoscale.dead_node_after) and every \
+             placement on it has a healthy copy elsewhere"
+        );
+        match &verdict {
+            GuardVerdict::Act => {
+                match operations::start(Kind::ReplaceDead, vec![node], 1, &reason, "dead_node") {
+                    Ok(op) => report.operation = Some(autoscale_core::operations::describe(&op)),
+                    Err(e) => history::record_event(
+                        "error",
+                        &format!("could not start replace_dead: {e}"),
+                        None,
+                    )?,
+                }
+                save_watch(&watch)?;
+                return Ok(report);
+            }
+            v => {
+                report.held = Some(format!(
+                    "would replace dead worker {node}: {}",
+                    v.reason().unwrap_or("not allowed now")
+                ))
+            }
+        }
+    }
     let (decision, _) = policies::decide()?;
     policies::record_decision(&decision, !verdict.is_act())?;
     report.decision = Some(format!(

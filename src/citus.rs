@@ -2,6 +2,7 @@
 //! (pg_dist_node, pg_dist_placement, ...), functions (run_command_on_workers, citus_*), settings.
 //! Node names and ports always travel as parameters, never concatenated into SQL.
 
+use autoscale_core::operations::dead::Placement;
 use autoscale_core::operations::{names, NodeAddr};
 use pgrx::prelude::*;
 use pgrx::spi::SpiResult;
@@ -516,4 +517,144 @@ pub fn rebalance_strategy_exists(name: &str) -> SpiResult<bool> {
         &[name.into()],
     )?
     .unwrap_or(false))
+}
+
+// --- a node that never comes back (replace_dead) ---
+
+/// Every shard placement of the cluster, as [`autoscale_core::operations::dead::assess`] reads
+/// it: shard, its shard group (colocation id and range; the shard id for a table colocated with
+/// nothing), node, whether it is a reference table's, and how many copies it should have
+/// (pg_dist_colocation.replicationfactor, else the placements it has).
+pub fn all_placements() -> SpiResult<Vec<Placement>> {
+    Spi::connect(|c| {
+        let mut out = Vec::new();
+        for r in c.select(
+            "SELECT p.shardid,
+                    CASE WHEN t.colocationid = 0 THEN 's' || p.shardid
+                         ELSE t.colocationid || ':' || coalesce(s.shardminvalue, '') END,
+                    n.nodename, n.nodeport,
+                    t.partmethod = 'n' AND t.repmodel = 't',
+                    coalesce(NULLIF(g.replicationfactor, -1),
+                             (SELECT count(*) FROM pg_catalog.pg_dist_placement o WHERE o.shardid = p.shardid))::int
+               FROM pg_catalog.pg_dist_placement p
+               JOIN pg_catalog.pg_dist_shard s USING (shardid)
+               JOIN pg_catalog.pg_dist_partition t ON t.logicalrelid = s.logicalrelid
+               JOIN pg_catalog.pg_dist_node n ON n.groupid = p.groupid AND n.noderole = 'primary'
+               LEFT JOIN pg_catalog.pg_dist_colocation g ON g.colocationid = t.colocationid
+              ORDER BY p.shardid, n.nodeid",
+            None,
+            &[],
+        )? {
+            out.push(Placement {
+                shardid: r.get::<i64>(1)?.unwrap_or_default(),
+                group: r.get::<String>(2)?.unwrap_or_default(),
+                node: NodeAddr::new(
+                    r.get::<String>(3)?.unwrap_or_default(),
+                    r.get::<i32>(4)?.unwrap_or_default(),
+                ),
+                reference: r.get::<bool>(5)?.unwrap_or(false),
+                factor: r.get::<i32>(6)?.unwrap_or(1).max(1) as usize,
+            });
+        }
+        Ok(out)
+    })
+}
+
+/// An active primary node and what the latest sample said of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeHealth {
+    pub node: NodeAddr,
+    pub coordinator: bool,
+    pub shouldhaveshards: bool,
+    /// The latest sample reached it (true when it was never sampled, e.g. a node just added,
+    /// and for the coordinator, which runs this).
+    pub answered: bool,
+    /// The first failed sample after its last answer (epoch s); None when the latest answered.
+    pub unreachable_since: Option<f64>,
+}
+
+/// Every active primary node (the coordinator included when registered) with its health at the
+/// latest samples.
+pub fn node_health() -> SpiResult<Vec<NodeHealth>> {
+    Spi::connect(|c| {
+        let mut out = Vec::new();
+        for r in c.select(
+            "SELECT n.nodename, n.nodeport, n.groupid = 0, n.shouldhaveshards,
+                    n.groupid = 0 OR coalesce((SELECT s.reachable FROM autoscale.node_samples s
+                                                WHERE s.nodename = n.nodename AND s.nodeport = n.nodeport
+                                                ORDER BY s.sampled_at DESC LIMIT 1), true),
+                    (SELECT extract(epoch FROM min(s.sampled_at))::float8 FROM autoscale.node_samples s
+                      WHERE n.groupid <> 0 AND s.nodename = n.nodename AND s.nodeport = n.nodeport AND NOT s.reachable
+                        AND s.sampled_at > coalesce((SELECT max(a.sampled_at) FROM autoscale.node_samples a
+                                                      WHERE a.nodename = n.nodename AND a.nodeport = n.nodeport
+                                                        AND a.reachable), '-infinity'))
+               FROM pg_catalog.pg_dist_node n
+              WHERE n.noderole = 'primary' AND n.isactive
+              ORDER BY n.nodeid",
+            None,
+            &[],
+        )? {
+            out.push(NodeHealth {
+                node: NodeAddr::new(
+                    r.get::<String>(1)?.unwrap_or_default(),
+                    r.get::<i32>(2)?.unwrap_or_default(),
+                ),
+                coordinator: r.get::<bool>(3)?.unwrap_or(false),
+                shouldhaveshards: r.get::<bool>(4)?.unwrap_or(false),
+                answered: r.get::<bool>(5)?.unwrap_or(true),
+                unreachable_since: r.get::<f64>(6)?,
+            });
+        }
+        Ok(out)
+    })
+}
+
+/// `citus_disable_node(host, port)`: queries stop using the node's placements (they use the
+/// other copies), writes stop going to it.
+pub fn disable_node(host: &str, port: i32) -> SpiResult<()> {
+    Spi::connect_mut(|c| {
+        c.update(
+            "SELECT pg_catalog.citus_disable_node($1, $2)",
+            None,
+            &[host.into(), port.into()],
+        )
+        .map(|_| ())
+    })
+}
+
+/// `citus_copy_shard_placement(shard, from, to, mode)`: copies the shard and its colocated
+/// shards; runs inside the caller's transaction.
+pub fn copy_shard_placement(
+    shardid: i64,
+    from: &NodeAddr,
+    to: &NodeAddr,
+    transfer_mode: &str,
+) -> SpiResult<()> {
+    Spi::connect_mut(|c| {
+        c.update(
+            "SELECT pg_catalog.citus_copy_shard_placement($1, $2, $3, $4, $5, $6::citus.shard_transfer_mode)",
+            None,
+            &[
+                shardid.into(),
+                from.host.clone().into(),
+                from.port.into(),
+                to.host.clone().into(),
+                to.port.into(),
+                transfer_mode.into(),
+            ],
+        )
+        .map(|_| ())
+    })
+}
+
+/// `replicate_reference_tables(mode)`: a copy of every reference table on every active node.
+pub fn replicate_reference_tables(transfer_mode: &str) -> SpiResult<()> {
+    Spi::connect_mut(|c| {
+        c.update(
+            "SELECT pg_catalog.replicate_reference_tables($1::citus.shard_transfer_mode)",
+            None,
+            &[transfer_mode.into()],
+        )
+        .map(|_| ())
+    })
 }

@@ -8,6 +8,7 @@ use pgrx::prelude::*;
 mod api;
 mod autopilot;
 mod citus;
+mod dead;
 mod errors;
 mod history;
 mod metrics;

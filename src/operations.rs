@@ -15,7 +15,7 @@ use pgrx::JsonB;
 use autoscale_core::policy;
 
 use crate::errors::AutoscaleError;
-use crate::{citus, history, policies, pool, provision, settings, subxact};
+use crate::{citus, dead, history, policies, pool, provision, settings, subxact};
 
 /// What the policy engine needs to know about past operations.
 #[derive(Debug, Default)]
@@ -327,6 +327,81 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
             }),
             |_| Outcome::Ok,
         ),
+        Action::DisableNode { node } => to_outcome(
+            subxact::catch(|| {
+                // checked again in this transaction: a node holding a sole copy is never disabled
+                let plan = dead::plan_for(&node, None)?;
+                if !plan.replaceable() {
+                    pgrx::error!("not disabled: {}", plan.summary(&node));
+                }
+                if let Some((_, _, true)) = citus::node_in_cluster(&node.host, node.port)? {
+                    citus::disable_node(&node.host, node.port)?;
+                }
+                dead::claim(&node, op.id)
+            }),
+            |_| Outcome::Ok,
+        ),
+        Action::CopyPlacements { dead: d, target } => {
+            // block_writes whatever autoscale.shard_transfer_mode says: the copy runs inside the
+            // tick's transaction (one shard group per tick, committed with the step), and a
+            // logical-replication copy waits there for the transaction it runs in (measured: the
+            // step times out); block_writes only holds writes to the shard group being copied
+            let mode = "block_writes";
+            to_outcome(
+                subxact::catch(|| {
+                    let plan = dead::plan_for(&d, target.as_ref())?;
+                    if !plan.replaceable() {
+                        pgrx::error!("copies stopped: {}", plan.summary(&d));
+                    }
+                    if let Some(copy) = plan.copies.first() {
+                        citus::copy_shard_placement(copy.shardid, &copy.from, &copy.to, mode)?;
+                        return Ok((Some(copy.to_string()), plan.copies.len() as i64 - 1));
+                    }
+                    if let Some(&shard) = plan.unplaceable.first() {
+                        pgrx::error!(
+                            "no healthy node can take the missing copy of shard {shard} ({} shard \
+                             group{} short of copies): add a node to the pool or the cluster",
+                            plan.unplaceable.len(),
+                            if plan.unplaceable.len() == 1 { "" } else { "s" }
+                        );
+                    }
+                    if !plan.reference_missing.is_empty() {
+                        citus::replicate_reference_tables(mode)?;
+                        return Ok((
+                            Some(format!(
+                                "reference tables to {}",
+                                names(&plan.reference_missing)
+                            )),
+                            0,
+                        ));
+                    }
+                    Ok((None, 0))
+                }),
+                |(shard, left)| Outcome::Copied { shard, left },
+            )
+        }
+        Action::RemoveDeadNode { node } => to_outcome(
+            subxact::catch(|| {
+                // checked again in this very transaction: every placement on the dead node has
+                // its copies back on healthy nodes
+                let plan = dead::plan_for(&node, op.node.as_ref())?;
+                if !plan.complete() {
+                    pgrx::error!(
+                        "not removed: {} ({} copies still to make)",
+                        plan.summary(&node),
+                        plan.copies.len() + plan.unplaceable.len()
+                    );
+                }
+                if citus::node_in_cluster(&node.host, node.port)?.is_some() {
+                    citus::remove_node(&node.host, node.port)?;
+                }
+                if pool::state_of(&node.host, node.port)?.is_some() {
+                    pool::set_state(&node.host, node.port, "failed")?;
+                }
+                dead::forget(&node)
+            }),
+            |_| Outcome::Ok,
+        ),
         Action::Nothing => Outcome::Ok,
     }
 }
@@ -336,7 +411,13 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
 /// when citus_add_node itself failed (it is not picked again and again), else back to `available`;
 /// its pending provision requests expire.
 pub fn settle_ended(op: &Operation) -> SpiResult<()> {
-    if op.kind != Kind::ScaleOut || op.status == Status::Succeeded {
+    if op.kind == Kind::ReplaceDead && op.status != Status::Succeeded {
+        // the dead node stays (disabled when it got that far); a later review may try again
+        if let Some(d) = &op.dead {
+            dead::release(d)?;
+        }
+    }
+    if !matches!(op.kind, Kind::ScaleOut | Kind::ReplaceDead) || op.status == Status::Succeeded {
         return Ok(());
     }
     provision::expire_for_operation(op.id)?;
@@ -451,6 +532,9 @@ pub fn start(
         Kind::ScaleOut => machine::new_scale_out(id, nodes.into_iter().next(), count, reason, now),
         Kind::ScaleIn => machine::new_scale_in(id, nodes, reason, now),
         Kind::Rebalance => machine::new_operation(id, kind, None, reason, now),
+        Kind::ReplaceDead => {
+            machine::new_operation(id, kind, nodes.into_iter().next(), reason, now)
+        }
     }
     .map_err(|e| AutoscaleError::NotInPrerequisiteState(e.to_string()))?;
     // the coordinator's own shards (autoscale.coordinator_shards)
@@ -473,6 +557,9 @@ pub fn start(
         _ => op,
     };
     insert(&op, requested_by).map_err(spi)?;
+    if let (Kind::ReplaceDead, Some(d)) = (kind, &op.dead) {
+        dead::claim(d, id).map_err(spi)?;
+    }
     history::record_event(
         "operation_started",
         &format!("{} started ({requested_by}): {reason}", kind.as_str()),

@@ -62,6 +62,8 @@ static MAX_OPERATIONS_PER_HOUR: GucSetting<i32> = GucSetting::<i32>::new(12);
 static PROVISION_TIMEOUT_S: GucSetting<i32> = GucSetting::<i32>::new(900);
 /// Seconds a rebalance job may stay scheduled without starting; -1 = forever.
 static JOB_TIMEOUT_S: GucSetting<i32> = GucSetting::<i32>::new(600);
+/// Seconds a worker must stay unreachable before it is declared dead; -1 = never.
+static DEAD_NODE_AFTER_S: GucSetting<i32> = GucSetting::<i32>::new(120);
 /// Longest time one operation step's Citus calls may take (ms).
 static STEP_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(60_000);
 /// URL that provision and deprovision requests are POSTed to; empty = none.
@@ -263,6 +265,25 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::UNIT_MS,
     );
+    // SAFETY: the check hook is #[pg_guard]ed and never panics.
+    unsafe {
+        GucRegistry::define_int_guc_with_hooks(
+            c"autoscale.dead_node_after",
+            c"Time a worker must stay unreachable (every sample failing) before it is declared dead; -1 = never.",
+            c"A dead worker gets one dead_node event and a row in autoscale.dead_nodes. When every shard placement \
+              on it has a healthy copy elsewhere, a replace_dead operation disables it, adds a standby (or asks \
+              the provisioner), copies the shards back to their replication factor and removes it; when it holds \
+              a sole copy nothing is disabled or removed and the operator decides. -1 or at least 10 s.",
+            &DEAD_NODE_AFTER_S,
+            -1,
+            autoscale_core::operations::dead::DEAD_NODE_AFTER_MAX_S,
+            GucContext::Suset,
+            GucFlags::UNIT_S,
+            Some(check_dead_node_after),
+            None,
+            None,
+        );
+    }
     // SAFETY: the check hooks are #[pg_guard]ed and never panic.
     unsafe {
         GucRegistry::define_string_guc_with_hooks(
@@ -401,6 +422,11 @@ pub fn provision_timeout() -> f64 {
     secs_or_none(PROVISION_TIMEOUT_S.get()).unwrap_or(-1.0)
 }
 
+/// Seconds a worker must stay unreachable before it is declared dead; -1 = never.
+pub fn dead_node_after() -> f64 {
+    f64::from(DEAD_NODE_AFTER_S.get())
+}
+
 /// Negative = never.
 pub fn step_timeout() -> Duration {
     Duration::from_millis(STEP_TIMEOUT_MS.get().max(1) as u64)
@@ -478,6 +504,17 @@ unsafe extern "C-unwind" fn check_maintenance_window(
             .map_err(|e| e.to_string())
     };
     unsafe { check_result(r) }
+}
+
+/// `autoscale.dead_node_after` is -1 (never) or at least 10 s.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn check_dead_node_after(
+    newval: *mut i32,
+    _extra: *mut *mut std::ffi::c_void,
+    _source: pgrx::pg_sys::GucSource::Type,
+) -> bool {
+    let v = if newval.is_null() { -1 } else { unsafe { *newval } };
+    unsafe { check_result(autoscale_core::operations::dead::check_dead_node_after(v)) }
 }
 
 /// `autoscale.webhook_url` must be an http(s) URL with a host; the detail never repeats it.

@@ -24,6 +24,23 @@ use crate::duration::format_secs;
 /// Default seconds a worker must stay unreachable before it is declared dead.
 pub const DEFAULT_DEAD_NODE_AFTER: f64 = 120.0;
 
+/// Shortest `autoscale.dead_node_after` (seconds): a few failed samples are not a death.
+pub const DEAD_NODE_AFTER_MIN_S: i32 = 10;
+/// Longest `autoscale.dead_node_after` (seconds): 30 days.
+pub const DEAD_NODE_AFTER_MAX_S: i32 = 30 * 24 * 3600;
+
+/// `autoscale.dead_node_after` in seconds must be -1 (never) or between 10 s and 30 days. The
+/// error names the setting, the value and what is allowed.
+pub fn check_dead_node_after(secs: i32) -> Result<(), String> {
+    if secs == -1 || (DEAD_NODE_AFTER_MIN_S..=DEAD_NODE_AFTER_MAX_S).contains(&secs) {
+        return Ok(());
+    }
+    Err(format!(
+        "autoscale.dead_node_after ({secs} s) must be -1 (never declare a worker dead) or between \
+         {DEAD_NODE_AFTER_MIN_S} s and {DEAD_NODE_AFTER_MAX_S} s (30 days), for example '2min'"
+    ))
+}
+
 /// Event kind: a worker was declared dead (once per node, until it answers again or leaves).
 pub const EVENT_DEAD_NODE: &str = "dead_node";
 /// Event kind: a worker declared dead answers again.
@@ -241,6 +258,18 @@ mod tests {
             node: n(port),
             reference: true,
             factor: 1,
+        }
+    }
+
+    #[test]
+    fn dead_node_after_is_never_or_at_least_ten_seconds() {
+        for ok in [-1, 10, 120, DEAD_NODE_AFTER_MAX_S] {
+            assert_eq!(check_dead_node_after(ok), Ok(()), "{ok}");
+        }
+        for bad in [-2, 0, 1, 9, DEAD_NODE_AFTER_MAX_S + 1] {
+            let e = check_dead_node_after(bad).unwrap_err();
+            assert!(e.contains(&format!("({bad} s)")), "{e}");
+            assert!(e.contains("must be -1 (never declare a worker dead) or between 10 s"), "{e}");
         }
     }
 

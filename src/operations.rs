@@ -448,10 +448,12 @@ pub fn settle_ended(op: &Operation) -> SpiResult<()> {
 /// Advances `op` by one step: performs its action (when the guards allow it), persists the new
 /// state and records its events. Returns the new state, or why the guards held it.
 pub fn step(op: &Operation) -> SpiResult<Result<Operation, String>> {
-    if settings::test_hold_at(op.step.as_str()) {
+    // a step, or a step once its progress counter (copies, job tasks) reached n: `step@n`
+    let at_progress = format!("{}@{}", op.step, op.progress_done);
+    if settings::test_hold_at(op.step.as_str()) || settings::test_hold_at(&at_progress) {
         return Ok(Err(format!(
-            "held at step {} by autoscale.test_hold_at_steps (a test build's failpoint)",
-            op.step
+            "held at step {} (progress {}) by autoscale.test_hold_at_steps (a test build's failpoint)",
+            op.step, op.progress_done
         )));
     }
     let action = machine::action(op);

@@ -341,7 +341,8 @@ pub fn init() {
         c"autoscale.test_hold_at_steps",
         c"Test builds only: operation steps (comma-separated) at which a running operation holds.",
         c"A failpoint for the real-cluster scenarios: an operation that reaches one of these steps stays there, \
-          its action not performed, until the step is taken out of the list. Compiled in only with the cargo \
+          its action not performed, until the step is taken out of the list. step@n holds it only once its \
+          progress counter is n (e.g. copy_placements@2: after two copies). Compiled in only with the cargo \
           feature failpoints.",
         &TEST_HOLD_AT_STEPS,
         GucContext::Suset,

@@ -118,14 +118,24 @@ q 0 "INSERT INTO r VALUES (11)" >/dev/null
 assert_eq "$(q 0 "SELECT count(*) FROM t WHERE id > 200000")" 100 "reads and writes on every shard succeed after the disable"
 kill_at add_node "copy_placements,remove_node"
 assert_eq "$(q 0 "SELECT nodeport FROM autoscale.operations WHERE id = $op")" "$standby" "the standby was taken from the pool"
-kill_at copy_placements "remove_node"
+kill_at copy_placements "copy_placements@2,remove_node"
 assert_eq "$(q 0 "SELECT isactive FROM pg_dist_node WHERE nodeport = $standby")" t "the standby joined"
+# between two copies: two shard groups copied (committed), the rest to do after the kill
+wait_for 0 "SELECT (op ->> 'progress_done')::int = 2 FROM autoscale.operations WHERE id = $op" 60 ||
+  { dump_state 0; fail "operation $op did not copy two shard groups"; }
+on_standby() { q 0 "SELECT count(*) FROM pg_dist_placement WHERE groupid = (SELECT groupid FROM pg_dist_node WHERE nodeport = $standby)"; }
+copied_before=$(on_standby)
+kill_at copy_placements "copy_placements@2,remove_node"
+assert_eq "$(q 0 "SELECT (op ->> 'progress_done')::int FROM autoscale.operations WHERE id = $op")" 2 \
+  "after the kill between copies, 2 copies are recorded"
+assert_eq "$(on_standby)" "$copied_before" "and the copies made before the kill are kept ($copied_before placements)"
+set_gucs 0 autoscale.test_hold_at_steps "remove_node"
 kill_at remove_node ""
 assert_eq "$(q 0 "$COPIES_SQL")" "2 2" "before the dead node is removed every shard has 2 copies on active nodes"
 wait_for 0 "SELECT status <> 'running' FROM autoscale.operations WHERE id = $op" 60 || { dump_state 0; fail "replace_dead $op did not finish"; }
 done_at=$(date +%s.%N)
 q 0 "SELECT at::time, kind, message FROM autoscale.events WHERE (detail ->> 'operation_id')::int = $op ORDER BY id"
-assert_eq "$(q 0 "SELECT status FROM autoscale.operations WHERE id = $op")" succeeded "replace_dead $op succeeded despite 5 kills"
+assert_eq "$(q 0 "SELECT status FROM autoscale.operations WHERE id = $op")" succeeded "replace_dead $op succeeded despite 6 kills"
 assert_eq "$(q 0 "SELECT count(*) FROM pg_dist_node WHERE nodeport = $dead")" 0 "the dead node is removed"
 assert_eq "$(q 0 "$COPIES_SQL")" "2 2" "every shard has 2 copies again"
 assert_eq "$(q 0 "SELECT count(*) FROM pg_dist_placement p JOIN pg_dist_shard s USING (shardid)
@@ -139,7 +149,7 @@ assert_eq "$(q 0 "SELECT count(*) FROM autoscale.events WHERE kind = 'dead_node'
 assert_eq "$(q 0 "SELECT count(*) FROM autoscale.operations")" 1 "exactly one operation"
 kill "$watcher" 2>/dev/null || true
 [ -s "$violations" ] && { cat "$violations"; fail "a node left pg_dist_node while it still held placements"; }
-echo "figures: declared dead $(secs "$stopped_at" "$declared_at") s after the stop; replaced (with 5 kills and holds) $(secs "$stopped_at" "$done_at") s after the stop"
+echo "figures: declared dead $(secs "$stopped_at" "$declared_at") s after the stop; replaced (with 6 kills and holds) $(secs "$stopped_at" "$done_at") s after the stop"
 
 # without holds: the time from the stop to the replacement
 set_gucs 0 autoscale.test_hold_at_steps ""

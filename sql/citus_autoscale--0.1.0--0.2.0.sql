@@ -375,3 +375,10 @@ COMMENT ON FUNCTION autoscale.explain() IS
   'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, data_nodes: the '
   'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)), and dead_nodes: the '
   'workers declared dead (autoscale.dead_nodes), each host:port: what it holds and what happens to it.';
+COMMENT ON FUNCTION autoscale.metrics() IS
+  'The autoscaler''s state as Prometheus text (exposition format 0.0.4), for sql_exporter, postgres_exporter custom '
+  'queries or any scraper: autoscale_mode, autoscale_workers, autoscale_last_sample_age_seconds, per node '
+  '(labels node, role) up, cpu, load1, memory, disk, connections, commits/s, database and shard bytes, shards from the '
+  'latest sample; per policy its value and desired workers; running operations and their progress, operations by '
+  'kind and status, the standby pool by state, pending provision requests, paused, dead workers (replaceable or '
+  'not). Reads only.';

@@ -65,7 +65,8 @@ COMMENT ON FUNCTION autoscale.metrics() IS
   'queries or any scraper: autoscale_mode, autoscale_workers, autoscale_last_sample_age_seconds, per node '
   '(labels node, role) up, cpu, load1, memory, disk, connections, commits/s, database and shard bytes, shards from the '
   'latest sample; per policy its value and desired workers; running operations and their progress, operations by '
-  'kind and status, the standby pool by state, pending provision requests, paused. Reads only.';
+  'kind and status, the standby pool by state, pending provision requests, paused, dead workers (replaceable or '
+  'not). Reads only.';
 COMMENT ON FUNCTION autoscale.explain() IS
   'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
   'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, data_nodes: the '

@@ -194,9 +194,14 @@ pub fn collect() -> SpiResult<Vec<Family>> {
         "Provision and deprovision requests nobody has answered yet.",
     );
     let mut paused = gauge("autoscale_paused", "1 while scaling decisions are paused.");
+    let mut dead = gauge(
+        "autoscale_dead_nodes",
+        "Workers declared dead (autoscale.dead_nodes): replaceable=true ones are replaced by a \
+         replace_dead operation, replaceable=false ones hold a sole copy and wait for the operator.",
+    );
     Spi::connect(|c| {
-        let kinds = ["rebalance", "scale_out", "scale_in"];
-        let mut is_running = [0.0; 3];
+        let kinds = ["rebalance", "scale_out", "scale_in", "replace_dead"];
+        let mut is_running = [0.0; 4];
         for r in c.select(
             "SELECT kind, (op ->> 'progress_done')::float8 / nullif((op ->> 'progress_total')::float8, 0)
                FROM autoscale.operations WHERE status = 'running'",
@@ -238,6 +243,19 @@ pub fn collect() -> SpiResult<Vec<Family>> {
                 r.get::<f64>(2)?,
             );
         }
+        for r in c.select(
+            "SELECT v::text, count(d.replaceable)::float8
+               FROM pg_catalog.unnest(ARRAY[true, false]) v
+               LEFT JOIN autoscale.dead_nodes d ON d.replaceable = v
+              GROUP BY v ORDER BY v DESC",
+            None,
+            &[],
+        )? {
+            dead.push(
+                vec![("replaceable", r.get::<String>(1)?.unwrap_or_default())],
+                r.get::<f64>(2)?,
+            );
+        }
         Ok::<_, pgrx::spi::SpiError>(())
     })?;
     pending.push(
@@ -252,6 +270,6 @@ pub fn collect() -> SpiResult<Vec<Family>> {
             "SELECT (coalesce(paused_until > pg_catalog.now(), false))::int::float8 FROM autoscale.control",
         )?,
     );
-    out.extend([running, progress, ops, pool, pending, paused]);
+    out.extend([running, progress, ops, pool, pending, paused, dead]);
     Ok(out)
 }

@@ -72,6 +72,33 @@ mod tests {
             .unwrap()
     }
 
+    /// autoscale.dead_node_after: 2 min by default, -1 (never) or 10 s .. 30 days; a value in
+    /// between is refused with a detail that names the setting, the value and what is allowed.
+    #[pg_test]
+    fn dead_node_after_setting_is_validated() {
+        setup();
+        assert_eq!(one::<String>("SHOW autoscale.dead_node_after"), "2min");
+        Spi::run("SET autoscale.dead_node_after = -1").unwrap();
+        Spi::run("SET autoscale.dead_node_after = '10s'").unwrap();
+        Spi::run("SET autoscale.dead_node_after = '1h'").unwrap();
+        assert_eq!(one::<String>("SHOW autoscale.dead_node_after"), "1h");
+        for bad in ["'5s'", "0"] {
+            assert_err(
+                &format!("SET autoscale.dead_node_after = {bad}"),
+                "22023",
+                &[
+                    "invalid value for parameter \"autoscale.dead_node_after\"",
+                    "must be -1 (never declare a worker dead) or between 10 s and 2592000 s",
+                ],
+            );
+        }
+        assert_err(
+            "SET autoscale.dead_node_after = '31d'",
+            "22023",
+            &["outside the valid range for parameter \"autoscale.dead_node_after\""],
+        );
+    }
+
     #[pg_test]
     fn settings_have_units_bounds_and_defaults() {
         setup();
@@ -828,6 +855,9 @@ mod tests {
             "autoscale_operation_running{kind=\"scale_out\"} 0",
             "autoscale_standby_nodes{state=\"available\"} 0",
             "autoscale_paused 0",
+            "autoscale_operation_running{kind=\"replace_dead\"} 0",
+            "autoscale_dead_nodes{replaceable=\"true\"} 0",
+            "autoscale_dead_nodes{replaceable=\"false\"} 0",
             "# TYPE autoscale_operations_total counter",
         ] {
             assert!(

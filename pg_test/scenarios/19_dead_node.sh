@@ -175,6 +175,7 @@ assert_eq "$(q 0 "SELECT isactive FROM pg_dist_node WHERE nodeport = $dead")" t 
 assert_eq "$(q 0 "SELECT count(*) FROM pg_dist_placement WHERE groupid = (SELECT groupid FROM pg_dist_node WHERE nodeport = $dead)")" \
   "$before_counts" "its placements are untouched"
 assert_eq "$(q 0 "SELECT count(*) FROM autoscale.events WHERE kind = 'dead_node'")" 1 "exactly one dead_node alert"
+assert_contains "$(q 0 "SELECT autoscale.metrics()")" 'autoscale_dead_nodes{replaceable="false"} 1' "metrics() shows the dead node"
 assert_eq "$(q 0 "SELECT standby_available FROM autoscale.status")" 1 "the standby stays in the pool"
 # the node comes back: it is no longer dead
 start_node 3

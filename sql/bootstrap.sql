@@ -176,9 +176,10 @@ CREATE SEQUENCE autoscale.operations_id_seq OWNED BY autoscale.operations.id;
 CREATE UNIQUE INDEX operations_one_running ON autoscale.operations ((true)) WHERE status = 'running';
 CREATE INDEX operations_started_at_idx ON autoscale.operations (started_at);
 COMMENT ON TABLE autoscale.operations IS
-  'One row per operation (rebalance, scale_out, scale_in): op is the persisted state machine (step, Citus job id, '
-  'node, attempts, progress); the other columns are derived from it. Advanced one step per tick, so a restart '
-  'resumes where it stopped. At most one is running.';
+  'One row per operation (rebalance, scale_out, scale_in, replace_dead): op is the persisted state machine (step, '
+  'Citus job id, node, attempts, progress; for replace_dead the dead node in op->dead, the replacement in node); the '
+  'other columns are derived from it. Advanced one step per tick, so a restart resumes where it stopped. At most one '
+  'is running.';
 
 CREATE TABLE autoscale.standby_nodes (
     nodename   text        NOT NULL,

@@ -382,3 +382,8 @@ COMMENT ON FUNCTION autoscale.metrics() IS
   'latest sample; per policy its value and desired workers; running operations and their progress, operations by '
   'kind and status, the standby pool by state, pending provision requests, paused, dead workers (replaceable or '
   'not). Reads only.';
+COMMENT ON TABLE autoscale.operations IS
+  'One row per operation (rebalance, scale_out, scale_in, replace_dead): op is the persisted state machine (step, '
+  'Citus job id, node, attempts, progress; for replace_dead the dead node in op->dead, the replacement in node); the '
+  'other columns are derived from it. Advanced one step per tick, so a restart resumes where it stopped. At most one '
+  'is running.';

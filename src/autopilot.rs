@@ -109,8 +109,10 @@ pub fn run() -> SpiResult<ActReport> {
     if let Some(op) = operations::running()? {
         match operations::step(&op)? {
             Ok(next) => {
-                if matches!(next.kind, Kind::Rebalance | Kind::ScaleOut)
-                    && matches!(next.step, Step::WaitRebalance | Step::Done)
+                // a replace_dead's new worker took the dead one's shards: no rebalance for it
+                if (matches!(next.kind, Kind::Rebalance | Kind::ScaleOut)
+                    && matches!(next.step, Step::WaitRebalance | Step::Done))
+                    || (next.kind == Kind::ReplaceDead && next.step == Step::Done)
                 {
                     watch = watch.rebalanced(&active);
                 }

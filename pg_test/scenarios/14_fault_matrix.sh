@@ -37,6 +37,9 @@ q 0 "SELECT citus_set_coordinator_host('127.0.0.1', $(node_port 0))" >/dev/null
 for i in $(seq 1 "$NODES"); do proxy_start "$i"; done
 for i in 1 2; do q 0 "SELECT citus_add_node('127.0.0.1', $(proxy_port "$i"))" >/dev/null; done
 q 0 "CREATE EXTENSION citus_autoscale" >/dev/null
+# the scale_in2 cases start their scale-in with a custom-metric policy, which needs this role
+q 0 "CREATE ROLE autoscale_metrics" >/dev/null
+set_gucs 0 autoscale.custom_sql_role autoscale_metrics
 require_failpoints
 addr() { echo "127.0.0.1:$(proxy_port "$1")"; }
 

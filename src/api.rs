@@ -25,6 +25,16 @@ fn node_stats() -> JsonB {
     }
 }
 
+/// The shard cost function of the `autoscale_by_load` rebalance strategy: the measured load of
+/// the shard's group plus a small base; 1 (balance by count) while no load was measured.
+/// Citus calls it on the coordinator while planning a rebalance.
+#[pg_extern(stable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
+fn shard_load_cost(shardid: Option<i64>) -> f32 {
+    let shardid = req("shardid", shardid, "a shard id");
+    crate::load::shard_cost(shardid).unwrap_or_else(|e| error!("{e}")) as f32
+}
+
 /// Samples every active node now (one parallel fan-out) and writes history; returns a summary.
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]

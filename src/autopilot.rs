@@ -61,6 +61,27 @@ fn now() -> SpiResult<f64> {
 fn warn_about_settings() -> SpiResult<()> {
     let mut warnings = policies::setting_conflicts()?;
     if citus::role() == citus::Role::Coordinator {
+        // the default strategy of autoscale's rebalances; registered lazily, on the coordinator
+        // only (CREATE EXTENSION is replayed on every worker, possibly before Citus is there)
+        match subxact::catch(citus::ensure_load_strategy) {
+            Ok(Ok(true)) => history::record_event(
+                "load_strategy",
+                &format!(
+                    "registered the rebalance strategy {} (citus_add_rebalance_strategy)",
+                    citus::LOAD_STRATEGY
+                ),
+                None,
+            )?,
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => warnings.push(format!(
+                "could not register the rebalance strategy {}: {e}",
+                citus::LOAD_STRATEGY
+            )),
+            Err(e) => warnings.push(format!(
+                "could not register the rebalance strategy {}: {e}",
+                citus::LOAD_STRATEGY
+            )),
+        }
         if let Some(s) = settings::rebalance_strategy() {
             if !citus::rebalance_strategy_exists(&s)? {
                 warnings.push(format!(
@@ -210,12 +231,31 @@ pub fn run() -> SpiResult<ActReport> {
             settle: settings::rebalance_settle(),
             interval,
             failure_backoff: settings::failure_backoff(),
+            load_skew: None,
         };
+        // load skew: the busiest worker above load_skew_ratio x the mean for load_skew_for, and the
+        // plan by load lowers it (the plan is computed only when the skew held long enough)
+        let assessment = if trigger::load_plan_needed(&input) {
+            let (skew, text) = crate::load::assess(now)?;
+            input.load_skew = skew;
+            text
+        } else {
+            match trigger::rebalance_due(&input) {
+                Err(why) => format!("load skew not assessed: {why}"),
+                Ok(Some(t)) => format!("load skew not assessed: rebalancing first ({})", t.reason()),
+                Ok(None) => "load skew not assessed: skew rebalances are off (autoscale.rebalance_interval = -1)".into(),
+            }
+        };
+        crate::load::save_assessment(&assessment)?;
         // planning is not free on big clusters (Citus #7021): at most every tenth of the interval
         let plan_period = (interval / 10.0).clamp(settings::sample_interval().as_secs_f64(), 300.0);
         if trigger::plan_needed(&input) && plan_checked.is_none_or(|t| now - t >= plan_period) {
-            let strategy = settings::rebalance_strategy();
-            input.plan_moves = subxact::catch(|| citus::planned_moves(strategy.as_deref()))
+            // with autoscale_by_load the load has its own trigger (below): this one plans by count
+            let strategy = match settings::effective_rebalance_strategy() {
+                s if s == citus::LOAD_STRATEGY => citus::COUNT_STRATEGY.to_string(),
+                s => s,
+            };
+            input.plan_moves = subxact::catch(|| citus::planned_moves(Some(&strategy)))
                 .ok()
                 .and_then(|r| r.ok());
             Spi::run("UPDATE autoscale.control SET plan_checked_at = pg_catalog.now()")?;

@@ -125,6 +125,7 @@ pub fn prune(retention: Duration) -> SpiResult<i64> {
         ("autoscale.worker_count", "sampled_at"),
         ("autoscale.events", "at"),
         ("autoscale.metric_samples", "sampled_at"),
+        ("autoscale.shard_group_load_history", "sampled_at"),
     ] {
         // table and column are the constants above, never user input
         let sql = format!(

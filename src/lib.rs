@@ -10,6 +10,7 @@ mod autopilot;
 mod citus;
 mod errors;
 mod history;
+mod load;
 mod metrics;
 mod operations;
 mod policies;

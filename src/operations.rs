@@ -173,10 +173,16 @@ fn to_outcome<T>(r: Result<SpiResult<T>, String>, f: impl FnOnce(T) -> Outcome) 
 fn perform(op: &Operation, action: &Action) -> Outcome {
     match action.clone() {
         Action::StartRebalance { drain_only } => {
-            let strategy = settings::rebalance_strategy();
+            // autoscale.rebalance_strategy, else autoscale_by_load (registered at first use)
+            let strategy = settings::effective_rebalance_strategy();
             let mode = settings::shard_transfer_mode().as_str();
             to_outcome(
-                subxact::catch(|| citus::rebalance_start(strategy.as_deref(), drain_only, mode)),
+                subxact::catch(|| {
+                    if strategy == citus::LOAD_STRATEGY {
+                        citus::ensure_load_strategy()?;
+                    }
+                    citus::rebalance_start(Some(&strategy), drain_only, mode)
+                }),
                 Outcome::JobStarted,
             )
         }

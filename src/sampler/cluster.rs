@@ -1,10 +1,12 @@
 //! One sample of the whole cluster, taken on the coordinator: the coordinator reads itself, every
 //! active worker answers `autoscale.node_stats()` through ONE `run_command_on_workers` call, rates
-//! come from each node's previous sample, and the rows go to history in one statement each.
+//! come from each node's previous sample, and the rows go to history in one statement each. The
+//! same answers carry each node's shard-group counters, folded into the shard-group load store.
 //! Without Citus it samples this node alone, so the extension is useful on plain PostgreSQL too.
 
 use std::collections::HashMap;
 
+use autoscale_core::operations::NodeAddr;
 use autoscale_core::policy::datanodes::is_data_node;
 use autoscale_core::rates::{self, Counters};
 use autoscale_core::stats::NodeStats;
@@ -45,6 +47,8 @@ pub struct SampleRow {
     pub cpu_cores: Option<f64>,
     pub xact_commit: Option<i64>,
     pub xact_rollback: Option<i64>,
+    /// Sum of the smoothed load of the shard groups on the node (operations/s).
+    pub shard_load: Option<f64>,
 }
 
 /// What one sample did, returned by `autoscale.sample()` and recorded by the tick.
@@ -147,6 +151,7 @@ pub fn sample(driver: &str) -> Result<SampleSummary, String> {
     let max_gap = (settings::sample_interval().as_secs_f64() * 10.0).max(60.0);
     let mut rows = Vec::with_capacity(readings.len());
     let mut unreachable = Vec::new();
+    let mut groups: Vec<crate::load::NodeGroups> = Vec::new();
     for (t, reading) in readings {
         let mut row = SampleRow {
             sample_id,
@@ -160,7 +165,14 @@ pub fn sample(driver: &str) -> Result<SampleSummary, String> {
             ..Default::default()
         };
         match reading {
-            Ok(s) => {
+            Ok(mut s) => {
+                if let Some(g) = s.shard_groups.take() {
+                    groups.push(crate::load::NodeGroups {
+                        node: NodeAddr::new(t.nodename.clone(), t.nodeport),
+                        at: s.at,
+                        groups: g,
+                    });
+                }
                 let cur = Counters {
                     at: s.at,
                     cpu_busy_seconds: s.cpu.busy_seconds,
@@ -202,6 +214,14 @@ pub fn sample(driver: &str) -> Result<SampleSummary, String> {
             }
         }
         rows.push(row);
+    }
+
+    // shard-group load, folded in place; each reporting node's sum goes into its row
+    let loads = crate::load::record(sample_id, &sampled_at, &groups).map_err(|e| e.to_string())?;
+    for row in rows.iter_mut() {
+        row.shard_load = loads
+            .get(&NodeAddr::new(row.nodename.clone(), row.nodeport))
+            .copied();
     }
 
     // the first row is the coordinator (or, without Citus, this node)

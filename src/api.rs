@@ -314,6 +314,34 @@ fn explain() -> TableIterator<
             )
         })
         .collect();
+    let mut rows = rows;
+    // the load-skew trigger, when the load is skewed (its latest assessment, made by the tick)
+    if let Some(text) = crate::load::last_assessment()
+        .unwrap_or_else(|e| error!("{e}"))
+        .filter(|t| t.starts_with("load skew:"))
+    {
+        let fires = text.contains("; predicted max/mean") && !text.contains("not worth");
+        rows.push((
+            "load_skew".to_string(),
+            "shard_load".to_string(),
+            "max/mean".to_string(),
+            crate::load::latest_ratio()
+                .unwrap_or_else(|e| error!("{e}"))
+                .map(|v| (v * 100.0).round() / 100.0),
+            format!(
+                "max/mean > {} for {} (autoscale.load_skew_ratio, load_skew_for)",
+                settings::load_skew_ratio(),
+                autoscale_core::duration::format_secs(settings::load_skew_for())
+            ),
+            Interval::from_seconds(0.0),
+            Interval::from_seconds(0.0),
+            d.from_workers as i32,
+            d.from_workers as i32,
+            if fires { "rebalance" } else { "hold" }.to_string(),
+            vec![text],
+            data_nodes.clone(),
+        ));
+    }
     TableIterator::new(rows)
 }
 

@@ -249,12 +249,15 @@ pub fn run() -> SpiResult<ActReport> {
         crate::load::save_assessment(&assessment)?;
         // planning is not free on big clusters (Citus #7021): at most every tenth of the interval
         let plan_period = (interval / 10.0).clamp(settings::sample_interval().as_secs_f64(), 300.0);
-        if trigger::plan_needed(&input) && plan_checked.is_none_or(|t| now - t >= plan_period) {
-            // with autoscale_by_load the load has its own trigger (below): this one plans by count
-            let strategy = match settings::effective_rebalance_strategy() {
-                s if s == citus::LOAD_STRATEGY => citus::COUNT_STRATEGY.to_string(),
-                s => s,
-            };
+        // With autoscale_by_load, a busy cluster is the load-skew trigger's (below): this one
+        // plans only while the measured load is idle, when the strategy's costs are equal and
+        // it balances shard groups by count.
+        let strategy = settings::effective_rebalance_strategy();
+        let by_plan = strategy != citus::LOAD_STRATEGY || !crate::load::busy()?;
+        if by_plan
+            && trigger::plan_needed(&input)
+            && plan_checked.is_none_or(|t| now - t >= plan_period)
+        {
             input.plan_moves = subxact::catch(|| citus::planned_moves(Some(&strategy)))
                 .ok()
                 .and_then(|r| r.ok());

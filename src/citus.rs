@@ -188,8 +188,6 @@ pub fn local_shards() -> SpiResult<(Option<i32>, Option<i64>, Option<String>)> {
 
 /// The rebalance strategy autoscale registers: shard groups cost their measured load.
 pub const LOAD_STRATEGY: &str = "autoscale_by_load";
-/// Citus's strategy that balances shard groups by count.
-pub const COUNT_STRATEGY: &str = "by_shard_count";
 
 /// Registers [`LOAD_STRATEGY`] with `citus_add_rebalance_strategy` unless it is there (on the
 /// coordinator, lazily: CREATE EXTENSION is replayed on every worker and may run before Citus is

@@ -315,10 +315,26 @@ pub fn save_assessment(text: &str) -> SpiResult<()> {
     )
 }
 
-/// The latest assessment and its age in seconds.
-pub fn last_assessment() -> SpiResult<Option<(String, f64)>> {
-    let (t, age) = Spi::get_two::<String, f64>(
-        "SELECT load_skew, extract(epoch FROM pg_catalog.now() - load_skew_at)::float8 FROM autoscale.control",
-    )?;
-    Ok(t.map(|t| (t, age.unwrap_or(0.0))))
+/// The latest assessment of the load-skew trigger.
+pub fn last_assessment() -> SpiResult<Option<String>> {
+    Spi::get_one::<String>("SELECT load_skew FROM autoscale.control")
+}
+
+/// Whether the data nodes carried a measurable load at the latest sample (mean at least
+/// `autoscale_core::load::MIN_MEAN_LOAD` operations/s).
+pub fn busy() -> SpiResult<bool> {
+    Ok(Spi::get_one_with_args::<bool>(
+        "SELECT coalesce(avg(coalesce(shard_load, 0)) >= $1, false) FROM autoscale.node_samples
+          WHERE sample_id = (SELECT max(sample_id) FROM autoscale.worker_count) AND data_node",
+        &[load::MIN_MEAN_LOAD.into()],
+    )?
+    .unwrap_or(false))
+}
+
+/// The busiest data node's load over the mean at the latest sample.
+pub fn latest_ratio() -> SpiResult<Option<f64>> {
+    Spi::get_one::<f64>(
+        "SELECT max(shard_load) / NULLIF(avg(shard_load), 0) FROM autoscale.node_samples
+          WHERE sample_id = (SELECT max(sample_id) FROM autoscale.worker_count) AND data_node",
+    )
 }

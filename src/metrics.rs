@@ -8,7 +8,7 @@ use pgrx::spi::SpiResult;
 use crate::policies;
 
 /// Per-node gauges: (family name, help, column of autoscale.node_samples).
-const NODE_GAUGES: [(&str, &str, &str); 10] = [
+const NODE_GAUGES: [(&str, &str, &str); 11] = [
     (
         "autoscale_node_cpu_busy_percent",
         "CPU busy, percent of the node's capacity, over the last sample interval.",
@@ -55,7 +55,16 @@ const NODE_GAUGES: [(&str, &str, &str); 10] = [
         "Bytes of the shard placements stored on the node.",
         "shard_bytes",
     ),
+    (
+        "autoscale_node_shard_load",
+        "Measured load of the shard groups on the node, operations/s (scans + rows written + rows read x 0.01, smoothed).",
+        "shard_load",
+    ),
 ];
+
+/// Shard groups exported by name in `autoscale_shard_group_load` (the busiest; bounded so the
+/// number of series does not grow with the number of shards).
+const HOT_GROUPS_EXPORTED: i64 = 10;
 
 fn gauge(name: &'static str, help: &'static str) -> Family {
     Family::new(name, Kind::Gauge, help)
@@ -147,6 +156,55 @@ pub fn collect() -> SpiResult<Vec<Family>> {
     }
     out.push(up);
     out.extend(node_families);
+
+    // load: each data node's share of the measured load, and the busiest shard groups
+    let mut share = gauge(
+        "autoscale_node_load_share",
+        "The node's share of the measured shard-group load of the data nodes in the latest sample (0..1).",
+    );
+    let mut hot = gauge(
+        "autoscale_shard_group_load",
+        "Measured load of the busiest shard groups (operations/s), with their node.",
+    );
+    if let Some(sample_id) = latest {
+        Spi::connect(|c| {
+            for r in c.select(
+                "SELECT nodename || ':' || nodeport,
+                        shard_load / NULLIF(sum(shard_load) OVER (), 0)
+                   FROM autoscale.node_samples
+                  WHERE sample_id = $1 AND data_node AND shard_load IS NOT NULL
+                  ORDER BY nodename, nodeport",
+                None,
+                &[sample_id.into()],
+            )? {
+                share.push(
+                    vec![("node", r.get::<String>(1)?.unwrap_or_default())],
+                    r.get::<f64>(2)?,
+                );
+            }
+            Ok::<_, pgrx::spi::SpiError>(())
+        })?;
+    }
+    Spi::connect(|c| {
+        for r in c.select(
+            "SELECT colocationid::text, shardminvalue, nodename || ':' || nodeport, load_per_sec
+               FROM autoscale.hot_tenants LIMIT $1",
+            None,
+            &[HOT_GROUPS_EXPORTED.into()],
+        )? {
+            hot.push(
+                vec![
+                    ("colocation_id", r.get::<String>(1)?.unwrap_or_default()),
+                    ("shard_min", r.get::<String>(2)?.unwrap_or_default()),
+                    ("node", r.get::<String>(3)?.unwrap_or_default()),
+                ],
+                r.get::<f64>(4)?,
+            );
+        }
+        Ok::<_, pgrx::spi::SpiError>(())
+    })?;
+    out.push(share);
+    out.push(hot);
 
     // policies, as the engine sees them now
     let mut value = gauge(

@@ -182,7 +182,11 @@ pub fn local_shards() -> SpiResult<(Option<i32>, Option<i64>, Option<String>)> {
                 &[],
             )?
             .first();
-        Ok((row.get::<i32>(1)?, row.get::<i64>(2)?, row.get::<String>(3)?))
+        Ok((
+            row.get::<i32>(1)?,
+            row.get::<i64>(2)?,
+            row.get::<String>(3)?,
+        ))
     })
 }
 

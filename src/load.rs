@@ -268,13 +268,19 @@ fn latest_data_nodes() -> SpiResult<Vec<NodeAddr>> {
 pub fn assess(now: f64) -> SpiResult<(Option<LoadSkew>, String)> {
     let ratio = settings::load_skew_ratio();
     if ratio <= 0.0 {
-        return Ok((None, "load skew trigger off (autoscale.load_skew_ratio = 0)".into()));
+        return Ok((
+            None,
+            "load skew trigger off (autoscale.load_skew_ratio = 0)".into(),
+        ));
     }
     let strategy = settings::effective_rebalance_strategy();
     if strategy != citus::LOAD_STRATEGY {
         return Ok((
             None,
-            format!("load skew trigger off: autoscale.rebalance_strategy is {strategy}, not {}", citus::LOAD_STRATEGY),
+            format!(
+                "load skew trigger off: autoscale.rebalance_strategy is {strategy}, not {}",
+                citus::LOAD_STRATEGY
+            ),
         ));
     }
     let series = load_series(settings::load_skew_for())?;

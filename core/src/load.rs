@@ -66,7 +66,10 @@ pub struct GroupCounters {
 /// `[colocationid, shardminvalue, scans, rows_read, rows_written]`: a node with 1,000 shard groups
 /// sends 1,000 of them in every sample.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "(i32, String, i64, i64, i64)", into = "(i32, String, i64, i64, i64)")]
+#[serde(
+    from = "(i32, String, i64, i64, i64)",
+    into = "(i32, String, i64, i64, i64)"
+)]
 pub struct GroupReading {
     pub key: GroupKey,
     pub counters: GroupCounters,

@@ -49,41 +49,90 @@ fn first_reading_is_a_baseline() {
 fn rates_then_smoothing() {
     let s0 = update(None, &n(1), 100.0, &reading("0", 0, 0, 0), 10.0, 600.0);
     // 100 scans, 50 rows written, 1000 rows read in 10 s
-    let s1 = update(Some(&s0), &n(1), 110.0, &reading("0", 100, 1000, 50), 10.0, 600.0);
+    let s1 = update(
+        Some(&s0),
+        &n(1),
+        110.0,
+        &reading("0", 100, 1000, 50),
+        10.0,
+        600.0,
+    );
     let r = s1.rates.unwrap();
     assert_eq!(r.scans_per_sec, 10.0);
     assert_eq!(r.rows_written_per_sec, 5.0);
     assert_eq!(r.rows_read_per_sec, 100.0);
     assert!((s1.load().unwrap() - (10.0 + 5.0 + 1.0)).abs() < 1e-9);
     // then idle for 10 s = one window: the smoothed scans go down by 1 - 1/e, not to zero
-    let s2 = update(Some(&s1), &n(1), 120.0, &reading("0", 100, 1000, 50), 10.0, 600.0);
+    let s2 = update(
+        Some(&s1),
+        &n(1),
+        120.0,
+        &reading("0", 100, 1000, 50),
+        10.0,
+        600.0,
+    );
     let want = 10.0 * (-1.0f64).exp();
     assert!((s2.rates.unwrap().scans_per_sec - want).abs() < 1e-9);
     // no smoothing with window 0
-    let s3 = update(Some(&s1), &n(1), 120.0, &reading("0", 100, 1000, 50), 0.0, 600.0);
+    let s3 = update(
+        Some(&s1),
+        &n(1),
+        120.0,
+        &reading("0", 100, 1000, 50),
+        0.0,
+        600.0,
+    );
     assert_eq!(s3.rates.unwrap().scans_per_sec, 0.0);
 }
 
 #[test]
 fn a_moved_group_keeps_its_load_and_rebases() {
     let s0 = update(None, &n(1), 100.0, &reading("0", 0, 0, 0), 10.0, 600.0);
-    let s1 = update(Some(&s0), &n(1), 110.0, &reading("0", 100, 0, 0), 10.0, 600.0);
+    let s1 = update(
+        Some(&s0),
+        &n(1),
+        110.0,
+        &reading("0", 100, 0, 0),
+        10.0,
+        600.0,
+    );
     // now on node 2 with fresh counters
     let s2 = update(Some(&s1), &n(2), 120.0, &reading("0", 3, 0, 0), 10.0, 600.0);
     assert_eq!(s2.node, n(2));
     assert_eq!(s2.rates, s1.rates);
     assert_eq!(s2.counters.scans, 3);
     // next reading on node 2 gives a rate from the new baseline
-    let s3 = update(Some(&s2), &n(2), 130.0, &reading("0", 103, 0, 0), 0.0, 600.0);
+    let s3 = update(
+        Some(&s2),
+        &n(2),
+        130.0,
+        &reading("0", 103, 0, 0),
+        0.0,
+        600.0,
+    );
     assert_eq!(s3.rates.unwrap().scans_per_sec, 10.0);
 }
 
 #[test]
 fn reset_counters_gap_and_clock_rebase() {
     let s0 = update(None, &n(1), 100.0, &reading("0", 0, 0, 0), 10.0, 600.0);
-    let s1 = update(Some(&s0), &n(1), 110.0, &reading("0", 100, 0, 0), 10.0, 600.0);
+    let s1 = update(
+        Some(&s0),
+        &n(1),
+        110.0,
+        &reading("0", 100, 0, 0),
+        10.0,
+        600.0,
+    );
     for (at, scans) in [(120.0, 5), (110.0, 200), (2000.0, 200)] {
-        let s = update(Some(&s1), &n(1), at, &reading("0", scans, 0, 0), 10.0, 600.0);
+        let s = update(
+            Some(&s1),
+            &n(1),
+            at,
+            &reading("0", scans, 0, 0),
+            10.0,
+            600.0,
+        );
         assert_eq!(s.rates, s1.rates, "at {at} scans {scans}");
         assert_eq!(s.counters.scans, scans);
     }
@@ -159,12 +208,16 @@ fn skew_must_hold_for_the_window() {
         .unwrap_err()
         .contains("1 data worker"));
     // equal load: no skew
-    let equal: Vec<LoadPoint> = (0..10).map(|i| point(i as f64 * 10.0, 100.0, 100.0)).collect();
+    let equal: Vec<LoadPoint> = (0..10)
+        .map(|i| point(i as f64 * 10.0, 100.0, 100.0))
+        .collect();
     assert!(sustained_skew(&equal, 90.0, 1.5, 30.0)
         .unwrap_err()
         .starts_with("no load skew: 127.0.0.1:"));
     // skewed since t=60: at t=80 held 20 s of 30
-    let mut s: Vec<LoadPoint> = (0..6).map(|i| point(i as f64 * 10.0, 100.0, 100.0)).collect();
+    let mut s: Vec<LoadPoint> = (0..6)
+        .map(|i| point(i as f64 * 10.0, 100.0, 100.0))
+        .collect();
     s.extend((6..9).map(|i| point(i as f64 * 10.0, 1900.0, 100.0)));
     let e = sustained_skew(&s, 80.0, 1.5, 30.0).unwrap_err();
     assert!(e.contains("1.9x the mean, for 20s of 30s"), "{e}");
@@ -222,11 +275,7 @@ fn six_hot_tenants_on_one_node_spread() {
 
 #[test]
 fn a_single_hot_group_that_cannot_be_split_is_left_alone() {
-    let groups = vec![
-        g("hot", n(1), 1000.0),
-        g("a", n(1), 1.0),
-        g("b", n(2), 1.0),
-    ];
+    let groups = vec![g("hot", n(1), 1000.0), g("a", n(1), 1.0), g("b", n(2), 1.0)];
     let nodes = [n(1), n(2)];
     let now = imbalance(&node_loads(&groups, &nodes)).unwrap();
     // moving the hot group only moves the hot spot
@@ -243,6 +292,10 @@ fn a_single_hot_group_that_cannot_be_split_is_left_alone() {
 #[test]
 fn predict_applies_moves_once_per_group() {
     let groups = vec![g("a", n(1), 10.0), g("b", n(1), 5.0)];
-    let after = predict(&groups, &[n(1), n(2), n(3)], &[mv("a", n(3)), mv("a", n(3))]);
+    let after = predict(
+        &groups,
+        &[n(1), n(2), n(3)],
+        &[mv("a", n(3)), mv("a", n(3))],
+    );
     assert_eq!(after, vec![(n(1), 5.0), (n(2), 0.0), (n(3), 10.0)]);
 }

@@ -24,7 +24,9 @@ pct() { sort -n | awk -v p="$1" '{a[NR]=$1} END {i=int((NR-1)*p/100)+1; printf "
 printf "%-7s %9s %12s %10s %10s %12s %14s %10s\n" shards "answer_B" "groups_B" "sample_p50" "sample_p95" "WAL_B/sample" "load_rows" "hist/sample"
 for shards in 32 1000; do
   q 0 "DROP TABLE IF EXISTS lb_log, lb" >/dev/null
-  q 0 "CREATE TABLE lb (tenant int, id bigint, v bigint DEFAULT 0, PRIMARY KEY (tenant, id));
+  # sequential: creating 2,000 shard relations in parallel opens more connections than file descriptors
+  q 0 "SET citus.multi_shard_modify_mode TO sequential;
+       CREATE TABLE lb (tenant int, id bigint, v bigint DEFAULT 0, PRIMARY KEY (tenant, id));
        SELECT create_distributed_table('lb', 'tenant', shard_count := $shards);
        CREATE TABLE lb_log (tenant int, seq bigserial, PRIMARY KEY (tenant, seq));
        SELECT create_distributed_table('lb_log', 'tenant', colocate_with := 'lb');

@@ -32,6 +32,16 @@ fn node_stats() -> JsonB {
 #[search_path(pg_catalog, pg_temp)]
 fn shard_load_cost(shardid: Option<i64>) -> f32 {
     let shardid = req("shardid", shardid, "a shard id");
+    if !citus::installed() {
+        AutoscaleError::CitusMissing {
+            function: "autoscale.shard_load_cost()",
+            database: Spi::get_one::<String>("SELECT pg_catalog.current_database()")
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+        }
+        .report();
+    }
     crate::load::shard_cost(shardid).unwrap_or_else(|e| error!("{e}")) as f32
 }
 

@@ -1553,6 +1553,8 @@ mod tests {
             ("SELECT autoscale.rebalance_now(NULL)".into(), "22004", "reason"),
             ("SELECT autoscale.rebalance_now(repeat('x', 501))".to_string(), "22023", "reason"),
             ("SELECT autoscale.rebalance_now('')".into(), "0A000", "autoscale.rebalance_now()"),
+            ("SELECT autoscale.shard_load_cost(NULL)".into(), "22004", "shardid"),
+            ("SELECT autoscale.shard_load_cost(102008)".into(), "0A000", "autoscale.shard_load_cost()"),
             ("SELECT autoscale.scale_out(nodes => NULL)".into(), "22004", "nodes"),
             ("SELECT autoscale.scale_out(nodes => 0)".into(), "22023", "nodes"),
             ("SELECT autoscale.scale_out(nodes => -1)".into(), "22023", "nodes"),

@@ -334,17 +334,45 @@ COMMENT ON TABLE autoscale.shard_group_load_history IS
   'The smoothed load of the autoscale.load_history_top_n busiest shard groups of each node at each sample (not of '
   'every group: storage does not grow with the number of shards). Pruned past autoscale.history_retention.';
 
+CREATE TABLE autoscale.tenant_load (
+    colocationid        int              NOT NULL,
+    tenant              text             NOT NULL,
+    nodename            text             NOT NULL,
+    nodeport            int              NOT NULL,
+    queries_per_sec     double precision NOT NULL,
+    cpu_seconds_per_sec double precision NOT NULL,
+    sample_id           bigint           NOT NULL,
+    updated_at          timestamptz      NOT NULL,
+    PRIMARY KEY (colocationid, tenant, nodename, nodeport)
+);
+COMMENT ON TABLE autoscale.tenant_load IS
+  'The tenants Citus tracks on each node (citus_stat_tenants_local, when citus.stat_tenants_track = ''all''): '
+  'queries/s and CPU seconds/s over the last complete citus.stat_tenants_period, replaced at every sample (at most '
+  'citus.stat_tenants_limit rows per node). Empty while tracking is off.';
+
 CREATE VIEW autoscale.hot_tenants AS
-SELECT l.colocationid, l.shardminvalue, l.nodename, l.nodeport, l.load_per_sec,
-       l.load_per_sec / NULLIF(sum(l.load_per_sec) OVER (PARTITION BY l.nodename, l.nodeport), 0) AS node_share,
-       l.load_per_sec / NULLIF(sum(l.load_per_sec) OVER (), 0) AS cluster_share,
-       l.scans_per_sec, l.rows_read_per_sec, l.rows_written_per_sec, l.updated_at
-  FROM autoscale.shard_group_load l
- WHERE l.load_per_sec IS NOT NULL
- ORDER BY l.load_per_sec DESC;
+WITH tenants AS (
+  SELECT 'citus_stat_tenants'::text AS source, t.colocationid, t.tenant, NULL::text AS shardminvalue,
+         t.nodename, t.nodeport, t.queries_per_sec AS load_per_sec, t.cpu_seconds_per_sec, t.updated_at
+    FROM autoscale.tenant_load t),
+groups AS (
+  SELECT 'shard_group'::text AS source, l.colocationid, NULL::text AS tenant, l.shardminvalue,
+         l.nodename, l.nodeport, l.load_per_sec, NULL::double precision AS cpu_seconds_per_sec, l.updated_at
+    FROM autoscale.shard_group_load l
+   WHERE l.load_per_sec IS NOT NULL AND NOT EXISTS (SELECT 1 FROM autoscale.tenant_load)),
+u AS (SELECT * FROM tenants UNION ALL SELECT * FROM groups)
+SELECT u.source, u.colocationid, u.tenant, u.shardminvalue, u.nodename, u.nodeport, u.load_per_sec,
+       u.load_per_sec / NULLIF(sum(u.load_per_sec) OVER (PARTITION BY u.nodename, u.nodeport), 0) AS node_share,
+       u.load_per_sec / NULLIF(sum(u.load_per_sec) OVER (), 0) AS cluster_share,
+       u.cpu_seconds_per_sec, u.updated_at
+  FROM u
+ ORDER BY u.load_per_sec DESC;
 COMMENT ON VIEW autoscale.hot_tenants IS
-  'Shard groups (a tenant''s data, colocated shards together) by measured load, busiest first, with their share of '
-  'their node''s load and of the cluster''s (autoscale.shard_group_load).';
+  'Tenants by load, busiest first, with their share of their node''s load and of the cluster''s. With '
+  'citus.stat_tenants_track = ''all'' the tenants Citus tracks (source citus_stat_tenants: load_per_sec is queries/s '
+  'and cpu_seconds_per_sec CPU over the last period, from autoscale.tenant_load); otherwise each shard group, a '
+  'tenant''s data with its colocated shards (source shard_group: load_per_sec is the measured operations/s of '
+  'autoscale.shard_group_load).';
 
 CREATE OR REPLACE VIEW autoscale.status AS
 SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
@@ -387,8 +415,8 @@ COMMENT ON VIEW autoscale.status IS
   'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such), and '
   'load_skew: the load-skew trigger''s latest assessment.';
 
-REVOKE ALL ON autoscale.shard_group_load, autoscale.shard_group_load_history, autoscale.hot_tenants FROM PUBLIC;
-GRANT SELECT ON autoscale.shard_group_load, autoscale.shard_group_load_history, autoscale.hot_tenants TO pg_monitor;
+REVOKE ALL ON autoscale.shard_group_load, autoscale.shard_group_load_history, autoscale.tenant_load, autoscale.hot_tenants FROM PUBLIC;
+GRANT SELECT ON autoscale.shard_group_load, autoscale.shard_group_load_history, autoscale.tenant_load, autoscale.hot_tenants TO pg_monitor;
 
 CREATE  FUNCTION autoscale."shard_load_cost"(
 	"shardid" bigint /* Option < i64 > */

@@ -190,6 +190,21 @@ pub fn local_shards() -> SpiResult<(Option<i32>, Option<i64>, Option<String>)> {
     })
 }
 
+/// The tenants Citus tracks on this node as `TenantStats` json text (`period_secs` and, per tenant,
+/// `[colocation_id, tenant_attribute, queries, cpu_seconds]` of the last complete period), or None
+/// when `citus.stat_tenants_track` is not `all`. Call only when [`installed`].
+pub fn local_tenants() -> SpiResult<Option<String>> {
+    Spi::get_one::<String>(
+        "SELECT CASE WHEN pg_catalog.current_setting('citus.stat_tenants_track', true) = 'all' THEN
+                  pg_catalog.json_build_object(
+                    'period_secs', (SELECT setting::float8 FROM pg_catalog.pg_settings WHERE name = 'citus.stat_tenants_period'),
+                    'tenants', (SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_array(
+                                        colocation_id, tenant_attribute, query_count_in_last_period, cpu_usage_in_last_period)), '[]')
+                                  FROM pg_catalog.citus_stat_tenants_local(false)))::text
+                END",
+    )
+}
+
 /// The rebalance strategy autoscale registers: shard groups cost their measured load.
 pub const LOAD_STRATEGY: &str = "autoscale_by_load";
 

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use autoscale_core::load::{
     self, GroupCounters, GroupKey, GroupRates, GroupReading, GroupState, Imbalance, LoadPoint,
-    LoadSkew, PlannedMove,
+    LoadSkew, PlannedMove, TenantStats,
 };
 use autoscale_core::operations::NodeAddr;
 use pgrx::prelude::*;
@@ -106,6 +106,7 @@ pub struct NodeGroups {
 /// Folds one sample's shard-group readings into the store and returns each reporting node's
 /// load (operations/s). Groups that a reporting node no longer has and no other node reported
 /// are deleted (dropped tables; a moved group is reported by its new node under the same key).
+/// A group that is idle and stays so keeps its row as it is (no write).
 pub fn record(
     sample_id: i64,
     sampled_at: &str,
@@ -131,7 +132,16 @@ pub fn record(
             ));
         }
     }
-    let rows: Vec<Row> = states.iter().map(|g| Row::of(g, sample_id)).collect();
+    // idle groups that stay idle are not rewritten (see load::needs_write)
+    let rows: Vec<Row> = states
+        .iter()
+        .filter(|g| load::needs_write(previous.get(&g.key), g))
+        .map(|g| Row::of(g, sample_id))
+        .collect();
+    let (seen_colocation, seen_min): (Vec<i32>, Vec<String>) = states
+        .iter()
+        .map(|g| (g.key.colocationid, g.key.shardminvalue.clone()))
+        .unzip();
     let (hosts, ports): (Vec<String>, Vec<i32>) = readings
         .iter()
         .map(|n| (n.node.host.clone(), n.node.port))
@@ -166,9 +176,10 @@ pub fn record(
         )?;
         c.update(
             "DELETE FROM autoscale.shard_group_load
-              WHERE sample_id <> $1 AND (nodename, nodeport) IN (SELECT * FROM unnest($2::text[], $3::int[]))",
+              WHERE (nodename, nodeport) IN (SELECT * FROM unnest($1::text[], $2::int[]))
+                AND (colocationid, shardminvalue) NOT IN (SELECT * FROM unnest($3::int[], $4::text[]))",
             None,
-            &[sample_id.into(), hosts.into(), ports.into()],
+            &[hosts.into(), ports.into(), seen_colocation.into(), seen_min.into()],
         )?;
         if !top.is_empty() {
             c.update(
@@ -184,6 +195,45 @@ pub fn record(
     })?;
     let nodes: Vec<NodeAddr> = readings.iter().map(|n| n.node.clone()).collect();
     Ok(load::node_loads(&states, &nodes).into_iter().collect())
+}
+
+/// Replaces the tracked tenants of each node that reported them (`citus_stat_tenants_local`,
+/// last complete period) in `autoscale.tenant_load`; a node that stopped tracking loses its rows.
+pub fn record_tenants(sample_id: i64, readings: &[(NodeAddr, TenantStats)]) -> SpiResult<()> {
+    let rows: Vec<serde_json::Value> = readings
+        .iter()
+        .flat_map(|(n, ts)| {
+            ts.rates().into_iter().map(move |(t, q, cpu)| {
+                serde_json::json!({
+                    "colocationid": t.colocationid, "tenant": t.tenant,
+                    "nodename": n.host, "nodeport": n.port,
+                    "queries_per_sec": q, "cpu_seconds_per_sec": cpu, "sample_id": sample_id,
+                })
+            })
+        })
+        .collect();
+    Spi::connect_mut(|c| {
+        // every node that answered this sample: a node that stopped tracking loses its rows
+        c.update(
+            "DELETE FROM autoscale.tenant_load WHERE sample_id <> $1",
+            None,
+            &[sample_id.into()],
+        )?;
+        if !rows.is_empty() {
+            c.update(
+                "INSERT INTO autoscale.tenant_load AS l
+                      (colocationid, tenant, nodename, nodeport, queries_per_sec, cpu_seconds_per_sec, sample_id, updated_at)
+                 SELECT colocationid, tenant, nodename, nodeport, queries_per_sec, cpu_seconds_per_sec, sample_id, pg_catalog.now()
+                   FROM pg_catalog.jsonb_populate_recordset(NULL::autoscale.tenant_load, $1)
+                 ON CONFLICT (colocationid, tenant, nodename, nodeport) DO UPDATE SET
+                      queries_per_sec = excluded.queries_per_sec, cpu_seconds_per_sec = excluded.cpu_seconds_per_sec,
+                      sample_id = excluded.sample_id, updated_at = excluded.updated_at",
+                None,
+                &[JsonB(serde_json::Value::Array(rows)).into()],
+            )?;
+        }
+        Ok::<_, pgrx::spi::SpiError>(())
+    })
 }
 
 /// The `autoscale_by_load` cost of one shard (its group's): see `autoscale_core::load::shard_cost`.

@@ -188,7 +188,8 @@ pub fn collect() -> SpiResult<Vec<Family>> {
     Spi::connect(|c| {
         for r in c.select(
             "SELECT colocationid::text, shardminvalue, nodename || ':' || nodeport, load_per_sec
-               FROM autoscale.hot_tenants LIMIT $1",
+               FROM autoscale.shard_group_load WHERE load_per_sec IS NOT NULL
+              ORDER BY load_per_sec DESC, colocationid, shardminvalue LIMIT $1",
             None,
             &[HOT_GROUPS_EXPORTED.into()],
         )? {

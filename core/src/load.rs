@@ -100,6 +100,62 @@ impl From<GroupReading> for (i32, String, i64, i64, i64) {
     }
 }
 
+/// The tenants Citus tracks on one node (`citus_stat_tenants_local`, when
+/// `citus.stat_tenants_track = 'all'`): the counts of the last complete period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantStats {
+    /// `citus.stat_tenants_period` in seconds.
+    pub period_secs: f64,
+    pub tenants: Vec<TenantReading>,
+}
+
+/// One tenant on the wire: `[colocation_id, tenant_attribute, queries, cpu_seconds]` of the last
+/// period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "(i32, String, i64, f64)", into = "(i32, String, i64, f64)")]
+pub struct TenantReading {
+    pub colocationid: i32,
+    pub tenant: String,
+    pub queries: i64,
+    pub cpu_seconds: f64,
+}
+
+impl From<(i32, String, i64, f64)> for TenantReading {
+    fn from(t: (i32, String, i64, f64)) -> TenantReading {
+        TenantReading {
+            colocationid: t.0,
+            tenant: t.1,
+            queries: t.2,
+            cpu_seconds: t.3,
+        }
+    }
+}
+
+impl From<TenantReading> for (i32, String, i64, f64) {
+    fn from(r: TenantReading) -> Self {
+        (r.colocationid, r.tenant, r.queries, r.cpu_seconds)
+    }
+}
+
+impl TenantStats {
+    /// Each tenant's queries/s and CPU seconds/s over the last period (none for a period <= 0).
+    pub fn rates(&self) -> Vec<(&TenantReading, f64, f64)> {
+        if self.period_secs.is_nan() || self.period_secs <= 0.0 {
+            return Vec::new();
+        }
+        self.tenants
+            .iter()
+            .map(|t| {
+                (
+                    t,
+                    t.queries.max(0) as f64 / self.period_secs,
+                    t.cpu_seconds.max(0.0) / self.period_secs,
+                )
+            })
+            .collect()
+    }
+}
+
 /// Smoothed rates of a group, per second.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct GroupRates {
@@ -198,6 +254,25 @@ pub fn update(
         }
     };
     rebased(Some(rates))
+}
+
+/// Below this load (operations/s) a group is idle.
+pub const IDLE_LOAD: f64 = 1e-3;
+
+/// Whether the new state of a group must be written: not when the group is idle and stays so on
+/// the same node with the same counters (its stored row is then left as it is, which keeps the
+/// writes of a cluster with many cold shards small). A skipped group that wakes up after more
+/// than `max_gap` gets its first rate one sample later ([`update`] rebases on a long gap).
+pub fn needs_write(prev: Option<&GroupState>, new: &GroupState) -> bool {
+    let Some(prev) = prev else {
+        return true;
+    };
+    let idle = |g: &GroupState| g.load().is_none_or(|l| l < IDLE_LOAD);
+    !(prev.node == new.node
+        && prev.counters == new.counters
+        && prev.rates.is_some() == new.rates.is_some()
+        && idle(prev)
+        && idle(new))
 }
 
 /// Each node's load: the sum of its groups' loads. Every node of `nodes` is in the answer (a

@@ -26,6 +26,9 @@ pub struct NodeStats {
     /// absent without Citus metadata and from nodes older than 0.2.0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard_groups: Option<Vec<crate::load::GroupReading>>,
+    /// The tenants Citus tracks here, when `citus.stat_tenants_track = 'all'`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenants: Option<crate::load::TenantStats>,
 }
 
 /// Cumulative CPU counters. `busy_seconds / capacity_seconds` over an interval is the busy fraction.
@@ -130,6 +133,7 @@ mod tests {
                 key: crate::load::GroupKey::new(3, "-2147483648"),
                 counters: Default::default(),
             }]),
+            tenants: None,
         }
     }
 

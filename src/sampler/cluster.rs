@@ -152,6 +152,7 @@ pub fn sample(driver: &str) -> Result<SampleSummary, String> {
     let mut rows = Vec::with_capacity(readings.len());
     let mut unreachable = Vec::new();
     let mut groups: Vec<crate::load::NodeGroups> = Vec::new();
+    let mut tenants: Vec<(NodeAddr, autoscale_core::load::TenantStats)> = Vec::new();
     for (t, reading) in readings {
         let mut row = SampleRow {
             sample_id,
@@ -166,6 +167,9 @@ pub fn sample(driver: &str) -> Result<SampleSummary, String> {
         };
         match reading {
             Ok(mut s) => {
+                if let Some(ts) = s.tenants.take() {
+                    tenants.push((NodeAddr::new(t.nodename.clone(), t.nodeport), ts));
+                }
                 if let Some(g) = s.shard_groups.take() {
                     groups.push(crate::load::NodeGroups {
                         node: NodeAddr::new(t.nodename.clone(), t.nodeport),
@@ -218,6 +222,7 @@ pub fn sample(driver: &str) -> Result<SampleSummary, String> {
 
     // shard-group load, folded in place; each reporting node's sum goes into its row
     let loads = crate::load::record(sample_id, &sampled_at, &groups).map_err(|e| e.to_string())?;
+    crate::load::record_tenants(sample_id, &tenants).map_err(|e| e.to_string())?;
     for row in rows.iter_mut() {
         row.shard_load = loads
             .get(&NodeAddr::new(row.nodename.clone(), row.nodeport))

@@ -151,6 +151,14 @@ pub fn read_node_stats() -> Result<NodeStats, String> {
     } else {
         (false, None, None)
     };
+    let tenants = if citus::installed() {
+        citus::local_tenants()
+            .ok()
+            .flatten()
+            .and_then(|t| serde_json::from_str(&t).ok())
+    } else {
+        None
+    };
     Ok(NodeStats {
         version: env!("CARGO_PKG_VERSION").to_string(),
         at,
@@ -167,5 +175,6 @@ pub fn read_node_stats() -> Result<NodeStats, String> {
         shard_bytes,
         is_coordinator,
         shard_groups,
+        tenants,
     })
 }

@@ -299,3 +299,42 @@ fn predict_applies_moves_once_per_group() {
     );
     assert_eq!(after, vec![(n(1), 5.0), (n(2), 0.0), (n(3), 10.0)]);
 }
+
+#[test]
+fn tenant_rates_over_the_last_period() {
+    let text = r#"{"period_secs":60.0,"tenants":[[3,"42",600,1.5],[3,"7",-1,0.0]]}"#;
+    let t: TenantStats = serde_json::from_str(text).unwrap();
+    assert_eq!(t.tenants[0].tenant, "42");
+    let r = t.rates();
+    assert_eq!(r[0].1, 10.0);
+    assert_eq!(r[0].2, 0.025);
+    assert_eq!(r[1].1, 0.0, "a negative count reads as none");
+    let zero = TenantStats {
+        period_secs: 0.0,
+        ..t
+    };
+    assert!(zero.rates().is_empty());
+}
+
+#[test]
+fn idle_groups_are_not_rewritten() {
+    let s0 = update(None, &n(1), 100.0, &reading("0", 5, 0, 0), 10.0, 600.0);
+    let s1 = update(Some(&s0), &n(1), 110.0, &reading("0", 5, 0, 0), 10.0, 600.0);
+    assert!(needs_write(None, &s0), "a new group is written");
+    assert!(needs_write(Some(&s0), &s1), "its first rate is written");
+    let s2 = update(Some(&s1), &n(1), 120.0, &reading("0", 5, 0, 0), 10.0, 600.0);
+    assert!(!needs_write(Some(&s1), &s2), "idle, same node, same counters: skipped");
+    // activity, a move, or a decaying load are written
+    let busy = update(Some(&s1), &n(1), 120.0, &reading("0", 50, 0, 0), 10.0, 600.0);
+    assert!(needs_write(Some(&s1), &busy));
+    let moved = update(Some(&s1), &n(2), 120.0, &reading("0", 0, 0, 0), 10.0, 600.0);
+    assert!(needs_write(Some(&s1), &moved));
+    let decaying = update(Some(&busy), &n(1), 130.0, &reading("0", 50, 0, 0), 10.0, 600.0);
+    assert!(needs_write(Some(&busy), &decaying));
+    // a skipped group that wakes up after a long gap: rebased, then rated
+    let late = update(Some(&s1), &n(1), 1000.0, &reading("0", 80, 0, 0), 10.0, 600.0);
+    assert_eq!(late.rates, s1.rates);
+    assert!(needs_write(Some(&s1), &late));
+    let next = update(Some(&late), &n(1), 1010.0, &reading("0", 180, 0, 0), 0.0, 600.0);
+    assert_eq!(next.rates.unwrap().scans_per_sec, 10.0);
+}

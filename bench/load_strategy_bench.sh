@@ -42,10 +42,10 @@ compare() {  # LAYOUT
   printf "%-6s %-18s %8s %-22s %7s %12s %9s\n" layout strategy max/mean "per-worker ops/s" groups "bytes" "plan_ms"
   for s in none by_shard_count by_disk_size autoscale_by_load; do
     if [ "$s" = none ]; then
-      q 0 "DROP TABLE IF EXISTS bench_plan; CREATE TABLE bench_plan AS SELECT * FROM get_rebalance_table_shards_plan() LIMIT 0" >/dev/null
+      q 0 "SET client_min_messages = warning; DROP TABLE IF EXISTS bench_plan; CREATE TABLE bench_plan AS SELECT * FROM get_rebalance_table_shards_plan() LIMIT 0" >/dev/null
       ms=0
     else
-      ms=$(q 0 "DROP TABLE IF EXISTS bench_plan;
+      ms=$(q 0 "SET client_min_messages = warning; DROP TABLE IF EXISTS bench_plan;
                 SELECT set_config('bench.t0', clock_timestamp()::text, false);
                 CREATE TABLE bench_plan AS SELECT * FROM get_rebalance_table_shards_plan(rebalance_strategy := '$s');
                 SELECT round(extract(epoch FROM clock_timestamp() - current_setting('bench.t0')::timestamptz)::numeric * 1000, 1)" | tail -1)
@@ -53,7 +53,8 @@ compare() {  # LAYOUT
     r=$(q 0 "$PREDICT_SQL")
     moved=$(q 0 "SELECT count(DISTINCT (pt.colocationid, s.shardminvalue)) FROM bench_plan m JOIN pg_dist_shard s USING (shardid)
                   JOIN pg_dist_partition pt ON pt.logicalrelid = s.logicalrelid")
-    bytes=$(q 0 "SELECT coalesce(sum(shard_size), 0) FROM bench_plan")
+    # the plan's shard_size is the strategy's cost, not bytes: the shards' sizes from citus_shards
+    bytes=$(q 0 "SELECT coalesce(sum(shard_size), 0) FROM citus_shards WHERE shardid IN (SELECT shardid FROM bench_plan)")
     printf "%-6s %-18s %8s %-22s %7s %12s %9s\n" "$1" "$s" "${r%%|*}" "${r#*|}" "$moved" "$bytes" "$ms"
   done
 }

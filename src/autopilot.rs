@@ -233,31 +233,35 @@ pub fn run() -> SpiResult<ActReport> {
             failure_backoff: settings::failure_backoff(),
             load_skew: None,
         };
+        // planning is not free on big clusters (Citus #7021): at most every tenth of the interval
+        let plan_period = (interval / 10.0).clamp(settings::sample_interval().as_secs_f64(), 300.0);
+        let may_plan = plan_checked.is_none_or(|t| now - t >= plan_period);
         // load skew: the busiest worker above load_skew_ratio x the mean for load_skew_for, and the
-        // plan by load lowers it (the plan is computed only when the skew held long enough)
+        // plan by load lowers it (the plan is computed only when the skew held long enough, at
+        // most once per plan period; in between the last assessment stands)
         let assessment = if trigger::load_plan_needed(&input) {
-            let (skew, text) = crate::load::assess(now)?;
+            let (skew, text, planned) = crate::load::assess(now, may_plan)?;
+            if planned {
+                Spi::run("UPDATE autoscale.control SET plan_checked_at = pg_catalog.now()")?;
+            }
             input.load_skew = skew;
             text
         } else {
-            match trigger::rebalance_due(&input) {
+            Some(match trigger::rebalance_due(&input) {
                 Err(why) => format!("load skew not assessed: {why}"),
                 Ok(Some(t)) => format!("load skew not assessed: rebalancing first ({})", t.reason()),
                 Ok(None) => "load skew not assessed: skew rebalances are off (autoscale.rebalance_interval = -1)".into(),
-            }
+            })
         };
-        crate::load::save_assessment(&assessment)?;
-        // planning is not free on big clusters (Citus #7021): at most every tenth of the interval
-        let plan_period = (interval / 10.0).clamp(settings::sample_interval().as_secs_f64(), 300.0);
+        if let Some(text) = assessment {
+            crate::load::save_assessment(&text)?;
+        }
         // With autoscale_by_load, a busy cluster is the load-skew trigger's (below): this one
         // plans only while the measured load is idle, when the strategy's costs are equal and
         // it balances shard groups by count.
         let strategy = settings::effective_rebalance_strategy();
         let by_plan = strategy != citus::LOAD_STRATEGY || !crate::load::busy()?;
-        if by_plan
-            && trigger::plan_needed(&input)
-            && plan_checked.is_none_or(|t| now - t >= plan_period)
-        {
+        if by_plan && trigger::plan_needed(&input) && may_plan {
             input.plan_moves = subxact::catch(|| citus::planned_moves(Some(&strategy)))
                 .ok()
                 .and_then(|r| r.ok());

@@ -313,32 +313,39 @@ fn latest_data_nodes() -> SpiResult<Vec<NodeAddr>> {
     })
 }
 
-/// The load-skew assessment for the trigger: `Ok(Some(skew))` when the load has been skewed for
-/// `load_skew_for` and the plan by load fixes it; `Ok(None)` with the reason why not.
-pub fn assess(now: f64) -> SpiResult<(Option<LoadSkew>, String)> {
+/// The load-skew assessment for the trigger: `(Some(skew), ..)` when the load has been skewed for
+/// `load_skew_for` and the plan by load fixes it; else `(None, ..)`. The text says why, for
+/// status and explain(); None keeps the last one (a sustained skew whose plan may not be computed
+/// again yet: `may_plan` false). The flag says whether the plan was computed.
+pub fn assess(now: f64, may_plan: bool) -> SpiResult<(Option<LoadSkew>, Option<String>, bool)> {
     let ratio = settings::load_skew_ratio();
     if ratio <= 0.0 {
         return Ok((
             None,
-            "load skew trigger off (autoscale.load_skew_ratio = 0)".into(),
+            Some("load skew trigger off (autoscale.load_skew_ratio = 0)".into()),
+            false,
         ));
     }
     let strategy = settings::effective_rebalance_strategy();
     if strategy != citus::LOAD_STRATEGY {
         return Ok((
             None,
-            format!(
+            Some(format!(
                 "load skew trigger off: autoscale.rebalance_strategy is {strategy}, not {}",
                 citus::LOAD_STRATEGY
-            ),
+            )),
+            false,
         ));
     }
     let series = load_series(settings::load_skew_for())?;
     let imbalance: Imbalance =
         match load::sustained_skew(&series, now, ratio, settings::load_skew_for()) {
             Ok(i) => i,
-            Err(why) => return Ok((None, why)),
+            Err(why) => return Ok((None, Some(why), false)),
         };
+    if !may_plan {
+        return Ok((None, None, false));
+    }
     let moves: Vec<PlannedMove> =
         match subxact::catch(|| citus::planned_group_moves(citus::LOAD_STRATEGY)) {
             Ok(Ok(m)) => m
@@ -348,17 +355,17 @@ pub fn assess(now: f64) -> SpiResult<(Option<LoadSkew>, String)> {
                     target: NodeAddr::new(host, port),
                 })
                 .collect(),
-            Ok(Err(e)) => return Ok((None, format!("the plan by load failed: {e}"))),
-            Err(e) => return Ok((None, format!("the plan by load failed: {e}"))),
+            Ok(Err(e)) => return Ok((None, Some(format!("the plan by load failed: {e}")), true)),
+            Err(e) => return Ok((None, Some(format!("the plan by load failed: {e}")), true)),
         };
     let nodes = latest_data_nodes()?;
     Ok(
         match load::load_rebalance(&imbalance, &groups()?, &nodes, &moves) {
             Ok(s) => {
                 let r = s.reason();
-                (Some(s), r)
+                (Some(s), Some(r), true)
             }
-            Err(why) => (None, why),
+            Err(why) => (None, Some(why), true),
         },
     )
 }

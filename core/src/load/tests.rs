@@ -323,18 +323,49 @@ fn idle_groups_are_not_rewritten() {
     assert!(needs_write(None, &s0), "a new group is written");
     assert!(needs_write(Some(&s0), &s1), "its first rate is written");
     let s2 = update(Some(&s1), &n(1), 120.0, &reading("0", 5, 0, 0), 10.0, 600.0);
-    assert!(!needs_write(Some(&s1), &s2), "idle, same node, same counters: skipped");
+    assert!(
+        !needs_write(Some(&s1), &s2),
+        "idle, same node, same counters: skipped"
+    );
     // activity, a move, or a decaying load are written
-    let busy = update(Some(&s1), &n(1), 120.0, &reading("0", 50, 0, 0), 10.0, 600.0);
+    let busy = update(
+        Some(&s1),
+        &n(1),
+        120.0,
+        &reading("0", 50, 0, 0),
+        10.0,
+        600.0,
+    );
     assert!(needs_write(Some(&s1), &busy));
     let moved = update(Some(&s1), &n(2), 120.0, &reading("0", 0, 0, 0), 10.0, 600.0);
     assert!(needs_write(Some(&s1), &moved));
-    let decaying = update(Some(&busy), &n(1), 130.0, &reading("0", 50, 0, 0), 10.0, 600.0);
+    let decaying = update(
+        Some(&busy),
+        &n(1),
+        130.0,
+        &reading("0", 50, 0, 0),
+        10.0,
+        600.0,
+    );
     assert!(needs_write(Some(&busy), &decaying));
     // a skipped group that wakes up after a long gap: rebased, then rated
-    let late = update(Some(&s1), &n(1), 1000.0, &reading("0", 80, 0, 0), 10.0, 600.0);
+    let late = update(
+        Some(&s1),
+        &n(1),
+        1000.0,
+        &reading("0", 80, 0, 0),
+        10.0,
+        600.0,
+    );
     assert_eq!(late.rates, s1.rates);
     assert!(needs_write(Some(&s1), &late));
-    let next = update(Some(&late), &n(1), 1010.0, &reading("0", 180, 0, 0), 0.0, 600.0);
+    let next = update(
+        Some(&late),
+        &n(1),
+        1010.0,
+        &reading("0", 180, 0, 0),
+        0.0,
+        600.0,
+    );
     assert_eq!(next.rates.unwrap().scans_per_sec, 10.0);
 }

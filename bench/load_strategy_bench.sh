@@ -3,7 +3,8 @@
 # Two layouts on 2 workers, each loaded by pgbench at a fixed rate while autoscale measures the load
 # of every shard group (observe mode: nothing moves):
 #   hot6: 16 shard groups, 8 per worker, the 6 equally hot tenants (6 shard groups) all on worker 1;
-#   zipf: 32 shard groups, 1,000 tenants, tenant popularity Zipf(s = 1.1) (pgbench random_zipfian).
+#   zipf: 32 shard groups, 1,000 tenants, tenant popularity Zipf(s = 1.1) (pgbench random_zipfian),
+#         first as Citus placed them, then with the 16 busiest groups packed on worker 1 (16/16).
 # Then for each strategy (none, by_shard_count, by_disk_size, autoscale_by_load), Citus's own plan
 # (get_rebalance_table_shards_plan) is computed and applied to the measured per-group load: the
 # per-worker load max/mean it leads to, shard groups moved, bytes moved and planning time. Last, the
@@ -39,7 +40,7 @@ PREDICT_SQL="WITH plan AS (
     FROM per"
 
 compare() {  # LAYOUT
-  printf "%-6s %-18s %8s %-22s %7s %12s %9s\n" layout strategy max/mean "per-worker ops/s" groups "bytes" "plan_ms"
+  printf "%-7s %-18s %8s %-22s %7s %12s %9s\n" layout strategy max/mean "per-worker ops/s" groups "bytes" "plan_ms"
   for s in none by_shard_count by_disk_size autoscale_by_load; do
     if [ "$s" = none ]; then
       q 0 "SET client_min_messages = warning; DROP TABLE IF EXISTS bench_plan; CREATE TABLE bench_plan AS SELECT * FROM get_rebalance_table_shards_plan() LIMIT 0" >/dev/null
@@ -55,7 +56,7 @@ compare() {  # LAYOUT
                   JOIN pg_dist_partition pt ON pt.logicalrelid = s.logicalrelid")
     # the plan's shard_size is the strategy's cost, not bytes: the shards' sizes from citus_shards
     bytes=$(q 0 "SELECT coalesce(sum(shard_size), 0) FROM citus_shards WHERE shardid IN (SELECT shardid FROM bench_plan)")
-    printf "%-6s %-18s %8s %-22s %7s %12s %9s\n" "$1" "$s" "${r%%|*}" "${r#*|}" "$moved" "$bytes" "$ms"
+    printf "%-7s %-18s %8s %-22s %7s %12s %9s\n" "$1" "$s" "${r%%|*}" "${r#*|}" "$moved" "$bytes" "$ms"
   done
 }
 
@@ -127,6 +128,26 @@ run_load zipf -f "$f"
 echo "measured per-worker commits/s max/mean before: $(measured)"
 echo "hottest shard group: $(q 0 "SELECT round(100 * cluster_share::numeric) || '% of the load' FROM autoscale.hot_tenants LIMIT 1")"
 compare zipf
+pgbench_loop_stop lb
+
+# the same, with the 16 busiest shard groups (by Zipf weight) packed on worker 1, counts still 16/16
+zhot=$(q 0 "WITH w AS (SELECT get_shard_id_for_distribution_column('z', tn) AS shardid, sum(power(tn, -1.1)) AS w
+                         FROM generate_series(1, 1000) tn GROUP BY 1)
+            SELECT string_agg(shardid::text, ',') FROM (SELECT shardid FROM w ORDER BY w DESC LIMIT 16) x")
+for s in ${zhot//,/ }; do
+  if [ "$(q 0 "SELECT nodeport FROM citus_shards WHERE shardid = $s")" = "$(node_port 2)" ]; then
+    q 0 "SELECT citus_move_shard_placement($s, $w2, $w1, 'block_writes')" >/dev/null
+    cold=$(q 0 "SELECT shardid FROM citus_shards WHERE table_name = 'z'::regclass AND nodeport = $(node_port 1)
+                  AND shardid NOT IN ($zhot) ORDER BY shardid LIMIT 1")
+    q 0 "SELECT citus_move_shard_placement($cold, $w1, $w2, 'block_writes')" >/dev/null
+  fi
+done
+q 0 "CALL citus_cleanup_orphaned_resources()" >/dev/null 2>&1
+echo
+echo "zipf-packed: the 16 busiest of the 32 shard groups on worker 1 (16 per worker), pgbench -R $RATE"
+run_load zipfp -f "$f"
+echo "measured per-worker commits/s max/mean before: $(measured)"
+compare zipfp
 run_by_load
 pgbench_loop_stop lb
 echo

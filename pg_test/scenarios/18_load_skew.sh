@@ -64,6 +64,10 @@ after_ratio=$(worker_commits_ratio 10)
 echo "per-worker commits/s after: $after (max/mean $after_ratio)"
 assert_true "$(q 0 "SELECT $after_ratio <= 1.3")" "per-worker commits/s max/mean after the rebalance <= 1.3 ($after_ratio)"
 echo "status.load_skew: $(q 0 "SELECT load_skew FROM autoscale.status")"
+m=$(q 0 "SELECT autoscale.metrics()")
+assert_contains "$m" "autoscale_node_load_share{node=\"127.0.0.1:$(node_port 1)\"} 0." "metrics() exports each node's load share"
+assert_contains "$m" "autoscale_shard_group_load{colocation_id=" "metrics() exports the busiest shard groups"
+echo "metrics: $(echo "$m" | grep -E '^autoscale_node_load_share' | tr '\n' ' ')"
 echo "hot_tenants: $(q 0 "SELECT string_agg(nodeport || ' ' || round(load_per_sec::numeric) || '/s ' || round(100 * node_share::numeric) || '%', '; ') FROM (SELECT * FROM autoscale.hot_tenants LIMIT 6) h")"
 
 # the interval passes: balanced, so no second rebalance

@@ -4,7 +4,8 @@
 # scale-out's rebalance uses autoscale_by_load (the default strategy), so the new worker takes a fair
 # share of the LOAD (at least 2 of the 6 hot shard groups, and at least 0.85 x the mean commits/s),
 # not just of the shards. 0 failed transactions, every row kept. The load-skew trigger is off here
-# (load_skew_ratio 0) so that the policy's scale-out is what spreads the load.
+# (load_skew_ratio 0) so that the policy's scale-out is what spreads the load. Last, with Citus's
+# tenant tracking on, autoscale.hot_tenants lists the tracked tenants, the six hot ones first.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 scenario "load-aware scale-out: the new worker takes its share of the load"
@@ -45,6 +46,15 @@ share=$(q 0 "SELECT round((max(c) FILTER (WHERE nodeport = $standby) / avg(c))::
                SELECT nodeport, avg(commits_per_sec) c FROM autoscale.node_samples
                 WHERE NOT is_coordinator AND reachable AND sampled_at > now() - interval '10 s' GROUP BY nodeport) x")
 assert_true "$(q 0 "SELECT $share >= 0.85")" "the new worker carries a fair share of the commits/s ($share x the mean)"
+# tenant tracking on (every node, a 2 s period): hot_tenants lists Citus's tracked tenants instead of
+# the shard groups, and the busiest six are the hot tenants
+for i in 0 1 2 3; do set_gucs "$i" citus.stat_tenants_track all citus.stat_tenants_period 2; done
+wait_for 0 "SELECT count(*) >= 6 FROM autoscale.hot_tenants WHERE source = 'citus_stat_tenants'" 30 ||
+  fail "no tracked tenants in hot_tenants: $(q 0 "SELECT count(*) FROM autoscale.tenant_load")"
+assert_eq "$(q 0 "SELECT string_agg(tenant, ' ' ORDER BY tenant::int) FROM (
+                    SELECT tenant FROM autoscale.hot_tenants ORDER BY load_per_sec DESC LIMIT 6) x")" "$HOT" \
+  "the six busiest tracked tenants are the hot ones"
+echo "tracked tenants: $(q 0 "SELECT string_agg(tenant || '@' || nodeport || ' ' || round(load_per_sec::numeric) || ' q/s ' || round(100 * node_share::numeric) || '%', '; ') FROM autoscale.hot_tenants")"
 t_end=$(q 0 "SELECT extract(epoch FROM clock_timestamp())")
 pgbench_loop_stop hot
 stats=$(pgbench_stats hot "$t0" "$t_end")

@@ -1,11 +1,10 @@
 //! `autoscale.metrics()`: the autoscaler's state as Prometheus text, read from the history tables
 //! and the policy engine (nothing is sampled or changed).
 
+use crate::infra::errors::Result;
+use crate::services::decide;
+use crate::store::{control, operations, pool, provision, samples};
 use autoscale_core::metrics::{Family, Kind};
-use pgrx::prelude::*;
-use pgrx::spi::SpiResult;
-
-use crate::policies;
 
 /// Per-node gauges: (family name, help, column of autoscale.node_samples).
 const NODE_GAUGES: [(&str, &str, &str); 10] = [
@@ -62,12 +61,11 @@ fn gauge(name: &'static str, help: &'static str) -> Family {
 }
 
 /// Every family, in a stable order.
-pub fn collect() -> SpiResult<Vec<Family>> {
+pub fn collect() -> Result<Vec<Family>> {
     let mut out = Vec::new();
 
     let mut mode = gauge("autoscale_mode", "1 for the current autoscale.mode.");
-    let current = Spi::get_one::<String>("SELECT pg_catalog.current_setting('autoscale.mode')")?
-        .unwrap_or_default();
+    let current = crate::infra::settings::mode().as_str();
     for m in ["off", "observe", "act"] {
         mode.push(
             vec![("mode", m.to_string())],
@@ -85,33 +83,19 @@ pub fn collect() -> SpiResult<Vec<Family>> {
         "autoscale_last_sample_age_seconds",
         "Seconds since the latest sample.",
     );
-    let latest = Spi::connect(|c| {
-        let rows = c.select(
-            "SELECT sample_id, worker_count, unreachable_workers, inactive_workers,
-                    extract(epoch FROM pg_catalog.now() - sampled_at)::float8
-               FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1",
-            None,
-            &[],
-        )?;
-        let mut latest = None;
-        for r in rows {
-            latest = r.get::<i64>(1)?;
-            workers.push(
-                vec![("state", "active".into())],
-                r.get::<i32>(2)?.map(f64::from),
-            );
-            workers.push(
-                vec![("state", "unreachable".into())],
-                r.get::<i32>(3)?.map(f64::from),
-            );
-            workers.push(
-                vec![("state", "inactive".into())],
-                r.get::<i32>(4)?.map(f64::from),
-            );
-            age.push(vec![], r.get::<f64>(5)?);
-        }
-        Ok::<_, pgrx::spi::SpiError>(latest)
-    })?;
+    let latest = samples::latest_count()?;
+    if let Some(l) = &latest {
+        workers.push(vec![("state", "active".into())], l.workers.map(f64::from));
+        workers.push(
+            vec![("state", "unreachable".into())],
+            l.unreachable.map(f64::from),
+        );
+        workers.push(
+            vec![("state", "inactive".into())],
+            l.inactive.map(f64::from),
+        );
+        age.push(vec![], l.age_secs);
+    }
     out.push(workers);
     out.push(age);
 
@@ -121,29 +105,15 @@ pub fn collect() -> SpiResult<Vec<Family>> {
         "1 when the node answered the latest sample.",
     );
     let mut node_families: Vec<Family> = NODE_GAUGES.iter().map(|(n, h, _)| gauge(n, h)).collect();
-    if let Some(sample_id) = latest {
-        let columns: Vec<String> = NODE_GAUGES
-            .iter()
-            .map(|(_, _, c)| format!("{c}::float8"))
-            .collect();
-        let sql = format!(
-            "SELECT nodename || ':' || nodeport, CASE WHEN is_coordinator THEN 'coordinator' ELSE 'worker' END,
-                    reachable, {}
-               FROM autoscale.node_samples WHERE sample_id = $1 ORDER BY nodename, nodeport",
-            columns.join(", ")
-        );
-        Spi::connect(|c| {
-            for r in c.select(&sql, None, &[sample_id.into()])? {
-                let node = r.get::<String>(1)?.unwrap_or_default();
-                let role = r.get::<String>(2)?.unwrap_or_default();
-                let labels = || vec![("node", node.clone()), ("role", role.clone())];
-                up.push(labels(), r.get::<bool>(3)?.map(|b| f64::from(u8::from(b))));
-                for (i, f) in node_families.iter_mut().enumerate() {
-                    f.push(labels(), r.get::<f64>(4 + i)?);
-                }
+    if let Some(l) = &latest {
+        let columns: Vec<&str> = NODE_GAUGES.iter().map(|(_, _, c)| *c).collect();
+        for (node, role, reachable, values) in samples::node_gauges(l.sample_id, &columns)? {
+            let labels = || vec![("node", node.clone()), ("role", role.clone())];
+            up.push(labels(), reachable.map(|b| f64::from(u8::from(b))));
+            for (f, v) in node_families.iter_mut().zip(values) {
+                f.push(labels(), v);
             }
-            Ok::<_, pgrx::spi::SpiError>(())
-        })?;
+        }
     }
     out.push(up);
     out.extend(node_families);
@@ -157,7 +127,7 @@ pub fn collect() -> SpiResult<Vec<Family>> {
         "autoscale_policy_desired_workers",
         "Workers the policy asks for now.",
     );
-    let (decision, _) = policies::decide()?;
+    let (decision, _) = decide::decide()?;
     for p in &decision.policies {
         let labels = || {
             vec![
@@ -185,7 +155,7 @@ pub fn collect() -> SpiResult<Vec<Family>> {
         Kind::Counter,
         "Operations recorded in autoscale.operations, by kind and status.",
     );
-    let mut pool = gauge(
+    let mut pool_family = gauge(
         "autoscale_standby_nodes",
         "Nodes of the standby pool, by state.",
     );
@@ -194,64 +164,25 @@ pub fn collect() -> SpiResult<Vec<Family>> {
         "Provision and deprovision requests nobody has answered yet.",
     );
     let mut paused = gauge("autoscale_paused", "1 while scaling decisions are paused.");
-    Spi::connect(|c| {
-        let kinds = ["rebalance", "scale_out", "scale_in"];
-        let mut is_running = [0.0; 3];
-        for r in c.select(
-            "SELECT kind, (op ->> 'progress_done')::float8 / nullif((op ->> 'progress_total')::float8, 0)
-               FROM autoscale.operations WHERE status = 'running'",
-            None,
-            &[],
-        )? {
-            let kind = r.get::<String>(1)?.unwrap_or_default();
-            if let Some(i) = kinds.iter().position(|k| *k == kind) {
-                is_running[i] = 1.0;
-            }
-            progress.push(vec![("kind", kind)], r.get::<f64>(2)?);
+    let kinds = ["rebalance", "scale_out", "scale_in"];
+    let mut is_running = [0.0; 3];
+    for (kind, ratio) in operations::running_progress()? {
+        if let Some(i) = kinds.iter().position(|k| *k == kind) {
+            is_running[i] = 1.0;
         }
-        for (k, v) in kinds.iter().zip(is_running) {
-            running.push(vec![("kind", k.to_string())], Some(v));
-        }
-        for r in c.select(
-            "SELECT kind, status, count(*)::float8 FROM autoscale.operations GROUP BY 1, 2 ORDER BY 1, 2",
-            None,
-            &[],
-        )? {
-            ops.push(
-                vec![
-                    ("kind", r.get::<String>(1)?.unwrap_or_default()),
-                    ("status", r.get::<String>(2)?.unwrap_or_default()),
-                ],
-                r.get::<f64>(3)?,
-            );
-        }
-        for r in c.select(
-            "SELECT s.state, count(n.state)::float8
-               FROM pg_catalog.unnest(ARRAY['available', 'joining', 'active', 'draining', 'returned', 'failed']) s(state)
-               LEFT JOIN autoscale.standby_nodes n ON n.state = s.state
-              GROUP BY s.state ORDER BY s.state",
-            None,
-            &[],
-        )? {
-            pool.push(
-                vec![("state", r.get::<String>(1)?.unwrap_or_default())],
-                r.get::<f64>(2)?,
-            );
-        }
-        Ok::<_, pgrx::spi::SpiError>(())
-    })?;
-    pending.push(
-        vec![],
-        Spi::get_one::<f64>(
-            "SELECT count(*)::float8 FROM autoscale.provision_requests WHERE status = 'pending'",
-        )?,
-    );
-    paused.push(
-        vec![],
-        Spi::get_one::<f64>(
-            "SELECT (coalesce(paused_until > pg_catalog.now(), false))::int::float8 FROM autoscale.control",
-        )?,
-    );
-    out.extend([running, progress, ops, pool, pending, paused]);
+        progress.push(vec![("kind", kind)], ratio);
+    }
+    for (k, v) in kinds.iter().zip(is_running) {
+        running.push(vec![("kind", k.to_string())], Some(v));
+    }
+    for (kind, status, n) in operations::counts()? {
+        ops.push(vec![("kind", kind), ("status", status)], n);
+    }
+    for (state, n) in pool::counts_by_state()? {
+        pool_family.push(vec![("state", state)], n);
+    }
+    pending.push(vec![], provision::pending_count()?);
+    paused.push(vec![], control::paused_now()?);
+    out.extend([running, progress, ops, pool_family, pending, paused]);
     Ok(out)
 }

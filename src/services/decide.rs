@@ -1,85 +1,21 @@
-//! Policies in SQL: storing them (validated by the pure engine), building each policy's metric
-//! series from history, sampling custom metrics, and asking the engine for a decision.
-//! The engine itself (autoscale_core::policy) decides; this module only feeds it.
+//! Deciding: validating policies (with the pure engine), building each policy's metric series from
+//! the sample history, and asking the engine for a decision. The engine itself
+//! (autoscale_core::policy) decides; this module only feeds it and records what it said.
 
 use std::collections::HashMap;
 
+use crate::infra::errors::{AutoscaleError, Result};
+use crate::infra::{citus, clock, settings};
+use crate::store::policies::{self, StoredPolicy};
+use crate::store::samples::{self, CustomValues, WindowSample};
+use crate::store::{control, events, operations, pool};
+use autoscale_core::operations::candidates::{self, Candidate};
+use autoscale_core::operations::NodeAddr;
 use autoscale_core::policy::datanodes::{self, NodeRole};
 use autoscale_core::policy::{
     self, Aggregate, Decision, EvalInput, Metric, Point, Policy, PolicyKind, PolicySeries,
     SingleNode,
 };
-use pgrx::prelude::*;
-use pgrx::spi::SpiResult;
-use pgrx::JsonB;
-
-use crate::errors::AutoscaleError;
-use crate::{citus, operations, settings, subxact};
-
-/// A stored policy: the engine's view plus the custom query, if any.
-#[derive(Debug, Clone)]
-pub struct StoredPolicy {
-    pub policy: Policy,
-    pub custom_sql: Option<String>,
-}
-
-/// Largest time a custom metric query may run, per sample.
-const CUSTOM_TIMEOUT_MS: i32 = 2_000;
-
-fn interval_secs(column: &str) -> String {
-    format!("extract(epoch FROM {column})::float8")
-}
-
-/// All policies, by name.
-pub fn load() -> SpiResult<Vec<StoredPolicy>> {
-    let sql = format!(
-        "SELECT name, metric, aggregate, kind, scale_out_above, scale_in_below, target, tolerance,
-                {}, {}, {}, {}, min_workers, max_workers, step, custom_sql
-           FROM autoscale.policy_config ORDER BY name",
-        interval_secs("scale_out_for"),
-        interval_secs("scale_in_for"),
-        interval_secs("cooldown_out"),
-        interval_secs("cooldown_in"),
-    );
-    Spi::connect(|c| {
-        let mut out = Vec::new();
-        for r in c.select(sql.as_str(), None, &[])? {
-            let name: String = r.get(1)?.unwrap_or_default();
-            let metric =
-                Metric::parse(&r.get::<String>(2)?.unwrap_or_default()).unwrap_or(Metric::Cpu);
-            let aggregate = Aggregate::parse(&r.get::<String>(3)?.unwrap_or_default())
-                .unwrap_or(Aggregate::Avg);
-            let kind = if r.get::<String>(4)?.as_deref() == Some("target") {
-                PolicyKind::Target {
-                    target: r.get(7)?.unwrap_or(1.0),
-                    tolerance: r.get(8)?.unwrap_or(policy::DEFAULT_TOLERANCE),
-                }
-            } else {
-                PolicyKind::Threshold {
-                    scale_out_above: r.get(5)?.unwrap_or(f64::INFINITY),
-                    scale_in_below: r.get(6)?.unwrap_or(f64::NEG_INFINITY),
-                }
-            };
-            out.push(StoredPolicy {
-                policy: Policy {
-                    name,
-                    metric,
-                    aggregate,
-                    kind,
-                    scale_out_for: r.get(9)?.unwrap_or(0.0),
-                    scale_in_for: r.get(10)?.unwrap_or(0.0),
-                    cooldown_out: r.get(11)?.unwrap_or(0.0),
-                    cooldown_in: r.get(12)?.unwrap_or(0.0),
-                    min_workers: r.get::<i32>(13)?.unwrap_or(0).max(0) as u32,
-                    max_workers: r.get::<i32>(14)?.unwrap_or(0).max(0) as u32,
-                    step: r.get::<i32>(15)?.unwrap_or(1).max(0) as u32,
-                },
-                custom_sql: r.get(16)?,
-            });
-        }
-        Ok(out)
-    })
-}
 
 /// Arguments of `autoscale.set_policy()`, durations in seconds.
 pub struct PolicyArgs {
@@ -100,13 +36,13 @@ pub struct PolicyArgs {
     pub custom_sql: Option<String>,
 }
 
-fn count_arg(argument: &'static str, v: i32, allowed: &str) -> Result<u32, AutoscaleError> {
+fn count_arg(argument: &'static str, v: i32, allowed: &str) -> Result<u32> {
     u32::try_from(v).map_err(|_| AutoscaleError::invalid(argument, v, allowed))
 }
 
 /// Turns SQL arguments into a validated policy. Every failure names the argument, the value and
 /// what is allowed.
-pub fn build(a: &PolicyArgs) -> Result<StoredPolicy, AutoscaleError> {
+pub fn build(a: &PolicyArgs) -> Result<StoredPolicy> {
     let metric = Metric::parse(&a.metric).map_err(|e| AutoscaleError::Invalid(e.to_string()))?;
     let aggregate =
         Aggregate::parse(&a.aggregate).map_err(|e| AutoscaleError::Invalid(e.to_string()))?;
@@ -203,113 +139,9 @@ pub fn build(a: &PolicyArgs) -> Result<StoredPolicy, AutoscaleError> {
     })
 }
 
-/// Runs a custom metric query: one row, one numeric column, not NULL.
-pub fn run_custom(sql: &str) -> Result<f64, String> {
-    Spi::connect(|c| {
-        let t = c.select(sql, Some(2), &[]).map_err(|e| e.to_string())?;
-        let cols = t.columns().map_err(|e| e.to_string())?;
-        if cols != 1 {
-            return Err(format!(
-                "custom_sql returned {cols} columns; it must return exactly one number"
-            ));
-        }
-        let rows = t.len();
-        if rows != 1 {
-            return Err(format!(
-                "custom_sql returned {}; it must return exactly one row",
-                if rows == 0 {
-                    "no rows".to_string()
-                } else {
-                    "several rows".to_string()
-                }
-            ));
-        }
-        let oid = t.column_type_oid(1).map_err(|e| e.to_string())?.value();
-        let row = t.first();
-        let v: Option<f64> = match oid {
-            pg_sys::INT2OID => row
-                .get_one::<i16>()
-                .map_err(|e| e.to_string())?
-                .map(f64::from),
-            pg_sys::INT4OID => row
-                .get_one::<i32>()
-                .map_err(|e| e.to_string())?
-                .map(f64::from),
-            pg_sys::INT8OID => row
-                .get_one::<i64>()
-                .map_err(|e| e.to_string())?
-                .map(|v| v as f64),
-            pg_sys::FLOAT4OID => row
-                .get_one::<f32>()
-                .map_err(|e| e.to_string())?
-                .map(f64::from),
-            pg_sys::FLOAT8OID => row.get_one::<f64>().map_err(|e| e.to_string())?,
-            pg_sys::NUMERICOID => row
-                .get_one::<AnyNumeric>()
-                .map_err(|e| e.to_string())?
-                .map(|n| f64::try_from(n).unwrap_or(f64::NAN)),
-            _ => {
-                let name = Spi::get_one_with_args::<String>(
-                    "SELECT pg_catalog.format_type($1, NULL)",
-                    &[oid.into()],
-                )
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| format!("type {oid:?}"));
-                return Err(format!("custom_sql returned {name}; it must return a number (integer, numeric, real or double precision)"));
-            }
-        };
-        match v {
-            Some(v) if v.is_finite() => Ok(v),
-            Some(v) => Err(format!("custom_sql returned {v}")),
-            None => Err("custom_sql returned NULL".to_string()),
-        }
-    })
-}
-
-/// Whether `sql` is exactly one SELECT statement (no INTO): parsed only, nothing runs.
-fn one_select(sql: &str) -> Result<(), String> {
-    let c =
-        std::ffi::CString::new(sql).map_err(|_| "custom_sql contains a NUL byte".to_string())?;
-    let verdict = subxact::catch_and_roll_back(|| unsafe {
-        let list = pg_sys::raw_parser(c.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
-        let n = if list.is_null() { 0 } else { (*list).length };
-        if n != 1 {
-            return Err(format!(
-                "custom_sql holds {n} statements; it must be exactly one SELECT"
-            ));
-        }
-        let raw = (*(*list).elements).ptr_value as *mut pg_sys::RawStmt;
-        let stmt = (*raw).stmt;
-        if !pgrx::is_a(stmt, pg_sys::NodeTag::T_SelectStmt) {
-            return Err("custom_sql must be a SELECT".to_string());
-        }
-        if !(*(stmt as *mut pg_sys::SelectStmt)).intoClause.is_null() {
-            return Err("custom_sql must be a SELECT without INTO".to_string());
-        }
-        Ok(())
-    })?;
-    verdict
-}
-
-/// Runs a custom query: exactly one SELECT, as `autoscale.custom_sql_role` (never a superuser),
-/// read-only, search_path pg_catalog, pg_temp, as a security-restricted operation, under a
-/// statement timeout, in a subtransaction that is rolled back. A failure is a value.
-pub fn run_custom_guarded(sql: &str) -> Result<f64, String> {
-    let role = crate::privilege::custom_sql_role()?;
-    one_select(sql)?;
-    let sql = sql.to_string();
-    subxact::catch_and_roll_back(move || {
-        crate::privilege::as_custom_sql_role(role, || {
-            subxact::with_statement_timeout(CUSTOM_TIMEOUT_MS, || run_custom(&sql))
-        })
-    })
-    .and_then(|r| r)
-}
-
 /// Refuses a policy that the settings would keep from ever acting: a window longer than the
 /// history kept (autoscale.history_retention).
-pub fn check_against_settings(p: &Policy) -> Result<(), AutoscaleError> {
+pub fn check_against_settings(p: &Policy) -> Result<()> {
     let retention = settings::history_retention().map(|d| d.as_secs_f64());
     let interval = settings::sample_interval().as_secs_f64();
     for (argument, w) in [
@@ -335,8 +167,8 @@ pub fn check_against_settings(p: &Policy) -> Result<(), AutoscaleError> {
 
 /// Settings that together keep scaling from working, given the stored policies (for a warning
 /// event at the next tick after a reload).
-pub fn setting_conflicts() -> SpiResult<Vec<String>> {
-    let policies = load()?;
+pub fn setting_conflicts() -> Result<Vec<String>> {
+    let policies = policies::load()?;
     let longest = policies
         .iter()
         .map(|p| {
@@ -350,97 +182,8 @@ pub fn setting_conflicts() -> SpiResult<Vec<String>> {
         settings::history_retention().map(|d| d.as_secs_f64()),
         longest,
         settings::sample_interval().as_secs_f64(),
-        crate::history::rate_lookback_secs(),
+        samples::rate_lookback_secs(),
     ))
-}
-
-/// Stores (creates or replaces) a policy.
-pub fn store(p: &StoredPolicy) -> SpiResult<()> {
-    let (out, inn, target, tol, kind) = match p.policy.kind {
-        PolicyKind::Threshold {
-            scale_out_above,
-            scale_in_below,
-        } => (
-            Some(scale_out_above),
-            Some(scale_in_below),
-            None,
-            None,
-            "threshold",
-        ),
-        PolicyKind::Target { target, tolerance } => {
-            (None, None, Some(target), Some(tolerance), "target")
-        }
-    };
-    let q = &p.policy;
-    Spi::run_with_args(
-        "INSERT INTO autoscale.policy_config AS p
-              (name, metric, aggregate, kind, scale_out_above, scale_in_below, target, tolerance,
-               scale_out_for, scale_in_for, cooldown_out, cooldown_in, min_workers, max_workers, step, custom_sql)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, pg_catalog.make_interval(secs => $9), pg_catalog.make_interval(secs => $10),
-                 pg_catalog.make_interval(secs => $11), pg_catalog.make_interval(secs => $12), $13, $14, $15, $16)
-         ON CONFLICT (name) DO UPDATE SET
-               metric = excluded.metric, aggregate = excluded.aggregate, kind = excluded.kind,
-               scale_out_above = excluded.scale_out_above, scale_in_below = excluded.scale_in_below,
-               target = excluded.target, tolerance = excluded.tolerance,
-               scale_out_for = excluded.scale_out_for, scale_in_for = excluded.scale_in_for,
-               cooldown_out = excluded.cooldown_out, cooldown_in = excluded.cooldown_in,
-               min_workers = excluded.min_workers, max_workers = excluded.max_workers, step = excluded.step,
-               custom_sql = excluded.custom_sql, updated_at = pg_catalog.now()",
-        &[
-            q.name.clone().into(),
-            q.metric.as_str().into(),
-            q.aggregate.as_str().into(),
-            kind.into(),
-            out.into(),
-            inn.into(),
-            target.into(),
-            tol.into(),
-            q.scale_out_for.into(),
-            q.scale_in_for.into(),
-            q.cooldown_out.into(),
-            q.cooldown_in.into(),
-            (q.min_workers as i32).into(),
-            (q.max_workers as i32).into(),
-            (q.step as i32).into(),
-            p.custom_sql.clone().into(),
-        ],
-    )
-}
-
-/// Evaluates every custom policy's query and records the values for this sample.
-pub fn sample_custom_metrics(sample_id: i64, sampled_at: &str) -> SpiResult<usize> {
-    let policies = load()?;
-    let mut n = 0;
-    for p in policies
-        .iter()
-        .filter(|p| p.policy.metric == Metric::Custom)
-    {
-        let Some(sql) = &p.custom_sql else { continue };
-        let (value, error) = match run_custom_guarded(sql) {
-            Ok(v) => (Some(v), None),
-            Err(e) => (None, Some(e)),
-        };
-        if let Some(e) = &error {
-            crate::history::record_event(
-                "custom_metric_failed",
-                &format!("custom metric of policy {} failed: {e}", p.policy.name),
-                Some(serde_json::json!({"policy": p.policy.name, "error": e})),
-            )?;
-        }
-        Spi::run_with_args(
-            "INSERT INTO autoscale.metric_samples (sample_id, sampled_at, policy, value, error)
-             VALUES ($1, $2::timestamptz, $3, $4, $5)",
-            &[
-                sample_id.into(),
-                sampled_at.into(),
-                p.policy.name.clone().into(),
-                value.into(),
-                error.into(),
-            ],
-        )?;
-        n += 1;
-    }
-    Ok(n)
 }
 
 /// Metric columns of node_samples, by metric; a fixed list, never user input.
@@ -471,9 +214,6 @@ struct SampleAgg {
     data_nodes: u32,
     values: HashMap<(Metric, Aggregate), Option<f64>>,
 }
-
-/// Custom metric values by (sample_id, policy name).
-type CustomValues = HashMap<(i64, String), Option<f64>>;
 
 /// The metrics read from node_samples, in the column order of [`history_window`]'s query.
 fn sampled_metrics() -> Vec<Metric> {
@@ -511,80 +251,23 @@ fn aggregate_sample(
     }
 }
 
-fn history_window(window_secs: f64) -> SpiResult<(Vec<SampleAgg>, CustomValues)> {
+fn history_window(window_secs: f64) -> Result<(Vec<SampleAgg>, CustomValues)> {
     let metrics = sampled_metrics();
-    let mut select = String::new();
-    for m in &metrics {
-        let c = column(*m).unwrap();
-        select.push_str(&format!(", s.{c}::float8"));
-    }
-    // one row per node per sample (a sample without node rows still gives one row, all NULL)
-    let sql = format!(
-        "SELECT w.sample_id, extract(epoch FROM w.sampled_at)::float8, w.worker_count, w.unreachable_workers,
-                s.is_coordinator, s.data_node, s.reachable{select}
-           FROM autoscale.worker_count w
-           LEFT JOIN autoscale.node_samples s
-                  ON s.sample_id = w.sample_id
-                 AND s.sampled_at >= pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $1)
-          WHERE w.sampled_at >= pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $1)
-          ORDER BY w.sampled_at, w.sample_id"
-    );
+    let columns: Vec<&str> = metrics.iter().filter_map(|m| column(*m)).collect();
     let standalone = citus::role() == citus::Role::NoCitus;
-    Spi::connect(|c| {
-        let mut samples = Vec::new();
-        let mut current: Option<(i64, f64, u32, u32)> = None;
-        let mut nodes: Vec<(NodeRole, Vec<Option<f64>>)> = Vec::new();
-        for r in c.select(sql.as_str(), None, &[window_secs.into()])? {
-            let head = (
-                r.get::<i64>(1)?.unwrap_or_default(),
-                r.get::<f64>(2)?.unwrap_or_default(),
-                (r.get::<i32>(3)?.unwrap_or(0).max(0) as u32).max(u32::from(standalone)),
-                r.get::<i32>(4)?.unwrap_or(0).max(0) as u32,
-            );
-            if current.is_some_and(|c| c.0 != head.0) {
-                let (id, at, w, u) = current.take().unwrap();
-                samples.push(aggregate_sample(id, at, w, u, &nodes, &metrics));
-                nodes.clear();
-            }
-            current = Some(head);
-            if let Some(is_coordinator) = r.get::<bool>(5)? {
-                let role = NodeRole {
-                    is_coordinator,
-                    data_node: r.get::<bool>(6)?,
-                    reachable: r.get::<bool>(7)?.unwrap_or(false),
-                };
-                let mut v = Vec::with_capacity(metrics.len());
-                for k in 0..metrics.len() {
-                    v.push(r.get::<f64>(8 + k)?);
-                }
-                nodes.push((role, v));
-            }
-        }
-        if let Some((id, at, w, u)) = current {
-            samples.push(aggregate_sample(id, at, w, u, &nodes, &metrics));
-        }
-        let mut custom = HashMap::new();
-        for r in c.select(
-            "SELECT sample_id, policy, value FROM autoscale.metric_samples
-              WHERE sampled_at >= pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $1)",
-            None,
-            &[window_secs.into()],
-        )? {
-            custom.insert(
-                (
-                    r.get::<i64>(1)?.unwrap_or_default(),
-                    r.get::<String>(2)?.unwrap_or_default(),
-                ),
-                r.get::<f64>(3)?,
-            );
-        }
-        Ok((samples, custom))
-    })
+    let (recorded, custom) = samples::window(window_secs, &columns, u32::from(standalone))?;
+    let aggregated = recorded
+        .iter()
+        .map(|s: &WindowSample| {
+            aggregate_sample(s.id, s.at, s.workers, s.unreachable, &s.nodes, &metrics)
+        })
+        .collect();
+    Ok((aggregated, custom))
 }
 
 /// What a scale-in to zero workers depends on, now: the coordinator's Citus metadata and
 /// `autoscale.coordinator_shards`, its free disk and the workers' shard bytes at the latest sample.
-pub fn single_node() -> SpiResult<SingleNode> {
+pub fn single_node() -> Result<SingleNode> {
     let coordinator = if citus::role() == citus::Role::Coordinator {
         citus::coordinator_node()?
     } else {
@@ -598,14 +281,7 @@ pub fn single_node() -> SpiResult<SingleNode> {
         Some(_) if shed => (true, false),
         Some(_) => (false, true),
     };
-    let (free, bytes) = Spi::get_two::<f64, f64>(
-        "SELECT max(disk_free_bytes) FILTER (WHERE is_coordinator)::float8,
-                CASE WHEN bool_and(shard_bytes IS NOT NULL AND reachable) FILTER (WHERE NOT is_coordinator)
-                     IS NOT FALSE
-                     THEN coalesce(sum(shard_bytes) FILTER (WHERE NOT is_coordinator), 0)::float8 END
-           FROM autoscale.node_samples
-          WHERE sample_id = (SELECT max(sample_id) FROM autoscale.worker_count)",
-    )?;
+    let (free, bytes) = samples::latest_coordinator_free_and_worker_bytes()?;
     Ok(SingleNode {
         coordinator_takes_shards: takes,
         shed_by_hand: by_hand,
@@ -616,41 +292,28 @@ pub fn single_node() -> SpiResult<SingleNode> {
 
 /// The nodes whose load the policies read at the latest sample, as `host:port`, the coordinator
 /// marked `(coordinator)`.
-pub fn data_nodes_now() -> SpiResult<Vec<String>> {
-    Spi::connect(|c| {
-        let mut roles = Vec::new();
-        let mut names = Vec::new();
-        for r in c.select(
-            "SELECT nodename, nodeport, is_coordinator, data_node, reachable FROM autoscale.node_samples
-              WHERE sample_id = (SELECT max(sample_id) FROM autoscale.worker_count)
-              ORDER BY is_coordinator DESC, nodename, nodeport",
-            None,
-            &[],
-        )? {
-            let is_coordinator = r.get::<bool>(3)?.unwrap_or(false);
-            names.push(format!(
-                "{}:{}{}",
-                r.get::<String>(1)?.unwrap_or_default(),
-                r.get::<i32>(2)?.unwrap_or_default(),
-                if is_coordinator { " (coordinator)" } else { "" }
-            ));
-            roles.push(NodeRole {
-                is_coordinator,
-                data_node: r.get::<bool>(4)?,
-                reachable: r.get::<bool>(5)?.unwrap_or(false),
-            });
-        }
-        Ok(datanodes::counted(&roles)
-            .into_iter()
-            .zip(names)
-            .filter(|(c, _)| *c)
-            .map(|(_, n)| n)
-            .collect())
-    })
+pub fn data_nodes_now() -> Result<Vec<String>> {
+    let nodes = samples::latest_nodes()?;
+    let roles: Vec<NodeRole> = nodes.iter().map(|n| n.2).collect();
+    Ok(datanodes::counted(&roles)
+        .into_iter()
+        .zip(&nodes)
+        .filter(|(c, _)| *c)
+        .map(|(_, (host, port, role))| {
+            format!(
+                "{host}:{port}{}",
+                if role.is_coordinator {
+                    " (coordinator)"
+                } else {
+                    ""
+                }
+            )
+        })
+        .collect())
 }
 
 /// Builds the engine's input from the policies, history and operations, at `now`.
-pub fn eval_input(policies: &[StoredPolicy]) -> SpiResult<EvalInput> {
+pub fn eval_input(policies: &[StoredPolicy]) -> Result<EvalInput> {
     let interval = settings::sample_interval().as_secs_f64();
     let window = policies
         .iter()
@@ -658,9 +321,7 @@ pub fn eval_input(policies: &[StoredPolicy]) -> SpiResult<EvalInput> {
         .fold(0.0, f64::max)
         + 3.0 * interval;
     let (samples, custom) = history_window(window)?;
-    let now =
-        Spi::get_one::<f64>("SELECT extract(epoch FROM pg_catalog.clock_timestamp())::float8")?
-            .unwrap_or_default();
+    let now = clock::now()?;
     let workers = samples.last().map(|s| s.workers).unwrap_or(0);
     let series = policies
         .iter()
@@ -679,9 +340,7 @@ pub fn eval_input(policies: &[StoredPolicy]) -> SpiResult<EvalInput> {
         })
         .collect();
     let ops = operations::history()?;
-    let paused_until = Spi::get_one::<f64>(
-        "SELECT extract(epoch FROM paused_until)::float8 FROM autoscale.control",
-    )?;
+    let paused_until = control::paused_until()?;
     Ok(EvalInput {
         now,
         sample_interval: interval,
@@ -709,10 +368,8 @@ pub fn backtest(
     since_secs: f64,
     name: Option<&str>,
     operation_secs: f64,
-) -> Result<Vec<policy::backtest::BacktestAction>, AutoscaleError> {
-    let spi = |e: pgrx::spi::SpiError| AutoscaleError::NotInPrerequisiteState(e.to_string());
-    let policies: Vec<Policy> = load()
-        .map_err(spi)?
+) -> Result<Vec<policy::backtest::BacktestAction>> {
+    let policies: Vec<Policy> = policies::load()?
         .into_iter()
         .map(|p| p.policy)
         .filter(|p| name.is_none_or(|n| p.name == n))
@@ -730,7 +387,7 @@ pub fn backtest(
         }
         _ => {}
     }
-    let (samples, custom) = history_window(since_secs).map_err(spi)?;
+    let (samples, custom) = history_window(since_secs)?;
     let recorded: Vec<_> = samples
         .iter()
         .map(|s| policy::backtest::Recorded {
@@ -746,32 +403,25 @@ pub fn backtest(
         &recorded,
         settings::sample_interval().as_secs_f64(),
         operation_secs,
-        &single_node().map_err(spi)?,
+        &single_node()?,
     ))
 }
 
 /// The engine's decision now, from recorded history only.
-pub fn decide() -> SpiResult<(Decision, EvalInput)> {
-    let policies = load()?;
+pub fn decide() -> Result<(Decision, EvalInput)> {
+    let policies = policies::load()?;
     let input = eval_input(&policies)?;
     Ok((policy::evaluate(&input), input))
 }
 
 /// Records the decision in autoscale.control, and as an event when it differs from the last one
 /// (direction or desired size), so a steady state does not flood the event log.
-pub fn record_decision(d: &Decision, observe_only: bool) -> SpiResult<bool> {
+pub fn record_decision(d: &Decision, observe_only: bool) -> Result<bool> {
     let key = serde_json::json!({"direction": d.direction.as_str(), "desired_workers": d.desired_workers});
-    let changed = Spi::get_one_with_args::<bool>(
-        "SELECT last_decision IS NULL OR NOT last_decision @> $1 FROM autoscale.control",
-        &[JsonB(key.clone()).into()],
-    )?
-    .unwrap_or(true);
+    let changed = control::decision_differs(&key)?;
     let mut stored = key;
     stored["reasons"] = d.reasons.clone().into();
-    Spi::run_with_args(
-        "UPDATE autoscale.control SET last_decision = $1, decided_at = pg_catalog.now()",
-        &[JsonB(stored).into()],
-    )?;
+    control::set_decision(stored)?;
     if changed && d.direction != policy::Direction::Hold {
         let verb = match d.direction {
             policy::Direction::Out => "scale out",
@@ -784,7 +434,35 @@ pub fn record_decision(d: &Decision, observe_only: bool) -> SpiResult<bool> {
             d.desired_workers,
             d.reasons.join("; ")
         );
-        crate::history::record_event("decision", &message, serde_json::to_value(d).ok())?;
+        events::record("decision", &message, serde_json::to_value(d).ok())?;
     }
     Ok(changed)
+}
+
+/// Up to `count` workers a scale-in lets go, best first, each with why it was chosen
+/// (autoscale_core::operations::candidates ranks them).
+pub fn scale_in_candidates(count: u32) -> Result<Vec<(NodeAddr, String)>> {
+    let joined = pool::active_joined_at()?;
+    let bytes = samples::latest_shard_bytes()?;
+    let all = citus::worker_placements()?
+        .into_iter()
+        .map(|(node, nodeid, placements)| {
+            let key = (node.host.clone(), node.port);
+            Candidate {
+                ours: joined.contains_key(&key),
+                joined_at: joined.get(&key).copied().flatten(),
+                bytes: bytes.get(&key).copied().flatten(),
+                node,
+                nodeid,
+                placements,
+            }
+        })
+        .collect();
+    Ok(candidates::rank(all, count as usize)
+        .into_iter()
+        .map(|c| {
+            let why = candidates::why(&c);
+            (c.node, why)
+        })
+        .collect())
 }

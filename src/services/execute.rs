@@ -283,6 +283,22 @@ pub fn settle_ended(op: &Operation) -> Result<()> {
     Ok(())
 }
 
+/// Makes a transition durable: settles what an ended operation leaves behind, saves the new state
+/// and records the transition's events, each with `detail` of the new state. Returns the new state.
+fn persist(
+    t: machine::Transition,
+    detail: impl Fn(&Operation) -> serde_json::Value,
+) -> Result<Operation> {
+    if t.op.status != Status::Running {
+        settle_ended(&t.op)?;
+    }
+    store::save(&t.op)?;
+    for note in &t.events {
+        events::record(&note.kind, &note.message, Some(detail(&t.op)))?;
+    }
+    Ok(t.op)
+}
+
 /// What one call of [`step`] did.
 pub enum Stepped {
     /// The step ran; the operation's new state.
@@ -313,21 +329,11 @@ pub fn step(op: &Operation) -> Result<Stepped> {
     let timeout = settings::step_timeout().as_millis().min(i32::MAX as u128) as i32;
     let outcome = subxact::with_statement_timeout(timeout, || perform(op, &action));
     let t = machine::advance(op, outcome, clock::now()?, &limits());
-    if t.op.status != Status::Running {
-        settle_ended(&t.op)?;
-    }
-    store::save(&t.op)?;
-    for note in &t.events {
-        events::record(
-            &note.kind,
-            &note.message,
-            Some(
-                serde_json::json!({"operation_id": t.op.id, "kind": t.op.kind.as_str(), "step": t.op.step.as_str(),
-                                    "job_id": t.op.job_id, "node": t.op.node.as_ref().map(|n| n.to_string())}),
-            ),
-        )?;
-    }
-    Ok(Stepped::Advanced(Box::new(t.op)))
+    let op = persist(t, |op| {
+        serde_json::json!({"operation_id": op.id, "kind": op.kind.as_str(), "step": op.step.as_str(),
+                           "job_id": op.job_id, "node": op.node.as_ref().map(|n| n.to_string())})
+    })?;
+    Ok(Stepped::Advanced(Box::new(op)))
 }
 
 /// Starts an operation: creates its row and performs its first step now (in this transaction).
@@ -438,16 +444,6 @@ pub fn cancel(op: &Operation, reason: &str) -> Result<()> {
         // best effort: the job may have finished meanwhile
         let _ = subxact::catch(move || citus::cancel_job(job));
     }
-    if t.op.status != Status::Running {
-        settle_ended(&t.op)?;
-    }
-    store::save(&t.op)?;
-    for note in &t.events {
-        events::record(
-            &note.kind,
-            &note.message,
-            Some(serde_json::json!({"operation_id": t.op.id})),
-        )?;
-    }
+    persist(t, |op| serde_json::json!({"operation_id": op.id}))?;
     Ok(())
 }

@@ -33,3 +33,24 @@ fn delete_older(table: &str, column: &str, retention_secs: f64, batch: i64) -> R
     })?
     .unwrap_or(0))
 }
+
+/// Runs `sql`, whose first two columns are nodename and nodeport, and maps each node to `read` of
+/// its row (the columns after those two).
+fn by_node<T>(
+    sql: &str,
+    read: impl Fn(&pgrx::spi::SpiHeapTupleData) -> pgrx::spi::SpiResult<T>,
+) -> Result<std::collections::HashMap<(String, i32), T>> {
+    Ok(Spi::connect(|c| {
+        let mut out = std::collections::HashMap::new();
+        for r in c.select(sql, None, &[])? {
+            out.insert(
+                (
+                    r.get::<String>(1)?.unwrap_or_default(),
+                    r.get::<i32>(2)?.unwrap_or_default(),
+                ),
+                read(&r)?,
+            );
+        }
+        Ok::<_, pgrx::spi::SpiError>(out)
+    })?)
+}

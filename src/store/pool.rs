@@ -83,24 +83,11 @@ pub fn remove(host: &str, port: i32) -> Result<bool> {
 /// When each node autoscale added and that is active now joined (epoch seconds), keyed by
 /// (nodename, nodeport).
 pub fn active_joined_at() -> Result<HashMap<(String, i32), Option<f64>>> {
-    Ok(Spi::connect(|c| {
-        let mut out = HashMap::new();
-        for r in c.select(
-            "SELECT nodename, nodeport, extract(epoch FROM joined_at)::float8
-               FROM autoscale.standby_nodes WHERE state = 'active'",
-            None,
-            &[],
-        )? {
-            out.insert(
-                (
-                    r.get::<String>(1)?.unwrap_or_default(),
-                    r.get::<i32>(2)?.unwrap_or_default(),
-                ),
-                r.get::<f64>(3)?,
-            );
-        }
-        Ok::<_, pgrx::spi::SpiError>(out)
-    })?)
+    super::by_node(
+        "SELECT nodename, nodeport, extract(epoch FROM joined_at)::float8
+           FROM autoscale.standby_nodes WHERE state = 'active'",
+        |r| r.get::<f64>(3),
+    )
 }
 
 /// How many pool nodes are in each state (every state listed, 0 included), for the metrics.

@@ -299,25 +299,12 @@ pub fn latest_nodes() -> Result<Vec<(String, i32, NodeRole)>> {
 
 /// Each node's shard bytes at its latest reachable sample, keyed by (nodename, nodeport).
 pub fn latest_shard_bytes() -> Result<HashMap<(String, i32), Option<i64>>> {
-    Ok(Spi::connect(|c| {
-        let mut out = HashMap::new();
-        for r in c.select(
-            "SELECT DISTINCT ON (nodename, nodeport) nodename, nodeport, shard_bytes
-               FROM autoscale.node_samples WHERE reachable
-              ORDER BY nodename, nodeport, sampled_at DESC",
-            None,
-            &[],
-        )? {
-            out.insert(
-                (
-                    r.get::<String>(1)?.unwrap_or_default(),
-                    r.get::<i32>(2)?.unwrap_or_default(),
-                ),
-                r.get::<i64>(3)?,
-            );
-        }
-        Ok::<_, pgrx::spi::SpiError>(out)
-    })?)
+    super::by_node(
+        "SELECT DISTINCT ON (nodename, nodeport) nodename, nodeport, shard_bytes
+           FROM autoscale.node_samples WHERE reachable
+          ORDER BY nodename, nodeport, sampled_at DESC",
+        |r| r.get::<i64>(3),
+    )
 }
 
 /// The latest row of autoscale.worker_count.

@@ -15,7 +15,7 @@ use pgrx::spi::SpiResult;
 use pgrx::JsonB;
 use serde::Serialize;
 
-use crate::{citus, settings, subxact};
+use crate::infra::{citus, settings, subxact};
 
 /// One row of autoscale.shard_group_load (field names are the column names).
 #[derive(Debug, Serialize)]
@@ -400,4 +400,53 @@ pub fn latest_ratio() -> SpiResult<Option<f64>> {
         "SELECT max(shard_load) / NULLIF(avg(shard_load), 0) FROM autoscale.node_samples
           WHERE sample_id = (SELECT max(sample_id) FROM autoscale.worker_count) AND data_node",
     )
+}
+
+/// Each data node's share of the measured load at sample `sample_id`: (host:port, share 0..1).
+pub fn node_load_shares(sample_id: i64) -> SpiResult<Vec<(String, Option<f64>)>> {
+    Spi::connect(|c| {
+        let mut out = Vec::new();
+        for r in c.select(
+            "SELECT nodename || ':' || nodeport, shard_load / NULLIF(sum(shard_load) OVER (), 0)
+               FROM autoscale.node_samples
+              WHERE sample_id = $1 AND data_node AND shard_load IS NOT NULL
+              ORDER BY nodename, nodeport",
+            None,
+            &[sample_id.into()],
+        )? {
+            out.push((r.get::<String>(1)?.unwrap_or_default(), r.get::<f64>(2)?));
+        }
+        Ok(out)
+    })
+}
+
+/// A busy shard group as `metrics()` exports it.
+pub struct HotGroup {
+    pub colocationid: String,
+    pub shardminvalue: String,
+    /// host:port
+    pub node: String,
+    pub load_per_sec: Option<f64>,
+}
+
+/// The `limit` busiest shard groups.
+pub fn hottest_groups(limit: i64) -> SpiResult<Vec<HotGroup>> {
+    Spi::connect(|c| {
+        let mut out = Vec::new();
+        for r in c.select(
+            "SELECT colocationid::text, shardminvalue, nodename || ':' || nodeport, load_per_sec
+               FROM autoscale.shard_group_load WHERE load_per_sec IS NOT NULL
+              ORDER BY load_per_sec DESC, colocationid, shardminvalue LIMIT $1",
+            None,
+            &[limit.into()],
+        )? {
+            out.push(HotGroup {
+                colocationid: r.get::<String>(1)?.unwrap_or_default(),
+                shardminvalue: r.get::<String>(2)?.unwrap_or_default(),
+                node: r.get::<String>(3)?.unwrap_or_default(),
+                load_per_sec: r.get::<f64>(4)?,
+            });
+        }
+        Ok(out)
+    })
 }

@@ -1,7 +1,9 @@
 //! The shard-group load store: `autoscale.shard_group_load` (one row per shard group, updated in
 //! place at every sample), `autoscale.shard_group_load_history` (the top N groups per node per
-//! sample), `node_samples.shard_load`, and the load-skew assessment of the trigger. The rules
-//! (rates, smoothing, cost, skew) are in `autoscale_core::load`; this module reads and writes.
+//! sample), `autoscale.tenant_load` (Citus's tracked tenants), and the load-skew assessment of the
+//! trigger. Statements that span other tables: the load series and data nodes read
+//! `node_samples` and `worker_count`, and the assessment is kept in `control.load_skew`. The
+//! rules (rates, smoothing, cost, skew) are in `autoscale_core::load`; this module reads and writes.
 
 use std::collections::HashMap;
 

@@ -99,3 +99,8 @@ COMMENT ON FUNCTION autoscale.cancel_operation(text) IS
   'Cancels the running operation and the Citus job it follows; a scale-in that has drained is restored '
   '(shouldhaveshards put back to what it was) first; a scale-out puts its claimed pool node back to available and '
   'expires its provision request.';
+COMMENT ON FUNCTION autoscale.shard_load_cost(bigint) IS
+  'The shard cost function of the rebalance strategy autoscale_by_load (registered with citus_add_rebalance_strategy '
+  'on the coordinator at the first tick): the measured load of the shard''s group (autoscale.shard_group_load, '
+  'operations/s) plus a base of a tenth of the mean group load, so cold groups still spread; 1 for every shard while '
+  'no load was measured (the strategy then balances shard groups by count). Citus calls it while planning.';

@@ -6,12 +6,14 @@
 //!   the coordinator that reads it.
 //! - [`rates`]: cumulative counters to rates (CPU busy %, commits/s), Prometheus-style.
 //! - [`policy`]: the policy engine: policies + recent samples + action history -> decision + reasons.
+//! - [`load`]: per-shard-group load: rates, smoothing, the by-load cost, the load-skew trigger.
 //! - [`duration`]: parsing and printing of human durations ("2 min", "90s").
 //! - [`operations`]: the persisted operation state machine (rebalance, scale-out, scale-in), the
 //!   rebalance trigger, the guards and the maintenance window.
 //! - [`safety`]: webhook URL shape, bounded reasons, the failure backoff, conflicting settings.
 
 pub mod duration;
+pub mod load;
 pub mod metrics;
 pub mod operations;
 pub mod policy;

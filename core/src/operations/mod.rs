@@ -26,6 +26,7 @@
 //! [`trigger`] decides when a rebalance is due; [`guards`] whether acting is allowed at all;
 //! [`window`] parses the maintenance window.
 
+pub mod candidates;
 #[cfg(test)]
 mod coordinator_tests;
 pub mod dead;
@@ -51,7 +52,9 @@ pub use machine::{
     action, advance, cancel, describe, new_operation, new_scale_in, new_scale_out, progress,
     with_coordinator_shards,
 };
-pub use trigger::{plan_needed, rebalance_due, RebalanceTrigger, TriggerInput, WorkerWatch};
+pub use trigger::{
+    load_plan_needed, plan_needed, rebalance_due, RebalanceTrigger, TriggerInput, WorkerWatch,
+};
 pub use window::MaintenanceWindow;
 
 /// Default seconds a provision request waits for a node before the operation fails.

@@ -1,0 +1,210 @@
+//! The background worker: wakes every `autoscale.sample_interval`, runs one tick in its own
+//! transaction, and keeps going whatever a tick does. A failed tick is rolled back and recorded
+//! as an `error` event in a fresh transaction. It reloads settings on SIGHUP, idles when
+//! `autoscale.mode = off`, before the extension exists and on nodes that are not the coordinator.
+
+use std::time::Duration;
+
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+use crate::infra::errors::OrReport;
+use crate::infra::{settings, subxact};
+use crate::orchestration::tick;
+use crate::services::provision;
+use crate::store::events;
+
+/// Registers the worker; call from `_PG_init` only while shared_preload_libraries is processed.
+pub fn register() {
+    BackgroundWorkerBuilder::new("citus_autoscale worker")
+        .set_type("citus_autoscale")
+        .set_function("citus_autoscale_worker_main")
+        .set_library("citus_autoscale")
+        .enable_spi_access()
+        // pgrx's default is never to restart; a crash (or the test database not existing yet)
+        // must not end autoscaling for good
+        .set_restart_time(Some(Duration::from_secs(5)))
+        .load();
+}
+
+fn extension_ready() -> bool {
+    Spi::get_one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus_autoscale')",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
+}
+
+/// Runs `f` in its own transaction. A PostgreSQL error inside, or at commit (Citus commits its
+/// remote transactions then, and a node may have died since), rolls the transaction back and is
+/// returned as its message instead of ending the process.
+fn in_transaction<R>(f: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R, String> {
+    unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+    }
+    let result = PgTryBuilder::new(|| Ok(f()))
+        .catch_others(|e| {
+            Err(match e {
+                pg_sys::panic::CaughtError::PostgresError(r)
+                | pg_sys::panic::CaughtError::ErrorReport(r)
+                | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => {
+                    r.message().to_string()
+                }
+            })
+        })
+        .execute();
+    unsafe {
+        match result {
+            Ok(_) => {
+                pg_sys::PopActiveSnapshot();
+                let committed = PgTryBuilder::new(|| {
+                    pg_sys::CommitTransactionCommand();
+                    Ok(())
+                })
+                .catch_others(|e| Err(subxact::message(&e)))
+                .execute();
+                if let Err(message) = committed {
+                    pg_sys::AbortCurrentTransaction();
+                    return Err(format!("commit failed: {message}"));
+                }
+                // a background worker reports its own statistics, or its commits are never counted
+                pg_sys::pgstat_report_stat(false);
+            }
+            Err(_) => pg_sys::AbortCurrentTransaction(),
+        }
+    }
+    result
+}
+
+fn set_activity(what: &std::ffi::CStr) {
+    unsafe { pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, what.as_ptr()) };
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn citus_autoscale_worker_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let dbname = settings::database_name();
+    BackgroundWorker::connect_worker_to_spi(Some(&dbname), None);
+    unsafe {
+        pg_sys::SetConfigOption(
+            c"application_name".as_ptr(),
+            c"citus_autoscale".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+        );
+        pg_sys::pgstat_report_appname(c"citus_autoscale".as_ptr());
+        // The worker runs as a superuser: nothing from the database's default search_path (which
+        // its owner may set) may ever be called. PGC_S_OVERRIDE: a reload cannot change it.
+        pg_sys::SetConfigOption(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucSource::PGC_S_OVERRIDE,
+        );
+    }
+    log!("citus_autoscale worker started in database \"{dbname}\"");
+
+    let mut timeout = Duration::ZERO;
+    while BackgroundWorker::wait_latch(Some(timeout)) {
+        if BackgroundWorker::sighup_received() {
+            // pgrx only sets a flag; re-reading the configuration is our job
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
+        timeout = settings::sample_interval();
+        if settings::mode() == settings::Mode::Off {
+            continue;
+        }
+        if !settings::worker_enabled() {
+            // webhooks go out from here even when pg_cron drives the tick
+            deliver_webhooks();
+            continue;
+        }
+        set_activity(c"tick");
+        let sampled = in_transaction(|| {
+            if !extension_ready() {
+                return None;
+            }
+            Some(tick::sample("worker"))
+        });
+        // deciding and acting commit on their own: an operation step that fails, even at commit,
+        // fails only this transaction, never the sample before it
+        let outcome = match sampled {
+            Ok(Some(mut report)) if report.skipped.is_none() => in_transaction(move || {
+                tick::act(&mut report);
+                Some(report)
+            }),
+            other => other,
+        };
+        match outcome {
+            Ok(Some(report)) => {
+                if let Some(s) = report.next_sample_in {
+                    // wake when the next sample is due rather than a full interval later
+                    timeout = Duration::from_secs_f64(s.clamp(0.05, timeout.as_secs_f64()));
+                }
+            }
+            Ok(None) => {}
+            Err(message) => {
+                warning!("citus_autoscale: tick failed: {message}");
+                let recorded = in_transaction(|| {
+                    if extension_ready() {
+                        // a failure here is reported below, with the transaction's error
+                        events::record("error", &format!("tick failed: {message}"), None)
+                            .or_report();
+                    }
+                });
+                if let Err(e) = recorded {
+                    warning!("citus_autoscale: could not record the failed tick: {e}");
+                }
+            }
+        }
+        deliver_webhooks();
+        set_activity(c"idle");
+    }
+    log!("citus_autoscale worker stopping");
+}
+
+/// Delivers due webhooks outside any tick's transaction: claim (commit), POST (no transaction),
+/// record (commit). See crate::services::provision.
+fn deliver_webhooks() {
+    let Some(url) = settings::webhook_url() else {
+        return;
+    };
+    set_activity(c"webhook");
+    let due = in_transaction(|| {
+        if extension_ready() {
+            provision::claim_due().unwrap_or_else(|e| {
+                warning!("citus_autoscale: claiming webhooks: {e}");
+                Vec::new()
+            })
+        } else {
+            Vec::new()
+        }
+    })
+    .unwrap_or_else(|e| {
+        warning!("citus_autoscale: claiming webhooks failed: {e}");
+        Vec::new()
+    });
+    if due.is_empty() {
+        return;
+    }
+    let results: Vec<(provision::Due, Result<(), String>)> = due
+        .into_iter()
+        .map(|d| {
+            let r = provision::post(&url, &d);
+            (d, r)
+        })
+        .collect();
+    let recorded = in_transaction(move || {
+        for (d, r) in &results {
+            provision::record_result(d, r).or_report();
+        }
+    });
+    if let Err(e) = recorded {
+        warning!("citus_autoscale: recording webhook results failed: {e}");
+    }
+}

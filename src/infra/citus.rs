@@ -1,0 +1,773 @@
+//! Every SQL string that names a Citus object lives here and nowhere else: catalogs
+//! (pg_dist_node, pg_dist_placement, ...), functions (run_command_on_workers, citus_*), settings.
+//! Node names and ports always travel as parameters, never concatenated into SQL.
+
+use autoscale_core::operations::dead::Placement;
+use autoscale_core::operations::{names, NodeAddr};
+use pgrx::prelude::*;
+use pgrx::spi::SpiResult;
+
+/// Is the citus extension installed in this database? (A catalog lookup, no query: node_stats()
+/// runs in a fresh backend on every worker at every sample.)
+pub fn installed() -> bool {
+    unsafe { pg_sys::get_extension_oid(c"citus".as_ptr(), true) != pg_sys::InvalidOid }
+}
+
+/// This node's Citus group id (0 on the coordinator). Call only when [`installed`].
+pub fn local_group_id() -> SpiResult<Option<i32>> {
+    Spi::get_one::<i32>("SELECT groupid FROM pg_catalog.pg_dist_local_group")
+}
+
+/// Where this node stands in a Citus cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// No citus extension in this database.
+    NoCitus,
+    Coordinator,
+    Worker {
+        groupid: i32,
+    },
+}
+
+pub fn role() -> Role {
+    if !installed() {
+        return Role::NoCitus;
+    }
+    match local_group_id() {
+        Ok(Some(0)) | Ok(None) => Role::Coordinator,
+        Ok(Some(g)) => Role::Worker { groupid: g },
+        Err(_) => Role::NoCitus,
+    }
+}
+
+/// One primary node of pg_dist_node with the number of shard placements it holds (from metadata,
+/// so it is known even when the node does not answer).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub nodeid: i32,
+    pub groupid: i32,
+    pub nodename: String,
+    pub nodeport: i32,
+    pub isactive: bool,
+    pub shouldhaveshards: bool,
+    pub shard_count: i64,
+    /// Placements of distributed (hash, range, append) tables: not reference tables, not citus
+    /// local tables.
+    pub distributed_shard_count: i64,
+}
+
+/// Primary nodes in pg_dist_node (coordinator included when registered), ordered by nodeid.
+pub fn primary_nodes() -> SpiResult<Vec<Node>> {
+    Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT n.nodeid, n.groupid, n.nodename, n.nodeport, n.isactive, n.shouldhaveshards,
+                    (SELECT count(*) FROM pg_catalog.pg_dist_placement p WHERE p.groupid = n.groupid),
+                    (SELECT count(*) FROM pg_catalog.pg_dist_placement p
+                       JOIN pg_catalog.pg_dist_shard s USING (shardid)
+                       JOIN pg_catalog.pg_dist_partition t ON t.logicalrelid = s.logicalrelid
+                      WHERE p.groupid = n.groupid AND t.partmethod <> 'n')
+               FROM pg_catalog.pg_dist_node n
+              WHERE n.noderole = 'primary'
+              ORDER BY n.nodeid",
+            None,
+            &[],
+        )?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(Node {
+                nodeid: r.get(1)?.unwrap_or_default(),
+                groupid: r.get(2)?.unwrap_or_default(),
+                nodename: r.get(3)?.unwrap_or_default(),
+                nodeport: r.get(4)?.unwrap_or_default(),
+                isactive: r.get(5)?.unwrap_or(false),
+                shouldhaveshards: r.get(6)?.unwrap_or(false),
+                shard_count: r.get(7)?.unwrap_or(0),
+                distributed_shard_count: r.get(8)?.unwrap_or(0),
+            });
+        }
+        Ok(out)
+    })
+}
+
+/// The coordinator's row of pg_dist_node (group 0), when it is registered.
+pub fn coordinator_node() -> SpiResult<Option<Node>> {
+    Ok(primary_nodes()?.into_iter().find(|n| n.groupid == 0))
+}
+
+/// The answer of one worker to a fan-out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerResult {
+    pub nodename: String,
+    pub nodeport: i32,
+    pub success: bool,
+    pub result: String,
+}
+
+/// The command each worker runs for a sample: its own raw reading as json text.
+pub const NODE_STATS_COMMAND: &str = "SELECT autoscale.node_stats()::text";
+
+/// Until the end of this transaction, Citus gives up connecting to a node after `timeout_ms`
+/// (citus.node_connection_timeout; its default, 30 s, would let a black-holed node hold the tick).
+pub fn set_connection_timeout(timeout_ms: u64) -> SpiResult<()> {
+    Spi::run_with_args(
+        "SELECT pg_catalog.set_config('citus.node_connection_timeout', $1, true)",
+        &[timeout_ms.to_string().into()],
+    )
+}
+
+/// Runs `autoscale.node_stats()` on every active worker in parallel, in one round trip.
+/// A worker that cannot be reached within `timeout_ms` answers `success = false`
+/// (run_command_on_workers opens fresh connections, so the connect timeout always applies); a
+/// statement timeout is the backstop for a node that connects and then hangs.
+pub fn fan_out_node_stats(timeout_ms: u64) -> SpiResult<Vec<WorkerResult>> {
+    set_connection_timeout(timeout_ms)?;
+    Spi::connect_mut(|client| {
+        let backstop = (2 * timeout_ms + 1000).min(i32::MAX as u64) as i32;
+        let rows = super::subxact::with_statement_timeout(backstop, || {
+            client.select(
+                "SELECT nodename, nodeport, success, result FROM pg_catalog.run_command_on_workers($1, true)",
+                None,
+                &[NODE_STATS_COMMAND.into()],
+            )
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(WorkerResult {
+                nodename: r.get(1)?.unwrap_or_default(),
+                nodeport: r.get(2)?.unwrap_or_default(),
+                success: r.get(3)?.unwrap_or(false),
+                result: r.get(4)?.unwrap_or_default(),
+            });
+        }
+        Ok(out)
+    })
+}
+
+/// This node's Citus group id (0 on the coordinator), the total bytes of the shard placements
+/// stored here, and the cumulative statistics counters of the shard groups placed here (json text,
+/// `[[colocationid, shardminvalue, scans, rows_read, rows_written], ...]`, colocated shards summed;
+/// reference and citus local tables left out), from the node's own metadata copy, in one query.
+/// Counters are those of pg_stat_user_tables: seq_scan + idx_scan, seq_tup_read + idx_tup_fetch,
+/// n_tup_ins + n_tup_upd + n_tup_del, read through the functions under the view so only the
+/// shard relations are looked at. Call only when [`installed`].
+pub fn local_shards() -> SpiResult<(Option<i32>, Option<i64>, Option<String>)> {
+    Spi::connect(|c| {
+        let row = c
+            .select(
+                "WITH lg AS (SELECT groupid FROM pg_catalog.pg_dist_local_group),
+                 sh AS (
+                   SELECT t.colocationid, s.shardminvalue, t.partmethod, r
+                     FROM pg_catalog.pg_dist_placement p
+                     JOIN pg_catalog.pg_dist_shard s USING (shardid)
+                     JOIN pg_catalog.pg_dist_partition t ON t.logicalrelid = s.logicalrelid
+                     JOIN pg_catalog.pg_class c ON c.oid = s.logicalrelid
+                     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace,
+                          -- shard_name() leaves out the schema 'public'; the pinned search_path does not have it
+                          LATERAL pg_catalog.to_regclass(CASE WHEN n.nspname = 'public' THEN 'public.' ELSE '' END
+                                                         || pg_catalog.shard_name(s.logicalrelid, s.shardid)) AS r
+                    WHERE p.groupid = (SELECT groupid FROM lg)),
+                 g AS (
+                   SELECT sh.colocationid, sh.shardminvalue,
+                          sum(pg_catalog.pg_stat_get_numscans(sh.r) + coalesce(ix.scans, 0))::bigint AS scans,
+                          sum(pg_catalog.pg_stat_get_tuples_returned(sh.r) + pg_catalog.pg_stat_get_tuples_fetched(sh.r)
+                              + coalesce(ix.fetched, 0))::bigint AS rows_read,
+                          sum(pg_catalog.pg_stat_get_tuples_inserted(sh.r) + pg_catalog.pg_stat_get_tuples_updated(sh.r)
+                              + pg_catalog.pg_stat_get_tuples_deleted(sh.r))::bigint AS rows_written
+                     FROM sh
+                     LEFT JOIN LATERAL (
+                       SELECT sum(pg_catalog.pg_stat_get_numscans(i.indexrelid)) AS scans,
+                              sum(pg_catalog.pg_stat_get_tuples_fetched(i.indexrelid)) AS fetched
+                         FROM pg_catalog.pg_index i WHERE i.indrelid = sh.r) ix ON true
+                    WHERE sh.r IS NOT NULL AND sh.partmethod <> 'n' AND sh.shardminvalue IS NOT NULL
+                    GROUP BY sh.colocationid, sh.shardminvalue)
+                 SELECT (SELECT groupid FROM lg),
+                        (SELECT coalesce(sum(pg_catalog.pg_total_relation_size(r)), 0)::bigint FROM sh),
+                        (SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_array(
+                                  colocationid, shardminvalue, scans, rows_read, rows_written)), '[]')::text FROM g)",
+                Some(1),
+                &[],
+            )?
+            .first();
+        Ok((
+            row.get::<i32>(1)?,
+            row.get::<i64>(2)?,
+            row.get::<String>(3)?,
+        ))
+    })
+}
+
+/// The tenants Citus tracks on this node as `TenantStats` json text (`period_secs` and, per tenant,
+/// `[colocation_id, tenant_attribute, queries, cpu_seconds]` of the last complete period), or None
+/// when `citus.stat_tenants_track` is not `all`. Call only when [`installed`].
+pub fn local_tenants() -> SpiResult<Option<String>> {
+    Spi::get_one::<String>(
+        "SELECT CASE WHEN pg_catalog.current_setting('citus.stat_tenants_track', true) = 'all' THEN
+                  pg_catalog.json_build_object(
+                    'period_secs', (SELECT setting::float8 FROM pg_catalog.pg_settings WHERE name = 'citus.stat_tenants_period'),
+                    'tenants', (SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_array(
+                                        colocation_id, tenant_attribute, query_count_in_last_period, cpu_usage_in_last_period)), '[]')
+                                  FROM pg_catalog.citus_stat_tenants_local(false)))::text
+                END",
+    )
+}
+
+/// The rebalance strategy autoscale registers: shard groups cost their measured load.
+pub const LOAD_STRATEGY: &str = "autoscale_by_load";
+
+/// Registers [`LOAD_STRATEGY`] with `citus_add_rebalance_strategy` unless it is there (on the
+/// coordinator, lazily: CREATE EXTENSION is replayed on every worker and may run before Citus is
+/// installed). Cost: `autoscale.shard_load_cost`; every node has capacity 1 and may hold any
+/// shard; threshold 0.1, minimum 0.01, improvement 0.5 (as by_disk_size: a move must improve
+/// the balance by half the moved group's cost, so a lone hot group is not bounced around).
+/// Returns whether it registered it now.
+pub fn ensure_load_strategy() -> SpiResult<bool> {
+    if rebalance_strategy_exists(LOAD_STRATEGY)? {
+        return Ok(false);
+    }
+    Spi::run_with_args(
+        "SELECT pg_catalog.citus_add_rebalance_strategy($1, 'autoscale.shard_load_cost'::regproc,
+                'pg_catalog.citus_node_capacity_1'::regproc, 'pg_catalog.citus_shard_allowed_on_node_true'::regproc,
+                0.1, 0.01, 0.5)",
+        &[LOAD_STRATEGY.into()],
+    )?;
+    Ok(true)
+}
+
+/// The shard group of a shard: its colocation id and its range's min value (None for an unknown
+/// shard or one without a range, such as a reference table's).
+pub fn shard_group_of(shardid: i64) -> SpiResult<Option<(i32, String)>> {
+    Spi::connect(|c| {
+        let t = c.select(
+            "SELECT t.colocationid, s.shardminvalue FROM pg_catalog.pg_dist_shard s
+               JOIN pg_catalog.pg_dist_partition t ON t.logicalrelid = s.logicalrelid
+              WHERE s.shardid = $1 AND s.shardminvalue IS NOT NULL",
+            Some(1),
+            &[shardid.into()],
+        )?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let r = t.first();
+        Ok(Some((
+            r.get::<i32>(1)?.unwrap_or_default(),
+            r.get::<String>(2)?.unwrap_or_default(),
+        )))
+    })
+}
+
+/// The shard-group moves of the rebalance plan of `strategy`: (colocationid, shardminvalue,
+/// target host, target port), one row per group.
+pub fn planned_group_moves(strategy: &str) -> SpiResult<Vec<(i32, String, String, i32)>> {
+    Spi::connect(|c| {
+        let mut out = Vec::new();
+        for r in c.select(
+            "SELECT DISTINCT pt.colocationid, s.shardminvalue, m.targetname, m.targetport
+               FROM pg_catalog.get_rebalance_table_shards_plan(rebalance_strategy := $1) m
+               JOIN pg_catalog.pg_dist_shard s USING (shardid)
+               JOIN pg_catalog.pg_dist_partition pt ON pt.logicalrelid = s.logicalrelid
+              WHERE s.shardminvalue IS NOT NULL",
+            None,
+            &[strategy.into()],
+        )? {
+            out.push((
+                r.get::<i32>(1)?.unwrap_or_default(),
+                r.get::<String>(2)?.unwrap_or_default(),
+                r.get::<String>(3)?.unwrap_or_default(),
+                r.get::<i32>(4)?.unwrap_or_default(),
+            ));
+        }
+        Ok(out)
+    })
+}
+
+/// Runs one command on one node that need not be a cluster member (a standby), through Citus's
+/// own connection code. Returns (success, result text).
+pub fn run_on_node(
+    host: &str,
+    port: i32,
+    command: &str,
+    timeout_ms: u64,
+) -> SpiResult<(bool, String)> {
+    Spi::connect_mut(|c| {
+        c.update(
+            "SELECT pg_catalog.set_config('citus.node_connection_timeout', $1, true)",
+            None,
+            &[timeout_ms.to_string().into()],
+        )?;
+        let row = c
+            .select(
+                "SELECT success, result FROM pg_catalog.master_run_on_worker(ARRAY[$1], ARRAY[$2], ARRAY[$3], false)",
+                Some(1),
+                &[host.into(), port.into(), command.into()],
+            )?
+            .first();
+        let (ok, result) = row.get_two::<bool, String>()?;
+        Ok((ok.unwrap_or(false), result.unwrap_or_default()))
+    })
+}
+
+/// Extensions whose files a node must have to join (citus and citus_autoscale).
+pub const REQUIRED_EXTENSIONS_COMMAND: &str = "SELECT coalesce(string_agg(name, ',' ORDER BY name), '') FROM pg_catalog.pg_available_extensions WHERE name IN ('citus', 'citus_autoscale')";
+
+/// Is host:port in pg_dist_node (any role)?
+pub fn node_in_cluster(host: &str, port: i32) -> SpiResult<Option<(i32, i32, bool)>> {
+    Spi::connect(|c| {
+        let t = c.select(
+            "SELECT nodeid, groupid, isactive FROM pg_catalog.pg_dist_node WHERE nodename = $1 AND nodeport = $2",
+            Some(1),
+            &[host.into(), port.into()],
+        )?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let r = t.first();
+        Ok(Some((
+            r.get::<i32>(1)?.unwrap_or_default(),
+            r.get::<i32>(2)?.unwrap_or_default(),
+            r.get::<bool>(3)?.unwrap_or(false),
+        )))
+    })
+}
+
+/// `citus_rebalance_start(...)`: the job id, or None when there is nothing to move.
+pub fn rebalance_start(
+    strategy: Option<&str>,
+    drain_only: bool,
+    transfer_mode: &str,
+) -> SpiResult<Option<i64>> {
+    Spi::connect_mut(|c| {
+        c.update(
+            "SELECT pg_catalog.citus_rebalance_start(rebalance_strategy := $1, drain_only := $2,
+                                                     shard_transfer_mode := $3::citus.shard_transfer_mode)",
+            Some(1),
+            &[strategy.map(str::to_string).into(), drain_only.into(), transfer_mode.into()],
+        )?
+        .first()
+        .get_one::<i64>()
+    })
+}
+
+/// A Citus background job: its state and task counts (done, total), from the coordinator's own
+/// catalogs. Not `citus_job_status()`: it always asks the workers for the sizes of the shards
+/// being moved (`get_rebalance_progress()`), so while a worker of a running move is down, hung or
+/// partitioned it errors or waits, although the job itself is fine and keeps going (Citus
+/// retries its tasks).
+pub fn job_status(job_id: i64) -> SpiResult<Option<(String, i64, i64)>> {
+    Spi::connect(|c| {
+        let t = c.select(
+            "SELECT j.state::text,
+                    (SELECT count(*) FILTER (WHERE t.status = 'done') FROM pg_catalog.pg_dist_background_task t WHERE t.job_id = j.job_id),
+                    (SELECT count(*) FROM pg_catalog.pg_dist_background_task t WHERE t.job_id = j.job_id)
+               FROM pg_catalog.pg_dist_background_job j
+              WHERE j.job_id = $1",
+            Some(1),
+            &[job_id.into()],
+        )?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let r = t.first();
+        Ok(Some((
+            r.get::<String>(1)?.unwrap_or_default(),
+            r.get::<i64>(2)?.unwrap_or(0),
+            r.get::<i64>(3)?.unwrap_or(0),
+        )))
+    })
+}
+
+/// Citus background jobs that are not finished (scheduled, running, cancelling, failing).
+pub fn unfinished_jobs() -> SpiResult<Vec<i64>> {
+    Spi::connect(|c| {
+        let mut out = Vec::new();
+        for r in c.select(
+            "SELECT job_id FROM pg_catalog.pg_dist_background_job
+              WHERE state IN ('scheduled', 'running', 'cancelling', 'failing') ORDER BY job_id",
+            None,
+            &[],
+        )? {
+            out.push(r.get::<i64>(1)?.unwrap_or_default());
+        }
+        Ok(out)
+    })
+}
+
+/// Shard-group moves the rebalancer would make now (`get_rebalance_table_shards_plan()` lists
+/// every shard of a colocated group; they move together, so they count once).
+pub fn planned_moves(strategy: Option<&str>) -> SpiResult<i64> {
+    Ok(Spi::get_one_with_args::<i64>(
+        "SELECT count(DISTINCT (pt.colocationid, s.shardminvalue, m.sourcename, m.sourceport))
+           FROM pg_catalog.get_rebalance_table_shards_plan(rebalance_strategy := $1) m
+           JOIN pg_catalog.pg_dist_shard s USING (shardid)
+           JOIN pg_catalog.pg_dist_partition pt ON pt.logicalrelid = s.logicalrelid",
+        &[strategy.map(str::to_string).into()],
+    )?
+    .unwrap_or(0))
+}
+
+/// Whether cluster changes are blocked. Citus releases that have no
+/// `citus_cluster_changes_block_status()` (13.2 has none) never block.
+pub fn cluster_changes_blocked() -> SpiResult<bool> {
+    let exists = Spi::get_one::<bool>(
+        "SELECT pg_catalog.to_regproc('pg_catalog.citus_cluster_changes_block_status') IS NOT NULL",
+    )?
+    .unwrap_or(false);
+    if !exists {
+        return Ok(false);
+    }
+    Ok(Spi::get_one::<bool>(
+        "SELECT (pg_catalog.citus_cluster_changes_block_status())::text IN ('t', 'true')",
+    )?
+    .unwrap_or(false))
+}
+
+pub fn add_node(host: &str, port: i32) -> SpiResult<Option<i32>> {
+    Spi::connect_mut(|c| {
+        c.update(
+            "SELECT pg_catalog.citus_add_node($1, $2)",
+            Some(1),
+            &[host.into(), port.into()],
+        )?
+        .first()
+        .get_one::<i32>()
+    })
+}
+
+pub fn set_should_have_shards(host: &str, port: i32, value: bool) -> SpiResult<()> {
+    Spi::connect_mut(|c| {
+        c.update(
+            "SELECT pg_catalog.citus_set_node_property($1, $2, 'shouldhaveshards', $3)",
+            None,
+            &[host.into(), port.into(), value.into()],
+        )
+        .map(|_| ())
+    })
+}
+
+/// The coordinator's own address, as the other nodes know it (pg_dist_node group 0), else
+/// localhost and this server's port.
+pub fn coordinator_address() -> SpiResult<(String, i32)> {
+    let (h, p) = Spi::get_two::<String, i32>(
+        "SELECT coalesce((SELECT nodename FROM pg_catalog.pg_dist_node WHERE groupid = 0 LIMIT 1), 'localhost'),
+                coalesce((SELECT nodeport FROM pg_catalog.pg_dist_node WHERE groupid = 0 LIMIT 1),
+                         pg_catalog.current_setting('port')::int)",
+    )?;
+    Ok((h.unwrap_or_else(|| "localhost".into()), p.unwrap_or(5432)))
+}
+
+/// Tries of [`cleanup_orphaned`] before it reports what is left (a shard copy still in use by a
+/// running query cannot be dropped yet).
+const CLEANUP_TRIES: u32 = 10;
+
+/// Hosts and ports of `nodes` as two arrays, the parameters of the queries below.
+fn node_arrays(nodes: &[NodeAddr]) -> (Vec<String>, Vec<i32>) {
+    nodes.iter().map(|n| (n.host.clone(), n.port)).unzip()
+}
+
+/// `CALL citus_cleanup_orphaned_resources()` until nothing awaits cleanup on `nodes`.
+/// The procedure refuses to run inside a transaction block, and a tick is one, so it runs as a
+/// top-level statement on a connection of its own to this coordinator (Citus's connection code,
+/// as for any node). It is idempotent.
+pub fn cleanup_orphaned(nodes: &[NodeAddr], timeout_ms: u64) -> SpiResult<Result<(), String>> {
+    let (self_host, self_port) = coordinator_address()?;
+    let mut left = 0;
+    for _ in 0..CLEANUP_TRIES {
+        // a backstop: never wait on the connection to ourselves for more than a minute
+        let (ok, result) = super::subxact::with_statement_timeout(60_000, || {
+            run_on_node(
+                &self_host,
+                self_port,
+                "CALL pg_catalog.citus_cleanup_orphaned_resources()",
+                timeout_ms,
+            )
+        })?;
+        if !ok {
+            return Ok(Err(format!(
+                "citus_cleanup_orphaned_resources on {self_host}:{self_port}: {result}"
+            )));
+        }
+        left = cleanup_records_on(nodes)?;
+        if left == 0 {
+            return Ok(Ok(()));
+        }
+        Spi::run("SELECT pg_catalog.pg_sleep(0.5)")?;
+    }
+    Ok(Err(format!(
+        "{left} resources on {} still await cleanup (in use by running queries?)",
+        names(nodes)
+    )))
+}
+
+/// Resources awaiting cleanup on `nodes` in pg_dist_cleanup (e.g. a moved shard's old copy).
+pub fn cleanup_records_on(nodes: &[NodeAddr]) -> SpiResult<i64> {
+    let (hosts, ports) = node_arrays(nodes);
+    Ok(Spi::get_one_with_args::<i64>(
+        "SELECT count(*) FROM pg_catalog.pg_dist_cleanup c
+           JOIN pg_catalog.pg_dist_node n ON n.groupid = c.node_group_id
+          WHERE (n.nodename, n.nodeport) IN (SELECT * FROM unnest($1::text[], $2::int[]))",
+        &[hosts.into(), ports.into()],
+    )?
+    .unwrap_or(0))
+}
+
+/// What still ties `nodes` (removed together) to the cluster's data: their shard placements that
+/// have no copy on a node outside the set (reference tables, replicated everywhere, do not count:
+/// citus_remove_node drops those), plus resources awaiting cleanup on them in pg_dist_cleanup (a
+/// moved shard's old copy). The nodes may leave only when this is zero.
+pub fn placements_on(nodes: &[NodeAddr]) -> SpiResult<i64> {
+    let (hosts, ports) = node_arrays(nodes);
+    Ok(Spi::get_one_with_args::<i64>(
+        "WITH leaving AS (
+           SELECT n.groupid FROM pg_catalog.pg_dist_node n
+            WHERE (n.nodename, n.nodeport) IN (SELECT * FROM unnest($1::text[], $2::int[])))
+         SELECT count(*) FROM pg_catalog.pg_dist_placement p
+          WHERE p.groupid IN (SELECT groupid FROM leaving)
+            AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_placement o
+                             JOIN pg_catalog.pg_dist_node m ON m.groupid = o.groupid
+                            WHERE o.shardid = p.shardid AND o.groupid NOT IN (SELECT groupid FROM leaving))",
+        &[hosts.into(), ports.into()],
+    )?
+    .unwrap_or(0)
+        + cleanup_records_on(nodes)?)
+}
+
+pub fn remove_node(host: &str, port: i32) -> SpiResult<()> {
+    Spi::connect_mut(|c| {
+        c.update(
+            "SELECT pg_catalog.citus_remove_node($1, $2)",
+            None,
+            &[host.into(), port.into()],
+        )
+        .map(|_| ())
+    })
+}
+
+/// Highest nodeid in pg_dist_node (0 when empty).
+pub fn max_nodeid() -> SpiResult<i32> {
+    Ok(
+        Spi::get_one::<i32>("SELECT coalesce(max(nodeid), 0) FROM pg_catalog.pg_dist_node")?
+            .unwrap_or(0),
+    )
+}
+
+/// Active primary workers added after `after_nodeid`, newest first: a node a provisioner added.
+pub fn workers_added_after(after_nodeid: i32) -> SpiResult<Vec<(String, i32)>> {
+    Spi::connect(|c| {
+        let mut out = Vec::new();
+        for r in c.select(
+            "SELECT nodename, nodeport FROM pg_catalog.pg_dist_node
+              WHERE nodeid > $1 AND groupid <> 0 AND noderole = 'primary' AND isactive
+              ORDER BY nodeid DESC",
+            None,
+            &[after_nodeid.into()],
+        )? {
+            out.push((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<i32>(2)?.unwrap_or_default(),
+            ));
+        }
+        Ok(out)
+    })
+}
+
+/// `citus_job_cancel(job_id)`.
+pub fn cancel_job(job_id: i64) -> SpiResult<()> {
+    Spi::connect_mut(|c| {
+        c.update(
+            "SELECT pg_catalog.citus_job_cancel($1)",
+            None,
+            &[job_id.into()],
+        )
+        .map(|_| ())
+    })
+}
+
+/// The active primary workers, each with its nodeid and its number of shard placements.
+pub fn worker_placements() -> SpiResult<Vec<(NodeAddr, i32, i64)>> {
+    Spi::connect(|c| {
+        let mut out = Vec::new();
+        for r in c.select(
+            "SELECT n.nodename, n.nodeport, n.nodeid,
+                    (SELECT pg_catalog.count(*) FROM pg_catalog.pg_dist_placement p WHERE p.groupid = n.groupid)
+               FROM pg_catalog.pg_dist_node n
+              WHERE n.groupid <> 0 AND n.noderole = 'primary' AND n.isactive",
+            None,
+            &[],
+        )? {
+            out.push((
+                NodeAddr::new(
+                    r.get::<String>(1)?.unwrap_or_default(),
+                    r.get::<i32>(2)?.unwrap_or_default(),
+                ),
+                r.get::<i32>(3)?.unwrap_or_default(),
+                r.get::<i64>(4)?.unwrap_or(0),
+            ));
+        }
+        Ok(out)
+    })
+}
+
+/// The active primary workers (not the coordinator).
+pub fn active_workers() -> SpiResult<Vec<NodeAddr>> {
+    Ok(primary_nodes()?
+        .into_iter()
+        .filter(|n| n.groupid != 0 && n.isactive)
+        .map(|n| NodeAddr::new(n.nodename, n.nodeport))
+        .collect())
+}
+
+/// A node's shouldhaveshards in pg_dist_node (None when it is not there).
+pub fn should_have_shards(host: &str, port: i32) -> SpiResult<Option<bool>> {
+    Spi::get_one_with_args::<bool>(
+        "SELECT (SELECT shouldhaveshards FROM pg_catalog.pg_dist_node WHERE nodename = $1 AND nodeport = $2)",
+        &[host.into(), port.into()],
+    )
+}
+
+/// Whether `name` is a rebalance strategy in pg_dist_rebalance_strategy.
+pub fn rebalance_strategy_exists(name: &str) -> SpiResult<bool> {
+    Ok(Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_rebalance_strategy WHERE name = $1)",
+        &[name.into()],
+    )?
+    .unwrap_or(false))
+}
+
+// --- a node that never comes back (replace_dead) ---
+
+/// Every shard placement of the cluster, as [`autoscale_core::operations::dead::assess`] reads
+/// it: shard, its shard group (colocation id and range; the shard id for a table colocated with
+/// nothing), node, whether it is a reference table's, and how many copies it should have
+/// (pg_dist_colocation.replicationfactor, else the placements it has).
+pub fn all_placements() -> SpiResult<Vec<Placement>> {
+    Spi::connect(|c| {
+        let mut out = Vec::new();
+        for r in c.select(
+            "SELECT p.shardid,
+                    CASE WHEN t.colocationid = 0 THEN 's' || p.shardid
+                         ELSE t.colocationid || ':' || coalesce(s.shardminvalue, '') END,
+                    n.nodename, n.nodeport,
+                    t.partmethod = 'n' AND t.repmodel = 't',
+                    coalesce(NULLIF(g.replicationfactor, -1),
+                             (SELECT count(*) FROM pg_catalog.pg_dist_placement o WHERE o.shardid = p.shardid))::int
+               FROM pg_catalog.pg_dist_placement p
+               JOIN pg_catalog.pg_dist_shard s USING (shardid)
+               JOIN pg_catalog.pg_dist_partition t ON t.logicalrelid = s.logicalrelid
+               JOIN pg_catalog.pg_dist_node n ON n.groupid = p.groupid AND n.noderole = 'primary'
+               LEFT JOIN pg_catalog.pg_dist_colocation g ON g.colocationid = t.colocationid
+              ORDER BY p.shardid, n.nodeid",
+            None,
+            &[],
+        )? {
+            out.push(Placement {
+                shardid: r.get::<i64>(1)?.unwrap_or_default(),
+                group: r.get::<String>(2)?.unwrap_or_default(),
+                node: NodeAddr::new(
+                    r.get::<String>(3)?.unwrap_or_default(),
+                    r.get::<i32>(4)?.unwrap_or_default(),
+                ),
+                reference: r.get::<bool>(5)?.unwrap_or(false),
+                factor: r.get::<i32>(6)?.unwrap_or(1).max(1) as usize,
+            });
+        }
+        Ok(out)
+    })
+}
+
+/// An active primary node and what the latest sample said of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeHealth {
+    pub node: NodeAddr,
+    pub coordinator: bool,
+    pub shouldhaveshards: bool,
+    /// The latest sample reached it (true when it was never sampled, e.g. a node just added,
+    /// and for the coordinator, which runs this).
+    pub answered: bool,
+    /// The first failed sample after its last answer (epoch s); None when the latest answered.
+    pub unreachable_since: Option<f64>,
+}
+
+/// Every active primary node (the coordinator included when registered) with its health at the
+/// latest samples.
+pub fn node_health() -> SpiResult<Vec<NodeHealth>> {
+    Spi::connect(|c| {
+        let mut out = Vec::new();
+        for r in c.select(
+            "SELECT n.nodename, n.nodeport, n.groupid = 0, n.shouldhaveshards,
+                    n.groupid = 0 OR coalesce((SELECT s.reachable FROM autoscale.node_samples s
+                                                WHERE s.nodename = n.nodename AND s.nodeport = n.nodeport
+                                                ORDER BY s.sampled_at DESC LIMIT 1), true),
+                    (SELECT extract(epoch FROM min(s.sampled_at))::float8 FROM autoscale.node_samples s
+                      WHERE n.groupid <> 0 AND s.nodename = n.nodename AND s.nodeport = n.nodeport AND NOT s.reachable
+                        AND s.sampled_at > coalesce((SELECT max(a.sampled_at) FROM autoscale.node_samples a
+                                                      WHERE a.nodename = n.nodename AND a.nodeport = n.nodeport
+                                                        AND a.reachable), '-infinity'))
+               FROM pg_catalog.pg_dist_node n
+              WHERE n.noderole = 'primary' AND n.isactive
+              ORDER BY n.nodeid",
+            None,
+            &[],
+        )? {
+            out.push(NodeHealth {
+                node: NodeAddr::new(
+                    r.get::<String>(1)?.unwrap_or_default(),
+                    r.get::<i32>(2)?.unwrap_or_default(),
+                ),
+                coordinator: r.get::<bool>(3)?.unwrap_or(false),
+                shouldhaveshards: r.get::<bool>(4)?.unwrap_or(false),
+                answered: r.get::<bool>(5)?.unwrap_or(true),
+                unreachable_since: r.get::<f64>(6)?,
+            });
+        }
+        Ok(out)
+    })
+}
+
+/// `citus_disable_node(host, port)`: queries stop using the node's placements (they use the
+/// other copies), writes stop going to it.
+pub fn disable_node(host: &str, port: i32) -> SpiResult<()> {
+    Spi::connect_mut(|c| {
+        c.update(
+            "SELECT pg_catalog.citus_disable_node($1, $2)",
+            None,
+            &[host.into(), port.into()],
+        )
+        .map(|_| ())
+    })
+}
+
+/// `citus_copy_shard_placement(shard, from, to, mode)`: copies the shard and its colocated
+/// shards; runs inside the caller's transaction.
+pub fn copy_shard_placement(
+    shardid: i64,
+    from: &NodeAddr,
+    to: &NodeAddr,
+    transfer_mode: &str,
+) -> SpiResult<()> {
+    Spi::connect_mut(|c| {
+        c.update(
+            "SELECT pg_catalog.citus_copy_shard_placement($1, $2, $3, $4, $5, $6::citus.shard_transfer_mode)",
+            None,
+            &[
+                shardid.into(),
+                from.host.clone().into(),
+                from.port.into(),
+                to.host.clone().into(),
+                to.port.into(),
+                transfer_mode.into(),
+            ],
+        )
+        .map(|_| ())
+    })
+}
+
+/// `replicate_reference_tables(mode)`: a copy of every reference table on every active node.
+pub fn replicate_reference_tables(transfer_mode: &str) -> SpiResult<()> {
+    Spi::connect_mut(|c| {
+        c.update(
+            "SELECT pg_catalog.replicate_reference_tables($1::citus.shard_transfer_mode)",
+            None,
+            &[transfer_mode.into()],
+        )
+        .map(|_| ())
+    })
+}

@@ -1,0 +1,158 @@
+//! Dead workers (a node that never comes back): after each sample the coordinator declares a
+//! worker dead once every sample for `autoscale.dead_node_after` failed, records one `dead_node`
+//! event and a row of `autoscale.dead_nodes` (store/dead_nodes.rs), and says whether it can be
+//! replaced (every placement on it has a healthy copy elsewhere) or holds a sole copy (then
+//! nothing is disabled or removed: the operator decides). The replace_dead operation reads the
+//! same plan ([`plan_for`]) at each of its steps. The decisions are
+//! `autoscale_core::operations::dead`'s.
+
+use autoscale_core::operations::dead::{self, CopyPlan, EVENT_DEAD_NODE, EVENT_NODE_BACK};
+use autoscale_core::operations::NodeAddr;
+
+use crate::infra::errors::Result;
+use crate::infra::{citus, settings};
+use crate::store::dead_nodes as store;
+use crate::store::events;
+
+fn detail(node: &NodeAddr, plan: &CopyPlan) -> serde_json::Value {
+    serde_json::json!({
+        "node": node.to_string(),
+        "replaceable": plan.replaceable(),
+        "placements": plan.placements,
+        "sole_copies": plan.sole,
+        "copies": plan.copies.len(),
+    })
+}
+
+/// The copy plan for `dead` now: healthy nodes are the active primary nodes whose latest sample
+/// answered (the coordinator always) other than the dead node and other dead ones; copies go to
+/// `replacement` first, then to the healthy workers that should have shards.
+pub fn plan_for(dead_node: &NodeAddr, replacement: Option<&NodeAddr>) -> Result<CopyPlan> {
+    let health = citus::node_health()?;
+    let declared: Vec<NodeAddr> = store::rows()?.into_iter().map(|d| d.node).collect();
+    let healthy: Vec<NodeAddr> = health
+        .iter()
+        .filter(|h| h.answered && &h.node != dead_node && !declared.contains(&h.node))
+        .map(|h| h.node.clone())
+        .collect();
+    let mut targets: Vec<NodeAddr> = replacement.into_iter().cloned().collect();
+    for h in &health {
+        if !h.coordinator && h.shouldhaveshards && !targets.contains(&h.node) {
+            targets.push(h.node.clone());
+        }
+    }
+    Ok(dead::assess(
+        &citus::all_placements()?,
+        dead_node,
+        &healthy,
+        &targets,
+    ))
+}
+
+/// Declares dead workers, forgets the ones that answer again or left the cluster, and returns
+/// the first dead worker that can be replaced and has no operation yet. Coordinator only.
+pub fn review(now: f64) -> Result<Option<NodeAddr>> {
+    let after = settings::dead_node_after();
+    let health = citus::node_health()?;
+    let known = store::rows()?;
+    let members: Vec<(String, i32)> = citus::primary_nodes()?
+        .into_iter()
+        .map(|n| (n.nodename, n.nodeport))
+        .collect();
+    // forget: left the cluster, or answers again while still active
+    for d in &known {
+        if let Some(id) = d.operation_id {
+            if store::operation_running(id)? {
+                continue;
+            }
+        }
+        let member = members.contains(&(d.node.host.clone(), d.node.port));
+        let back = health
+            .iter()
+            .any(|h| h.node == d.node && h.answered && h.unreachable_since.is_none());
+        if !member || back {
+            store::forget(&d.node)?;
+            let message = if member {
+                format!(
+                    "worker {} declared dead answers again; it is no longer considered dead",
+                    d.node
+                )
+            } else {
+                format!("dead worker {} left the cluster", d.node)
+            };
+            events::record(
+                EVENT_NODE_BACK,
+                &message,
+                Some(serde_json::json!({"node": d.node.to_string(), "member": member})),
+            )?;
+        }
+    }
+    // declare
+    for h in health.iter().filter(|h| !h.coordinator) {
+        if known.iter().any(|d| d.node == h.node) {
+            continue;
+        }
+        let Some(since) = h.unreachable_since else {
+            continue;
+        };
+        if !dead::is_dead(Some(since), now, after) {
+            continue;
+        }
+        let plan = plan_for(&h.node, None)?;
+        let message = format!(
+            "worker {} is dead: {}. {}",
+            h.node,
+            dead::unreachable_for(since, now, after),
+            plan.summary(&h.node)
+        );
+        store::insert(
+            &h.node,
+            since,
+            plan.replaceable(),
+            plan.sole.len() as i32,
+            &message,
+        )?;
+        events::record(EVENT_DEAD_NODE, &message, Some(detail(&h.node, &plan)))?;
+    }
+    // keep each verdict current (an operator may have fixed a sole copy); a change is an event
+    for d in store::rows()? {
+        if d.operation_id.is_some() {
+            continue;
+        }
+        let plan = plan_for(&d.node, None)?;
+        if plan.replaceable() != d.replaceable {
+            let message = format!("dead worker {}: {}", d.node, plan.summary(&d.node));
+            store::update_verdict(
+                &d.node,
+                plan.replaceable(),
+                plan.sole.len() as i32,
+                &message,
+            )?;
+            events::record(EVENT_DEAD_NODE, &message, Some(detail(&d.node, &plan)))?;
+        }
+    }
+    Ok(store::rows()?
+        .into_iter()
+        .find(|d| d.replaceable && d.operation_id.is_none())
+        .map(|d| d.node))
+}
+
+/// The replace_dead operation `id` took charge of `node`.
+pub fn claim(node: &NodeAddr, id: i64) -> Result<()> {
+    store::set_operation(node, Some(id))
+}
+
+/// An operation on `node` ended without removing it: the next review may start another one.
+pub fn release(node: &NodeAddr) -> Result<()> {
+    store::set_operation(node, None)
+}
+
+/// `node` is no longer dead (it was removed).
+pub fn forget(node: &NodeAddr) -> Result<()> {
+    store::forget(node)
+}
+
+/// `host:port: message` of every dead worker, for explain().
+pub fn summaries() -> Result<Vec<String>> {
+    store::summaries()
+}

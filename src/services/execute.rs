@@ -1,0 +1,549 @@
+//! Executing operations: the thin executor that performs each step of the pure state machine
+//! (autoscale_core::operations) against Citus and the stores.
+//! One step per call; the step's Citus call and the new state commit together, so a crash at any
+//! point resumes at the recorded step. Failures of a Citus call are caught in a subtransaction
+//! and handed to the state machine as an outcome.
+
+use autoscale_core::operations::{
+    self as machine, guards, names, Action, GuardInput, GuardVerdict, JobState, Kind, Limits,
+    MaintenanceWindow, NodeAddr, Operation, Outcome, Status,
+};
+use pgrx::prelude::*;
+
+use autoscale_core::policy;
+
+use crate::infra::errors::{AutoscaleError, Result};
+use crate::infra::{citus, clock, settings, subxact};
+use crate::services::{dead, decide, provision};
+use crate::store::operations::{self as store, running};
+use crate::store::{events, pool, provision as outbox};
+
+fn limits() -> Limits {
+    Limits {
+        provision_timeout: settings::provision_timeout(),
+        job_timeout: settings::job_timeout(),
+        max_attempts: 3,
+    }
+}
+
+/// The guards' view of this node and cluster now.
+pub fn guard_input() -> Result<GuardInput> {
+    let role = citus::role();
+    let citus_installed = role != citus::Role::NoCitus;
+    let (blocked, human) = if role == citus::Role::Coordinator {
+        let ours = store::job_ids()?;
+        let human = citus::unfinished_jobs()?
+            .into_iter()
+            .find(|j| !ours.contains(j));
+        (citus::cluster_changes_blocked()?, human)
+    } else {
+        (false, None)
+    };
+    Ok(GuardInput {
+        mode: settings::mode().as_str().to_string(),
+        is_coordinator: role == citus::Role::Coordinator,
+        in_recovery: unsafe { pg_sys::RecoveryInProgress() },
+        citus_installed,
+        cluster_changes_blocked: blocked,
+        human_job_running: human,
+        window: None,
+        now_utc: clock::now()?,
+        ops_last_hour: store::history()?.started_last_hour,
+        max_ops_per_hour: settings::max_operations_per_hour(),
+    })
+}
+
+/// Runs the guards. An invalid maintenance window blocks (the safe reading of a typo).
+pub fn check_guards(starting: bool) -> Result<GuardVerdict> {
+    let mut g = guard_input()?;
+    if let Some(w) = settings::maintenance_window() {
+        match MaintenanceWindow::parse(&w) {
+            Ok(w) => g.window = Some(w),
+            Err(e) => {
+                return Ok(GuardVerdict::Blocked(format!(
+                    "autoscale.maintenance_window is invalid: {e}"
+                )))
+            }
+        }
+    }
+    if !starting {
+        // the rate limit is about starting operations, not finishing them
+        g.max_ops_per_hour = 0;
+    }
+    Ok(guards::check(&g))
+}
+
+/// A caught Citus call's result as an outcome: its value through `f`, or its error.
+fn to_outcome<T, E: std::fmt::Display>(
+    r: std::result::Result<std::result::Result<T, E>, String>,
+    f: impl FnOnce(T) -> Outcome,
+) -> Outcome {
+    match r {
+        Ok(Ok(v)) => f(v),
+        Ok(Err(e)) => Outcome::Error(e.to_string()),
+        Err(e) => Outcome::Error(e),
+    }
+}
+
+/// Performs one action against Citus and the extension's tables. Errors become outcomes.
+fn perform(op: &Operation, action: &Action) -> Outcome {
+    match action.clone() {
+        Action::StartRebalance { drain_only } => {
+            // autoscale.rebalance_strategy, else autoscale_by_load (registered at first use)
+            let strategy = settings::effective_rebalance_strategy();
+            let mode = settings::shard_transfer_mode().as_str();
+            to_outcome(
+                subxact::catch(|| {
+                    if strategy == citus::LOAD_STRATEGY {
+                        citus::ensure_load_strategy()?;
+                    }
+                    citus::rebalance_start(Some(&strategy), drain_only, mode)
+                }),
+                Outcome::JobStarted,
+            )
+        }
+        Action::PollJob { job_id } => {
+            to_outcome(subxact::catch(|| citus::job_status(job_id)), |s| match s {
+                None => Outcome::Error(format!("Citus job {job_id} not found")),
+                Some((state, done, total)) => match JobState::parse(&state) {
+                    Ok(state) => Outcome::Job { state, done, total },
+                    Err(e) => Outcome::Error(e.to_string()),
+                },
+            })
+        }
+        Action::PickStandby => to_outcome(subxact::catch(pool::claim), |n| match n {
+            Some((h, p)) => Outcome::Picked(NodeAddr::new(h, p)),
+            None => Outcome::PoolEmpty,
+        }),
+        Action::AddNode { node } => to_outcome(
+            subxact::catch(|| {
+                // already a member (a resumed step whose add committed): nothing to add
+                if citus::node_in_cluster(&node.host, node.port)?.is_none() {
+                    citus::add_node(&node.host, node.port)?;
+                }
+                pool::set_state(&node.host, node.port, "active")
+            }),
+            |_| Outcome::Ok,
+        ),
+        Action::RequestNode => to_outcome(
+            subxact::catch(|| {
+                let payload = serde_json::json!({
+                    "operation_id": op.id,
+                    "reason": autoscale_core::safety::truncate(&op.reason, autoscale_core::safety::MAX_REASON_BYTES),
+                    "nodes": op.want,
+                    "max_nodeid": citus::max_nodeid()?,
+                    "workers": citus::active_workers()?.len(),
+                    "hint": "add a worker with citus_add_node() on the coordinator, or offer one with autoscale.add_standby_node(host, port)",
+                });
+                provision::request("provision", Some(op.id), payload)
+            }),
+            Outcome::Requested,
+        ),
+        Action::CheckForNode { request_id } => to_outcome(
+            subxact::catch(|| {
+                if let Some((h, p)) = pool::claim()? {
+                    if let Some(id) = request_id {
+                        outbox::set_status(id, "fulfilled")?;
+                    }
+                    return Ok::<_, AutoscaleError>(Some((h, p, false)));
+                }
+                if let Some(id) = request_id {
+                    if let Some((h, p)) =
+                        citus::workers_added_after(outbox::nodeid_at_request(id)?)?
+                            .into_iter()
+                            .next()
+                    {
+                        outbox::set_status(id, "fulfilled")?;
+                        pool::set_state(&h, p, "active")?;
+                        return Ok(Some((h, p, true)));
+                    }
+                }
+                Ok(None)
+            }),
+            |found| match found {
+                Some((h, p, in_cluster)) => Outcome::Appeared {
+                    node: NodeAddr::new(h, p),
+                    in_cluster,
+                },
+                None => Outcome::NotYet,
+            },
+        ),
+        Action::SetShouldHaveShards { nodes, value } => to_outcome(
+            subxact::catch(|| {
+                // draining: remember which nodes had shards, so a restore puts back only those
+                let mut had_shards = Vec::new();
+                if !value {
+                    for node in &nodes {
+                        if citus::should_have_shards(&node.host, node.port)?.unwrap_or(true) {
+                            had_shards.push(node.clone());
+                        }
+                    }
+                }
+                for node in &nodes {
+                    citus::set_should_have_shards(&node.host, node.port, value)?;
+                    if !value {
+                        pool::set_state(&node.host, node.port, "draining")?;
+                    } else if pool::state_of(&node.host, node.port)?.as_deref() == Some("draining")
+                    {
+                        pool::set_state(&node.host, node.port, "active")?;
+                    }
+                }
+                Ok::<_, AutoscaleError>(had_shards)
+            }),
+            |had_shards| {
+                if value {
+                    Outcome::Ok
+                } else {
+                    Outcome::Marked { had_shards }
+                }
+            },
+        ),
+        Action::SetCoordinatorShards { node, value } => to_outcome(
+            subxact::catch(|| citus::set_should_have_shards(&node.host, node.port, value)),
+            |_| Outcome::Ok,
+        ),
+        Action::CleanupOrphaned { nodes } => {
+            let timeout = settings::node_timeout().as_millis() as u64;
+            to_outcome(
+                subxact::catch(move || citus::cleanup_orphaned(&nodes, timeout)),
+                |r| match r {
+                    Ok(()) => Outcome::Ok,
+                    Err(e) => Outcome::Error(e),
+                },
+            )
+        }
+        Action::CountPlacements { nodes } => to_outcome(
+            subxact::catch(|| citus::placements_on(&nodes)),
+            Outcome::Placements,
+        ),
+        Action::RemoveNode { nodes } => to_outcome(
+            subxact::catch(|| {
+                // the state machine only gets here after VerifyEmpty counted zero; check again in
+                // this very transaction: a node that holds placements is never removed
+                let n = citus::placements_on(&nodes)?;
+                if n > 0 {
+                    return Err(AutoscaleError::NotInPrerequisiteState(format!(
+                        "{} hold {n} placements; not removed",
+                        names(&nodes)
+                    )));
+                }
+                for node in &nodes {
+                    if citus::node_in_cluster(&node.host, node.port)?.is_some() {
+                        citus::remove_node(&node.host, node.port)?;
+                    }
+                }
+                Ok::<_, AutoscaleError>(())
+            }),
+            |_| Outcome::Ok,
+        ),
+        Action::ReturnToPool { nodes } => to_outcome(
+            subxact::catch(|| {
+                for node in &nodes {
+                    pool::set_state(&node.host, node.port, "returned")?;
+                    let payload = serde_json::json!({
+                        "operation_id": op.id,
+                        "node": {"host": node.host, "port": node.port},
+                        "reason": autoscale_core::safety::truncate(&op.reason, autoscale_core::safety::MAX_REASON_BYTES),
+                        "hint": "the node left the cluster and is back in the pool; it may be stopped or reused",
+                    });
+                    provision::request("deprovision", Some(op.id), payload)?;
+                }
+                Ok::<_, AutoscaleError>(())
+            }),
+            |_| Outcome::Ok,
+        ),
+        Action::DisableNode { node } => to_outcome(
+            subxact::catch(|| {
+                // checked again in this transaction: a node holding a sole copy is never disabled
+                let plan = dead::plan_for(&node, None)?;
+                if !plan.replaceable() {
+                    pgrx::error!("not disabled: {}", plan.summary(&node));
+                }
+                if let Some((_, _, true)) = citus::node_in_cluster(&node.host, node.port)? {
+                    citus::disable_node(&node.host, node.port)?;
+                }
+                dead::claim(&node, op.id)
+            }),
+            |_| Outcome::Ok,
+        ),
+        Action::CopyPlacements { dead: d, target } => {
+            // block_writes whatever autoscale.shard_transfer_mode says: the copy runs inside the
+            // tick's transaction (one shard group per tick, committed with the step), and a
+            // logical-replication copy waits there for the transaction it runs in (measured: the
+            // step times out); block_writes only holds writes to the shard group being copied
+            let mode = "block_writes";
+            to_outcome(
+                subxact::catch(|| -> Result<(Option<String>, i64)> {
+                    let plan = dead::plan_for(&d, target.as_ref())?;
+                    if !plan.replaceable() {
+                        pgrx::error!("copies stopped: {}", plan.summary(&d));
+                    }
+                    if let Some(copy) = plan.copies.first() {
+                        citus::copy_shard_placement(copy.shardid, &copy.from, &copy.to, mode)?;
+                        return Ok((Some(copy.to_string()), plan.copies.len() as i64 - 1));
+                    }
+                    if let Some(&shard) = plan.unplaceable.first() {
+                        pgrx::error!(
+                            "no healthy node can take the missing copy of shard {shard} ({} shard \
+                             group{} short of copies): add a node to the pool or the cluster",
+                            plan.unplaceable.len(),
+                            if plan.unplaceable.len() == 1 { "" } else { "s" }
+                        );
+                    }
+                    if !plan.reference_missing.is_empty() {
+                        citus::replicate_reference_tables(mode)?;
+                        return Ok((
+                            Some(format!(
+                                "reference tables to {}",
+                                names(&plan.reference_missing)
+                            )),
+                            0,
+                        ));
+                    }
+                    Ok((None, 0))
+                }),
+                |(shard, left)| Outcome::Copied { shard, left },
+            )
+        }
+        Action::RemoveDeadNode { node } => to_outcome(
+            subxact::catch(|| {
+                // checked again in this very transaction: every placement on the dead node has
+                // its copies back on healthy nodes
+                let plan = dead::plan_for(&node, op.node.as_ref())?;
+                if !plan.complete() {
+                    pgrx::error!(
+                        "not removed: {} ({} copies still to make)",
+                        plan.summary(&node),
+                        plan.copies.len() + plan.unplaceable.len()
+                    );
+                }
+                if citus::node_in_cluster(&node.host, node.port)?.is_some() {
+                    citus::remove_node(&node.host, node.port)?;
+                }
+                if pool::state_of(&node.host, node.port)?.is_some() {
+                    pool::set_state(&node.host, node.port, "failed")?;
+                }
+                dead::forget(&node)
+            }),
+            |_| Outcome::Ok,
+        ),
+        Action::Nothing => Outcome::Ok,
+    }
+}
+
+/// What an operation that just ended (failed, cancelled, succeeded) leaves behind in the pool and
+/// the outbox. A scale-out that did not succeed: its claimed node that never joined is `failed`
+/// when citus_add_node itself failed (it is not picked again and again), else back to `available`;
+/// its pending provision requests expire.
+pub fn settle_ended(op: &Operation) -> Result<()> {
+    if op.kind == Kind::ReplaceDead && op.status != Status::Succeeded {
+        // the dead node stays (disabled when it got that far); a later review may try again
+        if let Some(d) = &op.dead {
+            dead::release(d)?;
+        }
+    }
+    if !matches!(op.kind, Kind::ScaleOut | Kind::ReplaceDead) || op.status == Status::Succeeded {
+        return Ok(());
+    }
+    outbox::expire_for_operation(op.id)?;
+    if let Some(n) = &op.node {
+        if pool::state_of(&n.host, n.port)?.as_deref() == Some("joining") {
+            let join_failed = op.status == Status::Failed && op.step == machine::Step::AddNode;
+            pool::set_state(
+                &n.host,
+                n.port,
+                if join_failed { "failed" } else { "available" },
+            )?;
+            if join_failed {
+                events::record(
+                    "standby_failed",
+                    &format!(
+                        "standby node {n} failed to join and is no longer offered; offer it again with \
+                         autoscale.add_standby_node('{}', {}) once it is fixed",
+                        n.host, n.port
+                    ),
+                    Some(serde_json::json!({"operation_id": op.id, "node": n.to_string()})),
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Makes a transition durable: settles what an ended operation leaves behind, saves the new state
+/// and records the transition's events, each with `detail` of the new state. Returns the new state.
+fn persist(
+    t: machine::Transition,
+    detail: impl Fn(&Operation) -> serde_json::Value,
+) -> Result<Operation> {
+    if t.op.status != Status::Running {
+        settle_ended(&t.op)?;
+    }
+    store::save(&t.op)?;
+    for note in &t.events {
+        events::record(&note.kind, &note.message, Some(detail(&t.op)))?;
+    }
+    Ok(t.op)
+}
+
+/// What one call of [`step`] did.
+pub enum Stepped {
+    /// The step ran; the operation's new state.
+    Advanced(Box<Operation>),
+    /// The step did not run, and why (the guards, a test build's failpoint).
+    Held(String),
+}
+
+/// Advances `op` by one step: performs its action (when the guards allow it), persists the new
+/// state and records its events.
+pub fn step(op: &Operation) -> Result<Stepped> {
+    // a step, or a step once its progress counter (copies, job tasks) reached n: `step@n`
+    let at_progress = format!("{}@{}", op.step, op.progress_done);
+    if settings::test_hold_at(op.step.as_str()) || settings::test_hold_at(&at_progress) {
+        return Ok(Stepped::Held(format!(
+            "held at step {} (progress {}) by autoscale.test_hold_at_steps (a test build's failpoint)",
+            op.step, op.progress_done
+        )));
+    }
+    let action = machine::action(op);
+    // reads, and the restore step that undoes a scale-in's drain, run whatever the guards say
+    if machine::needs_guards(op) {
+        if let GuardVerdict::Blocked(why) | GuardVerdict::Observe(why) = check_guards(false)? {
+            return Ok(Stepped::Held(why));
+        }
+    }
+    // a node that hangs (or a partition that drops packets) must not hold the worker, and with it
+    // the sampling of the healthy nodes, for longer than step_timeout: the step then fails with
+    // a statement timeout and is retried like any failed step
+    // and a node that accepts no connection fails the step after node_timeout, as in the sample
+    // (the worker samples in a transaction of its own, so the sample's setting is gone here)
+    if citus::role() == citus::Role::Coordinator {
+        citus::set_connection_timeout(settings::node_timeout().as_millis() as u64)?;
+    }
+    let timeout = settings::step_timeout().as_millis().min(i32::MAX as u128) as i32;
+    let outcome = subxact::with_statement_timeout(timeout, || perform(op, &action));
+    let t = machine::advance(op, outcome, clock::now()?, &limits());
+    let op = persist(t, |op| {
+        serde_json::json!({"operation_id": op.id, "kind": op.kind.as_str(), "step": op.step.as_str(),
+                           "job_id": op.job_id, "node": op.node.as_ref().map(|n| n.to_string())})
+    })?;
+    Ok(Stepped::Advanced(Box::new(op)))
+}
+
+/// Starts an operation: creates its row and performs its first step now (in this transaction).
+/// `nodes`: none for a rebalance; for a scale-out the node to add, if given; for a scale-in the
+/// nodes to drain and remove together. `count` is how many workers a scale-out adds.
+pub fn start(
+    kind: Kind,
+    nodes: Vec<NodeAddr>,
+    count: u32,
+    reason: &str,
+    requested_by: &str,
+) -> Result<Operation> {
+    // Serialize starts: a second caller waits here until the first one's transaction ends, then
+    // sees its committed operation (READ COMMITTED: the next statement has a fresh snapshot) and
+    // gets the error below instead of a unique violation on operations_one_running.
+    Spi::run_with_args(
+        "SELECT pg_catalog.pg_advisory_xact_lock($1)",
+        &[START_LOCK_KEY.into()],
+    )?;
+    if let Some(op) = running()? {
+        return Err(already_running(&op));
+    }
+    let id = store::next_id()?;
+    let now = clock::now()?;
+    let coordinator = citus::coordinator_node()?;
+    let leaves_single_node = kind == Kind::ScaleIn && {
+        let active = citus::active_workers()?;
+        !active.is_empty() && active.iter().all(|a| nodes.contains(a))
+    };
+    if leaves_single_node {
+        // never below the coordinator: it must be able to take every shard
+        if let Err(why) = policy::single_node_room(&decide::single_node()?) {
+            return Err(AutoscaleError::NotInPrerequisiteState(format!(
+                "no scale-in to a single node: {why}"
+            )));
+        }
+    }
+    let op = match kind {
+        Kind::ScaleOut => machine::new_scale_out(id, nodes.into_iter().next(), count, reason, now),
+        Kind::ScaleIn => machine::new_scale_in(id, nodes, reason, now),
+        Kind::Rebalance => machine::new_operation(id, kind, None, reason, now),
+        Kind::ReplaceDead => {
+            machine::new_operation(id, kind, nodes.into_iter().next(), reason, now)
+        }
+    }
+    .map_err(|e| AutoscaleError::NotInPrerequisiteState(e.to_string()))?;
+    // the coordinator's own shards (autoscale.coordinator_shards)
+    let shed = settings::coordinator_shards() == settings::CoordinatorShards::Shed;
+    let op = match (&coordinator, kind) {
+        (Some(c), Kind::ScaleOut) if shed && c.shouldhaveshards => {
+            machine::with_coordinator_shards(
+                op,
+                NodeAddr::new(c.nodename.clone(), c.nodeport),
+                false,
+            )
+        }
+        (Some(c), Kind::ScaleIn) if leaves_single_node && !c.shouldhaveshards => {
+            machine::with_coordinator_shards(
+                op,
+                NodeAddr::new(c.nodename.clone(), c.nodeport),
+                true,
+            )
+        }
+        _ => op,
+    };
+    store::insert(&op, requested_by)?;
+    if let (Kind::ReplaceDead, Some(d)) = (kind, &op.dead) {
+        dead::claim(d, id)?;
+    }
+    events::record(
+        "operation_started",
+        &format!("{} started ({requested_by}): {reason}", kind.as_str()),
+        Some(serde_json::json!({"operation_id": id, "kind": kind.as_str(), "reason": reason})),
+    )?;
+    Ok(match step(&op)? {
+        Stepped::Advanced(next) => *next,
+        Stepped::Held(_) => op,
+    })
+}
+
+/// Key of the transaction-level advisory lock that serializes operation starts ("autoscst").
+pub const START_LOCK_KEY: i64 = 0x6175_746f_7363_7374;
+
+/// The error of a start while another operation runs.
+pub fn already_running(op: &Operation) -> AutoscaleError {
+    AutoscaleError::NotInPrerequisiteState(format!(
+        "an operation is already running (id {}, {}, {}): {}; only one operation runs at a time",
+        op.id,
+        op.kind,
+        op.step,
+        machine::describe(op)
+    ))
+}
+
+/// Refuses manual calls the guards would not allow, with the guards' reason.
+pub fn require_act() -> Result<()> {
+    match check_guards(true)? {
+        GuardVerdict::Act => Ok(()),
+        GuardVerdict::Observe(_) => Err(AutoscaleError::NotInPrerequisiteState(
+            "autoscale.mode is observe; set autoscale.mode = 'act' to let autoscale change the cluster".into(),
+        )),
+        GuardVerdict::Blocked(why) => Err(AutoscaleError::NotInPrerequisiteState(format!("not now: {why}"))),
+    }
+}
+
+/// Cancels a running operation: the state machine decides where it ends (a drained scale-in is
+/// restored first), and a Citus job it follows is cancelled too.
+pub fn cancel(op: &Operation, reason: &str) -> Result<()> {
+    let t = machine::cancel(op, reason, clock::now()?)
+        .map_err(|e| AutoscaleError::NotInPrerequisiteState(e.to_string()))?;
+    if let (Some(job), Some(JobState::Scheduled | JobState::Running) | None) =
+        (op.job_id, op.job_state)
+    {
+        // best effort: the job may have finished meanwhile
+        let _ = subxact::catch(move || citus::cancel_job(job));
+    }
+    persist(t, |op| serde_json::json!({"operation_id": op.id}))?;
+    Ok(())
+}

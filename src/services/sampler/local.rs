@@ -1,0 +1,180 @@
+//! This node's raw reading: /proc, cgroup v2, statvfs of the data directory and pg_stat_*.
+//! Counters stay cumulative; the coordinator turns them into rates.
+
+use std::ffi::CStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use autoscale_core::procfs;
+use autoscale_core::stats::{Connections, CpuReading, Disk, Memory, NodeStats, Xact};
+use pgrx::prelude::*;
+
+use crate::infra::citus;
+
+fn read(path: &str) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))
+}
+
+fn now_epoch() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// The CPU limit that applies to this process: the first cgroup v2 `cpu.max` with a quota, walking
+/// up from our own cgroup. Returns (cgroup dir, cores).
+fn cgroup_limit() -> Option<(String, f64)> {
+    let own = procfs::parse_self_cgroup(&read("/proc/self/cgroup").ok()?)?;
+    let mut path = own.trim_end_matches('/').to_string();
+    loop {
+        let dir = format!("/sys/fs/cgroup{path}");
+        if let Ok(text) = std::fs::read_to_string(format!("{dir}/cpu.max")) {
+            if let Ok(Some(cores)) = procfs::parse_cgroup_cpu_max(&text) {
+                return Some((dir, cores));
+            }
+        }
+        match path.rfind('/') {
+            Some(i) => path.truncate(i),
+            None => return None,
+        }
+        if path.is_empty() {
+            // the root cgroup has no cpu.max
+            return None;
+        }
+    }
+}
+
+fn cpu_reading(at: f64) -> Result<CpuReading, String> {
+    if let Some((dir, cores)) = cgroup_limit() {
+        if let Ok(text) = read(&format!("{dir}/cpu.stat")) {
+            if let Ok(usage_usec) = procfs::parse_cgroup_cpu_stat(&text) {
+                return Ok(CpuReading {
+                    source: "cgroup".into(),
+                    busy_seconds: usage_usec as f64 / 1e6,
+                    capacity_seconds: at * cores,
+                    cores,
+                });
+            }
+        }
+    }
+    let stat = procfs::parse_proc_stat(&read("/proc/stat")?).map_err(|e| e.to_string())?;
+    let hz = match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
+        n if n > 0 => n as f64,
+        _ => 100.0,
+    };
+    Ok(CpuReading {
+        source: "proc_stat".into(),
+        busy_seconds: stat.busy_ticks as f64 / hz,
+        capacity_seconds: stat.total_ticks as f64 / hz,
+        cores: stat.cpus as f64,
+    })
+}
+
+fn data_directory() -> String {
+    unsafe {
+        let p = pg_sys::DataDir;
+        if p.is_null() {
+            ".".into()
+        } else {
+            CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
+    }
+}
+
+fn disk(path: &str) -> Result<Disk, String> {
+    let c = std::ffi::CString::new(path).map_err(|e| e.to_string())?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(format!(
+            "statvfs({path}): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let frsize = if st.f_frsize > 0 {
+        st.f_frsize
+    } else {
+        st.f_bsize
+    } as u64;
+    Ok(Disk {
+        path: path.to_string(),
+        total_bytes: st.f_blocks as u64 * frsize,
+        // what an unprivileged writer (the server) can still use
+        free_bytes: st.f_bavail as u64 * frsize,
+    })
+}
+
+/// Reads this node's load. Errors name the file or query that failed.
+pub fn read_node_stats() -> Result<NodeStats, String> {
+    let at = now_epoch();
+    let cpu = cpu_reading(at)?;
+    let load = procfs::parse_loadavg(&read("/proc/loadavg")?).map_err(|e| e.to_string())?;
+    let mem = procfs::parse_meminfo(&read("/proc/meminfo")?).map_err(|e| e.to_string())?;
+    let disk = disk(&data_directory())?;
+    // a long-lived session (the background worker) must not read a cached stats snapshot
+    unsafe { pg_sys::pgstat_clear_snapshot() };
+    // One statement, on the functions under the pg_stat_* views: in the fresh backend that
+    // run_command_on_workers opens on each worker at each sample, planning is most of the cost.
+    let (total, active, commit, rollback, dbsize) = Spi::connect(|c| {
+        let row = c
+            .select(
+                "SELECT a.total, a.active, d.commits, d.rollbacks,
+                        pg_catalog.pg_database_size(pg_catalog.current_database())
+                   FROM (SELECT count(*) FILTER (WHERE backend_type = 'client backend') AS total,
+                                count(*) FILTER (WHERE backend_type = 'client backend' AND state = 'active') AS active
+                           FROM pg_catalog.pg_stat_get_activity(NULL)) a,
+                        (SELECT coalesce(sum(pg_catalog.pg_stat_get_db_xact_commit(oid)), 0)::bigint AS commits,
+                                coalesce(sum(pg_catalog.pg_stat_get_db_xact_rollback(oid)), 0)::bigint AS rollbacks
+                           FROM pg_catalog.pg_database) d",
+                Some(1),
+                &[],
+            )?
+            .first();
+        Ok::<_, pgrx::spi::SpiError>((
+            row.get::<i64>(1)?.unwrap_or(0),
+            row.get::<i64>(2)?.unwrap_or(0),
+            row.get::<i64>(3)?.unwrap_or(0),
+            row.get::<i64>(4)?.unwrap_or(0),
+            row.get::<i64>(5)?.unwrap_or(0),
+        ))
+    })
+    .map_err(|e| format!("reading pg_stat_*: {e}"))?;
+    // a Citus node without a local group row has not been added anywhere: it is a coordinator
+    let (is_coordinator, shard_bytes, shard_groups) = if citus::installed() {
+        match citus::local_shards() {
+            Ok((groupid, bytes, groups)) => (
+                groupid.unwrap_or(0) == 0,
+                bytes,
+                groups.and_then(|g| serde_json::from_str(&g).ok()),
+            ),
+            Err(_) => (citus::role() == citus::Role::Coordinator, None, None),
+        }
+    } else {
+        (false, None, None)
+    };
+    let tenants = if citus::installed() {
+        citus::local_tenants()
+            .ok()
+            .flatten()
+            .and_then(|t| serde_json::from_str(&t).ok())
+    } else {
+        None
+    };
+    Ok(NodeStats {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        at,
+        cpu,
+        load,
+        memory: Memory {
+            total_bytes: mem.total_bytes,
+            available_bytes: mem.available_bytes,
+        },
+        disk,
+        connections: Connections { total, active },
+        xact: Xact { commit, rollback },
+        database_size: dbsize,
+        shard_bytes,
+        is_coordinator,
+        shard_groups,
+        tenants,
+    })
+}

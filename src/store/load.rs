@@ -164,9 +164,14 @@ pub fn record(
             "INSERT INTO autoscale.shard_group_load AS l
                   (colocationid, shardminvalue, nodename, nodeport, node_time, scans, rows_read, rows_written,
                    scans_per_sec, rows_read_per_sec, rows_written_per_sec, load_per_sec, sample_id, updated_at)
-             SELECT colocationid, shardminvalue, nodename, nodeport, node_time, scans, rows_read, rows_written,
+             SELECT DISTINCT ON (colocationid, shardminvalue)
+                    colocationid, shardminvalue, nodename, nodeport, node_time, scans, rows_read, rows_written,
                     scans_per_sec, rows_read_per_sec, rows_written_per_sec, load_per_sec, sample_id, pg_catalog.now()
                FROM pg_catalog.jsonb_populate_recordset(NULL::autoscale.shard_group_load, $1)
+              -- a replicated shard group (citus.shard_replication_factor > 1) is reported by every node
+              -- holding a copy: one row per group, the same node's each time (the lowest address), or the
+              -- upsert fails (cannot affect row a second time) and with it every tick
+              ORDER BY colocationid, shardminvalue, nodename, nodeport
              ON CONFLICT (colocationid, shardminvalue) DO UPDATE SET
                   nodename = excluded.nodename, nodeport = excluded.nodeport, node_time = excluded.node_time,
                   scans = excluded.scans, rows_read = excluded.rows_read, rows_written = excluded.rows_written,

@@ -24,6 +24,9 @@ fn arb_outcome() -> impl Strategy<Value = Outcome> {
         1 => Just(Outcome::NotYet),
         2 => (-1i64..4).prop_map(Outcome::Placements),
         2 => "[a-z ]{0,12}".prop_map(Outcome::Error),
+        1 => (0i64..4, 0i64..8).prop_map(|(to_clone, total)| Outcome::SplitPlan { to_clone, total }),
+        1 => "[a-z ]{0,12}".prop_map(Outcome::CloneUnusable),
+        1 => (0i64..4, 0i64..8).prop_map(|(clone, primary)| Outcome::Split { clone, primary }),
     ]
 }
 
@@ -54,6 +57,20 @@ fn plausible(a: &Action, pick: u8) -> Outcome {
             },
         },
         Action::CountPlacements { .. } => Outcome::Placements(i64::from(pick % 3)),
+        Action::CheckSplit { .. } => match pick % 3 {
+            0 => Outcome::CloneUnusable("lag".into()),
+            n => Outcome::SplitPlan {
+                to_clone: i64::from(n - 1),
+                total: 4,
+            },
+        },
+        Action::PromoteClone { .. } if pick.is_multiple_of(3) => {
+            Outcome::CloneUnusable("catch-up timed out".into())
+        }
+        Action::VerifySplit { .. } => Outcome::Split {
+            clone: i64::from(pick % 3),
+            primary: 2,
+        },
         _ => Outcome::Ok,
     }
 }

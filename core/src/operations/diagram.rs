@@ -144,8 +144,11 @@ fn outcomes(a: &Action) -> Vec<(&'static str, Outcome)> {
         | Action::CleanupOrphaned { .. }
         | Action::RemoveNode { .. }
         | Action::ReturnToPool { .. }
-        | Action::AddClone { .. }
         | Action::DropClone { .. } => vec![("ok", Outcome::Ok)],
+        Action::AddClone { .. } => vec![
+            ("registered", Outcome::Ok),
+            ("clone not ready", Outcome::CloneUnusable("lagging".into())),
+        ],
         Action::CheckSplit { .. } => vec![
             (
                 "shards for the clone",

@@ -24,7 +24,7 @@ pub fn new_operation(
         (Kind::ScaleOut, Some(_)) => Step::AddNode,
         (Kind::ScaleIn, Some(_)) => Step::MarkDraining,
         (Kind::ScaleIn, None) => return Err(OpError::NodeRequired(Kind::ScaleIn)),
-        (Kind::SplitOut, Some(_)) => Step::CheckSplit,
+        (Kind::SplitOut, Some(_)) => Step::AddClone,
         (Kind::SplitOut, None) => return Err(OpError::NodeRequired(Kind::SplitOut)),
     };
     let clone = if kind == Kind::SplitOut {
@@ -384,13 +384,21 @@ pub fn advance(op: &Operation, outcome: Outcome, now: f64, limits: &Limits) -> T
                 m.goto(Step::StartRebalance, detail);
             }
         }
+        (Step::AddClone, Outcome::Ok) => {
+            let detail = format!(
+                "clone {} registered as a clone of {}",
+                m.clone_text(),
+                m.primary_text()
+            );
+            m.goto(Step::CheckSplit, detail);
+        }
         (Step::CheckSplit, Outcome::SplitPlan { to_clone, total }) if to_clone > 0 => {
             let detail = format!(
                 "split plan: {to_clone} of {total} shards of {} go to clone {}",
                 m.primary_text(),
                 m.clone_text()
             );
-            m.goto(Step::AddClone, detail);
+            m.goto(Step::PromoteClone, detail);
         }
         (Step::CheckSplit, Outcome::SplitPlan { total, .. }) => {
             let why = format!(
@@ -400,14 +408,8 @@ pub fn advance(op: &Operation, outcome: Outcome, now: f64, limits: &Limits) -> T
             );
             m.fall_back(why);
         }
-        (Step::CheckSplit | Step::PromoteClone, Outcome::CloneUnusable(why)) => m.fall_back(why),
-        (Step::AddClone, Outcome::Ok) => {
-            let detail = format!(
-                "clone {} registered as a clone of {}",
-                m.clone_text(),
-                m.primary_text()
-            );
-            m.goto(Step::PromoteClone, detail);
+        (Step::AddClone | Step::CheckSplit | Step::PromoteClone, Outcome::CloneUnusable(why)) => {
+            m.fall_back(why)
         }
         (Step::PromoteClone, Outcome::Ok) => {
             let detail = format!(

@@ -223,10 +223,11 @@ named_enum! {
         /// single node sheds the coordinator's shards (`autoscale.coordinator_shards = 'shed'`)
         /// before its rebalance; a scale-in to a single node gives them back before its drain.
         CoordinatorShards => "coordinator_shards",
-        /// Split-out: re-check the clone (streaming, lag) and `get_snapshot_based_node_split_plan`.
-        CheckSplit => "check_split",
-        /// Split-out: `citus_add_clone_node(clone, primary)` unless the clone is registered.
+        /// Split-out: check the clone again (streaming, lag), then `citus_add_clone_node(clone,
+        /// primary)` unless it is registered.
         AddClone => "add_clone",
+        /// Split-out: `get_snapshot_based_node_split_plan(primary, clone, strategy)`.
+        CheckSplit => "check_split",
         /// Split-out: `citus_promote_clone_and_rebalance(clone, strategy, catch-up timeout)`.
         PromoteClone => "promote_clone",
         /// Split-out: the clone is an active primary holding placements.
@@ -504,12 +505,13 @@ pub enum Action {
     RemoveNode { nodes: Vec<NodeAddr> },
     /// Pool rows back to returned + a deprovision request per node -> [`Outcome::Ok`].
     ReturnToPool { nodes: Vec<NodeAddr> },
-    /// Check the clone again (streaming from its primary, lag within `autoscale.clone_max_lag`)
-    /// and ask `get_snapshot_based_node_split_plan` how many shards would go to it ->
-    /// [`Outcome::SplitPlan`], or [`Outcome::CloneUnusable`] with the reason.
-    CheckSplit { clone: NodeAddr, primary: NodeAddr },
-    /// `citus_add_clone_node(clone, primary)` unless already registered -> [`Outcome::Ok`].
+    /// Check the clone again (streaming from its primary, lag within `autoscale.clone_max_lag`),
+    /// then `citus_add_clone_node(clone, primary)` unless already registered -> [`Outcome::Ok`],
+    /// or [`Outcome::CloneUnusable`] with the reason.
     AddClone { clone: NodeAddr, primary: NodeAddr },
+    /// `get_snapshot_based_node_split_plan`: how many shards would go to the clone ->
+    /// [`Outcome::SplitPlan`].
+    CheckSplit { clone: NodeAddr, primary: NodeAddr },
     /// `citus_promote_clone_and_rebalance(clone's nodeid, strategy, catch-up timeout)`; a resumed
     /// step whose promotion committed does nothing -> [`Outcome::Ok`], or
     /// [`Outcome::CloneUnusable`] (catch-up timed out, or the clone was promoted by a call that

@@ -57,12 +57,10 @@ fn plausible(a: &Action, pick: u8) -> Outcome {
             },
         },
         Action::CountPlacements { .. } => Outcome::Placements(i64::from(pick % 3)),
-        Action::CheckSplit { .. } => match pick % 3 {
-            0 => Outcome::CloneUnusable("lag".into()),
-            n => Outcome::SplitPlan {
-                to_clone: i64::from(n - 1),
-                total: 4,
-            },
+        Action::AddClone { .. } if pick.is_multiple_of(3) => Outcome::CloneUnusable("lag".into()),
+        Action::CheckSplit { .. } => Outcome::SplitPlan {
+            to_clone: i64::from(pick % 3),
+            total: 4,
         },
         Action::PromoteClone { .. } if pick.is_multiple_of(3) => {
             Outcome::CloneUnusable("catch-up timed out".into())

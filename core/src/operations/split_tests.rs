@@ -19,28 +19,28 @@ fn step(op: &Operation, o: Outcome, i: u32) -> Transition {
 #[test]
 fn a_split_out_checks_registers_promotes_verifies_and_succeeds() {
     let op = split();
-    assert_eq!(op.step, Step::CheckSplit);
+    assert_eq!(op.step, Step::AddClone);
     assert_eq!(op.node, Some(node(9311)));
     assert_eq!(
         action(&op),
-        Action::CheckSplit {
+        Action::AddClone {
             clone: node(9311),
             primary: node(9301)
         }
     );
+    let t = step(&op, Outcome::Ok, 1);
+    assert_eq!(t.op.step, Step::CheckSplit);
     let t = step(
-        &op,
+        &t.op,
         Outcome::SplitPlan {
             to_clone: 16,
             total: 32,
         },
         1,
     );
-    assert_eq!(t.op.step, Step::AddClone);
     assert!(t.events[0]
         .message
         .contains("16 of 32 shards of 127.0.0.1:9301 go to clone 127.0.0.1:9311"));
-    let t = step(&t.op, Outcome::Ok, 2);
     assert_eq!(t.op.step, Step::PromoteClone);
     assert_eq!(
         action(&t.op),
@@ -122,8 +122,10 @@ fn a_catch_up_timeout_at_promotion_falls_back() {
 
 #[test]
 fn an_empty_plan_and_exhausted_errors_fall_back_but_not_after_the_split() {
+    let mut op = split();
+    op.step = Step::CheckSplit;
     let t = step(
-        &split(),
+        &op,
         Outcome::SplitPlan {
             to_clone: 0,
             total: 3,

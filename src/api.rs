@@ -372,9 +372,18 @@ fn metrics() -> String {
 const MAX_HOST_LEN: usize = 253;
 
 fn node_arg(host: &str, port: i32) -> Result<NodeAddr, AutoscaleError> {
+    named_node_arg(("host", "port"), host, port)
+}
+
+/// A valid host and port, errors naming the arguments `names`.
+fn named_node_arg(
+    names: (&'static str, &'static str),
+    host: &str,
+    port: i32,
+) -> Result<NodeAddr, AutoscaleError> {
     if host.trim().is_empty() {
         return Err(AutoscaleError::invalid(
-            "host",
+            names.0,
             "''",
             "a host name or IP address",
         ));
@@ -385,14 +394,14 @@ fn node_arg(host: &str, port: i32) -> Result<NodeAddr, AutoscaleError> {
             .any(|c| c.is_whitespace() && c != ' ' || c.is_control())
     {
         return Err(AutoscaleError::invalid(
-            "host",
+            names.0,
             format!("'{}'", autoscale_core::safety::truncate(host, 40)),
             format!("a host name or IP address of at most {MAX_HOST_LEN} characters"),
         ));
     }
     if !(1..=65535).contains(&port) {
         return Err(AutoscaleError::invalid(
-            "port",
+            names.1,
             port,
             "a TCP port between 1 and 65535",
         ));
@@ -492,16 +501,12 @@ fn scale_out(
         }
     };
     operations::require_act().or_report();
-    op_json(
-        &operations::start(
-            Kind::ScaleOut,
-            node.into_iter().collect(),
-            nodes as u32,
-            &reason,
-            "manual",
-        )
-        .or_report(),
-    )
+    let op = match node {
+        // no node named: a ready warm clone is split, else the pool or a provision request
+        None => operations::start_scale_out(nodes as u32, &reason, "manual"),
+        Some(n) => operations::start(Kind::ScaleOut, vec![n], nodes as u32, &reason, "manual"),
+    };
+    op_json(&op.or_report())
 }
 
 /// Drains host:port, cleans up and removes it from the cluster, then returns it to the pool.
@@ -597,6 +602,8 @@ fn add_standby_node(host: Option<&str>, port: Option<i32>) -> JsonB {
     }
     if again {
         pool::offer_again(&n.host, n.port).unwrap_or_else(|e| error!("{e}"));
+        // offered as an ordinary standby: whatever it was, it is no clone now
+        pool::forget_primary(&n.host, n.port).unwrap_or_else(|e| error!("{e}"));
     } else {
         pool::add(&n.host, n.port).unwrap_or_else(|e| error!("{e}"));
     }
@@ -614,6 +621,96 @@ fn add_standby_node(host: Option<&str>, port: Option<i32>) -> JsonB {
     )
     .ok();
     JsonB(serde_json::json!({"node": n.to_string(), "state": "available"}))
+}
+
+/// Offers a warm clone to the pool: a streaming replica of the worker primary_host:primary_port
+/// (for example made with `pg_basebackup -R`). A scale-out prefers it: Citus 13.2's snapshot
+/// split promotes it and gives it part of its primary's shards.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn add_standby_clone(
+    host: Option<&str>,
+    port: Option<i32>,
+    primary_host: Option<&str>,
+    primary_port: Option<i32>,
+) -> JsonB {
+    let host = req("host", host, "the host name of a streaming replica of a worker");
+    let port = req("port", port, "the port of a streaming replica of a worker");
+    let primary_host = req(
+        "primary_host",
+        primary_host,
+        "the host name of the worker the clone streams from",
+    );
+    let primary_port = req(
+        "primary_port",
+        primary_port,
+        "the port of the worker the clone streams from",
+    );
+    named_node_arg(("host", "port"), host, port).or_report();
+    let primary = named_node_arg(("primary_host", "primary_port"), primary_host, primary_port)
+        .or_report();
+    require_coordinator("autoscale.add_standby_clone()").or_report();
+    let n = outside_node_arg(
+        host,
+        port,
+        "a replica that is not in the cluster (it is in pg_dist_node)",
+    )
+    .or_report();
+    if n == primary {
+        AutoscaleError::invalid(
+            "host",
+            format!("'{n}'"),
+            "a clone other than its primary primary_host:primary_port",
+        )
+        .report();
+    }
+    let is_worker = citus::primary_nodes()
+        .unwrap_or_else(|e| error!("{e}"))
+        .into_iter()
+        .any(|w| w.groupid != 0 && w.isactive && w.nodename == primary.host && w.nodeport == primary.port);
+    if !is_worker {
+        AutoscaleError::invalid(
+            "primary_host",
+            format!("'{primary}'"),
+            "an active worker of the cluster (pg_dist_node, group other than 0)",
+        )
+        .report();
+    }
+    match pool::state_of(&n.host, n.port)
+        .unwrap_or_else(|e| error!("{e}"))
+        .as_deref()
+    {
+        None | Some("returned" | "failed") => {}
+        Some(s) => {
+            AutoscaleError::Duplicate(format!("node {n} is already in the standby pool ({s})"))
+                .report()
+        }
+    }
+    let timeout = settings::node_timeout().as_millis() as u64;
+    let check = pool::check_clones(&[(n.clone(), primary.clone())], timeout)
+        .unwrap_or_else(|e| error!("{e}"))
+        .remove(0);
+    if let Some(e) = &check.error {
+        AutoscaleError::NotInPrerequisiteState(format!(
+            "node {n} is not a streaming clone of {primary}: {e}"
+        ))
+        .report();
+    }
+    pool::add_clone(&n, &primary, &check).unwrap_or_else(|e| error!("{e}"));
+    let lag = autoscale_core::clones::bytes(check.lag_bytes.unwrap_or(0));
+    history::record_event(
+        "standby_added",
+        &format!("warm clone {n} of {primary} added to the pool (lag {lag})"),
+        Some(serde_json::json!({"node": n.to_string(), "primary": primary.to_string(), "lag_bytes": check.lag_bytes})),
+    )
+    .ok();
+    JsonB(serde_json::json!({
+        "node": n.to_string(),
+        "primary": primary.to_string(),
+        "state": "available",
+        "streaming": check.streaming,
+        "lag_bytes": check.lag_bytes,
+    }))
 }
 
 /// Takes a node out of the standby pool (not while it is joining, active or draining).

@@ -102,7 +102,8 @@ pub fn run() -> SpiResult<ActReport> {
     if let Some(op) = operations::running()? {
         match operations::step(&op)? {
             Ok(next) => {
-                if matches!(next.kind, Kind::Rebalance | Kind::ScaleOut)
+                // a split-out's split is the rebalance its new worker needs
+                if matches!(next.kind, Kind::Rebalance | Kind::ScaleOut | Kind::SplitOut)
                     && matches!(next.step, Step::WaitRebalance | Step::Done)
                 {
                     watch = watch.rebalanced(&active);
@@ -142,13 +143,7 @@ pub fn run() -> SpiResult<ActReport> {
     match (decision.direction, &verdict) {
         (Direction::Out, GuardVerdict::Act) => {
             // the policy's step: every node it asks for joins before one rebalance
-            match operations::start(
-                Kind::ScaleOut,
-                vec![],
-                decision.step.max(1),
-                &reasons,
-                "policy",
-            ) {
+            match operations::start_scale_out(decision.step.max(1), &reasons, "policy") {
                 Ok(op) => report.operation = Some(autoscale_core::operations::describe(&op)),
                 Err(e) => history::record_event(
                     "error",

@@ -8,10 +8,15 @@
 //! claimable either, until offered again); a scale-out cancelled or failed before its node joined
 //! puts the node back to `available`.
 
+use autoscale_core::clones::{self, Check, CloneInfo};
+use autoscale_core::operations::NodeAddr;
 use pgrx::prelude::*;
 use pgrx::spi::SpiResult;
 
-/// Claims the first available node for joining; None when the pool has none. A node with a
+use crate::citus;
+
+/// Claims the first available node for joining (never a warm clone: a replica cannot join as an
+/// empty node; clones join by a split-out); None when the pool has none. A node with a
 /// pending deprovision request is never claimed (the provisioner may be stopping it).
 pub fn claim() -> SpiResult<Option<(String, i32)>> {
     Spi::connect_mut(|c| {
@@ -19,7 +24,7 @@ pub fn claim() -> SpiResult<Option<(String, i32)>> {
             "UPDATE autoscale.standby_nodes s SET state = 'joining', changed_at = pg_catalog.now()
               WHERE (nodename, nodeport) = (
                     SELECT a.nodename, a.nodeport FROM autoscale.standby_nodes a
-                     WHERE a.state = 'available'
+                     WHERE a.state = 'available' AND a.primary_name IS NULL
                        AND NOT EXISTS (SELECT 1 FROM autoscale.provision_requests r
                                         WHERE r.kind = 'deprovision' AND r.status = 'pending'
                                           AND r.payload -> 'node' ->> 'host' = a.nodename
@@ -76,6 +81,123 @@ pub fn add(host: &str, port: i32) -> SpiResult<()> {
         "INSERT INTO autoscale.standby_nodes (nodename, nodeport) VALUES ($1, $2)",
         &[host.into(), port.into()],
     )
+}
+
+/// Adds a warm clone of `primary` (or offers a returned/failed row again as one), with the result
+/// of its first check.
+pub fn add_clone(clone: &NodeAddr, primary: &NodeAddr, check: &Check) -> SpiResult<()> {
+    Spi::run_with_args(
+        "INSERT INTO autoscale.standby_nodes AS s (nodename, nodeport, primary_name, primary_port)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (nodename, nodeport) DO UPDATE
+            SET state = 'available', changed_at = pg_catalog.now(),
+                primary_name = excluded.primary_name, primary_port = excluded.primary_port",
+        &[
+            clone.host.clone().into(),
+            clone.port.into(),
+            primary.host.clone().into(),
+            primary.port.into(),
+        ],
+    )?;
+    record_check(clone, check)
+}
+
+/// A node offered as an ordinary standby is no clone (any more).
+pub fn forget_primary(host: &str, port: i32) -> SpiResult<()> {
+    Spi::run_with_args(
+        "UPDATE autoscale.standby_nodes
+            SET primary_name = NULL, primary_port = NULL, clone_streaming = NULL, clone_lag_bytes = NULL,
+                clone_checked_at = NULL, clone_error = NULL
+          WHERE nodename = $1 AND nodeport = $2",
+        &[host.into(), port.into()],
+    )
+}
+
+/// Records one check of a clone.
+pub fn record_check(clone: &NodeAddr, c: &Check) -> SpiResult<()> {
+    Spi::run_with_args(
+        "UPDATE autoscale.standby_nodes
+            SET clone_streaming = $3, clone_lag_bytes = $4, clone_checked_at = pg_catalog.now(), clone_error = $5
+          WHERE nodename = $1 AND nodeport = $2",
+        &[
+            clone.host.clone().into(),
+            clone.port.into(),
+            c.streaming.into(),
+            c.lag_bytes.into(),
+            c.error.clone().into(),
+        ],
+    )
+}
+
+/// The warm clones of the pool (every state), as the last check saw them.
+pub fn clones() -> SpiResult<Vec<CloneInfo>> {
+    Spi::connect(|c| {
+        let rows = c.select(
+            "SELECT nodename, nodeport, primary_name, primary_port, state, clone_streaming, clone_lag_bytes,
+                    extract(epoch FROM pg_catalog.now() - clone_checked_at)::float8, clone_error
+               FROM autoscale.standby_nodes
+              WHERE primary_name IS NOT NULL
+              ORDER BY added_at, nodename, nodeport",
+            None,
+            &[],
+        )?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(CloneInfo {
+                node: NodeAddr::new(
+                    r.get::<String>(1)?.unwrap_or_default(),
+                    r.get::<i32>(2)?.unwrap_or_default(),
+                ),
+                primary: NodeAddr::new(
+                    r.get::<String>(3)?.unwrap_or_default(),
+                    r.get::<i32>(4)?.unwrap_or_default(),
+                ),
+                state: r.get::<String>(5)?.unwrap_or_default(),
+                streaming: r.get(6)?,
+                lag_bytes: r.get(7)?,
+                checked_ago: r.get(8)?,
+                error: r.get(9)?,
+            });
+        }
+        Ok(out)
+    })
+}
+
+/// Checks `pairs` of (clone, primary) in one parallel round trip (each primary's
+/// pg_stat_replication and WAL position, each clone's WAL receiver and replay position).
+pub fn check_clones(pairs: &[(NodeAddr, NodeAddr)], timeout_ms: u64) -> SpiResult<Vec<Check>> {
+    let mut calls: Vec<(NodeAddr, &str)> = Vec::new();
+    for (clone, primary) in pairs {
+        calls.push((primary.clone(), citus::CLONE_PRIMARY_COMMAND));
+        calls.push((clone.clone(), citus::CLONE_SELF_COMMAND));
+    }
+    let answers = citus::run_on_nodes(&calls, timeout_ms)?;
+    Ok(pairs
+        .iter()
+        .enumerate()
+        .map(|(i, (clone, primary))| {
+            let at = |k: usize| match answers.get(k) {
+                Some(Ok(s)) => Ok(s.as_str()),
+                Some(Err(e)) => Err(e.as_str()),
+                None => Err("no answer"),
+            };
+            clones::assess(clone, primary, at(2 * i), at(2 * i + 1))
+        })
+        .collect())
+}
+
+/// Checks every available or joining clone of the pool and records the result (each sample).
+pub fn sample_clones(timeout_ms: u64) -> SpiResult<usize> {
+    let pairs: Vec<(NodeAddr, NodeAddr)> = clones()?
+        .into_iter()
+        .filter(|c| matches!(c.state.as_str(), "available" | "joining"))
+        .map(|c| (c.node, c.primary))
+        .collect();
+    let checks = check_clones(&pairs, timeout_ms)?;
+    for ((clone, _), check) in pairs.iter().zip(&checks) {
+        record_check(clone, check)?;
+    }
+    Ok(pairs.len())
 }
 
 pub fn remove(host: &str, port: i32) -> SpiResult<bool> {

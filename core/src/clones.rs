@@ -179,6 +179,147 @@ pub fn choose(
     }
 }
 
+/// What the primary says: its current WAL position and its WAL senders
+/// (`pg_stat_replication`), as json.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PrimaryReport {
+    pub lsn: String,
+    #[serde(default)]
+    pub senders: Option<Vec<Sender>>,
+}
+
+/// One row of the primary's `pg_stat_replication`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Sender {
+    pub app: Option<String>,
+    pub addr: Option<String>,
+    pub host: Option<String>,
+    pub state: Option<String>,
+    pub sync: Option<String>,
+}
+
+/// What the clone says: in recovery, its replay position and its WAL receiver
+/// (`pg_stat_wal_receiver`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct CloneReport {
+    pub recovery: bool,
+    pub replay: Option<String>,
+    pub status: Option<String>,
+    pub sender_host: Option<String>,
+    pub sender_port: Option<i32>,
+}
+
+/// The result of one check of a clone: streaming, lag in bytes, or what is wrong.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    pub streaming: bool,
+    pub lag_bytes: Option<i64>,
+    pub error: Option<String>,
+}
+
+/// `16/B374D848` -> its byte position.
+pub fn parse_lsn(s: &str) -> Option<u64> {
+    let (hi, lo) = s.trim().split_once('/')?;
+    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
+}
+
+fn loopback(h: &str) -> bool {
+    matches!(h, "localhost" | "127.0.0.1" | "::1") || h.starts_with("127.")
+}
+
+/// Judges one clone from the json answers of its primary and of itself (either may have failed:
+/// then the error text). The clone streams when it is in recovery with a streaming WAL receiver
+/// connected to the primary's port (and host, loopback names counting as one), and the primary
+/// has a streaming asynchronous WAL sender for it (application_name, client address or host
+/// name equal to the clone's host, as Citus's `citus_add_clone_node` checks). A synchronous
+/// sender is refused: Citus would refuse to promote it.
+pub fn assess(
+    clone: &NodeAddr,
+    primary: &NodeAddr,
+    primary_answer: Result<&str, &str>,
+    clone_answer: Result<&str, &str>,
+) -> Check {
+    let bad = |error: String| Check {
+        streaming: false,
+        lag_bytes: None,
+        error: Some(error),
+    };
+    let p: PrimaryReport = match primary_answer {
+        Err(e) => return bad(format!("its primary {primary} does not answer: {e}")),
+        Ok(j) => match serde_json::from_str(j) {
+            Ok(p) => p,
+            Err(e) => return bad(format!("unreadable answer of {primary}: {e}")),
+        },
+    };
+    let c: CloneReport = match clone_answer {
+        Err(e) => return bad(format!("does not answer: {e}")),
+        Ok(j) => match serde_json::from_str(j) {
+            Ok(c) => c,
+            Err(e) => return bad(format!("unreadable answer: {e}")),
+        },
+    };
+    let lag = match (parse_lsn(&p.lsn), c.replay.as_deref().and_then(parse_lsn)) {
+        (Some(a), Some(b)) => Some(a.saturating_sub(b).min(i64::MAX as u64) as i64),
+        _ => None,
+    };
+    let not = |why: String| Check {
+        streaming: false,
+        lag_bytes: lag,
+        error: Some(why),
+    };
+    if !c.recovery {
+        return not(
+            "is not in recovery (promoted, or not a replica): it is no longer a clone".into(),
+        );
+    }
+    if c.status.as_deref() != Some("streaming") {
+        return not(format!(
+            "its WAL receiver is {}, not streaming",
+            c.status.as_deref().unwrap_or("not running")
+        ));
+    }
+    let host_ok = match c.sender_host.as_deref() {
+        Some(h) => h == primary.host || (loopback(h) && loopback(&primary.host)),
+        None => false,
+    };
+    if c.sender_port != Some(primary.port) || !host_ok {
+        return not(format!(
+            "streams from {}:{}, not from {primary}",
+            c.sender_host.as_deref().unwrap_or("?"),
+            c.sender_port
+                .map_or_else(|| "?".to_string(), |p| p.to_string())
+        ));
+    }
+    let senders = p.senders.unwrap_or_default();
+    let mine: Vec<&Sender> = senders
+        .iter()
+        .filter(|s| {
+            [&s.app, &s.addr, &s.host]
+                .iter()
+                .any(|v| v.as_deref() == Some(clone.host.as_str()))
+                || (loopback(&clone.host) && s.addr.as_deref().is_some_and(loopback))
+        })
+        .collect();
+    if !mine.iter().any(|s| s.state.as_deref() == Some("streaming")) {
+        return not(format!(
+            "{primary} has no streaming WAL sender for it (pg_stat_replication)"
+        ));
+    }
+    if mine
+        .iter()
+        .all(|s| matches!(s.sync.as_deref(), Some("sync" | "quorum")))
+    {
+        return not(format!(
+            "it is a synchronous standby of {primary}; Citus promotes only asynchronous clones"
+        ));
+    }
+    Check {
+        streaming: true,
+        lag_bytes: lag,
+        error: None,
+    }
+}
+
 /// `512 B`, `3.0 MB`, `1.2 GB`.
 pub fn bytes(n: i64) -> String {
     let f = n as f64;
@@ -316,6 +457,60 @@ mod tests {
             choose(&ok, &R, &workers(), &load, 1, false).text(),
             "logical: autoscale.split_out is off"
         );
+    }
+
+    const PRIMARY_OK: &str = r#"{"lsn":"0/3000100","senders":[{"app":"walreceiver","addr":"127.0.0.1","host":null,"state":"streaming","sync":"async"}]}"#;
+    const CLONE_OK: &str = r#"{"recovery":true,"replay":"0/3000000","status":"streaming","sender_host":"127.0.0.1","sender_port":9301}"#;
+
+    #[test]
+    fn a_check_measures_lag_and_requires_streaming_from_the_primary() {
+        let c = assess(&n(9311), &n(9301), Ok(PRIMARY_OK), Ok(CLONE_OK));
+        assert_eq!(
+            c,
+            Check {
+                streaming: true,
+                lag_bytes: Some(0x100),
+                error: None
+            }
+        );
+        // streams from another worker
+        let other = CLONE_OK.replace("9301", "9302");
+        let c = assess(&n(9311), &n(9301), Ok(PRIMARY_OK), Ok(&other));
+        assert!(!c.streaming);
+        assert!(c
+            .error
+            .unwrap()
+            .contains("streams from 127.0.0.1:9302, not from 127.0.0.1:9301"));
+        // promoted
+        let promoted = CLONE_OK.replace("\"recovery\":true", "\"recovery\":false");
+        let c = assess(&n(9311), &n(9301), Ok(PRIMARY_OK), Ok(&promoted));
+        assert!(c.error.unwrap().contains("not in recovery"));
+        // receiver stopped
+        let stopped = r#"{"recovery":true,"replay":"0/3000000","status":null,"sender_host":null,"sender_port":null}"#;
+        let c = assess(&n(9311), &n(9301), Ok(PRIMARY_OK), Ok(stopped));
+        assert!(c.error.unwrap().contains("not running"));
+        // primary without a sender
+        let c = assess(
+            &n(9311),
+            &n(9301),
+            Ok(r#"{"lsn":"0/3000100","senders":null}"#),
+            Ok(CLONE_OK),
+        );
+        assert!(c.error.unwrap().contains("no streaming WAL sender"));
+        // synchronous
+        let sync = PRIMARY_OK.replace("async", "sync");
+        let c = assess(&n(9311), &n(9301), Ok(&sync), Ok(CLONE_OK));
+        assert!(c.error.unwrap().contains("synchronous"));
+        // unreachable
+        let c = assess(
+            &n(9311),
+            &n(9301),
+            Ok(PRIMARY_OK),
+            Err("connection refused"),
+        );
+        assert_eq!(c.error.unwrap(), "does not answer: connection refused");
+        assert_eq!(parse_lsn("16/B374D848"), Some(0x16_B374_D848));
+        assert_eq!(parse_lsn("x"), None);
     }
 
     #[test]

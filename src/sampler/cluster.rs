@@ -209,6 +209,17 @@ pub fn sample(driver: &str) -> Result<SampleSummary, String> {
     history::insert_sample(&rows, workers_total, unreachable.len(), inactive, driver)
         .map_err(|e| e.to_string())?;
     crate::policies::sample_custom_metrics(sample_id, &sampled_at).map_err(|e| e.to_string())?;
+    // the warm clones of the pool: streaming from their primary, and their replay lag; a failure
+    // here never costs the sample
+    if role == citus::Role::Coordinator {
+        let timeout = settings::node_timeout().as_millis() as u64;
+        if let Err(e) | Ok(Err(e)) = crate::subxact::catch(|| crate::pool::sample_clones(timeout))
+            .map(|r| r.map_err(|e| e.to_string()))
+        {
+            history::record_event("error", &format!("checking the warm clones: {e}"), None)
+                .map_err(|e| e.to_string())?;
+        }
+    }
     Ok(SampleSummary {
         sample_id,
         sampled_at,

@@ -176,9 +176,10 @@ CREATE SEQUENCE autoscale.operations_id_seq OWNED BY autoscale.operations.id;
 CREATE UNIQUE INDEX operations_one_running ON autoscale.operations ((true)) WHERE status = 'running';
 CREATE INDEX operations_started_at_idx ON autoscale.operations (started_at);
 COMMENT ON TABLE autoscale.operations IS
-  'One row per operation (rebalance, scale_out, scale_in): op is the persisted state machine (step, Citus job id, '
-  'node, attempts, progress); the other columns are derived from it. Advanced one step per tick, so a restart '
-  'resumes where it stopped. At most one is running.';
+  'One row per operation (rebalance, scale_out, scale_in, split_out: a scale-out by snapshot split of a warm clone, '
+  'falling back to the scale_out steps): op is the persisted state machine (step, Citus job id, node, attempts, '
+  'progress); the other columns are derived from it. Advanced one step per tick, so a restart resumes where it '
+  'stopped. At most one is running.';
 
 CREATE TABLE autoscale.standby_nodes (
     nodename   text        NOT NULL,
@@ -188,6 +189,12 @@ CREATE TABLE autoscale.standby_nodes (
     added_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
     joined_at  timestamptz,
     changed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    primary_name     text,
+    primary_port     int CHECK (primary_port BETWEEN 1 AND 65535),
+    clone_streaming  boolean,
+    clone_lag_bytes  bigint,
+    clone_checked_at timestamptz,
+    clone_error      text,
     PRIMARY KEY (nodename, nodeport)
 );
 SELECT pg_catalog.pg_extension_config_dump('autoscale.standby_nodes', '');
@@ -196,8 +203,21 @@ COMMENT ON TABLE autoscale.standby_nodes IS
   'claims); joining: being added; active: a worker that autoscale added (scale-in takes the one holding the least '
   'data first); draining: leaving; returned: left the cluster after a scale-in and a deprovision request was sent, '
   'so not claimable until offered again with autoscale.add_standby_node(); failed: citus_add_node failed on it, not '
-  'claimable until offered again. Change with autoscale.add_standby_node() and autoscale.remove_standby_node(). '
-  'Kept by pg_dump.';
+  'claimable until offered again. Rows with primary_name are warm clones (streaming replicas of a worker, added with '
+  'autoscale.add_standby_clone()): never claimed as empty nodes, they join by a split-out (Citus 13.2 snapshot '
+  'split); their replay lag is checked each sample. Change with autoscale.add_standby_node(), '
+  'autoscale.add_standby_clone() and autoscale.remove_standby_node(). Kept by pg_dump.';
+COMMENT ON COLUMN autoscale.standby_nodes.primary_name IS
+  'A warm clone (autoscale.add_standby_clone): the host of the worker it streams from. NULL for an ordinary standby.';
+COMMENT ON COLUMN autoscale.standby_nodes.primary_port IS 'A warm clone: the port of the worker it streams from.';
+COMMENT ON COLUMN autoscale.standby_nodes.clone_streaming IS
+  'A warm clone at its last check: in recovery, its WAL receiver streaming from the primary, and the primary has an '
+  'asynchronous streaming WAL sender for it (pg_stat_replication).';
+COMMENT ON COLUMN autoscale.standby_nodes.clone_lag_bytes IS
+  'A warm clone at its last check: the primary''s current WAL position minus the clone''s replay position, in bytes. '
+  'Above autoscale.clone_max_lag the clone is not used.';
+COMMENT ON COLUMN autoscale.standby_nodes.clone_checked_at IS 'A warm clone: when it was last checked (each sample).';
+COMMENT ON COLUMN autoscale.standby_nodes.clone_error IS 'A warm clone: what its last check found wrong, NULL when fine.';
 
 CREATE TABLE autoscale.provision_requests (
     id              bigserial   PRIMARY KEY,

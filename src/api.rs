@@ -280,10 +280,15 @@ fn explain() -> TableIterator<
         name!(decision, String),
         name!(reasons, Vec<String>),
         name!(data_nodes, Vec<String>),
+        name!(scale_out_path, String),
     ),
 > {
     let (d, _) = policies::decide().unwrap_or_else(|e| error!("{e}"));
     let data_nodes = policies::data_nodes_now().unwrap_or_else(|e| error!("{e}"));
+    // the path the decision's scale-out takes (or would take: one node when none is due)
+    let path = operations::scale_out_path(d.step.max(1))
+        .map(|p| p.text())
+        .unwrap_or_else(|e| format!("unknown: {e}"));
     let rows: Vec<_> = d
         .policies
         .into_iter()
@@ -301,6 +306,7 @@ fn explain() -> TableIterator<
                 p.direction.as_str().to_string(),
                 p.reasons,
                 data_nodes.clone(),
+                path.clone(),
             )
         })
         .collect();
@@ -621,6 +627,26 @@ fn add_standby_node(host: Option<&str>, port: Option<i32>) -> JsonB {
     )
     .ok();
     JsonB(serde_json::json!({"node": n.to_string(), "state": "available"}))
+}
+
+/// Which path the next scale-out of `nodes` workers takes, and why: `split: clone ... of ... is
+/// ready` (a warm clone, Citus 13.2's snapshot split) or `logical: ...` (an empty node and a
+/// logical rebalance) with the reason no clone is used.
+#[pg_extern(stable)]
+#[search_path(pg_catalog, pg_temp)]
+fn scale_out_path(nodes: default!(Option<i32>, 1)) -> String {
+    let nodes = req("nodes", nodes, "an integer between 1 and 64");
+    if !(1..=MAX_NODES_PER_SCALE_OUT).contains(&nodes) {
+        AutoscaleError::invalid(
+            "nodes",
+            nodes,
+            format!("an integer between 1 and {MAX_NODES_PER_SCALE_OUT}"),
+        )
+        .report()
+    }
+    operations::scale_out_path(nodes as u32)
+        .unwrap_or_else(|e| error!("{e}"))
+        .text()
 }
 
 /// Offers a warm clone to the pool: a streaming replica of the worker primary_host:primary_port

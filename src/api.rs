@@ -660,7 +660,11 @@ fn add_standby_clone(
     primary_host: Option<&str>,
     primary_port: Option<i32>,
 ) -> JsonB {
-    let host = req("host", host, "the host name of a streaming replica of a worker");
+    let host = req(
+        "host",
+        host,
+        "the host name of a streaming replica of a worker",
+    );
     let port = req("port", port, "the port of a streaming replica of a worker");
     let primary_host = req(
         "primary_host",
@@ -673,8 +677,8 @@ fn add_standby_clone(
         "the port of the worker the clone streams from",
     );
     named_node_arg(("host", "port"), host, port).or_report();
-    let primary = named_node_arg(("primary_host", "primary_port"), primary_host, primary_port)
-        .or_report();
+    let primary =
+        named_node_arg(("primary_host", "primary_port"), primary_host, primary_port).or_report();
     require_coordinator("autoscale.add_standby_clone()").or_report();
     let n = outside_node_arg(
         host,
@@ -693,7 +697,9 @@ fn add_standby_clone(
     let is_worker = citus::primary_nodes()
         .unwrap_or_else(|e| error!("{e}"))
         .into_iter()
-        .any(|w| w.groupid != 0 && w.isactive && w.nodename == primary.host && w.nodeport == primary.port);
+        .any(|w| {
+            w.groupid != 0 && w.isactive && w.nodename == primary.host && w.nodeport == primary.port
+        });
     if !is_worker {
         AutoscaleError::invalid(
             "primary_host",

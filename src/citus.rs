@@ -547,7 +547,8 @@ pub const CLONE_PRIMARY_COMMAND: &str = "SELECT pg_catalog.json_build_object('ls
      FROM pg_catalog.pg_stat_replication))::text";
 
 /// What a clone answers to a clone check: in recovery, its replay position, its WAL receiver.
-pub const CLONE_SELF_COMMAND: &str = "SELECT pg_catalog.json_build_object('recovery', pg_catalog.pg_is_in_recovery(), \
+pub const CLONE_SELF_COMMAND: &str =
+    "SELECT pg_catalog.json_build_object('recovery', pg_catalog.pg_is_in_recovery(), \
      'replay', pg_catalog.pg_last_wal_replay_lsn(), \
      'status', (SELECT status FROM pg_catalog.pg_stat_wal_receiver), \
      'sender_host', (SELECT sender_host FROM pg_catalog.pg_stat_wal_receiver), \
@@ -686,3 +687,14 @@ pub fn promote_clone(nodeid: i32, strategy: Option<&str>, catchup_s: i32) -> Spi
 
 /// The message Citus gives when the clone did not catch up within the timeout.
 pub const CATCHUP_TIMEOUT_MESSAGE: &str = "failed to catch up with primary";
+
+/// Shard placements (of any table) in the group of host:port, from the metadata.
+pub fn placements_in_group_of(node: &NodeAddr) -> SpiResult<i64> {
+    Ok(Spi::get_one_with_args::<i64>(
+        "SELECT count(*) FROM pg_catalog.pg_dist_placement p
+           JOIN pg_catalog.pg_dist_node n USING (groupid)
+          WHERE n.nodename = $1 AND n.nodeport = $2",
+        &[node.host.clone().into(), node.port.into()],
+    )?
+    .unwrap_or(0))
+}

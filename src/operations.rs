@@ -388,7 +388,9 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
                 let Some((nodeid, active, is_clone, _)) =
                     citus::clone_node_info(&clone.host, clone.port)?
                 else {
-                    return Ok(Err(format!("clone {clone} is not registered in pg_dist_node")));
+                    return Ok(Err(format!(
+                        "clone {clone} is not registered in pg_dist_node"
+                    )));
                 };
                 // resumed after a promotion that committed: nothing to do
                 if active && !is_clone {
@@ -396,8 +398,12 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
                 }
                 // a promotion whose transaction did not commit (a crash) leaves the clone
                 // promoted but not in the cluster: it has diverged from its primary
-                let (ok, recovery) =
-                    citus::run_on_node(&clone.host, clone.port, "SELECT pg_catalog.pg_is_in_recovery()", timeout)?;
+                let (ok, recovery) = citus::run_on_node(
+                    &clone.host,
+                    clone.port,
+                    "SELECT pg_catalog.pg_is_in_recovery()",
+                    timeout,
+                )?;
                 if ok && recovery == "f" {
                     return Ok(Err(format!(
                         "clone {clone} was promoted by a split that did not commit (it is out of recovery \
@@ -419,16 +425,14 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
             subxact::catch(move || -> SpiResult<Result<(i64, i64), String>> {
                 match citus::clone_node_info(&clone.host, clone.port)? {
                     Some((_, true, false, true)) => {}
-                    other => {
-                        return Ok(Err(format!(
-                            "clone {clone} is not an active primary worker after the split ({other:?})"
-                        )))
-                    }
+                    other => return Ok(Err(format!(
+                        "clone {clone} is not an active primary worker after the split ({other:?})"
+                    ))),
                 }
                 pool::set_state(&clone.host, clone.port, "active")?;
                 Ok(Ok((
-                    citus::placements_on(std::slice::from_ref(&clone))?,
-                    citus::placements_on(std::slice::from_ref(&primary))?,
+                    citus::placements_in_group_of(&clone)?,
+                    citus::placements_in_group_of(&primary)?,
                 )))
             }),
             |r| match r {
@@ -505,7 +509,7 @@ pub fn scale_out_path(nodes: u32) -> SpiResult<autoscale_core::clones::ScaleOutP
     let mut load = std::collections::HashMap::new();
     Spi::connect(|c| -> SpiResult<()> {
         for r in c.select(
-            "SELECT nodename, nodeport, cpu_busy_pct FROM autoscale.latest_node_load WHERE reachable",
+            "SELECT nodename, nodeport, cpu_busy_pct::float8 FROM autoscale.latest_node_load WHERE reachable",
             None,
             &[],
         )? {
@@ -589,7 +593,11 @@ pub fn step(op: &Operation) -> SpiResult<Result<Operation, String>> {
     // a node that hangs (or a partition that drops packets) must not hold the worker, and with it
     // the sampling of the healthy nodes, for longer than step_timeout: the step then fails with
     // a statement timeout and is retried like any failed step
-    let timeout = settings::step_timeout().as_millis().min(i32::MAX as u128) as i32;
+    let mut timeout = settings::step_timeout().as_millis().min(i32::MAX as u128) as i32;
+    if let Action::PromoteClone { .. } = action {
+        // the promotion waits up to clone_catchup_timeout for the clone, then splits
+        timeout = timeout.max((settings::clone_catchup_timeout() + 60).saturating_mul(1000));
+    }
     let outcome = subxact::with_statement_timeout(timeout, || perform(op, &action));
     let t = machine::advance(op, outcome, now()?, &limits());
     if t.op.status != Status::Running {
@@ -714,7 +722,11 @@ pub fn start_scale_out(
     )
     .map_err(spi)?;
     match path {
-        ScaleOutPath::Split { clone, primary, why } => start(
+        ScaleOutPath::Split {
+            clone,
+            primary,
+            why,
+        } => start(
             Kind::SplitOut,
             vec![clone, primary],
             1,

@@ -139,9 +139,16 @@ pub fn choose(
             why: format!("{nodes} nodes wanted; a split adds one"),
         };
     }
+    // clones already used (active workers now) or being used are not candidates
+    let offered: Vec<&CloneInfo> = clones.iter().filter(|c| c.state == "available").collect();
+    if offered.is_empty() {
+        return ScaleOutPath::Logical {
+            why: "no warm clone available in the pool".into(),
+        };
+    }
     let mut ready = Vec::new();
     let mut not_ready = Vec::new();
-    for c in clones {
+    for c in offered {
         match readiness(c, r, active_workers) {
             Ok(()) => ready.push(c),
             Err(why) => not_ready.push(why),
@@ -268,9 +275,7 @@ pub fn assess(
         error: Some(why),
     };
     if !c.recovery {
-        return not(
-            "is not in recovery (promoted, or not a replica): it is no longer a clone".into(),
-        );
+        return not("is not in recovery: not a replica (or promoted), so no clone".into());
     }
     if c.status.as_deref() != Some("streaming") {
         return not(format!(
@@ -447,6 +452,12 @@ mod tests {
         assert_eq!(
             choose(&[], &R, &workers(), &load, 1, true).text(),
             "logical: no warm clone in the pool"
+        );
+        let mut used = clone(9311, 9301, 0);
+        used.state = "active".into();
+        assert_eq!(
+            choose(&[used], &R, &workers(), &load, 1, true).text(),
+            "logical: no warm clone available in the pool"
         );
         let ok = vec![clone(9311, 9301, 0)];
         assert_eq!(

@@ -9,6 +9,8 @@
 # C: the clone of worker 2 cannot catch up (its replay is paused, catch-up timeout 1 s): the split
 #    falls back to the ordinary scale-out (a standby of the pool, a logical rebalance), the events say
 #    why, the clone goes back to the pool. A stopped clone is shown as not ready, and the path says why.
+# D: that clone is promoted outside the split (as a crash inside the promotion would leave it): the
+#    split falls back, the clone is marked failed, the scale-out asks the provisioner.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 scenario "warm clones: scale out by snapshot split, SIGKILL at each step, fallback"
@@ -177,4 +179,33 @@ q 0 "SELECT autoscale.sample()" >/dev/null
 assert_true "$(q 0 "SELECT NOT clone_streaming AND clone_error IS NOT NULL FROM autoscale.standby_nodes WHERE nodeport = $c3")" \
   "the stopped clone is recorded as not streaming: $(q 0 "SELECT clone_error FROM autoscale.standby_nodes WHERE nodeport = $c3" | head -c 120)"
 assert_contains "$(q 0 "SELECT scale_out_path FROM autoscale.status")" "logical: no clone is ready: clone 127.0.0.1:$c3" "status: the next scale-out is logical, and why"
+start_node 6
+wait_for 6 "SELECT status = 'streaming' FROM pg_stat_wal_receiver" 30 || fail "clone $c3 does not stream again"
+q 0 "SELECT autoscale.sample()" >/dev/null
+assert_contains "$(q 0 "SELECT autoscale.scale_out_path()")" "split: clone 127.0.0.1:$c3" "streaming again, it is ready again"
+
+# --- D: a clone promoted by a split whose transaction did not commit (what a crash inside
+# citus_promote_clone_and_rebalance after its pg_promote leaves) has diverged: the split falls back and
+# the clone is marked failed. Simulated by promoting the registered clone by hand while held at promote_clone.
+set_gucs 0 autoscale.test_hold_at_steps promote_clone autoscale.clone_catchup_timeout 30
+op=$(q 0 "SELECT autoscale.scale_out(reason => 'diverged clone test') ->> 'id'")
+wait_for 0 "SELECT step = 'promote_clone' FROM autoscale.operations WHERE id = $op" 30 || { dump_state 0; false; } || fail "not held at promote_clone"
+assert_true "$(q 0 "SELECT nodeisclone AND NOT isactive FROM pg_dist_node WHERE nodeport = $c3")" "clone $c3 registered as an inactive clone"
+as_pg psql -X -q -At -h 127.0.0.1 -p "$c3" -U postgres -d postgres -c "SELECT pg_promote(wait := true)" >/dev/null
+set_gucs 0 autoscale.test_hold_at_steps "wait_for_node"
+wait_for 0 "SELECT step = 'wait_for_node' FROM autoscale.operations WHERE id = $op" 60 || { dump_state 0; false; } || fail "no fallback to a provision request"
+q 0 "SELECT at::time, kind, message FROM autoscale.events WHERE (detail ->> 'operation_id')::int = $op ORDER BY id"
+assert_contains "$(q 0 "SELECT string_agg(message, ' | ') FROM autoscale.events WHERE kind = 'split_fallback' AND (detail ->> 'operation_id')::int = $op")" \
+  "was promoted by a split that did not commit" "the split_fallback event says the clone diverged"
+assert_eq "$(q 0 "SELECT state FROM autoscale.standby_nodes WHERE nodeport = $c3")" failed "the diverged clone is failed in the pool"
+assert_eq "$(q 0 "SELECT count(*) FROM pg_dist_node WHERE nodeport = $c3")" 0 "and no longer registered in Citus"
+assert_contains "$(q 0 "SELECT message FROM autoscale.events WHERE kind = 'standby_failed' ORDER BY id DESC LIMIT 1")" \
+  "warm clone 127.0.0.1:$c3 is no longer a replica" "a standby_failed event says so"
+assert_eq "$(q 0 "SELECT count(*) FROM autoscale.provision_requests WHERE operation_id = $op AND kind = 'provision'")" 1 \
+  "with the pool empty, the ordinary scale-out asks the provisioner"
+q 0 "SELECT autoscale.cancel_operation('test over')" >/dev/null
+assert_eq "$(q 0 "SELECT status FROM autoscale.operations WHERE id = $op")" cancelled "cancelled while waiting for a node"
+set_gucs 0 autoscale.test_hold_at_steps ""
+assert_eq "$(row_counts 0)" "$rows_before" "row counts unchanged"
+assert_eq "$(q 0 "$ORPHAN_SQL")" 0 "no orphaned placement"
 echo "scenario 17 passed"

@@ -16,8 +16,9 @@ set -euo pipefail
 scenario "warm clones: scale out by snapshot split, SIGKILL at each step, fallback"
 make_cluster 2 1
 require_failpoints
-[ "$(q 0 "SELECT count(*) FROM pg_proc WHERE proname = 'citus_promote_clone_and_rebalance'")" = 1 ] ||
-  fail "this Citus has no citus_promote_clone_and_rebalance (Citus 13.2+ needed)"
+if [ "$(q 0 "SELECT count(*) FROM pg_proc WHERE proname = 'citus_promote_clone_and_rebalance'")" != 1 ]; then
+  echo "this Citus has no citus_promote_clone_and_rebalance (Citus 13.2+): scenario skipped"; exit 0
+fi
 w1=$(node_port 1); w2=$(node_port 2); standby=$(node_port 3)
 
 make_kv 8 100000

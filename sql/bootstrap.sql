@@ -221,7 +221,7 @@ COMMENT ON COLUMN autoscale.standby_nodes.clone_error IS 'A warm clone: what its
 
 CREATE TABLE autoscale.provision_requests (
     id              bigserial   PRIMARY KEY,
-    kind            text        NOT NULL CHECK (kind IN ('provision', 'deprovision')),
+    kind            text        NOT NULL CHECK (kind IN ('provision', 'deprovision', 'provision_clone')),
     operation_id    bigint,
     payload         jsonb       NOT NULL,
     requested_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
@@ -234,8 +234,10 @@ CREATE TABLE autoscale.provision_requests (
     request_key     uuid        NOT NULL DEFAULT pg_catalog.gen_random_uuid()
 );
 COMMENT ON TABLE autoscale.provision_requests IS
-  'Outbox of requests to an external provisioner: provision (a node is needed) and deprovision (a node left the '
-  'cluster and may be reclaimed). Each is also sent as NOTIFY autoscale_provision and, when autoscale.webhook_url is '
+  'Outbox of requests to an external provisioner: provision (a node is needed), deprovision (a node left the '
+  'cluster and may be reclaimed) and provision_clone (a warm clone of the worker in payload -> primary is wanted: '
+  'sent for both halves after a split-out used a clone; fulfilled when autoscale.add_standby_clone() offers one). '
+  'Each is also sent as NOTIFY autoscale_provision and, when autoscale.webhook_url is '
   'set, POSTed as json by the background worker outside any tick''s transaction (webhook_* columns track delivery; '
   'webhook_error holds the kind of error or the HTTP status, never the URL). request_key (also in the payload and the '
   'Idempotency-Key header) lets a provisioner de-duplicate. A provisioner answers by adding a node to the cluster or '

@@ -436,3 +436,17 @@ COMMENT ON FUNCTION autoscale.explain() IS
   'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, data_nodes: the '
   'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)), and scale_out_path: '
   'the path a scale-out takes (split from a ready warm clone, or logical) and why.';
+
+-- the provisioner may be asked for a warm clone of a worker
+ALTER TABLE autoscale.provision_requests DROP CONSTRAINT provision_requests_kind_check;
+ALTER TABLE autoscale.provision_requests ADD CONSTRAINT provision_requests_kind_check
+  CHECK (kind IN ('provision', 'deprovision', 'provision_clone'));
+COMMENT ON TABLE autoscale.provision_requests IS
+  'Outbox of requests to an external provisioner: provision (a node is needed), deprovision (a node left the '
+  'cluster and may be reclaimed) and provision_clone (a warm clone of the worker in payload -> primary is wanted: '
+  'sent for both halves after a split-out used a clone; fulfilled when autoscale.add_standby_clone() offers one). '
+  'Each is also sent as NOTIFY autoscale_provision and, when autoscale.webhook_url is '
+  'set, POSTed as json by the background worker outside any tick''s transaction (webhook_* columns track delivery; '
+  'webhook_error holds the kind of error or the HTTP status, never the URL). request_key (also in the payload and the '
+  'Idempotency-Key header) lets a provisioner de-duplicate. A provisioner answers by adding a node to the cluster or '
+  'to the pool. A provision request expires when its operation ends without a node.';

@@ -430,6 +430,10 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
                     ))),
                 }
                 pool::set_state(&clone.host, clone.port, "active")?;
+                // keep the pool warm: ask the provisioner for a clone of each half
+                for worker in [&primary, &clone] {
+                    request_clone(op.id, worker)?;
+                }
                 Ok(Ok((
                     citus::placements_in_group_of(&clone)?,
                     citus::placements_in_group_of(&primary)?,
@@ -449,6 +453,30 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
         }
         Action::Nothing => Outcome::Ok,
     }
+}
+
+/// A `provision_clone` request (outbox, NOTIFY, webhook) for a warm clone of `worker`, with the
+/// primary in its json; once per operation and worker (a resumed step asks again for nothing).
+/// Fulfilled when a clone of that worker is offered with add_standby_clone().
+pub fn request_clone(op_id: i64, worker: &NodeAddr) -> SpiResult<()> {
+    let asked = Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM autoscale.provision_requests
+                         WHERE kind = 'provision_clone' AND operation_id = $1
+                           AND payload -> 'primary' ->> 'host' = $2 AND (payload -> 'primary' ->> 'port')::int = $3)",
+        &[op_id.into(), worker.host.clone().into(), worker.port.into()],
+    )?
+    .unwrap_or(false);
+    if asked {
+        return Ok(());
+    }
+    let payload = serde_json::json!({
+        "operation_id": op_id,
+        "primary": {"host": worker.host, "port": worker.port},
+        "reason": format!("a split-out used a warm clone; the pool has none of {worker} now"),
+        "hint": "make a streaming replica of the primary (pg_basebackup -R) and offer it with \
+                 autoscale.add_standby_clone(host, port, primary_host, primary_port)",
+    });
+    provision::request("provision_clone", Some(op_id), payload).map(|_| ())
 }
 
 /// A split-out gave up its clone: unregister it from Citus when it is an inactive clone there,

@@ -99,7 +99,14 @@ pub fn add_clone(clone: &NodeAddr, primary: &NodeAddr, check: &Check) -> SpiResu
             primary.port.into(),
         ],
     )?;
-    record_check(clone, check)
+    record_check(clone, check)?;
+    // a provisioner's answer to a provision_clone request for this primary
+    Spi::run_with_args(
+        "UPDATE autoscale.provision_requests SET status = 'fulfilled', fulfilled_at = pg_catalog.now()
+          WHERE kind = 'provision_clone' AND status = 'pending'
+            AND payload -> 'primary' ->> 'host' = $1 AND (payload -> 'primary' ->> 'port')::int = $2",
+        &[primary.host.clone().into(), primary.port.into()],
+    )
 }
 
 /// A node offered as an ordinary standby is no clone (any more).

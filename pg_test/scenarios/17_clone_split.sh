@@ -116,9 +116,14 @@ log_rows=$(q 0 "SELECT count(*) FROM kv_log")
 assert_eq "$(q 0 "SELECT count(*) FROM kv")" 100000 "kv row count unchanged"
 assert_eq "$(q 0 "SELECT sum(v) FROM kv")" "$log_rows" "every committed update is there (sum(v) = $log_rows log rows)"
 q 0 "SELECT autoscale.drop_policy('load')" >/dev/null
+assert_eq "$(q 0 "SELECT string_agg((payload -> 'primary' ->> 'port') || ':' || status, ' ' ORDER BY payload -> 'primary' ->> 'port')
+                 FROM autoscale.provision_requests WHERE kind = 'provision_clone'")" "$w1:pending $c1:pending" \
+  "the provisioner is asked for a warm clone of each half"
 
 # the other clone of worker 1, made before the split, still streams from it: a valid clone, ready
 offer_clone "$c2" "$w1"
+assert_eq "$(q 0 "SELECT status FROM autoscale.provision_requests WHERE kind = 'provision_clone' AND payload -> 'primary' ->> 'port' = '$w1'")" \
+  fulfilled "offering a clone of worker $w1 answers the request"
 q 0 "SELECT autoscale.sample()" >/dev/null
 assert_true "$(q 0 "SELECT clone_streaming AND clone_error IS NULL FROM autoscale.standby_nodes WHERE nodeport = $c2")" \
   "the sibling clone $c2 still streams from worker $w1 after the split"

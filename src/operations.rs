@@ -425,9 +425,11 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
             subxact::catch(move || -> SpiResult<Result<(i64, i64), String>> {
                 match citus::clone_node_info(&clone.host, clone.port)? {
                     Some((_, true, false, true)) => {}
-                    other => return Ok(Err(format!(
+                    other => {
+                        return Ok(Err(format!(
                         "clone {clone} is not an active primary worker after the split ({other:?})"
-                    ))),
+                    )))
+                    }
                 }
                 pool::set_state(&clone.host, clone.port, "active")?;
                 // keep the pool warm: ask the provisioner for a clone of each half

@@ -1,5 +1,6 @@
 //! The standby pool (autoscale.standby_nodes): nodes autoscale may add, and the nodes it added.
-//! It owns that table's SQL; Citus calls go through crate::citus.
+//! It owns that table's SQL. (A claim reads autoscale.provision_requests in the same statement:
+//! a node with a pending deprovision request is never claimed.)
 //!
 //! The lifecycle (README, "The standby pool"): available -> joining -> active -> draining ->
 //! returned. Only `available` nodes are claimed. `returned` means the node left the cluster and a
@@ -8,18 +9,19 @@
 //! claimable either, until offered again); a scale-out cancelled or failed before its node joined
 //! puts the node back to `available`.
 
-use autoscale_core::clones::{self, Check, CloneInfo};
+use std::collections::HashMap;
+
+use autoscale_core::clones::{Check, CloneInfo};
 use autoscale_core::operations::NodeAddr;
 use pgrx::prelude::*;
-use pgrx::spi::SpiResult;
 
-use crate::citus;
+use crate::infra::errors::Result;
 
 /// Claims the first available node for joining (never a warm clone: a replica cannot join as an
 /// empty node; clones join by a split-out); None when the pool has none. A node with a
 /// pending deprovision request is never claimed (the provisioner may be stopping it).
-pub fn claim() -> SpiResult<Option<(String, i32)>> {
-    Spi::connect_mut(|c| {
+pub fn claim() -> Result<Option<(String, i32)>> {
+    Ok(Spi::connect_mut(|c| {
         let t = c.update(
             "UPDATE autoscale.standby_nodes s SET state = 'joining', changed_at = pg_catalog.now()
               WHERE (nodename, nodeport) = (
@@ -39,53 +41,41 @@ pub fn claim() -> SpiResult<Option<(String, i32)>> {
             return Ok(None);
         }
         let (h, p) = t.first().get_two::<String, i32>()?;
-        Ok(Some((h.unwrap_or_default(), p.unwrap_or_default())))
-    })
+        Ok::<_, pgrx::spi::SpiError>(Some((h.unwrap_or_default(), p.unwrap_or_default())))
+    })?)
 }
 
 /// Sets a pool node's state, inserting the node when it is not in the pool (a worker that a
 /// provisioner or a person added and autoscale now manages).
-pub fn set_state(host: &str, port: i32, state: &str) -> SpiResult<()> {
-    Spi::run_with_args(
+pub fn set_state(host: &str, port: i32, state: &str) -> Result<()> {
+    Ok(Spi::run_with_args(
         "INSERT INTO autoscale.standby_nodes AS s (nodename, nodeport, state, joined_at)
          VALUES ($1, $2, $3, CASE WHEN $3 = 'active' THEN pg_catalog.now() END)
          ON CONFLICT (nodename, nodeport) DO UPDATE
             SET state = excluded.state, changed_at = pg_catalog.now(),
                 joined_at = CASE WHEN excluded.state = 'active' THEN pg_catalog.now() ELSE s.joined_at END",
         &[host.into(), port.into(), state.into()],
-    )
+    )?)
 }
 
 /// Is host:port in the pool, and in which state?
-pub fn state_of(host: &str, port: i32) -> SpiResult<Option<String>> {
-    Spi::get_one_with_args::<String>(
+pub fn state_of(host: &str, port: i32) -> Result<Option<String>> {
+    Ok(Spi::get_one_with_args::<String>(
         "SELECT (SELECT state FROM autoscale.standby_nodes WHERE nodename = $1 AND nodeport = $2)",
         &[host.into(), port.into()],
-    )
+    )?)
 }
 
-/// A node that left (returned) or failed to join is offered again: available, and its pending
-/// deprovision requests are answered (the provisioner offered it back).
-pub fn offer_again(host: &str, port: i32) -> SpiResult<()> {
-    set_state(host, port, "available")?;
-    Spi::run_with_args(
-        "UPDATE autoscale.provision_requests SET status = 'fulfilled', fulfilled_at = pg_catalog.now()
-          WHERE kind = 'deprovision' AND status = 'pending'
-            AND payload -> 'node' ->> 'host' = $1 AND (payload -> 'node' ->> 'port')::int = $2",
-        &[host.into(), port.into()],
-    )
-}
-
-pub fn add(host: &str, port: i32) -> SpiResult<()> {
-    Spi::run_with_args(
+pub fn add(host: &str, port: i32) -> Result<()> {
+    Ok(Spi::run_with_args(
         "INSERT INTO autoscale.standby_nodes (nodename, nodeport) VALUES ($1, $2)",
         &[host.into(), port.into()],
-    )
+    )?)
 }
 
 /// Adds a warm clone of `primary` (or offers a returned/failed row again as one), with the result
 /// of its first check.
-pub fn add_clone(clone: &NodeAddr, primary: &NodeAddr, check: &Check) -> SpiResult<()> {
+pub fn add_clone(clone: &NodeAddr, primary: &NodeAddr, check: &Check) -> Result<()> {
     Spi::run_with_args(
         "INSERT INTO autoscale.standby_nodes AS s (nodename, nodeport, primary_name, primary_port)
          VALUES ($1, $2, $3, $4)
@@ -101,28 +91,23 @@ pub fn add_clone(clone: &NodeAddr, primary: &NodeAddr, check: &Check) -> SpiResu
     )?;
     record_check(clone, check)?;
     // a provisioner's answer to a provision_clone request for this primary
-    Spi::run_with_args(
-        "UPDATE autoscale.provision_requests SET status = 'fulfilled', fulfilled_at = pg_catalog.now()
-          WHERE kind = 'provision_clone' AND status = 'pending'
-            AND payload -> 'primary' ->> 'host' = $1 AND (payload -> 'primary' ->> 'port')::int = $2",
-        &[primary.host.clone().into(), primary.port.into()],
-    )
+    super::provision::fulfil_clone_requests(primary)
 }
 
 /// A node offered as an ordinary standby is no clone (any more).
-pub fn forget_primary(host: &str, port: i32) -> SpiResult<()> {
-    Spi::run_with_args(
+pub fn forget_primary(host: &str, port: i32) -> Result<()> {
+    Ok(Spi::run_with_args(
         "UPDATE autoscale.standby_nodes
             SET primary_name = NULL, primary_port = NULL, clone_streaming = NULL, clone_lag_bytes = NULL,
                 clone_checked_at = NULL, clone_error = NULL
           WHERE nodename = $1 AND nodeport = $2",
         &[host.into(), port.into()],
-    )
+    )?)
 }
 
 /// Records one check of a clone.
-pub fn record_check(clone: &NodeAddr, c: &Check) -> SpiResult<()> {
-    Spi::run_with_args(
+pub fn record_check(clone: &NodeAddr, c: &Check) -> Result<()> {
+    Ok(Spi::run_with_args(
         "UPDATE autoscale.standby_nodes
             SET clone_streaming = $3, clone_lag_bytes = $4, clone_checked_at = pg_catalog.now(), clone_error = $5
           WHERE nodename = $1 AND nodeport = $2",
@@ -133,12 +118,12 @@ pub fn record_check(clone: &NodeAddr, c: &Check) -> SpiResult<()> {
             c.lag_bytes.into(),
             c.error.clone().into(),
         ],
-    )
+    )?)
 }
 
 /// The warm clones of the pool (every state), as the last check saw them.
-pub fn clones() -> SpiResult<Vec<CloneInfo>> {
-    Spi::connect(|c| {
+pub fn clones() -> Result<Vec<CloneInfo>> {
+    Ok(Spi::connect(|c| {
         let rows = c.select(
             "SELECT nodename, nodeport, primary_name, primary_port, state, clone_streaming, clone_lag_bytes,
                     extract(epoch FROM pg_catalog.now() - clone_checked_at)::float8, clone_error
@@ -166,48 +151,11 @@ pub fn clones() -> SpiResult<Vec<CloneInfo>> {
                 error: r.get(9)?,
             });
         }
-        Ok(out)
-    })
+        Ok::<_, pgrx::spi::SpiError>(out)
+    })?)
 }
 
-/// Checks `pairs` of (clone, primary) in one parallel round trip (each primary's
-/// pg_stat_replication and WAL position, each clone's WAL receiver and replay position).
-pub fn check_clones(pairs: &[(NodeAddr, NodeAddr)], timeout_ms: u64) -> SpiResult<Vec<Check>> {
-    let mut calls: Vec<(NodeAddr, &str)> = Vec::new();
-    for (clone, primary) in pairs {
-        calls.push((primary.clone(), citus::CLONE_PRIMARY_COMMAND));
-        calls.push((clone.clone(), citus::CLONE_SELF_COMMAND));
-    }
-    let answers = citus::run_on_nodes(&calls, timeout_ms)?;
-    Ok(pairs
-        .iter()
-        .enumerate()
-        .map(|(i, (clone, primary))| {
-            let at = |k: usize| match answers.get(k) {
-                Some(Ok(s)) => Ok(s.as_str()),
-                Some(Err(e)) => Err(e.as_str()),
-                None => Err("no answer"),
-            };
-            clones::assess(clone, primary, at(2 * i), at(2 * i + 1))
-        })
-        .collect())
-}
-
-/// Checks every available or joining clone of the pool and records the result (each sample).
-pub fn sample_clones(timeout_ms: u64) -> SpiResult<usize> {
-    let pairs: Vec<(NodeAddr, NodeAddr)> = clones()?
-        .into_iter()
-        .filter(|c| matches!(c.state.as_str(), "available" | "joining"))
-        .map(|c| (c.node, c.primary))
-        .collect();
-    let checks = check_clones(&pairs, timeout_ms)?;
-    for ((clone, _), check) in pairs.iter().zip(&checks) {
-        record_check(clone, check)?;
-    }
-    Ok(pairs.len())
-}
-
-pub fn remove(host: &str, port: i32) -> SpiResult<bool> {
+pub fn remove(host: &str, port: i32) -> Result<bool> {
     Ok(Spi::get_one_with_args::<i64>(
         "WITH d AS (DELETE FROM autoscale.standby_nodes WHERE nodename = $1 AND nodeport = $2 RETURNING 1)
          SELECT count(*) FROM d",
@@ -215,4 +163,32 @@ pub fn remove(host: &str, port: i32) -> SpiResult<bool> {
     )?
     .unwrap_or(0)
         > 0)
+}
+
+/// When each node autoscale added and that is active now joined (epoch seconds), keyed by
+/// (nodename, nodeport).
+pub fn active_joined_at() -> Result<HashMap<(String, i32), Option<f64>>> {
+    super::by_node(
+        "SELECT nodename, nodeport, extract(epoch FROM joined_at)::float8
+           FROM autoscale.standby_nodes WHERE state = 'active'",
+        |r| r.get::<f64>(3),
+    )
+}
+
+/// How many pool nodes are in each state (every state listed, 0 included), for the metrics.
+pub fn counts_by_state() -> Result<Vec<(String, Option<f64>)>> {
+    Ok(Spi::connect(|c| {
+        let mut out = Vec::new();
+        for r in c.select(
+            "SELECT s.state, count(n.state)::float8
+               FROM pg_catalog.unnest(ARRAY['available', 'joining', 'active', 'draining', 'returned', 'failed']) s(state)
+               LEFT JOIN autoscale.standby_nodes n ON n.state = s.state
+              GROUP BY s.state ORDER BY s.state",
+            None,
+            &[],
+        )? {
+            out.push((r.get::<String>(1)?.unwrap_or_default(), r.get::<f64>(2)?));
+        }
+        Ok::<_, pgrx::spi::SpiError>(out)
+    })?)
 }

@@ -8,7 +8,7 @@ use autoscale_core::procfs;
 use autoscale_core::stats::{Connections, CpuReading, Disk, Memory, NodeStats, Xact};
 use pgrx::prelude::*;
 
-use crate::citus;
+use crate::infra::citus;
 
 fn read(path: &str) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))

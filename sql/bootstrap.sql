@@ -37,7 +37,8 @@ CREATE TABLE autoscale.node_samples (
     cpu_cores            real,
     xact_commit          bigint,
     xact_rollback        bigint,
-    data_node            boolean
+    data_node            boolean,
+    shard_load           double precision
 );
 CREATE INDEX node_samples_sampled_at_idx ON autoscale.node_samples (sampled_at);
 CREATE INDEX node_samples_node_idx ON autoscale.node_samples (nodename, nodeport, sampled_at DESC);
@@ -54,6 +55,9 @@ COMMENT ON COLUMN autoscale.node_samples.node_time IS 'The node''s clock at read
 COMMENT ON COLUMN autoscale.node_samples.data_node IS
   'The node holds shards of distributed tables or should (shouldhaveshards), the coordinator included: the policies '
   'read the load of these nodes. Reference and citus local tables do not count. NULL without Citus.';
+COMMENT ON COLUMN autoscale.node_samples.shard_load IS
+  'Sum of the smoothed load of the shard groups on the node (operations/s, see autoscale.shard_group_load); NULL '
+  'without Citus or for a node that did not report its shard groups.';
 
 CREATE TABLE autoscale.worker_count (
     sampled_at          timestamptz NOT NULL PRIMARY KEY,
@@ -149,7 +153,9 @@ CREATE TABLE autoscale.control (
     decided_at    timestamptz,
     worker_watch  jsonb       NOT NULL DEFAULT '{}',
     observed_rebalance_at timestamptz,
-    plan_checked_at timestamptz
+    plan_checked_at timestamptz,
+    load_skew     text,
+    load_skew_at  timestamptz
 );
 INSERT INTO autoscale.control DEFAULT VALUES;
 COMMENT ON TABLE autoscale.control IS
@@ -277,14 +283,16 @@ SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
        ARRAY(SELECT s.nodename || ':' || s.nodeport || CASE WHEN s.is_coordinator THEN ' (coordinator)' ELSE '' END
                FROM autoscale.node_samples s
               WHERE s.sample_id = w.sample_id AND s.data_node
-              ORDER BY s.is_coordinator DESC, s.nodename, s.nodeport) AS data_nodes
+              ORDER BY s.is_coordinator DESC, s.nodename, s.nodeport) AS data_nodes,
+       c.load_skew
   FROM autoscale.control c
   LEFT JOIN LATERAL (SELECT * FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1) w ON true
   LEFT JOIN autoscale.operations o ON o.status = 'running';
 COMMENT ON VIEW autoscale.status IS
   'One row: mode, active and unreachable workers at the last sample, the running operation and its step, the last '
   'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, and the '
-  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such).';
+  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such), and '
+  'load_skew: the load-skew trigger''s latest assessment.';
 
 CREATE VIEW autoscale.rebalance_progress AS
 SELECT o.id AS operation_id,
@@ -311,6 +319,86 @@ COMMENT ON VIEW autoscale.rebalance_progress IS
   'one shard-group move, plus reference-table replication), percent done, and an ETA = time remaining at the '
   'average pace so far. Updated every tick.';
 
+CREATE TABLE autoscale.shard_group_load (
+    colocationid         int              NOT NULL,
+    shardminvalue        text             NOT NULL,
+    nodename             text             NOT NULL,
+    nodeport             int              NOT NULL,
+    node_time            double precision NOT NULL,
+    scans                bigint           NOT NULL,
+    rows_read            bigint           NOT NULL,
+    rows_written         bigint           NOT NULL,
+    scans_per_sec        double precision,
+    rows_read_per_sec    double precision,
+    rows_written_per_sec double precision,
+    load_per_sec         double precision,
+    sample_id            bigint           NOT NULL,
+    updated_at           timestamptz      NOT NULL,
+    PRIMARY KEY (colocationid, shardminvalue)
+);
+COMMENT ON TABLE autoscale.shard_group_load IS
+  'One row per shard group (colocated shards summed), updated in place at every sample: the node holding it, the '
+  'cumulative counters of its shard relations on that node (pg_stat_user_tables: seq_scan + idx_scan, seq_tup_read + '
+  'idx_tup_fetch, n_tup_ins + n_tup_upd + n_tup_del) and their rates smoothed over autoscale.load_window. load_per_sec '
+  '= scans/s + rows written/s + rows read/s x 0.01; NULL until two readings on the same node. A group that moves keeps '
+  'its smoothed load. The autoscale_by_load rebalance strategy charges each shard group this load plus a small base.';
+COMMENT ON COLUMN autoscale.shard_group_load.shardminvalue IS
+  'The min value of the shard group''s hash range (pg_dist_shard.shardminvalue); with colocationid it names the group.';
+
+CREATE TABLE autoscale.shard_group_load_history (
+    sampled_at    timestamptz      NOT NULL,
+    sample_id     bigint           NOT NULL,
+    nodename      text             NOT NULL,
+    nodeport      int              NOT NULL,
+    colocationid  int              NOT NULL,
+    shardminvalue text             NOT NULL,
+    load_per_sec  double precision NOT NULL
+);
+CREATE INDEX shard_group_load_history_sampled_at_idx ON autoscale.shard_group_load_history (sampled_at);
+COMMENT ON TABLE autoscale.shard_group_load_history IS
+  'The smoothed load of the autoscale.load_history_top_n busiest shard groups of each node at each sample (not of '
+  'every group: storage does not grow with the number of shards). Pruned past autoscale.history_retention.';
+
+CREATE TABLE autoscale.tenant_load (
+    colocationid        int              NOT NULL,
+    tenant              text             NOT NULL,
+    nodename            text             NOT NULL,
+    nodeport            int              NOT NULL,
+    queries_per_sec     double precision NOT NULL,
+    cpu_seconds_per_sec double precision NOT NULL,
+    sample_id           bigint           NOT NULL,
+    updated_at          timestamptz      NOT NULL,
+    PRIMARY KEY (colocationid, tenant, nodename, nodeport)
+);
+COMMENT ON TABLE autoscale.tenant_load IS
+  'The tenants Citus tracks on each node (citus_stat_tenants_local, when citus.stat_tenants_track = ''all''): '
+  'queries/s and CPU seconds/s over the last complete citus.stat_tenants_period, replaced at every sample (at most '
+  'citus.stat_tenants_limit rows per node). Empty while tracking is off.';
+
+CREATE VIEW autoscale.hot_tenants AS
+WITH tenants AS (
+  SELECT 'citus_stat_tenants'::text AS source, t.colocationid, t.tenant, NULL::text AS shardminvalue,
+         t.nodename, t.nodeport, t.queries_per_sec AS load_per_sec, t.cpu_seconds_per_sec, t.updated_at
+    FROM autoscale.tenant_load t),
+groups AS (
+  SELECT 'shard_group'::text AS source, l.colocationid, NULL::text AS tenant, l.shardminvalue,
+         l.nodename, l.nodeport, l.load_per_sec, NULL::double precision AS cpu_seconds_per_sec, l.updated_at
+    FROM autoscale.shard_group_load l
+   WHERE l.load_per_sec IS NOT NULL AND NOT EXISTS (SELECT 1 FROM autoscale.tenant_load)),
+u AS (SELECT * FROM tenants UNION ALL SELECT * FROM groups)
+SELECT u.source, u.colocationid, u.tenant, u.shardminvalue, u.nodename, u.nodeport, u.load_per_sec,
+       u.load_per_sec / NULLIF(sum(u.load_per_sec) OVER (PARTITION BY u.nodename, u.nodeport), 0) AS node_share,
+       u.load_per_sec / NULLIF(sum(u.load_per_sec) OVER (), 0) AS cluster_share,
+       u.cpu_seconds_per_sec, u.updated_at
+  FROM u
+ ORDER BY u.load_per_sec DESC;
+COMMENT ON VIEW autoscale.hot_tenants IS
+  'Tenants by load, busiest first, with their share of their node''s load and of the cluster''s. With '
+  'citus.stat_tenants_track = ''all'' the tenants Citus tracks (source citus_stat_tenants: load_per_sec is queries/s '
+  'and cpu_seconds_per_sec CPU over the last period, from autoscale.tenant_load); otherwise each shard group, a '
+  'tenant''s data with its colocated shards (source shard_group: load_per_sec is the measured operations/s of '
+  'autoscale.shard_group_load).';
+
 REVOKE ALL ON ALL TABLES IN SCHEMA autoscale FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA autoscale FROM PUBLIC;
 -- names are visible to all; every table and function below has its own privileges
@@ -318,5 +406,6 @@ GRANT USAGE ON SCHEMA autoscale TO PUBLIC;
 GRANT SELECT ON autoscale.node_samples, autoscale.worker_count, autoscale.events, autoscale.latest_node_load,
                 autoscale.policy_config, autoscale.policies, autoscale.metric_samples, autoscale.control,
                 autoscale.operations, autoscale.standby_nodes, autoscale.provision_requests,
-                autoscale.status, autoscale.rebalance_progress
+                autoscale.status, autoscale.rebalance_progress,
+                autoscale.shard_group_load, autoscale.shard_group_load_history, autoscale.tenant_load, autoscale.hot_tenants
   TO pg_monitor;

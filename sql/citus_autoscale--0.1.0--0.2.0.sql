@@ -282,6 +282,156 @@ COMMENT ON FUNCTION autoscale.node_stats() IS
   'cumulative commits and rollbacks, database size, shard bytes and whether this node is the Citus coordinator. Runs '
   'with search_path pg_catalog, pg_temp.';
 
+-- === load-aware placement (issue 12) ===
+-- Per-shard-group load measured in the same sample, kept in place (one row per shard group) with history for the
+-- top N groups per node; the node's sum in node_samples.shard_load; the rebalance strategy autoscale_by_load
+-- (registered lazily on the coordinator) costs a shard group its load; the load-skew trigger's latest assessment
+-- in control.load_skew and status.load_skew; the hot_tenants view.
+ALTER TABLE autoscale.node_samples ADD COLUMN shard_load double precision;
+COMMENT ON COLUMN autoscale.node_samples.shard_load IS
+  'Sum of the smoothed load of the shard groups on the node (operations/s, see autoscale.shard_group_load); NULL '
+  'without Citus or for a node that did not report its shard groups.';
+ALTER TABLE autoscale.control ADD COLUMN load_skew text;
+ALTER TABLE autoscale.control ADD COLUMN load_skew_at timestamptz;
+
+CREATE TABLE autoscale.shard_group_load (
+    colocationid         int              NOT NULL,
+    shardminvalue        text             NOT NULL,
+    nodename             text             NOT NULL,
+    nodeport             int              NOT NULL,
+    node_time            double precision NOT NULL,
+    scans                bigint           NOT NULL,
+    rows_read            bigint           NOT NULL,
+    rows_written         bigint           NOT NULL,
+    scans_per_sec        double precision,
+    rows_read_per_sec    double precision,
+    rows_written_per_sec double precision,
+    load_per_sec         double precision,
+    sample_id            bigint           NOT NULL,
+    updated_at           timestamptz      NOT NULL,
+    PRIMARY KEY (colocationid, shardminvalue)
+);
+COMMENT ON TABLE autoscale.shard_group_load IS
+  'One row per shard group (colocated shards summed), updated in place at every sample: the node holding it, the '
+  'cumulative counters of its shard relations on that node (pg_stat_user_tables: seq_scan + idx_scan, seq_tup_read + '
+  'idx_tup_fetch, n_tup_ins + n_tup_upd + n_tup_del) and their rates smoothed over autoscale.load_window. load_per_sec '
+  '= scans/s + rows written/s + rows read/s x 0.01; NULL until two readings on the same node. A group that moves keeps '
+  'its smoothed load. The autoscale_by_load rebalance strategy charges each shard group this load plus a small base.';
+COMMENT ON COLUMN autoscale.shard_group_load.shardminvalue IS
+  'The min value of the shard group''s hash range (pg_dist_shard.shardminvalue); with colocationid it names the group.';
+
+CREATE TABLE autoscale.shard_group_load_history (
+    sampled_at    timestamptz      NOT NULL,
+    sample_id     bigint           NOT NULL,
+    nodename      text             NOT NULL,
+    nodeport      int              NOT NULL,
+    colocationid  int              NOT NULL,
+    shardminvalue text             NOT NULL,
+    load_per_sec  double precision NOT NULL
+);
+CREATE INDEX shard_group_load_history_sampled_at_idx ON autoscale.shard_group_load_history (sampled_at);
+COMMENT ON TABLE autoscale.shard_group_load_history IS
+  'The smoothed load of the autoscale.load_history_top_n busiest shard groups of each node at each sample (not of '
+  'every group: storage does not grow with the number of shards). Pruned past autoscale.history_retention.';
+
+CREATE TABLE autoscale.tenant_load (
+    colocationid        int              NOT NULL,
+    tenant              text             NOT NULL,
+    nodename            text             NOT NULL,
+    nodeport            int              NOT NULL,
+    queries_per_sec     double precision NOT NULL,
+    cpu_seconds_per_sec double precision NOT NULL,
+    sample_id           bigint           NOT NULL,
+    updated_at          timestamptz      NOT NULL,
+    PRIMARY KEY (colocationid, tenant, nodename, nodeport)
+);
+COMMENT ON TABLE autoscale.tenant_load IS
+  'The tenants Citus tracks on each node (citus_stat_tenants_local, when citus.stat_tenants_track = ''all''): '
+  'queries/s and CPU seconds/s over the last complete citus.stat_tenants_period, replaced at every sample (at most '
+  'citus.stat_tenants_limit rows per node). Empty while tracking is off.';
+
+CREATE VIEW autoscale.hot_tenants AS
+WITH tenants AS (
+  SELECT 'citus_stat_tenants'::text AS source, t.colocationid, t.tenant, NULL::text AS shardminvalue,
+         t.nodename, t.nodeport, t.queries_per_sec AS load_per_sec, t.cpu_seconds_per_sec, t.updated_at
+    FROM autoscale.tenant_load t),
+groups AS (
+  SELECT 'shard_group'::text AS source, l.colocationid, NULL::text AS tenant, l.shardminvalue,
+         l.nodename, l.nodeport, l.load_per_sec, NULL::double precision AS cpu_seconds_per_sec, l.updated_at
+    FROM autoscale.shard_group_load l
+   WHERE l.load_per_sec IS NOT NULL AND NOT EXISTS (SELECT 1 FROM autoscale.tenant_load)),
+u AS (SELECT * FROM tenants UNION ALL SELECT * FROM groups)
+SELECT u.source, u.colocationid, u.tenant, u.shardminvalue, u.nodename, u.nodeport, u.load_per_sec,
+       u.load_per_sec / NULLIF(sum(u.load_per_sec) OVER (PARTITION BY u.nodename, u.nodeport), 0) AS node_share,
+       u.load_per_sec / NULLIF(sum(u.load_per_sec) OVER (), 0) AS cluster_share,
+       u.cpu_seconds_per_sec, u.updated_at
+  FROM u
+ ORDER BY u.load_per_sec DESC;
+COMMENT ON VIEW autoscale.hot_tenants IS
+  'Tenants by load, busiest first, with their share of their node''s load and of the cluster''s. With '
+  'citus.stat_tenants_track = ''all'' the tenants Citus tracks (source citus_stat_tenants: load_per_sec is queries/s '
+  'and cpu_seconds_per_sec CPU over the last period, from autoscale.tenant_load); otherwise each shard group, a '
+  'tenant''s data with its colocated shards (source shard_group: load_per_sec is the measured operations/s of '
+  'autoscale.shard_group_load).';
+
+CREATE OR REPLACE VIEW autoscale.status AS
+SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
+       w.worker_count AS active_workers,
+       w.unreachable_workers,
+       w.sampled_at AS last_sample_at,
+       o.id AS operation_id,
+       o.kind AS operation,
+       o.step AS operation_step,
+       o.nodename || ':' || o.nodeport AS operation_node,
+       o.job_id AS operation_job_id,
+       o.reason AS operation_reason,
+       c.last_decision ->> 'direction' AS last_decision,
+       (c.last_decision ->> 'desired_workers')::int AS last_desired_workers,
+       c.last_decision -> 'reasons' AS last_decision_reasons,
+       c.decided_at,
+       CASE WHEN c.paused_until > pg_catalog.now() THEN c.paused_until END AS paused_until,
+       (SELECT count(*) FROM autoscale.standby_nodes WHERE state = 'available') AS standby_available,
+       (SELECT pg_catalog.jsonb_object_agg(state, n)
+          FROM (SELECT state, count(*) AS n FROM autoscale.standby_nodes GROUP BY state) s) AS standby_pool,
+       GREATEST(interval '0',
+                (SELECT max(finished_at) FROM autoscale.operations WHERE kind = 'scale_out' AND status = 'succeeded')
+                + (SELECT max(cooldown_out) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_out_cooldown_left,
+       GREATEST(interval '0',
+                (SELECT max(finished_at) FROM autoscale.operations
+                  WHERE kind IN ('scale_out', 'scale_in') AND status = 'succeeded')
+                + (SELECT max(cooldown_in) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_in_cooldown_left,
+       (SELECT max(started_at) FROM autoscale.operations) AS last_operation_at,
+       ARRAY(SELECT s.nodename || ':' || s.nodeport || CASE WHEN s.is_coordinator THEN ' (coordinator)' ELSE '' END
+               FROM autoscale.node_samples s
+              WHERE s.sample_id = w.sample_id AND s.data_node
+              ORDER BY s.is_coordinator DESC, s.nodename, s.nodeport) AS data_nodes,
+       c.load_skew
+  FROM autoscale.control c
+  LEFT JOIN LATERAL (SELECT * FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1) w ON true
+  LEFT JOIN autoscale.operations o ON o.status = 'running';
+COMMENT ON VIEW autoscale.status IS
+  'One row: mode, active and unreachable workers at the last sample, the running operation and its step, the last '
+  'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, and the '
+  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such), and '
+  'load_skew: the load-skew trigger''s latest assessment.';
+
+REVOKE ALL ON autoscale.shard_group_load, autoscale.shard_group_load_history, autoscale.tenant_load, autoscale.hot_tenants FROM PUBLIC;
+GRANT SELECT ON autoscale.shard_group_load, autoscale.shard_group_load_history, autoscale.tenant_load, autoscale.hot_tenants TO pg_monitor;
+
+CREATE  FUNCTION autoscale."shard_load_cost"(
+	"shardid" bigint /* Option < i64 > */
+) RETURNS real /* f32 */
+STABLE PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'shard_load_cost_wrapper';
+REVOKE ALL ON FUNCTION autoscale.shard_load_cost(bigint) FROM PUBLIC;
+COMMENT ON FUNCTION autoscale.shard_load_cost(bigint) IS
+  'The shard cost function of the rebalance strategy autoscale_by_load (registered with citus_add_rebalance_strategy '
+  'on the coordinator at the first tick): the measured load of the shard''s group (autoscale.shard_group_load, '
+  'operations/s) plus a base of a tenth of the mean group load, so cold groups still spread; 1 for every shard while '
+  'no load was measured (the strategy then balances shard groups by count). Citus calls it while planning.';
+
 -- === warm clones and the snapshot split (issue 13) ===
 -- Warm clones in the pool (streaming replicas of a worker, checked each sample), the split_out operation (Citus
 -- 13.2's citus_promote_clone_and_rebalance), scale_out_path() and explain()'s scale_out_path, status's clones and
@@ -394,6 +544,7 @@ SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
                FROM autoscale.node_samples s
               WHERE s.sample_id = w.sample_id AND s.data_node
               ORDER BY s.is_coordinator DESC, s.nodename, s.nodeport) AS data_nodes,
+       c.load_skew,
        (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                  'node', b.nodename || ':' || b.nodeport, 'primary', b.primary_name || ':' || b.primary_port,
                  'state', b.state, 'streaming', b.clone_streaming, 'lag_bytes', b.clone_lag_bytes,
@@ -402,13 +553,13 @@ SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
        autoscale.scale_out_path(1) AS scale_out_path
   FROM autoscale.control c
   LEFT JOIN LATERAL (SELECT * FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1) w ON true
-  LEFT JOIN autoscale.operations o ON o.status = 'running';;
+  LEFT JOIN autoscale.operations o ON o.status = 'running';
 COMMENT ON VIEW autoscale.status IS
   'One row: mode, active and unreachable workers at the last sample, the running operation and its step, the last '
   'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, the '
-  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such), the warm '
-  'clones of the pool (primary, streaming, replay lag, last check) and the path the next scale-out takes (split from '
-  'a ready clone, or logical) and why.';
+  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such), '
+  'load_skew: the load-skew trigger''s latest assessment, the warm clones of the pool (primary, streaming, replay '
+  'lag, last check) and the path the next scale-out takes (split from a ready clone, or logical) and why.';
 
 COMMENT ON FUNCTION autoscale.add_standby_clone(text, integer, text, integer) IS
   'Offers a warm clone to the standby pool: host:port is a streaming replica (for example made with pg_basebackup -R) '

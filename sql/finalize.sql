@@ -89,6 +89,11 @@ COMMENT ON FUNCTION autoscale.cancel_operation(text) IS
   'Cancels the running operation and the Citus job it follows; a scale-in that has drained is restored '
   '(shouldhaveshards put back to what it was) first; a scale-out puts its claimed pool node back to available and '
   'expires its provision request.';
+COMMENT ON FUNCTION autoscale.shard_load_cost(bigint) IS
+  'The shard cost function of the rebalance strategy autoscale_by_load (registered with citus_add_rebalance_strategy '
+  'on the coordinator at the first tick): the measured load of the shard''s group (autoscale.shard_group_load, '
+  'operations/s) plus a base of a tenth of the mean group load, so cold groups still spread; 1 for every shard while '
+  'no load was measured (the strategy then balances shard groups by count). Citus calls it while planning.';
 
 -- The status view gains the warm clones and the scale-out path, which needs autoscale.scale_out_path() (created
 -- by pgrx after bootstrap.sql): replaced here, as the 0.2.0 upgrade does.
@@ -123,6 +128,7 @@ SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
                FROM autoscale.node_samples s
               WHERE s.sample_id = w.sample_id AND s.data_node
               ORDER BY s.is_coordinator DESC, s.nodename, s.nodeport) AS data_nodes,
+       c.load_skew,
        (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                  'node', b.nodename || ':' || b.nodeport, 'primary', b.primary_name || ':' || b.primary_port,
                  'state', b.state, 'streaming', b.clone_streaming, 'lag_bytes', b.clone_lag_bytes,
@@ -131,13 +137,13 @@ SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
        autoscale.scale_out_path(1) AS scale_out_path
   FROM autoscale.control c
   LEFT JOIN LATERAL (SELECT * FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1) w ON true
-  LEFT JOIN autoscale.operations o ON o.status = 'running';;
+  LEFT JOIN autoscale.operations o ON o.status = 'running';
 COMMENT ON VIEW autoscale.status IS
   'One row: mode, active and unreachable workers at the last sample, the running operation and its step, the last '
   'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, the '
-  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such), the warm '
-  'clones of the pool (primary, streaming, replay lag, last check) and the path the next scale-out takes (split from '
-  'a ready clone, or logical) and why.';
+  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such), '
+  'load_skew: the load-skew trigger''s latest assessment, the warm clones of the pool (primary, streaming, replay '
+  'lag, last check) and the path the next scale-out takes (split from a ready clone, or logical) and why.';
 
 COMMENT ON FUNCTION autoscale.add_standby_clone(text, integer, text, integer) IS
   'Offers a warm clone to the standby pool: host:port is a streaming replica (for example made with pg_basebackup -R) '

@@ -1581,6 +1581,8 @@ mod tests {
             ("SELECT autoscale.add_standby_clone('127.0.0.1', 5433, '127.0.0.1', 0)".into(), "22023", "primary_port"),
             ("SELECT autoscale.scale_out_path(NULL)".into(), "22004", "nodes"),
             ("SELECT autoscale.scale_out_path(0)".into(), "22023", "nodes"),
+            ("SELECT autoscale.shard_load_cost(NULL)".into(), "22004", "shardid"),
+            ("SELECT autoscale.shard_load_cost(102008)".into(), "0A000", "autoscale.shard_load_cost()"),
             ("SELECT autoscale.scale_out(nodes => NULL)".into(), "22004", "nodes"),
             ("SELECT autoscale.scale_out(nodes => 0)".into(), "22023", "nodes"),
             ("SELECT autoscale.scale_out(nodes => -1)".into(), "22023", "nodes"),

@@ -22,6 +22,13 @@ pub struct NodeStats {
     /// Total size of the shard placements stored on this node (bytes); `None` without Citus metadata.
     pub shard_bytes: Option<i64>,
     pub is_coordinator: bool,
+    /// Cumulative counters of the shard groups placed on this node (colocated shards summed);
+    /// absent without Citus metadata and from nodes older than 0.2.0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard_groups: Option<Vec<crate::load::GroupReading>>,
+    /// The tenants Citus tracks here, when `citus.stat_tenants_track = 'all'`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenants: Option<crate::load::TenantStats>,
 }
 
 /// Cumulative CPU counters. `busy_seconds / capacity_seconds` over an interval is the busy fraction.
@@ -122,6 +129,11 @@ mod tests {
             database_size: 8_000_000,
             shard_bytes: Some(4096),
             is_coordinator: false,
+            shard_groups: Some(vec![crate::load::GroupReading {
+                key: crate::load::GroupKey::new(3, "-2147483648"),
+                counters: Default::default(),
+            }]),
+            tenants: None,
         }
     }
 
@@ -135,6 +147,16 @@ mod tests {
         let mut z = s.clone();
         z.memory.total_bytes = 0;
         assert_eq!(z.memory_used_pct(), None);
+    }
+
+    #[test]
+    fn reads_a_node_without_shard_groups() {
+        // a 0.1.0 node's answer has no shard_groups
+        let mut s = sample();
+        s.shard_groups = None;
+        let text = serde_json::to_string(&s).unwrap();
+        assert!(!text.contains("shard_groups"));
+        assert_eq!(NodeStats::parse(&text).unwrap(), s);
     }
 
     #[test]

@@ -142,21 +142,141 @@ pub fn fan_out_node_stats(timeout_ms: u64) -> SpiResult<Vec<WorkerResult>> {
     })
 }
 
-/// This node's Citus group id (0 on the coordinator) and the total bytes of the shard placements
-/// stored here, from the node's own metadata copy, in one query. Call only when [`installed`].
-pub fn local_group_and_shard_bytes() -> SpiResult<(Option<i32>, Option<i64>)> {
-    Spi::get_two::<i32, i64>(
-        "SELECT (SELECT groupid FROM pg_catalog.pg_dist_local_group),
-                (SELECT coalesce(sum(pg_catalog.pg_total_relation_size(r)), 0)::bigint
-                   FROM pg_catalog.pg_dist_placement p
-                   JOIN pg_catalog.pg_dist_shard s USING (shardid)
-                   JOIN pg_catalog.pg_class c ON c.oid = s.logicalrelid
-                   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace,
-                        -- shard_name() leaves out the schema 'public'; the pinned search_path does not have it
-                        LATERAL pg_catalog.to_regclass(CASE WHEN n.nspname = 'public' THEN 'public.' ELSE '' END
-                                                       || pg_catalog.shard_name(s.logicalrelid, s.shardid)) AS r
-                  WHERE p.groupid = (SELECT groupid FROM pg_catalog.pg_dist_local_group))",
+/// This node's Citus group id (0 on the coordinator), the total bytes of the shard placements
+/// stored here, and the cumulative statistics counters of the shard groups placed here (json text,
+/// `[[colocationid, shardminvalue, scans, rows_read, rows_written], ...]`, colocated shards summed;
+/// reference and citus local tables left out), from the node's own metadata copy, in one query.
+/// Counters are those of pg_stat_user_tables: seq_scan + idx_scan, seq_tup_read + idx_tup_fetch,
+/// n_tup_ins + n_tup_upd + n_tup_del, read through the functions under the view so only the
+/// shard relations are looked at. Call only when [`installed`].
+pub fn local_shards() -> SpiResult<(Option<i32>, Option<i64>, Option<String>)> {
+    Spi::connect(|c| {
+        let row = c
+            .select(
+                "WITH lg AS (SELECT groupid FROM pg_catalog.pg_dist_local_group),
+                 sh AS (
+                   SELECT t.colocationid, s.shardminvalue, t.partmethod, r
+                     FROM pg_catalog.pg_dist_placement p
+                     JOIN pg_catalog.pg_dist_shard s USING (shardid)
+                     JOIN pg_catalog.pg_dist_partition t ON t.logicalrelid = s.logicalrelid
+                     JOIN pg_catalog.pg_class c ON c.oid = s.logicalrelid
+                     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace,
+                          -- shard_name() leaves out the schema 'public'; the pinned search_path does not have it
+                          LATERAL pg_catalog.to_regclass(CASE WHEN n.nspname = 'public' THEN 'public.' ELSE '' END
+                                                         || pg_catalog.shard_name(s.logicalrelid, s.shardid)) AS r
+                    WHERE p.groupid = (SELECT groupid FROM lg)),
+                 g AS (
+                   SELECT sh.colocationid, sh.shardminvalue,
+                          sum(pg_catalog.pg_stat_get_numscans(sh.r) + coalesce(ix.scans, 0))::bigint AS scans,
+                          sum(pg_catalog.pg_stat_get_tuples_returned(sh.r) + pg_catalog.pg_stat_get_tuples_fetched(sh.r)
+                              + coalesce(ix.fetched, 0))::bigint AS rows_read,
+                          sum(pg_catalog.pg_stat_get_tuples_inserted(sh.r) + pg_catalog.pg_stat_get_tuples_updated(sh.r)
+                              + pg_catalog.pg_stat_get_tuples_deleted(sh.r))::bigint AS rows_written
+                     FROM sh
+                     LEFT JOIN LATERAL (
+                       SELECT sum(pg_catalog.pg_stat_get_numscans(i.indexrelid)) AS scans,
+                              sum(pg_catalog.pg_stat_get_tuples_fetched(i.indexrelid)) AS fetched
+                         FROM pg_catalog.pg_index i WHERE i.indrelid = sh.r) ix ON true
+                    WHERE sh.r IS NOT NULL AND sh.partmethod <> 'n' AND sh.shardminvalue IS NOT NULL
+                    GROUP BY sh.colocationid, sh.shardminvalue)
+                 SELECT (SELECT groupid FROM lg),
+                        (SELECT coalesce(sum(pg_catalog.pg_total_relation_size(r)), 0)::bigint FROM sh),
+                        (SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_array(
+                                  colocationid, shardminvalue, scans, rows_read, rows_written)), '[]')::text FROM g)",
+                Some(1),
+                &[],
+            )?
+            .first();
+        Ok((
+            row.get::<i32>(1)?,
+            row.get::<i64>(2)?,
+            row.get::<String>(3)?,
+        ))
+    })
+}
+
+/// The tenants Citus tracks on this node as `TenantStats` json text (`period_secs` and, per tenant,
+/// `[colocation_id, tenant_attribute, queries, cpu_seconds]` of the last complete period), or None
+/// when `citus.stat_tenants_track` is not `all`. Call only when [`installed`].
+pub fn local_tenants() -> SpiResult<Option<String>> {
+    Spi::get_one::<String>(
+        "SELECT CASE WHEN pg_catalog.current_setting('citus.stat_tenants_track', true) = 'all' THEN
+                  pg_catalog.json_build_object(
+                    'period_secs', (SELECT setting::float8 FROM pg_catalog.pg_settings WHERE name = 'citus.stat_tenants_period'),
+                    'tenants', (SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_array(
+                                        colocation_id, tenant_attribute, query_count_in_last_period, cpu_usage_in_last_period)), '[]')
+                                  FROM pg_catalog.citus_stat_tenants_local(false)))::text
+                END",
     )
+}
+
+/// The rebalance strategy autoscale registers: shard groups cost their measured load.
+pub const LOAD_STRATEGY: &str = "autoscale_by_load";
+
+/// Registers [`LOAD_STRATEGY`] with `citus_add_rebalance_strategy` unless it is there (on the
+/// coordinator, lazily: CREATE EXTENSION is replayed on every worker and may run before Citus is
+/// installed). Cost: `autoscale.shard_load_cost`; every node has capacity 1 and may hold any
+/// shard; threshold 0.1, minimum 0.01, improvement 0.5 (as by_disk_size: a move must improve
+/// the balance by half the moved group's cost, so a lone hot group is not bounced around).
+/// Returns whether it registered it now.
+pub fn ensure_load_strategy() -> SpiResult<bool> {
+    if rebalance_strategy_exists(LOAD_STRATEGY)? {
+        return Ok(false);
+    }
+    Spi::run_with_args(
+        "SELECT pg_catalog.citus_add_rebalance_strategy($1, 'autoscale.shard_load_cost'::regproc,
+                'pg_catalog.citus_node_capacity_1'::regproc, 'pg_catalog.citus_shard_allowed_on_node_true'::regproc,
+                0.1, 0.01, 0.5)",
+        &[LOAD_STRATEGY.into()],
+    )?;
+    Ok(true)
+}
+
+/// The shard group of a shard: its colocation id and its range's min value (None for an unknown
+/// shard or one without a range, such as a reference table's).
+pub fn shard_group_of(shardid: i64) -> SpiResult<Option<(i32, String)>> {
+    Spi::connect(|c| {
+        let t = c.select(
+            "SELECT t.colocationid, s.shardminvalue FROM pg_catalog.pg_dist_shard s
+               JOIN pg_catalog.pg_dist_partition t ON t.logicalrelid = s.logicalrelid
+              WHERE s.shardid = $1 AND s.shardminvalue IS NOT NULL",
+            Some(1),
+            &[shardid.into()],
+        )?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let r = t.first();
+        Ok(Some((
+            r.get::<i32>(1)?.unwrap_or_default(),
+            r.get::<String>(2)?.unwrap_or_default(),
+        )))
+    })
+}
+
+/// The shard-group moves of the rebalance plan of `strategy`: (colocationid, shardminvalue,
+/// target host, target port), one row per group.
+pub fn planned_group_moves(strategy: &str) -> SpiResult<Vec<(i32, String, String, i32)>> {
+    Spi::connect(|c| {
+        let mut out = Vec::new();
+        for r in c.select(
+            "SELECT DISTINCT pt.colocationid, s.shardminvalue, m.targetname, m.targetport
+               FROM pg_catalog.get_rebalance_table_shards_plan(rebalance_strategy := $1) m
+               JOIN pg_catalog.pg_dist_shard s USING (shardid)
+               JOIN pg_catalog.pg_dist_partition pt ON pt.logicalrelid = s.logicalrelid
+              WHERE s.shardminvalue IS NOT NULL",
+            None,
+            &[strategy.into()],
+        )? {
+            out.push((
+                r.get::<i32>(1)?.unwrap_or_default(),
+                r.get::<String>(2)?.unwrap_or_default(),
+                r.get::<String>(3)?.unwrap_or_default(),
+                r.get::<i32>(4)?.unwrap_or_default(),
+            ));
+        }
+        Ok(out)
+    })
 }
 
 /// Runs one command on one node that need not be a cluster member (a standby), through Citus's

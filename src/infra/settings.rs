@@ -36,9 +36,17 @@ static NODE_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(2_000);
 /// Seconds of history kept; -1 keeps everything.
 static HISTORY_RETENTION_S: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
 
-/// citus_rebalance_start's rebalance_strategy; empty = Citus's default strategy.
+/// citus_rebalance_start's rebalance_strategy; empty = autoscale_by_load.
 static REBALANCE_STRATEGY: GucSetting<Option<std::ffi::CString>> =
     GucSetting::<Option<std::ffi::CString>>::new(None);
+/// Seconds over which shard-group load rates are smoothed.
+static LOAD_WINDOW_S: GucSetting<i32> = GucSetting::<i32>::new(60);
+/// The busiest worker's load over the mean above which the load is skewed; 0 disables.
+static LOAD_SKEW_RATIO: GucSetting<f64> = GucSetting::<f64>::new(1.5);
+/// Seconds the load must stay skewed before a rebalance by load.
+static LOAD_SKEW_FOR_S: GucSetting<i32> = GucSetting::<i32>::new(120);
+/// Shard groups per node whose load history is kept at each sample.
+static LOAD_HISTORY_TOP_N: GucSetting<i32> = GucSetting::<i32>::new(5);
 /// Shard transfer mode of the rebalances autoscale starts.
 static SHARD_TRANSFER_MODE: GucSetting<TransferMode> =
     GucSetting::<TransferMode>::new(TransferMode::Auto);
@@ -180,8 +188,9 @@ pub fn init() {
     );
     GucRegistry::define_string_guc(
         c"autoscale.rebalance_strategy",
-        c"Rebalance strategy of the rebalances autoscale starts (empty: Citus's default).",
-        c"A name from pg_dist_rebalance_strategy, e.g. by_shard_count or by_disk_size.",
+        c"Rebalance strategy of the rebalances autoscale starts (empty: autoscale_by_load).",
+        c"A name from pg_dist_rebalance_strategy, e.g. by_shard_count or by_disk_size. autoscale_by_load balances the \
+          measured load of the shard groups; the load-skew trigger runs only with it.",
         &REBALANCE_STRATEGY,
         GucContext::Suset,
         GucFlags::default(),
@@ -191,6 +200,49 @@ pub fn init() {
         c"Shard transfer mode of the rebalances autoscale starts: auto, force_logical or block_writes.",
         c"auto needs a primary key or replica identity on every table; block_writes blocks writes to a shard while it moves.",
         &SHARD_TRANSFER_MODE,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"autoscale.load_window",
+        c"Time over which the load of each shard group is smoothed.",
+        c"Rates of scans and rows read and written per shard group are blended into a moving average with this \
+          time constant at every sample.",
+        &LOAD_WINDOW_S,
+        0,
+        86_400,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_float_guc(
+        c"autoscale.load_skew_ratio",
+        c"Busiest worker's load over the mean load above which a rebalance by load is considered; 0 disables.",
+        c"The load must stay above it for autoscale.load_skew_for, and the plan of the autoscale_by_load strategy \
+          must lower the busiest worker's load. Limited by autoscale.rebalance_interval like other skew rebalances.",
+        &LOAD_SKEW_RATIO,
+        0.0,
+        1000.0,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"autoscale.load_skew_for",
+        c"Time the load must stay skewed before a rebalance by load starts.",
+        c"Every sample over this time must have the busiest worker above autoscale.load_skew_ratio x the mean.",
+        &LOAD_SKEW_FOR_S,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"autoscale.load_history_top_n",
+        c"Busiest shard groups per node whose load is kept in autoscale.shard_group_load_history at each sample.",
+        c"The latest load of every shard group is kept in place in autoscale.shard_group_load; history only for \
+          these, so storage does not grow with the number of shards. 0 keeps no history.",
+        &LOAD_HISTORY_TOP_N,
+        0,
+        10_000,
         GucContext::Suset,
         GucFlags::default(),
     );
@@ -426,6 +478,29 @@ fn secs_or_none(v: i32) -> Option<f64> {
 
 pub fn rebalance_strategy() -> Option<String> {
     string(&REBALANCE_STRATEGY)
+}
+
+/// The strategy of the rebalances autoscale starts: `autoscale.rebalance_strategy`, else
+/// `autoscale_by_load` (registered with Citus at first use).
+pub fn effective_rebalance_strategy() -> String {
+    rebalance_strategy().unwrap_or_else(|| crate::infra::citus::LOAD_STRATEGY.to_string())
+}
+
+pub fn load_window() -> f64 {
+    LOAD_WINDOW_S.get().max(0) as f64
+}
+
+/// 0 = the load-skew trigger is off.
+pub fn load_skew_ratio() -> f64 {
+    LOAD_SKEW_RATIO.get().max(0.0)
+}
+
+pub fn load_skew_for() -> f64 {
+    LOAD_SKEW_FOR_S.get().max(0) as f64
+}
+
+pub fn load_history_top_n() -> usize {
+    LOAD_HISTORY_TOP_N.get().max(0) as usize
 }
 
 pub fn shard_transfer_mode() -> TransferMode {

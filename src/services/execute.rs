@@ -89,12 +89,16 @@ fn to_outcome<T, E: std::fmt::Display>(
 fn perform(op: &Operation, action: &Action) -> Outcome {
     match action.clone() {
         Action::StartRebalance { drain_only } => {
-            let strategy = settings::rebalance_strategy();
+            // autoscale.rebalance_strategy, else autoscale_by_load (registered at first use)
+            let strategy = settings::effective_rebalance_strategy();
             let mode = settings::shard_transfer_mode().as_str();
             let parallel = settings::parallel_transfer();
             to_outcome(
                 subxact::catch(|| {
-                    citus::rebalance_start(strategy.as_deref(), drain_only, mode, parallel)
+                    if strategy == citus::LOAD_STRATEGY {
+                        citus::ensure_load_strategy()?;
+                    }
+                    citus::rebalance_start(Some(&strategy), drain_only, mode, parallel)
                 }),
                 Outcome::JobStarted,
             )
@@ -293,14 +297,20 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
             })
         }
         Action::CheckSplit { clone, primary } => {
-            let strategy = settings::rebalance_strategy();
+            // the strategy in force, as for the rebalances
+            let strategy = settings::effective_rebalance_strategy();
             to_outcome(
-                subxact::catch(move || citus::split_plan(&primary, &clone, strategy.as_deref())),
+                subxact::catch(move || {
+                    if strategy == citus::LOAD_STRATEGY {
+                        citus::ensure_load_strategy()?;
+                    }
+                    citus::split_plan(&primary, &clone, Some(&strategy))
+                }),
                 |(to_clone, total)| Outcome::SplitPlan { to_clone, total },
             )
         }
         Action::PromoteClone { clone, primary } => {
-            let strategy = settings::rebalance_strategy();
+            let strategy = settings::effective_rebalance_strategy();
             let catchup = settings::clone_catchup_timeout();
             let timeout = settings::node_timeout().as_millis() as u64;
             let r = subxact::catch(move || -> Result<std::result::Result<(), String>> {
@@ -329,7 +339,10 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
                          and no longer follows {primary}); it cannot be used"
                     )));
                 }
-                citus::promote_clone(nodeid, strategy.as_deref(), catchup)?;
+                if strategy == citus::LOAD_STRATEGY {
+                    citus::ensure_load_strategy()?;
+                }
+                citus::promote_clone(nodeid, Some(&strategy), catchup)?;
                 Ok(Ok(()))
             });
             match r {

@@ -45,6 +45,8 @@ pub struct SampleRow {
     pub cpu_cores: Option<f64>,
     pub xact_commit: Option<i64>,
     pub xact_rollback: Option<i64>,
+    /// Sum of the smoothed load of the shard groups on the node (operations/s).
+    pub shard_load: Option<f64>,
 }
 
 /// A new sample id and the sample's timestamp (ISO 8601 text).
@@ -147,6 +149,7 @@ pub fn prune(retention_secs: f64, batch: i64) -> Result<i64> {
         "autoscale.node_samples",
         "autoscale.worker_count",
         "autoscale.metric_samples",
+        "autoscale.shard_group_load_history",
     ] {
         total += super::delete_older(table, "sampled_at", retention_secs, batch)?;
     }

@@ -46,7 +46,9 @@ pub use machine::{
     action, advance, cancel, describe, new_operation, new_scale_in, new_scale_out, new_split_out,
     progress, with_coordinator_shards,
 };
-pub use trigger::{plan_needed, rebalance_due, RebalanceTrigger, TriggerInput, WorkerWatch};
+pub use trigger::{
+    load_plan_needed, plan_needed, rebalance_due, RebalanceTrigger, TriggerInput, WorkerWatch,
+};
 pub use window::MaintenanceWindow;
 
 /// Default seconds a provision request waits for a node before the operation fails.

@@ -317,6 +317,7 @@ proptest! {
             settle,
             interval,
             failure_backoff: backoff,
+            load_skew: None,
         };
         let due = rebalance_due(&i);
         if since_failure.is_some_and(|s| s < backoff - 1e-6) {

@@ -182,10 +182,11 @@ CREATE SEQUENCE autoscale.operations_id_seq OWNED BY autoscale.operations.id;
 CREATE UNIQUE INDEX operations_one_running ON autoscale.operations ((true)) WHERE status = 'running';
 CREATE INDEX operations_started_at_idx ON autoscale.operations (started_at);
 COMMENT ON TABLE autoscale.operations IS
-  'One row per operation (rebalance, scale_out, scale_in, replace_dead): op is the persisted state machine (step, '
-  'Citus job id, node, attempts, progress; for replace_dead the dead node in op->dead, the replacement in node); the '
-  'other columns are derived from it. Advanced one step per tick, so a restart resumes where it stopped. At most one '
-  'is running.';
+  'One row per operation (rebalance, scale_out, scale_in, split_out: a scale-out by snapshot split of a warm clone, '
+  'falling back to the scale_out steps; replace_dead: a dead worker disabled, replaced and removed, the dead node in '
+  'op->dead, the replacement in node): op is the persisted state machine (step, Citus job id, node, attempts, '
+  'progress); the other columns are derived from it. Advanced one step per tick, so a restart resumes where it '
+  'stopped. At most one is running.';
 
 CREATE TABLE autoscale.standby_nodes (
     nodename   text        NOT NULL,
@@ -195,6 +196,12 @@ CREATE TABLE autoscale.standby_nodes (
     added_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
     joined_at  timestamptz,
     changed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    primary_name     text,
+    primary_port     int CHECK (primary_port BETWEEN 1 AND 65535),
+    clone_streaming  boolean,
+    clone_lag_bytes  bigint,
+    clone_checked_at timestamptz,
+    clone_error      text,
     PRIMARY KEY (nodename, nodeport)
 );
 SELECT pg_catalog.pg_extension_config_dump('autoscale.standby_nodes', '');
@@ -203,12 +210,25 @@ COMMENT ON TABLE autoscale.standby_nodes IS
   'claims); joining: being added; active: a worker that autoscale added (scale-in takes the one holding the least '
   'data first); draining: leaving; returned: left the cluster after a scale-in and a deprovision request was sent, '
   'so not claimable until offered again with autoscale.add_standby_node(); failed: citus_add_node failed on it, not '
-  'claimable until offered again. Change with autoscale.add_standby_node() and autoscale.remove_standby_node(). '
-  'Kept by pg_dump.';
+  'claimable until offered again. Rows with primary_name are warm clones (streaming replicas of a worker, added with '
+  'autoscale.add_standby_clone()): never claimed as empty nodes, they join by a split-out (Citus 13.2 snapshot '
+  'split); their replay lag is checked each sample. Change with autoscale.add_standby_node(), '
+  'autoscale.add_standby_clone() and autoscale.remove_standby_node(). Kept by pg_dump.';
+COMMENT ON COLUMN autoscale.standby_nodes.primary_name IS
+  'A warm clone (autoscale.add_standby_clone): the host of the worker it streams from. NULL for an ordinary standby.';
+COMMENT ON COLUMN autoscale.standby_nodes.primary_port IS 'A warm clone: the port of the worker it streams from.';
+COMMENT ON COLUMN autoscale.standby_nodes.clone_streaming IS
+  'A warm clone at its last check: in recovery, its WAL receiver streaming from the primary, and the primary has an '
+  'asynchronous streaming WAL sender for it (pg_stat_replication).';
+COMMENT ON COLUMN autoscale.standby_nodes.clone_lag_bytes IS
+  'A warm clone at its last check: the primary''s current WAL position minus the clone''s replay position, in bytes. '
+  'Above autoscale.clone_max_lag the clone is not used.';
+COMMENT ON COLUMN autoscale.standby_nodes.clone_checked_at IS 'A warm clone: when it was last checked (each sample).';
+COMMENT ON COLUMN autoscale.standby_nodes.clone_error IS 'A warm clone: what its last check found wrong, NULL when fine.';
 
 CREATE TABLE autoscale.provision_requests (
     id              bigserial   PRIMARY KEY,
-    kind            text        NOT NULL CHECK (kind IN ('provision', 'deprovision')),
+    kind            text        NOT NULL CHECK (kind IN ('provision', 'deprovision', 'provision_clone')),
     operation_id    bigint,
     payload         jsonb       NOT NULL,
     requested_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
@@ -221,8 +241,10 @@ CREATE TABLE autoscale.provision_requests (
     request_key     uuid        NOT NULL DEFAULT pg_catalog.gen_random_uuid()
 );
 COMMENT ON TABLE autoscale.provision_requests IS
-  'Outbox of requests to an external provisioner: provision (a node is needed) and deprovision (a node left the '
-  'cluster and may be reclaimed). Each is also sent as NOTIFY autoscale_provision and, when autoscale.webhook_url is '
+  'Outbox of requests to an external provisioner: provision (a node is needed), deprovision (a node left the '
+  'cluster and may be reclaimed) and provision_clone (a warm clone of the worker in payload -> primary is wanted: '
+  'sent for both halves after a split-out used a clone; fulfilled when autoscale.add_standby_clone() offers one). '
+  'Each is also sent as NOTIFY autoscale_provision and, when autoscale.webhook_url is '
   'set, POSTed as json by the background worker outside any tick''s transaction (webhook_* columns track delivery; '
   'webhook_error holds the kind of error or the HTTP status, never the URL). request_key (also in the payload and the '
   'Idempotency-Key header) lets a provisioner de-duplicate. A provisioner answers by adding a node to the cluster or '
@@ -249,6 +271,7 @@ COMMENT ON TABLE autoscale.dead_nodes IS
   'a standby, copies the shards back to their replication factor and removes it; otherwise sole_copies shards have '
   'no other copy, nothing is disabled or removed and the operator decides. A row goes when the node answers again '
   'or leaves the cluster (event dead_node_back).';
+
 
 
 CREATE VIEW autoscale.status AS
@@ -282,12 +305,7 @@ SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
                FROM autoscale.node_samples s
               WHERE s.sample_id = w.sample_id AND s.data_node
               ORDER BY s.is_coordinator DESC, s.nodename, s.nodeport) AS data_nodes,
-       c.load_skew,
-       (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-                 'node', d.nodename || ':' || d.nodeport, 'unreachable_since', d.unreachable_since,
-                 'replaceable', d.replaceable, 'sole_copies', d.sole_copies, 'operation_id', d.operation_id,
-                 'message', d.message) ORDER BY d.declared_at)
-          FROM autoscale.dead_nodes d) AS dead_nodes
+       c.load_skew
   FROM autoscale.control c
   LEFT JOIN LATERAL (SELECT * FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1) w ON true
   LEFT JOIN autoscale.operations o ON o.status = 'running';
@@ -295,8 +313,7 @@ COMMENT ON VIEW autoscale.status IS
   'One row: mode, active and unreachable workers at the last sample, the running operation and its step, the last '
   'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, and the '
   'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such), and '
-  'load_skew: the load-skew trigger''s latest assessment, and the dead workers (autoscale.dead_nodes: replaceable, or '
-  'holding sole copies and waiting for the operator).';
+  'load_skew: the load-skew trigger''s latest assessment.';
 
 CREATE VIEW autoscale.rebalance_progress AS
 SELECT o.id AS operation_id,

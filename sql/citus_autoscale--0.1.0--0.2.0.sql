@@ -432,6 +432,176 @@ COMMENT ON FUNCTION autoscale.shard_load_cost(bigint) IS
   'operations/s) plus a base of a tenth of the mean group load, so cold groups still spread; 1 for every shard while '
   'no load was measured (the strategy then balances shard groups by count). Citus calls it while planning.';
 
+-- === warm clones and the snapshot split (issue 13) ===
+-- Warm clones in the pool (streaming replicas of a worker, checked each sample), the split_out operation (Citus
+-- 13.2's citus_promote_clone_and_rebalance), scale_out_path() and explain()'s scale_out_path, status's clones and
+-- scale_out_path.
+ALTER TABLE autoscale.standby_nodes
+  ADD COLUMN primary_name     text,
+  ADD COLUMN primary_port     int CHECK (primary_port BETWEEN 1 AND 65535),
+  ADD COLUMN clone_streaming  boolean,
+  ADD COLUMN clone_lag_bytes  bigint,
+  ADD COLUMN clone_checked_at timestamptz,
+  ADD COLUMN clone_error      text;
+COMMENT ON COLUMN autoscale.standby_nodes.primary_name IS
+  'A warm clone (autoscale.add_standby_clone): the host of the worker it streams from. NULL for an ordinary standby.';
+COMMENT ON COLUMN autoscale.standby_nodes.primary_port IS 'A warm clone: the port of the worker it streams from.';
+COMMENT ON COLUMN autoscale.standby_nodes.clone_streaming IS
+  'A warm clone at its last check: in recovery, its WAL receiver streaming from the primary, and the primary has an '
+  'asynchronous streaming WAL sender for it (pg_stat_replication).';
+COMMENT ON COLUMN autoscale.standby_nodes.clone_lag_bytes IS
+  'A warm clone at its last check: the primary''s current WAL position minus the clone''s replay position, in bytes. '
+  'Above autoscale.clone_max_lag the clone is not used.';
+COMMENT ON COLUMN autoscale.standby_nodes.clone_checked_at IS 'A warm clone: when it was last checked (each sample).';
+COMMENT ON COLUMN autoscale.standby_nodes.clone_error IS 'A warm clone: what its last check found wrong, NULL when fine.';
+COMMENT ON TABLE autoscale.standby_nodes IS
+  'The standby pool: nodes autoscale may add to the cluster. available: ready to join (the only state a scale-out '
+  'claims); joining: being added; active: a worker that autoscale added (scale-in takes the one holding the least '
+  'data first); draining: leaving; returned: left the cluster after a scale-in and a deprovision request was sent, '
+  'so not claimable until offered again with autoscale.add_standby_node(); failed: citus_add_node failed on it, not '
+  'claimable until offered again. Rows with primary_name are warm clones (streaming replicas of a worker, added with '
+  'autoscale.add_standby_clone()): never claimed as empty nodes, they join by a split-out (Citus 13.2 snapshot '
+  'split); their replay lag is checked each sample. Change with autoscale.add_standby_node(), '
+  'autoscale.add_standby_clone() and autoscale.remove_standby_node(). Kept by pg_dump.';
+COMMENT ON TABLE autoscale.operations IS
+  'One row per operation (rebalance, scale_out, scale_in, split_out: a scale-out by snapshot split of a warm clone, '
+  'falling back to the scale_out steps): op is the persisted state machine (step, Citus job id, node, attempts, '
+  'progress); the other columns are derived from it. Advanced one step per tick, so a restart resumes where it '
+  'stopped. At most one is running.';
+
+CREATE  FUNCTION autoscale."add_standby_clone"(
+	"host" TEXT, /* Option < & str > */
+	"port" INT, /* Option < i32 > */
+	"primary_host" TEXT, /* Option < & str > */
+	"primary_port" INT /* Option < i32 > */
+) RETURNS jsonb /* JsonB */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'add_standby_clone_wrapper';
+REVOKE ALL ON FUNCTION autoscale.add_standby_clone(text, integer, text, integer) FROM PUBLIC;
+
+CREATE  FUNCTION autoscale."scale_out_path"(
+	"nodes" INT DEFAULT 1 /* Option < i32 > */
+) RETURNS TEXT /* String */
+STABLE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'scale_out_path_wrapper';
+REVOKE ALL ON FUNCTION autoscale.scale_out_path(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION autoscale.scale_out_path(integer) TO pg_monitor;
+
+DROP FUNCTION autoscale.explain();
+CREATE  FUNCTION autoscale."explain"() RETURNS TABLE (
+	"policy" TEXT,  /* String */
+	"metric" TEXT,  /* String */
+	"aggregate" TEXT,  /* String */
+	"current_value" double precision,  /* Option < f64 > */
+	"rule" TEXT,  /* String */
+	"held_for" interval,  /* Interval */
+	"cooldown_left" interval,  /* Interval */
+	"workers" INT,  /* i32 */
+	"desired_workers" INT,  /* i32 */
+	"decision" TEXT,  /* String */
+	"reasons" TEXT[],  /* Vec < String > */
+	"data_nodes" TEXT[],  /* Vec < String > */
+	"scale_out_path" TEXT  /* String */
+)
+STRICT STABLE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'explain_wrapper';
+REVOKE ALL ON FUNCTION autoscale.explain() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION autoscale.explain() TO pg_monitor;
+
+CREATE OR REPLACE VIEW autoscale.status AS
+SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
+       w.worker_count AS active_workers,
+       w.unreachable_workers,
+       w.sampled_at AS last_sample_at,
+       o.id AS operation_id,
+       o.kind AS operation,
+       o.step AS operation_step,
+       o.nodename || ':' || o.nodeport AS operation_node,
+       o.job_id AS operation_job_id,
+       o.reason AS operation_reason,
+       c.last_decision ->> 'direction' AS last_decision,
+       (c.last_decision ->> 'desired_workers')::int AS last_desired_workers,
+       c.last_decision -> 'reasons' AS last_decision_reasons,
+       c.decided_at,
+       CASE WHEN c.paused_until > pg_catalog.now() THEN c.paused_until END AS paused_until,
+       (SELECT count(*) FROM autoscale.standby_nodes WHERE state = 'available') AS standby_available,
+       (SELECT pg_catalog.jsonb_object_agg(state, n)
+          FROM (SELECT state, count(*) AS n FROM autoscale.standby_nodes GROUP BY state) s) AS standby_pool,
+       GREATEST(interval '0',
+                (SELECT max(finished_at) FROM autoscale.operations WHERE kind IN ('scale_out', 'split_out') AND status = 'succeeded')
+                + (SELECT max(cooldown_out) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_out_cooldown_left,
+       GREATEST(interval '0',
+                (SELECT max(finished_at) FROM autoscale.operations
+                  WHERE kind IN ('scale_out', 'split_out', 'scale_in') AND status = 'succeeded')
+                + (SELECT max(cooldown_in) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_in_cooldown_left,
+       (SELECT max(started_at) FROM autoscale.operations) AS last_operation_at,
+       ARRAY(SELECT s.nodename || ':' || s.nodeport || CASE WHEN s.is_coordinator THEN ' (coordinator)' ELSE '' END
+               FROM autoscale.node_samples s
+              WHERE s.sample_id = w.sample_id AND s.data_node
+              ORDER BY s.is_coordinator DESC, s.nodename, s.nodeport) AS data_nodes,
+       c.load_skew,
+       (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                 'node', b.nodename || ':' || b.nodeport, 'primary', b.primary_name || ':' || b.primary_port,
+                 'state', b.state, 'streaming', b.clone_streaming, 'lag_bytes', b.clone_lag_bytes,
+                 'checked_at', b.clone_checked_at, 'error', b.clone_error) ORDER BY b.nodename, b.nodeport)
+          FROM autoscale.standby_nodes b WHERE b.primary_name IS NOT NULL) AS clones,
+       autoscale.scale_out_path(1) AS scale_out_path
+  FROM autoscale.control c
+  LEFT JOIN LATERAL (SELECT * FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1) w ON true
+  LEFT JOIN autoscale.operations o ON o.status = 'running';
+COMMENT ON VIEW autoscale.status IS
+  'One row: mode, active and unreachable workers at the last sample, the running operation and its step, the last '
+  'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, the '
+  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such), '
+  'load_skew: the load-skew trigger''s latest assessment, the warm clones of the pool (primary, streaming, replay '
+  'lag, last check) and the path the next scale-out takes (split from a ready clone, or logical) and why.';
+
+COMMENT ON FUNCTION autoscale.add_standby_clone(text, integer, text, integer) IS
+  'Offers a warm clone to the standby pool: host:port is a streaming replica (for example made with pg_basebackup -R) '
+  'of the active worker primary_host:primary_port. Checked now and at each sample: in recovery, its WAL receiver '
+  'streams from that primary, the primary has an asynchronous streaming WAL sender for it (pg_stat_replication); the '
+  'replay lag is recorded. A scale-out of one node prefers a ready clone (streaming, lag within '
+  'autoscale.clone_max_lag) of the busiest worker: citus_add_clone_node, get_snapshot_based_node_split_plan, '
+  'citus_promote_clone_and_rebalance (autoscale.rebalance_strategy, autoscale.clone_catchup_timeout), and falls back '
+  'to the ordinary scale-out when the clone cannot be used. Refused when the node is in the cluster or in the pool '
+  '(other than returned or failed), or does not stream from that primary.';
+COMMENT ON FUNCTION autoscale.scale_out_path(integer) IS
+  'The path the next scale-out of nodes workers takes and why: ''split: ...'' (a ready warm clone of the busiest '
+  'worker, Citus 13.2 snapshot split) or ''logical: ...'' (an empty node and a logical rebalance) with the reason no '
+  'clone is used (none in the pool, lagging, not streaming, autoscale.split_out off, more than one node wanted).';
+COMMENT ON FUNCTION autoscale.scale_out(text, integer, text, integer) IS
+  'Adds workers now: the given host and port; else, for one node, a ready warm clone of the busiest worker by '
+  'snapshot split (a split_out operation, falling back to what follows when the clone cannot be used); else up to '
+  'nodes (1..64) available nodes of the standby pool, else a provision request (outbox row, NOTIFY '
+  'autoscale_provision, webhook) answered by one node; then one rebalance onto them (citus_rebalance_start with '
+  'autoscale.parallel_transfer_colocated_shards and autoscale.parallel_transfer_reference_tables). With '
+  'autoscale.coordinator_shards = ''shed'' a coordinator that holds shards gets shouldhaveshards = false before that '
+  'rebalance, which moves its shards to the workers. Same guards as the policies.';
+COMMENT ON FUNCTION autoscale.explain() IS
+  'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
+  'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, data_nodes: the '
+  'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)), and scale_out_path: '
+  'the path a scale-out takes (split from a ready warm clone, or logical) and why.';
+
+-- the provisioner may be asked for a warm clone of a worker
+ALTER TABLE autoscale.provision_requests DROP CONSTRAINT provision_requests_kind_check;
+ALTER TABLE autoscale.provision_requests ADD CONSTRAINT provision_requests_kind_check
+  CHECK (kind IN ('provision', 'deprovision', 'provision_clone'));
+COMMENT ON TABLE autoscale.provision_requests IS
+  'Outbox of requests to an external provisioner: provision (a node is needed), deprovision (a node left the '
+  'cluster and may be reclaimed) and provision_clone (a warm clone of the worker in payload -> primary is wanted: '
+  'sent for both halves after a split-out used a clone; fulfilled when autoscale.add_standby_clone() offers one). '
+  'Each is also sent as NOTIFY autoscale_provision and, when autoscale.webhook_url is '
+  'set, POSTed as json by the background worker outside any tick''s transaction (webhook_* columns track delivery; '
+  'webhook_error holds the kind of error or the HTTP status, never the URL). request_key (also in the payload and the '
+  'Idempotency-Key header) lets a provisioner de-duplicate. A provisioner answers by adding a node to the cluster or '
+  'to the pool. A provision request expires when its operation ends without a node.';
+
 -- A node that never comes back: workers unreachable for longer than autoscale.dead_node_after are declared
 -- dead (autoscale.dead_nodes); the operation kind replace_dead replaces the ones whose placements all have a
 -- healthy copy elsewhere. status and explain() show them.
@@ -474,11 +644,11 @@ SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
        (SELECT pg_catalog.jsonb_object_agg(state, n)
           FROM (SELECT state, count(*) AS n FROM autoscale.standby_nodes GROUP BY state) s) AS standby_pool,
        GREATEST(interval '0',
-                (SELECT max(finished_at) FROM autoscale.operations WHERE kind = 'scale_out' AND status = 'succeeded')
+                (SELECT max(finished_at) FROM autoscale.operations WHERE kind IN ('scale_out', 'split_out') AND status = 'succeeded')
                 + (SELECT max(cooldown_out) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_out_cooldown_left,
        GREATEST(interval '0',
                 (SELECT max(finished_at) FROM autoscale.operations
-                  WHERE kind IN ('scale_out', 'scale_in') AND status = 'succeeded')
+                  WHERE kind IN ('scale_out', 'split_out', 'scale_in') AND status = 'succeeded')
                 + (SELECT max(cooldown_in) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_in_cooldown_left,
        (SELECT max(started_at) FROM autoscale.operations) AS last_operation_at,
        ARRAY(SELECT s.nodename || ':' || s.nodeport || CASE WHEN s.is_coordinator THEN ' (coordinator)' ELSE '' END
@@ -486,6 +656,12 @@ SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
               WHERE s.sample_id = w.sample_id AND s.data_node
               ORDER BY s.is_coordinator DESC, s.nodename, s.nodeport) AS data_nodes,
        c.load_skew,
+       (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                 'node', b.nodename || ':' || b.nodeport, 'primary', b.primary_name || ':' || b.primary_port,
+                 'state', b.state, 'streaming', b.clone_streaming, 'lag_bytes', b.clone_lag_bytes,
+                 'checked_at', b.clone_checked_at, 'error', b.clone_error) ORDER BY b.nodename, b.nodeport)
+          FROM autoscale.standby_nodes b WHERE b.primary_name IS NOT NULL) AS clones,
+       autoscale.scale_out_path(1) AS scale_out_path,
        (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                  'node', d.nodename || ':' || d.nodeport, 'unreachable_since', d.unreachable_since,
                  'replaceable', d.replaceable, 'sole_copies', d.sole_copies, 'operation_id', d.operation_id,
@@ -496,10 +672,11 @@ SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
   LEFT JOIN autoscale.operations o ON o.status = 'running';
 COMMENT ON VIEW autoscale.status IS
   'One row: mode, active and unreachable workers at the last sample, the running operation and its step, the last '
-  'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, and the '
-  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such), and '
-  'load_skew: the load-skew trigger''s latest assessment, and the dead workers (autoscale.dead_nodes: replaceable, or '
-  'holding sole copies and waiting for the operator).';
+  'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, the '
+  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such), '
+  'load_skew: the load-skew trigger''s latest assessment, the warm clones of the pool (primary, streaming, replay '
+  'lag, last check), the path the next scale-out takes (split from a ready clone, or logical) and why, and the dead '
+  'workers (autoscale.dead_nodes: replaceable, or holding sole copies and waiting for the operator).';
 
 DROP FUNCTION autoscale.explain();
 CREATE  FUNCTION autoscale."explain"() RETURNS TABLE (
@@ -515,6 +692,7 @@ CREATE  FUNCTION autoscale."explain"() RETURNS TABLE (
 	"decision" TEXT,  /* String */
 	"reasons" TEXT[],  /* Vec < String > */
 	"data_nodes" TEXT[],  /* Vec < String > */
+	"scale_out_path" TEXT,  /* String */
 	"dead_nodes" TEXT[]  /* Vec < String > */
 )
 STRICT STABLE
@@ -525,8 +703,9 @@ GRANT EXECUTE ON FUNCTION autoscale.explain() TO pg_monitor;
 COMMENT ON FUNCTION autoscale.explain() IS
   'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
   'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, data_nodes: the '
-  'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)), and dead_nodes: the '
-  'workers declared dead (autoscale.dead_nodes), each host:port: what it holds and what happens to it.';
+  'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)), scale_out_path: '
+  'the path a scale-out takes (split from a ready warm clone, or logical) and why, and dead_nodes: the workers '
+  'declared dead (autoscale.dead_nodes), each host:port: what it holds and what happens to it.';
 COMMENT ON FUNCTION autoscale.metrics() IS
   'The autoscaler''s state as Prometheus text (exposition format 0.0.4), for sql_exporter, postgres_exporter custom '
   'queries or any scraper: autoscale_mode, autoscale_workers, autoscale_last_sample_age_seconds, per node '
@@ -535,7 +714,8 @@ COMMENT ON FUNCTION autoscale.metrics() IS
   'kind and status, the standby pool by state, pending provision requests, paused, dead workers (replaceable or '
   'not). Reads only.';
 COMMENT ON TABLE autoscale.operations IS
-  'One row per operation (rebalance, scale_out, scale_in, replace_dead): op is the persisted state machine (step, '
-  'Citus job id, node, attempts, progress; for replace_dead the dead node in op->dead, the replacement in node); the '
-  'other columns are derived from it. Advanced one step per tick, so a restart resumes where it stopped. At most one '
-  'is running.';
+  'One row per operation (rebalance, scale_out, scale_in, split_out: a scale-out by snapshot split of a warm clone, '
+  'falling back to the scale_out steps; replace_dead: a dead worker disabled, replaced and removed, the dead node in '
+  'op->dead, the replacement in node): op is the persisted state machine (step, Citus job id, node, attempts, '
+  'progress); the other columns are derived from it. Advanced one step per tick, so a restart resumes where it '
+  'stopped. At most one is running.';

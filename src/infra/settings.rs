@@ -66,6 +66,16 @@ static JOB_TIMEOUT_S: GucSetting<i32> = GucSetting::<i32>::new(600);
 static DEAD_NODE_AFTER_S: GucSetting<i32> = GucSetting::<i32>::new(120);
 /// Longest time one operation step's Citus calls may take (ms).
 static STEP_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(60_000);
+
+static SPLIT_OUT: GucSetting<bool> = GucSetting::<bool>::new(true);
+
+static CLONE_MAX_LAG_KB: GucSetting<i32> = GucSetting::<i32>::new(16 * 1024);
+
+static CLONE_CATCHUP_TIMEOUT_S: GucSetting<i32> = GucSetting::<i32>::new(30);
+
+static PARALLEL_TRANSFER_COLOCATED_SHARDS: GucSetting<bool> = GucSetting::<bool>::new(false);
+
+static PARALLEL_TRANSFER_REFERENCE_TABLES: GucSetting<bool> = GucSetting::<bool>::new(false);
 /// URL that provision and deprovision requests are POSTed to; empty = none.
 static WEBHOOK_URL: GucSetting<Option<std::ffi::CString>> =
     GucSetting::<Option<std::ffi::CString>>::new(None);
@@ -298,6 +308,53 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::UNIT_S,
     );
+    GucRegistry::define_bool_guc(
+        c"autoscale.split_out",
+        c"A scale-out of one node prefers a ready warm clone of the busiest worker (Citus 13.2 snapshot split).",
+        c"The clone (autoscale.add_standby_clone) is registered with citus_add_clone_node, promoted and given part \
+          of its primary's shards by citus_promote_clone_and_rebalance. Off: scale-outs always add an empty node \
+          and move shards by logical replication.",
+        &SPLIT_OUT,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"autoscale.clone_max_lag",
+        c"Most WAL replay lag a warm clone may have and still be used for a split.",
+        c"Measured each sample as the primary's current WAL position minus the clone's replay position.",
+        &CLONE_MAX_LAG_KB,
+        0,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_KB,
+    );
+    GucRegistry::define_int_guc(
+        c"autoscale.clone_catchup_timeout",
+        c"catchup_timeout_seconds of citus_promote_clone_and_rebalance: how long writes to the primary's shards \
+          wait for the clone to catch up before the split gives up and the scale-out falls back.",
+        c"",
+        &CLONE_CATCHUP_TIMEOUT_S,
+        1,
+        3600,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_bool_guc(
+        c"autoscale.parallel_transfer_colocated_shards",
+        c"citus_rebalance_start(parallel_transfer_colocated_shards): move the shards of a colocation group in parallel.",
+        c"Citus 13.2. Used by every rebalance autoscale starts (the ordinary scale-out and the drain of a scale-in).",
+        &PARALLEL_TRANSFER_COLOCATED_SHARDS,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"autoscale.parallel_transfer_reference_tables",
+        c"citus_rebalance_start(parallel_transfer_reference_tables): copy reference tables in parallel with the moves.",
+        c"Citus 13.2. Used by every rebalance autoscale starts.",
+        &PARALLEL_TRANSFER_REFERENCE_TABLES,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
     GucRegistry::define_int_guc(
         c"autoscale.step_timeout",
         c"Longest time one operation step may wait on Citus (a node that hangs); then the step fails and is retried.",
@@ -502,6 +559,29 @@ pub fn dead_node_after() -> f64 {
 /// Negative = never.
 pub fn step_timeout() -> Duration {
     Duration::from_millis(STEP_TIMEOUT_MS.get().max(1) as u64)
+}
+
+/// Whether a scale-out of one node prefers a ready warm clone.
+pub fn split_out() -> bool {
+    SPLIT_OUT.get()
+}
+
+/// Most replay lag a clone may have, in bytes.
+pub fn clone_max_lag_bytes() -> i64 {
+    i64::from(CLONE_MAX_LAG_KB.get().max(0)) * 1024
+}
+
+/// Seconds citus_promote_clone_and_rebalance waits for the clone to catch up.
+pub fn clone_catchup_timeout() -> i32 {
+    CLONE_CATCHUP_TIMEOUT_S.get().max(1)
+}
+
+/// (parallel_transfer_colocated_shards, parallel_transfer_reference_tables) of citus_rebalance_start.
+pub fn parallel_transfer() -> (bool, bool) {
+    (
+        PARALLEL_TRANSFER_COLOCATED_SHARDS.get(),
+        PARALLEL_TRANSFER_REFERENCE_TABLES.get(),
+    )
 }
 
 pub fn job_timeout() -> f64 {

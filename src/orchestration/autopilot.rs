@@ -95,8 +95,9 @@ pub fn run() -> Result<ActReport> {
     if let Some(op) = operations::running()? {
         match execute::step(&op)? {
             Stepped::Advanced(next) => {
-                // a replace_dead's new worker took the dead one's shards: no rebalance for it
-                if (matches!(next.kind, Kind::Rebalance | Kind::ScaleOut)
+                // a split-out's split is the rebalance its new worker needs; a replace_dead's new
+                // worker took the dead one's shards: no rebalance for either
+                if (matches!(next.kind, Kind::Rebalance | Kind::ScaleOut | Kind::SplitOut)
                     && matches!(next.step, Step::WaitRebalance | Step::Done))
                     || (next.kind == Kind::ReplaceDead && next.step == Step::Done)
                 {
@@ -163,13 +164,7 @@ pub fn run() -> Result<ActReport> {
     match (decision.direction, &verdict) {
         (Direction::Out, GuardVerdict::Act) => {
             // the policy's step: every node it asks for joins before one rebalance
-            match execute::start(
-                Kind::ScaleOut,
-                vec![],
-                decision.step.max(1),
-                &reasons,
-                "policy",
-            ) {
+            match execute::start_scale_out(decision.step.max(1), &reasons, "policy") {
                 Ok(op) => report.operation = Some(autoscale_core::operations::describe(&op)),
                 Err(e) => {
                     events::record("error", &format!("could not start scale_out: {e}"), None)?

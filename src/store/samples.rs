@@ -370,3 +370,23 @@ pub fn node_gauges(sample_id: i64, columns: &[&str]) -> Result<Vec<GaugeRow>> {
         Ok::<_, pgrx::spi::SpiError>(out)
     })?)
 }
+
+/// Each reachable node's CPU busy % at its latest sample (which worker is the busiest).
+pub fn latest_cpu() -> Result<HashMap<autoscale_core::operations::NodeAddr, f64>> {
+    let mut load = HashMap::new();
+    Spi::connect(|c| -> std::result::Result<(), pgrx::spi::SpiError> {
+        for r in c.select(
+            "SELECT nodename, nodeport, cpu_busy_pct::float8 FROM autoscale.latest_node_load WHERE reachable",
+            None,
+            &[],
+        )? {
+            if let (Some(h), Some(p), Some(v)) =
+                (r.get::<String>(1)?, r.get::<i32>(2)?, r.get::<f64>(3)?)
+            {
+                load.insert(autoscale_core::operations::NodeAddr::new(h, p), v);
+            }
+        }
+        Ok(())
+    })?;
+    Ok(load)
+}

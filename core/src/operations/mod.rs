@@ -38,6 +38,8 @@ mod proptests;
 #[cfg(test)]
 mod replace_tests;
 #[cfg(test)]
+mod split_tests;
+#[cfg(test)]
 mod tests;
 pub mod trigger;
 pub mod window;
@@ -49,8 +51,8 @@ use serde::{Deserialize, Serialize};
 
 pub use guards::{GuardInput, GuardVerdict, Mode};
 pub use machine::{
-    action, advance, cancel, describe, new_operation, new_scale_in, new_scale_out, progress,
-    with_coordinator_shards,
+    action, advance, cancel, describe, new_operation, new_scale_in, new_scale_out, new_split_out,
+    progress, with_coordinator_shards,
 };
 pub use trigger::{
     load_plan_needed, plan_needed, rebalance_due, RebalanceTrigger, TriggerInput, WorkerWatch,
@@ -76,6 +78,9 @@ pub const NOTE_SUCCEEDED: &str = "operation_succeeded";
 pub const NOTE_FAILED: &str = "operation_failed";
 /// Note kind: the operation was cancelled.
 pub const NOTE_CANCELLED: &str = "operation_cancelled";
+/// Note kind: a split-out gave up its clone and goes on as an ordinary scale-out (the message
+/// says why).
+pub const NOTE_FALLBACK: &str = "split_fallback";
 
 /// A bad name or argument. The message names the bad value and what is allowed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -178,6 +183,10 @@ named_enum! {
         ScaleOut => "scale_out",
         ScaleIn => "scale_in",
         ReplaceDead => "replace_dead",
+        /// A scale-out by Citus 13.2's snapshot split: a warm clone (a streaming replica of a
+        /// worker) is promoted and takes half of its primary's shards; falls back to the steps
+        /// of an ordinary scale-out when the clone cannot be used.
+        SplitOut => "split_out",
     }
 }
 
@@ -231,6 +240,18 @@ named_enum! {
         /// One `citus_copy_shard_placement` per tick for a shard group that lost a copy on the
         /// dead node, then `replicate_reference_tables()`.
         CopyPlacements => "copy_placements",
+        /// Split-out: check the clone again (streaming, lag), then `citus_add_clone_node(clone,
+        /// primary)` unless it is registered.
+        AddClone => "add_clone",
+        /// Split-out: `get_snapshot_based_node_split_plan(primary, clone, strategy)`.
+        CheckSplit => "check_split",
+        /// Split-out: `citus_promote_clone_and_rebalance(clone, strategy, catch-up timeout)`.
+        PromoteClone => "promote_clone",
+        /// Split-out: the clone is an active primary holding placements.
+        VerifySplit => "verify_split",
+        /// Split-out falling back: unregister the unused clone (`citus_remove_clone_node`), put it
+        /// back in the pool (or mark it failed when it was promoted without the split).
+        DropClone => "drop_clone",
         /// Nothing left to do.
         Done => "done",
     }
@@ -258,6 +279,22 @@ impl Step {
             Kind::ScaleOut => matches!(
                 self,
                 PickStandby
+                    | AddNode
+                    | RequestNode
+                    | WaitForNode
+                    | CoordinatorShards
+                    | StartRebalance
+                    | WaitRebalance
+                    | Done
+            ),
+            Kind::SplitOut => matches!(
+                self,
+                CheckSplit
+                    | AddClone
+                    | PromoteClone
+                    | VerifySplit
+                    | DropClone
+                    | PickStandby
                     | AddNode
                     | RequestNode
                     | WaitForNode
@@ -416,6 +453,18 @@ pub struct Operation {
     /// replacement, once picked).
     #[serde(default)]
     pub dead: Option<NodeAddr>,
+    /// Split-out: the warm clone promoted and split with its primary.
+    #[serde(default)]
+    pub clone: Option<NodeAddr>,
+    /// Split-out: the worker the clone streams from.
+    #[serde(default)]
+    pub primary: Option<NodeAddr>,
+    /// Split-out: why it gave up the clone and went on as an ordinary scale-out.
+    #[serde(default)]
+    pub fallback: Option<String>,
+    /// Split-out: placements on the clone and on its primary after the split.
+    #[serde(default)]
+    pub split: Option<(i64, i64)>,
 }
 
 impl Operation {
@@ -451,6 +500,7 @@ pub fn needs_guards(op: &Operation) -> bool {
         Action::PollJob { .. }
             | Action::CheckForNode { .. }
             | Action::CountPlacements { .. }
+            | Action::VerifySplit { .. }
             | Action::Nothing
     )
 }
@@ -499,6 +549,24 @@ pub enum Action {
     /// `citus_remove_node` of the dead node once the plan is complete, checked in the same
     /// transaction -> [`Outcome::Ok`].
     RemoveDeadNode { node: NodeAddr },
+    /// Check the clone again (streaming from its primary, lag within `autoscale.clone_max_lag`),
+    /// then `citus_add_clone_node(clone, primary)` unless already registered -> [`Outcome::Ok`],
+    /// or [`Outcome::CloneUnusable`] with the reason.
+    AddClone { clone: NodeAddr, primary: NodeAddr },
+    /// `get_snapshot_based_node_split_plan`: how many shards would go to the clone ->
+    /// [`Outcome::SplitPlan`].
+    CheckSplit { clone: NodeAddr, primary: NodeAddr },
+    /// `citus_promote_clone_and_rebalance(clone's nodeid, strategy, catch-up timeout)`; a resumed
+    /// step whose promotion committed does nothing -> [`Outcome::Ok`], or
+    /// [`Outcome::CloneUnusable`] (catch-up timed out, or the clone was promoted by a call that
+    /// did not commit and has diverged).
+    PromoteClone { clone: NodeAddr, primary: NodeAddr },
+    /// Placements on the clone and on its primary; the clone must be an active primary ->
+    /// [`Outcome::Split`].
+    VerifySplit { clone: NodeAddr, primary: NodeAddr },
+    /// `citus_remove_clone_node(clone)` when registered, and the clone back to the pool
+    /// (available, or failed when it no longer streams) -> [`Outcome::Ok`].
+    DropClone { clone: NodeAddr },
     /// Nothing to do against Citus: a finished operation (then [`advance`] leaves it alone), or
     /// an inconsistent running row (then [`advance`] with [`Outcome::Ok`] fails it).
     Nothing,
@@ -523,6 +591,11 @@ impl Action {
             Action::DisableNode { .. } => "disable_node",
             Action::CopyPlacements { .. } => "copy_placements",
             Action::RemoveDeadNode { .. } => "remove_dead_node",
+            Action::CheckSplit { .. } => "check_split",
+            Action::AddClone { .. } => "add_clone",
+            Action::PromoteClone { .. } => "promote_clone",
+            Action::VerifySplit { .. } => "verify_split",
+            Action::DropClone { .. } => "drop_clone",
             Action::Nothing => "nothing",
         }
     }
@@ -559,6 +632,14 @@ pub enum Outcome {
     /// copy_placements: `shard` copied by this step (None when there was nothing left to copy;
     /// then the reference tables were replicated), and copies still to make after it.
     Copied { shard: Option<String>, left: i64 },
+    /// `get_snapshot_based_node_split_plan`: shards that would go to the clone, of all the
+    /// primary's shards.
+    SplitPlan { to_clone: i64, total: i64 },
+    /// The clone cannot be used for the split (the reason): the operation falls back to an
+    /// ordinary scale-out.
+    CloneUnusable(String),
+    /// After the split: placements on the clone and on its primary.
+    Split { clone: i64, primary: i64 },
     /// The action raised an error (message).
     Error(String),
 }

@@ -26,6 +26,9 @@ fn arb_outcome() -> impl Strategy<Value = Outcome> {
         1 => (prop::option::of("[a-z ]{0,8}"), -1i64..4)
             .prop_map(|(shard, left)| Outcome::Copied { shard, left }),
         2 => "[a-z ]{0,12}".prop_map(Outcome::Error),
+        1 => (0i64..4, 0i64..8).prop_map(|(to_clone, total)| Outcome::SplitPlan { to_clone, total }),
+        1 => "[a-z ]{0,12}".prop_map(Outcome::CloneUnusable),
+        1 => (0i64..4, 0i64..8).prop_map(|(clone, primary)| Outcome::Split { clone, primary }),
     ]
 }
 
@@ -59,6 +62,18 @@ fn plausible(a: &Action, pick: u8) -> Outcome {
         Action::CopyPlacements { .. } => Outcome::Copied {
             shard: (!pick.is_multiple_of(3)).then(|| format!("shard {pick}")),
             left: i64::from(pick % 3),
+        },
+        Action::AddClone { .. } if pick.is_multiple_of(3) => Outcome::CloneUnusable("lag".into()),
+        Action::CheckSplit { .. } => Outcome::SplitPlan {
+            to_clone: i64::from(pick % 3),
+            total: 4,
+        },
+        Action::PromoteClone { .. } if pick.is_multiple_of(3) => {
+            Outcome::CloneUnusable("catch-up timed out".into())
+        }
+        Action::VerifySplit { .. } => Outcome::Split {
+            clone: i64::from(pick % 3),
+            primary: 2,
         },
         _ => Outcome::Ok,
     }

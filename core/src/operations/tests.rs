@@ -159,6 +159,9 @@ pub(crate) fn paths() -> Vec<(Kind, Step, Vec<Outcome>)> {
 }
 
 pub(crate) fn start(kind: Kind) -> Operation {
+    if kind == Kind::SplitOut {
+        return crate::operations::new_split_out(1, node(9801), node(9701), "test", T0).unwrap();
+    }
     let n = matches!(kind, Kind::ScaleIn | Kind::ReplaceDead).then(|| node(9703));
     new_operation(1, kind, n, "test", T0).unwrap()
 }
@@ -218,7 +221,7 @@ fn bad_names_list_what_is_allowed() {
     let e = Kind::parse("grow").unwrap_err().to_string();
     assert_eq!(
         e,
-        "operation kind (\"grow\") must be one of rebalance, scale_out, scale_in, replace_dead"
+        "operation kind (\"grow\") must be one of rebalance, scale_out, scale_in, replace_dead, split_out"
     );
     let e = Status::parse("ok").unwrap_err().to_string();
     assert!(e.contains("running, succeeded, failed, cancelled"), "{e}");

@@ -88,11 +88,16 @@ fn explain() -> TableIterator<
         name!(decision, String),
         name!(reasons, Vec<String>),
         name!(data_nodes, Vec<String>),
+        name!(scale_out_path, String),
         name!(dead_nodes, Vec<String>),
     ),
 > {
     let (d, _) = decide::decide().or_report();
     let data_nodes = decide::data_nodes_now().or_report();
+    // the path the decision's scale-out takes (or would take: one node when none is due)
+    let path = crate::services::execute::scale_out_path(d.step.max(1))
+        .map(|p| p.text())
+        .unwrap_or_else(|e| format!("unknown: {e}"));
     let dead_nodes = crate::services::dead::summaries().or_report();
     let rows: Vec<_> = d
         .policies
@@ -111,6 +116,7 @@ fn explain() -> TableIterator<
                 p.direction.as_str().to_string(),
                 p.reasons,
                 data_nodes.clone(),
+                path.clone(),
                 dead_nodes.clone(),
             )
         })
@@ -142,6 +148,7 @@ fn explain() -> TableIterator<
             if fires { "rebalance" } else { "hold" }.to_string(),
             vec![text],
             data_nodes.clone(),
+            path.clone(),
             dead_nodes.clone(),
         ));
     }

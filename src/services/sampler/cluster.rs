@@ -200,6 +200,18 @@ pub fn sample(driver: &str) -> Result<SampleSummary, String> {
     samples::insert_sample(&rows, workers_total, unreachable.len(), inactive, driver)
         .map_err(|e| e.to_string())?;
     super::custom::sample(sample_id, &sampled_at).map_err(|e| e.to_string())?;
+    // the warm clones of the pool: streaming from their primary, and their replay lag; a failure
+    // here never costs the sample
+    if role == citus::Role::Coordinator {
+        let timeout = settings::node_timeout().as_millis() as u64;
+        if let Err(e) | Ok(Err(e)) =
+            crate::infra::subxact::catch(|| crate::services::clones::sample_clones(timeout))
+                .map(|r| r.map_err(|e| e.to_string()))
+        {
+            crate::store::events::record("error", &format!("checking the warm clones: {e}"), None)
+                .map_err(|e| e.to_string())?;
+        }
+    }
     Ok(SampleSummary {
         sample_id,
         sampled_at,

@@ -6,11 +6,14 @@
 //!   the coordinator that reads it.
 //! - [`rates`]: cumulative counters to rates (CPU busy %, commits/s), Prometheus-style.
 //! - [`policy`]: the policy engine: policies + recent samples + action history -> decision + reasons.
+//! - [`forecast`]: the short-term load forecast (seasonal profile x robust trend, with its own
+//!   error), the learned lead time, and the linear trend of the capacity plan.
 //! - [`duration`]: parsing and printing of human durations ("2 min", "90s").
 //! - [`operations`]: the persisted operation state machine (rebalance, scale-out, scale-in), the
 //!   rebalance trigger, the guards and the maintenance window.
 
 pub mod duration;
+pub mod forecast;
 pub mod metrics;
 pub mod operations;
 pub mod policy;

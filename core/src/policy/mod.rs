@@ -17,6 +17,7 @@
 
 pub mod backtest;
 mod eval;
+pub mod predict;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
@@ -265,6 +266,10 @@ pub struct Policy {
     /// Workers added or removed per operation.
     #[serde(default = "default_step")]
     pub step: u32,
+    /// Also scale out when the forecast crosses the scale-out threshold (or the target's band)
+    /// within the lead time, and hold a scale-in back when a rise is forecast (see [`predict`]).
+    #[serde(default)]
+    pub predictive: bool,
 }
 
 impl Policy {
@@ -310,6 +315,7 @@ impl Policy {
             min_workers: DEFAULT_MIN_WORKERS,
             max_workers: DEFAULT_MAX_WORKERS,
             step: DEFAULT_STEP,
+            predictive: false,
         }
     }
 

@@ -8,10 +8,12 @@
 //! - [`policy`]: the policy engine: policies + recent samples + action history -> decision + reasons.
 //! - [`forecast`]: the short-term load forecast (seasonal profile x robust trend, with its own
 //!   error), the learned lead time, and the linear trend of the capacity plan.
+//! - [`capacity`]: the capacity plan: linear trends months ahead, threshold and max_workers dates.
 //! - [`duration`]: parsing and printing of human durations ("2 min", "90s").
 //! - [`operations`]: the persisted operation state machine (rebalance, scale-out, scale-in), the
 //!   rebalance trigger, the guards and the maintenance window.
 
+pub mod capacity;
 pub mod duration;
 pub mod forecast;
 pub mod metrics;

@@ -47,6 +47,8 @@ pub fn spreads_over_workers(m: Metric) -> bool {
             | Metric::CommitsPerSec
             | Metric::Connections
             | Metric::ActiveConnections
+            | Metric::Tps
+            | Metric::ConnectionSaturation
     )
 }
 

@@ -73,11 +73,22 @@ pub enum Metric {
     Load1,
     /// A SQL expression returning one number.
     Custom,
+    /// Transactions per second: commits plus rollbacks.
+    Tps,
+    /// Client connections over max_connections, percent.
+    ConnectionSaturation,
+    /// Bytes the furthest-behind streaming standby of a node has yet to replay.
+    ReplicationLag,
+    /// Mean statement time over the last interval, ms (pg_stat_statements; missing without it).
+    MeanStatementMs,
+    /// Buffer reads that missed shared buffers over the last interval, percent: 100 minus the
+    /// cache hit ratio, so that a policy scales out when it rises.
+    CacheMissRatio,
 }
 
 impl Metric {
     /// Every metric, in documentation order.
-    pub const ALL: [Metric; 8] = [
+    pub const ALL: [Metric; 13] = [
         Metric::Cpu,
         Metric::Memory,
         Metric::Disk,
@@ -86,6 +97,11 @@ impl Metric {
         Metric::CommitsPerSec,
         Metric::Load1,
         Metric::Custom,
+        Metric::Tps,
+        Metric::ConnectionSaturation,
+        Metric::ReplicationLag,
+        Metric::MeanStatementMs,
+        Metric::CacheMissRatio,
     ];
 
     /// Parses a metric name (ASCII case-insensitive, surrounding blanks ignored).
@@ -108,6 +124,11 @@ impl Metric {
             Metric::CommitsPerSec => "commits_per_sec",
             Metric::Load1 => "load1",
             Metric::Custom => "custom",
+            Metric::Tps => "tps",
+            Metric::ConnectionSaturation => "connection_saturation",
+            Metric::ReplicationLag => "replication_lag",
+            Metric::MeanStatementMs => "mean_statement_ms",
+            Metric::CacheMissRatio => "cache_miss_ratio",
         }
     }
 
@@ -437,7 +458,8 @@ pub enum PolicyError {
     Name(String),
     #[error(
         "metric ({0:?}) must be one of cpu, memory, disk, connections, active_connections, \
-         commits_per_sec, load1, custom"
+         commits_per_sec, load1, custom, tps, connection_saturation, replication_lag, \
+         mean_statement_ms, cache_miss_ratio"
     )]
     Metric(String),
     #[error("aggregate ({0:?}) must be avg or max")]

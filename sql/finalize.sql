@@ -15,6 +15,7 @@ BEGIN
 END $$;
 GRANT EXECUTE ON FUNCTION autoscale.node_stats(), autoscale.explain(), autoscale.backtest(interval, text, interval),
   autoscale.metrics() TO pg_monitor;
+GRANT EXECUTE ON FUNCTION autoscale.capacity_plan() TO pg_monitor;
 
 COMMENT ON FUNCTION autoscale.node_stats() IS
   'This node''s raw load as one json value: cumulative CPU counters (/proc/stat, or cgroup v2 cpu.stat under a CPU '
@@ -33,15 +34,20 @@ COMMENT ON FUNCTION autoscale.tick() IS
   '''SELECT autoscale.tick()'') (pg_cron 1.5+; older pg_cron: ''* * * * *'').';
 COMMENT ON FUNCTION autoscale.set_policy(text, text, text, double precision, double precision, double precision,
                                          double precision, interval, interval, interval, interval, integer, integer,
-                                         integer, text) IS
+                                         integer, text, boolean) IS
   'Creates or replaces a scaling policy. Threshold: scale out when the metric (cpu, memory, disk, connections, '
-  'active_connections, commits_per_sec, load1, custom) aggregated by avg or max over active workers stays above '
+  'active_connections, commits_per_sec, load1, custom and the others below) aggregated by avg or max over active workers stays above '
   'scale_out_above for scale_out_for, scale in when below scale_in_below for scale_in_for. Target tracking (target '
   '=> x): desired workers = ceil(workers * value / target), within tolerance no change. cooldown applies after a '
   'scale-out, scale_in_cooldown (default cooldown) after a scale-in; min_workers..max_workers bound the size; step '
   'workers join in one scale-out (one rebalance) or leave in one scale-in (one drain job). '
   'metric => ''custom'' takes custom_sql, a query returning one number (superuser only; run each sample under a 2 s '
-  'statement timeout with search_path pg_catalog: qualify table names). Returns the stored policy.';
+  'statement timeout with search_path pg_catalog: qualify table names). predictive => true also scales out when the '
+  'forecast (time-of-day / hour-of-week profile x recent trend, used while its own error is small) crosses '
+  'scale_out_above or the target''s band within the lead time (how long a scale-out takes here: '
+  'autoscale.forecast_lead_time, else learned), and holds a scale-in back when a rise is forecast; a forecast never '
+  'scales in. Metrics also: tps, connection_saturation, replication_lag, mean_statement_ms, cache_miss_ratio. Returns '
+  'the stored policy.';
 COMMENT ON FUNCTION autoscale.drop_policy(text) IS 'Drops a policy by name; an unknown name is an error.';
 COMMENT ON FUNCTION autoscale.pause(interval) IS
   'Pauses scaling decisions (scale out/in) for the given interval; operations already running finish. Returns the end.';
@@ -60,7 +66,9 @@ COMMENT ON FUNCTION autoscale.metrics() IS
   'kind and status, the standby pool by state, pending provision requests, paused. Reads only.';
 COMMENT ON FUNCTION autoscale.explain() IS
   'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
-  'cooldown left, current and desired workers, and the decision (out, in, hold) with its reasons.';
+  'cooldown left, current and desired workers, and the decision (out, in, hold) with its reasons. For predictive '
+  'policies also the forecast value at now + horizon, the horizon (how long a scale-out takes here), the model''s '
+  'mean one-step error, and a note such as "forecast to cross 80 in 7m; a scale-out takes 6m here".';
 COMMENT ON FUNCTION autoscale.rebalance_now(text) IS
   'Starts a rebalance now (citus_rebalance_start with autoscale.rebalance_strategy and autoscale.shard_transfer_mode) '
   'as a followed operation, through the same guards as the automatic one (mode act, no other rebalance running, '
@@ -81,3 +89,9 @@ COMMENT ON FUNCTION autoscale.remove_standby_node(text, integer) IS
 COMMENT ON FUNCTION autoscale.cancel_operation(text) IS
   'Cancels the running operation and the Citus job it follows; a scale-in that has drained is restored '
   '(shouldhaveshards = true) first.';
+COMMENT ON FUNCTION autoscale.capacity_plan() IS
+  'The capacity plan from the hourly rollups of the last year: per metric (cpu, memory, disk, connections, '
+  'commits_per_sec, database_bytes) the current value, the linear-trend forecast at 3, 6 and 12 months, growth per '
+  'month, the scale-out threshold (the lowest of the policies on that metric, else a default for cpu 80, memory 90, '
+  'disk 85), when the trend crosses it on today''s workers and when even max_workers pass it, and the action required '
+  'in plain words. With less than 7 days of hourly rollups it says so instead of forecasting.';

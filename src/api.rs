@@ -95,6 +95,7 @@ fn set_policy(
     max_workers: default!(i32, "16"),
     step: default!(i32, "1"),
     custom_sql: default!(Option<&str>, "NULL"),
+    predictive: default!(bool, false),
 ) -> JsonB {
     let args = (|| {
         Ok::<_, AutoscaleError>(policies::PolicyArgs {
@@ -115,6 +116,7 @@ fn set_policy(
             max_workers,
             step,
             custom_sql: custom_sql.map(str::to_string),
+            predictive,
         })
     })()
     .or_report();
@@ -221,18 +223,24 @@ fn explain() -> TableIterator<
         name!(desired_workers, i32),
         name!(decision, String),
         name!(reasons, Vec<String>),
+        name!(forecast, Option<f64>),
+        name!(horizon, Option<Interval>),
+        name!(model_error, Option<f64>),
+        name!(forecast_note, Option<String>),
     ),
 > {
-    let (d, _) = policies::decide().unwrap_or_else(|e| error!("{e}"));
+    let (d, _, outlooks) = policies::decide_with_outlooks().unwrap_or_else(|e| error!("{e}"));
+    let round = |v: f64| (v * 100.0).round() / 100.0;
     let rows: Vec<_> = d
         .policies
         .into_iter()
-        .map(|p| {
+        .zip(outlooks)
+        .map(|(p, o)| {
             (
                 p.name,
                 p.metric.as_str().to_string(),
                 p.aggregate.as_str().to_string(),
-                p.current.map(|v| (v * 100.0).round() / 100.0),
+                p.current.map(round),
                 p.threshold_or_target,
                 Interval::from_seconds(p.held_for.round()),
                 Interval::from_seconds(p.cooldown_left.round()),
@@ -240,6 +248,56 @@ fn explain() -> TableIterator<
                 p.desired_workers as i32,
                 p.direction.as_str().to_string(),
                 p.reasons,
+                o.as_ref().and_then(|o| o.forecast).map(round),
+                o.as_ref().map(|o| Interval::from_seconds(o.horizon.round())),
+                o.as_ref().and_then(|o| o.model_error).map(round),
+                o.map(|o| o.note),
+            )
+        })
+        .collect();
+    TableIterator::new(rows)
+}
+
+/// The capacity plan from the hourly rollups: per metric the current value, the linear-trend
+/// forecast at 3, 6 and 12 months, when the scale-out threshold is crossed and max_workers is
+/// full, and what to do.
+#[allow(clippy::type_complexity)]
+#[pg_extern(stable)]
+fn capacity_plan() -> TableIterator<
+    'static,
+    (
+        name!(metric, String),
+        name!(unit, String),
+        name!(current_value, Option<f64>),
+        name!(in_3_months, Option<f64>),
+        name!(in_6_months, Option<f64>),
+        name!(in_12_months, Option<f64>),
+        name!(per_month, Option<f64>),
+        name!(threshold, Option<f64>),
+        name!(crosses_at, Option<TimestampWithTimeZone>),
+        name!(max_workers_full_at, Option<TimestampWithTimeZone>),
+        name!(history, Interval),
+        name!(action, String),
+    ),
+> {
+    let (plan, _) = crate::rollups::capacity_plan().unwrap_or_else(|e| error!("{e}"));
+    let r2 = |v: Option<f64>| v.map(|x| (x * 100.0).round() / 100.0);
+    let rows: Vec<_> = plan
+        .into_iter()
+        .map(|r| {
+            (
+                r.metric,
+                r.unit,
+                r2(r.current),
+                r2(r.in_3_months),
+                r2(r.in_6_months),
+                r2(r.in_12_months),
+                r2(r.per_month),
+                r.threshold,
+                r.crosses_at.map(pgrx::datum::to_timestamp),
+                r.max_workers_full_at.map(pgrx::datum::to_timestamp),
+                Interval::from_seconds((r.history_days * 86_400.0).round()),
+                r.action,
             )
         })
         .collect();

@@ -28,7 +28,8 @@ pub fn previous_counters() -> SpiResult<HashMap<(String, i32), Counters>> {
     Spi::connect(|c| {
         let rows = c.select(
             "SELECT DISTINCT ON (nodename, nodeport)
-                    nodename, nodeport, node_time, cpu_busy_seconds, cpu_capacity_seconds, xact_commit, xact_rollback
+                    nodename, nodeport, node_time, cpu_busy_seconds, cpu_capacity_seconds, xact_commit, xact_rollback,
+                    blks_hit, blks_read, stmt_calls, stmt_total_ms
                FROM autoscale.node_samples
               WHERE reachable AND sampled_at > pg_catalog.now() - interval '1 hour'
               ORDER BY nodename, nodeport, sampled_at DESC",
@@ -49,6 +50,8 @@ pub fn previous_counters() -> SpiResult<HashMap<(String, i32), Counters>> {
                     cpu_capacity_seconds: r.get(5)?.unwrap_or(0.0),
                     commits: r.get(6)?.unwrap_or(0),
                     rollbacks: r.get(7)?.unwrap_or(0),
+                    blocks: r.get::<i64>(8)?.zip(r.get::<i64>(9)?),
+                    statements: r.get::<i64>(10)?.zip(r.get::<f64>(11)?),
                 },
             );
         }

@@ -15,6 +15,7 @@ mod operations;
 mod policies;
 mod pool;
 mod provision;
+mod rollups;
 mod sampler;
 mod settings;
 mod subxact;
@@ -23,6 +24,8 @@ mod worker;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
+#[cfg(any(test, feature = "pg_test"))]
+mod tests_prediction;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -45,7 +48,7 @@ pub mod pg_test {
     #[must_use]
     pub fn postgresql_conf_options() -> Vec<&'static str> {
         vec![
-            "shared_preload_libraries = 'citus_autoscale,pg_cron'",
+            "shared_preload_libraries = 'citus_autoscale,pg_cron,pg_stat_statements'",
             "autoscale.database_name = 'pgrx_tests'",
             "autoscale.sample_interval = '1s'",
             "cron.database_name = 'pgrx_tests'",

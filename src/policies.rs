@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use autoscale_core::forecast::{self, LeadTime};
+use autoscale_core::policy::predict::{self, Outlook, PolicyForecast};
 use autoscale_core::policy::{
     self, Aggregate, Decision, EvalInput, Metric, Point, Policy, PolicyKind, PolicySeries,
 };
@@ -32,7 +34,7 @@ fn interval_secs(column: &str) -> String {
 pub fn load() -> SpiResult<Vec<StoredPolicy>> {
     let sql = format!(
         "SELECT name, metric, aggregate, kind, scale_out_above, scale_in_below, target, tolerance,
-                {}, {}, {}, {}, min_workers, max_workers, step, custom_sql
+                {}, {}, {}, {}, min_workers, max_workers, step, custom_sql, predictive
            FROM autoscale.policy_config ORDER BY name",
         interval_secs("scale_out_for"),
         interval_secs("scale_in_for"),
@@ -71,6 +73,7 @@ pub fn load() -> SpiResult<Vec<StoredPolicy>> {
                     min_workers: r.get::<i32>(13)?.unwrap_or(0).max(0) as u32,
                     max_workers: r.get::<i32>(14)?.unwrap_or(0).max(0) as u32,
                     step: r.get::<i32>(15)?.unwrap_or(1).max(0) as u32,
+                    predictive: r.get::<bool>(17)?.unwrap_or(false),
                 },
                 custom_sql: r.get(16)?,
             });
@@ -96,6 +99,7 @@ pub struct PolicyArgs {
     pub max_workers: i32,
     pub step: i32,
     pub custom_sql: Option<String>,
+    pub predictive: bool,
 }
 
 fn count_arg(argument: &'static str, v: i32, allowed: &str) -> Result<u32, AutoscaleError> {
@@ -165,6 +169,7 @@ pub fn build(a: &PolicyArgs) -> Result<StoredPolicy, AutoscaleError> {
             "an integer between 1 and 1000",
         )?,
         step: count_arg("step", a.step, "an integer between 1 and 100")?,
+        predictive: a.predictive,
     };
     p.validate()
         .map_err(|e| AutoscaleError::Invalid(e.to_string()))?;
@@ -291,9 +296,10 @@ pub fn store(p: &StoredPolicy) -> SpiResult<()> {
     Spi::run_with_args(
         "INSERT INTO autoscale.policy_config AS p
               (name, metric, aggregate, kind, scale_out_above, scale_in_below, target, tolerance,
-               scale_out_for, scale_in_for, cooldown_out, cooldown_in, min_workers, max_workers, step, custom_sql)
+               scale_out_for, scale_in_for, cooldown_out, cooldown_in, min_workers, max_workers, step, custom_sql,
+               predictive)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, make_interval(secs => $9), make_interval(secs => $10),
-                 make_interval(secs => $11), make_interval(secs => $12), $13, $14, $15, $16)
+                 make_interval(secs => $11), make_interval(secs => $12), $13, $14, $15, $16, $17)
          ON CONFLICT (name) DO UPDATE SET
                metric = excluded.metric, aggregate = excluded.aggregate, kind = excluded.kind,
                scale_out_above = excluded.scale_out_above, scale_in_below = excluded.scale_in_below,
@@ -301,7 +307,8 @@ pub fn store(p: &StoredPolicy) -> SpiResult<()> {
                scale_out_for = excluded.scale_out_for, scale_in_for = excluded.scale_in_for,
                cooldown_out = excluded.cooldown_out, cooldown_in = excluded.cooldown_in,
                min_workers = excluded.min_workers, max_workers = excluded.max_workers, step = excluded.step,
-               custom_sql = excluded.custom_sql, updated_at = pg_catalog.now()",
+               custom_sql = excluded.custom_sql, predictive = excluded.predictive,
+               updated_at = pg_catalog.now()",
         &[
             q.name.clone().into(),
             q.metric.as_str().into(),
@@ -319,6 +326,7 @@ pub fn store(p: &StoredPolicy) -> SpiResult<()> {
             (q.max_workers as i32).into(),
             (q.step as i32).into(),
             p.custom_sql.clone().into(),
+            q.predictive.into(),
         ],
     )
 }
@@ -359,16 +367,21 @@ pub fn sample_custom_metrics(sample_id: i64, sampled_at: &str) -> SpiResult<usiz
     Ok(n)
 }
 
-/// Metric columns of node_samples, by metric; a fixed list, never user input.
+/// Each metric as an expression over node_samples `s`, by metric; a fixed list, never user input.
 fn column(metric: Metric) -> Option<&'static str> {
     Some(match metric {
-        Metric::Cpu => "cpu_busy_pct",
-        Metric::Memory => "mem_used_pct",
-        Metric::Disk => "disk_used_pct",
-        Metric::Connections => "connections",
-        Metric::ActiveConnections => "active_connections",
-        Metric::CommitsPerSec => "commits_per_sec",
-        Metric::Load1 => "load1",
+        Metric::Cpu => "s.cpu_busy_pct",
+        Metric::Memory => "s.mem_used_pct",
+        Metric::Disk => "s.disk_used_pct",
+        Metric::Connections => "s.connections",
+        Metric::ActiveConnections => "s.active_connections",
+        Metric::CommitsPerSec => "s.commits_per_sec",
+        Metric::Load1 => "s.load1",
+        Metric::Tps => "s.tps",
+        Metric::ConnectionSaturation => "s.connection_saturation",
+        Metric::ReplicationLag => "s.replication_lag",
+        Metric::MeanStatementMs => "s.mean_statement_ms",
+        Metric::CacheMissRatio => "(100 - s.cache_hit_ratio)",
         Metric::Custom => return None,
     })
 }
@@ -395,7 +408,7 @@ fn history_window(window_secs: f64) -> SpiResult<(Vec<SampleAgg>, CustomValues)>
     let mut select = String::new();
     for m in &metrics {
         let c = column(*m).unwrap();
-        select.push_str(&format!(", avg(s.{c})::float8, max(s.{c})::float8"));
+        select.push_str(&format!(", avg({c})::float8, max({c})::float8"));
     }
     let sql = format!(
         "SELECT w.sample_id, extract(epoch FROM w.sampled_at)::float8, w.worker_count, w.unreachable_workers{select}
@@ -441,15 +454,27 @@ fn history_window(window_secs: f64) -> SpiResult<(Vec<SampleAgg>, CustomValues)>
     })
 }
 
-/// Builds the engine's input from the policies, history and operations, at `now`.
-pub fn eval_input(policies: &[StoredPolicy]) -> SpiResult<EvalInput> {
+/// Recent samples a forecast is fitted from: its trend and error windows, and a few minutes more.
+fn forecast_span() -> f64 {
+    let c = forecast::Config::default();
+    c.trend_window + c.error_window + 300.0
+}
+
+/// The engine's input from the policies, history and operations, at `now`, and the samples read
+/// for it (a longer span when a policy is predictive: its forecast is fitted on them).
+fn gather(policies: &[StoredPolicy]) -> SpiResult<(EvalInput, Vec<SampleAgg>, CustomValues)> {
     let interval = settings::sample_interval().as_secs_f64();
     let window = policies
         .iter()
         .map(|p| p.policy.scale_out_for.max(p.policy.scale_in_for))
         .fold(0.0, f64::max)
         + 3.0 * interval;
-    let (samples, custom) = history_window(window)?;
+    let fetch = if policies.iter().any(|p| p.policy.predictive) {
+        window.max(forecast_span())
+    } else {
+        window
+    };
+    let (samples, custom) = history_window(fetch)?;
     let now =
         Spi::get_one::<f64>("SELECT extract(epoch FROM pg_catalog.clock_timestamp())::float8")?
             .unwrap_or_default();
@@ -460,6 +485,7 @@ pub fn eval_input(policies: &[StoredPolicy]) -> SpiResult<EvalInput> {
             policy: p.policy.clone(),
             points: samples
                 .iter()
+                .filter(|s| fetch == window || s.at >= now - window)
                 .map(|s| Point {
                     at: s.at,
                     value: value_of(&p.policy, s, &custom),
@@ -473,16 +499,90 @@ pub fn eval_input(policies: &[StoredPolicy]) -> SpiResult<EvalInput> {
     let paused_until = Spi::get_one::<f64>(
         "SELECT extract(epoch FROM paused_until)::float8 FROM autoscale.control",
     )?;
-    Ok(EvalInput {
-        now,
-        sample_interval: interval,
-        workers,
-        operation_running: ops.running,
-        last_scale_out_finished: ops.last_scale_out_finished,
-        last_scale_in_finished: ops.last_scale_in_finished,
-        paused_until,
-        series,
-    })
+    Ok((
+        EvalInput {
+            now,
+            sample_interval: interval,
+            workers,
+            operation_running: ops.running,
+            last_scale_out_finished: ops.last_scale_out_finished,
+            last_scale_in_finished: ops.last_scale_in_finished,
+            paused_until,
+            series,
+        },
+        samples,
+        custom,
+    ))
+}
+
+/// A lead time before any scale-out was recorded: 5 minutes.
+pub const DEFAULT_LEAD_SECS: f64 = 300.0;
+
+/// How long a scale-out takes here: autoscale.forecast_lead_time, else the p90 of the recent
+/// successful scale-outs (start to the end of their rebalance), else [`DEFAULT_LEAD_SECS`].
+pub fn lead_time() -> SpiResult<LeadTime> {
+    let durations = Spi::connect(|c| {
+        let mut v = Vec::new();
+        for r in c.select(
+            "SELECT extract(epoch FROM finished_at - started_at)::float8 FROM (
+                SELECT finished_at, started_at FROM autoscale.operations
+                 WHERE kind = 'scale_out' AND status = 'succeeded' AND finished_at IS NOT NULL
+                 ORDER BY finished_at DESC LIMIT $1) o
+              ORDER BY finished_at",
+            None,
+            &[(forecast::LEAD_SAMPLES as i64).into()],
+        )? {
+            if let Some(d) = r.get::<f64>(1)? {
+                v.push(d);
+            }
+        }
+        Ok::<_, pgrx::spi::SpiError>(v)
+    })?;
+    Ok(forecast::lead_time(
+        &durations,
+        settings::forecast_lead_time(),
+        DEFAULT_LEAD_SECS,
+    ))
+}
+
+/// Each predictive policy's forecast (in the order of `policies`; `None` for the others): fitted
+/// on the recent samples' load and the hourly rollups before them.
+fn forecasts(
+    policies: &[StoredPolicy],
+    samples: &[SampleAgg],
+    custom: &CustomValues,
+    now: f64,
+) -> SpiResult<Vec<Option<PolicyForecast>>> {
+    if !policies.iter().any(|p| p.policy.predictive) {
+        return Ok(vec![None; policies.len()]);
+    }
+    let lead = lead_time()?;
+    let cfg = forecast::Config::default();
+    let mut out = Vec::with_capacity(policies.len());
+    for p in policies {
+        if !p.policy.predictive {
+            out.push(None);
+            continue;
+        }
+        let recent: Vec<(f64, f64)> = samples
+            .iter()
+            .filter_map(|s| {
+                let pt = Point {
+                    at: s.at,
+                    value: value_of(&p.policy, s, custom),
+                    workers: s.workers,
+                    unreachable: s.unreachable,
+                };
+                predict::load_of(p.policy.metric, &pt).map(|l| (s.at, l))
+            })
+            .collect();
+        let hourly = crate::rollups::hourly_load(&p.policy, cfg.weekly_after + 7.0 * 86_400.0)?;
+        out.push(Some(PolicyForecast {
+            model: forecast::fit(&recent, &hourly, now, &cfg),
+            lead,
+        }));
+    }
+    Ok(out)
 }
 
 /// A policy's metric at a recorded sample: the aggregate over workers, or its custom value.
@@ -538,11 +638,19 @@ pub fn backtest(
     ))
 }
 
-/// The engine's decision now, from recorded history only.
+/// The engine's decision now, from recorded history only (predictive policies with their forecast).
 pub fn decide() -> SpiResult<(Decision, EvalInput)> {
+    let (d, input, _) = decide_with_outlooks()?;
+    Ok((d, input))
+}
+
+/// The decision, and what the forecast says for each predictive policy (in the engine's order).
+pub fn decide_with_outlooks() -> SpiResult<(Decision, EvalInput, Vec<Option<Outlook>>)> {
     let policies = load()?;
-    let input = eval_input(&policies)?;
-    Ok((policy::evaluate(&input), input))
+    let (input, samples, custom) = gather(&policies)?;
+    let fcs = forecasts(&policies, &samples, &custom, input.now)?;
+    let (d, outlooks) = predict::evaluate_predictive(&input, &fcs);
+    Ok((d, input, outlooks))
 }
 
 /// Records the decision in autoscale.control, and as an event when it differs from the last one

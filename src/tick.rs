@@ -27,8 +27,17 @@ pub struct TickReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_sample_in: Option<f64>,
     pub pruned: i64,
+    /// Rollup rows written and pruned by this tick.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rollup_rows: i64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rollup_pruned: i64,
     #[serde(flatten)]
     pub act: crate::autopilot::ActReport,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 impl TickReport {
@@ -95,5 +104,7 @@ pub fn run(driver: &str) -> TickReport {
         report.pruned =
             history::prune(retention).unwrap_or_else(|e| error!("pruning history: {e}"));
     }
+    (report.rollup_rows, report.rollup_pruned) =
+        crate::rollups::run().unwrap_or_else(|e| error!("rolling up history: {e}"));
     report
 }

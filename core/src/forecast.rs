@@ -416,6 +416,7 @@ pub struct Forecaster {
     profile: Option<Profile>,
     profile_hours: usize,
     first_at: Option<f64>,
+    last_at: Option<f64>,
 }
 
 impl Forecaster {
@@ -428,6 +429,7 @@ impl Forecaster {
             profile: None,
             profile_hours: usize::MAX,
             first_at: None,
+            last_at: None,
         }
     }
 
@@ -531,7 +533,11 @@ impl Forecaster {
         if !(at.is_finite() && load.is_finite()) {
             return;
         }
+        if self.last_at.is_some_and(|l| at < l) {
+            return;
+        }
         self.first_at.get_or_insert(at);
+        self.last_at = Some(at);
         let idx = (at / self.cfg.bucket).floor() as i64;
         match self.buckets.back_mut() {
             Some(b) if b.idx == idx => {
@@ -581,8 +587,8 @@ impl Forecaster {
         self.refresh_profile();
         let have = self
             .first_at
-            .zip(self.buckets.back())
-            .map_or(0.0, |(f, b)| (self.center(b.idx) - f).max(0.0));
+            .zip(self.last_at)
+            .map_or(0.0, |(f, l)| (l - f).max(0.0));
         let need = self.cfg.min_history();
         let n = self.errors.len();
         if n < MIN_ERRORS {

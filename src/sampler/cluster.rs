@@ -43,6 +43,15 @@ pub struct SampleRow {
     pub cpu_cores: Option<f64>,
     pub xact_commit: Option<i64>,
     pub xact_rollback: Option<i64>,
+    pub cache_hit_ratio: Option<f64>,
+    pub replication_lag: Option<i64>,
+    pub tps: Option<f64>,
+    pub connection_saturation: Option<f64>,
+    pub mean_statement_ms: Option<f64>,
+    pub blks_hit: Option<i64>,
+    pub blks_read: Option<i64>,
+    pub stmt_calls: Option<i64>,
+    pub stmt_total_ms: Option<f64>,
 }
 
 /// What one sample did, returned by `autoscale.sample()` and recorded by the tick.
@@ -159,6 +168,8 @@ pub fn sample(driver: &str) -> Result<SampleSummary, String> {
                     cpu_capacity_seconds: s.cpu.capacity_seconds,
                     commits: s.xact.commit,
                     rollbacks: s.xact.rollback,
+                    blocks: s.blocks.map(|b| (b.hit, b.read)),
+                    statements: s.statements.map(|x| (x.calls, x.total_exec_ms)),
                 };
                 let r = rates::rates(
                     previous.get(&(t.nodename.clone(), t.nodeport)),
@@ -186,6 +197,15 @@ pub fn sample(driver: &str) -> Result<SampleSummary, String> {
                 row.cpu_cores = Some(s.cpu.cores);
                 row.xact_commit = Some(s.xact.commit);
                 row.xact_rollback = Some(s.xact.rollback);
+                row.tps = r.tps;
+                row.cache_hit_ratio = r.cache_hit_ratio;
+                row.mean_statement_ms = r.mean_statement_ms;
+                row.connection_saturation = s.connection_saturation();
+                row.replication_lag = s.replication_lag_bytes;
+                row.blks_hit = s.blocks.map(|b| b.hit);
+                row.blks_read = s.blocks.map(|b| b.read);
+                row.stmt_calls = s.statements.map(|x| x.calls);
+                row.stmt_total_ms = s.statements.map(|x| x.total_exec_ms);
             }
             Err(e) => {
                 row.reachable = false;

@@ -20,7 +20,7 @@ ALTER TABLE autoscale.node_samples
 COMMENT ON COLUMN autoscale.node_samples.cache_hit_ratio IS
   'Shared-buffer hits over hits plus reads since the previous sample of this node, percent (NULL when nothing was read).';
 COMMENT ON COLUMN autoscale.node_samples.replication_lag IS
-  'Bytes of WAL the furthest-behind streaming standby of this node has yet to replay (flush position for standbys that do '
+  'Bytes of WAL the furthest-behind streaming standby of this node has yet to replay (the flushed, else written, position for standbys that do '
   'not replay); NULL when the node has no streaming standby.';
 COMMENT ON COLUMN autoscale.node_samples.tps IS 'Transactions per second since the previous sample: commits plus rollbacks.';
 COMMENT ON COLUMN autoscale.node_samples.connection_saturation IS 'Client connections over max_connections, percent.';

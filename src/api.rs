@@ -249,7 +249,8 @@ fn explain() -> TableIterator<
                 p.direction.as_str().to_string(),
                 p.reasons,
                 o.as_ref().and_then(|o| o.forecast).map(round),
-                o.as_ref().map(|o| Interval::from_seconds(o.horizon.round())),
+                o.as_ref()
+                    .map(|o| Interval::from_seconds(o.horizon.round())),
                 o.as_ref().and_then(|o| o.model_error).map(round),
                 o.map(|o| o.note),
             )

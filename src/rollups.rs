@@ -214,7 +214,11 @@ pub fn hourly_load(p: &Policy, span_secs: f64) -> SpiResult<Vec<(f64, f64)>> {
 }
 
 /// The scale-out threshold of `metric` from the policies (the lowest), else a default.
-fn threshold(policies: &[Policy], metric: Metric, default: Option<f64>) -> (Option<f64>, Option<String>) {
+fn threshold(
+    policies: &[Policy],
+    metric: Metric,
+    default: Option<f64>,
+) -> (Option<f64>, Option<String>) {
     let from_policies = policies
         .iter()
         .filter(|p| p.metric == metric)
@@ -286,8 +290,20 @@ pub fn capacity_plan() -> SpiResult<(Vec<PlanRow>, f64)> {
         ("memory", "% per node", false, Metric::Memory, Some(90.0)),
         ("disk", "% per worker", true, Metric::Disk, Some(85.0)),
         ("connections", "per worker", true, Metric::Connections, None),
-        ("commits_per_sec", "per worker", true, Metric::CommitsPerSec, None),
-        ("database_bytes", "bytes, cluster", false, Metric::Custom, None),
+        (
+            "commits_per_sec",
+            "per worker",
+            true,
+            Metric::CommitsPerSec,
+            None,
+        ),
+        (
+            "database_bytes",
+            "bytes, cluster",
+            false,
+            Metric::Custom,
+            None,
+        ),
     ];
     let plan = defs
         .iter()

@@ -70,8 +70,10 @@ mod tests {
 
     #[pg_test]
     fn a_predictive_policy_scales_out_before_the_threshold_and_explains_why() {
-        Spi::run("SET autoscale.sample_interval = '5s'; SET autoscale.forecast_lead_time = '10min'")
-            .unwrap();
+        Spi::run(
+            "SET autoscale.sample_interval = '5s'; SET autoscale.forecast_lead_time = '10min'",
+        )
+        .unwrap();
         fresh_history();
         // an hour of cpu rising from 35% to 70% (w2) and 45% to 80% (w3): 40..75 on average
         record_samples(721, 5.0, "35 + 35.0 * i / 721");
@@ -79,7 +81,8 @@ mod tests {
             "SELECT autoscale.set_policy('cpu', scale_out_above => 80, scale_in_below => 25, min_workers => 1)",
         )
         .unwrap();
-        let reactive = one::<String>("SELECT decision FROM autoscale.explain() WHERE policy = 'cpu'");
+        let reactive =
+            one::<String>("SELECT decision FROM autoscale.explain() WHERE policy = 'cpu'");
         assert_eq!(reactive, "hold", "75 < 80: the reactive policy waits");
         assert!(
             Spi::get_one::<f64>("SELECT forecast FROM autoscale.explain()")
@@ -92,7 +95,9 @@ mod tests {
                                          predictive => true)",
         )
         .unwrap();
-        assert!(one::<bool>("SELECT predictive FROM autoscale.policies WHERE name = 'cpu'"));
+        assert!(one::<bool>(
+            "SELECT predictive FROM autoscale.policies WHERE name = 'cpu'"
+        ));
         let (decision, desired, forecast) = Spi::get_three::<String, i32, f64>(
             "SELECT decision, desired_workers, forecast FROM autoscale.explain() WHERE policy = 'cpu'",
         )
@@ -102,7 +107,8 @@ mod tests {
         // 75 + 35/60 x 10 min = 80.8
         let forecast = forecast.unwrap();
         assert!((forecast - 80.8).abs() < 1.0, "forecast {forecast}");
-        let horizon = one::<f64>("SELECT extract(epoch FROM horizon)::float8 FROM autoscale.explain()");
+        let horizon =
+            one::<f64>("SELECT extract(epoch FROM horizon)::float8 FROM autoscale.explain()");
         assert_eq!(horizon, 600.0);
         let error = one::<f64>("SELECT model_error FROM autoscale.explain()");
         assert!((0.0..1.0).contains(&error), "model error {error}");
@@ -112,8 +118,12 @@ mod tests {
             note.contains("a scale-out takes 10m here (autoscale.forecast_lead_time)"),
             "{note}"
         );
-        let reasons = one::<String>("SELECT array_to_string(reasons, ' | ') FROM autoscale.explain()");
-        assert!(reasons.contains("scale out 2 -> 3 ahead of it"), "{reasons}");
+        let reasons =
+            one::<String>("SELECT array_to_string(reasons, ' | ') FROM autoscale.explain()");
+        assert!(
+            reasons.contains("scale out 2 -> 3 ahead of it"),
+            "{reasons}"
+        );
 
         // learned: no scale-out recorded yet, so the default 5 minutes: the crossing is further
         Spi::run("SET autoscale.forecast_lead_time = -1").unwrap();
@@ -164,11 +174,15 @@ mod tests {
                                          NULL, 2, 16, 1, NULL)",
         )
         .unwrap();
-        assert!(!one::<bool>("SELECT predictive FROM autoscale.policy_config WHERE name = 'p'"));
+        assert!(!one::<bool>(
+            "SELECT predictive FROM autoscale.policy_config WHERE name = 'p'"
+        ));
         let p = one::<JsonB>("SELECT autoscale.set_policy('p', metric => 'tps', scale_out_above => 5000, scale_in_below => 100, predictive => true)").0;
         assert_eq!(p["predictive"], true);
         assert_eq!(p["metric"], "tps");
-        assert!(one::<bool>("SELECT predictive FROM autoscale.policies WHERE name = 'p'"));
+        assert!(one::<bool>(
+            "SELECT predictive FROM autoscale.policies WHERE name = 'p'"
+        ));
     }
 
     // ---------------------------------------------------------------- new metrics
@@ -180,7 +194,9 @@ mod tests {
         let s = one::<JsonB>("SELECT autoscale.node_stats()").0;
         assert_eq!(
             s["max_connections"].as_i64(),
-            Some(one::<i64>("SELECT current_setting('max_connections')::bigint"))
+            Some(one::<i64>(
+                "SELECT current_setting('max_connections')::bigint"
+            ))
         );
         assert!(s["blocks"]["hit"].as_i64().unwrap() > 0, "{s}");
         assert!(s["statements"]["calls"].as_i64().unwrap() > 0, "{s}");
@@ -225,23 +241,38 @@ mod tests {
     #[pg_test]
     fn replication_lag_of_a_streaming_standby() {
         let bindir = one::<String>("SELECT setting FROM pg_config WHERE name = 'BINDIR'");
-        let socket = one::<String>(
-            "SELECT split_part(current_setting('unix_socket_directories'), ',', 1)",
-        );
+        let socket =
+            one::<String>("SELECT split_part(current_setting('unix_socket_directories'), ',', 1)");
         let port = one::<String>("SELECT current_setting('port')");
         let user = one::<String>("SELECT current_user::text");
         let dir = std::env::temp_dir().join(format!("autoscale-receivewal-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        // pg_receivewal streams WAL like a standby that never replays: pg_stat_replication shows it
+        // pg_receivewal streams WAL like a standby that never replays (pg_stat_replication shows it);
+        // --synchronous and -s 1 make it report its flushed position at once
         let mut child = std::process::Command::new(format!("{bindir}/pg_receivewal"))
-            .args(["-D", dir.to_str().unwrap(), "-h", &socket, "-p", &port, "-U", &user, "-n", "-w"])
+            .args([
+                "-D",
+                dir.to_str().unwrap(),
+                "-h",
+                &socket,
+                "-p",
+                &port,
+                "-U",
+                &user,
+                "-n",
+                "-w",
+                "-s",
+                "1",
+                "--synchronous",
+            ])
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(dir.with_extension("log")).unwrap())
             .spawn()
             .expect("pg_receivewal starts");
         let mut streaming = false;
         for _ in 0..150 {
-            if count("SELECT count(*) FROM pg_catalog.pg_stat_get_wal_senders() WHERE state = 'streaming'") > 0 {
+            if count("SELECT count(*) FROM pg_catalog.pg_stat_get_wal_senders()
+                       WHERE state = 'streaming' AND coalesce(replay_lsn, flush_lsn, write_lsn) IS NOT NULL") > 0 {
                 streaming = true;
                 break;
             }
@@ -289,7 +320,11 @@ mod tests {
             3 * (minutes - 120)
         );
         assert_eq!(buckets("autoscale.node_samples_1min"), minutes);
-        assert_eq!(rollups::fill_level(Level::Minute).unwrap(), 0, "nothing new");
+        assert_eq!(
+            rollups::fill_level(Level::Minute).unwrap(),
+            0,
+            "nothing new"
+        );
         // the hour level: one complete hour per call
         for h in 1..=hours {
             assert_eq!(rollups::fill_level(Level::Hour).unwrap(), 3);
@@ -306,7 +341,10 @@ mod tests {
         assert_eq!(n, 3);
         assert!((avg - 40.0).abs() < 1e-3, "{avg}");
         assert_eq!(max, 90.0);
-        assert!((p95 - 83.0).abs() < 1e-3, "percentile_cont(0.95) of 10, 20, 90: {p95}");
+        assert!(
+            (p95 - 83.0).abs() < 1e-3,
+            "percentile_cont(0.95) of 10, 20, 90: {p95}"
+        );
         // the cluster row: the average of w2 and w3 per sample, and the workers
         let (cavg, workers) = Spi::get_two::<f64, f64>(
             "SELECT cpu_busy_pct_avg::float8, workers::float8 FROM autoscale.node_samples_1min
@@ -326,12 +364,20 @@ mod tests {
             "SELECT count(*) FROM autoscale.node_samples_1min WHERE bucket < now() - interval '1 hour'",
         );
         assert!(old_minutes > 0);
-        assert_eq!(rollups::prune_level(Level::Minute, 50).unwrap(), 50, "bounded");
+        assert_eq!(
+            rollups::prune_level(Level::Minute, 50).unwrap(),
+            50,
+            "bounded"
+        );
         assert_eq!(
             rollups::prune_level(Level::Minute, 100_000).unwrap(),
             old_minutes - 50
         );
-        assert_eq!(rollups::prune_level(Level::Hour, 100_000).unwrap(), 0, "2 years");
+        assert_eq!(
+            rollups::prune_level(Level::Hour, 100_000).unwrap(),
+            0,
+            "2 years"
+        );
         assert_eq!(buckets("autoscale.node_samples_1hour"), hours);
         Spi::run("SET autoscale.rollup_hour_retention = '1h'").unwrap();
         assert!(rollups::prune_level(Level::Hour, 100_000).unwrap() > 0);
@@ -379,8 +425,12 @@ mod tests {
         .unwrap();
         assert!((current.unwrap() - 65.0).abs() < 0.01);
         assert!((in3.unwrap() - 110.0).abs() < 1.0);
-        let action = one::<String>("SELECT action FROM autoscale.capacity_plan() WHERE metric = 'cpu'");
-        assert!(action.starts_with("raise max_workers (8) or use bigger nodes before"), "{action}");
+        let action =
+            one::<String>("SELECT action FROM autoscale.capacity_plan() WHERE metric = 'cpu'");
+        assert!(
+            action.starts_with("raise max_workers (8) or use bigger nodes before"),
+            "{action}"
+        );
         assert!(action.contains("(policy cpu)"), "{action}");
         assert_eq!(
             one::<String>("SELECT action FROM autoscale.capacity_plan() WHERE metric = 'memory'"),
@@ -392,24 +442,31 @@ mod tests {
             "the default when no policy watches memory"
         );
         // database bytes: 10 MB a day per worker, 4 workers: 1.2 GB a month
-        let per_month = one::<f64>("SELECT per_month FROM autoscale.capacity_plan() WHERE metric = 'database_bytes'");
+        let per_month = one::<f64>(
+            "SELECT per_month FROM autoscale.capacity_plan() WHERE metric = 'database_bytes'",
+        );
         assert!((per_month / 1.2e9 - 1.0).abs() < 0.01, "{per_month}");
         assert_eq!(
             count("SELECT count(*) FROM autoscale.capacity_plan()"),
             6,
             "cpu, memory, disk, connections, commits_per_sec, database_bytes"
         );
-        assert!(one::<String>("SELECT action FROM autoscale.capacity_plan() WHERE metric = 'disk'")
-            .starts_with("too little history to plan: 0s of hourly rollups"));
+        assert!(one::<String>(
+            "SELECT action FROM autoscale.capacity_plan() WHERE metric = 'disk'"
+        )
+        .starts_with("too little history to plan: 0s of hourly rollups"));
         // with three days only, it says so instead of forecasting
-        Spi::run("DELETE FROM autoscale.node_samples_1hour WHERE bucket < now() - interval '73 hours'").unwrap();
+        Spi::run(
+            "DELETE FROM autoscale.node_samples_1hour WHERE bucket < now() - interval '73 hours'",
+        )
+        .unwrap();
         let (action, in3) = Spi::get_two::<String, f64>(
             "SELECT action, in_3_months FROM autoscale.capacity_plan() WHERE metric = 'cpu'",
         )
         .unwrap();
-        assert!(
-            action.unwrap().starts_with("too little history to plan: 3d of hourly rollups, need 7d"),
-        );
+        assert!(action
+            .unwrap()
+            .starts_with("too little history to plan: 3d of hourly rollups, need 7d"),);
         assert_eq!(in3, None);
     }
 }

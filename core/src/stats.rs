@@ -29,7 +29,7 @@ pub struct NodeStats {
     /// The node's max_connections.
     #[serde(default)]
     pub max_connections: Option<i64>,
-    /// Bytes the furthest-behind streaming standby has yet to replay (flush when it does not
+    /// Bytes the furthest-behind streaming standby has yet to replay (flushed, else written, when it does not
     /// replay, as pg_receivewal); `None` when the node has no streaming standby.
     #[serde(default)]
     pub replication_lag_bytes: Option<i64>,

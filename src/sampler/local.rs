@@ -124,7 +124,7 @@ pub fn read_node_stats() -> Result<NodeStats, String> {
                         d.hit, d.read, pg_catalog.current_setting('max_connections')::bigint,
                         CASE WHEN NOT pg_catalog.pg_is_in_recovery() THEN
                           (SELECT max(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(),
-                                                                 coalesce(w.replay_lsn, w.flush_lsn)))::bigint
+                                                                 coalesce(w.replay_lsn, w.flush_lsn, w.write_lsn)))::bigint
                              FROM pg_catalog.pg_stat_get_wal_senders() w WHERE w.state = 'streaming')
                         END
                    FROM (SELECT count(*) FILTER (WHERE backend_type = 'client backend') AS total,

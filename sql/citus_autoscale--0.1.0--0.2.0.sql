@@ -188,6 +188,17 @@ COMMENT ON VIEW autoscale.history_storage IS
 
 GRANT SELECT ON autoscale.node_samples_1min, autoscale.node_samples_1hour, autoscale.history_storage TO pg_monitor;
 
+-- Functions whose signature or result changes are dropped and created again; the roles an administrator granted
+-- EXECUTE on the old ones keep it on the new ones (kept across the DROP in a transaction-local setting).
+SELECT pg_catalog.set_config('citus_autoscale_upgrade.' || f.name, coalesce((
+         SELECT pg_catalog.string_agg(a.grantee::pg_catalog.regrole::text, E'\n')
+           FROM pg_catalog.pg_proc p, LATERAL pg_catalog.aclexplode(p.proacl) a
+          WHERE p.oid = f.sig::pg_catalog.regprocedure AND a.privilege_type = 'EXECUTE'
+            AND a.grantee <> 0 AND a.grantee <> p.proowner), ''), true)
+  FROM (VALUES ('set_policy', 'autoscale.set_policy(text, text, text, double precision, double precision, double precision,
+                 double precision, interval, interval, interval, interval, integer, integer, integer, text)'),
+               ('explain', 'autoscale.explain()')) f(name, sig);
+
 -- set_policy() gains predictive (a new signature: the old function is dropped, calls without it work as before).
 DROP FUNCTION autoscale.set_policy(text, text, text, double precision, double precision, double precision,
                                    double precision, interval, interval, interval, interval, integer, integer,
@@ -290,4 +301,19 @@ COMMENT ON FUNCTION autoscale.capacity_plan() IS
   'month, the scale-out threshold (the lowest of the policies on that metric, else a default for cpu 80, memory 90, '
   'disk 85), when the trend crosses it on today''s workers and when even max_workers pass it, and the action required '
   'in plain words. With less than 7 days of hourly rollups it says so instead of forecasting.';
+DO $$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT g, f.sig
+             FROM (VALUES ('set_policy', 'autoscale.set_policy(text, text, text, double precision, double precision,
+                           double precision, double precision, interval, interval, interval, interval, integer, integer,
+                           integer, text, boolean)'),
+                          ('explain', 'autoscale.explain()')) f(name, sig),
+                  LATERAL pg_catalog.regexp_split_to_table(
+                    pg_catalog.current_setting('citus_autoscale_upgrade.' || f.name, true), E'\n') g
+            WHERE g <> ''
+  LOOP
+    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', r.sig, r.g);
+  END LOOP;
+END $$;
 -- === end prediction (issue 15) ===

@@ -874,7 +874,8 @@ mod tests {
             "CREATE ROLE autoscale_t_monitor; GRANT pg_monitor TO autoscale_t_monitor;
              CREATE ROLE autoscale_t_admin;
              GRANT EXECUTE ON FUNCTION autoscale.set_policy(text, text, text, double precision, double precision,
-                   double precision, double precision, interval, interval, interval, interval, integer, integer, integer, text)
+                   double precision, double precision, interval, interval, interval, interval, integer, integer, integer, text,
+                   boolean)
                TO autoscale_t_admin;",
         )
         .unwrap();

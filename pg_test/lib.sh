@@ -113,6 +113,12 @@ assert_true() { [ "$1" = t ] || fail "$2 (got '$1')"; echo "ok: $2"; }
 assert_contains() { [[ "$1" == *"$2"* ]] || fail "$3: '$2' not in: $(printf '%s' "$1" | head -c 300)"; echo "ok: $3"; }
 # scenario NAME: a scenario's first line; the cluster is stopped however it ends.
 scenario() { echo "# $*"; trap 'stop_all' EXIT; }
+# require_failpoints: the scenario stops operations at exact steps with autoscale.test_hold_at_steps,
+# which only a build with the cargo feature failpoints has (scripts/test.sh installs one).
+require_failpoints() {
+  [ "$(q 0 "SELECT count(*) FROM pg_settings WHERE name = 'autoscale.test_hold_at_steps'")" = 1 ] ||
+    fail "this scenario needs citus_autoscale built with --features failpoints (scripts/test.sh installs one)"
+}
 # backend pid of the autoscale background worker on node I
 worker_pid() { q "$1" "SELECT pid FROM pg_stat_activity WHERE backend_type = 'citus_autoscale'"; }
 

@@ -20,6 +20,7 @@ mkdir -p "$PGTEST_DIR"; chown postgres: "$PGTEST_DIR"
 RUST_TEST_THREADS=1 cargo pgrx test pg15 --runas postgres --pgdata "$PGTEST_DIR/data"
 
 echo "== 3/3 real-cluster scenarios: pg_test/run.sh"
-# cargo pgrx test installed a build with test-only objects; install the plain one for the cluster
-cargo pgrx install --pg-config /usr/lib/postgresql/15/bin/pg_config >/dev/null 2>&1
+# cargo pgrx test installed a build with test-only objects; install one for the cluster with the
+# failpoint setting the scenarios stop operations at exact steps with (autoscale.test_hold_at_steps)
+cargo pgrx install --features failpoints --pg-config /usr/lib/postgresql/15/bin/pg_config >/dev/null 2>&1
 pg_test/run.sh

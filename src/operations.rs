@@ -325,6 +325,12 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
 /// Advances `op` by one step: performs its action (when the guards allow it), persists the new
 /// state and records its events. Returns the new state, or why the guards held it.
 pub fn step(op: &Operation) -> SpiResult<Result<Operation, String>> {
+    if settings::test_hold_at(op.step.as_str()) {
+        return Ok(Err(format!(
+            "held at step {} by autoscale.test_hold_at_steps (a test build's failpoint)",
+            op.step
+        )));
+    }
     let action = machine::action(op);
     if !read_only(&action) {
         if let GuardVerdict::Blocked(why) | GuardVerdict::Observe(why) = check_guards(false)? {

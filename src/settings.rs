@@ -68,6 +68,10 @@ static WEBHOOK_URL: GucSetting<Option<std::ffi::CString>> =
 /// Maintenance window ("02:00-04:00", "sat,sun 00:00-06:00", UTC); empty = always.
 static MAINTENANCE_WINDOW: GucSetting<Option<std::ffi::CString>> =
     GucSetting::<Option<std::ffi::CString>>::new(None);
+/// Test builds only (cargo feature `failpoints`): operation steps to hold before their action.
+#[cfg(feature = "failpoints")]
+static TEST_HOLD_AT_STEPS: GucSetting<Option<std::ffi::CString>> =
+    GucSetting::<Option<std::ffi::CString>>::new(None);
 
 /// Seconds a forecast looks ahead; -1 learns it from the recorded scale-outs.
 static FORECAST_LEAD_TIME_S: GucSetting<i32> = GucSetting::<i32>::new(-1);
@@ -281,6 +285,17 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::UNIT_S,
     );
+    #[cfg(feature = "failpoints")]
+    GucRegistry::define_string_guc(
+        c"autoscale.test_hold_at_steps",
+        c"Test builds only: operation steps (comma-separated) at which a running operation holds.",
+        c"A failpoint for the real-cluster scenarios: an operation that reaches one of these steps stays there, \
+          its action not performed, until the step is taken out of the list. Compiled in only with the cargo \
+          feature failpoints.",
+        &TEST_HOLD_AT_STEPS,
+        GucContext::Suset,
+        GucFlags::SUPERUSER_ONLY,
+    );
     // A typo such as `autoscale.sample_intreval` in postgresql.conf then warns instead of being ignored.
     unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"autoscale".as_ptr()) };
 }
@@ -382,4 +397,19 @@ pub fn rollup_minute_retention() -> Option<Duration> {
 pub fn rollup_hour_retention() -> Option<Duration> {
     let s = ROLLUP_HOUR_RETENTION_S.get();
     (s >= 0).then(|| Duration::from_secs(s as u64))
+}
+
+/// Whether a test build's `autoscale.test_hold_at_steps` holds an operation at `step`. Always
+/// false in a build without the cargo feature `failpoints`.
+pub fn test_hold_at(step: &str) -> bool {
+    #[cfg(feature = "failpoints")]
+    {
+        string(&TEST_HOLD_AT_STEPS)
+            .is_some_and(|l| l.split(',').any(|s| s.trim().eq_ignore_ascii_case(step)))
+    }
+    #[cfg(not(feature = "failpoints"))]
+    {
+        let _ = step;
+        false
+    }
 }

@@ -1,5 +1,5 @@
 //! Guards checked before any action (automatic or manual), in a fixed order: the first that
-//! blocks gives the reason (see DESIGN.md, "Operations").
+//! blocks gives the reason (docs/architecture.md, "Where each decision is made").
 
 use std::fmt;
 use std::str::FromStr;

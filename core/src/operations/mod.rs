@@ -8,7 +8,7 @@
 //! action and the persisted step commit together, a crash at any point resumes at the recorded
 //! step, and [`action`] on the persisted row asks for the same thing again.
 //!
-//! Rules (see DESIGN.md, "Operations"):
+//! Rules (docs/architecture.md, "The operation state machine", draws them):
 //! - rebalance: `citus_rebalance_start` -> follow the job until it finishes, fails or is cancelled;
 //! - scale-out: a standby from the pool (or a provision request and a wait for a node) ->
 //!   `citus_add_node` -> the rebalance above;
@@ -21,6 +21,7 @@
 //! [`trigger`] decides when a rebalance is due; [`guards`] whether acting is allowed at all;
 //! [`window`] parses the maintenance window.
 
+pub mod diagram;
 pub mod guards;
 mod machine;
 #[cfg(test)]
@@ -113,7 +114,7 @@ macro_rules! named_enum {
         }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
         pub enum $name {
             $( $(#[$vmeta])* $variant ),+

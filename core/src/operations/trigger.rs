@@ -1,4 +1,4 @@
-//! When a rebalance is due (see DESIGN.md, "Policies", the rebalancing rule):
+//! When a rebalance is due (docs/architecture.md, "Where each decision is made"):
 //! - the set of active workers gained a node (added or activated): after `rebalance_settle`
 //!   seconds without further change; a removal alone needs no rebalance;
 //! - data is skewed (`get_rebalance_table_shards_plan()` has moves): at most once per

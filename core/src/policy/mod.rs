@@ -4,7 +4,7 @@
 //! policy's metric (one aggregated value per sample) and what it knows about running and finished
 //! operations; [`evaluate`] answers with a [`Decision`] that explains itself per policy.
 //!
-//! Rules (see DESIGN.md, "Policies"):
+//! Rules (docs/architecture.md, "Where each decision is made"):
 //! - threshold policies act when the condition held for the whole `scale_out_for` /
 //!   `scale_in_for` window; target-tracking policies size the cluster to
 //!   `ceil(workers * value / target)`, scaling out to the lowest recommendation over the last

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Upgrade from the released 0.1.0 to this tree's version, on a real Citus cluster:
+#   1. builds 0.1.0 from its release commit (git archive into target/upgrade-0.1.0; cached there),
+#      installs its files, makes a cluster (coordinator, 2 workers, 1 standby) and gives it policies,
+#      a pool, history and a finished scale-out;
+#   2. installs this tree's files (saved from the system before step 1) and runs
+#      ALTER EXTENSION citus_autoscale UPDATE on the coordinator (and on a worker where Citus did not);
+#   3. checks that the data is kept and that sampling, explain() and an operation (a scale-in) work;
+#   4. compares the catalogs (pg_test/sql/catalog_snapshot.sql) of the upgraded coordinator, an upgraded
+#      worker and a fresh install: they must be identical;
+#   5. pg_dump and pg_restore of a database with the extension keep its policies and pool.
+# The system's extension files are put back as they were however the scenario ends.
+set -euo pipefail
+. "$(dirname "$0")/../lib.sh"
+scenario "upgrade from 0.1.0: data kept, sampling/explain/operations work, catalogs identical to a fresh install"
+
+RELEASE_0_1_0=fe137e01ee2dd2c62fc135c9f20ad9b728f96178   # main's commit that released 0.1.0
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+NEW_VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$REPO/Cargo.toml" | head -1)
+LIBDIR=$("$PGBIN/pg_config" --pkglibdir)
+EXTDIR=$("$PGBIN/pg_config" --sharedir)/extension
+SNAPSHOT_SQL="$REPO/pg_test/sql/catalog_snapshot.sql"
+OLD="$REPO/target/upgrade-0.1.0"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+# --- 1. 0.1.0, built from its commit ---
+if [ ! -f "$OLD/pkg/.built-$RELEASE_0_1_0" ]; then
+  git -C "$REPO" cat-file -e "$RELEASE_0_1_0^{commit}" 2>/dev/null ||
+    fail "the 0.1.0 release commit $RELEASE_0_1_0 is not in this clone (a shallow clone? fetch the full history)"
+  rm -rf "$OLD/src" "$OLD/pkg"; mkdir -p "$OLD/src"
+  git -C "$REPO" archive "$RELEASE_0_1_0" | tar -x -C "$OLD/src"
+  t0=$(date +%s)
+  (cd "$OLD/src" && CARGO_TARGET_DIR="$OLD/target" cargo pgrx package --debug \
+      --pg-config "$PGBIN/pg_config" --out-dir "$OLD/pkg" >"$OLD/build.log" 2>&1) ||
+    { tail -20 "$OLD/build.log"; fail "building 0.1.0 failed"; }
+  touch "$OLD/pkg/.built-$RELEASE_0_1_0"
+  echo "built 0.1.0 from $RELEASE_0_1_0 in $(( $(date +%s) - t0 )) s"
+fi
+old_so=$(find "$OLD/pkg" -name citus_autoscale.so | head -1)
+old_ext=$(dirname "$(find "$OLD/pkg" -name citus_autoscale.control | head -1)")
+[ -f "$old_so" ] && [ -f "$old_ext/citus_autoscale--0.1.0.sql" ] || fail "0.1.0 package incomplete under $OLD/pkg"
+
+# save this tree's installed files; put them back at the end
+saved="$CLUSTER_DIR/installed-$NEW_VERSION"
+rm -rf "$saved"; mkdir -p "$saved"
+[ -f "$EXTDIR/citus_autoscale--$NEW_VERSION.sql" ] ||
+  fail "citus_autoscale $NEW_VERSION is not installed (cargo pgrx install first)"
+[ -f "$EXTDIR/citus_autoscale--0.1.0--$NEW_VERSION.sql" ] || fail "the upgrade script 0.1.0--$NEW_VERSION is not installed"
+cp -a "$LIBDIR/citus_autoscale.so" "$EXTDIR"/citus_autoscale.control "$EXTDIR"/citus_autoscale--*.sql "$saved/"
+had_old_script=no; [ -f "$EXTDIR/citus_autoscale--0.1.0.sql" ] && had_old_script=yes
+restore_install() {
+  stop_all
+  cp -a "$saved/citus_autoscale.so" "$LIBDIR/"
+  cp -a "$saved"/citus_autoscale.control "$saved"/citus_autoscale--*.sql "$EXTDIR/"
+  [ "$had_old_script" = yes ] || rm -f "$EXTDIR/citus_autoscale--0.1.0.sql"
+}
+trap restore_install EXIT
+install -m 755 "$old_so" "$LIBDIR/citus_autoscale.so"
+install -m 644 "$old_ext/citus_autoscale.control" "$old_ext/citus_autoscale--0.1.0.sql" "$EXTDIR/"
+
+make_cluster 2 1
+standby=$(node_port 3)
+assert_eq "$(q 0 "SELECT extversion FROM pg_extension WHERE extname = 'citus_autoscale'")" 0.1.0 "0.1.0 installed on the coordinator"
+assert_eq "$(q 1 "SELECT extversion FROM pg_extension WHERE extname = 'citus_autoscale'")" 0.1.0 "and on a worker (Citus propagated it)"
+make_kv 8 20000
+set_gucs 0 autoscale.mode act
+q 0 "SELECT autoscale.set_policy('cpu', scale_out_above => 95, scale_in_below => 1, scale_in_for => '1 day',
+       min_workers => 2, max_workers => 3)" >/dev/null
+q 0 "SELECT autoscale.set_policy('commits', metric => 'commits_per_sec', aggregate => 'max', target => 500,
+       min_workers => 2, max_workers => 3)" >/dev/null
+q 0 "SELECT autoscale.add_standby_node('127.0.0.1', $standby)" >/dev/null
+q 0 "SELECT autoscale.scale_out(reason => 'before the upgrade')" >/dev/null
+wait_for 0 "SELECT status = 'succeeded' FROM autoscale.operations WHERE kind = 'scale_out'" 90 || { dump_state 0; false; } ||
+  fail "0.1.0's scale-out did not succeed"
+wait_for 0 "SELECT count(DISTINCT sample_id) >= 3 FROM autoscale.node_samples" 30 || fail "0.1.0 recorded no history"
+kept_sql="SELECT (SELECT string_agg(name || ':' || metric, ',' ORDER BY name) FROM autoscale.policies)
+          || ' pool=' || (SELECT string_agg(nodeport || ':' || state, ',' ORDER BY nodeport) FROM autoscale.standby_nodes)
+          || ' ops=' || (SELECT string_agg(id || ':' || kind || ':' || status, ',' ORDER BY id) FROM autoscale.operations)"
+kept_before=$(q 0 "$kept_sql")
+counts_sql="SELECT (SELECT count(*) FROM autoscale.node_samples WHERE sample_id <= %s) || '/'
+                || (SELECT count(*) FROM autoscale.worker_count WHERE sample_id <= %s) || '/'
+                || (SELECT count(*) FROM autoscale.events WHERE id <= %s)"
+last_sample=$(q 0 "SELECT max(sample_id) FROM autoscale.node_samples")
+last_event=$(q 0 "SELECT max(id) FROM autoscale.events")
+# shellcheck disable=SC2059
+counts_before=$(q 0 "$(printf "$counts_sql" "$last_sample" "$last_sample" "$last_event")")
+rows_before=$(row_counts 0)
+echo "0.1.0 state: $kept_before; history rows (samples/worker_count/events): $counts_before"
+
+# --- 2. this version's files, ALTER EXTENSION UPDATE ---
+stop_all
+cp -a "$saved/citus_autoscale.so" "$LIBDIR/"
+cp -a "$saved"/citus_autoscale.control "$saved"/citus_autoscale--*.sql "$EXTDIR/"
+for i in 0 1 2 3; do start_node "$i"; done
+q 0 "ALTER EXTENSION citus_autoscale UPDATE" >/dev/null
+assert_eq "$(q 0 "SELECT extversion FROM pg_extension WHERE extname = 'citus_autoscale'")" "$NEW_VERSION" "coordinator updated to $NEW_VERSION"
+for i in 1 2 3; do
+  v=$(q "$i" "SELECT extversion FROM pg_extension WHERE extname = 'citus_autoscale'")
+  if [ "$v" != "$NEW_VERSION" ]; then
+    echo "worker $i still at $v after the coordinator's update: ALTER EXTENSION UPDATE there"
+    q "$i" "ALTER EXTENSION citus_autoscale UPDATE" >/dev/null
+  fi
+  assert_eq "$(q "$i" "SELECT extversion FROM pg_extension WHERE extname = 'citus_autoscale'")" "$NEW_VERSION" "node $i at $NEW_VERSION"
+done
+
+# --- 3. data kept; sampling, explain and an operation work ---
+assert_eq "$(q 0 "$kept_sql")" "$kept_before" "policies, pool and operations kept"
+# shellcheck disable=SC2059
+assert_eq "$(q 0 "$(printf "$counts_sql" "$last_sample" "$last_sample" "$last_event")")" "$counts_before" "history rows kept"
+assert_eq "$(row_counts 0)" "$rows_before" "user tables kept"
+s=$(q 0 "SELECT max(sample_id) FROM autoscale.node_samples")
+q 0 "SELECT autoscale.sample()" >/dev/null
+assert_eq "$(q 0 "SELECT count(*) FILTER (WHERE reachable) FROM autoscale.node_samples WHERE sample_id = (SELECT max(sample_id) FROM autoscale.node_samples) AND sample_id > $s")" 4 \
+  "a sample after the upgrade reads the coordinator and 3 workers"
+assert_eq "$(q 0 "SELECT count(*) FROM autoscale.explain()")" 2 "explain() explains both policies"
+q 0 "SELECT autoscale.scale_in('127.0.0.1', $standby, reason => 'after the upgrade')" >/dev/null
+wait_for 0 "SELECT status <> 'running' FROM autoscale.operations WHERE kind = 'scale_in'" 90 || { dump_state 0; false; } ||
+  fail "the scale-in after the upgrade did not finish"
+assert_eq "$(q 0 "SELECT status FROM autoscale.operations WHERE kind = 'scale_in'")" succeeded "a scale-in after the upgrade succeeded"
+assert_eq "$(q 0 "SELECT count(*) FROM pg_dist_node WHERE nodeport = $standby")" 0 "the node left the cluster"
+assert_eq "$(row_counts 0)" "$rows_before" "user tables kept through the scale-in"
+
+# --- 4. identical objects: fresh install vs upgraded coordinator and worker ---
+q 0 "CREATE DATABASE fresh" >/dev/null
+as_pg psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$(node_port 0)" -U postgres -d fresh \
+  -c "CREATE EXTENSION citus" -c "CREATE EXTENSION citus_autoscale" >/dev/null
+snapshot() { as_pg psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$(node_port "$1")" -U postgres -d "$2" -f "$SNAPSHOT_SQL"; }
+snapshot 0 fresh >"$CLUSTER_DIR/catalog.fresh"
+snapshot 0 postgres >"$CLUSTER_DIR/catalog.upgraded"
+snapshot 1 postgres >"$CLUSTER_DIR/catalog.worker"
+n=$(wc -l <"$CLUSTER_DIR/catalog.fresh")
+[ "$n" -gt 50 ] || fail "the catalog snapshot has only $n lines"
+assert_true "$(q 0 "SELECT $(grep -c '^function ' "$CLUSTER_DIR/catalog.fresh") > 10")" "the snapshot lists the functions ($n lines in all)"
+diff -u "$CLUSTER_DIR/catalog.fresh" "$CLUSTER_DIR/catalog.upgraded" >&2 ||
+  fail "the upgraded coordinator's objects differ from a fresh install (diff above: - fresh, + upgraded)"
+echo "ok: upgraded coordinator = fresh install ($n catalog lines)"
+diff -u "$CLUSTER_DIR/catalog.fresh" "$CLUSTER_DIR/catalog.worker" >&2 ||
+  fail "the upgraded worker's objects differ from a fresh install (diff above: - fresh, + worker)"
+echo "ok: upgraded worker = fresh install"
+
+# --- 5. pg_dump / pg_restore keep policies and pool (config tables) ---
+# A database without Citus: the pool row is written directly, as add_standby_node needs a coordinator.
+q 0 "CREATE DATABASE dumpsrc" >/dev/null
+q 0 "CREATE DATABASE dumpdst" >/dev/null
+psql_db() { local db=$1; shift; as_pg psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$(node_port 0)" -U postgres -d "$db" "$@"; }
+psql_db dumpsrc -c "CREATE EXTENSION citus_autoscale" \
+  -c "SELECT autoscale.set_policy('dumped', metric => 'commits_per_sec', scale_out_above => 123, scale_in_below => 4, min_workers => 2)" \
+  -c "INSERT INTO autoscale.standby_nodes (nodename, nodeport) VALUES ('10.0.0.9', 5432)" >/dev/null
+config_sql="SELECT (SELECT string_agg(name || ':' || metric || ':' || coalesce(scale_out_above::text, '-'), ',') FROM autoscale.policies)
+            || ' pool=' || (SELECT string_agg(nodename || ':' || nodeport || ':' || state, ',') FROM autoscale.standby_nodes)"
+src_config=$(psql_db dumpsrc -c "$config_sql")
+as_pg pg_dump -h 127.0.0.1 -p "$(node_port 0)" -U postgres -Fc -f "$CLUSTER_DIR/dumpsrc.dump" dumpsrc
+as_pg pg_restore -h 127.0.0.1 -p "$(node_port 0)" -U postgres -d dumpdst --exit-on-error "$CLUSTER_DIR/dumpsrc.dump"
+assert_eq "$(psql_db dumpdst -c "$config_sql")" "$src_config" "pg_dump/pg_restore keep policies and pool"

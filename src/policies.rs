@@ -456,8 +456,13 @@ fn history_window(window_secs: f64) -> SpiResult<(Vec<SampleAgg>, CustomValues)>
 
 /// Recent samples a forecast is fitted from: its trend and error windows, and a few minutes more.
 fn forecast_span() -> f64 {
-    let c = forecast::Config::default();
-    c.trend_window + c.error_window + 300.0
+    let c = forecast_config();
+    c.trend_window + c.error_window + 5.0 * c.bucket
+}
+
+/// The forecast's configuration at this sample interval.
+fn forecast_config() -> forecast::Config {
+    forecast::Config::for_sample_interval(settings::sample_interval().as_secs_f64())
 }
 
 /// The engine's input from the policies, history and operations, at `now`, and the samples read
@@ -557,7 +562,7 @@ fn forecasts(
         return Ok(vec![None; policies.len()]);
     }
     let lead = lead_time()?;
-    let cfg = forecast::Config::default();
+    let cfg = forecast_config();
     let mut out = Vec::with_capacity(policies.len());
     for p in policies {
         if !p.policy.predictive {

@@ -73,6 +73,24 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The default model at the resolution of a sample interval: buckets of 12 samples, between
+    /// 1 s and 1 minute (the default at 5 s and slower), the windows in buckets as by default.
+    pub fn for_sample_interval(secs: f64) -> Config {
+        let d = Config::default();
+        let bucket = if secs.is_finite() && secs > 0.0 {
+            (12.0 * secs).clamp(1.0, d.bucket)
+        } else {
+            d.bucket
+        };
+        let k = bucket / d.bucket;
+        Config {
+            bucket,
+            trend_window: d.trend_window * k,
+            error_window: d.error_window * k,
+            ..d
+        }
+    }
+
     fn trend_buckets(&self) -> usize {
         ((self.trend_window / self.bucket).round() as usize).max(4)
     }

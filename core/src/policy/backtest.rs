@@ -88,7 +88,10 @@ pub fn backtest(
     let mut lo = 0;
     let mut forecasters: Vec<Option<Forecaster>> = policies
         .iter()
-        .map(|p| p.predictive.then(|| Forecaster::new(Config::default())))
+        .map(|p| {
+            p.predictive
+                .then(|| Forecaster::new(Config::for_sample_interval(sample_interval)))
+        })
         .collect();
     let mut out_durations: Vec<f64> = Vec::new();
     for (i, h) in history.iter().enumerate() {

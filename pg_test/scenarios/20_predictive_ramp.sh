@@ -65,3 +65,7 @@ assert_eq "$(grep -c 'pgbench exited with status' "$log" || true)" 0 "every pgbe
 assert_eq "$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$log" | awk '{s += $1} END {print s + 0}')" 0 \
   "zero failed pgbench transactions"
 assert_eq "$(q 0 "SELECT count(*) FROM autoscale.events WHERE kind IN ('operation_failed', 'error')")" 0 "no failure or error events"
+# the rollups the tick filled meanwhile, and what a row costs
+q 0 "SELECT level, rows, bytes, nodes, round(days::numeric, 4) AS days, bytes_per_node_per_day FROM autoscale.history_storage"
+echo "1-minute rollup row: $(q 0 "SELECT round(avg(pg_column_size(t.*))) FROM autoscale.node_samples_1min t") bytes on average (plus its index entry)"
+assert_true "$(q 0 "SELECT count(*) > 0 FROM autoscale.node_samples_1min WHERE nodename = 'cluster'")" "the tick filled the 1-minute rollups"

@@ -54,7 +54,10 @@ fn the_resolution_follows_the_sample_interval() {
     assert_eq!(Config::for_sample_interval(5.0), Config::default());
     assert_eq!(Config::for_sample_interval(30.0), Config::default());
     let fast = Config::for_sample_interval(0.5);
-    assert_eq!((fast.bucket, fast.trend_window, fast.error_window), (6.0, 180.0, 360.0));
+    assert_eq!(
+        (fast.bucket, fast.trend_window, fast.error_window),
+        (6.0, 180.0, 360.0)
+    );
     assert_eq!(fast.min_history(), 150.0);
     assert_eq!(Config::for_sample_interval(0.01).bucket, 1.0);
     assert_eq!(Config::for_sample_interval(f64::NAN), Config::default());

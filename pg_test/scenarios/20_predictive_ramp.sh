@@ -22,6 +22,7 @@ q 0 "SELECT autoscale.set_policy('ramp', metric => 'tps', aggregate => 'avg', sc
 
 # the load: 31 segments of 10 s at 100/s, then +40/s every 10 s up to 900/s
 log="$CLUSTER_DIR/ramp.out"
+rm -f "$CLUSTER_DIR/stop.ramp" "$log"
 (
   for r in $(for _ in $(seq 31); do echo 100; done) $(seq 140 40 900); do
     as_pg pgbench -h 127.0.0.1 -p "$(node_port 0)" -U postgres -n -c 8 -j 2 -R "$r" -T 10 -f "$script" postgres \

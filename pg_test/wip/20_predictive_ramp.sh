@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+# NOT IN THE SUITE YET (pg_test/wip): under a continuous load, PostgreSQL 15 backends publish their commit
+# counters in bursts (up to 60 s apart), so 1 s tps readings became too noisy for the forecast gate in the last
+# run; to be redone on cpu or with a longer bucket. Run by hand: bash pg_test/wip/20_predictive_ramp.sh
 # A predictive policy scales out ahead of a rising load. pgbench runs read-write on a distributed
 # table at 100 transactions/s for 310 s (history for the forecast: at a 1 s sample interval its
 # buckets are 12 s and it needs 25 of them), then its rate ramps up by 40/s every 10 s. The policy

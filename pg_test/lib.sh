@@ -91,6 +91,13 @@ make_cluster() {
     q 0 "SELECT citus_add_node('127.0.0.1', $(node_port "$i"))" >/dev/null
   done
   q 0 "CREATE EXTENSION citus_autoscale" >/dev/null
+  # custom metric SQL runs as this role without superuser; scenarios GRANT it what their SQL reads
+  # (a release without the setting, such as 0.1.0 in the upgrade scenario, gets the role only)
+  q 0 "CREATE ROLE autoscale_metrics" >/dev/null
+  if [ "$(q 0 "SELECT count(*) FROM pg_settings WHERE name = 'autoscale.custom_sql_role'")" = 1 ]; then
+    q 0 "ALTER SYSTEM SET autoscale.custom_sql_role = 'autoscale_metrics'" >/dev/null
+    q 0 "SELECT pg_reload_conf()" >/dev/null
+  fi
 }
 
 # wait_for I SQL TIMEOUT_S: poll SQL on node I until it returns 't'.

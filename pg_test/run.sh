@@ -13,7 +13,7 @@ for s in scenarios/*.sh; do
   [ -n "${ONLY:-}" ] && [[ "$s" != *"$ONLY"* ]] && continue
   name=$(basename "$s" .sh)
   start=$(date +%s)
-  log="/tmp/citus_autoscale_scenario_$name.log"
+  log="${LOG_DIR:-/tmp}/citus_autoscale_scenario_$name.log"
   if bash "$s" >"$log" 2>&1; then
     passed=$((passed + 1)); echo "ok   $name ($(( $(date +%s) - start ))s)"
   else

@@ -3,16 +3,21 @@
 # loopback that autoscales: a coordinator, two workers and a standby, the extension preloaded
 # everywhere, a policy on commits per second; pgbench load makes the standby join and the shards
 # rebalance; when the load stops the node drains and leaves. Prints the cluster's load and what
-# autoscale does as it goes. Without Citus it says so and shows the single-node part.
-# Everything it starts is stopped at the end (KEEP=1 leaves the cluster running).
+# autoscale does as it goes. Without Citus (or with DEMO_WITHOUT_CITUS=1) it runs the same brain on
+# plain PostgreSQL: a policy in observe mode under pgbench load, its 'would scale out' decisions,
+# explain(), backtest() and metrics(). Both end with a summary and where to look next.
+# Everything it starts is stopped at the end (KEEP=1 leaves the cluster running; SKIP_SETUP=1 skips
+# scripts/setup.sh when the extension is already installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+[ "${SKIP_SETUP:-0}" = 1 ] || scripts/setup.sh
 CLUSTER_DIR=${CLUSTER_DIR:-/tmp/citus_autoscale_demo}
 BASE_PORT=${BASE_PORT:-9800}
 SAMPLE_INTERVAL=1s
 . pg_test/lib.sh
 LOAD_SECS=${LOAD_SECS:-45}
+PLAIN_LOAD_SECS=${PLAIN_LOAD_SECS:-25}
+PLAIN_THRESHOLD=${PLAIN_THRESHOLD:-500}
 [ "${KEEP:-0}" = 1 ] || trap stop_all EXIT
 
 line() { printf '%s\n' "------------------------------------------------------------------------------"; }
@@ -32,16 +37,80 @@ status_line() {
        FROM autoscale.status s"
 }
 
-if ! citus_installed; then
-  citus_missing_line
-  echo "Single-node part on plain PostgreSQL: the extension samples this node."
+# ---- without Citus: the brain on plain PostgreSQL, in observe mode ----
+demo_without_citus() {
+  echo "== Without Citus the extension still samples this node, decides and explains; it cannot add nodes."
+  echo "== starting PostgreSQL 15 on 127.0.0.1:$(node_port 0) with citus_autoscale preloaded (in $CLUSTER_DIR)"
+  stop_all
   init_node 0 citus_autoscale; start_node 0
   q 0 "CREATE EXTENSION citus_autoscale" >/dev/null
-  q 0 "SELECT jsonb_pretty(autoscale.node_stats())"
-  as_pg /usr/lib/postgresql/15/bin/pgbench -i -q -h 127.0.0.1 -p "$(node_port 0)" -U postgres postgres >/dev/null 2>&1
-  as_pg /usr/lib/postgresql/15/bin/pgbench -c 4 -T 15 -h 127.0.0.1 -p "$(node_port 0)" -U postgres postgres >/dev/null 2>&1 &
-  for _ in $(seq 8); do sleep 2; line; show_load; done
-  wait
+  echo "== a policy: scale out above $PLAIN_THRESHOLD commits/s held for 10 s (autoscale.mode = $(q 0 "SHOW autoscale.mode"): decide and record only)"
+  q 0 "SELECT autoscale.set_policy('writes', metric => 'commits_per_sec', aggregate => 'max',
+         scale_out_above => $PLAIN_THRESHOLD, scale_in_below => 20, scale_out_for => '10 s', scale_in_for => '30 s',
+         cooldown => '30 s', min_workers => 1, max_workers => 4)" >/dev/null
+  q 0 "SELECT format('  %s: %s %s %s, for %s (in: %s), workers %s..%s', name, metric, aggregate, rule,
+                     scale_out_for, scale_in_for, min_workers, max_workers) FROM autoscale.policies"
+  as_pg "$PGBIN/pgbench" -i -q -h 127.0.0.1 -p "$(node_port 0)" -U postgres postgres >/dev/null 2>&1
+  echo "== pgbench: 4 clients for ${PLAIN_LOAD_SECS}s; every 3 s this node's latest sample and the engine's decision"
+  as_pg "$PGBIN/pgbench" -n -c 4 -T "$PLAIN_LOAD_SECS" -h 127.0.0.1 -p "$(node_port 0)" -U postgres postgres \
+    >/tmp/citus_autoscale_demo.pgbench.out 2>&1 &
+  local bench=$! explained=""
+  while kill -0 "$bench" 2>/dev/null; do
+    sleep 3
+    plain_status_line
+    if [ -z "$explained" ] && [ "$(q 0 "SELECT count(*) FROM autoscale.events WHERE kind = 'decision'")" -gt 0 ]; then
+      explained=$(explain_rows)
+    fi
+  done
+  wait "$bench" || true
+  grep -E "^tps" /tmp/citus_autoscale_demo.pgbench.out | sed 's/^/  pgbench: /'
+  for _ in 1 2; do sleep 3; plain_status_line; done
+  line
+  echo "== the decisions it recorded (autoscale.events, kind decision)"
+  q 0 "SELECT format('  %s  %s', to_char(at, 'HH24:MI:SS'), left(message, 150))
+         FROM autoscale.events WHERE kind = 'decision' ORDER BY id"
+  echo "== autoscale.explain() while the load ran: value, rule, held for, decision, reasons"
+  printf '%s\n' "${explained:-  (no decision during the load: see autoscale.events)}"
+  echo "== autoscale.explain() now"
+  explain_rows
+  echo "== the policy replayed over this run's samples: autoscale.backtest('1 hour', operation_time => '10 s')"
+  local bt
+  bt=$(backtest_rows)
+  printf '%s\n' "${bt:-  (no scale action)}"
+  echo "== a few lines of autoscale.metrics() (Prometheus text)"
+  q 0 "SELECT '  ' || l FROM regexp_split_to_table(autoscale.metrics(), E'\\n') l
+        WHERE l ~ '^autoscale_(mode|node_commits_per_second|node_cpu_busy_percent|policy_value|policy_desired_workers)'
+          AND l !~ ' 0$'"
+  line
+  echo "Summary: pgbench pushed this node to $(q 0 "SELECT round(max(commits_per_sec)::numeric) FROM autoscale.node_samples") commits/s;" \
+       "the policy (> $PLAIN_THRESHOLD for 10 s) recorded $(q 0 "SELECT count(*) || ' decision(s): ' || coalesce(string_agg(quote_literal(split_part(message, ':', 1)), ', ' ORDER BY id), 'none')
+                                                              FROM autoscale.events WHERE kind = 'decision'")," \
+       "and changed nothing (observe mode, no Citus)."
+  echo "Next: SELECT * FROM autoscale.explain(); autoscale.backtest('1 day') on your own load; autoscale.metrics() for Prometheus."
+  echo "To act on it, get Citus (https://docs.citusdata.com/en/stable/installation/), then run scripts/demo.sh again: it starts a cluster that scales for real."
+}
+plain_status_line() {
+  q 0 "SELECT format('  %s  commits/s %7s  cpu %5s%%  conns %3s | decision %s (%s -> %s workers)',
+                     to_char(now(), 'HH24:MI:SS'), coalesce(round(l.commits_per_sec::numeric, 1)::text, '-'),
+                     coalesce(round(l.cpu_busy_pct::numeric, 1)::text, '-'), l.connections,
+                     coalesce(s.last_decision, '-'), (SELECT workers FROM autoscale.explain() LIMIT 1),
+                     coalesce(s.last_desired_workers::text, '-'))
+         FROM autoscale.status s, autoscale.latest_node_load l"
+}
+explain_rows() {
+  q 0 "SELECT format('  %s: %s %s = %s, rule %s, held %s, workers %s -> %s, decision %s: %s', policy, metric, aggregate,
+                     current_value, rule, held_for, workers, desired_workers, decision, array_to_string(reasons, '; '))
+         FROM autoscale.explain()"
+}
+backtest_rows() {
+  q 0 "SELECT format('  %s  %-3s %s -> %s  %s', to_char(at, 'HH24:MI:SS'), decision, from_workers, to_workers,
+                    left(array_to_string(reasons, '; '), 100))
+         FROM autoscale.backtest('1 hour', operation_time => '10 s') ORDER BY at"
+}
+
+if [ "${DEMO_WITHOUT_CITUS:-0}" = 1 ] || ! citus_installed; then
+  citus_installed || citus_missing_line
+  demo_without_citus
   exit 0
 fi
 
@@ -100,5 +169,10 @@ q 0 "SELECT format('  %s  %-3s %s -> %s  %s', to_char(at, 'HH24:MI:SS'), decisio
 q 0 "SELECT '  ' || l FROM regexp_split_to_table(autoscale.metrics(), E'\\n') l
       WHERE l ~ '^autoscale_(workers|node_commits_per_second|operations_total|standby_nodes)' AND l !~ ' 0$'"
 echo "== rows: $rows_before before, $(q 0 "SELECT count(*) FROM orders") after; standby pool: $(q 0 "SELECT string_agg(nodename || ':' || nodeport || ' ' || state, ', ') FROM autoscale.standby_nodes")"
+line
+echo "Summary: $(q 0 "SELECT coalesce(string_agg(format('%s %s in %s', kind, status, date_trunc('second', finished_at - started_at)), ', ' ORDER BY id), 'no operation') FROM autoscale.operations");" \
+     "workers now $(q 0 "SELECT active_workers FROM autoscale.status"); orders: $rows_before rows before, $(q 0 "SELECT count(*) FROM orders") after."
+echo "Next: SELECT * FROM autoscale.status / autoscale.explain() / autoscale.events; autoscale.backtest('1 day') before you switch to act."
+echo "Dashboard: import dashboards/citus_autoscale.json into Grafana (PostgreSQL data source on this coordinator); Prometheus: dashboards/sql_exporter.yml."
 [ "${KEEP:-0}" = 1 ] && echo "cluster left running in $CLUSTER_DIR (stop: pg_ctl -D $CLUSTER_DIR/nN stop)"
 exit 0

@@ -38,6 +38,7 @@ CREATE TABLE autoscale.node_samples (
     xact_commit          bigint,
     xact_rollback        bigint,
     -- added in 0.2.0
+    data_node            boolean,
     cache_hit_ratio       real,
     replication_lag       bigint,
     tps                   real,
@@ -60,6 +61,9 @@ COMMENT ON COLUMN autoscale.node_samples.cpu_busy_pct IS
 COMMENT ON COLUMN autoscale.node_samples.shard_count IS 'Shard placements on the node, from pg_dist_placement.';
 COMMENT ON COLUMN autoscale.node_samples.shard_bytes IS 'Bytes of the shard placements on the node, measured on the node.';
 COMMENT ON COLUMN autoscale.node_samples.node_time IS 'The node''s clock at reading time, seconds since the epoch.';
+COMMENT ON COLUMN autoscale.node_samples.data_node IS
+  'The node holds shards of distributed tables or should (shouldhaveshards), the coordinator included: the policies '
+  'read the load of these nodes. Reference and citus local tables do not count. NULL without Citus.';
 COMMENT ON COLUMN autoscale.node_samples.cache_hit_ratio IS
   'Shared-buffer hits over hits plus reads since the previous sample of this node, percent (NULL when nothing was read).';
 COMMENT ON COLUMN autoscale.node_samples.replication_lag IS
@@ -101,7 +105,7 @@ CREATE VIEW autoscale.latest_node_load AS
 SELECT DISTINCT ON (nodename, nodeport)
        sampled_at, nodeid, nodename, nodeport, is_coordinator, reachable, error,
        cpu_busy_pct, load1, mem_used_pct, disk_used_pct, connections, active_connections,
-       commits_per_sec, database_size, shard_count, shard_bytes,
+       commits_per_sec, database_size, shard_count, shard_bytes, data_node,
        tps, cache_hit_ratio, connection_saturation, replication_lag, mean_statement_ms
   FROM autoscale.node_samples
  WHERE sampled_at > pg_catalog.now() - interval '1 day'
@@ -202,7 +206,7 @@ CREATE TABLE autoscale.standby_nodes (
     nodename   text        NOT NULL,
     nodeport   int         NOT NULL CHECK (nodeport BETWEEN 1 AND 65535),
     state      text        NOT NULL DEFAULT 'available'
-                           CHECK (state IN ('available', 'joining', 'active', 'draining', 'returned')),
+                           CHECK (state IN ('available', 'joining', 'active', 'draining', 'returned', 'failed')),
     added_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
     joined_at  timestamptz,
     changed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
@@ -210,10 +214,12 @@ CREATE TABLE autoscale.standby_nodes (
 );
 SELECT pg_catalog.pg_extension_config_dump('autoscale.standby_nodes', '');
 COMMENT ON TABLE autoscale.standby_nodes IS
-  'The standby pool: nodes autoscale may add to the cluster. available: ready to join; joining: being added; '
-  'active: a worker that autoscale added (scale-in takes the newest of these first); draining: leaving; returned: '
-  'back in the pool after a scale-in (may join again; a deprovision request was sent). Change with '
-  'autoscale.add_standby_node() and autoscale.remove_standby_node(). Kept by pg_dump.';
+  'The standby pool: nodes autoscale may add to the cluster. available: ready to join (the only state a scale-out '
+  'claims); joining: being added; active: a worker that autoscale added (scale-in takes the one holding the least '
+  'data first); draining: leaving; returned: left the cluster after a scale-in and a deprovision request was sent, '
+  'so not claimable until offered again with autoscale.add_standby_node(); failed: citus_add_node failed on it, not '
+  'claimable until offered again. Change with autoscale.add_standby_node() and autoscale.remove_standby_node(). '
+  'Kept by pg_dump.';
 
 CREATE TABLE autoscale.provision_requests (
     id              bigserial   PRIMARY KEY,
@@ -226,13 +232,18 @@ CREATE TABLE autoscale.provision_requests (
     webhook_status  text,
     webhook_attempts int        NOT NULL DEFAULT 0,
     webhook_next_at timestamptz,
-    webhook_error   text
+    webhook_error   text,
+    request_key     uuid        NOT NULL DEFAULT pg_catalog.gen_random_uuid()
 );
 COMMENT ON TABLE autoscale.provision_requests IS
   'Outbox of requests to an external provisioner: provision (a node is needed) and deprovision (a node left the '
   'cluster and may be reclaimed). Each is also sent as NOTIFY autoscale_provision and, when autoscale.webhook_url is '
-  'set, POSTed as json (webhook_* columns track delivery). A provisioner answers by adding a node to the cluster or '
-  'to the pool.';
+  'set, POSTed as json by the background worker outside any tick''s transaction (webhook_* columns track delivery; '
+  'webhook_error holds the kind of error or the HTTP status, never the URL). request_key (also in the payload and the '
+  'Idempotency-Key header) lets a provisioner de-duplicate. A provisioner answers by adding a node to the cluster or '
+  'to the pool. A provision request expires when its operation ends without a node.';
+COMMENT ON COLUMN autoscale.provision_requests.request_key IS
+  'A unique key of the request, sent in its json and as the Idempotency-Key header of every webhook attempt.';
 
 
 
@@ -252,7 +263,7 @@ SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
        c.last_decision -> 'reasons' AS last_decision_reasons,
        c.decided_at,
        CASE WHEN c.paused_until > pg_catalog.now() THEN c.paused_until END AS paused_until,
-       (SELECT count(*) FROM autoscale.standby_nodes WHERE state IN ('available', 'returned')) AS standby_available,
+       (SELECT count(*) FROM autoscale.standby_nodes WHERE state = 'available') AS standby_available,
        (SELECT pg_catalog.jsonb_object_agg(state, n)
           FROM (SELECT state, count(*) AS n FROM autoscale.standby_nodes GROUP BY state) s) AS standby_pool,
        GREATEST(interval '0',
@@ -262,13 +273,18 @@ SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
                 (SELECT max(finished_at) FROM autoscale.operations
                   WHERE kind IN ('scale_out', 'scale_in') AND status = 'succeeded')
                 + (SELECT max(cooldown_in) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_in_cooldown_left,
-       (SELECT max(started_at) FROM autoscale.operations) AS last_operation_at
+       (SELECT max(started_at) FROM autoscale.operations) AS last_operation_at,
+       ARRAY(SELECT s.nodename || ':' || s.nodeport || CASE WHEN s.is_coordinator THEN ' (coordinator)' ELSE '' END
+               FROM autoscale.node_samples s
+              WHERE s.sample_id = w.sample_id AND s.data_node
+              ORDER BY s.is_coordinator DESC, s.nodename, s.nodeport) AS data_nodes
   FROM autoscale.control c
   LEFT JOIN LATERAL (SELECT * FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1) w ON true
   LEFT JOIN autoscale.operations o ON o.status = 'running';
 COMMENT ON VIEW autoscale.status IS
   'One row: mode, active and unreachable workers at the last sample, the running operation and its step, the last '
-  'decision of the policy engine and its reasons, a pause, the standby pool by state, and the cooldowns left.';
+  'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, and the '
+  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such).';
 
 CREATE VIEW autoscale.rebalance_progress AS
 SELECT o.id AS operation_id,
@@ -301,6 +317,7 @@ CREATE TABLE autoscale.node_samples_1min (
     nodeport    int         NOT NULL,
     samples     int         NOT NULL,
     workers     real,
+    data_nodes  real,
     cpu_busy_pct_avg real,
     cpu_busy_pct_max real,
     cpu_busy_pct_p95 real,
@@ -345,7 +362,8 @@ CREATE TABLE autoscale.node_samples_1min (
 COMMENT ON TABLE autoscale.node_samples_1min IS
   '1-minute rollups of autoscale.node_samples: per node and 1-minute bucket (UTC) the avg, max and p95 of every metric '
   'over its reachable samples; nodename ''cluster'', nodeport 0 is the cluster: per sample the average over the reachable '
-  'active workers (the coordinator when there are none), workers = average active workers. Filled by the tick, a bounded '
+  'data nodes, as the policies read them (the coordinator counts when it holds shards), workers = average active '
+  'workers, data_nodes = average data nodes. Filled by the tick, a bounded '
   'number of complete buckets at a time; pruned past autoscale.rollup_minute_retention (default 30 days).';
 
 CREATE TABLE autoscale.node_samples_1hour (
@@ -354,6 +372,7 @@ CREATE TABLE autoscale.node_samples_1hour (
     nodeport    int         NOT NULL,
     samples     int         NOT NULL,
     workers     real,
+    data_nodes  real,
     cpu_busy_pct_avg real,
     cpu_busy_pct_max real,
     cpu_busy_pct_p95 real,
@@ -398,7 +417,8 @@ CREATE TABLE autoscale.node_samples_1hour (
 COMMENT ON TABLE autoscale.node_samples_1hour IS
   '1-hour rollups of autoscale.node_samples: per node and 1-hour bucket (UTC) the avg, max and p95 of every metric '
   'over its reachable samples; nodename ''cluster'', nodeport 0 is the cluster: per sample the average over the reachable '
-  'active workers (the coordinator when there are none), workers = average active workers. Filled by the tick, a bounded '
+  'data nodes, as the policies read them (the coordinator counts when it holds shards), workers = average active '
+  'workers, data_nodes = average data nodes. Filled by the tick, a bounded '
   'number of complete buckets at a time; pruned past autoscale.rollup_hour_retention (default 2 years).';
 
 CREATE VIEW autoscale.history_storage AS

@@ -4,6 +4,284 @@
 -- Released scripts are never edited: 0.2.0's changes after its release go into a 0.2.0--<next> script.
 \echo Use "ALTER EXTENSION citus_autoscale UPDATE" to load this file. \quit
 
+-- === single node (issue 11) ===
+-- A node that holds shards (or should) is a data node, the coordinator included; the policies read
+-- the load of the data nodes, min_workers may be 0, explain() and status name the data nodes.
+ALTER TABLE autoscale.node_samples ADD COLUMN data_node boolean;
+COMMENT ON COLUMN autoscale.node_samples.data_node IS
+  'The node holds shards of distributed tables or should (shouldhaveshards), the coordinator included: the policies '
+  'read the load of these nodes. Reference and citus local tables do not count. NULL without Citus.';
+
+CREATE OR REPLACE VIEW autoscale.latest_node_load AS
+SELECT DISTINCT ON (nodename, nodeport)
+       sampled_at, nodeid, nodename, nodeport, is_coordinator, reachable, error,
+       cpu_busy_pct, load1, mem_used_pct, disk_used_pct, connections, active_connections,
+       commits_per_sec, database_size, shard_count, shard_bytes, data_node
+  FROM autoscale.node_samples
+ WHERE sampled_at > pg_catalog.now() - interval '1 day'
+ ORDER BY nodename, nodeport, sampled_at DESC;
+
+-- === safety (issue 10) ===
+-- The pool lifecycle gains 'failed' (a node whose citus_add_node failed); 'returned' is no longer claimable.
+ALTER TABLE autoscale.standby_nodes DROP CONSTRAINT standby_nodes_state_check;
+ALTER TABLE autoscale.standby_nodes ADD CONSTRAINT standby_nodes_state_check
+  CHECK (state IN ('available', 'joining', 'active', 'draining', 'returned', 'failed'));
+COMMENT ON TABLE autoscale.standby_nodes IS
+  'The standby pool: nodes autoscale may add to the cluster. available: ready to join (the only state a scale-out '
+  'claims); joining: being added; active: a worker that autoscale added (scale-in takes the one holding the least '
+  'data first); draining: leaving; returned: left the cluster after a scale-in and a deprovision request was sent, '
+  'so not claimable until offered again with autoscale.add_standby_node(); failed: citus_add_node failed on it, not '
+  'claimable until offered again. Change with autoscale.add_standby_node() and autoscale.remove_standby_node(). '
+  'Kept by pg_dump.';
+
+-- Each request has a key a provisioner can de-duplicate on; webhooks are delivered outside the tick.
+ALTER TABLE autoscale.provision_requests
+  ADD COLUMN request_key uuid NOT NULL DEFAULT pg_catalog.gen_random_uuid();
+COMMENT ON TABLE autoscale.provision_requests IS
+  'Outbox of requests to an external provisioner: provision (a node is needed) and deprovision (a node left the '
+  'cluster and may be reclaimed). Each is also sent as NOTIFY autoscale_provision and, when autoscale.webhook_url is '
+  'set, POSTed as json by the background worker outside any tick''s transaction (webhook_* columns track delivery; '
+  'webhook_error holds the kind of error or the HTTP status, never the URL). request_key (also in the payload and the '
+  'Idempotency-Key header) lets a provisioner de-duplicate. A provisioner answers by adding a node to the cluster or '
+  'to the pool. A provision request expires when its operation ends without a node.';
+COMMENT ON COLUMN autoscale.provision_requests.request_key IS
+  'A unique key of the request, sent in its json and as the Idempotency-Key header of every webhook attempt.';
+-- 0.1.0 stored the HTTP client's error text, which contains the URL (and any token in it)
+UPDATE autoscale.provision_requests SET webhook_error = 'webhook error (text removed by the 0.2.0 upgrade)'
+ WHERE webhook_error IS NOT NULL;
+UPDATE autoscale.events SET message = pg_catalog.regexp_replace(message, ': .*$', ': (error text removed by the 0.2.0 upgrade)')
+ WHERE kind = 'webhook_failed';
+
+-- Only available nodes are claimable.
+CREATE OR REPLACE VIEW autoscale.status AS
+SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
+       w.worker_count AS active_workers,
+       w.unreachable_workers,
+       w.sampled_at AS last_sample_at,
+       o.id AS operation_id,
+       o.kind AS operation,
+       o.step AS operation_step,
+       o.nodename || ':' || o.nodeport AS operation_node,
+       o.job_id AS operation_job_id,
+       o.reason AS operation_reason,
+       c.last_decision ->> 'direction' AS last_decision,
+       (c.last_decision ->> 'desired_workers')::int AS last_desired_workers,
+       c.last_decision -> 'reasons' AS last_decision_reasons,
+       c.decided_at,
+       CASE WHEN c.paused_until > pg_catalog.now() THEN c.paused_until END AS paused_until,
+       (SELECT count(*) FROM autoscale.standby_nodes WHERE state = 'available') AS standby_available,
+       (SELECT pg_catalog.jsonb_object_agg(state, n)
+          FROM (SELECT state, count(*) AS n FROM autoscale.standby_nodes GROUP BY state) s) AS standby_pool,
+       GREATEST(interval '0',
+                (SELECT max(finished_at) FROM autoscale.operations WHERE kind = 'scale_out' AND status = 'succeeded')
+                + (SELECT max(cooldown_out) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_out_cooldown_left,
+       GREATEST(interval '0',
+                (SELECT max(finished_at) FROM autoscale.operations
+                  WHERE kind IN ('scale_out', 'scale_in') AND status = 'succeeded')
+                + (SELECT max(cooldown_in) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_in_cooldown_left,
+       (SELECT max(started_at) FROM autoscale.operations) AS last_operation_at,
+       ARRAY(SELECT s.nodename || ':' || s.nodeport || CASE WHEN s.is_coordinator THEN ' (coordinator)' ELSE '' END
+               FROM autoscale.node_samples s
+              WHERE s.sample_id = w.sample_id AND s.data_node
+              ORDER BY s.is_coordinator DESC, s.nodename, s.nodeport) AS data_nodes
+  FROM autoscale.control c
+  LEFT JOIN LATERAL (SELECT * FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1) w ON true
+  LEFT JOIN autoscale.operations o ON o.status = 'running';
+COMMENT ON VIEW autoscale.status IS
+  'One row: mode, active and unreachable workers at the last sample, the running operation and its step, the last '
+  'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, and the '
+  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such).';
+
+
+-- One NULL rule: a NULL for a required argument is an error (22004) that names it, so no function is
+-- STRICT any more; node_stats() pins its search_path; set_policy() is no longer SECURITY DEFINER (it checks
+-- custom SQL against the real calling user). Privileges and comments of replaced functions are kept by
+-- CREATE OR REPLACE; the comments that changed are set again below.
+CREATE OR REPLACE FUNCTION autoscale."add_standby_node"(
+	"host" TEXT, /* Option < & str > */
+	"port" INT /* Option < i32 > */
+) RETURNS jsonb /* JsonB */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'add_standby_node_wrapper';
+
+CREATE OR REPLACE FUNCTION autoscale."backtest"(
+	"since" interval DEFAULT '1 day', /* Option < Interval > */
+	"policy" TEXT DEFAULT NULL, /* Option < & str > */
+	"operation_time" interval DEFAULT '1 min' /* Option < Interval > */
+) RETURNS TABLE (
+	"at" timestamp with time zone,  /* TimestampWithTimeZone */
+	"decision" TEXT,  /* String */
+	"from_workers" INT,  /* i32 */
+	"to_workers" INT,  /* i32 */
+	"reasons" TEXT[]  /* Vec < String > */
+)
+STABLE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'backtest_wrapper';
+
+CREATE OR REPLACE FUNCTION autoscale."cancel_operation"(
+	"reason" TEXT DEFAULT 'cancelled by user' /* Option < & str > */
+) RETURNS jsonb /* JsonB */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'cancel_operation_wrapper';
+
+CREATE OR REPLACE FUNCTION autoscale."drop_policy"(
+	"name" TEXT /* Option < & str > */
+) RETURNS bool /* bool */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'drop_policy_wrapper';
+
+CREATE OR REPLACE FUNCTION autoscale."node_stats"() RETURNS jsonb /* JsonB */
+STRICT VOLATILE PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'node_stats_wrapper';
+
+CREATE OR REPLACE FUNCTION autoscale."pause"(
+	"duration" interval DEFAULT '1 hour' /* Option < Interval > */
+) RETURNS timestamp with time zone /* TimestampWithTimeZone */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'pause_wrapper';
+
+CREATE OR REPLACE FUNCTION autoscale."rebalance_now"(
+	"reason" TEXT DEFAULT 'manual' /* Option < & str > */
+) RETURNS jsonb /* JsonB */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'rebalance_now_wrapper';
+
+CREATE OR REPLACE FUNCTION autoscale."remove_standby_node"(
+	"host" TEXT, /* Option < & str > */
+	"port" INT /* Option < i32 > */
+) RETURNS bool /* bool */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'remove_standby_node_wrapper';
+
+CREATE OR REPLACE FUNCTION autoscale."scale_in"(
+	"host" TEXT, /* Option < & str > */
+	"port" INT, /* Option < i32 > */
+	"reason" TEXT DEFAULT 'manual' /* Option < & str > */
+) RETURNS jsonb /* JsonB */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'scale_in_wrapper';
+
+CREATE OR REPLACE FUNCTION autoscale."scale_out"(
+	"host" TEXT DEFAULT NULL, /* Option < & str > */
+	"port" INT DEFAULT NULL, /* Option < i32 > */
+	"reason" TEXT DEFAULT 'manual', /* Option < & str > */
+	"nodes" INT DEFAULT 1 /* Option < i32 > */
+) RETURNS jsonb /* JsonB */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'scale_out_wrapper';
+
+CREATE OR REPLACE FUNCTION autoscale."set_policy"(
+	"name" TEXT, /* Option < & str > */
+	"metric" TEXT DEFAULT 'cpu', /* Option < & str > */
+	"aggregate" TEXT DEFAULT 'avg', /* Option < & str > */
+	"scale_out_above" double precision DEFAULT NULL, /* Option < f64 > */
+	"scale_in_below" double precision DEFAULT NULL, /* Option < f64 > */
+	"target" double precision DEFAULT NULL, /* Option < f64 > */
+	"tolerance" double precision DEFAULT 0.1, /* Option < f64 > */
+	"scale_out_for" interval DEFAULT '2 min', /* Option < Interval > */
+	"scale_in_for" interval DEFAULT '15 min', /* Option < Interval > */
+	"cooldown" interval DEFAULT '10 min', /* Option < Interval > */
+	"scale_in_cooldown" interval DEFAULT NULL, /* Option < Interval > */
+	"min_workers" INT DEFAULT 2, /* Option < i32 > */
+	"max_workers" INT DEFAULT 16, /* Option < i32 > */
+	"step" INT DEFAULT 1, /* Option < i32 > */
+	"custom_sql" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS jsonb /* JsonB */
+VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'set_policy_wrapper';
+
+-- explain() gains the column data_nodes
+DROP FUNCTION autoscale.explain();
+CREATE  FUNCTION autoscale."explain"() RETURNS TABLE (
+	"policy" TEXT,  /* String */
+	"metric" TEXT,  /* String */
+	"aggregate" TEXT,  /* String */
+	"current_value" double precision,  /* Option < f64 > */
+	"rule" TEXT,  /* String */
+	"held_for" interval,  /* Interval */
+	"cooldown_left" interval,  /* Interval */
+	"workers" INT,  /* i32 */
+	"desired_workers" INT,  /* i32 */
+	"decision" TEXT,  /* String */
+	"reasons" TEXT[],  /* Vec < String > */
+	"data_nodes" TEXT[]  /* Vec < String > */
+)
+STRICT STABLE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'explain_wrapper';
+REVOKE ALL ON FUNCTION autoscale.explain() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION autoscale.explain() TO pg_monitor;
+COMMENT ON FUNCTION autoscale.explain() IS
+  'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
+  'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, and data_nodes: the '
+  'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)).';
+
+-- Comments of the functions whose text changed in 0.2.0, as finalize.sql sets them.
+COMMENT ON FUNCTION autoscale.set_policy(text, text, text, double precision, double precision, double precision,
+                                         double precision, interval, interval, interval, interval, integer, integer,
+                                         integer, text) IS
+  'Creates or replaces a scaling policy. Threshold: scale out when the metric (cpu, memory, disk, connections, '
+  'active_connections, commits_per_sec, load1, custom) aggregated by avg or max over the data nodes (nodes that hold '
+  'or should hold shards, the coordinator included when it does) stays above scale_out_above for scale_out_for, scale '
+  'in when below scale_in_below for scale_in_for. Target tracking (target => x): desired data nodes = ceil(data nodes '
+  '* value / target), within tolerance no change. cooldown applies after a scale-out, scale_in_cooldown (default '
+  'cooldown) after a scale-in; min_workers..max_workers bound the size (min_workers 0: the coordinator alone, a single '
+  'node, refused unless it can take every shard and has the disk for them); step '
+  'workers join in one scale-out (one rebalance) or leave in one scale-in (one drain job). '
+  'metric => ''custom'' takes custom_sql, exactly one read-only SELECT returning one number (only a superuser calling '
+  'directly, never from an index expression or another role''s SECURITY DEFINER function; each sample runs it as '
+  'autoscale.custom_sql_role, a role without superuser, read-only, search_path pg_catalog, pg_temp, as a '
+  'security-restricted operation, under a 2 s statement timeout: qualify table names). A window longer than '
+  'autoscale.history_retention is refused. A NULL argument is an error (22004) naming it, except the thresholds, '
+  'target, scale_in_cooldown and custom_sql, where NULL means not given. Not SECURITY DEFINER. Returns the stored policy.';
+COMMENT ON FUNCTION autoscale.scale_in(text, integer, text) IS
+  'Removes a worker: shouldhaveshards = false, a drain_only rebalance job, citus_cleanup_orphaned_resources, a check '
+  'that no placement is left, citus_remove_node, back to the pool as returned with a deprovision request (not '
+  'claimable until offered again). On any failure or cancel shouldhaveshards is put back to what it was, whatever '
+  'the guards say. Refuses the coordinator and going below min_workers; reason is at most 500 bytes. Removing the '
+  'last worker (back to a single node) is refused unless the coordinator can take every shard: shouldhaveshards = '
+  'true (or autoscale.coordinator_shards = ''shed'', which sets it first) and free disk for the workers'' shard bytes '
+  'plus 20%.';
+COMMENT ON FUNCTION autoscale.scale_out(text, integer, text, integer) IS
+  'Adds workers now: the given host and port, else up to nodes (1..64) available nodes of the standby pool, else a '
+  'provision request (outbox row, NOTIFY autoscale_provision, webhook) answered by one node; then one rebalance onto '
+  'them. With autoscale.coordinator_shards = ''shed'' a coordinator that holds shards gets shouldhaveshards = false '
+  'before that rebalance, which moves its shards to the workers. Same guards as the policies.';
+COMMENT ON FUNCTION autoscale.add_standby_node(text, integer) IS
+  'Offers a node to the standby pool, or offers again a node that is returned or failed (its pending deprovision '
+  'requests are then fulfilled). Refused when it is in the cluster or available/joining/active/draining in the pool, '
+  'does not answer within autoscale.node_timeout, or lacks the citus and citus_autoscale extension files.';
+COMMENT ON FUNCTION autoscale.cancel_operation(text) IS
+  'Cancels the running operation and the Citus job it follows; a scale-in that has drained is restored '
+  '(shouldhaveshards put back to what it was) first; a scale-out puts its claimed pool node back to available and '
+  'expires its provision request.';
+COMMENT ON FUNCTION autoscale.node_stats() IS
+  'This node''s raw load as one json value: cumulative CPU counters (/proc/stat, or cgroup v2 cpu.stat under a CPU '
+  'limit), load averages, memory total/available, data-directory disk total/free, client connections total/active, '
+  'cumulative commits and rollbacks, database size, shard bytes and whether this node is the Citus coordinator. Runs '
+  'with search_path pg_catalog, pg_temp.';
+
 -- === prediction (issue 15) ===
 -- New metrics in every sample: cache hit ratio, replication lag, tps, connection saturation, mean statement time
 -- (and the counters their rates come from).
@@ -31,7 +309,7 @@ CREATE OR REPLACE VIEW autoscale.latest_node_load AS
 SELECT DISTINCT ON (nodename, nodeport)
        sampled_at, nodeid, nodename, nodeport, is_coordinator, reachable, error,
        cpu_busy_pct, load1, mem_used_pct, disk_used_pct, connections, active_connections,
-       commits_per_sec, database_size, shard_count, shard_bytes,
+       commits_per_sec, database_size, shard_count, shard_bytes, data_node,
        tps, cache_hit_ratio, connection_saturation, replication_lag, mean_statement_ms
   FROM autoscale.node_samples
  WHERE sampled_at > pg_catalog.now() - interval '1 day'
@@ -59,6 +337,7 @@ CREATE TABLE autoscale.node_samples_1min (
     nodeport    int         NOT NULL,
     samples     int         NOT NULL,
     workers     real,
+    data_nodes  real,
     cpu_busy_pct_avg real,
     cpu_busy_pct_max real,
     cpu_busy_pct_p95 real,
@@ -103,7 +382,8 @@ CREATE TABLE autoscale.node_samples_1min (
 COMMENT ON TABLE autoscale.node_samples_1min IS
   '1-minute rollups of autoscale.node_samples: per node and 1-minute bucket (UTC) the avg, max and p95 of every metric '
   'over its reachable samples; nodename ''cluster'', nodeport 0 is the cluster: per sample the average over the reachable '
-  'active workers (the coordinator when there are none), workers = average active workers. Filled by the tick, a bounded '
+  'data nodes, as the policies read them (the coordinator counts when it holds shards), workers = average active '
+  'workers, data_nodes = average data nodes. Filled by the tick, a bounded '
   'number of complete buckets at a time; pruned past autoscale.rollup_minute_retention (default 30 days).';
 
 CREATE TABLE autoscale.node_samples_1hour (
@@ -112,6 +392,7 @@ CREATE TABLE autoscale.node_samples_1hour (
     nodeport    int         NOT NULL,
     samples     int         NOT NULL,
     workers     real,
+    data_nodes  real,
     cpu_busy_pct_avg real,
     cpu_busy_pct_max real,
     cpu_busy_pct_p95 real,
@@ -156,7 +437,8 @@ CREATE TABLE autoscale.node_samples_1hour (
 COMMENT ON TABLE autoscale.node_samples_1hour IS
   '1-hour rollups of autoscale.node_samples: per node and 1-hour bucket (UTC) the avg, max and p95 of every metric '
   'over its reachable samples; nodename ''cluster'', nodeport 0 is the cluster: per sample the average over the reachable '
-  'active workers (the coordinator when there are none), workers = average active workers. Filled by the tick, a bounded '
+  'data nodes, as the policies read them (the coordinator counts when it holds shards), workers = average active '
+  'workers, data_nodes = average data nodes. Filled by the tick, a bounded '
   'number of complete buckets at a time; pruned past autoscale.rollup_hour_retention (default 2 years).';
 
 CREATE VIEW autoscale.history_storage AS
@@ -204,24 +486,24 @@ DROP FUNCTION autoscale.set_policy(text, text, text, double precision, double pr
                                    double precision, interval, interval, interval, interval, integer, integer,
                                    integer, text);
 CREATE FUNCTION autoscale."set_policy"(
-	"name" TEXT, /* & str */
-	"metric" TEXT DEFAULT 'cpu', /* & str */
-	"aggregate" TEXT DEFAULT 'avg', /* & str */
+	"name" TEXT, /* Option < & str > */
+	"metric" TEXT DEFAULT 'cpu', /* Option < & str > */
+	"aggregate" TEXT DEFAULT 'avg', /* Option < & str > */
 	"scale_out_above" double precision DEFAULT NULL, /* Option < f64 > */
 	"scale_in_below" double precision DEFAULT NULL, /* Option < f64 > */
 	"target" double precision DEFAULT NULL, /* Option < f64 > */
-	"tolerance" double precision DEFAULT 0.1, /* f64 */
-	"scale_out_for" interval DEFAULT '2 min', /* Interval */
-	"scale_in_for" interval DEFAULT '15 min', /* Interval */
-	"cooldown" interval DEFAULT '10 min', /* Interval */
+	"tolerance" double precision DEFAULT 0.1, /* Option < f64 > */
+	"scale_out_for" interval DEFAULT '2 min', /* Option < Interval > */
+	"scale_in_for" interval DEFAULT '15 min', /* Option < Interval > */
+	"cooldown" interval DEFAULT '10 min', /* Option < Interval > */
 	"scale_in_cooldown" interval DEFAULT NULL, /* Option < Interval > */
-	"min_workers" INT DEFAULT 2, /* i32 */
-	"max_workers" INT DEFAULT 16, /* i32 */
-	"step" INT DEFAULT 1, /* i32 */
+	"min_workers" INT DEFAULT 2, /* Option < i32 > */
+	"max_workers" INT DEFAULT 16, /* Option < i32 > */
+	"step" INT DEFAULT 1, /* Option < i32 > */
 	"custom_sql" TEXT DEFAULT NULL, /* Option < & str > */
-	"predictive" bool DEFAULT false /* bool */
+	"predictive" bool DEFAULT false /* Option < bool > */
 ) RETURNS jsonb /* JsonB */
-VOLATILE SECURITY DEFINER
+VOLATILE
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'set_policy_wrapper';
@@ -232,18 +514,24 @@ COMMENT ON FUNCTION autoscale.set_policy(text, text, text, double precision, dou
                                          double precision, interval, interval, interval, interval, integer, integer,
                                          integer, text, boolean) IS
   'Creates or replaces a scaling policy. Threshold: scale out when the metric (cpu, memory, disk, connections, '
-  'active_connections, commits_per_sec, load1, custom and the others below) aggregated by avg or max over active workers stays above '
-  'scale_out_above for scale_out_for, scale in when below scale_in_below for scale_in_for. Target tracking (target '
-  '=> x): desired workers = ceil(workers * value / target), within tolerance no change. cooldown applies after a '
-  'scale-out, scale_in_cooldown (default cooldown) after a scale-in; min_workers..max_workers bound the size; step '
+  'active_connections, commits_per_sec, load1, custom, tps, connection_saturation, replication_lag, '
+  'mean_statement_ms, cache_miss_ratio) aggregated by avg or max over the data nodes (nodes that hold '
+  'or should hold shards, the coordinator included when it does) stays above scale_out_above for scale_out_for, scale '
+  'in when below scale_in_below for scale_in_for. Target tracking (target => x): desired data nodes = ceil(data nodes '
+  '* value / target), within tolerance no change. cooldown applies after a scale-out, scale_in_cooldown (default '
+  'cooldown) after a scale-in; min_workers..max_workers bound the size (min_workers 0: the coordinator alone, a single '
+  'node, refused unless it can take every shard and has the disk for them); step '
   'workers join in one scale-out (one rebalance) or leave in one scale-in (one drain job). '
-  'metric => ''custom'' takes custom_sql, a query returning one number (superuser only; run each sample under a 2 s '
-  'statement timeout with search_path pg_catalog: qualify table names). predictive => true also scales out when the '
+  'metric => ''custom'' takes custom_sql, exactly one read-only SELECT returning one number (only a superuser calling '
+  'directly, never from an index expression or another role''s SECURITY DEFINER function; each sample runs it as '
+  'autoscale.custom_sql_role, a role without superuser, read-only, search_path pg_catalog, pg_temp, as a '
+  'security-restricted operation, under a 2 s statement timeout: qualify table names). A window longer than '
+  'autoscale.history_retention is refused. A NULL argument is an error (22004) naming it, except the thresholds, '
+  'target, scale_in_cooldown and custom_sql, where NULL means not given. predictive => true also scales out when the '
   'forecast (time-of-day / hour-of-week profile x recent trend, used while its own error is small) crosses '
   'scale_out_above or the target''s band within the lead time (how long a scale-out takes here: '
   'autoscale.forecast_lead_time, else learned), and holds a scale-in back when a rise is forecast; a forecast never '
-  'scales in. Metrics also: tps, connection_saturation, replication_lag, mean_statement_ms, cache_miss_ratio. Returns '
-  'the stored policy.';
+  'scales in. Not SECURITY DEFINER. Returns the stored policy.';
 
 -- explain() gains forecast, horizon, model_error and forecast_note (a new result type).
 DROP FUNCTION autoscale.explain();
@@ -259,6 +547,7 @@ CREATE FUNCTION autoscale."explain"() RETURNS TABLE (
 	"desired_workers" INT,  /* i32 */
 	"decision" TEXT,  /* String */
 	"reasons" TEXT[],  /* Vec < String > */
+	"data_nodes" TEXT[],  /* Vec < String > */
 	"forecast" double precision,  /* Option < f64 > */
 	"horizon" interval,  /* Option < Interval > */
 	"model_error" double precision,  /* Option < f64 > */
@@ -271,7 +560,8 @@ REVOKE ALL ON FUNCTION autoscale.explain() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION autoscale.explain() TO pg_monitor;
 COMMENT ON FUNCTION autoscale.explain() IS
   'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
-  'cooldown left, current and desired workers, and the decision (out, in, hold) with its reasons. For predictive '
+  'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, and data_nodes: the '
+  'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)). For predictive '
   'policies also the forecast value at now + horizon, the horizon (how long a scale-out takes here), the model''s '
   'mean one-step error, and a note such as "forecast to cross 80 in 7m; a scale-out takes 6m here".';
 
@@ -299,8 +589,8 @@ COMMENT ON FUNCTION autoscale.capacity_plan() IS
   'The capacity plan from the hourly rollups of the last year: per metric (cpu, memory, disk, connections, '
   'commits_per_sec, database_bytes) the current value, the linear-trend forecast at 3, 6 and 12 months, growth per '
   'month, the scale-out threshold (the lowest of the policies on that metric, else a default for cpu 80, memory 90, '
-  'disk 85), when the trend crosses it on today''s workers and when even max_workers pass it, and the action required '
-  'in plain words. With less than 7 days of hourly rollups it says so instead of forecasting.';
+  'disk 85), when the trend crosses it on today''s data nodes and when even max_workers pass it, and the action '
+  'required in plain words. With less than 7 days of hourly rollups it says so instead of forecasting.';
 DO $$
 DECLARE r record;
 BEGIN

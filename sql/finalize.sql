@@ -3,7 +3,8 @@
 -- Nothing is executable by PUBLIC; reading is for pg_monitor; changing the cluster or the policies
 -- is for superusers and for roles an administrator grants EXECUTE explicitly. The functions that
 -- change things are SECURITY DEFINER with a pinned search_path, so a granted role needs no table
--- privileges of its own.
+-- privileges of its own; set_policy() is not: it checks custom SQL against the real calling user and
+-- writes the validated policy with the extension owner's rights.
 DO $$
 DECLARE f regprocedure;
 BEGIN
@@ -20,7 +21,8 @@ GRANT EXECUTE ON FUNCTION autoscale.capacity_plan() TO pg_monitor;
 COMMENT ON FUNCTION autoscale.node_stats() IS
   'This node''s raw load as one json value: cumulative CPU counters (/proc/stat, or cgroup v2 cpu.stat under a CPU '
   'limit), load averages, memory total/available, data-directory disk total/free, client connections total/active, '
-  'cumulative commits and rollbacks, database size, shard bytes and whether this node is the Citus coordinator.';
+  'cumulative commits and rollbacks, database size, shard bytes and whether this node is the Citus coordinator. Runs '
+  'with search_path pg_catalog, pg_temp.';
 COMMENT ON FUNCTION autoscale.sample() IS
   'Samples every active node now: the coordinator locally, all workers in one parallel run_command_on_workers '
   'fan-out; computes CPU busy % and commits/s from each node''s previous sample; writes autoscale.node_samples and '
@@ -36,18 +38,24 @@ COMMENT ON FUNCTION autoscale.set_policy(text, text, text, double precision, dou
                                          double precision, interval, interval, interval, interval, integer, integer,
                                          integer, text, boolean) IS
   'Creates or replaces a scaling policy. Threshold: scale out when the metric (cpu, memory, disk, connections, '
-  'active_connections, commits_per_sec, load1, custom and the others below) aggregated by avg or max over active workers stays above '
-  'scale_out_above for scale_out_for, scale in when below scale_in_below for scale_in_for. Target tracking (target '
-  '=> x): desired workers = ceil(workers * value / target), within tolerance no change. cooldown applies after a '
-  'scale-out, scale_in_cooldown (default cooldown) after a scale-in; min_workers..max_workers bound the size; step '
+  'active_connections, commits_per_sec, load1, custom, tps, connection_saturation, replication_lag, '
+  'mean_statement_ms, cache_miss_ratio) aggregated by avg or max over the data nodes (nodes that hold '
+  'or should hold shards, the coordinator included when it does) stays above scale_out_above for scale_out_for, scale '
+  'in when below scale_in_below for scale_in_for. Target tracking (target => x): desired data nodes = ceil(data nodes '
+  '* value / target), within tolerance no change. cooldown applies after a scale-out, scale_in_cooldown (default '
+  'cooldown) after a scale-in; min_workers..max_workers bound the size (min_workers 0: the coordinator alone, a single '
+  'node, refused unless it can take every shard and has the disk for them); step '
   'workers join in one scale-out (one rebalance) or leave in one scale-in (one drain job). '
-  'metric => ''custom'' takes custom_sql, a query returning one number (superuser only; run each sample under a 2 s '
-  'statement timeout with search_path pg_catalog: qualify table names). predictive => true also scales out when the '
+  'metric => ''custom'' takes custom_sql, exactly one read-only SELECT returning one number (only a superuser calling '
+  'directly, never from an index expression or another role''s SECURITY DEFINER function; each sample runs it as '
+  'autoscale.custom_sql_role, a role without superuser, read-only, search_path pg_catalog, pg_temp, as a '
+  'security-restricted operation, under a 2 s statement timeout: qualify table names). A window longer than '
+  'autoscale.history_retention is refused. A NULL argument is an error (22004) naming it, except the thresholds, '
+  'target, scale_in_cooldown and custom_sql, where NULL means not given. predictive => true also scales out when the '
   'forecast (time-of-day / hour-of-week profile x recent trend, used while its own error is small) crosses '
   'scale_out_above or the target''s band within the lead time (how long a scale-out takes here: '
   'autoscale.forecast_lead_time, else learned), and holds a scale-in back when a rise is forecast; a forecast never '
-  'scales in. Metrics also: tps, connection_saturation, replication_lag, mean_statement_ms, cache_miss_ratio. Returns '
-  'the stored policy.';
+  'scales in. Not SECURITY DEFINER. Returns the stored policy.';
 COMMENT ON FUNCTION autoscale.drop_policy(text) IS 'Drops a policy by name; an unknown name is an error.';
 COMMENT ON FUNCTION autoscale.pause(interval) IS
   'Pauses scaling decisions (scale out/in) for the given interval; operations already running finish. Returns the end.';
@@ -66,7 +74,8 @@ COMMENT ON FUNCTION autoscale.metrics() IS
   'kind and status, the standby pool by state, pending provision requests, paused. Reads only.';
 COMMENT ON FUNCTION autoscale.explain() IS
   'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
-  'cooldown left, current and desired workers, and the decision (out, in, hold) with its reasons. For predictive '
+  'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, and data_nodes: the '
+  'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)). For predictive '
   'policies also the forecast value at now + horizon, the horizon (how long a scale-out takes here), the model''s '
   'mean one-step error, and a note such as "forecast to cross 80 in 7m; a scale-out takes 6m here".';
 COMMENT ON FUNCTION autoscale.rebalance_now(text) IS
@@ -76,22 +85,29 @@ COMMENT ON FUNCTION autoscale.rebalance_now(text) IS
 COMMENT ON FUNCTION autoscale.scale_out(text, integer, text, integer) IS
   'Adds workers now: the given host and port, else up to nodes (1..64) available nodes of the standby pool, else a '
   'provision request (outbox row, NOTIFY autoscale_provision, webhook) answered by one node; then one rebalance onto '
-  'them. Same guards as the policies.';
+  'them. With autoscale.coordinator_shards = ''shed'' a coordinator that holds shards gets shouldhaveshards = false '
+  'before that rebalance, which moves its shards to the workers. Same guards as the policies.';
 COMMENT ON FUNCTION autoscale.scale_in(text, integer, text) IS
   'Removes a worker: shouldhaveshards = false, a drain_only rebalance job, citus_cleanup_orphaned_resources, a check '
-  'that no placement is left, citus_remove_node, back to the pool as returned with a deprovision request. On any '
-  'failure shouldhaveshards is set back. Refuses the coordinator and going below min_workers.';
+  'that no placement is left, citus_remove_node, back to the pool as returned with a deprovision request (not '
+  'claimable until offered again). On any failure or cancel shouldhaveshards is put back to what it was, whatever '
+  'the guards say. Refuses the coordinator and going below min_workers; reason is at most 500 bytes. Removing the '
+  'last worker (back to a single node) is refused unless the coordinator can take every shard: shouldhaveshards = '
+  'true (or autoscale.coordinator_shards = ''shed'', which sets it first) and free disk for the workers'' shard bytes '
+  'plus 20%.';
 COMMENT ON FUNCTION autoscale.add_standby_node(text, integer) IS
-  'Offers a node to the standby pool. Refused when it is already in the cluster or the pool, does not answer within '
-  'autoscale.node_timeout, or lacks the citus and citus_autoscale extension files.';
+  'Offers a node to the standby pool, or offers again a node that is returned or failed (its pending deprovision '
+  'requests are then fulfilled). Refused when it is in the cluster or available/joining/active/draining in the pool, '
+  'does not answer within autoscale.node_timeout, or lacks the citus and citus_autoscale extension files.';
 COMMENT ON FUNCTION autoscale.remove_standby_node(text, integer) IS
   'Takes a node out of the standby pool; refused while it is joining, active or draining.';
 COMMENT ON FUNCTION autoscale.cancel_operation(text) IS
   'Cancels the running operation and the Citus job it follows; a scale-in that has drained is restored '
-  '(shouldhaveshards = true) first.';
+  '(shouldhaveshards put back to what it was) first; a scale-out puts its claimed pool node back to available and '
+  'expires its provision request.';
 COMMENT ON FUNCTION autoscale.capacity_plan() IS
   'The capacity plan from the hourly rollups of the last year: per metric (cpu, memory, disk, connections, '
   'commits_per_sec, database_bytes) the current value, the linear-trend forecast at 3, 6 and 12 months, growth per '
   'month, the scale-out threshold (the lowest of the policies on that metric, else a default for cpu 80, memory 90, '
-  'disk 85), when the trend crosses it on today''s workers and when even max_workers pass it, and the action required '
-  'in plain words. With less than 7 days of hourly rollups it says so instead of forecasting.';
+  'disk 85), when the trend crosses it on today''s data nodes and when even max_workers pass it, and the action '
+  'required in plain words. With less than 7 days of hourly rollups it says so instead of forecasting.';

@@ -14,7 +14,10 @@ use crate::{citus, history, operations, policies, pool, settings, tick};
 const MAX_NODES_PER_SCALE_OUT: i32 = 64;
 
 /// This node's raw load as one json value (cumulative counters; the coordinator computes rates).
+/// Runs as its caller (run_command_on_workers connects as a superuser) with a pinned search_path,
+/// so that no object of the database's default search_path is ever called.
 #[pg_extern(volatile, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
 fn node_stats() -> JsonB {
     match local::read_node_stats() {
         Ok(s) => JsonB(serde_json::to_value(s).expect("node stats serialize")),
@@ -45,28 +48,54 @@ fn interval_secs(i: Interval) -> f64 {
     i.as_micros() as f64 / 1e6
 }
 
+/// Longest interval any argument takes (10 years): longer ones overflow timestamps.
+const MAX_INTERVAL_SECS: f64 = 10.0 * 365.0 * 86_400.0;
+
 fn duration_arg(argument: &'static str, i: Interval) -> Result<f64, AutoscaleError> {
     let s = interval_secs(i);
-    if s < 0.0 {
+    if !(0.0..=MAX_INTERVAL_SECS).contains(&s) {
         return Err(AutoscaleError::invalid(
             argument,
             format!("'{s} seconds'"),
-            "an interval >= 0",
+            "an interval >= 0 and at most 10 years",
         ));
     }
     Ok(s)
 }
 
-/// Whether the caller is a superuser. These functions run as their owner (SECURITY DEFINER), so
-/// current_user cannot tell; the caller's role is the one SET ROLE chose, else the session user.
+/// A required argument: its value, or a 22004 error that names it.
+fn req<T>(argument: &'static str, v: Option<T>, allowed: &str) -> T {
+    AutoscaleError::required(argument, v, allowed).or_report()
+}
+
+/// The `reason` of a manual operation: required, bounded (it travels in NOTIFY payloads).
+fn reason_arg(v: Option<&str>) -> String {
+    let r = req("reason", v, "a short text");
+    if let Err(allowed) = autoscale_core::safety::check_reason(r) {
+        AutoscaleError::invalid(
+            "reason",
+            format!("'{}'", autoscale_core::safety::truncate(r, 40)),
+            allowed,
+        )
+        .report();
+    }
+    r.to_string()
+}
+
+/// Whether the real calling user may configure custom SQL. set_policy() is not SECURITY
+/// DEFINER, so GetUserId() is the user the call really runs as: inside an expression index that
+/// ANALYZE evaluates it is the table's owner, inside someone's SECURITY DEFINER function that
+/// function's owner. A security-restricted operation is never a place to configure SQL.
 fn require_superuser(what: &str) -> Result<(), AutoscaleError> {
-    let caller = unsafe {
-        match pg_sys::GetCurrentRoleId() {
-            r if r == pg_sys::InvalidOid => pg_sys::GetSessionUserId(),
-            r => r,
-        }
-    };
-    if unsafe { pg_sys::superuser_arg(caller) } {
+    let (user, restricted) =
+        unsafe { (pg_sys::GetUserId(), pg_sys::InSecurityRestrictedOperation()) };
+    if restricted {
+        return Err(AutoscaleError::Privilege(format!(
+            "{what} cannot be configured inside a security-restricted operation (an index \
+             expression, ANALYZE, a materialized view refresh)"
+        )));
+    }
+    if unsafe { pg_sys::superuser_arg(user) } {
         Ok(())
     } else {
         Err(AutoscaleError::Privilege(format!(
@@ -76,27 +105,49 @@ fn require_superuser(what: &str) -> Result<(), AutoscaleError> {
 }
 
 /// Creates or replaces a policy. Give either `target` (target tracking) or thresholds.
+/// Not SECURITY DEFINER: the caller's EXECUTE grant admits it, custom SQL is checked against the
+/// real calling user, and only the validated row is written with the extension owner's rights.
 #[allow(clippy::too_many_arguments)]
-#[pg_extern(volatile, security_definer)]
+#[pg_extern(volatile)]
 #[search_path(pg_catalog, pg_temp)]
 fn set_policy(
-    name: &str,
-    metric: default!(&str, "'cpu'"),
-    aggregate: default!(&str, "'avg'"),
+    name: Option<&str>,
+    metric: default!(Option<&str>, "'cpu'"),
+    aggregate: default!(Option<&str>, "'avg'"),
     scale_out_above: default!(Option<f64>, "NULL"),
     scale_in_below: default!(Option<f64>, "NULL"),
     target: default!(Option<f64>, "NULL"),
-    tolerance: default!(f64, "0.1"),
-    scale_out_for: default!(Interval, "'2 min'"),
-    scale_in_for: default!(Interval, "'15 min'"),
-    cooldown: default!(Interval, "'10 min'"),
+    tolerance: default!(Option<f64>, "0.1"),
+    scale_out_for: default!(Option<Interval>, "'2 min'"),
+    scale_in_for: default!(Option<Interval>, "'15 min'"),
+    cooldown: default!(Option<Interval>, "'10 min'"),
     scale_in_cooldown: default!(Option<Interval>, "NULL"),
-    min_workers: default!(i32, "2"),
-    max_workers: default!(i32, "16"),
-    step: default!(i32, "1"),
+    min_workers: default!(Option<i32>, "2"),
+    max_workers: default!(Option<i32>, "16"),
+    step: default!(Option<i32>, "1"),
     custom_sql: default!(Option<&str>, "NULL"),
-    predictive: default!(bool, false),
+    predictive: default!(Option<bool>, false),
 ) -> JsonB {
+    let name = req(
+        "name",
+        name,
+        "a policy name: lower-case letters, digits and _",
+    );
+    let metric = req(
+        "metric",
+        metric,
+        "cpu, memory, disk, connections, active_connections, commits_per_sec, load1, custom, tps, \
+         connection_saturation, replication_lag, mean_statement_ms or cache_miss_ratio",
+    );
+    let aggregate = req("aggregate", aggregate, "avg or max");
+    let tolerance = req("tolerance", tolerance, "a fraction between 0 and 1");
+    let scale_out_for = req("scale_out_for", scale_out_for, "an interval >= 0");
+    let scale_in_for = req("scale_in_for", scale_in_for, "an interval >= 0");
+    let cooldown = req("cooldown", cooldown, "an interval >= 0");
+    let min_workers = req("min_workers", min_workers, "an integer between 1 and 1000");
+    let max_workers = req("max_workers", max_workers, "an integer between 1 and 1000");
+    let step = req("step", step, "an integer between 1 and 100");
+    let predictive = req("predictive", predictive, "true or false");
     let args = (|| {
         Ok::<_, AutoscaleError>(policies::PolicyArgs {
             name: name.to_string(),
@@ -126,31 +177,35 @@ fn set_policy(
         if let Err(e) = policies::run_custom_guarded(sql) {
             AutoscaleError::invalid(
                 "custom_sql",
-                format!("'{sql}'"),
-                format!("a query returning one row with one number ({e})"),
+                format!("'{}'", autoscale_core::safety::truncate(sql, 200)),
+                format!("exactly one read-only SELECT returning one row with one number, that autoscale.custom_sql_role may run ({e})"),
             )
             .report();
         }
     }
-    policies::store(&p).unwrap_or_else(|e| error!("{e}"));
-    history::record_event(
-        "policy_set",
-        &format!(
-            "policy {} set: {} {}",
-            p.policy.name,
-            p.policy.metric.as_str(),
-            p.policy.threshold_or_target()
-        ),
-        serde_json::to_value(&p.policy).ok(),
-    )
-    .ok();
+    policies::check_against_settings(&p.policy).or_report();
+    crate::privilege::as_extension_owner(|| {
+        policies::store(&p).unwrap_or_else(|e| error!("{e}"));
+        history::record_event(
+            "policy_set",
+            &format!(
+                "policy {} set: {} {}",
+                p.policy.name,
+                p.policy.metric.as_str(),
+                p.policy.threshold_or_target()
+            ),
+            serde_json::to_value(&p.policy).ok(),
+        )
+        .ok();
+    });
     JsonB(serde_json::to_value(&p.policy).expect("policy serializes"))
 }
 
 /// Drops a policy; an unknown name is an error.
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
-fn drop_policy(name: &str) -> bool {
+fn drop_policy(name: Option<&str>) -> bool {
+    let name = req("name", name, "the name of a policy");
     let dropped = Spi::get_one_with_args::<i64>(
         "WITH d AS (DELETE FROM autoscale.policy_config WHERE name = $1 RETURNING 1) SELECT count(*) FROM d",
         &[name.into()],
@@ -167,14 +222,18 @@ fn drop_policy(name: &str) -> bool {
 /// Pauses scaling decisions for `duration` (running operations still finish).
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
-fn pause(duration: default!(Interval, "'1 hour'")) -> TimestampWithTimeZone {
-    let secs = interval_secs(duration);
-    if secs <= 0.0 {
-        AutoscaleError::invalid("duration", format!("'{secs} seconds'"), "an interval > 0")
-            .report();
+fn pause(duration: default!(Option<Interval>, "'1 hour'")) -> TimestampWithTimeZone {
+    let secs = interval_secs(req("duration", duration, "an interval > 0"));
+    if secs <= 0.0 || secs > MAX_INTERVAL_SECS {
+        AutoscaleError::invalid(
+            "duration",
+            format!("'{secs} seconds'"),
+            "an interval > 0 and at most 10 years",
+        )
+        .report();
     }
     let until = Spi::get_one_with_args::<TimestampWithTimeZone>(
-        "UPDATE autoscale.control SET paused_until = pg_catalog.now() + make_interval(secs => $1) RETURNING paused_until",
+        "UPDATE autoscale.control SET paused_until = pg_catalog.now() + pg_catalog.make_interval(secs => $1) RETURNING paused_until",
         &[secs.into()],
     )
     .unwrap_or_else(|e| error!("{e}"))
@@ -206,7 +265,8 @@ fn resume() -> bool {
 }
 
 /// Per policy: current value, rule, how long the condition held, cooldown left, desired workers
-/// and the decision with its reasons, from recorded samples. Acts on nothing.
+/// and the decision with its reasons, from recorded samples, and the data nodes whose load the
+/// value is read from. Acts on nothing.
 #[allow(clippy::type_complexity)]
 #[pg_extern(stable)]
 fn explain() -> TableIterator<
@@ -223,6 +283,7 @@ fn explain() -> TableIterator<
         name!(desired_workers, i32),
         name!(decision, String),
         name!(reasons, Vec<String>),
+        name!(data_nodes, Vec<String>),
         name!(forecast, Option<f64>),
         name!(horizon, Option<Interval>),
         name!(model_error, Option<f64>),
@@ -230,6 +291,7 @@ fn explain() -> TableIterator<
     ),
 > {
     let (d, _, outlooks) = policies::decide_with_outlooks().unwrap_or_else(|e| error!("{e}"));
+    let data_nodes = policies::data_nodes_now().unwrap_or_else(|e| error!("{e}"));
     let round = |v: f64| (v * 100.0).round() / 100.0;
     let rows: Vec<_> = d
         .policies
@@ -248,6 +310,7 @@ fn explain() -> TableIterator<
                 p.desired_workers as i32,
                 p.direction.as_str().to_string(),
                 p.reasons,
+                data_nodes.clone(),
                 o.as_ref().and_then(|o| o.forecast).map(round),
                 o.as_ref()
                     .map(|o| Interval::from_seconds(o.horizon.round())),
@@ -310,9 +373,9 @@ fn capacity_plan() -> TableIterator<
 #[allow(clippy::type_complexity)]
 #[pg_extern(stable)]
 fn backtest(
-    since: default!(Interval, "'1 day'"),
+    since: default!(Option<Interval>, "'1 day'"),
     policy: default!(Option<&str>, "NULL"),
-    operation_time: default!(Interval, "'1 min'"),
+    operation_time: default!(Option<Interval>, "'1 min'"),
 ) -> TableIterator<
     'static,
     (
@@ -323,21 +386,21 @@ fn backtest(
         name!(reasons, Vec<String>),
     ),
 > {
-    let since_secs = interval_secs(since);
-    if since_secs <= 0.0 {
+    let since_secs = interval_secs(req("since", since, "an interval > 0"));
+    if since_secs <= 0.0 || since_secs > MAX_INTERVAL_SECS {
         AutoscaleError::invalid(
             "since",
             format!("'{since_secs} seconds'"),
-            "an interval > 0",
+            "an interval > 0 and at most 10 years",
         )
         .report();
     }
-    let op_secs = interval_secs(operation_time);
-    if op_secs < 0.0 {
+    let op_secs = interval_secs(req("operation_time", operation_time, "an interval >= 0"));
+    if !(0.0..=MAX_INTERVAL_SECS).contains(&op_secs) {
         AutoscaleError::invalid(
             "operation_time",
             format!("'{op_secs} seconds'"),
-            "an interval >= 0",
+            "an interval >= 0 and at most 10 years",
         )
         .report();
     }
@@ -366,12 +429,26 @@ fn metrics() -> String {
 
 // ---------------------------------------------------------------- operations
 
+/// Longest host name (DNS: 253 characters).
+const MAX_HOST_LEN: usize = 253;
+
 fn node_arg(host: &str, port: i32) -> Result<NodeAddr, AutoscaleError> {
     if host.trim().is_empty() {
         return Err(AutoscaleError::invalid(
             "host",
             "''",
             "a host name or IP address",
+        ));
+    }
+    if host.trim().len() > MAX_HOST_LEN
+        || host
+            .chars()
+            .any(|c| c.is_whitespace() && c != ' ' || c.is_control())
+    {
+        return Err(AutoscaleError::invalid(
+            "host",
+            format!("'{}'", autoscale_core::safety::truncate(host, 40)),
+            format!("a host name or IP address of at most {MAX_HOST_LEN} characters"),
         ));
     }
     if !(1..=65535).contains(&port) {
@@ -400,7 +477,7 @@ fn require_coordinator(function: &'static str) -> Result<(), AutoscaleError> {
         citus::Role::Coordinator => Ok(()),
         citus::Role::NoCitus => Err(AutoscaleError::CitusMissing {
             function,
-            database: Spi::get_one::<String>("SELECT current_database()")
+            database: Spi::get_one::<String>("SELECT pg_catalog.current_database()")
                 .ok()
                 .flatten()
                 .unwrap_or_default(),
@@ -420,10 +497,11 @@ fn op_json(op: &Operation) -> JsonB {
 /// Starts a rebalance now, as the trigger would: same operation, same guards.
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
-fn rebalance_now(reason: default!(&str, "'manual'")) -> JsonB {
+fn rebalance_now(reason: default!(Option<&str>, "'manual'")) -> JsonB {
+    let reason = reason_arg(reason);
     require_coordinator("autoscale.rebalance_now()").or_report();
     operations::require_act().or_report();
-    op_json(&operations::start(Kind::Rebalance, vec![], 1, reason, "manual").or_report())
+    op_json(&operations::start(Kind::Rebalance, vec![], 1, &reason, "manual").or_report())
 }
 
 /// Adds workers now: the given node, or `nodes` standbys from the pool (as many as it has), or a
@@ -433,10 +511,11 @@ fn rebalance_now(reason: default!(&str, "'manual'")) -> JsonB {
 fn scale_out(
     host: default!(Option<&str>, "NULL"),
     port: default!(Option<i32>, "NULL"),
-    reason: default!(&str, "'manual'"),
-    nodes: default!(i32, 1),
+    reason: default!(Option<&str>, "'manual'"),
+    nodes: default!(Option<i32>, 1),
 ) -> JsonB {
-    require_coordinator("autoscale.scale_out()").or_report();
+    let reason = reason_arg(reason);
+    let nodes = req("nodes", nodes, "an integer between 1 and 64");
     if !(1..=MAX_NODES_PER_SCALE_OUT).contains(&nodes) {
         AutoscaleError::invalid(
             "nodes",
@@ -448,6 +527,19 @@ fn scale_out(
     if nodes > 1 && host.is_some() {
         AutoscaleError::invalid("nodes", nodes, "1 when host and port name the node").report()
     }
+    if let (Some(h), Some(p)) = (host, port) {
+        node_arg(h, p).or_report();
+    }
+    match (host, port) {
+        (Some(_), None) => {
+            AutoscaleError::invalid("port", "NULL", "a port when host is given").report()
+        }
+        (None, Some(_)) => {
+            AutoscaleError::invalid("host", "NULL", "a host when port is given").report()
+        }
+        _ => {}
+    }
+    require_coordinator("autoscale.scale_out()").or_report();
     let node = match (host, port) {
         (None, None) => None,
         (Some(h), Some(p)) => {
@@ -466,7 +558,7 @@ fn scale_out(
             Kind::ScaleOut,
             node.into_iter().collect(),
             nodes as u32,
-            reason,
+            &reason,
             "manual",
         )
         .or_report(),
@@ -476,9 +568,16 @@ fn scale_out(
 /// Drains host:port, cleans up and removes it from the cluster, then returns it to the pool.
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
-fn scale_in(host: &str, port: i32, reason: default!(&str, "'manual'")) -> JsonB {
-    require_coordinator("autoscale.scale_in()").or_report();
+fn scale_in(
+    host: Option<&str>,
+    port: Option<i32>,
+    reason: default!(Option<&str>, "'manual'"),
+) -> JsonB {
+    let host = req("host", host, "the host name of a worker");
+    let port = req("port", port, "the port of a worker");
     let n = node_arg(host, port).or_report();
+    let reason = reason_arg(reason);
+    require_coordinator("autoscale.scale_in()").or_report();
     match citus::node_in_cluster(&n.host, n.port).unwrap_or_else(|e| error!("{e}")) {
         None => {
             AutoscaleError::invalid("host", format!("'{n}'"), "a worker in pg_dist_node").report()
@@ -509,13 +608,16 @@ fn scale_in(host: &str, port: i32, reason: default!(&str, "'manual'")) -> JsonB 
         .report();
     }
     operations::require_act().or_report();
-    op_json(&operations::start(Kind::ScaleIn, vec![n], 1, reason, "manual").or_report())
+    op_json(&operations::start(Kind::ScaleIn, vec![n], 1, &reason, "manual").or_report())
 }
 
 /// Offers a node to the standby pool after checking that it answers and has the extension files.
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
-fn add_standby_node(host: &str, port: i32) -> JsonB {
+fn add_standby_node(host: Option<&str>, port: Option<i32>) -> JsonB {
+    let host = req("host", host, "the host name of a node to offer");
+    let port = req("port", port, "the port of a node to offer");
+    node_arg(host, port).or_report();
     require_coordinator("autoscale.add_standby_node()").or_report();
     let n = outside_node_arg(
         host,
@@ -523,12 +625,19 @@ fn add_standby_node(host: &str, port: i32) -> JsonB {
         "a node that is not in the cluster (it is in pg_dist_node)",
     )
     .or_report();
-    if pool::state_of(&n.host, n.port)
+    // a node that left after a scale-in (returned) or failed to join (failed) may be offered
+    // again; any other state is a duplicate
+    let again = match pool::state_of(&n.host, n.port)
         .unwrap_or_else(|e| error!("{e}"))
-        .is_some()
+        .as_deref()
     {
-        AutoscaleError::Duplicate(format!("node {n} is already in the standby pool")).report();
-    }
+        None => false,
+        Some("returned" | "failed") => true,
+        Some(s) => {
+            AutoscaleError::Duplicate(format!("node {n} is already in the standby pool ({s})"))
+                .report()
+        }
+    };
     let timeout = settings::node_timeout().as_millis() as u64;
     let (ok, result) =
         citus::run_on_node(&n.host, n.port, citus::REQUIRED_EXTENSIONS_COMMAND, timeout)
@@ -547,10 +656,21 @@ fn add_standby_node(host: &str, port: i32) -> JsonB {
         ))
         .report();
     }
-    pool::add(&n.host, n.port).unwrap_or_else(|e| error!("{e}"));
+    if again {
+        pool::offer_again(&n.host, n.port).unwrap_or_else(|e| error!("{e}"));
+    } else {
+        pool::add(&n.host, n.port).unwrap_or_else(|e| error!("{e}"));
+    }
     history::record_event(
         "standby_added",
-        &format!("standby node {n} added to the pool"),
+        &format!(
+            "standby node {n} {} the pool",
+            if again {
+                "offered again to"
+            } else {
+                "added to"
+            }
+        ),
         None,
     )
     .ok();
@@ -560,7 +680,9 @@ fn add_standby_node(host: &str, port: i32) -> JsonB {
 /// Takes a node out of the standby pool (not while it is joining, active or draining).
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
-fn remove_standby_node(host: &str, port: i32) -> bool {
+fn remove_standby_node(host: Option<&str>, port: Option<i32>) -> bool {
+    let host = req("host", host, "the host name of a pool node");
+    let port = req("port", port, "the port of a pool node");
     let n = node_arg(host, port).or_report();
     match pool::state_of(&n.host, n.port)
         .unwrap_or_else(|e| error!("{e}"))
@@ -589,11 +711,12 @@ fn remove_standby_node(host: &str, port: i32) -> bool {
 /// Cancels the running operation (a scale-in that already drained puts shouldhaveshards back first).
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
-fn cancel_operation(reason: default!(&str, "'cancelled by user'")) -> JsonB {
+fn cancel_operation(reason: default!(Option<&str>, "'cancelled by user'")) -> JsonB {
+    let reason = reason_arg(reason);
     let op = operations::running().unwrap_or_else(|e| error!("{e}"));
     let Some(op) = op else {
         AutoscaleError::NotInPrerequisiteState("no operation is running".into()).report()
     };
-    operations::cancel(&op, reason).or_report();
+    operations::cancel(&op, &reason).or_report();
     op_json(&operations::running().ok().flatten().unwrap_or(op))
 }

@@ -23,12 +23,6 @@ pub struct ActReport {
     pub held: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rebalance: Option<String>,
-    #[serde(skip_serializing_if = "is_zero")]
-    pub webhooks_delivered: usize,
-}
-
-fn is_zero(n: &usize) -> bool {
-    *n == 0
 }
 
 fn active_workers() -> SpiResult<Vec<NodeAddr>> {
@@ -61,12 +55,40 @@ fn now() -> SpiResult<f64> {
     )
 }
 
+/// Records a `settings_warning` event (at most once an hour per distinct warning) for settings
+/// that silently keep scaling from working: a rebalance strategy Citus does not know, a history
+/// retention shorter than a policy's window.
+fn warn_about_settings() -> SpiResult<()> {
+    let mut warnings = policies::setting_conflicts()?;
+    if citus::role() == citus::Role::Coordinator {
+        if let Some(s) = settings::rebalance_strategy() {
+            if !citus::rebalance_strategy_exists(&s)? {
+                warnings.push(format!(
+                    "autoscale.rebalance_strategy = '{s}' is not a rebalance strategy of Citus \
+                     (pg_dist_rebalance_strategy); every rebalance autoscale starts will fail"
+                ));
+            }
+        }
+    }
+    for w in warnings {
+        let recent = Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM autoscale.events WHERE kind = 'settings_warning' AND message = $1
+                              AND at > pg_catalog.now() - interval '1 hour')",
+            &[w.clone().into()],
+        )?
+        .unwrap_or(false);
+        if !recent {
+            history::record_event("settings_warning", &w, None)?;
+        }
+    }
+    Ok(())
+}
+
 /// One deciding-and-acting pass. Runs on the coordinator only (the caller checked).
 pub fn run() -> SpiResult<ActReport> {
-    let mut report = ActReport {
-        webhooks_delivered: provision::deliver_webhooks()?,
-        ..Default::default()
-    };
+    let mut report = ActReport::default();
+    provision::expire_orphaned()?;
+    warn_about_settings()?;
     let citus_coordinator = citus::role() == citus::Role::Coordinator;
     let active = if citus_coordinator {
         active_workers()?
@@ -96,8 +118,18 @@ pub fn run() -> SpiResult<ActReport> {
         return Ok(report);
     }
 
-    // 2. the policy engine
-    let verdict = operations::check_guards(true)?;
+    // 2. the policy engine; no automatic operation starts within failure_backoff of a failed one
+    let verdict = match (
+        operations::check_guards(true)?,
+        autoscale_core::safety::failure_backoff(
+            operations::history()?.last_failure,
+            settings::failure_backoff(),
+            now,
+        ),
+    ) {
+        (GuardVerdict::Act, Some(why)) => GuardVerdict::Blocked(why),
+        (v, _) => v,
+    };
     let (decision, _) = policies::decide()?;
     policies::record_decision(&decision, !verdict.is_act())?;
     report.decision = Some(format!(
@@ -129,9 +161,12 @@ pub fn run() -> SpiResult<ActReport> {
         }
         (Direction::In, GuardVerdict::Act) => {
             // the policy's step: every node it lets go drains in one job
-            let nodes: Vec<NodeAddr> = citus::scale_in_candidates(decision.step.max(1))?
-                .into_iter()
-                .map(|(h, p)| NodeAddr::new(h, p))
+            let candidates = citus::scale_in_candidates(decision.step.max(1))?;
+            let why: Vec<&str> = candidates.iter().map(|c| c.2.as_str()).collect();
+            let reasons = format!("{reasons}; leaving: {}", why.join("; "));
+            let nodes: Vec<NodeAddr> = candidates
+                .iter()
+                .map(|(h, p, _)| NodeAddr::new(h.clone(), *p))
                 .collect();
             if nodes.is_empty() {
                 report.held = Some("no worker to remove".into());

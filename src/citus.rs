@@ -50,6 +50,9 @@ pub struct Node {
     pub isactive: bool,
     pub shouldhaveshards: bool,
     pub shard_count: i64,
+    /// Placements of distributed (hash, range, append) tables: not reference tables, not citus
+    /// local tables.
+    pub distributed_shard_count: i64,
 }
 
 /// Primary nodes in pg_dist_node (coordinator included when registered), ordered by nodeid.
@@ -57,7 +60,11 @@ pub fn primary_nodes() -> SpiResult<Vec<Node>> {
     Spi::connect(|client| {
         let rows = client.select(
             "SELECT n.nodeid, n.groupid, n.nodename, n.nodeport, n.isactive, n.shouldhaveshards,
-                    (SELECT count(*) FROM pg_catalog.pg_dist_placement p WHERE p.groupid = n.groupid)
+                    (SELECT count(*) FROM pg_catalog.pg_dist_placement p WHERE p.groupid = n.groupid),
+                    (SELECT count(*) FROM pg_catalog.pg_dist_placement p
+                       JOIN pg_catalog.pg_dist_shard s USING (shardid)
+                       JOIN pg_catalog.pg_dist_partition t ON t.logicalrelid = s.logicalrelid
+                      WHERE p.groupid = n.groupid AND t.partmethod <> 'n')
                FROM pg_catalog.pg_dist_node n
               WHERE n.noderole = 'primary'
               ORDER BY n.nodeid",
@@ -74,10 +81,16 @@ pub fn primary_nodes() -> SpiResult<Vec<Node>> {
                 isactive: r.get(5)?.unwrap_or(false),
                 shouldhaveshards: r.get(6)?.unwrap_or(false),
                 shard_count: r.get(7)?.unwrap_or(0),
+                distributed_shard_count: r.get(8)?.unwrap_or(0),
             });
         }
         Ok(out)
     })
+}
+
+/// The coordinator's row of pg_dist_node (group 0), when it is registered.
+pub fn coordinator_node() -> SpiResult<Option<Node>> {
+    Ok(primary_nodes()?.into_iter().find(|n| n.groupid == 0))
 }
 
 /// The answer of one worker to a fan-out.
@@ -131,8 +144,12 @@ pub fn local_group_and_shard_bytes() -> SpiResult<(Option<i32>, Option<i64>)> {
         "SELECT (SELECT groupid FROM pg_catalog.pg_dist_local_group),
                 (SELECT coalesce(sum(pg_catalog.pg_total_relation_size(r)), 0)::bigint
                    FROM pg_catalog.pg_dist_placement p
-                   JOIN pg_catalog.pg_dist_shard s USING (shardid),
-                        LATERAL pg_catalog.to_regclass(pg_catalog.shard_name(s.logicalrelid, s.shardid)) AS r
+                   JOIN pg_catalog.pg_dist_shard s USING (shardid)
+                   JOIN pg_catalog.pg_class c ON c.oid = s.logicalrelid
+                   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace,
+                        -- shard_name() leaves out the schema 'public'; the pinned search_path does not have it
+                        LATERAL pg_catalog.to_regclass(CASE WHEN n.nspname = 'public' THEN 'public.' ELSE '' END
+                                                       || pg_catalog.shard_name(s.logicalrelid, s.shardid)) AS r
                   WHERE p.groupid = (SELECT groupid FROM pg_catalog.pg_dist_local_group))",
     )
 }
@@ -204,11 +221,19 @@ pub fn rebalance_start(
     })
 }
 
-/// A Citus background job: its state and task counts (done, total).
+/// A Citus background job: its state and task counts (done, total), from the coordinator's own
+/// catalogs. Not `citus_job_status()`: it always asks the workers for the sizes of the shards
+/// being moved (`get_rebalance_progress()`), so while a worker of a running move is down, hung or
+/// partitioned it errors or waits, although the job itself is fine and keeps going (Citus
+/// retries its tasks).
 pub fn job_status(job_id: i64) -> SpiResult<Option<(String, i64, i64)>> {
     Spi::connect(|c| {
         let t = c.select(
-            "SELECT state::text, details FROM pg_catalog.citus_job_status($1, raw := true)",
+            "SELECT j.state::text,
+                    (SELECT count(*) FILTER (WHERE t.status = 'done') FROM pg_catalog.pg_dist_background_task t WHERE t.job_id = j.job_id),
+                    (SELECT count(*) FROM pg_catalog.pg_dist_background_task t WHERE t.job_id = j.job_id)
+               FROM pg_catalog.pg_dist_background_job j
+              WHERE j.job_id = $1",
             Some(1),
             &[job_id.into()],
         )?;
@@ -216,17 +241,11 @@ pub fn job_status(job_id: i64) -> SpiResult<Option<(String, i64, i64)>> {
             return Ok(None);
         }
         let r = t.first();
-        let state = r.get::<String>(1)?.unwrap_or_default();
-        let details = r.get::<pgrx::JsonB>(2)?.map(|j| j.0).unwrap_or_default();
-        let counts = details.get("task_state_counts").and_then(|v| v.as_object());
-        let total: i64 = counts
-            .map(|m| m.values().filter_map(|v| v.as_i64()).sum())
-            .unwrap_or(0);
-        let done = counts
-            .and_then(|m| m.get("done"))
-            .and_then(|v| v.as_i64())
-            .unwrap_or(0);
-        Ok(Some((state, done, total)))
+        Ok(Some((
+            r.get::<String>(1)?.unwrap_or_default(),
+            r.get::<i64>(2)?.unwrap_or(0),
+            r.get::<i64>(3)?.unwrap_or(0),
+        )))
     })
 }
 
@@ -436,28 +455,65 @@ pub fn cancel_job(job_id: i64) -> SpiResult<()> {
     })
 }
 
-/// Up to `count` scale-in candidates, best first: the newest workers autoscale added
-/// (autoscale.standby_nodes, state active) that are still active members, then the newest active
-/// workers; never the coordinator.
-pub fn scale_in_candidates(count: u32) -> SpiResult<Vec<(String, i32)>> {
+/// Up to `count` scale-in candidates, best first, each with why it was chosen: the workers
+/// autoscale added (autoscale.standby_nodes, state active) before the others, and among them the
+/// one holding the least data (shard bytes at its latest sample, then placements: an empty node
+/// leaves fastest), then the newest; never the coordinator.
+pub fn scale_in_candidates(count: u32) -> SpiResult<Vec<(String, i32, String)>> {
     Spi::connect(|c| {
         let mut out = Vec::new();
         for r in c.select(
-            "SELECT n.nodename, n.nodeport
+            "SELECT n.nodename, n.nodeport, s.nodename IS NOT NULL AS ours,
+                    (SELECT pg_catalog.count(*) FROM pg_catalog.pg_dist_placement p WHERE p.groupid = n.groupid) AS placements,
+                    (SELECT l.shard_bytes FROM autoscale.node_samples l
+                      WHERE l.nodename = n.nodename AND l.nodeport = n.nodeport AND l.reachable
+                      ORDER BY l.sampled_at DESC LIMIT 1) AS bytes
                FROM pg_catalog.pg_dist_node n
                LEFT JOIN autoscale.standby_nodes s
                       ON s.nodename = n.nodename AND s.nodeport = n.nodeport AND s.state = 'active'
               WHERE n.groupid <> 0 AND n.noderole = 'primary' AND n.isactive
-              ORDER BY s.joined_at DESC NULLS LAST, n.nodeid DESC
+              ORDER BY ours DESC, bytes ASC NULLS LAST, placements ASC, s.joined_at DESC NULLS LAST, n.nodeid DESC
               LIMIT $1",
             None,
             &[i64::from(count).into()],
         )? {
-            out.push((
-                r.get::<String>(1)?.unwrap_or_default(),
-                r.get::<i32>(2)?.unwrap_or_default(),
-            ));
+            let host = r.get::<String>(1)?.unwrap_or_default();
+            let port = r.get::<i32>(2)?.unwrap_or_default();
+            let ours = r.get::<bool>(3)?.unwrap_or(false);
+            let placements = r.get::<i64>(4)?.unwrap_or(0);
+            let bytes = r.get::<i64>(5)?;
+            let why = format!(
+                "{host}:{port} {}, holds {placements} placement{}{}",
+                if ours {
+                    "was added by autoscale"
+                } else {
+                    "is a worker autoscale did not add (no added one is left)"
+                },
+                if placements == 1 { "" } else { "s" },
+                match bytes {
+                    Some(b) => format!(" ({b} bytes of shards at the last sample)"),
+                    None => String::new(),
+                }
+            );
+            out.push((host, port, why));
         }
         Ok(out)
     })
+}
+
+/// A node's shouldhaveshards in pg_dist_node (None when it is not there).
+pub fn should_have_shards(host: &str, port: i32) -> SpiResult<Option<bool>> {
+    Spi::get_one_with_args::<bool>(
+        "SELECT (SELECT shouldhaveshards FROM pg_catalog.pg_dist_node WHERE nodename = $1 AND nodeport = $2)",
+        &[host.into(), port.into()],
+    )
+}
+
+/// Whether `name` is a rebalance strategy in pg_dist_rebalance_strategy.
+pub fn rebalance_strategy_exists(name: &str) -> SpiResult<bool> {
+    Ok(Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_rebalance_strategy WHERE name = $1)",
+        &[name.into()],
+    )?
+    .unwrap_or(false))
 }

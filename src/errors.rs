@@ -16,6 +16,12 @@ pub enum AutoscaleError {
     /// A bad argument whose message already names the argument, the value and what is allowed.
     #[error("{0}")]
     Invalid(String),
+    /// A required argument is NULL.
+    #[error("argument {argument} must not be NULL")]
+    NullArgument {
+        argument: &'static str,
+        allowed: String,
+    },
     /// The function needs the citus extension in this database.
     #[error("{function} requires the citus extension, which is not installed in database \"{database}\"")]
     CitusMissing {
@@ -56,11 +62,24 @@ impl AutoscaleError {
         }
     }
 
+    /// The value of a required argument, or the NULL error naming it.
+    pub fn required<T>(
+        argument: &'static str,
+        value: Option<T>,
+        allowed: &str,
+    ) -> Result<T, AutoscaleError> {
+        value.ok_or_else(|| AutoscaleError::NullArgument {
+            argument,
+            allowed: allowed.to_string(),
+        })
+    }
+
     fn code(&self) -> PgSqlErrorCode {
         match self {
             AutoscaleError::InvalidArgument { .. } | AutoscaleError::Invalid(_) => {
                 PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
             }
+            AutoscaleError::NullArgument { .. } => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
             AutoscaleError::CitusMissing { .. } => PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
             AutoscaleError::NotCoordinator { .. } | AutoscaleError::NotInPrerequisiteState(_) => {
                 PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
@@ -74,7 +93,8 @@ impl AutoscaleError {
 
     fn detail(&self) -> Option<String> {
         match self {
-            AutoscaleError::InvalidArgument { allowed, .. } => Some(format!("Allowed: {allowed}.")),
+            AutoscaleError::InvalidArgument { allowed, .. }
+            | AutoscaleError::NullArgument { allowed, .. } => Some(format!("Allowed: {allowed}.")),
             _ => None,
         }
     }

@@ -18,12 +18,19 @@ pub const PRUNE_BATCH: i64 = 10_000;
 /// A new sample id and the sample's timestamp (ISO 8601 text).
 pub fn next_sample_id() -> SpiResult<(i64, String)> {
     let (id, at) = Spi::get_two::<i64, String>(
-        "SELECT nextval('autoscale.sample_id_seq'), to_json(clock_timestamp()) #>> '{}'",
+        "SELECT pg_catalog.nextval('autoscale.sample_id_seq'), pg_catalog.to_json(pg_catalog.clock_timestamp()) #>> '{}'",
     )?;
     Ok((id.unwrap_or(0), at.unwrap_or_default()))
 }
 
-/// The latest reachable reading of each node in the last hour, keyed by (nodename, nodeport).
+/// How far back the previous reading of a node is looked for (rates need one): an hour, or three
+/// sample intervals when they are longer, so that no sample_interval gives NULL rates.
+pub fn rate_lookback_secs() -> f64 {
+    (3.0 * crate::settings::sample_interval().as_secs_f64()).max(3600.0)
+}
+
+/// The latest reachable reading of each node within [`rate_lookback_secs`], keyed by
+/// (nodename, nodeport).
 pub fn previous_counters() -> SpiResult<HashMap<(String, i32), Counters>> {
     Spi::connect(|c| {
         let rows = c.select(
@@ -31,10 +38,10 @@ pub fn previous_counters() -> SpiResult<HashMap<(String, i32), Counters>> {
                     nodename, nodeport, node_time, cpu_busy_seconds, cpu_capacity_seconds, xact_commit, xact_rollback,
                     blks_hit, blks_read, stmt_calls, stmt_total_ms
                FROM autoscale.node_samples
-              WHERE reachable AND sampled_at > pg_catalog.now() - interval '1 hour'
+              WHERE reachable AND sampled_at > pg_catalog.now() - pg_catalog.make_interval(secs => $1)
               ORDER BY nodename, nodeport, sampled_at DESC",
             None,
-            &[],
+            &[rate_lookback_secs().into()],
         )?;
         let mut out = HashMap::new();
         for r in rows {
@@ -74,7 +81,7 @@ pub fn insert_sample(
     Spi::connect_mut(|c| {
         c.update(
             "INSERT INTO autoscale.node_samples
-             SELECT * FROM jsonb_populate_recordset(NULL::autoscale.node_samples, $1)",
+             SELECT * FROM pg_catalog.jsonb_populate_recordset(NULL::autoscale.node_samples, $1)",
             None,
             &[JsonB(json).into()],
         )?;
@@ -127,7 +134,7 @@ pub fn prune(retention: Duration) -> SpiResult<i64> {
             "WITH gone AS (
                 DELETE FROM {table}
                  WHERE ctid = ANY (ARRAY(SELECT ctid FROM {table}
-                                          WHERE {column} < pg_catalog.now() - make_interval(secs => $1)
+                                          WHERE {column} < pg_catalog.now() - pg_catalog.make_interval(secs => $1)
                                           LIMIT $2))
                 RETURNING 1)
              SELECT count(*) FROM gone"

@@ -14,6 +14,7 @@ mod metrics;
 mod operations;
 mod policies;
 mod pool;
+mod privilege;
 mod provision;
 mod rollups;
 mod sampler;

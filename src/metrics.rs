@@ -227,7 +227,7 @@ pub fn collect() -> SpiResult<Vec<Family>> {
         }
         for r in c.select(
             "SELECT s.state, count(n.state)::float8
-               FROM unnest(ARRAY['available', 'joining', 'active', 'draining', 'returned']) s(state)
+               FROM pg_catalog.unnest(ARRAY['available', 'joining', 'active', 'draining', 'returned', 'failed']) s(state)
                LEFT JOIN autoscale.standby_nodes n ON n.state = s.state
               GROUP BY s.state ORDER BY s.state",
             None,

@@ -12,8 +12,10 @@ use pgrx::prelude::*;
 use pgrx::spi::SpiResult;
 use pgrx::JsonB;
 
+use autoscale_core::policy;
+
 use crate::errors::AutoscaleError;
-use crate::{citus, history, pool, provision, settings, subxact};
+use crate::{citus, history, policies, pool, provision, settings, subxact};
 
 /// What the policy engine needs to know about past operations.
 #[derive(Debug, Default)]
@@ -159,18 +161,6 @@ pub fn check_guards(starting: bool) -> SpiResult<GuardVerdict> {
     Ok(guards::check(&g))
 }
 
-/// Actions that only read (following a job, looking for a node): they run whatever the guards say,
-/// so a running operation keeps its view of the cluster current.
-fn read_only(a: &Action) -> bool {
-    matches!(
-        a,
-        Action::PollJob { .. }
-            | Action::CheckForNode { .. }
-            | Action::CountPlacements { .. }
-            | Action::Nothing
-    )
-}
-
 fn to_outcome<T>(r: Result<SpiResult<T>, String>, f: impl FnOnce(T) -> Outcome) -> Outcome {
     match r {
         Ok(Ok(v)) => f(v),
@@ -217,7 +207,7 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
             subxact::catch(|| {
                 let payload = serde_json::json!({
                     "operation_id": op.id,
-                    "reason": op.reason,
+                    "reason": autoscale_core::safety::truncate(&op.reason, autoscale_core::safety::MAX_REASON_BYTES),
                     "nodes": op.want,
                     "max_nodeid": citus::max_nodeid()?,
                     "workers": citus::primary_nodes()?.iter().filter(|n| n.groupid != 0 && n.isactive).count(),
@@ -258,6 +248,15 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
         ),
         Action::SetShouldHaveShards { nodes, value } => to_outcome(
             subxact::catch(|| {
+                // draining: remember which nodes had shards, so a restore puts back only those
+                let mut had_shards = Vec::new();
+                if !value {
+                    for node in &nodes {
+                        if citus::should_have_shards(&node.host, node.port)?.unwrap_or(true) {
+                            had_shards.push(node.clone());
+                        }
+                    }
+                }
                 for node in &nodes {
                     citus::set_should_have_shards(&node.host, node.port, value)?;
                     if !value {
@@ -267,8 +266,18 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
                         pool::set_state(&node.host, node.port, "active")?;
                     }
                 }
-                Ok(())
+                Ok(had_shards)
             }),
+            |had_shards| {
+                if value {
+                    Outcome::Ok
+                } else {
+                    Outcome::Marked { had_shards }
+                }
+            },
+        ),
+        Action::SetCoordinatorShards { node, value } => to_outcome(
+            subxact::catch(|| citus::set_should_have_shards(&node.host, node.port, value)),
             |_| Outcome::Ok,
         ),
         Action::CleanupOrphaned { nodes } => {
@@ -309,7 +318,7 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
                     let payload = serde_json::json!({
                         "operation_id": op.id,
                         "node": {"host": node.host, "port": node.port},
-                        "reason": op.reason,
+                        "reason": autoscale_core::safety::truncate(&op.reason, autoscale_core::safety::MAX_REASON_BYTES),
                         "hint": "the node left the cluster and is back in the pool; it may be stopped or reused",
                     });
                     provision::request("deprovision", Some(op.id), payload)?;
@@ -322,6 +331,39 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
     }
 }
 
+/// What an operation that just ended (failed, cancelled, succeeded) leaves behind in the pool and
+/// the outbox. A scale-out that did not succeed: its claimed node that never joined is `failed`
+/// when citus_add_node itself failed (it is not picked again and again), else back to `available`;
+/// its pending provision requests expire.
+pub fn settle_ended(op: &Operation) -> SpiResult<()> {
+    if op.kind != Kind::ScaleOut || op.status == Status::Succeeded {
+        return Ok(());
+    }
+    provision::expire_for_operation(op.id)?;
+    if let Some(n) = &op.node {
+        if pool::state_of(&n.host, n.port)?.as_deref() == Some("joining") {
+            let join_failed = op.status == Status::Failed && op.step == machine::Step::AddNode;
+            pool::set_state(
+                &n.host,
+                n.port,
+                if join_failed { "failed" } else { "available" },
+            )?;
+            if join_failed {
+                history::record_event(
+                    "standby_failed",
+                    &format!(
+                        "standby node {n} failed to join and is no longer offered; offer it again with \
+                         autoscale.add_standby_node('{}', {}) once it is fixed",
+                        n.host, n.port
+                    ),
+                    Some(serde_json::json!({"operation_id": op.id, "node": n.to_string()})),
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Advances `op` by one step: performs its action (when the guards allow it), persists the new
 /// state and records its events. Returns the new state, or why the guards held it.
 pub fn step(op: &Operation) -> SpiResult<Result<Operation, String>> {
@@ -332,27 +374,20 @@ pub fn step(op: &Operation) -> SpiResult<Result<Operation, String>> {
         )));
     }
     let action = machine::action(op);
-    if !read_only(&action) {
+    // reads, and the restore step that undoes a scale-in's drain, run whatever the guards say
+    if machine::needs_guards(op) {
         if let GuardVerdict::Blocked(why) | GuardVerdict::Observe(why) = check_guards(false)? {
             return Ok(Err(why));
         }
     }
-    let outcome = perform(op, &action);
+    // a node that hangs (or a partition that drops packets) must not hold the worker, and with it
+    // the sampling of the healthy nodes, for longer than step_timeout: the step then fails with
+    // a statement timeout and is retried like any failed step
+    let timeout = settings::step_timeout().as_millis().min(i32::MAX as u128) as i32;
+    let outcome = subxact::with_statement_timeout(timeout, || perform(op, &action));
     let t = machine::advance(op, outcome, now()?, &limits());
     if t.op.status != Status::Running {
-        if let (Some(id), Kind::ScaleOut) = (t.op.request_id, t.op.kind) {
-            if t.op.status == Status::Failed && t.op.node.is_none() {
-                provision::set_status(id, "expired")?;
-            }
-        }
-        // a claimed pool node that never joined goes back to available
-        if t.op.kind == Kind::ScaleOut && t.op.status != Status::Succeeded {
-            if let Some(n) = &t.op.node {
-                if pool::state_of(&n.host, n.port)?.as_deref() == Some("joining") {
-                    pool::set_state(&n.host, n.port, "available")?;
-                }
-            }
-        }
+        settle_ended(&t.op)?;
     }
     save(&t.op)?;
     for note in &t.events {
@@ -379,23 +414,64 @@ pub fn start(
     requested_by: &str,
 ) -> Result<Operation, AutoscaleError> {
     let spi = |e: pgrx::spi::SpiError| AutoscaleError::NotInPrerequisiteState(e.to_string());
+    // Serialize starts: a second caller waits here until the first one's transaction ends, then
+    // sees its committed operation (READ COMMITTED: the next statement has a fresh snapshot) and
+    // gets the error below instead of a unique violation on operations_one_running.
+    Spi::run_with_args(
+        "SELECT pg_catalog.pg_advisory_xact_lock($1)",
+        &[START_LOCK_KEY.into()],
+    )
+    .map_err(spi)?;
     if let Some(op) = running().map_err(spi)? {
-        return Err(AutoscaleError::NotInPrerequisiteState(format!(
-            "operation {} is running ({}); only one operation runs at a time",
-            op.id,
-            machine::describe(&op)
-        )));
+        return Err(already_running(&op));
     }
-    let id = Spi::get_one::<i64>("SELECT nextval('autoscale.operations_id_seq')")
+    let id = Spi::get_one::<i64>("SELECT pg_catalog.nextval('autoscale.operations_id_seq')")
         .map_err(spi)?
         .unwrap_or_default();
     let now = now().map_err(spi)?;
+    let coordinator = citus::coordinator_node().map_err(spi)?;
+    let leaves_single_node = kind == Kind::ScaleIn && {
+        let active: Vec<NodeAddr> = citus::primary_nodes()
+            .map_err(spi)?
+            .into_iter()
+            .filter(|n| n.groupid != 0 && n.isactive)
+            .map(|n| NodeAddr::new(n.nodename, n.nodeport))
+            .collect();
+        !active.is_empty() && active.iter().all(|a| nodes.contains(a))
+    };
+    if leaves_single_node {
+        // never below the coordinator: it must be able to take every shard
+        if let Err(why) = policy::single_node_room(&policies::single_node().map_err(spi)?) {
+            return Err(AutoscaleError::NotInPrerequisiteState(format!(
+                "no scale-in to a single node: {why}"
+            )));
+        }
+    }
     let op = match kind {
         Kind::ScaleOut => machine::new_scale_out(id, nodes.into_iter().next(), count, reason, now),
         Kind::ScaleIn => machine::new_scale_in(id, nodes, reason, now),
         Kind::Rebalance => machine::new_operation(id, kind, None, reason, now),
     }
     .map_err(|e| AutoscaleError::NotInPrerequisiteState(e.to_string()))?;
+    // the coordinator's own shards (autoscale.coordinator_shards)
+    let shed = settings::coordinator_shards() == settings::CoordinatorShards::Shed;
+    let op = match (&coordinator, kind) {
+        (Some(c), Kind::ScaleOut) if shed && c.shouldhaveshards => {
+            machine::with_coordinator_shards(
+                op,
+                NodeAddr::new(c.nodename.clone(), c.nodeport),
+                false,
+            )
+        }
+        (Some(c), Kind::ScaleIn) if leaves_single_node && !c.shouldhaveshards => {
+            machine::with_coordinator_shards(
+                op,
+                NodeAddr::new(c.nodename.clone(), c.nodeport),
+                true,
+            )
+        }
+        _ => op,
+    };
     insert(&op, requested_by).map_err(spi)?;
     history::record_event(
         "operation_started",
@@ -404,6 +480,20 @@ pub fn start(
     )
     .map_err(spi)?;
     Ok(step(&op).map_err(spi)?.unwrap_or(op))
+}
+
+/// Key of the transaction-level advisory lock that serializes operation starts ("autoscst").
+pub const START_LOCK_KEY: i64 = 0x6175_746f_7363_7374;
+
+/// The error of a start while another operation runs.
+pub fn already_running(op: &Operation) -> AutoscaleError {
+    AutoscaleError::NotInPrerequisiteState(format!(
+        "an operation is already running (id {}, {}, {}): {}; only one operation runs at a time",
+        op.id,
+        op.kind,
+        op.step,
+        machine::describe(op)
+    ))
 }
 
 /// Refuses manual calls the guards would not allow, with the guards' reason.
@@ -428,6 +518,9 @@ pub fn cancel(op: &Operation, reason: &str) -> Result<(), AutoscaleError> {
     {
         // best effort: the job may have finished meanwhile
         let _ = subxact::catch(move || citus::cancel_job(job));
+    }
+    if t.op.status != Status::Running {
+        settle_ended(&t.op).map_err(spi)?;
     }
     save(&t.op).map_err(spi)?;
     for note in &t.events {

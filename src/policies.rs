@@ -5,16 +5,18 @@
 use std::collections::HashMap;
 
 use autoscale_core::forecast::{self, LeadTime};
+use autoscale_core::policy::datanodes::{self, NodeRole};
 use autoscale_core::policy::predict::{self, Outlook, PolicyForecast};
 use autoscale_core::policy::{
     self, Aggregate, Decision, EvalInput, Metric, Point, Policy, PolicyKind, PolicySeries,
+    SingleNode,
 };
 use pgrx::prelude::*;
 use pgrx::spi::SpiResult;
 use pgrx::JsonB;
 
 use crate::errors::AutoscaleError;
-use crate::{operations, settings, subxact};
+use crate::{citus, operations, settings, subxact};
 
 /// A stored policy: the engine's view plus the custom query, if any.
 #[derive(Debug, Clone)]
@@ -161,7 +163,7 @@ pub fn build(a: &PolicyArgs) -> Result<StoredPolicy, AutoscaleError> {
         min_workers: count_arg(
             "min_workers",
             a.min_workers,
-            "an integer between 1 and 1000",
+            "an integer between 0 and 1000 (0: the coordinator alone, a single node)",
         )?,
         max_workers: count_arg(
             "max_workers",
@@ -252,11 +254,13 @@ pub fn run_custom(sql: &str) -> Result<f64, String> {
                 .map_err(|e| e.to_string())?
                 .map(|n| f64::try_from(n).unwrap_or(f64::NAN)),
             _ => {
-                let name =
-                    Spi::get_one_with_args::<String>("SELECT format_type($1, NULL)", &[oid.into()])
-                        .ok()
-                        .flatten()
-                        .unwrap_or_else(|| format!("type {oid:?}"));
+                let name = Spi::get_one_with_args::<String>(
+                    "SELECT pg_catalog.format_type($1, NULL)",
+                    &[oid.into()],
+                )
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| format!("type {oid:?}"));
                 return Err(format!("custom_sql returned {name}; it must return a number (integer, numeric, real or double precision)"));
             }
         };
@@ -268,11 +272,91 @@ pub fn run_custom(sql: &str) -> Result<f64, String> {
     })
 }
 
-/// Runs a custom query in a subtransaction under a statement timeout: a failure is a value.
+/// Whether `sql` is exactly one SELECT statement (no INTO): parsed only, nothing runs.
+fn one_select(sql: &str) -> Result<(), String> {
+    let c =
+        std::ffi::CString::new(sql).map_err(|_| "custom_sql contains a NUL byte".to_string())?;
+    let verdict = subxact::catch_and_roll_back(|| unsafe {
+        let list = pg_sys::raw_parser(c.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
+        let n = if list.is_null() { 0 } else { (*list).length };
+        if n != 1 {
+            return Err(format!(
+                "custom_sql holds {n} statements; it must be exactly one SELECT"
+            ));
+        }
+        let raw = (*(*list).elements).ptr_value as *mut pg_sys::RawStmt;
+        let stmt = (*raw).stmt;
+        if !pgrx::is_a(stmt, pg_sys::NodeTag::T_SelectStmt) {
+            return Err("custom_sql must be a SELECT".to_string());
+        }
+        if !(*(stmt as *mut pg_sys::SelectStmt)).intoClause.is_null() {
+            return Err("custom_sql must be a SELECT without INTO".to_string());
+        }
+        Ok(())
+    })?;
+    verdict
+}
+
+/// Runs a custom query: exactly one SELECT, as `autoscale.custom_sql_role` (never a superuser),
+/// read-only, search_path pg_catalog, pg_temp, as a security-restricted operation, under a
+/// statement timeout, in a subtransaction that is rolled back. A failure is a value.
 pub fn run_custom_guarded(sql: &str) -> Result<f64, String> {
+    let role = crate::privilege::custom_sql_role()?;
+    one_select(sql)?;
     let sql = sql.to_string();
-    subxact::catch(move || subxact::with_statement_timeout(CUSTOM_TIMEOUT_MS, || run_custom(&sql)))
-        .and_then(|r| r)
+    subxact::catch_and_roll_back(move || {
+        crate::privilege::as_custom_sql_role(role, || {
+            subxact::with_statement_timeout(CUSTOM_TIMEOUT_MS, || run_custom(&sql))
+        })
+    })
+    .and_then(|r| r)
+}
+
+/// Refuses a policy that the settings would keep from ever acting: a window longer than the
+/// history kept (autoscale.history_retention).
+pub fn check_against_settings(p: &Policy) -> Result<(), AutoscaleError> {
+    let retention = settings::history_retention().map(|d| d.as_secs_f64());
+    let interval = settings::sample_interval().as_secs_f64();
+    for (argument, w) in [
+        ("scale_out_for", p.scale_out_for),
+        ("scale_in_for", p.scale_in_for),
+    ] {
+        if let Some(r) = retention {
+            if r < w + interval {
+                return Err(AutoscaleError::invalid(
+                    argument,
+                    format!("'{}'", autoscale_core::duration::format_secs(w)),
+                    format!(
+                        "a window shorter than autoscale.history_retention ({}) minus one sample_interval; \
+                         raise autoscale.history_retention first",
+                        autoscale_core::duration::format_secs(r)
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Settings that together keep scaling from working, given the stored policies (for a warning
+/// event at the next tick after a reload).
+pub fn setting_conflicts() -> SpiResult<Vec<String>> {
+    let policies = load()?;
+    let longest = policies
+        .iter()
+        .map(|p| {
+            (
+                p.policy.name.as_str(),
+                p.policy.scale_out_for.max(p.policy.scale_in_for),
+            )
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    Ok(autoscale_core::safety::setting_conflicts(
+        settings::history_retention().map(|d| d.as_secs_f64()),
+        longest,
+        settings::sample_interval().as_secs_f64(),
+        crate::history::rate_lookback_secs(),
+    ))
 }
 
 /// Stores (creates or replaces) a policy.
@@ -298,8 +382,8 @@ pub fn store(p: &StoredPolicy) -> SpiResult<()> {
               (name, metric, aggregate, kind, scale_out_above, scale_in_below, target, tolerance,
                scale_out_for, scale_in_for, cooldown_out, cooldown_in, min_workers, max_workers, step, custom_sql,
                predictive)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, make_interval(secs => $9), make_interval(secs => $10),
-                 make_interval(secs => $11), make_interval(secs => $12), $13, $14, $15, $16, $17)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, pg_catalog.make_interval(secs => $9), pg_catalog.make_interval(secs => $10),
+                 pg_catalog.make_interval(secs => $11), pg_catalog.make_interval(secs => $12), $13, $14, $15, $16, $17)
          ON CONFLICT (name) DO UPDATE SET
                metric = excluded.metric, aggregate = excluded.aggregate, kind = excluded.kind,
                scale_out_above = excluded.scale_out_above, scale_in_below = excluded.scale_in_below,
@@ -386,59 +470,116 @@ fn column(metric: Metric) -> Option<&'static str> {
     })
 }
 
-/// One sample's aggregates over the reachable active workers (the coordinator stands in when there
-/// are no workers, as on plain PostgreSQL).
+/// One sample's aggregates over its data nodes (autoscale_core::policy::datanodes decides whose
+/// load counts: the data nodes, the coordinator included when it holds shards).
+///
+/// Without Citus the node itself does all the work: the engine sees it as a cluster of one worker,
+/// so a policy decides on its load ("would scale out from 1 to 2 workers") instead of on
+/// min_workers alone. A Citus coordinator without workers stays at 0 workers.
 struct SampleAgg {
     id: i64,
     at: f64,
     workers: u32,
     unreachable: u32,
+    data_nodes: u32,
     values: HashMap<(Metric, Aggregate), Option<f64>>,
 }
 
 /// Custom metric values by (sample_id, policy name).
 type CustomValues = HashMap<(i64, String), Option<f64>>;
 
-fn history_window(window_secs: f64) -> SpiResult<(Vec<SampleAgg>, CustomValues)> {
-    let metrics: Vec<Metric> = Metric::ALL
+/// The metrics read from node_samples, in the column order of [`history_window`]'s query.
+fn sampled_metrics() -> Vec<Metric> {
+    Metric::ALL
         .iter()
         .copied()
         .filter(|m| column(*m).is_some())
-        .collect();
+        .collect()
+}
+
+/// Aggregates one sample's node rows.
+fn aggregate_sample(
+    id: i64,
+    at: f64,
+    workers: u32,
+    unreachable: u32,
+    nodes: &[(NodeRole, Vec<Option<f64>>)],
+    metrics: &[Metric],
+) -> SampleAgg {
+    let roles: Vec<NodeRole> = nodes.iter().map(|(r, _)| *r).collect();
+    let mut values = HashMap::new();
+    for (k, m) in metrics.iter().enumerate() {
+        let column: Vec<Option<f64>> = nodes.iter().map(|(_, v)| v[k]).collect();
+        for agg in [Aggregate::Avg, Aggregate::Max] {
+            values.insert((*m, agg), datanodes::aggregate_sample(&roles, &column, agg));
+        }
+    }
+    SampleAgg {
+        id,
+        at,
+        workers,
+        unreachable,
+        data_nodes: datanodes::data_node_count(&roles),
+        values,
+    }
+}
+
+fn history_window(window_secs: f64) -> SpiResult<(Vec<SampleAgg>, CustomValues)> {
+    let metrics = sampled_metrics();
     let mut select = String::new();
     for m in &metrics {
         let c = column(*m).unwrap();
-        select.push_str(&format!(", avg({c})::float8, max({c})::float8"));
+        select.push_str(&format!(", ({c})::float8"));
     }
+    // one row per node per sample (a sample without node rows still gives one row, all NULL)
     let sql = format!(
-        "SELECT w.sample_id, extract(epoch FROM w.sampled_at)::float8, w.worker_count, w.unreachable_workers{select}
+        "SELECT w.sample_id, extract(epoch FROM w.sampled_at)::float8, w.worker_count, w.unreachable_workers,
+                s.is_coordinator, s.data_node, s.reachable{select}
            FROM autoscale.worker_count w
            LEFT JOIN autoscale.node_samples s
-                  ON s.sample_id = w.sample_id AND s.reachable AND (NOT s.is_coordinator OR w.worker_count = 0)
-          WHERE w.sampled_at >= pg_catalog.clock_timestamp() - make_interval(secs => $1)
-          GROUP BY w.sample_id, w.sampled_at, w.worker_count, w.unreachable_workers
-          ORDER BY w.sampled_at"
+                  ON s.sample_id = w.sample_id
+                 AND s.sampled_at >= pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $1)
+          WHERE w.sampled_at >= pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $1)
+          ORDER BY w.sampled_at, w.sample_id"
     );
+    let standalone = citus::role() == citus::Role::NoCitus;
     Spi::connect(|c| {
         let mut samples = Vec::new();
+        let mut current: Option<(i64, f64, u32, u32)> = None;
+        let mut nodes: Vec<(NodeRole, Vec<Option<f64>>)> = Vec::new();
         for r in c.select(sql.as_str(), None, &[window_secs.into()])? {
-            let mut values = HashMap::new();
-            for (i, m) in metrics.iter().enumerate() {
-                values.insert((*m, Aggregate::Avg), r.get::<f64>(5 + 2 * i)?);
-                values.insert((*m, Aggregate::Max), r.get::<f64>(6 + 2 * i)?);
+            let head = (
+                r.get::<i64>(1)?.unwrap_or_default(),
+                r.get::<f64>(2)?.unwrap_or_default(),
+                (r.get::<i32>(3)?.unwrap_or(0).max(0) as u32).max(u32::from(standalone)),
+                r.get::<i32>(4)?.unwrap_or(0).max(0) as u32,
+            );
+            if current.is_some_and(|c| c.0 != head.0) {
+                let (id, at, w, u) = current.take().unwrap();
+                samples.push(aggregate_sample(id, at, w, u, &nodes, &metrics));
+                nodes.clear();
             }
-            samples.push(SampleAgg {
-                id: r.get::<i64>(1)?.unwrap_or_default(),
-                at: r.get(2)?.unwrap_or_default(),
-                workers: r.get::<i32>(3)?.unwrap_or(0).max(0) as u32,
-                unreachable: r.get::<i32>(4)?.unwrap_or(0).max(0) as u32,
-                values,
-            });
+            current = Some(head);
+            if let Some(is_coordinator) = r.get::<bool>(5)? {
+                let role = NodeRole {
+                    is_coordinator,
+                    data_node: r.get::<bool>(6)?,
+                    reachable: r.get::<bool>(7)?.unwrap_or(false),
+                };
+                let mut v = Vec::with_capacity(metrics.len());
+                for k in 0..metrics.len() {
+                    v.push(r.get::<f64>(8 + k)?);
+                }
+                nodes.push((role, v));
+            }
+        }
+        if let Some((id, at, w, u)) = current {
+            samples.push(aggregate_sample(id, at, w, u, &nodes, &metrics));
         }
         let mut custom = HashMap::new();
         for r in c.select(
             "SELECT sample_id, policy, value FROM autoscale.metric_samples
-              WHERE sampled_at >= pg_catalog.clock_timestamp() - make_interval(secs => $1)",
+              WHERE sampled_at >= pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $1)",
             None,
             &[window_secs.into()],
         )? {
@@ -451,6 +592,73 @@ fn history_window(window_secs: f64) -> SpiResult<(Vec<SampleAgg>, CustomValues)>
             );
         }
         Ok((samples, custom))
+    })
+}
+
+/// What a scale-in to zero workers depends on, now: the coordinator's Citus metadata and
+/// `autoscale.coordinator_shards`, its free disk and the workers' shard bytes at the latest sample.
+pub fn single_node() -> SpiResult<SingleNode> {
+    let coordinator = if citus::role() == citus::Role::Coordinator {
+        citus::coordinator_node()?
+    } else {
+        None
+    };
+    let shed = settings::coordinator_shards() == settings::CoordinatorShards::Shed;
+    let (takes, by_hand) = match &coordinator {
+        None => (false, false),
+        Some(c) if c.shouldhaveshards => (true, false),
+        // autoscale shed them and gives them back before the drain
+        Some(_) if shed => (true, false),
+        Some(_) => (false, true),
+    };
+    let (free, bytes) = Spi::get_two::<f64, f64>(
+        "SELECT max(disk_free_bytes) FILTER (WHERE is_coordinator)::float8,
+                CASE WHEN bool_and(shard_bytes IS NOT NULL AND reachable) FILTER (WHERE NOT is_coordinator)
+                     IS NOT FALSE
+                     THEN coalesce(sum(shard_bytes) FILTER (WHERE NOT is_coordinator), 0)::float8 END
+           FROM autoscale.node_samples
+          WHERE sample_id = (SELECT max(sample_id) FROM autoscale.worker_count)",
+    )?;
+    Ok(SingleNode {
+        coordinator_takes_shards: takes,
+        shed_by_hand: by_hand,
+        coordinator_free_bytes: free,
+        worker_shard_bytes: bytes,
+    })
+}
+
+/// The nodes whose load the policies read at the latest sample, as `host:port`, the coordinator
+/// marked `(coordinator)`.
+pub fn data_nodes_now() -> SpiResult<Vec<String>> {
+    Spi::connect(|c| {
+        let mut roles = Vec::new();
+        let mut names = Vec::new();
+        for r in c.select(
+            "SELECT nodename, nodeport, is_coordinator, data_node, reachable FROM autoscale.node_samples
+              WHERE sample_id = (SELECT max(sample_id) FROM autoscale.worker_count)
+              ORDER BY is_coordinator DESC, nodename, nodeport",
+            None,
+            &[],
+        )? {
+            let is_coordinator = r.get::<bool>(3)?.unwrap_or(false);
+            names.push(format!(
+                "{}:{}{}",
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<i32>(2)?.unwrap_or_default(),
+                if is_coordinator { " (coordinator)" } else { "" }
+            ));
+            roles.push(NodeRole {
+                is_coordinator,
+                data_node: r.get::<bool>(4)?,
+                reachable: r.get::<bool>(5)?.unwrap_or(false),
+            });
+        }
+        Ok(datanodes::counted(&roles)
+            .into_iter()
+            .zip(names)
+            .filter(|(c, _)| *c)
+            .map(|(_, n)| n)
+            .collect())
     })
 }
 
@@ -496,6 +704,7 @@ fn gather(policies: &[StoredPolicy]) -> SpiResult<(EvalInput, Vec<SampleAgg>, Cu
                     value: value_of(&p.policy, s, &custom),
                     workers: s.workers,
                     unreachable: s.unreachable,
+                    data_nodes: s.data_nodes,
                 })
                 .collect(),
         })
@@ -514,6 +723,7 @@ fn gather(policies: &[StoredPolicy]) -> SpiResult<(EvalInput, Vec<SampleAgg>, Cu
             last_scale_in_finished: ops.last_scale_in_finished,
             paused_until,
             series,
+            single_node: single_node()?,
         },
         samples,
         custom,
@@ -577,6 +787,7 @@ fn forecasts(
                     value: value_of(&p.policy, s, custom),
                     workers: s.workers,
                     unreachable: s.unreachable,
+                    data_nodes: s.data_nodes,
                 };
                 predict::load_of(p.policy.metric, &pt).map(|l| (s.at, l))
             })
@@ -632,6 +843,7 @@ pub fn backtest(
             at: s.at,
             workers: s.workers,
             unreachable: s.unreachable,
+            data_nodes: s.data_nodes,
             values: policies.iter().map(|p| value_of(p, s, &custom)).collect(),
         })
         .collect();
@@ -640,6 +852,7 @@ pub fn backtest(
         &recorded,
         settings::sample_interval().as_secs_f64(),
         operation_secs,
+        &single_node().map_err(spi)?,
     ))
 }
 

@@ -1,6 +1,6 @@
 //! Rollups of node samples: 1-minute and 1-hour buckets with avg, max and p95 of every metric,
 //! per node and for the cluster (nodename 'cluster', nodeport 0: per sample the average over the
-//! reachable active workers, or the coordinator when there are none, as the policies see it),
+//! reachable data nodes, as the policies read them: autoscale_core::policy::datanodes::counted),
 //! filled incrementally by the tick with bounded work and pruned per level. The hourly cluster
 //! rows feed the forecast's seasonal profile and the capacity plan.
 
@@ -78,9 +78,11 @@ pub fn fill_level(level: Level) -> SpiResult<i64> {
     let mut avg = String::new();
     let mut cols = String::new();
     let mut stats = String::new();
+    let mut metric_cols = String::new();
     for m in METRICS {
+        metric_cols.push_str(&format!(", n.{m}"));
         raw.push_str(&format!(", n.{m}::float8 AS {m}"));
-        avg.push_str(&format!(", avg(n.{m})::float8"));
+        avg.push_str(&format!(", avg(n.{m}) FILTER (WHERE n.reachable)::float8"));
         cols.push_str(&format!(", {m}_avg, {m}_max, {m}_p95"));
         stats.push_str(&format!(
             ", avg({m}), max({m}), percentile_cont(0.95) WITHIN GROUP (ORDER BY {m})"
@@ -97,20 +99,32 @@ pub fn fill_level(level: Level) -> SpiResult<i64> {
             SELECT lo, LEAST(lo + make_interval(secs => $2 * $3),
                              pg_catalog.date_trunc($1, pg_catalog.now(), 'UTC')) AS hi
               FROM lo WHERE lo IS NOT NULL
+         ), nodes AS (
+            -- the nodes of each sample with what decides whether their load counts (datanodes::counted:
+            -- the data nodes when the sample knows any, else the workers, else the coordinator)
+            SELECT w.sample_id, w.sampled_at AS at, w.worker_count, n.is_coordinator, n.data_node,
+                   n.reachable{metric_cols},
+                   coalesce(bool_or(n.data_node) OVER s, false) AS any_data_node,
+                   bool_or(NOT n.is_coordinator) OVER s AS any_worker
+              FROM win, autoscale.worker_count w
+              JOIN autoscale.node_samples n ON n.sample_id = w.sample_id
+             WHERE w.sampled_at >= win.lo AND w.sampled_at < win.hi
+            WINDOW s AS (PARTITION BY w.sample_id)
          ), per_sample AS (
-            SELECT n.sampled_at, n.nodename, n.nodeport, NULL::float8 AS workers{raw}
+            SELECT n.sampled_at, n.nodename, n.nodeport, NULL::float8 AS workers, NULL::float8 AS data_nodes{raw}
               FROM autoscale.node_samples n, win
              WHERE n.reachable AND n.sampled_at >= win.lo AND n.sampled_at < win.hi
             UNION ALL
-            SELECT w.sampled_at, 'cluster', 0, w.worker_count::float8{avg}
-              FROM win, autoscale.worker_count w
-              JOIN autoscale.node_samples n
-                ON n.sample_id = w.sample_id AND n.reachable AND (NOT n.is_coordinator OR w.worker_count = 0)
-             WHERE w.sampled_at >= win.lo AND w.sampled_at < win.hi
-             GROUP BY w.sample_id, w.sampled_at, w.worker_count
+            SELECT n.at, 'cluster', 0, n.worker_count::float8, count(*)::float8{avg}
+              FROM nodes n
+             WHERE CASE WHEN n.any_data_node THEN n.data_node IS TRUE
+                        WHEN n.any_worker THEN NOT n.is_coordinator
+                        ELSE n.is_coordinator END
+             GROUP BY n.sample_id, n.at, n.worker_count
          ), ins AS (
-            INSERT INTO {table} (bucket, nodename, nodeport, samples, workers{cols})
-            SELECT pg_catalog.date_trunc($1, sampled_at, 'UTC'), nodename, nodeport, count(*), avg(workers){stats}
+            INSERT INTO {table} (bucket, nodename, nodeport, samples, workers, data_nodes{cols})
+            SELECT pg_catalog.date_trunc($1, sampled_at, 'UTC'), nodename, nodeport, count(*), avg(workers),
+                   avg(data_nodes){stats}
               FROM per_sample GROUP BY 1, 2, 3
             RETURNING 1)
          SELECT count(*) FROM ins"
@@ -186,7 +200,7 @@ fn hourly_column(metric: Metric) -> Option<&'static str> {
 }
 
 /// The cluster's hourly load of a policy's metric over the last `span_secs`: `(hour start,
-/// load)`, load = average x workers for metrics that spread over workers. Only the shape of it
+/// load)`, load = average x data nodes for metrics that spread over them. Only the shape of it
 /// matters to the forecast's profile (it is normalised), so `max` policies use it too.
 pub fn hourly_load(p: &Policy, span_secs: f64) -> SpiResult<Vec<(f64, f64)>> {
     let Some(col) = hourly_column(p.metric) else {
@@ -194,7 +208,7 @@ pub fn hourly_load(p: &Policy, span_secs: f64) -> SpiResult<Vec<(f64, f64)>> {
     };
     let spreads = spreads_over_workers(p.metric);
     let sql = format!(
-        "SELECT extract(epoch FROM bucket)::float8, {col}::float8, workers::float8
+        "SELECT extract(epoch FROM bucket)::float8, {col}::float8, coalesce(data_nodes, workers)::float8
            FROM autoscale.node_samples_1hour
           WHERE nodename = 'cluster' AND nodeport = 0
             AND bucket >= pg_catalog.now() - make_interval(secs => $1)

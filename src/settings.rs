@@ -62,8 +62,13 @@ static MAX_OPERATIONS_PER_HOUR: GucSetting<i32> = GucSetting::<i32>::new(12);
 static PROVISION_TIMEOUT_S: GucSetting<i32> = GucSetting::<i32>::new(900);
 /// Seconds a rebalance job may stay scheduled without starting; -1 = forever.
 static JOB_TIMEOUT_S: GucSetting<i32> = GucSetting::<i32>::new(600);
+/// Longest time one operation step's Citus calls may take (ms).
+static STEP_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(60_000);
 /// URL that provision and deprovision requests are POSTed to; empty = none.
 static WEBHOOK_URL: GucSetting<Option<std::ffi::CString>> =
+    GucSetting::<Option<std::ffi::CString>>::new(None);
+/// Role that custom metric SQL runs as (must not be a superuser); empty = custom metrics refused.
+static CUSTOM_SQL_ROLE: GucSetting<Option<std::ffi::CString>> =
     GucSetting::<Option<std::ffi::CString>>::new(None);
 /// Maintenance window ("02:00-04:00", "sat,sun 00:00-06:00", UTC); empty = always.
 static MAINTENANCE_WINDOW: GucSetting<Option<std::ffi::CString>> =
@@ -79,6 +84,21 @@ static FORECAST_LEAD_TIME_S: GucSetting<i32> = GucSetting::<i32>::new(-1);
 static ROLLUP_MINUTE_RETENTION_S: GucSetting<i32> = GucSetting::<i32>::new(30 * 24 * 3600);
 /// Seconds the 1-hour rollups are kept; -1 keeps them forever.
 static ROLLUP_HOUR_RETENTION_S: GucSetting<i32> = GucSetting::<i32>::new(2 * 365 * 24 * 3600);
+/// What happens to the coordinator's shards once workers exist (a scale-out from a single node).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PostgresGucEnum)]
+pub enum CoordinatorShards {
+    /// The coordinator stays a data node and keeps its share after the rebalance.
+    #[name = c"keep"]
+    Keep,
+    /// A scale-out sets its shouldhaveshards = false, so its rebalance moves every shard to the
+    /// workers; a scale-in to zero workers sets it back to true first.
+    #[name = c"shed"]
+    Shed,
+}
+
+/// keep | shed.
+static COORDINATOR_SHARDS: GucSetting<CoordinatorShards> =
+    GucSetting::<CoordinatorShards>::new(CoordinatorShards::Keep);
 
 /// citus.shard_transfer_mode values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PostgresGucEnum)]
@@ -238,19 +258,66 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::UNIT_S,
     );
-    GucRegistry::define_string_guc(
-        c"autoscale.webhook_url",
-        c"URL that provision and deprovision requests are POSTed to as json (empty: none).",
-        c"Superuser only. Each request is tried with a short timeout, a few times, across ticks.",
-        &WEBHOOK_URL,
+    GucRegistry::define_int_guc(
+        c"autoscale.step_timeout",
+        c"Longest time one operation step may wait on Citus (a node that hangs); then the step fails and is retried.",
+        c"A statement timeout around the step's Citus calls, so that a hung or partitioned node holds the \
+          background worker, and with it the sampling of the other nodes, for at most this long per tick.",
+        &STEP_TIMEOUT_MS,
+        1_000,
+        3_600_000,
         GucContext::Suset,
-        GucFlags::SUPERUSER_ONLY,
+        GucFlags::UNIT_MS,
     );
-    GucRegistry::define_string_guc(
-        c"autoscale.maintenance_window",
-        c"When autoscale may change the cluster, in UTC: e.g. '02:00-04:00' or 'sat,sun 00:00-06:00' (empty: always).",
-        c"Outside the window decisions are recorded but no operation starts or advances a step that changes the cluster.",
-        &MAINTENANCE_WINDOW,
+    // SAFETY: the check hooks are #[pg_guard]ed and never panic.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            c"autoscale.webhook_url",
+            c"URL that provision and deprovision requests are POSTed to as json (empty: none).",
+            c"Superuser only; an http:// or https:// URL with a host (checked when set). The background worker \
+              POSTs each request outside any tick's transaction, with a short timeout, a few times, across ticks.",
+            &WEBHOOK_URL,
+            GucContext::Suset,
+            GucFlags::SUPERUSER_ONLY,
+            Some(check_webhook_url),
+            None,
+            None,
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            c"autoscale.maintenance_window",
+            c"When autoscale may change the cluster, in UTC: e.g. '02:00-04:00' or 'sat,sun 00:00-06:00' (empty: always).",
+            c"Checked when set. Outside the window decisions are recorded but no operation starts or advances a step \
+              that changes the cluster (restoring shouldhaveshards after a failed scale-in always runs).",
+            &MAINTENANCE_WINDOW,
+            GucContext::Suset,
+            GucFlags::default(),
+            Some(check_maintenance_window),
+            None,
+            None,
+        );
+    }
+    // SAFETY: the check hook is #[pg_guard]ed and never panics.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+        c"autoscale.custom_sql_role",
+        c"Role that custom metric SQL (set_policy(custom_sql => ...)) runs as; it must not be a superuser.",
+        c"Custom SQL runs as this role, with search_path = pg_catalog, pg_temp, read-only, under a statement timeout, \
+          as a security-restricted operation. Empty: custom metrics are refused.",
+        &CUSTOM_SQL_ROLE,
+        GucContext::Suset,
+        GucFlags::default(),
+        Some(check_custom_sql_role),
+        None,
+        None,
+    )
+    };
+    GucRegistry::define_enum_guc(
+        c"autoscale.coordinator_shards",
+        c"What a coordinator that holds shards does once workers exist: keep (stays a data node) or shed.",
+        c"keep: the rebalance after a scale-out leaves the coordinator its share. shed: the scale-out sets the \
+          coordinator's shouldhaveshards = false before its rebalance, which moves all of its shards to the workers; \
+          a scale-in back to zero workers sets it to true again first.",
+        &COORDINATOR_SHARDS,
         GucContext::Suset,
         GucFlags::default(),
     );
@@ -372,6 +439,10 @@ pub fn provision_timeout() -> f64 {
 }
 
 /// Negative = never.
+pub fn step_timeout() -> Duration {
+    Duration::from_millis(STEP_TIMEOUT_MS.get().max(1) as u64)
+}
+
 pub fn job_timeout() -> f64 {
     secs_or_none(JOB_TIMEOUT_S.get()).unwrap_or(-1.0)
 }
@@ -399,6 +470,10 @@ pub fn rollup_hour_retention() -> Option<Duration> {
     (s >= 0).then(|| Duration::from_secs(s as u64))
 }
 
+pub fn coordinator_shards() -> CoordinatorShards {
+    COORDINATOR_SHARDS.get()
+}
+
 /// Whether a test build's `autoscale.test_hold_at_steps` holds an operation at `step`. Always
 /// false in a build without the cargo feature `failpoints`.
 pub fn test_hold_at(step: &str) -> bool {
@@ -412,4 +487,85 @@ pub fn test_hold_at(step: &str) -> bool {
         let _ = step;
         false
     }
+}
+
+pub fn custom_sql_role() -> Option<String> {
+    string(&CUSTOM_SQL_ROLE)
+}
+
+/// A GUC check hook's verdict: true, or false with a detail for the error.
+unsafe fn check_result(r: Result<(), String>) -> bool {
+    match r {
+        Ok(()) => true,
+        Err(detail) => {
+            let c = std::ffi::CString::new(detail.replace('\0', " ")).unwrap_or_default();
+            unsafe { pgrx::pg_sys::GUC_check_errdetail_string = pgrx::pg_sys::pstrdup(c.as_ptr()) };
+            false
+        }
+    }
+}
+
+unsafe fn new_value(newval: *mut *mut std::ffi::c_char) -> String {
+    unsafe {
+        if newval.is_null() || (*newval).is_null() {
+            return String::new();
+        }
+        CStr::from_ptr(*newval).to_string_lossy().trim().to_string()
+    }
+}
+
+/// `autoscale.maintenance_window` must parse: a SET, ALTER SYSTEM or reload with a bad value fails.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn check_maintenance_window(
+    newval: *mut *mut std::ffi::c_char,
+    _extra: *mut *mut std::ffi::c_void,
+    _source: pgrx::pg_sys::GucSource::Type,
+) -> bool {
+    let v = unsafe { new_value(newval) };
+    let r = if v.is_empty() {
+        Ok(())
+    } else {
+        autoscale_core::operations::MaintenanceWindow::parse(&v)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    unsafe { check_result(r) }
+}
+
+/// `autoscale.webhook_url` must be an http(s) URL with a host; the detail never repeats it.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn check_webhook_url(
+    newval: *mut *mut std::ffi::c_char,
+    _extra: *mut *mut std::ffi::c_void,
+    _source: pgrx::pg_sys::GucSource::Type,
+) -> bool {
+    let v = unsafe { new_value(newval) };
+    unsafe { check_result(autoscale_core::safety::check_webhook_url(&v)) }
+}
+
+/// `autoscale.custom_sql_role` must name an existing role without superuser. Checked where the
+/// catalogs can be read (SET, ALTER SYSTEM, a reload inside a session); at server start and in
+/// processes without a transaction the check happens when custom SQL runs.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn check_custom_sql_role(
+    newval: *mut *mut std::ffi::c_char,
+    _extra: *mut *mut std::ffi::c_void,
+    _source: pgrx::pg_sys::GucSource::Type,
+) -> bool {
+    let v = unsafe { new_value(newval) };
+    if v.is_empty() || !unsafe { pgrx::pg_sys::IsTransactionState() } {
+        return true;
+    }
+    let c = std::ffi::CString::new(v.clone()).unwrap_or_default();
+    let oid = unsafe { pgrx::pg_sys::get_role_oid(c.as_ptr(), true) };
+    let r = if oid == pgrx::pg_sys::InvalidOid {
+        Err(format!("role \"{v}\" does not exist"))
+    } else if unsafe { pgrx::pg_sys::superuser_arg(oid) } {
+        Err(format!(
+            "role \"{v}\" is a superuser; custom SQL must run as a role without superuser"
+        ))
+    } else {
+        Ok(())
+    };
+    unsafe { check_result(r) }
 }

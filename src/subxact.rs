@@ -18,6 +18,22 @@ pub fn message(e: &CaughtError) -> String {
 /// Runs `f` in a subtransaction: on success it is released (its work stays), on error it is
 /// rolled back and the error message returned.
 pub fn catch<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> Result<T, String> {
+    in_subtransaction(f, true)
+}
+
+/// Runs `f` in a subtransaction that is always rolled back: nothing `f` did stays (for custom
+/// metric SQL, which must have no side effects). Its result, or its error message.
+pub fn catch_and_roll_back<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> Result<T, String> {
+    in_subtransaction(f, false)
+}
+
+/// Runs `f` in an internal subtransaction and catches its error; the subtransaction is released
+/// when `f` succeeded and `keep` is true, and rolled back otherwise. The caller's memory context
+/// and resource owner are restored either way.
+fn in_subtransaction<T>(
+    f: impl FnOnce() -> T + std::panic::UnwindSafe,
+    keep: bool,
+) -> Result<T, String> {
     unsafe {
         let old_context = pg_sys::CurrentMemoryContext;
         let old_owner = pg_sys::CurrentResourceOwner;
@@ -26,9 +42,10 @@ pub fn catch<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> Result<T, Str
         let result = PgTryBuilder::new(|| Ok(f()))
             .catch_others(|e| Err(message(&e)))
             .execute();
-        match result {
-            Ok(_) => pg_sys::ReleaseCurrentSubTransaction(),
-            Err(_) => pg_sys::RollbackAndReleaseCurrentSubTransaction(),
+        if keep && result.is_ok() {
+            pg_sys::ReleaseCurrentSubTransaction();
+        } else {
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
         }
         pg_sys::MemoryContextSwitchTo(old_context);
         pg_sys::CurrentResourceOwner = old_owner;

@@ -434,6 +434,20 @@ mod tests {
         .unwrap();
     }
 
+    /// A role without superuser for custom metric SQL (autoscale.custom_sql_role), that may read
+    /// the tables this session creates from now on.
+    fn custom_sql_setup() {
+        Spi::run(
+            "DO $$ BEGIN
+               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'autoscale_t_metrics') THEN
+                 CREATE ROLE autoscale_t_metrics;
+               END IF; END $$;
+             ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO autoscale_t_metrics;
+             SET autoscale.custom_sql_role = 'autoscale_t_metrics'",
+        )
+        .unwrap();
+    }
+
     fn err(sql: &str) -> String {
         Spi::get_one_with_args::<String>("SELECT pg_temp.err($1)", &[sql.into()])
             .unwrap()
@@ -458,6 +472,7 @@ mod tests {
     #[pg_test]
     fn set_policy_validates_every_argument() {
         setup();
+        custom_sql_setup();
         assert_err(
             "SELECT autoscale.set_policy('cpu', scale_out_above => 50, scale_in_below => 60)",
             "22023",
@@ -629,6 +644,59 @@ mod tests {
                  FROM generate_series(1, {n}) i, generate_series(2, 3) w;"
         ))
         .unwrap();
+    }
+
+    #[pg_test]
+    fn single_node_reads_the_coordinator_and_scales_out_from_zero() {
+        setup();
+        Spi::run("SET autoscale.sample_interval = '5s'; SET autoscale.mode = 'observe'").unwrap();
+        fresh_history();
+        // 3 minutes of a single-node Citus: no worker, the coordinator holds the shards at 93%
+        Spi::run(
+            "INSERT INTO autoscale.worker_count (sampled_at, sample_id, worker_count, reachable_workers, unreachable_workers, inactive_workers, driver)
+               SELECT now() - make_interval(secs => (37 - i) * 5), -i, 0, 0, 0, 0, 'test' FROM generate_series(1, 37) i;
+             INSERT INTO autoscale.node_samples (sample_id, sampled_at, nodeid, nodename, nodeport, is_coordinator, reachable, cpu_busy_pct, data_node)
+               SELECT -i, now() - make_interval(secs => (37 - i) * 5), 1, '10.0.0.1', 5432, true, true, 93, true
+                 FROM generate_series(1, 37) i",
+        )
+        .unwrap();
+        let p = one::<JsonB>(
+            "SELECT autoscale.set_policy('cpu', scale_out_above => 70, scale_in_below => 20, scale_out_for => '1 min',
+                                         min_workers => 0, max_workers => 2, step => 2)",
+        );
+        assert_eq!(p.0["min_workers"], 0);
+        let (decision, desired, nodes) = Spi::get_three::<String, i32, Vec<String>>(
+            "SELECT decision, desired_workers, data_nodes FROM autoscale.explain() WHERE policy = 'cpu'",
+        )
+        .unwrap();
+        assert_eq!(decision.as_deref(), Some("out"));
+        assert_eq!(desired, Some(2), "both standbys in one operation");
+        assert_eq!(nodes, Some(vec!["10.0.0.1:5432 (coordinator)".to_string()]));
+        assert_eq!(
+            one::<Vec<String>>("SELECT data_nodes FROM autoscale.status"),
+            vec!["10.0.0.1:5432 (coordinator)".to_string()]
+        );
+        // with two workers that hold shards too, the coordinator's load is averaged with theirs
+        Spi::run(
+            "INSERT INTO autoscale.worker_count (sampled_at, sample_id, worker_count, reachable_workers, unreachable_workers, inactive_workers, driver)
+               VALUES (now() + interval '1 ms', 1, 2, 2, 0, 0, 'test');
+             INSERT INTO autoscale.node_samples (sample_id, sampled_at, nodeid, nodename, nodeport, is_coordinator, reachable, cpu_busy_pct, data_node)
+               VALUES (1, now() + interval '1 ms', 1, '10.0.0.1', 5432, true, true, 90, true),
+                      (1, now() + interval '1 ms', 2, '10.0.0.2', 5432, false, true, 30, true),
+                      (1, now() + interval '1 ms', 3, '10.0.0.3', 5432, false, true, 30, true)",
+        )
+        .unwrap();
+        let (value, nodes) = Spi::get_two::<f64, Vec<String>>(
+            "SELECT current_value, data_nodes FROM autoscale.explain() WHERE policy = 'cpu'",
+        )
+        .unwrap();
+        assert_eq!(value, Some(50.0));
+        assert_eq!(nodes.map(|n| n.len()), Some(3));
+        assert_err(
+            "SELECT autoscale.set_policy('x', min_workers => -1)",
+            "22023",
+            &["min_workers", "-1", "between 0 and 1000"],
+        );
     }
 
     #[pg_test]
@@ -867,9 +935,84 @@ mod tests {
         assert_err("SELECT autoscale.pause('-1 min')", "22023", &["duration"]);
     }
 
+    /// Without Citus the sampler records this node alone (worker_count 0): the engine counts it as
+    /// one worker, so an observe-mode decision is about its load, "from 1 to 2 workers", not about
+    /// min_workers; explain() and backtest() say the same.
+    #[pg_test]
+    fn without_citus_the_node_is_a_cluster_of_one_worker() {
+        Spi::run("SET autoscale.sample_interval = '5s'; SET autoscale.mode = 'observe'").unwrap();
+        // hold the tick lock for the test's transaction: the test instance's background worker
+        // then skips its ticks and adds no sample of its own (this session's tick may re-take it)
+        Spi::run_with_args(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[crate::tick::TICK_LOCK_KEY.into()],
+        )
+        .unwrap();
+        Spi::run("DELETE FROM autoscale.worker_count; DELETE FROM autoscale.node_samples; DELETE FROM autoscale.events").unwrap();
+        // 3 minutes of samples as the sampler writes them on plain PostgreSQL: no workers, this
+        // node (not a coordinator); 2 minutes quiet, then 60 s at 900 commits/s
+        Spi::run(
+            "INSERT INTO autoscale.worker_count (sampled_at, sample_id, worker_count, reachable_workers, unreachable_workers, inactive_workers, driver)
+               SELECT now() - make_interval(secs => (37 - i) * 5), -i, 0, 0, 0, 0, 'test' FROM generate_series(1, 37) i;
+             INSERT INTO autoscale.node_samples (sample_id, sampled_at, nodename, nodeport, is_coordinator, reachable, commits_per_sec)
+               SELECT -i, now() - make_interval(secs => (37 - i) * 5), 'localhost', 5432, false, true,
+                      CASE WHEN i > 24 THEN 900 ELSE 3 END
+                 FROM generate_series(1, 37) i;",
+        )
+        .unwrap();
+        Spi::run(
+            "SELECT autoscale.set_policy('writes', metric => 'commits_per_sec', aggregate => 'max',
+                    scale_out_above => 500, scale_in_below => 10, scale_out_for => '30 s', scale_in_for => '1 min',
+                    min_workers => 1, max_workers => 3)",
+        )
+        .unwrap();
+        let (workers, desired, decision) = Spi::get_three::<i32, i32, String>(
+            "SELECT workers, desired_workers, decision FROM autoscale.explain() WHERE policy = 'writes'",
+        )
+        .unwrap();
+        assert_eq!(
+            (workers, desired, decision.as_deref()),
+            (Some(1), Some(2), Some("out"))
+        );
+        let reasons = one::<String>(
+            "SELECT array_to_string(reasons, ' | ') FROM autoscale.explain() WHERE policy = 'writes'",
+        );
+        assert!(
+            reasons.contains("commits_per_sec max 900.0 > 500") && !reasons.contains("min_workers"),
+            "{reasons}"
+        );
+        // backtest replays the same history from one worker: the load (spread over 2) is relieved
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(decision || ' ' || from_workers || '->' || to_workers, ', ' ORDER BY at)
+                   FROM autoscale.backtest('1 hour', operation_time => '5 s')"
+            ),
+            "out 1->2"
+        );
+        // a tick (no new sample: the last one is recent) records the observe-mode decision
+        Spi::run("SET autoscale.sample_interval = '1h'; SELECT autoscale.tick()").unwrap();
+        let msg = one::<String>("SELECT message FROM autoscale.events WHERE kind = 'decision'");
+        assert!(
+            msg.starts_with(
+                "would scale out from 1 to 2 workers: writes: commits_per_sec max 900.0 > 500"
+            ),
+            "{msg}"
+        );
+        assert_eq!(count("SELECT count(*) FROM autoscale.operations"), 0);
+        // quiet again: at min_workers, nothing to do
+        Spi::run("UPDATE autoscale.node_samples SET commits_per_sec = 3").unwrap();
+        Spi::run("SET autoscale.sample_interval = '5s'").unwrap();
+        let (desired, decision) = Spi::get_two::<i32, String>(
+            "SELECT desired_workers, decision FROM autoscale.explain() WHERE policy = 'writes'",
+        )
+        .unwrap();
+        assert_eq!((desired, decision.as_deref()), (Some(1), Some("hold")));
+    }
+
     #[pg_test]
     fn policy_functions_are_for_superusers_and_granted_roles() {
         setup();
+        custom_sql_setup();
         Spi::run(
             "CREATE ROLE autoscale_t_monitor; GRANT pg_monitor TO autoscale_t_monitor;
              CREATE ROLE autoscale_t_admin;
@@ -960,6 +1103,7 @@ mod tests {
 
     #[pg_test]
     fn custom_metric_failures_are_events_not_crashes() {
+        custom_sql_setup();
         Spi::run("CREATE TABLE public.knob (v float8); INSERT INTO public.knob VALUES (3)")
             .unwrap();
         Spi::run("SELECT autoscale.set_policy('knob', metric => 'custom', custom_sql => 'SELECT v FROM public.knob', scale_out_above => 10, scale_in_below => 1)").unwrap();
@@ -985,5 +1129,657 @@ mod tests {
         assert!(s["sample_id"].as_i64().is_some());
         let e = one::<String>("SELECT error FROM autoscale.metric_samples WHERE policy = 'knob' ORDER BY sample_id DESC LIMIT 1");
         assert!(e.contains("statement timeout"), "{e}");
+    }
+
+    // ---- issue 10: safety and security ----
+
+    /// Defect 1: a role granted EXECUTE on set_policy cannot get its custom SQL configured (and
+    /// so run as a superuser at every sample) by hiding the call where a superuser's session runs
+    /// it: an expression index that ANALYZE evaluates, or its own SECURITY DEFINER function.
+    #[pg_test]
+    fn custom_sql_cannot_be_smuggled_through_a_superuser_session() {
+        setup();
+        custom_sql_setup();
+        Spi::run(
+            "CREATE ROLE autoscale_t_attacker;
+             GRANT EXECUTE ON FUNCTION autoscale.set_policy(text, text, text, double precision, double precision,
+                   double precision, double precision, interval, interval, interval, interval, integer, integer, integer, text)
+               TO autoscale_t_attacker;
+             GRANT CREATE ON SCHEMA public TO autoscale_t_attacker;
+             SET ROLE autoscale_t_attacker;
+             -- calls set_policy once armed: later, when a superuser's session evaluates it
+             CREATE FUNCTION public.autoscale_t_trap(i int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $f$
+             BEGIN
+               IF current_setting('autoscale_t.armed', true) = 'on' THEN
+                 PERFORM autoscale.set_policy('smuggled', metric => 'custom', custom_sql => 'SELECT 1',
+                                              scale_out_above => 10, scale_in_below => 1);
+               END IF;
+               RETURN i;
+             END $f$;
+             CREATE FUNCTION public.autoscale_t_definer() RETURNS int LANGUAGE plpgsql SECURITY DEFINER AS $f$
+             BEGIN
+               PERFORM autoscale.set_policy('smuggled2', metric => 'custom', custom_sql => 'SELECT 1',
+                                            scale_out_above => 10, scale_in_below => 1);
+               RETURN 1;
+             END $f$;
+             CREATE TABLE public.autoscale_t_bait (i int);
+             INSERT INTO public.autoscale_t_bait SELECT generate_series(1, 100);
+             CREATE INDEX ON public.autoscale_t_bait (public.autoscale_t_trap(i));
+             RESET ROLE;",
+        )
+        .unwrap();
+        // the superuser's ANALYZE evaluates the index expression (as the table's owner, in a
+        // security-restricted operation): refused, nothing stored
+        Spi::run("SET autoscale_t.armed = 'on'").unwrap();
+        let e = err("ANALYZE public.autoscale_t_bait");
+        assert!(
+            e.starts_with("42501") && e.contains("custom_sql"),
+            "ANALYZE: {e}"
+        );
+        // the attacker's SECURITY DEFINER function called by a superuser: refused too
+        assert_err(
+            "SELECT public.autoscale_t_definer()",
+            "42501",
+            &["custom_sql", "requires superuser"],
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM autoscale.policy_config WHERE name LIKE 'smuggled%'"),
+            0
+        );
+        // a superuser calling directly may, and the SQL runs as autoscale.custom_sql_role,
+        // read-only, with the pinned search_path, as a security-restricted operation
+        let v = one::<JsonB>(
+            "SELECT autoscale.set_policy('who', metric => 'custom', scale_out_above => 10, scale_in_below => 0.5,
+                    custom_sql => 'SELECT (current_user = ''autoscale_t_metrics''
+                                           AND current_setting(''search_path'') = ''pg_catalog, pg_temp''
+                                           AND current_setting(''transaction_read_only'') = ''on'')::int')",
+        )
+        .0;
+        assert_eq!(v["name"], "who");
+        Spi::run("SELECT autoscale.sample()").unwrap();
+        assert_eq!(
+            one::<f64>("SELECT value FROM autoscale.metric_samples WHERE policy = 'who'"),
+            1.0,
+            "custom SQL ran as the role, read-only, with search_path pg_catalog, pg_temp"
+        );
+        assert_eq!(
+            one::<String>("SELECT current_user::text"),
+            one::<String>("SELECT session_user::text"),
+            "the caller's user is back"
+        );
+        // custom SQL that writes, or that is more than one SELECT, is refused without effect
+        Spi::run("CREATE TABLE public.autoscale_t_victim (v int); INSERT INTO public.autoscale_t_victim VALUES (1);
+                  GRANT ALL ON public.autoscale_t_victim TO autoscale_t_metrics; CREATE SEQUENCE public.autoscale_t_seq;
+                  GRANT ALL ON public.autoscale_t_seq TO autoscale_t_metrics").unwrap();
+        for (sql, why) in [
+            ("SELECT 1; SELECT 2", "2 statements"),
+            ("", "custom_sql"),
+            ("DELETE FROM public.autoscale_t_victim", "must be a SELECT"),
+            ("SELECT 1 INTO TEMP x", "without INTO"),
+            ("WITH d AS (DELETE FROM public.autoscale_t_victim RETURNING 1) SELECT count(*) FROM d", "read-only"),
+            ("SELECT pg_catalog.nextval('public.autoscale_t_seq')", "read-only"),
+            ("SELECT v FROM public.autoscale_t_victim FOR UPDATE", "read-only"),
+        ] {
+            assert_err(
+                &format!(
+                    "SELECT autoscale.set_policy('w', metric => 'custom', scale_out_above => 10, scale_in_below => 0.5, custom_sql => {})",
+                    pgrx::spi::quote_literal(sql)
+                ),
+                "22023",
+                &["custom_sql", why],
+            );
+        }
+        assert_eq!(count("SELECT count(*) FROM public.autoscale_t_victim"), 1);
+        assert_eq!(
+            one::<i64>("SELECT last_value FROM public.autoscale_t_seq"),
+            1,
+            "the sequence never advanced"
+        );
+        // the role must be set, exist and not be a superuser
+        Spi::run("RESET autoscale.custom_sql_role").unwrap();
+        assert_err(
+            "SELECT autoscale.set_policy('w', metric => 'custom', scale_out_above => 10, scale_in_below => 0.5, custom_sql => 'SELECT 1')",
+            "22023",
+            &["custom_sql", "autoscale.custom_sql_role is not set"],
+        );
+        assert_err(
+            "SET autoscale.custom_sql_role = 'no_such_role_x'",
+            "22023",
+            &["autoscale.custom_sql_role", "does not exist"],
+        );
+        let me = one::<String>("SELECT current_user::text");
+        assert_err(
+            &format!("SET autoscale.custom_sql_role = '{me}'"),
+            "22023",
+            &["autoscale.custom_sql_role", "superuser"],
+        );
+    }
+
+    /// Defect 2: node_stats() and the background worker never call objects from a search_path
+    /// that the database owner (or a session) sets.
+    #[pg_test]
+    fn search_path_is_pinned_in_node_stats_and_the_worker() {
+        setup_helpers();
+        // (left behind by an earlier run: this session must not lock them, or its own cleanup waits)
+        remote("DROP TABLE IF EXISTS public.autoscale_evil_log; DROP SCHEMA IF EXISTS autoscale_evil CASCADE");
+        remote(
+            "CREATE SCHEMA autoscale_evil;
+             CREATE TABLE public.autoscale_evil_log (app text DEFAULT current_setting('application_name'), what text);
+             CREATE FUNCTION autoscale_evil.nextval(regclass) RETURNS bigint LANGUAGE plpgsql AS $f$
+               BEGIN INSERT INTO public.autoscale_evil_log (what) VALUES ('nextval');
+                     RETURN pg_catalog.nextval($1); END $f$;
+             CREATE FUNCTION autoscale_evil.texteq(text, text) RETURNS bool LANGUAGE plpgsql AS $f$
+               BEGIN INSERT INTO public.autoscale_evil_log (what) VALUES ('=');
+                     RETURN pg_catalog.texteq($1, $2); END $f$;
+             CREATE OPERATOR autoscale_evil.= (leftarg = text, rightarg = text, function = autoscale_evil.texteq)",
+        );
+        // node_stats() in a session whose search_path puts the shadowing objects first
+        Spi::run("SET search_path = autoscale_evil, pg_catalog, public").unwrap();
+        let s = one::<JsonB>("SELECT autoscale.node_stats()").0;
+        assert!(s["connections"]["total"].as_i64().unwrap() >= 1);
+        Spi::run("RESET search_path").unwrap();
+        let in_session = count("SELECT count(*) FROM public.autoscale_evil_log");
+        // the worker, after a reload that gives every session that search_path
+        Spi::run("SET search_path = pg_catalog, public").unwrap();
+        let before = worker_samples();
+        set_system("search_path", "autoscale_evil, pg_catalog, public");
+        let mut after = before;
+        for _ in 0..40 {
+            sleep(0.25);
+            after = worker_samples();
+            if after >= before + 2 {
+                break;
+            }
+        }
+        let worker_calls: i64 = remote_one(
+            "SELECT pg_catalog.count(*)::text FROM public.autoscale_evil_log WHERE app OPERATOR(pg_catalog.=) 'citus_autoscale'",
+        )
+        .parse()
+        .unwrap();
+        reset_system("search_path");
+        assert_eq!(in_session, 0, "node_stats() called a shadowing object");
+        assert!(
+            after >= before + 2,
+            "the worker kept sampling ({before} -> {after})"
+        );
+        assert_eq!(worker_calls, 0, "the worker called a shadowing object");
+    }
+
+    /// Defect 3: only available nodes are claimed; a returned node (its deprovision request sent)
+    /// and a node that failed to join are not, until they are offered again.
+    #[pg_test]
+    fn the_pool_claims_only_available_nodes() {
+        Spi::run(
+            "INSERT INTO autoscale.standby_nodes (nodename, nodeport, state, added_at) VALUES
+               ('returned-node', 5432, 'returned', now() - interval '2 hours'),
+               ('failed-node', 5432, 'failed', now() - interval '1 hour');
+             INSERT INTO autoscale.provision_requests (kind, payload)
+               VALUES ('deprovision', '{\"node\": {\"host\": \"returned-node\", \"port\": 5432}}')",
+        )
+        .unwrap();
+        assert_eq!(crate::pool::claim().unwrap(), None, "neither is claimable");
+        assert_eq!(
+            count("SELECT count(*) FROM autoscale.standby_nodes WHERE state = 'joining'"),
+            0
+        );
+        assert_eq!(
+            one::<i64>("SELECT standby_available FROM autoscale.status"),
+            0
+        );
+        // an available node whose deprovision request is still pending is not claimed either
+        Spi::run("UPDATE autoscale.standby_nodes SET state = 'available' WHERE nodename = 'returned-node'").unwrap();
+        assert_eq!(
+            crate::pool::claim().unwrap(),
+            None,
+            "its deprovision request is pending"
+        );
+        // offered again: claimable, and its deprovision request is answered
+        Spi::run("UPDATE autoscale.standby_nodes SET state = 'returned' WHERE nodename = 'returned-node'").unwrap();
+        crate::pool::offer_again("returned-node", 5432).unwrap();
+        assert_eq!(
+            one::<String>(
+                "SELECT status FROM autoscale.provision_requests WHERE kind = 'deprovision'"
+            ),
+            "fulfilled"
+        );
+        assert_eq!(
+            crate::pool::claim().unwrap(),
+            Some(("returned-node".to_string(), 5432))
+        );
+        assert_eq!(
+            crate::pool::claim().unwrap(),
+            None,
+            "the failed node stays out"
+        );
+    }
+
+    fn insert_op(op: &autoscale_core::operations::Operation) {
+        Spi::run_with_args(
+            "INSERT INTO autoscale.operations (id, op, requested_by) VALUES ($1, $2, 'test')",
+            &[
+                op.id.into(),
+                JsonB(serde_json::to_value(op).unwrap()).into(),
+            ],
+        )
+        .unwrap();
+    }
+
+    /// Defects 3 and 6: a node whose join failed becomes failed; a cancelled scale-out puts its
+    /// claimed node back to available and expires its provision request; requests of operations
+    /// that are no longer running expire.
+    #[pg_test]
+    fn scale_out_endings_leave_the_pool_and_outbox_consistent() {
+        use autoscale_core::operations::{self as m, Limits, NodeAddr, Outcome, Status, Step};
+        Spi::run(
+            "INSERT INTO autoscale.standby_nodes (nodename, nodeport, state) VALUES
+               ('joins', 5432, 'joining'), ('cancelled', 5432, 'joining')",
+        )
+        .unwrap();
+        // citus_add_node fails three times: the operation fails at add_node, the node is failed
+        let mut op =
+            m::new_scale_out(901, Some(NodeAddr::new("joins", 5432)), 1, "t", 1.0).unwrap();
+        for i in 0..3 {
+            op = m::advance(
+                &op,
+                Outcome::Error("could not connect".into()),
+                2.0 + i as f64,
+                &Limits::default(),
+            )
+            .op;
+        }
+        assert_eq!((op.status, op.step), (Status::Failed, Step::AddNode));
+        crate::operations::settle_ended(&op).unwrap();
+        assert_eq!(
+            crate::pool::state_of("joins", 5432).unwrap().as_deref(),
+            Some("failed")
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM autoscale.events WHERE kind = 'standby_failed'"),
+            1
+        );
+
+        // cancelled while adding its claimed node: back to available
+        let op =
+            m::new_scale_out(902, Some(NodeAddr::new("cancelled", 5432)), 1, "t", 1.0).unwrap();
+        insert_op(&op);
+        crate::operations::cancel(&op, "changed my mind").unwrap();
+        assert_eq!(
+            crate::pool::state_of("cancelled", 5432).unwrap().as_deref(),
+            Some("available")
+        );
+        assert_eq!(
+            one::<String>("SELECT status FROM autoscale.operations WHERE id = 902"),
+            "cancelled"
+        );
+
+        // cancelled while waiting for a provisioned node: its request expires
+        let mut op = m::new_scale_out(903, None, 1, "t", 1.0).unwrap();
+        let rid = crate::provision::request(
+            "provision",
+            Some(903),
+            serde_json::json!({"operation_id": 903}),
+        )
+        .unwrap();
+        op.step = Step::WaitForNode;
+        op.request_id = Some(rid);
+        insert_op(&op);
+        crate::operations::cancel(&op, "no").unwrap();
+        assert_eq!(
+            one::<String>(&format!(
+                "SELECT status FROM autoscale.provision_requests WHERE id = {rid}"
+            )),
+            "expired"
+        );
+        // a pending request whose operation is gone expires at the next tick
+        let orphan =
+            crate::provision::request("provision", Some(99999), serde_json::json!({})).unwrap();
+        crate::provision::expire_orphaned().unwrap();
+        assert_eq!(
+            one::<String>(&format!(
+                "SELECT status FROM autoscale.provision_requests WHERE id = {orphan}"
+            )),
+            "expired"
+        );
+    }
+
+    /// Defect 12: a start while another operation runs gets a clear error naming it.
+    #[pg_test]
+    fn a_second_operation_gets_a_clear_error() {
+        use autoscale_core::operations::{self as m, Kind, NodeAddr};
+        let op = m::new_scale_in(904, vec![NodeAddr::new("w", 5432)], "t", 1.0).unwrap();
+        insert_op(&op);
+        let e = crate::operations::start(Kind::Rebalance, vec![], 1, "manual", "manual")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("an operation is already running (id 904, scale_in, mark_draining)"),
+            "{e}"
+        );
+    }
+
+    /// Defect 7: reason is bounded (a NOTIFY payload holds at most 8000 bytes), before anything
+    /// else is checked or done.
+    #[pg_test]
+    fn reason_is_bounded() {
+        setup();
+        for f in [
+            "SELECT autoscale.rebalance_now(repeat('x', 8000))",
+            "SELECT autoscale.scale_out(reason => repeat('x', 8000))",
+            "SELECT autoscale.scale_in('127.0.0.1', 5432, repeat('x', 8000))",
+            "SELECT autoscale.cancel_operation(repeat('x', 8000))",
+        ] {
+            assert_err(
+                f,
+                "22023",
+                &["invalid value for reason", "at most 500 bytes", "8000"],
+            );
+        }
+        assert_eq!(count("SELECT count(*) FROM autoscale.operations"), 0);
+    }
+
+    /// Defect 11: a policy window longer than the history kept is refused; a reload that makes
+    /// them conflict is reported as an event at the next tick.
+    #[pg_test]
+    fn settings_that_would_disable_scaling_are_refused_or_reported() {
+        setup();
+        Spi::run("SET autoscale.history_retention = '10min'").unwrap();
+        assert_err(
+            "SELECT autoscale.set_policy('cpu', scale_in_for => '15 min')",
+            "22023",
+            &["scale_in_for", "history_retention"],
+        );
+        Spi::run("SET autoscale.history_retention = '1d'; SELECT autoscale.set_policy('cpu', scale_in_for => '15 min')").unwrap();
+        Spi::run("SET autoscale.history_retention = '10min'; SET autoscale.sample_interval = '1h'")
+            .unwrap();
+        Spi::run("SELECT autoscale.tick()").unwrap();
+        let w = one::<String>("SELECT string_agg(message, ' | ') FROM autoscale.events WHERE kind = 'settings_warning'");
+        assert!(
+            w.contains("history_retention") && w.contains("policy cpu"),
+            "{w}"
+        );
+        // once, not at every tick
+        Spi::run("SELECT autoscale.tick()").unwrap();
+        assert_eq!(
+            count("SELECT count(*) FROM autoscale.events WHERE kind = 'settings_warning'"),
+            1
+        );
+    }
+
+    /// Defect 13: every function with NULL, negative, huge, empty and over-long values and every
+    /// setting with invalid values: an error with a SQLSTATE other than XX000 that names the
+    /// argument (22004 for NULL, 22023 for a bad value), or, for valid arguments of a function
+    /// that needs Citus here, 0A000.
+    #[pg_test]
+    fn every_bad_input_gets_a_documented_error() {
+        setup_helpers();
+        let long = "repeat('a', 300)";
+        let sp = "SELECT autoscale.set_policy";
+        let cases: Vec<(String, &str, &str)> = vec![
+            (format!("{sp}(NULL)"), "22004", "name"),
+            (format!("{sp}('')"), "22023", "name"),
+            (format!("{sp}({long})"), "22023", "name"),
+            (format!("{sp}('x', metric => NULL)"), "22004", "metric"),
+            (format!("{sp}('x', metric => '')"), "22023", "metric"),
+            (format!("{sp}('x', aggregate => NULL)"), "22004", "aggregate"),
+            (format!("{sp}('x', tolerance => NULL, target => 50)"), "22004", "tolerance"),
+            (format!("{sp}('x', target => 'NaN')"), "22023", "target"),
+            (format!("{sp}('x', scale_out_above => 'Infinity')"), "22023", "scale_out_above"),
+            (format!("{sp}('x', scale_out_for => NULL)"), "22004", "scale_out_for"),
+            (format!("{sp}('x', scale_out_for => '-1 s')"), "22023", "scale_out_for"),
+            (format!("{sp}('x', scale_out_for => '100000 years')"), "22023", "scale_out_for"),
+            (format!("{sp}('x', scale_in_for => NULL)"), "22004", "scale_in_for"),
+            (format!("{sp}('x', cooldown => NULL)"), "22004", "cooldown"),
+            (format!("{sp}('x', cooldown => '100000 years')"), "22023", "cooldown"),
+            (format!("{sp}('x', scale_in_cooldown => '-1 s')"), "22023", "scale_in_cooldown"),
+            (format!("{sp}('x', min_workers => NULL)"), "22004", "min_workers"),
+            (format!("{sp}('x', min_workers => -5)"), "22023", "min_workers"),
+            (format!("{sp}('x', max_workers => NULL)"), "22004", "max_workers"),
+            (format!("{sp}('x', max_workers => 2147483647)"), "22023", "max_workers"),
+            (format!("{sp}('x', step => NULL)"), "22004", "step"),
+            (format!("{sp}('x', step => -1)"), "22023", "step"),
+            (format!("{sp}('x', step => 2147483647)"), "22023", "step"),
+            (format!("{sp}('x', metric => 'custom', custom_sql => '', scale_out_above => 1, scale_in_below => 0)"), "22023", "custom_sql"),
+            ("SELECT autoscale.drop_policy(NULL)".into(), "22004", "name"),
+            ("SELECT autoscale.drop_policy('')".into(), "42704", "policy \"\""),
+            ("SELECT autoscale.pause(NULL)".into(), "22004", "duration"),
+            ("SELECT autoscale.pause('-1 s')".into(), "22023", "duration"),
+            ("SELECT autoscale.pause('0 s')".into(), "22023", "duration"),
+            ("SELECT autoscale.pause('100000 years')".into(), "22023", "duration"),
+            ("SELECT * FROM autoscale.backtest(NULL)".into(), "22004", "since"),
+            ("SELECT * FROM autoscale.backtest('-1 s')".into(), "22023", "since"),
+            ("SELECT * FROM autoscale.backtest('100000 years')".into(), "22023", "since"),
+            ("SELECT * FROM autoscale.backtest(operation_time => NULL)".into(), "22004", "operation_time"),
+            ("SELECT * FROM autoscale.backtest(operation_time => '-1 s')".into(), "22023", "operation_time"),
+            ("SELECT * FROM autoscale.backtest(operation_time => '100000 years')".into(), "22023", "operation_time"),
+            ("SELECT autoscale.rebalance_now(NULL)".into(), "22004", "reason"),
+            ("SELECT autoscale.rebalance_now(repeat('x', 501))".to_string(), "22023", "reason"),
+            ("SELECT autoscale.rebalance_now('')".into(), "0A000", "autoscale.rebalance_now()"),
+            ("SELECT autoscale.scale_out(nodes => NULL)".into(), "22004", "nodes"),
+            ("SELECT autoscale.scale_out(nodes => 0)".into(), "22023", "nodes"),
+            ("SELECT autoscale.scale_out(nodes => -1)".into(), "22023", "nodes"),
+            ("SELECT autoscale.scale_out(nodes => 2147483647)".into(), "22023", "nodes"),
+            ("SELECT autoscale.scale_out(reason => NULL)".into(), "22004", "reason"),
+            ("SELECT autoscale.scale_out('', 5432)".into(), "22023", "host"),
+            ("SELECT autoscale.scale_out(repeat('h', 300), 5432)".to_string(), "22023", "host"),
+            ("SELECT autoscale.scale_out('h', -1)".into(), "22023", "port"),
+            ("SELECT autoscale.scale_out('h', 2147483647)".into(), "22023", "port"),
+            ("SELECT autoscale.scale_out('h', NULL)".into(), "22023", "port"),
+            ("SELECT autoscale.scale_out(NULL, 5432)".into(), "22023", "host"),
+            ("SELECT autoscale.scale_out('h', 5432, nodes => 2)".into(), "22023", "nodes"),
+            ("SELECT autoscale.scale_out()".into(), "0A000", "autoscale.scale_out()"),
+            ("SELECT autoscale.scale_in(NULL, 5432)".into(), "22004", "host"),
+            ("SELECT autoscale.scale_in('h', NULL)".into(), "22004", "port"),
+            ("SELECT autoscale.scale_in('h', 5432, NULL)".into(), "22004", "reason"),
+            ("SELECT autoscale.scale_in('', 5432)".into(), "22023", "host"),
+            ("SELECT autoscale.scale_in(repeat('h', 300), 5432)".to_string(), "22023", "host"),
+            ("SELECT autoscale.scale_in('h', 0)".into(), "22023", "port"),
+            ("SELECT autoscale.scale_in('h', -1)".into(), "22023", "port"),
+            ("SELECT autoscale.scale_in('h', 70000)".into(), "22023", "port"),
+            ("SELECT autoscale.scale_in('h', 5432)".into(), "0A000", "autoscale.scale_in()"),
+            ("SELECT autoscale.add_standby_node(NULL, 5432)".into(), "22004", "host"),
+            ("SELECT autoscale.add_standby_node('h', NULL)".into(), "22004", "port"),
+            ("SELECT autoscale.add_standby_node('', 5432)".into(), "22023", "host"),
+            ("SELECT autoscale.add_standby_node(repeat('h', 300), 5432)".to_string(), "22023", "host"),
+            ("SELECT autoscale.add_standby_node('h', -1)".into(), "22023", "port"),
+            ("SELECT autoscale.add_standby_node('h', 2147483647)".into(), "22023", "port"),
+            ("SELECT autoscale.add_standby_node('h', 5432)".into(), "0A000", "autoscale.add_standby_node()"),
+            ("SELECT autoscale.remove_standby_node(NULL, 5432)".into(), "22004", "host"),
+            ("SELECT autoscale.remove_standby_node('h', NULL)".into(), "22004", "port"),
+            ("SELECT autoscale.remove_standby_node('', 5432)".into(), "22023", "host"),
+            ("SELECT autoscale.remove_standby_node('h', -1)".into(), "22023", "port"),
+            ("SELECT autoscale.remove_standby_node('h', 5432)".into(), "42704", "not in the standby pool"),
+            ("SELECT autoscale.cancel_operation(NULL)".into(), "22004", "reason"),
+            ("SELECT autoscale.cancel_operation(repeat('x', 501))".to_string(), "22023", "reason"),
+            ("SELECT autoscale.cancel_operation()".into(), "55000", "no operation is running"),
+            // settings
+            ("SET autoscale.mode = 'fast'".into(), "22023", "autoscale.mode"),
+            ("SET autoscale.mode = ''".into(), "22023", "autoscale.mode"),
+            ("SET autoscale.sample_interval = '10ms'".into(), "22023", "autoscale.sample_interval"),
+            ("SET autoscale.sample_interval = -1".into(), "22023", "autoscale.sample_interval"),
+            ("SET autoscale.sample_interval = '100000h'".into(), "22023", "autoscale.sample_interval"),
+            ("SET autoscale.node_timeout = 0".into(), "22023", "autoscale.node_timeout"),
+            ("SET autoscale.history_retention = -2".into(), "22023", "autoscale.history_retention"),
+            ("SET autoscale.shard_transfer_mode = 'fast'".into(), "22023", "autoscale.shard_transfer_mode"),
+            ("SET autoscale.rebalance_settle = -1".into(), "22023", "autoscale.rebalance_settle"),
+            ("SET autoscale.rebalance_interval = -2".into(), "22023", "autoscale.rebalance_interval"),
+            ("SET autoscale.failure_backoff = -1".into(), "22023", "autoscale.failure_backoff"),
+            ("SET autoscale.max_operations_per_hour = -1".into(), "22023", "autoscale.max_operations_per_hour"),
+            ("SET autoscale.max_operations_per_hour = 99999999".into(), "22023", "autoscale.max_operations_per_hour"),
+            ("SET autoscale.provision_timeout = -2".into(), "22023", "autoscale.provision_timeout"),
+            ("SET autoscale.job_timeout = -2".into(), "22023", "autoscale.job_timeout"),
+            ("SET autoscale.webhook_url = 'not a url'".into(), "22023", "autoscale.webhook_url"),
+            ("SET autoscale.webhook_url = 'ftp://x/y'".into(), "22023", "autoscale.webhook_url"),
+            ("SET autoscale.maintenance_window = 'garbage'".into(), "22023", "autoscale.maintenance_window"),
+            ("SET autoscale.maintenance_window = '25:00-26:00'".into(), "22023", "autoscale.maintenance_window"),
+            ("SET autoscale.custom_sql_role = 'no_such_role_y'".into(), "22023", "autoscale.custom_sql_role"),
+            ("SET autoscale.worker_enabled = 'maybe'".into(), "55P02", "autoscale.worker_enabled"),
+            ("SET autoscale.database_name = 'x'".into(), "55P02", "autoscale.database_name"),
+            // ALTER SYSTEM runs outside a transaction block: in a session of its own
+            ("SELECT dblink_exec(pg_temp.autoscale_test_conn(), 'ALTER SYSTEM SET autoscale.maintenance_window = ''garbage''')".into(), "22023", "autoscale.maintenance_window"),
+            ("SELECT dblink_exec(pg_temp.autoscale_test_conn(), 'ALTER SYSTEM SET autoscale.webhook_url = ''not a url''')".into(), "22023", "autoscale.webhook_url"),
+        ];
+        let mut wrong = Vec::new();
+        for (sql, state, names) in &cases {
+            let e = err(sql);
+            if !(e.starts_with(&format!("{state}: ")) && e.contains(names))
+                || e.starts_with("XX000")
+            {
+                wrong.push(format!(
+                    "{sql} -- expected {state} naming {names}, got: {e}"
+                ));
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "{} wrong:\n{}",
+            wrong.len(),
+            wrong.join("\n")
+        );
+        // the setting keeps its valid value after a refused SET
+        assert_eq!(one::<String>("SHOW autoscale.maintenance_window"), "");
+        // nothing was stored or started by any of them
+        assert_eq!(count("SELECT count(*) FROM autoscale.policy_config"), 0);
+        assert_eq!(count("SELECT count(*) FROM autoscale.operations"), 0);
+        assert_eq!(count("SELECT count(*) FROM autoscale.standby_nodes"), 0);
+        // a rebalance strategy Citus does not know is accepted by SET (Citus may be created
+        // later) and reported by the next tick where Citus is installed (real-cluster scenario 11)
+        Spi::run("SET autoscale.rebalance_strategy = 'no_such_strategy'").unwrap();
+    }
+
+    /// Starts a loopback HTTP listener that answers 200 to every request for `secs` seconds and
+    /// keeps each request's head. Returns its port and the heads.
+    fn http_listener(secs: u64) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        let port = l.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = seen.clone();
+        std::thread::spawn(move || {
+            let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+            while std::time::Instant::now() < end {
+                match l.accept() {
+                    Ok((mut s, _)) => {
+                        s.set_nonblocking(false).ok();
+                        s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+                            .ok();
+                        let mut buf = vec![0u8; 16384];
+                        let n = s.read(&mut buf).unwrap_or(0);
+                        keep.lock()
+                            .unwrap()
+                            .push(String::from_utf8_lossy(&buf[..n]).to_string());
+                        let _ = s.write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                        );
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                }
+            }
+        });
+        (port, seen)
+    }
+
+    /// Defects 8 and 9: the background worker POSTs a request once, outside the tick's
+    /// transaction (a tick that aborts after the delivery point does not repeat it), with the
+    /// request's key; a failure is stored as its kind, never with the URL or its token.
+    #[pg_test]
+    fn webhooks_are_delivered_once_outside_the_tick_and_never_leak_the_url() {
+        setup_helpers();
+        Spi::run("SET search_path = pg_catalog, public").unwrap();
+        let (port, seen) = http_listener(20);
+        // every tick now aborts at its end (after the point where 0.1.0 delivered webhooks)
+        remote(
+            "CREATE FUNCTION public.autoscale_t_abort() RETURNS trigger LANGUAGE plpgsql AS
+               $f$BEGIN RAISE EXCEPTION 'tick aborted on purpose'; END$f$;
+             CREATE TRIGGER autoscale_t_abort BEFORE UPDATE ON autoscale.control
+               FOR EACH ROW EXECUTE FUNCTION public.autoscale_t_abort()",
+        );
+        set_system(
+            "autoscale.webhook_url",
+            &format!("http://127.0.0.1:{port}/hook?token=sekrit"),
+        );
+        let rid: i64 = remote_one(
+            "INSERT INTO autoscale.provision_requests (kind, payload, webhook_status)
+             VALUES ('provision', '{\"kind\": \"provision\"}', 'pending') RETURNING id::text",
+        )
+        .parse()
+        .unwrap();
+        let key = remote_one(&format!(
+            "SELECT request_key::text FROM autoscale.provision_requests WHERE id = {rid}"
+        ));
+        let mut status = String::new();
+        for _ in 0..40 {
+            sleep(0.25);
+            status = remote_one(&format!(
+                "SELECT webhook_status FROM autoscale.provision_requests WHERE id = {rid}"
+            ));
+            if status == "delivered" {
+                break;
+            }
+        }
+        // ticks go on aborting for a few more cycles: no second POST
+        sleep(3.0);
+        let failed_ticks: i64 = remote_one(
+            "SELECT count(*)::text FROM autoscale.events WHERE kind = 'error' AND message LIKE '%tick aborted on purpose%'",
+        )
+        .parse()
+        .unwrap();
+        remote("DROP TRIGGER autoscale_t_abort ON autoscale.control; DROP FUNCTION public.autoscale_t_abort()");
+        let heads = seen.lock().unwrap().clone();
+        // a dead endpoint with a token in the URL: the error is stored as its kind only
+        set_system(
+            "autoscale.webhook_url",
+            "http://user:pa55word@127.0.0.1:1/hook?token=sekrit",
+        );
+        let rid2: i64 = remote_one(
+            "INSERT INTO autoscale.provision_requests (kind, payload, webhook_status)
+             VALUES ('provision', '{}', 'pending') RETURNING id::text",
+        )
+        .parse()
+        .unwrap();
+        let mut error = String::new();
+        for _ in 0..40 {
+            sleep(0.25);
+            error = remote_one(&format!(
+                "SELECT coalesce(webhook_error, '') FROM autoscale.provision_requests WHERE id = {rid2}"
+            ));
+            if !error.is_empty() {
+                break;
+            }
+        }
+        let leaked: i64 = remote_one(
+            "SELECT (SELECT count(*) FROM autoscale.provision_requests
+                      WHERE webhook_error ~ '(sekrit|pa55word|127\\.0\\.0\\.1)' OR payload::text ~ '(sekrit|pa55word)')
+                  + (SELECT count(*) FROM autoscale.events WHERE message ~ '(sekrit|pa55word)' OR detail::text ~ '(sekrit|pa55word)')",
+        )
+        .parse()
+        .unwrap();
+        reset_system("autoscale.webhook_url");
+        remote("DELETE FROM autoscale.provision_requests; DELETE FROM autoscale.events WHERE message LIKE '%tick aborted on purpose%' OR kind = 'webhook_failed'");
+        assert!(
+            failed_ticks >= 2,
+            "ticks aborted while the webhook was delivered ({failed_ticks})"
+        );
+        assert_eq!(status, "delivered");
+        assert_eq!(heads.len(), 1, "exactly one POST: {heads:?}");
+        assert!(
+            heads[0].starts_with("POST /hook?token=sekrit"),
+            "{}",
+            heads[0]
+        );
+        assert!(
+            heads[0]
+                .to_ascii_lowercase()
+                .contains(&format!("idempotency-key: {key}")),
+            "{}",
+            heads[0]
+        );
+        assert!(
+            heads[0].contains(&key),
+            "the key is in the body too: {}",
+            heads[0]
+        );
+        assert!(error.starts_with("transport error"), "{error}");
+        assert_eq!(leaked, 0, "the URL or its credentials were stored");
     }
 }

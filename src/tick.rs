@@ -66,27 +66,53 @@ pub fn skip_reason() -> Option<String> {
 }
 
 /// Who is driving a tick started from SQL: pg_cron's jobs run with application_name pg_cron.
+/// Read-only (Spi::get_one takes a transaction id, which a node in recovery cannot: tick() on a
+/// streaming replica must say it skips, not fail).
 pub fn sql_driver() -> &'static str {
-    match Spi::get_one::<String>("SELECT pg_catalog.current_setting('application_name')") {
+    let app = Spi::connect(|c| {
+        c.select(
+            "SELECT pg_catalog.current_setting('application_name')",
+            Some(1),
+            &[],
+        )?
+        .first()
+        .get_one::<String>()
+    });
+    match app {
         Ok(Some(a)) if a == "pg_cron" => "pg_cron",
         _ => "sql",
     }
 }
 
-/// Runs one cycle. Errors are PostgreSQL errors (the caller's transaction rolls back); the
-/// background worker catches them and records them as events.
+/// Runs one cycle in the caller's transaction: [`sample`], then [`act`]. Errors are PostgreSQL
+/// errors (the caller's transaction rolls back).
 pub fn run(driver: &str) -> TickReport {
-    if let Some(why) = skip_reason() {
-        return TickReport::skipped(why);
+    let mut report = sample(driver);
+    if report.skipped.is_none() {
+        act(&mut report);
     }
-    let locked = Spi::get_one_with_args::<bool>(
+    report
+}
+
+/// Takes the cluster-wide tick lock for this transaction; false when another tick holds it.
+fn lock() -> bool {
+    Spi::get_one_with_args::<bool>(
         "SELECT pg_catalog.pg_try_advisory_xact_lock($1)",
         &[TICK_LOCK_KEY.into()],
     )
     .ok()
     .flatten()
-    .unwrap_or(false);
-    if !locked {
+    .unwrap_or(false)
+}
+
+/// The first half of a cycle: sample the cluster when a sample is due. The background worker
+/// commits it before [`act`], so that an operation step that fails, even at commit (a Citus call
+/// whose remote transaction cannot commit on a node that died), never costs the sample.
+pub fn sample(driver: &str) -> TickReport {
+    if let Some(why) = skip_reason() {
+        return TickReport::skipped(why);
+    }
+    if !lock() {
         return TickReport::skipped("another tick is running");
     }
     let mut report = TickReport::default();
@@ -99,6 +125,16 @@ pub fn run(driver: &str) -> TickReport {
             Err(e) => error!("sample failed: {e}"),
         },
     }
+    report
+}
+
+/// The second half of a cycle: decide and act (advance the running operation one step, or start
+/// one), prune history. Takes the tick lock (again, when in a transaction of its own).
+pub fn act(report: &mut TickReport) {
+    if !lock() {
+        report.skipped = Some("another tick is running".into());
+        return;
+    }
     report.act = crate::autopilot::run().unwrap_or_else(|e| error!("deciding: {e}"));
     if let Some(retention) = settings::history_retention() {
         report.pruned =
@@ -106,5 +142,4 @@ pub fn run(driver: &str) -> TickReport {
     }
     (report.rollup_rows, report.rollup_pruned) =
         crate::rollups::run().unwrap_or_else(|e| error!("rolling up history: {e}"));
-    report
 }

@@ -9,7 +9,7 @@ use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
-use crate::{history, settings, tick};
+use crate::{history, provision, settings, tick};
 
 /// Registers the worker; call from `_PG_init` only while shared_preload_libraries is processed.
 pub fn register() {
@@ -33,7 +33,8 @@ fn extension_ready() -> bool {
     .unwrap_or(false)
 }
 
-/// Runs `f` in its own transaction. A PostgreSQL error inside rolls the transaction back and is
+/// Runs `f` in its own transaction. A PostgreSQL error inside, or at commit (Citus commits its
+/// remote transactions then, and a node may have died since), rolls the transaction back and is
 /// returned as its message instead of ending the process.
 fn in_transaction<R>(f: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R, String> {
     unsafe {
@@ -56,7 +57,16 @@ fn in_transaction<R>(f: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R
         match result {
             Ok(_) => {
                 pg_sys::PopActiveSnapshot();
-                pg_sys::CommitTransactionCommand();
+                let committed = PgTryBuilder::new(|| {
+                    pg_sys::CommitTransactionCommand();
+                    Ok(())
+                })
+                .catch_others(|e| Err(crate::subxact::message(&e)))
+                .execute();
+                if let Err(message) = committed {
+                    pg_sys::AbortCurrentTransaction();
+                    return Err(format!("commit failed: {message}"));
+                }
                 // a background worker reports its own statistics, or its commits are never counted
                 pg_sys::pgstat_report_stat(false);
             }
@@ -84,6 +94,14 @@ pub extern "C-unwind" fn citus_autoscale_worker_main(_arg: pg_sys::Datum) {
             pg_sys::GucSource::PGC_S_SESSION,
         );
         pg_sys::pgstat_report_appname(c"citus_autoscale".as_ptr());
+        // The worker runs as a superuser: nothing from the database's default search_path (which
+        // its owner may set) may ever be called. PGC_S_OVERRIDE: a reload cannot change it.
+        pg_sys::SetConfigOption(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucSource::PGC_S_OVERRIDE,
+        );
     }
     log!("citus_autoscale worker started in database \"{dbname}\"");
 
@@ -94,16 +112,30 @@ pub extern "C-unwind" fn citus_autoscale_worker_main(_arg: pg_sys::Datum) {
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
         timeout = settings::sample_interval();
-        if settings::mode() == settings::Mode::Off || !settings::worker_enabled() {
+        if settings::mode() == settings::Mode::Off {
+            continue;
+        }
+        if !settings::worker_enabled() {
+            // webhooks go out from here even when pg_cron drives the tick
+            deliver_webhooks();
             continue;
         }
         set_activity(c"tick");
-        let outcome = in_transaction(|| {
+        let sampled = in_transaction(|| {
             if !extension_ready() {
                 return None;
             }
-            Some(tick::run("worker"))
+            Some(tick::sample("worker"))
         });
+        // deciding and acting commit on their own: an operation step that fails, even at commit,
+        // fails only this transaction, never the sample before it
+        let outcome = match sampled {
+            Ok(Some(mut report)) if report.skipped.is_none() => in_transaction(move || {
+                tick::act(&mut report);
+                Some(report)
+            }),
+            other => other,
+        };
         match outcome {
             Ok(Some(report)) => {
                 if let Some(s) = report.next_sample_in {
@@ -125,7 +157,49 @@ pub extern "C-unwind" fn citus_autoscale_worker_main(_arg: pg_sys::Datum) {
                 }
             }
         }
+        deliver_webhooks();
         set_activity(c"idle");
     }
     log!("citus_autoscale worker stopping");
+}
+
+/// Delivers due webhooks outside any tick's transaction: claim (commit), POST (no transaction),
+/// record (commit). See crate::provision.
+fn deliver_webhooks() {
+    let Some(url) = settings::webhook_url() else {
+        return;
+    };
+    set_activity(c"webhook");
+    let due = in_transaction(|| {
+        if extension_ready() {
+            provision::claim_due().unwrap_or_else(|e| {
+                warning!("citus_autoscale: claiming webhooks: {e}");
+                Vec::new()
+            })
+        } else {
+            Vec::new()
+        }
+    })
+    .unwrap_or_else(|e| {
+        warning!("citus_autoscale: claiming webhooks failed: {e}");
+        Vec::new()
+    });
+    if due.is_empty() {
+        return;
+    }
+    let results: Vec<(provision::Due, Result<(), String>)> = due
+        .into_iter()
+        .map(|d| {
+            let r = provision::post(&url, &d);
+            (d, r)
+        })
+        .collect();
+    let recorded = in_transaction(move || {
+        for (d, r) in &results {
+            provision::record_result(d, r).unwrap_or_else(|e| error!("{e}"));
+        }
+    });
+    if let Err(e) = recorded {
+        warning!("citus_autoscale: recording webhook results failed: {e}");
+    }
 }

@@ -336,6 +336,7 @@ fn simulate(demand: &[f64], bursts: &[bool], react: React, policy: &Policy) -> O
             value: Some(cpu),
             workers,
             unreachable: 0,
+            data_nodes: 0,
         };
         if let (Some(f), Some(load)) = (forecaster.as_mut(), load_of(policy.metric, &point)) {
             f.push(now, load);
@@ -359,6 +360,7 @@ fn simulate(demand: &[f64], bursts: &[bool], react: React, policy: &Policy) -> O
                 policy: policy.clone(),
                 points: hist.iter().copied().collect(),
             }],
+            single_node: Default::default(),
         };
         let forecasts = [forecaster.as_mut().map(|f| PolicyForecast {
             model: f.model(now),

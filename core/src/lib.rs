@@ -12,6 +12,7 @@
 //! - [`duration`]: parsing and printing of human durations ("2 min", "90s").
 //! - [`operations`]: the persisted operation state machine (rebalance, scale-out, scale-in), the
 //!   rebalance trigger, the guards and the maintenance window.
+//! - [`safety`]: webhook URL shape, bounded reasons, the failure backoff, conflicting settings.
 
 pub mod capacity;
 pub mod duration;
@@ -21,4 +22,5 @@ pub mod operations;
 pub mod policy;
 pub mod procfs;
 pub mod rates;
+pub mod safety;
 pub mod stats;

@@ -90,4 +90,7 @@ assert_eq "$(q 0 "SELECT count(*) FROM kv")" "${kv_before%/*}" "kv row count unc
 assert_eq "$(q 0 "SELECT count(*) FROM kv_log")" "$log_rows" "kv_log row count unchanged after the scale-in"
 assert_eq "$(q 0 "SELECT count(*) FROM kv_kind")" 2 "reference table intact"
 assert_eq "$(q 0 "SELECT count(*) FROM autoscale.events WHERE kind IN ('operation_failed', 'error')")" 0 "no failure or error events"
+# issue 10: a returned node has a pending deprovision request and is not available until offered again
+assert_eq "$(q 0 "SELECT standby_available FROM autoscale.status")" 0 "status: the returned node is not available"
+q 0 "SELECT autoscale.add_standby_node('127.0.0.1', $standby)" >/dev/null
 assert_eq "$(q 0 "SELECT standby_available FROM autoscale.status")" 1 "status: one standby available again"

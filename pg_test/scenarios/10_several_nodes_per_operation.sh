@@ -65,7 +65,9 @@ done
 assert_eq "$(q 0 "SELECT count(*) FROM autoscale.standby_nodes WHERE state = 'returned'")" 2 "both nodes back in the pool"
 
 # --- a policy with step => 2: one operation brings both back (max_workers stops it there)
-q 0 "CREATE TABLE public.knob (v float8); INSERT INTO public.knob VALUES (100)" >/dev/null
+q 0 "CREATE TABLE public.knob (v float8); INSERT INTO public.knob VALUES (100); GRANT SELECT ON public.knob TO autoscale_metrics" >/dev/null
+# returned nodes are not claimable while their deprovision requests are pending: the provisioner offers them again
+for p in "$s1" "$s2"; do q 0 "SELECT autoscale.add_standby_node('127.0.0.1', $p)" >/dev/null; done
 q 0 "SELECT autoscale.set_policy('step2', metric => 'custom', custom_sql => 'SELECT v FROM public.knob',
        scale_out_above => 50, scale_in_below => -1, scale_out_for => '2 s', cooldown => '1 s',
        min_workers => 1, max_workers => 3, step => 2)" >/dev/null

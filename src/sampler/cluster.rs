@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use autoscale_core::policy::datanodes::is_data_node;
 use autoscale_core::rates::{self, Counters};
 use autoscale_core::stats::NodeStats;
 use pgrx::prelude::*;
@@ -22,6 +23,7 @@ pub struct SampleRow {
     pub nodeport: i32,
     pub is_coordinator: bool,
     pub reachable: bool,
+    pub data_node: Option<bool>,
     pub error: Option<String>,
     pub cpu_busy_pct: Option<f64>,
     pub load1: Option<f64>,
@@ -73,6 +75,8 @@ struct Target {
     nodeport: i32,
     is_coordinator: bool,
     shard_count: Option<i64>,
+    /// Holds or should hold shards of distributed tables (None without Citus).
+    data_node: Option<bool>,
 }
 
 fn this_port() -> i32 {
@@ -99,6 +103,8 @@ pub fn sample(driver: &str) -> Result<SampleSummary, String> {
         nodeport: this_port(),
         is_coordinator: role == citus::Role::Coordinator,
         shard_count: None,
+        // a coordinator that is not in pg_dist_node holds no shards
+        data_node: (role == citus::Role::Coordinator).then_some(false),
     };
     let mut workers: Vec<Target> = Vec::new();
     let mut inactive = 0usize;
@@ -110,6 +116,7 @@ pub fn sample(driver: &str) -> Result<SampleSummary, String> {
                 nodeport: n.nodeport,
                 is_coordinator: n.groupid == 0,
                 shard_count: Some(n.shard_count),
+                data_node: Some(is_data_node(n.shouldhaveshards, n.distributed_shard_count)),
             };
             if n.groupid == 0 {
                 coordinator = t;
@@ -158,6 +165,7 @@ pub fn sample(driver: &str) -> Result<SampleSummary, String> {
             nodeport: t.nodeport,
             is_coordinator: t.is_coordinator,
             shard_count: t.shard_count,
+            data_node: t.data_node,
             ..Default::default()
         };
         match reading {

@@ -46,7 +46,26 @@ pub fn new_operation(
         added: Vec::new(),
         also: Vec::new(),
         cancelled: false,
+        had_shards: None,
+        coordinator: None,
+        coordinator_shards: None,
     })
+}
+
+/// Lets a new scale-out or scale-in set the coordinator's shouldhaveshards to `value`: a
+/// scale-out does it after its nodes joined and before its one rebalance (false: the rebalance
+/// moves the coordinator's shards to the workers); a scale-in first of all (true: the drain moves
+/// the workers' shards back to it). A rebalance is returned unchanged.
+pub fn with_coordinator_shards(mut op: Operation, coordinator: NodeAddr, value: bool) -> Operation {
+    if op.kind == Kind::Rebalance || op.status != Status::Running {
+        return op;
+    }
+    op.coordinator = Some(coordinator);
+    op.coordinator_shards = Some(value);
+    if op.kind == Kind::ScaleIn && op.step == Step::MarkDraining {
+        op.step = Step::CoordinatorShards;
+    }
+    op
 }
 
 /// A new scale-out that adds `nodes` workers (at least 1) before its one rebalance: standbys from
@@ -135,10 +154,26 @@ fn plan(op: &Operation) -> Result<Action, String> {
         Step::VerifyEmpty => Action::CountPlacements { nodes: nodes()? },
         Step::RemoveNode => Action::RemoveNode { nodes: nodes()? },
         Step::ReturnToPool => Action::ReturnToPool { nodes: nodes()? },
-        Step::Restore => Action::SetShouldHaveShards {
-            nodes: nodes()?,
-            value: true,
-        },
+        Step::Restore => {
+            node()?;
+            Action::SetShouldHaveShards {
+                nodes: op.restore_set(),
+                value: true,
+            }
+        }
+        Step::CoordinatorShards => {
+            match (&op.coordinator, op.coordinator_shards) {
+                (Some(c), Some(value)) => Action::SetCoordinatorShards {
+                    node: c.clone(),
+                    value,
+                },
+                _ => return Err(
+                    "inconsistent operation: step coordinator_shards needs the coordinator and \
+                     a value, and none is recorded"
+                        .to_string(),
+                ),
+            }
+        }
         Step::Done => {
             return Err("inconsistent operation: at step done but still running".to_string())
         }
@@ -192,7 +227,8 @@ pub fn advance(op: &Operation, outcome: Outcome, now: f64, limits: &Limits) -> T
                 op.added.len(),
                 op.want
             );
-            m.goto(Step::StartRebalance, detail);
+            let next = m.before_rebalance();
+            m.goto(next, detail);
         }
         (Step::AddNode, Outcome::Ok) => {
             let detail = format!("node {} added", m.node_text());
@@ -229,6 +265,11 @@ pub fn advance(op: &Operation, outcome: Outcome, now: f64, limits: &Limits) -> T
         }
         (Step::MarkDraining, Outcome::Ok) => {
             let detail = format!("shouldhaveshards = false on {}", m.node_text());
+            m.goto(Step::StartDrain, detail);
+        }
+        (Step::MarkDraining, Outcome::Marked { had_shards }) => {
+            let detail = format!("shouldhaveshards = false on {}", m.node_text());
+            m.op.had_shards = Some(had_shards);
             m.goto(Step::StartDrain, detail);
         }
         (Step::StartDrain, Outcome::JobStarted(Some(id))) => {
@@ -274,6 +315,23 @@ pub fn advance(op: &Operation, outcome: Outcome, now: f64, limits: &Limits) -> T
             m.succeed(detail);
         }
         (Step::Restore, Outcome::Ok) => m.restored(),
+        (Step::CoordinatorShards, Outcome::Ok) => {
+            let c = op.coordinator.as_ref().map_or_else(
+                || "the coordinator".to_string(),
+                |c| format!("coordinator {c}"),
+            );
+            if op.kind == Kind::ScaleIn {
+                let detail = format!(
+                    "shouldhaveshards = true on {c}: the drain moves the workers' shards to it"
+                );
+                m.goto(Step::MarkDraining, detail);
+            } else {
+                let detail = format!(
+                    "shouldhaveshards = false on {c}: the rebalance moves its shards to the workers"
+                );
+                m.goto(Step::StartRebalance, detail);
+            }
+        }
         (step, other) => {
             m.fail(format!(
                 "unexpected outcome {} at step {step} (a bug in the executor)",
@@ -489,15 +547,21 @@ impl Machine {
             }
         }
         let (added, want) = (self.op.added.len(), self.op.want.max(1) as usize);
+        let next = self.before_rebalance();
         if added < want {
             self.goto(Step::PickStandby, format!("{detail} ({added} of {want})"));
         } else if want > 1 {
-            self.goto(
-                Step::StartRebalance,
-                format!("{detail} ({added} of {want})"),
-            );
+            self.goto(next, format!("{detail} ({added} of {want})"));
         } else {
-            self.goto(Step::StartRebalance, detail);
+            self.goto(next, detail);
+        }
+    }
+
+    /// The step after a scale-out's nodes joined: shed the coordinator's shards first when asked.
+    fn before_rebalance(&self) -> Step {
+        match (&self.op.coordinator, self.op.coordinator_shards) {
+            (Some(_), Some(false)) => Step::CoordinatorShards,
+            _ => Step::StartRebalance,
         }
     }
 
@@ -665,11 +729,16 @@ impl Machine {
             .error
             .clone()
             .unwrap_or_else(|| "unknown error".to_string());
+        let restored = self.op.restore_set();
+        let what = if restored.is_empty() {
+            "shouldhaveshards left as it was before (false)".to_string()
+        } else {
+            format!("shouldhaveshards restored to true on {}", names(&restored))
+        };
         let message = format!(
-            "{}: {status} after {}: {error}; shouldhaveshards restored to true on {}",
+            "{}: {status} after {}: {error}; {what}",
             self.header(),
-            self.took(),
-            self.node_text()
+            self.took()
         );
         let kind = if self.op.cancelled {
             NOTE_CANCELLED

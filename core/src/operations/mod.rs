@@ -21,6 +21,8 @@
 //! [`trigger`] decides when a rebalance is due; [`guards`] whether acting is allowed at all;
 //! [`window`] parses the maintenance window.
 
+#[cfg(test)]
+mod coordinator_tests;
 pub mod diagram;
 pub mod guards;
 mod machine;
@@ -39,6 +41,7 @@ use serde::{Deserialize, Serialize};
 pub use guards::{GuardInput, GuardVerdict, Mode};
 pub use machine::{
     action, advance, cancel, describe, new_operation, new_scale_in, new_scale_out, progress,
+    with_coordinator_shards,
 };
 pub use trigger::{plan_needed, rebalance_due, RebalanceTrigger, TriggerInput, WorkerWatch};
 pub use window::MaintenanceWindow;
@@ -207,6 +210,10 @@ named_enum! {
         ReturnToPool => "return_to_pool",
         /// Scale-in failure path: shouldhaveshards back to true, then the operation fails.
         Restore => "restore",
+        /// `citus_set_node_property(coordinator, 'shouldhaveshards', value)`: a scale-out from a
+        /// single node sheds the coordinator's shards (`autoscale.coordinator_shards = 'shed'`)
+        /// before its rebalance; a scale-in to a single node gives them back before its drain.
+        CoordinatorShards => "coordinator_shards",
         /// Nothing left to do.
         Done => "done",
     }
@@ -237,13 +244,15 @@ impl Step {
                     | AddNode
                     | RequestNode
                     | WaitForNode
+                    | CoordinatorShards
                     | StartRebalance
                     | WaitRebalance
                     | Done
             ),
             Kind::ScaleIn => matches!(
                 self,
-                MarkDraining
+                CoordinatorShards
+                    | MarkDraining
                     | StartDrain
                     | WaitDrain
                     | Cleanup
@@ -362,6 +371,19 @@ pub struct Operation {
     /// `cancelled` instead of `failed`.
     #[serde(default)]
     pub cancelled: bool,
+    /// The leaving nodes that had shouldhaveshards = true before `mark_draining` (recorded by it):
+    /// the restore step puts back exactly these. None on rows written before 0.2.0 (all are
+    /// restored to true then).
+    #[serde(default)]
+    pub had_shards: Option<Vec<NodeAddr>>,
+    /// The coordinator, when this operation sets its shouldhaveshards (step
+    /// `coordinator_shards`).
+    #[serde(default)]
+    pub coordinator: Option<NodeAddr>,
+    /// The coordinator's shouldhaveshards this operation sets: false before a scale-out's
+    /// rebalance (shed), true before a scale-in's drain to zero workers.
+    #[serde(default)]
+    pub coordinator_shards: Option<bool>,
 }
 
 impl Operation {
@@ -370,6 +392,35 @@ impl Operation {
     pub fn leaving(&self) -> Vec<NodeAddr> {
         self.node.iter().chain(&self.also).cloned().collect()
     }
+
+    /// The nodes the restore step sets back to shouldhaveshards = true: those that had it before
+    /// the scale-in (a node that was already false stays false).
+    pub fn restore_set(&self) -> Vec<NodeAddr> {
+        match &self.had_shards {
+            Some(had) => self
+                .leaving()
+                .into_iter()
+                .filter(|n| had.contains(n))
+                .collect(),
+            None => self.leaving(),
+        }
+    }
+}
+
+/// Whether performing `op`'s current action must pass the guards (mode, maintenance window, a
+/// human's job, ...). Reads never do, and neither does the restore step of a scale-in: putting
+/// shouldhaveshards back undoes autoscale's own change and must always run.
+pub fn needs_guards(op: &Operation) -> bool {
+    if op.status == Status::Running && op.kind == Kind::ScaleIn && op.step == Step::Restore {
+        return false;
+    }
+    !matches!(
+        action(op),
+        Action::PollJob { .. }
+            | Action::CheckForNode { .. }
+            | Action::CountPlacements { .. }
+            | Action::Nothing
+    )
 }
 
 /// What the executor must do for an operation's current step.
@@ -393,6 +444,8 @@ pub enum Action {
     CheckForNode { request_id: Option<i64> },
     /// `citus_set_node_property(host, port, 'shouldhaveshards', value)` -> [`Outcome::Ok`].
     SetShouldHaveShards { nodes: Vec<NodeAddr>, value: bool },
+    /// The same on the coordinator (never a pool node) -> [`Outcome::Ok`].
+    SetCoordinatorShards { node: NodeAddr, value: bool },
     /// `CALL citus_cleanup_orphaned_resources()` until nothing awaits cleanup on the nodes ->
     /// [`Outcome::Ok`].
     CleanupOrphaned { nodes: Vec<NodeAddr> },
@@ -418,6 +471,7 @@ impl Action {
             Action::RequestNode => "request_node",
             Action::CheckForNode { .. } => "check_for_node",
             Action::SetShouldHaveShards { .. } => "set_should_have_shards",
+            Action::SetCoordinatorShards { .. } => "set_coordinator_shards",
             Action::CleanupOrphaned { .. } => "cleanup_orphaned",
             Action::CountPlacements { .. } => "count_placements",
             Action::RemoveNode { .. } => "remove_node",
@@ -453,6 +507,8 @@ pub enum Outcome {
     NotYet,
     /// Placements counted on the node.
     Placements(i64),
+    /// `mark_draining` set shouldhaveshards = false; these nodes had it true before.
+    Marked { had_shards: Vec<NodeAddr> },
     /// The action raised an error (message).
     Error(String),
 }

@@ -1785,3 +1785,112 @@ fn guards_check_in_order() {
     assert_eq!(json, r#"{"verdict":"blocked","reason":"x"}"#);
     assert_eq!(Mode::parse("Observe"), Ok(Mode::Observe));
 }
+
+// ---- issue 10: the restore step puts back what was there and is never held by the guards ----
+
+#[test]
+fn restore_puts_back_the_previous_value_only() {
+    let mut op = new_scale_in(1, vec![node(9702), node(9703)], "test", T0).unwrap();
+    // 9702 had shouldhaveshards = false before the scale-in, 9703 true
+    let t = advance(
+        &op,
+        Outcome::Marked {
+            had_shards: vec![node(9703)],
+        },
+        T0 + 1.0,
+        &lim(),
+    );
+    op = t.op;
+    assert_eq!(op.step, Step::StartDrain);
+    assert_eq!(op.had_shards, Some(vec![node(9703)]));
+    let t = advance(
+        &op,
+        err("drain refused"),
+        T0 + 2.0,
+        &Limits {
+            max_attempts: 1,
+            ..lim()
+        },
+    );
+    op = t.op;
+    assert_eq!(op.step, Step::Restore);
+    assert_eq!(
+        action(&op),
+        Action::SetShouldHaveShards {
+            nodes: vec![node(9703)],
+            value: true
+        },
+        "only the node that had shards gets them back"
+    );
+    let t = advance(&op, Outcome::Ok, T0 + 3.0, &lim());
+    assert_eq!(t.op.status, Status::Failed);
+    assert!(
+        t.events[0]
+            .message
+            .ends_with("shouldhaveshards restored to true on 127.0.0.1:9703"),
+        "{}",
+        t.events[0].message
+    );
+    // nothing had shards: the restore sets nothing and says so
+    let mut op = new_scale_in(2, vec![node(9702)], "test", T0).unwrap();
+    op = advance(&op, Outcome::Marked { had_shards: vec![] }, T0, &lim()).op;
+    op = cancel(&op, "stop", T0 + 1.0).unwrap().op;
+    assert_eq!(
+        action(&op),
+        Action::SetShouldHaveShards {
+            nodes: vec![],
+            value: true
+        }
+    );
+    let t = advance(&op, Outcome::Ok, T0 + 2.0, &lim());
+    assert_eq!(t.op.status, Status::Cancelled);
+    assert!(
+        t.events[0].message.contains("left as it was before"),
+        "{}",
+        t.events[0].message
+    );
+}
+
+#[test]
+fn rows_from_0_1_restore_every_leaving_node() {
+    let mut op = new_scale_in(1, vec![node(9702), node(9703)], "test", T0).unwrap();
+    op = advance(&op, Outcome::Ok, T0, &lim()).op;
+    op = cancel(&op, "stop", T0 + 1.0).unwrap().op;
+    assert_eq!(
+        action(&op),
+        Action::SetShouldHaveShards {
+            nodes: vec![node(9702), node(9703)],
+            value: true
+        }
+    );
+    // a 0.1.0 row without the field deserializes
+    let mut v = serde_json::to_value(&op).unwrap();
+    v.as_object_mut().unwrap().remove("had_shards");
+    let old: Operation = serde_json::from_value(v).unwrap();
+    assert_eq!(old.had_shards, None);
+}
+
+#[test]
+fn the_restore_step_needs_no_guards_but_changes_do() {
+    let mut op = new_scale_in(1, vec![node(9703)], "test", T0).unwrap();
+    assert!(needs_guards(&op), "mark_draining changes the cluster");
+    op = advance(
+        &op,
+        Outcome::Marked {
+            had_shards: vec![node(9703)],
+        },
+        T0,
+        &lim(),
+    )
+    .op;
+    assert!(needs_guards(&op), "start_drain changes the cluster");
+    op = cancel(&op, "stop", T0 + 1.0).unwrap().op;
+    assert_eq!(op.step, Step::Restore);
+    assert!(!needs_guards(&op), "restore always runs");
+    let r = new_operation(2, Kind::Rebalance, None, "t", T0).unwrap();
+    assert!(needs_guards(&r));
+    let mut w = r.clone();
+    w.step = Step::WaitRebalance;
+    w.job_id = Some(3);
+    assert!(!needs_guards(&w), "following a job is a read");
+}

@@ -15,16 +15,18 @@
 use serde::Serialize;
 
 use super::predict::{evaluate_predictive, load_of, PolicyForecast};
-use super::{Direction, EvalInput, Metric, Point, Policy, PolicySeries};
+use super::{Direction, EvalInput, Metric, Point, Policy, PolicySeries, SingleNode};
 use crate::forecast::{lead_time, Config, Forecaster};
 
-/// One recorded sample: when, how many workers were active and unreachable, and the value of each
-/// policy's metric (in the order of the policies passed to [`backtest`]).
+/// One recorded sample: when, how many workers were active and unreachable, how many data nodes
+/// the values aggregate (0 = not known: the workers), and the value of each policy's metric (in
+/// the order of the policies passed to [`backtest`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recorded {
     pub at: f64,
     pub workers: u32,
     pub unreachable: u32,
+    pub data_nodes: u32,
     pub values: Vec<Option<f64>>,
 }
 
@@ -52,21 +54,27 @@ pub fn spreads_over_workers(m: Metric) -> bool {
     )
 }
 
-fn rescaled(m: Metric, v: Option<f64>, recorded: u32, simulated: u32) -> Option<f64> {
+/// The value a sample recorded on `recorded` would have had with `simulated` workers: the data
+/// nodes that are not workers (the coordinator holding shards) stay.
+fn rescaled(m: Metric, v: Option<f64>, recorded: &Point, simulated: u32) -> Option<f64> {
+    let (dn, coordinator) = recorded.data_nodes_and_coordinator();
+    let sim = simulated + coordinator;
     match v {
-        Some(x) if spreads_over_workers(m) && recorded > 0 && simulated > 0 => {
-            Some(x * f64::from(recorded) / f64::from(simulated))
+        Some(x) if spreads_over_workers(m) && dn > 0 && sim > 0 => {
+            Some(x * f64::from(dn) / f64::from(sim))
         }
         other => other,
     }
 }
 
 /// Replays `history` (ascending by time) through the engine; returns the actions it would take.
+/// `single_node`: what a scale-in to zero workers depends on, as it is now.
 pub fn backtest(
     policies: &[Policy],
     history: &[Recorded],
     sample_interval: f64,
     operation_secs: f64,
+    single_node: &SingleNode,
 ) -> Vec<BacktestAction> {
     let mut actions = Vec::new();
     let Some(first) = history.first() else {
@@ -114,16 +122,26 @@ pub fn backtest(
             .map(|(k, p)| PolicySeries {
                 policy: p.clone(),
                 points: (lo..=i)
-                    .map(|j| Point {
-                        at: history[j].at,
-                        value: rescaled(
-                            p.metric,
-                            history[j].values.get(k).copied().flatten(),
-                            history[j].workers,
-                            simulated[j],
-                        ),
-                        workers: simulated[j],
-                        unreachable: history[j].unreachable,
+                    .map(|j| {
+                        let recorded = Point {
+                            at: history[j].at,
+                            value: None,
+                            workers: history[j].workers,
+                            unreachable: history[j].unreachable,
+                            data_nodes: history[j].data_nodes,
+                        };
+                        let (_, coordinator) = recorded.data_nodes_and_coordinator();
+                        Point {
+                            value: rescaled(
+                                p.metric,
+                                history[j].values.get(k).copied().flatten(),
+                                &recorded,
+                                simulated[j],
+                            ),
+                            workers: simulated[j],
+                            data_nodes: simulated[j] + coordinator,
+                            ..recorded
+                        }
                     })
                     .collect(),
             })
@@ -139,6 +157,7 @@ pub fn backtest(
                     value: h.values.get(k).copied().flatten(),
                     workers: h.workers,
                     unreachable: h.unreachable,
+                    data_nodes: h.data_nodes,
                 };
                 if let Some(load) = load_of(policies[k].metric, &pt) {
                     f.push(now, load);
@@ -159,6 +178,7 @@ pub fn backtest(
                 last_scale_in_finished: last_in,
                 paused_until: None,
                 series,
+                single_node: *single_node,
             },
             &forecasts,
         );
@@ -223,6 +243,7 @@ mod tests {
                     at: T0 + t,
                     workers,
                     unreachable: 0,
+                    data_nodes: 0,
                     values: vec![Some(cpu(t))],
                 }
             })
@@ -233,7 +254,7 @@ mod tests {
     fn a_sustained_peak_scales_out_once_then_in_when_it_ends() {
         // 2 workers at 95% for 20 minutes (relieved to 63% on 3 workers), then 10% for 40 minutes
         let h = trace(3600, 2, |t| if t < 1200.0 { 95.0 } else { 10.0 });
-        let a = backtest(&[cpu_policy()], &h, 5.0, 60.0);
+        let a = backtest(&[cpu_policy()], &h, 5.0, 60.0, &SingleNode::default());
         let outs: Vec<_> = a.iter().filter(|x| x.direction == Direction::Out).collect();
         assert_eq!(outs.len(), 1, "{a:?}");
         assert_eq!((outs[0].from_workers, outs[0].to_workers), (2, 3));
@@ -265,7 +286,7 @@ mod tests {
         p.cooldown_out = 300.0;
         p.max_workers = 6;
         let h = trace(3600, 2, |_| 1000.0);
-        let a = backtest(&[p], &h, 5.0, 60.0);
+        let a = backtest(&[p], &h, 5.0, 60.0, &SingleNode::default());
         let sizes: Vec<_> = a.iter().map(|x| (x.from_workers, x.to_workers)).collect();
         assert_eq!(
             sizes,
@@ -289,9 +310,9 @@ mod tests {
         for r in h.iter_mut().step_by(6) {
             r.values = vec![None];
         }
-        assert!(backtest(&[p.clone()], &h, 5.0, 0.0).is_empty());
+        assert!(backtest(&[p.clone()], &h, 5.0, 0.0, &SingleNode::default()).is_empty());
         let h = trace(900, 2, |_| 5.0);
-        let a = backtest(&[p], &h, 5.0, 0.0);
+        let a = backtest(&[p], &h, 5.0, 0.0, &SingleNode::default());
         assert_eq!(
             a.len(),
             1,
@@ -302,8 +323,22 @@ mod tests {
 
     #[test]
     fn nothing_to_replay_is_no_action() {
-        assert!(backtest(&[cpu_policy()], &[], 5.0, 60.0).is_empty());
-        assert!(backtest(&[], &trace(600, 2, |_| 99.0), 5.0, 60.0).is_empty());
-        assert!(backtest(&[cpu_policy()], &trace(600, 2, |_| 50.0), 5.0, 60.0).is_empty());
+        assert!(backtest(&[cpu_policy()], &[], 5.0, 60.0, &SingleNode::default()).is_empty());
+        assert!(backtest(
+            &[],
+            &trace(600, 2, |_| 99.0),
+            5.0,
+            60.0,
+            &SingleNode::default()
+        )
+        .is_empty());
+        assert!(backtest(
+            &[cpu_policy()],
+            &trace(600, 2, |_| 50.0),
+            5.0,
+            60.0,
+            &SingleNode::default()
+        )
+        .is_empty());
     }
 }

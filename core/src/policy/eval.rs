@@ -1,8 +1,8 @@
 //! Evaluation: one policy at a time, then the combination into one decision.
 
 use super::{
-    format_duration, format_epoch, num, Decision, Direction, EvalInput, Point, Policy, PolicyEval,
-    PolicyKind, PolicySeries,
+    format_duration, format_epoch, num, single_node_room, Decision, Direction, EvalInput, Point,
+    Policy, PolicyEval, PolicyKind, PolicySeries,
 };
 
 /// Slack for comparing float times.
@@ -232,9 +232,17 @@ fn eval_one(input: &EvalInput, s: &PolicySeries) -> (PolicyEval, bool) {
         }
         Want::In(d) => {
             ev.cooldown_left = cd_in;
+            let single = (d == 0)
+                .then(|| single_node_room(&input.single_node).err())
+                .flatten();
             if d >= w {
                 cx.reasons
                     .push(format!("at min_workers ({})", p.min_workers));
+            } else if let Some(why) = single {
+                // never below the coordinator: zero workers is the coordinator alone, holding
+                // every shard
+                cx.reasons
+                    .push(format!("no scale-in to a single node: {why}"));
             } else if cd_in > 0.0 {
                 let after = if cd_in_after_out >= cd_in_after_in {
                     "scale-out"
@@ -453,21 +461,33 @@ impl Ctx<'_> {
         }
     }
 
-    /// Target tracking: the recommendation for a sample taken with `pw` workers.
-    fn recommend(&self, pw: u32, v: f64, target: f64, tolerance: f64) -> u32 {
-        let pw = if pw == 0 { self.workers } else { pw };
+    /// Target tracking: the workers recommended by a sample. The load spreads over the sample's
+    /// data nodes, so `ceil(data_nodes * value / target)` data nodes are needed; the coordinator,
+    /// when it was one of them, stays one, and the rest are workers.
+    fn recommend(&self, pt: &Point, v: f64, target: f64, tolerance: f64) -> u32 {
+        let pt = if pt.data_nodes == 0 && pt.workers == 0 {
+            // unknown: read as a sample of the current size
+            Point {
+                workers: self.workers,
+                ..*pt
+            }
+        } else {
+            *pt
+        };
         let ratio = v / target;
         if (ratio - 1.0).abs() <= tolerance {
-            return pw;
+            return pt.workers;
         }
-        let r = (f64::from(pw) * ratio - 1e-9).ceil();
-        if r <= 0.0 {
+        let (dn, coordinator) = pt.data_nodes_and_coordinator();
+        let r = (f64::from(dn) * ratio - 1e-9).ceil();
+        let nodes = if r <= 0.0 {
             0
         } else if r >= f64::from(u32::MAX) {
             u32::MAX
         } else {
             r as u32
-        }
+        };
+        nodes.saturating_sub(coordinator)
     }
 
     fn target(&mut self, v: f64, last: Point, target: f64, tolerance: f64) -> Want {
@@ -478,7 +498,7 @@ impl Ctx<'_> {
         if ratio - 1.0 > tolerance {
             let start = self.run_start(|x| x / target - 1.0 > tolerance);
             self.held_for = self.held(start);
-            let latest = self.recommend(last.workers, v, target, tolerance);
+            let latest = self.recommend(&last, v, target, tolerance);
             self.reasons.push(format!(
                 "{} {v:.1} is {dev:.0}% above target {}: {latest} workers needed",
                 self.label,
@@ -490,10 +510,7 @@ impl Ctx<'_> {
             let first = self.window_start(p.scale_out_for);
             let rec = self.pts[first..]
                 .iter()
-                .filter_map(|pt| {
-                    pt.value
-                        .map(|x| self.recommend(pt.workers, x, target, tolerance))
-                })
+                .filter_map(|pt| pt.value.map(|x| self.recommend(pt, x, target, tolerance)))
                 .min()
                 .unwrap_or(latest)
                 .min(latest);
@@ -539,10 +556,7 @@ impl Ctx<'_> {
             let first = self.window_start(p.scale_in_for);
             let rec = self.pts[first..]
                 .iter()
-                .filter_map(|pt| {
-                    pt.value
-                        .map(|x| self.recommend(pt.workers, x, target, tolerance))
-                })
+                .filter_map(|pt| pt.value.map(|x| self.recommend(pt, x, target, tolerance)))
                 .max()
                 .unwrap_or(w);
             let window = format_duration(p.scale_in_for);

@@ -16,10 +16,13 @@
 //!   `cooldown_in` after a scale-out.
 
 pub mod backtest;
+pub mod datanodes;
 mod eval;
 pub mod predict;
 #[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod single_node_tests;
 #[cfg(test)]
 mod tests;
 
@@ -38,7 +41,7 @@ pub const DEFAULT_SCALE_IN_FOR: f64 = 900.0;
 pub const DEFAULT_COOLDOWN_OUT: f64 = 600.0;
 /// Default cooldown after a scale-in: 10 minutes.
 pub const DEFAULT_COOLDOWN_IN: f64 = 600.0;
-/// Default lower bound of active workers.
+/// Default lower bound of active workers (0 is allowed: the coordinator alone, a single node).
 pub const DEFAULT_MIN_WORKERS: u32 = 2;
 /// Default upper bound of active workers.
 pub const DEFAULT_MAX_WORKERS: u32 = 16;
@@ -53,7 +56,8 @@ pub const MAX_STEP: u32 = 100;
 /// Longest accepted policy name.
 pub const MAX_NAME_LEN: usize = 63;
 
-/// What a policy watches, aggregated across active workers.
+/// What a policy watches, aggregated across the data nodes: the nodes that hold shards or should
+/// (`shouldhaveshards`), the coordinator included when it is one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
@@ -399,9 +403,6 @@ impl Policy {
                 return Err(PolicyError::NegativeDuration { argument, value });
             }
         }
-        if self.min_workers < 1 {
-            return Err(PolicyError::MinWorkers(self.min_workers));
-        }
         if !(1..=MAX_WORKERS_LIMIT).contains(&self.max_workers) {
             return Err(PolicyError::MaxWorkers(self.max_workers));
         }
@@ -485,8 +486,6 @@ pub enum PolicyError {
     Tolerance(f64),
     #[error("{argument} ({value}) must be >= 0 seconds")]
     NegativeDuration { argument: &'static str, value: f64 },
-    #[error("min_workers ({0}) must be at least 1")]
-    MinWorkers(u32),
     #[error("max_workers ({0}) must be between 1 and 1000")]
     MaxWorkers(u32),
     #[error("min_workers ({min_workers}) must not exceed max_workers ({max_workers})")]
@@ -508,15 +507,15 @@ impl PolicyError {
             PolicyError::ThresholdOrder { .. } => "scale_in_below",
             PolicyError::Target(_) => "target",
             PolicyError::Tolerance(_) => "tolerance",
-            PolicyError::MinWorkers(_) | PolicyError::WorkerBounds { .. } => "min_workers",
+            PolicyError::WorkerBounds { .. } => "min_workers",
             PolicyError::MaxWorkers(_) => "max_workers",
             PolicyError::Step(_) => "step",
         }
     }
 }
 
-/// One sample of a policy's metric, aggregated across the active workers.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// One sample of a policy's metric, aggregated across the data nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
 pub struct Point {
     /// Epoch seconds.
     pub at: f64,
@@ -527,6 +526,102 @@ pub struct Point {
     /// Unreachable workers at that sample.
     #[serde(default)]
     pub unreachable: u32,
+    /// Data nodes whose load the value aggregates (the coordinator counts when it holds shards);
+    /// 0 = not known, read as `workers`.
+    #[serde(default)]
+    pub data_nodes: u32,
+}
+
+impl Point {
+    /// Data nodes at this sample and how many of them are not workers (the coordinator: 0 or 1).
+    /// Unknown (0) reads as the workers alone; a sample without workers has at least the
+    /// coordinator.
+    pub fn data_nodes_and_coordinator(&self) -> (u32, u32) {
+        let dn = if self.data_nodes > 0 {
+            self.data_nodes
+        } else {
+            self.workers.max(1)
+        };
+        (dn, dn.saturating_sub(self.workers))
+    }
+}
+
+/// Free disk above the bytes to move that a scale-in to a single node requires: the coordinator
+/// must have room for the workers' shards and this much more (a shard move writes the copy before
+/// the old one is dropped, and WAL on top).
+pub const SINGLE_NODE_DISK_HEADROOM: f64 = 1.2;
+
+/// What a scale-in to zero workers (the coordinator alone, a single node) depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct SingleNode {
+    /// The coordinator is in the Citus metadata with `shouldhaveshards = true`, or autoscale sets
+    /// it first (`autoscale.coordinator_shards = 'shed'`).
+    #[serde(default)]
+    pub coordinator_takes_shards: bool,
+    /// The coordinator shed its shards (`shouldhaveshards = false`) by hand: a scale-in to it is
+    /// refused until someone sets it back.
+    #[serde(default)]
+    pub shed_by_hand: bool,
+    /// Free bytes of the coordinator's data directory at the latest sample.
+    #[serde(default)]
+    pub coordinator_free_bytes: Option<f64>,
+    /// Bytes of the distributed shards on the workers: what a scale-in to zero moves.
+    #[serde(default)]
+    pub worker_shard_bytes: Option<f64>,
+}
+
+/// Whether the workers' shards may drain back onto the coordinator alone; `Err` says why not.
+/// Never below the coordinator: a scale-in to zero workers keeps it, and it must be able to hold
+/// the data.
+pub fn single_node_room(s: &SingleNode) -> Result<(), String> {
+    if !s.coordinator_takes_shards {
+        return Err(if s.shed_by_hand {
+            concat!(
+                "the coordinator's shouldhaveshards is false; a single node holds every shard, so set it ",
+                "first with citus_set_node_property(<coordinator host>, <port>, 'shouldhaveshards', true), ",
+                "or let autoscale do it with autoscale.coordinator_shards = 'shed'"
+            )
+            .to_string()
+        } else {
+            concat!(
+                "the coordinator is not in the Citus metadata (citus_set_coordinator_host) with ",
+                "shouldhaveshards = true, so no node would be left to hold the shards"
+            )
+            .to_string()
+        });
+    }
+    let (Some(free), Some(bytes)) = (s.coordinator_free_bytes, s.worker_shard_bytes) else {
+        return Err(
+            "the coordinator's free disk or the workers' shard bytes are not known yet".to_string(),
+        );
+    };
+    let need = bytes * SINGLE_NODE_DISK_HEADROOM;
+    if free < need {
+        return Err(format!(
+            "the coordinator has {} free, but the workers' shards take {} ({} with {}% headroom)",
+            format_bytes(free),
+            format_bytes(bytes),
+            format_bytes(need),
+            num((SINGLE_NODE_DISK_HEADROOM - 1.0) * 100.0)
+        ));
+    }
+    Ok(())
+}
+
+/// Bytes for people: `512 B`, `3.4 MB`, `1.2 GB` (powers of 1024, as pg_size_pretty).
+pub fn format_bytes(b: f64) -> String {
+    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut v = b;
+    let mut u = 0;
+    while v.abs() >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{v:.0} {}", UNITS[0])
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 /// A policy and its recent history, ordered by time ascending.
@@ -550,6 +645,9 @@ pub struct EvalInput {
     pub last_scale_in_finished: Option<f64>,
     pub paused_until: Option<f64>,
     pub series: Vec<PolicySeries>,
+    /// What a scale-in to zero workers depends on (the default refuses it).
+    #[serde(default)]
+    pub single_node: SingleNode,
 }
 
 /// Which way to go.

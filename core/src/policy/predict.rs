@@ -15,8 +15,9 @@
 //!   scale-in waits.
 //!
 //! Load that spreads over workers (cpu, load1, commits/s, connections) is forecast as value x
-//! workers (the cluster's total) and divided by the worker count it is judged for, so a forecast
-//! made across a resize stays right; memory, disk and custom metrics are forecast as recorded.
+//! data nodes (the cluster's total; the coordinator is one when it holds shards) and divided by
+//! the data nodes it is judged for, so a forecast made across a resize stays right; memory, disk
+//! and custom metrics are forecast as recorded.
 
 use serde::Serialize;
 
@@ -62,21 +63,25 @@ pub enum Effect {
     HoldScaleIn,
 }
 
-/// The cluster's load from one point of a policy's metric: value x workers for metrics that
-/// spread over workers, the value itself otherwise.
+/// The cluster's load from one point of a policy's metric: value x data nodes (the workers, and
+/// the coordinator when it holds shards) for metrics that spread over them, the value itself
+/// otherwise.
 pub fn load_of(metric: Metric, pt: &Point) -> Option<f64> {
     let v = pt.value.filter(|v| v.is_finite())?;
-    Some(if spreads_over_workers(metric) && pt.workers > 0 {
-        v * f64::from(pt.workers)
+    let (dn, _) = pt.data_nodes_and_coordinator();
+    Some(if spreads_over_workers(metric) {
+        v * f64::from(dn)
     } else {
         v
     })
 }
 
-/// The value of the metric when `load` is spread over `workers`.
-fn per_worker(metric: Metric, load: f64, workers: u32) -> f64 {
-    if spreads_over_workers(metric) && workers > 0 {
-        load / f64::from(workers)
+/// The value of the metric when `load` is spread over `workers` and the `coordinator` (1 when it
+/// holds shards).
+fn per_node(metric: Metric, load: f64, workers: u32, coordinator: u32) -> f64 {
+    let nodes = workers.saturating_add(coordinator);
+    if spreads_over_workers(metric) && nodes > 0 {
+        load / f64::from(nodes)
     } else {
         load
     }
@@ -164,10 +169,16 @@ pub fn evaluate_predictive(
         };
         let level = trigger(p);
         let step = scan_step(lead);
-        let unit = |load: f64| per_worker(p.metric, load, w);
+        // the coordinator counts as a data node when the latest sample says it holds shards
+        let latest = s.points.last().copied().unwrap_or(Point {
+            workers: w,
+            ..Point::default()
+        });
+        let (_, coordinator) = latest.data_nodes_and_coordinator();
+        let unit = |load: f64| per_node(p.metric, load, w, coordinator);
         let as_load = |value: f64| {
-            if spreads_over_workers(p.metric) && w > 0 {
-                value * f64::from(w)
+            if spreads_over_workers(p.metric) {
+                value * f64::from(w.saturating_add(coordinator).max(1))
             } else {
                 value
             }
@@ -195,8 +206,10 @@ pub fn evaluate_predictive(
             let wanted = match p.kind {
                 PolicyKind::Threshold { .. } => w.saturating_add(p.step),
                 PolicyKind::Target { .. } if spreads_over_workers(p.metric) => {
-                    // the fewest workers that keep the forecast peak inside the band
-                    let need = (peak / level - 1e-9).ceil().max(0.0) as u32;
+                    // the fewest data nodes that keep the forecast peak inside the band; the
+                    // coordinator stays one of them
+                    let need =
+                        ((peak / level - 1e-9).ceil().max(0.0) as u32).saturating_sub(coordinator);
                     need.max(w.saturating_add(1)).min(w.saturating_add(p.step))
                 }
                 // a metric that does not spread: one step, as a threshold would
@@ -226,7 +239,7 @@ pub fn evaluate_predictive(
             let horizon = hold_horizon(p, lead);
             // removing capacity is the costly mistake: the forecast's own error counts against it
             let peak = model.peak(now, now + horizon, step) + model.mae;
-            let on_left = per_worker(p.metric, peak, left);
+            let on_left = per_node(p.metric, peak, left, coordinator);
             if on_left > level {
                 effect = Effect::HoldScaleIn;
                 holds.push(format!(

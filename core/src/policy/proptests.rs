@@ -12,11 +12,13 @@ fn arb_common() -> impl Strategy<Value = (f64, f64, f64, f64, u32, u32, u32)> {
         0.0..1200.0f64,
         0.0..1200.0f64,
         0.0..1200.0f64,
-        1u32..6,
+        0u32..6,
         0u32..15,
         1u32..6,
     )
-        .prop_map(|(so, si, co, ci, min, span, step)| (so, si, co, ci, min, min + span, step))
+        .prop_map(|(so, si, co, ci, min, span, step)| {
+            (so, si, co, ci, min, (min + span).max(1), step)
+        })
 }
 
 fn build(kind: PolicyKind, c: (f64, f64, f64, f64, u32, u32, u32)) -> Policy {
@@ -88,6 +90,7 @@ fn arb_points(workers: u32) -> impl Strategy<Value = Vec<Point>> {
                     value,
                     workers,
                     unreachable: u32::from(unreachable),
+                    data_nodes: 0,
                 };
                 at -= if gap { 7.0 * IV } else { IV };
                 p
@@ -164,14 +167,14 @@ proptest! {
     #[test]
     fn desired_stays_within_bounds(
         policies in proptest::collection::vec(arb_policy(), 1..4),
-        min in 1u32..6,
+        min in 0u32..6,
         span in 0u32..12,
         w_off in 0u32..20,
         seeds in proptest::collection::vec(arb_points(0), 3),
         hist in arb_history(),
     ) {
-        let max = min + span;
-        let workers = min + w_off % (span + 1);
+        let max = (min + span).max(1);
+        let workers = min + w_off % (max - min + 1);
         let series: Vec<PolicySeries> = policies
             .into_iter()
             .enumerate()

@@ -16,6 +16,7 @@ pub(crate) fn points(values: &[Option<f64>], workers: u32) -> Vec<Point> {
             value: *v,
             workers,
             unreachable: 0,
+            data_nodes: 0,
         })
         .collect()
 }
@@ -45,6 +46,7 @@ pub(crate) fn input(workers: u32, series: Vec<PolicySeries>) -> EvalInput {
         last_scale_in_finished: None,
         paused_until: None,
         series,
+        single_node: SingleNode::default(),
     }
 }
 
@@ -389,8 +391,9 @@ fn worker_bounds_and_step() {
         "min_workers",
         "min_workers (5) must not exceed max_workers (3)",
     );
+    // 0 workers is the coordinator alone (a single node)
     p.min_workers = 0;
-    invalid(&p, "min_workers", "min_workers (0) must be at least 1");
+    assert_eq!(p.validate(), Ok(()));
     p.min_workers = 1;
     p.max_workers = 0;
     invalid(

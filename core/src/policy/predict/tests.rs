@@ -122,6 +122,27 @@ fn target_tracking_sizes_for_the_forecast_peak_within_step() {
 }
 
 #[test]
+fn the_coordinator_that_holds_shards_counts_as_a_data_node() {
+    let mut p = Policy::target("t", Metric::Cpu, 50.0);
+    p.predictive = true;
+    p.step = 4;
+    // 2 workers and the coordinator (3 data nodes) at 52%: load 156, rising 20/min: 256 in 5 min
+    let mut i = one(p, 52.0, 2);
+    for pt in &mut i.series[0].points {
+        pt.data_nodes = 3;
+    }
+    let (d, o) = evaluate_predictive(&i, &[fc(model(156.0, 20.0), 300.0)]);
+    assert_eq!(d.direction, Direction::Out, "{:?}", d.reasons);
+    // 256 within the band (55 per data node) needs 5 data nodes: the coordinator and 4 workers
+    assert_eq!(d.desired_workers, 4);
+    let o = o[0].as_ref().unwrap();
+    assert!(
+        (o.forecast.unwrap() - 256.0 / 3.0).abs() < 1e-6,
+        "spread over 3 data nodes: {o:?}"
+    );
+}
+
+#[test]
 fn policies_that_are_not_predictive_ignore_forecasts() {
     let mut p = predictive_cpu();
     p.predictive = false;
@@ -217,8 +238,20 @@ fn load_spreads_over_workers_only_for_spreading_metrics() {
         value: Some(50.0),
         workers: 4,
         unreachable: 0,
+        data_nodes: 0,
     };
     assert_eq!(load_of(Metric::Cpu, &pt), Some(200.0));
+    // the coordinator holds shards: 5 data nodes
+    assert_eq!(
+        load_of(
+            Metric::Cpu,
+            &Point {
+                data_nodes: 5,
+                ..pt
+            }
+        ),
+        Some(250.0)
+    );
     assert_eq!(load_of(Metric::CommitsPerSec, &pt), Some(200.0));
     assert_eq!(load_of(Metric::Memory, &pt), Some(50.0));
     assert_eq!(load_of(Metric::Custom, &pt), Some(50.0));
@@ -238,6 +271,7 @@ fn the_backtest_replays_a_predictive_policy_ahead_of_the_reactive_one() {
             at: NOW + 5.0 * k as f64,
             workers: 2,
             unreachable: 0,
+            data_nodes: 0,
             values: vec![Some(40.0 + 5.0 * k as f64 / 60.0)],
         })
         .collect();
@@ -245,8 +279,9 @@ fn the_backtest_replays_a_predictive_policy_ahead_of_the_reactive_one() {
     reactive.max_workers = 20;
     let mut predictive = reactive.clone();
     predictive.predictive = true;
-    let a = backtest(&[reactive], &h, 5.0, 300.0);
-    let b = backtest(&[predictive], &h, 5.0, 300.0);
+    let none = crate::policy::SingleNode::default();
+    let a = backtest(&[reactive], &h, 5.0, 300.0, &none);
+    let b = backtest(&[predictive], &h, 5.0, 300.0, &none);
     let first = |v: &[crate::policy::backtest::BacktestAction]| v.first().map(|x| x.at).unwrap();
     assert!(
         first(&b) < first(&a) - 120.0,

@@ -9,7 +9,8 @@ make_cluster 2 1
 w1=$(node_port 1); standby=$(node_port 3)
 set_gucs 0 autoscale.mode act
 # a policy that never fires, for its worker bounds
-q 0 "CREATE TABLE public.knob (v float8); INSERT INTO public.knob VALUES (50)" >/dev/null
+q 0 "CREATE TABLE public.knob (v float8); INSERT INTO public.knob VALUES (50);
+     GRANT SELECT ON public.knob TO autoscale_metrics" >/dev/null
 q 0 "SELECT autoscale.set_policy('bounds', metric => 'custom', custom_sql => 'SELECT v FROM public.knob',
        scale_out_above => 1000, scale_in_below => -1, min_workers => 2, max_workers => 3)" >/dev/null
 

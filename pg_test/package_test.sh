@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The Debian package, installed as a user would: `dpkg -i` of the .deb scripts/package.sh built
+# (PATH without any Rust toolchain), a throwaway PostgreSQL 15 instance (own directory and port,
+# citus_autoscale preloaded) runs CREATE EXTENSION and one autoscale.sample(); then `dpkg -r`
+# removes every file it installed. Whatever citus_autoscale files were in the system PostgreSQL
+# before (a `cargo pgrx install` dev build) are put back at the end, however the test ends.
+#   pg_test/package_test.sh [path/to.deb]     (default: the .deb of this version in target/deb/)
+# Run as root, under the lock the other PostgreSQL tests take.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT_DIR=$PWD
+VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
+PKG=postgresql-15-citus-autoscale
+DEB=$(realpath "${1:-target/deb/${PKG}_${VERSION}_$(dpkg --print-architecture).deb}")
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin   # no cargo, no rustc: the package must stand alone
+CLUSTER_DIR=/tmp/citus_autoscale_pkgtest
+BASE_PORT=9790
+. pg_test/lib.sh
+LIBDIR=$("$PGBIN/pg_config" --pkglibdir)
+SHAREDIR=$("$PGBIN/pg_config" --sharedir)/extension
+
+echo "# the Debian package: dpkg -i, CREATE EXTENSION, one sample, dpkg -r"
+[ -f "$DEB" ] || fail "$DEB missing: build it with scripts/package.sh"
+if command -v cargo >/dev/null 2>&1 || command -v rustc >/dev/null 2>&1; then fail "a Rust toolchain is in PATH"; fi
+if dpkg-query -W -f='${Status}' "$PKG" 2>/dev/null | grep -q "install ok installed"; then
+  fail "$PKG is already installed; remove it first (dpkg -r $PKG)"
+fi
+
+# keep the files a dev build put there, restore them however the test ends
+BACKUP=$(mktemp -d)
+cp -a "$LIBDIR"/citus_autoscale.so "$SHAREDIR"/citus_autoscale.control "$SHAREDIR"/citus_autoscale--*.sql "$BACKUP"/ 2>/dev/null || true
+restore() {
+  stop_all
+  if dpkg-query -W -f='${Status}' "$PKG" 2>/dev/null | grep -q "install ok installed"; then dpkg -r "$PKG" >/dev/null 2>&1 || true; fi
+  local f
+  for f in "$BACKUP"/*; do
+    [ -e "$f" ] || continue
+    case "$f" in *.so) cp -a "$f" "$LIBDIR"/ ;; *) cp -a "$f" "$SHAREDIR"/ ;; esac
+  done
+  rm -rf "$BACKUP"
+  echo "restored the citus_autoscale files that were installed before the test"
+}
+trap restore EXIT
+
+# --- the package's metadata
+field() { dpkg-deb -f "$DEB" "$1"; }
+assert_eq "$(field Package)" "$PKG" "Package"
+assert_eq "$(field Version)" "$VERSION" "Version is Cargo.toml's"
+assert_eq "$(field Architecture)" "$(dpkg --print-architecture)" "Architecture"
+assert_contains "$(field Depends)" "postgresql-15" "Depends on postgresql-15"
+assert_eq "$(field Suggests)" "postgresql-15-cron" "Suggests postgresql-15-cron"
+[[ "$(field Maintainer)" =~ ^[^\<]+\ \<[^@\>]+@[^\>]+\>$ ]] || fail "Maintainer is not 'Name <email>': $(field Maintainer)"
+echo "ok: Maintainer $(field Maintainer)"
+size=$(field Installed-Size)
+[[ "$size" =~ ^[0-9]+$ ]] && [ "$size" -gt 100 ] || fail "Installed-Size: $size"
+echo "ok: Installed-Size ${size} KiB"
+assert_contains "$(field Description)" "Citus" "Description"
+files=$(dpkg-deb -c "$DEB" | awk '{print $6}' | sed 's|^\./|/|' | grep -v '/$')
+for f in "$LIBDIR/citus_autoscale.so" "$SHAREDIR/citus_autoscale.control" "$SHAREDIR/citus_autoscale--$VERSION.sql"; do
+  assert_contains "$files" "$f" "the package has $f"
+done
+for f in sql/citus_autoscale--*--*.sql; do
+  assert_contains "$files" "$SHAREDIR/$(basename "$f")" "the package has upgrade script $(basename "$f")"
+done
+
+# --- install
+dpkg -i "$DEB" >/dev/null
+assert_contains "$(dpkg-query -W -f='${Status} ${Version}' "$PKG")" "install ok installed $VERSION" "dpkg -i installed it"
+owned=$(dpkg -L "$PKG" | while read -r f; do [ -f "$f" ] && echo "$f"; done)
+for f in $owned; do [ -f "$f" ] || fail "$f not installed"; done
+echo "ok: $(echo "$owned" | wc -l) files installed"
+if ldd "$LIBDIR/citus_autoscale.so" | grep -q "not found"; then fail "unresolved libraries: $(ldd "$LIBDIR/citus_autoscale.so")"; fi
+echo "ok: every library citus_autoscale.so links against is there"
+
+# --- a throwaway instance: preloaded, CREATE EXTENSION, one sample
+init_node 0 citus_autoscale
+start_node 0
+assert_eq "$(q 0 "SELECT default_version FROM pg_available_extensions WHERE name = 'citus_autoscale'")" "$VERSION" \
+  "PostgreSQL sees version $VERSION"
+q 0 "CREATE EXTENSION citus_autoscale" >/dev/null
+assert_eq "$(q 0 "SELECT extversion FROM pg_extension WHERE extname = 'citus_autoscale'")" "$VERSION" "CREATE EXTENSION citus_autoscale"
+sample=$(q 0 "SELECT autoscale.sample()")
+assert_eq "$(q 0 "SELECT ('$sample'::jsonb ->> 'nodes')")" 1 "autoscale.sample() sampled this node: $sample"
+assert_true "$(q 0 "SELECT reachable AND connections > 0 FROM autoscale.node_samples WHERE sample_id = ('$sample'::jsonb ->> 'sample_id')::bigint")" \
+  "the sample is in autoscale.node_samples"
+wait_for 0 "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'citus_autoscale'" 20 ||
+  fail "the preloaded library started no background worker"
+echo "ok: the background worker runs"
+for from in $(ls sql/citus_autoscale--*--"$VERSION".sql 2>/dev/null | sed -E 's/.*--(.*)--.*/\1/'); do
+  assert_true "$(q 0 "SELECT path IS NOT NULL FROM pg_extension_update_paths('citus_autoscale') WHERE source = '$from' AND target = '$VERSION'")" \
+    "ALTER EXTENSION citus_autoscale UPDATE has a path from $from"
+done
+stop_node 0
+
+# --- remove
+dpkg -r "$PKG" >/dev/null
+status=$(dpkg-query -W -f='${Status}' "$PKG" 2>&1 || true)
+[[ "$status" != *"install ok installed"* ]] || fail "still installed after dpkg -r: $status"
+echo "ok: dpkg -r removed the package ($status)"
+for f in $owned; do [ ! -e "$f" ] || fail "$f still there after dpkg -r"; done
+echo "ok: every file of the package is gone"
+[ ! -d "/usr/share/doc/$PKG" ] || fail "/usr/share/doc/$PKG still there"
+echo "ok: package test passed"

@@ -1,0 +1,330 @@
+#!/usr/bin/env bash
+# The fault matrix: for each operation kind (scale-out from the pool, scale-in of one node,
+# rebalance; scale-in of two nodes in FAULTS=full), a fault (crash, hang or partition of the
+# source or the target worker, restart of the coordinator) is injected while the operation is held
+# by the test build's failpoint at an exact step: before the Citus call (add_node, start_rebalance,
+# start_drain), while the Citus job runs (wait_rebalance, wait_drain: the job was started by the
+# step before) or between jobs (cleanup, verify_empty, remove_node). The hold is then released and
+# the operation runs against the fault for FAULT_WINDOW seconds; the fault heals and the operation
+# must end in the case's documented state, with an event saying what happened:
+#   succeeded  it finished once the fault healed
+#   restored   a scale-in failed and was undone: shouldhaveshards back to true, the node still a
+#              worker, its pool state active
+#   failed     a rebalance or scale-out failed with its error; the cluster is consistent (the next
+#              case starts from it)
+# In every case: no row lost (row counts and checksums of every table), every shard has a
+# placement, at no observation (a watcher, every 0.3 s) a placement on a removed node, one
+# operation and at most one Citus job in the case, the pool consistent with pg_dist_node, no
+# orphaned shard copy, cleanup record or replication slot after citus_cleanup_orphaned_resources(),
+# and during the fault the tick kept sampling every healthy node (new reachable node_samples rows).
+# The workers are registered through pg_test/tcp_proxy.py (faults.sh) so that they can be
+# partitioned. A short profile runs by default; FAULTS=full runs the whole matrix. Prints a table.
+set -euo pipefail
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../faults.sh"
+PROFILE=${FAULTS:-short}
+FAULT_WINDOW=${FAULT_WINDOW:-8}
+scenario "fault matrix ($PROFILE profile): crash, hang, partition and coordinator restart at held operation steps"
+trap 'kill ${watcher:-} 2>/dev/null || true; faults_cleanup' EXIT
+
+# --- the cluster: coordinator 0, workers 1 and 2, standby 3 (and 4 in the full profile), every
+# non-coordinator node known to the cluster only through its proxy
+NODES=3; [ "$PROFILE" = full ] && NODES=4
+stop_all
+for i in $(seq 0 "$NODES"); do init_node "$i"; start_node "$i"; done
+for i in $(seq 0 "$NODES"); do q "$i" "CREATE EXTENSION citus" >/dev/null; done
+q 0 "SELECT citus_set_coordinator_host('127.0.0.1', $(node_port 0))" >/dev/null
+for i in $(seq 1 "$NODES"); do proxy_start "$i"; done
+for i in 1 2; do q 0 "SELECT citus_add_node('127.0.0.1', $(proxy_port "$i"))" >/dev/null; done
+q 0 "CREATE EXTENSION citus_autoscale" >/dev/null
+require_failpoints
+addr() { echo "127.0.0.1:$(proxy_port "$1")"; }
+
+q 0 "CREATE TABLE m (id bigint PRIMARY KEY, v text NOT NULL);
+     SELECT create_distributed_table('m', 'id', shard_count := 8);
+     CREATE TABLE m2 (id bigint, k int, w text, PRIMARY KEY (id, k));
+     SELECT create_distributed_table('m2', 'id', colocate_with := 'm');
+     CREATE TABLE r (id int PRIMARY KEY, name text);
+     SELECT create_reference_table('r');
+     INSERT INTO m SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 40000) g;
+     INSERT INTO m2 SELECT g % 40000 + 1, g, md5(g::text) FROM generate_series(1, 40000) g;
+     INSERT INTO r SELECT g, 'r' || g FROM generate_series(1, 10) g" >/dev/null
+# every table's row count and a checksum of its rows
+SIG_SQL="SELECT (SELECT count(*) || '/' || sum(hashtext(id || v)) FROM m) || ' ' ||
+                (SELECT count(*) || '/' || sum(hashtext(id || ':' || k || w)) FROM m2) || ' ' ||
+                (SELECT count(*) || '/' || sum(hashtext(id || name)) FROM r)"
+ROWS_SQL="SELECT (SELECT count(*) FROM m) + (SELECT count(*) FROM m2) + (SELECT count(*) FROM r)"
+sig_before=$(q 0 "$SIG_SQL"); rows_before=$(q 0 "$ROWS_SQL")
+echo "data: $sig_before"
+# the maintenance daemon does not drop a moved shard's old copy by itself: that is left to the
+# operation's cleanup step, so that a fault at cleanup always meets something to clean up
+set_gucs 0 citus.defer_shard_delete_interval -1
+set_gucs 0 autoscale.mode act autoscale.max_operations_per_hour 0 autoscale.rebalance_strategy by_shard_count \
+  autoscale.sample_interval 1s autoscale.node_timeout 2s autoscale.rebalance_settle 86400 \
+  autoscale.rebalance_interval -1 autoscale.failure_backoff 0 autoscale.step_timeout 2s
+for i in $(seq 3 "$NODES"); do
+  assert_eq "$(q 0 "SELECT autoscale.add_standby_node('127.0.0.1', $(proxy_port "$i")) ->> 'state'")" available "standby $i in the pool"
+done
+
+# --- watcher: at every observation, no placement on a node that left pg_dist_node and no shard
+# without a placement (a node removed while it held a sole copy shows as either)
+INVARIANT_SQL="SELECT ($ORPHAN_SQL) + (SELECT count(*) FROM pg_dist_shard s
+                 WHERE NOT EXISTS (SELECT 1 FROM pg_dist_placement p WHERE p.shardid = s.shardid))"
+violations="$CLUSTER_DIR/violations"; : >"$violations"
+( while :; do
+    v=$(q 0 "$INVARIANT_SQL" 2>/dev/null) && [ "$v" != 0 ] && echo "$(date +%T.%N) $v bad placements" >>"$violations"
+    sleep 0.3
+  done ) &
+watcher=$!
+
+# --- helpers
+op_status() { q 0 "SELECT status FROM autoscale.operations WHERE id = $1"; }
+wait_op_end() {
+  wait_for 0 "SELECT status <> 'running' FROM autoscale.operations WHERE id = $1" "${2:-120}"
+}
+in_cluster() { q 0 "SELECT count(*) FROM pg_dist_node WHERE nodeport = $(proxy_port "$1")"; }
+pool_state() { q 0 "SELECT coalesce((SELECT state FROM autoscale.standby_nodes WHERE nodeport = $(proxy_port "$1")), 'none')"; }
+# run_plain SQL: an operation without faults or holds (to bring the cluster to a case's start)
+run_plain() {
+  local op
+  set_gucs 0 autoscale.test_hold_at_steps ""
+  op=$(q 0 "SELECT ($1) ->> 'id'")
+  wait_op_end "$op" 120 || { dump_state 0; fail "setup operation $op ($1) did not finish"; }
+  [ "$(op_status "$op")" = succeeded ] || { dump_state 0; fail "setup operation $op ($1) is $(op_status "$op")"; }
+}
+# node 3 (and 4) out of the cluster, in the pool
+ensure_out() {
+  local i
+  for i in "$@"; do
+    if [ "$(in_cluster "$i")" = 1 ]; then run_plain "autoscale.scale_in('127.0.0.1', $(proxy_port "$i"), 'case setup')"; fi
+    # a scale-in leaves its node returned (deprovision request sent) and a failed join leaves it failed:
+    # neither is claimable until offered again, which is what a provisioner that keeps it warm does
+    case "$(pool_state "$i")" in
+      none | returned | failed) q 0 "SELECT autoscale.add_standby_node('127.0.0.1', $(proxy_port "$i"))" >/dev/null ;;
+    esac
+  done
+  return 0
+}
+# node 3 (and 4) workers with shards
+ensure_in() {
+  local i
+  for i in "$@"; do
+    if [ "$(in_cluster "$i")" = 0 ]; then run_plain "autoscale.scale_out('127.0.0.1', $(proxy_port "$i"), 'case setup')"; fi
+  done
+  return 0
+}
+# node 3 a worker without shards, not through autoscale (the case's rebalance moves onto it)
+ensure_empty_worker() {
+  ensure_out "$1"
+  q 0 "SELECT autoscale.remove_standby_node('127.0.0.1', $(proxy_port "$1"))" >/dev/null
+  q 0 "SELECT citus_add_node('127.0.0.1', $(proxy_port "$1"))" >/dev/null
+}
+# orphans: after citus_cleanup_orphaned_resources(), the cleanup records left, placements on
+# removed nodes, shard tables on a node that Citus has no placement for there, and replication
+# slots Citus left on a node (a shard move's), summed
+orphans() {
+  local i n=0 tables placed slots
+  q 0 "CALL citus_cleanup_orphaned_resources()" >/dev/null
+  n=$(( n + $(q 0 "SELECT count(*) FROM pg_dist_cleanup") + $(q 0 "$ORPHAN_SQL") ))
+  for i in $(seq 1 "$NODES"); do
+    tables=$(q "$i" "SET citus.override_table_visibility = off; SELECT count(*) FROM pg_class WHERE relkind = 'r' AND relname ~ '^(m|m2)_[0-9]+\$'")
+    placed=$(q 0 "SELECT count(*) FROM pg_dist_placement p JOIN pg_dist_node n USING (groupid)
+                   JOIN pg_dist_shard s USING (shardid)
+                  WHERE n.nodeport = $(proxy_port "$i") AND s.logicalrelid IN ('m'::regclass, 'm2'::regclass)")
+    slots=$(q "$i" "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'citus%'")
+    n=$(( n + (tables > placed ? tables - placed : 0) + slots ))
+  done
+  echo "$n"
+}
+
+results="$CLUSTER_DIR/results"; : >"$results"
+printf '%-14s %-10s %-15s %-9s %-28s %5s %7s %8s  %s\n' fault operation step expected "end state" rows orphans recover \
+  "event" >"$results"
+
+# case FAULT OPERATION STEP EXPECTED
+#   FAULT: crash_src crash_tgt hang_src hang_tgt cut_src cut_tgt stall_src stall_tgt restart_coord
+#   OPERATION: scale_out (node 3 from the pool), scale_in (node 3), scale_in2 (nodes 3 and 4),
+#              rebalance (onto node 3, added empty)
+#   source/target: the node shards leave/reach: scale_out and rebalance: 1 -> 3; scale_in: 3 -> 1
+#   EXPECTED: succeeded, restored or failed (see the header)
+case_() {
+  local fault=$1 kind=$2 step=${3%@running} expected=$4 node op start_sql healthy=() jobs_before op_before mark
+  # STEP@running: held at a wait_* step, inject once a task of the Citus job is running (moving a shard)
+  local when_running=; [[ $3 == *@running ]] && when_running=1
+  local t_heal t_end end_state event rows_lost orph job_note="" h n i
+  echo; echo "## case: $fault x $kind x $3 (expected: $expected)"
+  case $kind in
+    scale_out)
+      # node 3 the only node in the pool, so that the scale-out takes it
+      [ "$NODES" = 4 ] && ensure_in 4
+      ensure_out 3; start_sql="autoscale.scale_out(reason => 'fault case')" ;;
+    scale_in) ensure_in 3; start_sql="autoscale.scale_in('127.0.0.1', $(proxy_port 3), 'fault case')" ;;
+    rebalance) ensure_empty_worker 3; start_sql="autoscale.rebalance_now('fault case')" ;;
+    scale_in2)
+      ensure_in 3 4
+      # the policy's step => 2 lets the two newest workers autoscale added go in one operation
+      start_sql="" ;;
+    *) fail "unknown operation kind $kind" ;;
+  esac
+  case $kind:$fault in
+    scale_in*:*_src | scale_out:*_tgt | rebalance:*_tgt) node=3 ;;
+    scale_in*:*_tgt | scale_out:*_src | rebalance:*_src) node=1 ;;
+    *:restart_coord) node=0 ;;
+    *) fail "unknown fault $fault" ;;
+  esac
+  for i in 0 $(seq 1 "$NODES"); do
+    if [ "$i" != "$node" ] && { [ "$i" = 0 ] || [ "$(in_cluster "$i")" = 1 ]; }; then healthy+=("$i"); fi
+  done
+  jobs_before=$(q 0 "SELECT coalesce(max(job_id), 0) FROM pg_dist_background_job")
+  op_before=$(q 0 "SELECT coalesce(max(id), 0) FROM autoscale.operations")
+  set_gucs 0 autoscale.test_hold_at_steps "$step"
+  if [ -n "$start_sql" ]; then
+    op=$(q 0 "SELECT ($start_sql) ->> 'id'")
+  else
+    q 0 "SELECT autoscale.set_policy('two_at_once', metric => 'custom', custom_sql => 'SELECT 0::float8',
+           scale_out_above => 1000, scale_in_below => 10, scale_in_for => '1 s', scale_in_cooldown => '1 s',
+           cooldown => '1 s', min_workers => 2, max_workers => 4, step => 2)" >/dev/null
+    wait_for 0 "SELECT EXISTS (SELECT 1 FROM autoscale.operations WHERE id > $op_before)" 30 ||
+      fail "the policy started no scale-in"
+    q 0 "SELECT autoscale.drop_policy('two_at_once')" >/dev/null
+    op=$(q 0 "SELECT max(id) FROM autoscale.operations")
+  fi
+  wait_for 0 "SELECT step = '$step' OR status <> 'running' FROM autoscale.operations WHERE id = $op" 90 ||
+    { dump_state 0; fail "operation $op never reached $step"; }
+  [ "$(q 0 "SELECT status || ':' || step FROM autoscale.operations WHERE id = $op")" = "running:$step" ] ||
+    { dump_state 0; fail "operation $op is not held at $step"; }
+  if [ -n "$when_running" ]; then
+    wait_for 0 "SELECT EXISTS (SELECT 1 FROM pg_dist_background_task WHERE status = 'running'
+                  AND job_id = (SELECT job_id FROM autoscale.operations WHERE id = $op))" 60 ||
+      { dump_state 0; fail "no task of operation $op's job ever ran"; }
+  fi
+  if [[ $step == wait_* ]]; then
+    job_note=$(q 0 "SELECT 'job ' || j.state || ' ' || count(*) FILTER (WHERE t.status = 'done') || '/' || count(*) || ' tasks done at injection'
+                      FROM pg_dist_background_job j JOIN pg_dist_background_task t USING (job_id)
+                     WHERE j.job_id = (SELECT job_id FROM autoscale.operations WHERE id = $op) GROUP BY j.state")
+  fi
+  mark=$(q 0 "SELECT coalesce(max(sample_id), 0) FROM autoscale.node_samples")
+
+  # inject, release the hold: the operation meets the fault
+  case $fault in
+    crash_*) fault_crash "$node" ;;
+    hang_*) fault_hang "$node" ;;
+    cut_*) fault_cut "$node" ;;
+    stall_*) fault_stall "$node" ;;
+    restart_coord) fault_crash 0; fault_restart 0 ;;
+  esac
+  set_gucs 0 autoscale.test_hold_at_steps ""
+  # the fault lasts FAULT_WINDOW seconds; at a step other than wait_* also until the operation has
+  # left the step (moved on, or given up after its attempts: at most 3 x (step_timeout + a tick)),
+  # so that the end state never depends on whether the heal came before or after the last
+  # attempt. A step that waits for the node without using up attempts (remove_node: the commit on
+  # the node fails, nothing is recorded) is still there after FAULT_HOLD_MAX seconds: then heal.
+  sleep "$FAULT_WINDOW"
+  if [[ $step != wait_* ]]; then
+    wait_for 0 "SELECT step <> '$step' OR status <> 'running' FROM autoscale.operations WHERE id = $op" "${FAULT_HOLD_MAX:-15}" ||
+      echo "operation $op still at $step ${FAULT_HOLD_MAX:-15} s into the fault: it waits for the node"
+  fi
+  # the tick kept sampling every healthy node while the fault lasted
+  for h in "${healthy[@]}"; do
+    # (a node the operation removed meanwhile is no longer sampled)
+    [ "$h" = 0 ] || [ "$(in_cluster "$h")" = 1 ] || continue
+    n=$(q 0 "SELECT count(*) FROM autoscale.node_samples WHERE sample_id > $mark AND reachable
+               AND nodeport = $( [ "$h" = 0 ] && node_port 0 || proxy_port "$h")")
+    [ "$n" -ge 2 ] || { dump_state 0; fail "$fault x $kind x $step: node $h (healthy) got $n reachable samples in the ${FAULT_WINDOW}s fault window"; }
+  done
+  echo "ok: every healthy node (${healthy[*]}) sampled during the fault"
+  echo "operation during the fault: $(q 0 "SELECT status || ' at ' || step || coalesce(' (' || error || ')', '') FROM autoscale.operations WHERE id = $op")"
+
+  # heal, wait for the end
+  case $fault in
+    crash_*) fault_restart "$node" ;;
+    hang_*) fault_unhang "$node" ;;
+    cut_* | stall_*) fault_heal "$node" ;;
+  esac
+  t_heal=$(date +%s.%N)
+  wait_op_end "$op" 150 || { dump_state 0; fail "$fault x $kind x $step: operation $op still $(q 0 "SELECT status || ' at ' || step FROM autoscale.operations WHERE id = $op") 150 s after the fault healed"; }
+  t_end=$(date +%s.%N)
+  q 0 "SELECT '  ' || at::time || ' ' || kind || ': ' || left(message, 230) FROM autoscale.events
+        WHERE (detail ->> 'operation_id')::bigint = $op ORDER BY id"
+
+  # the end state
+  end_state=$(op_status "$op")
+  if [ "$end_state" = failed ] && [[ $kind == scale_in* ]]; then
+    for i in 3 $([ "$kind" = scale_in2 ] && echo 4); do
+      assert_eq "$(q 0 "SELECT shouldhaveshards FROM pg_dist_node WHERE nodeport = $(proxy_port "$i")")" t \
+        "failed scale-in: node $i is still a worker with shouldhaveshards = true"
+      assert_eq "$(pool_state "$i")" active "failed scale-in: node $i's pool state is active"
+    done
+    end_state=restored
+  fi
+  event=$(q 0 "SELECT kind FROM autoscale.events WHERE (detail ->> 'operation_id')::bigint = $op
+                AND kind IN ('operation_succeeded', 'operation_failed', 'operation_cancelled') ORDER BY id DESC LIMIT 1")
+  [ -n "$event" ] || fail "no event says how operation $op ended"
+  # a failed scale-out leaves every node it added, and only those, a worker and active in the pool
+  for i in $(seq 3 "$NODES"); do
+    case "$(pool_state "$i"):$(in_cluster "$i")" in
+      active:1 | available:0 | returned:0 | failed:0 | none:1) ;;
+      *) fail "pool inconsistent: node $i is $(pool_state "$i") in the pool and in pg_dist_node $(in_cluster "$i") time(s)" ;;
+    esac
+  done
+  assert_eq "$(q 0 "SELECT count(*) FROM autoscale.operations WHERE id > $op_before")" 1 "one operation in the case"
+  assert_true "$(q 0 "SELECT count(*) <= 1 FROM pg_dist_background_job WHERE job_id > $jobs_before")" "at most one Citus job in the case"
+  assert_eq "$(q 0 "$INVARIANT_SQL")" 0 "every shard has a placement, none on a removed node"
+  assert_eq "$(q 0 "SELECT count(*) FROM pg_dist_node WHERE NOT isactive")" 0 "every node active"
+  assert_eq "$(q 0 "$SIG_SQL")" "$sig_before" "no row lost or changed (row counts and checksums)"
+  rows_lost=$(( rows_before - $(q 0 "$ROWS_SQL") ))
+  orph=$(orphans)
+  assert_eq "$orph" 0 "no orphaned shard copy, cleanup record or slot after cleanup"
+  printf '%-14s %-10s %-15s %-9s %-28s %5s %7s %7.1fs  %s\n' "$fault" "$kind" "$3" "$expected" \
+    "$end_state${job_note:+ ($job_note)}" "$rows_lost" "$orph" "$(awk -v a="$t_heal" -v b="$t_end" 'BEGIN { print b - a }')" "$event" >>"$results"
+  [ "$end_state" = "$expected" ] || [ "$expected" = any ] ||
+    { dump_state 0; fail "$fault x $kind x $step: ended $end_state, documented: $expected"; }
+  echo "ok: $fault x $kind x $step ended $end_state"
+}
+
+# --- the cases. (A scale-in's source is the node leaving; a scale-out's target the node joining.)
+if [ "$PROFILE" = full ]; then
+  CASES=(
+    "crash_tgt scale_out add_node any" "hang_tgt scale_out add_node any" "cut_tgt scale_out add_node any"
+    "crash_tgt scale_out start_rebalance any" "hang_tgt scale_out start_rebalance any" "stall_tgt scale_out start_rebalance any"
+    "crash_tgt scale_out wait_rebalance any" "hang_tgt scale_out wait_rebalance any" "cut_tgt scale_out wait_rebalance any"
+    "crash_src scale_out wait_rebalance any" "restart_coord scale_out wait_rebalance any" "restart_coord scale_out add_node any"
+    "crash_src scale_in start_drain any" "hang_src scale_in start_drain any" "cut_src scale_in start_drain any"
+    "crash_src scale_in wait_drain any" "hang_src scale_in wait_drain any" "stall_src scale_in wait_drain any"
+    "hang_src scale_in wait_drain@running any" "hang_tgt scale_out wait_rebalance@running any" "crash_src scale_in wait_drain@running any"
+    "crash_tgt scale_in wait_drain any" "restart_coord scale_in wait_drain any"
+    "crash_src scale_in cleanup any" "hang_src scale_in cleanup any" "cut_src scale_in cleanup any"
+    "crash_src scale_in verify_empty any" "hang_src scale_in remove_node any" "cut_src scale_in remove_node any"
+    "restart_coord scale_in remove_node any"
+    "crash_tgt rebalance start_rebalance any" "hang_tgt rebalance wait_rebalance any" "cut_tgt rebalance wait_rebalance any"
+    "crash_src rebalance wait_rebalance any" "restart_coord rebalance wait_rebalance any"
+    "crash_src scale_in2 wait_drain any" "hang_src scale_in2 remove_node any" "restart_coord scale_in2 cleanup any"
+  )
+else
+  CASES=(
+    "crash_tgt scale_out wait_rebalance succeeded"
+    "hang_src scale_in wait_drain succeeded"
+    "restart_coord rebalance wait_rebalance succeeded"
+    "cut_src scale_in start_drain succeeded"
+    "hang_tgt scale_out add_node failed"
+    "crash_src scale_in cleanup restored"
+    "stall_tgt rebalance start_rebalance succeeded"
+    "restart_coord scale_in remove_node succeeded"
+    "hang_src scale_in wait_drain@running succeeded"
+    "crash_src scale_in remove_node succeeded"
+  )
+fi
+# FAULT_CASES='FAULT OPERATION STEP EXPECTED;...' runs only those cases
+if [ -n "${FAULT_CASES:-}" ]; then IFS=';' read -r -a CASES <<<"$FAULT_CASES"; fi
+t_all=$(date +%s)
+for c in "${CASES[@]}"; do
+  read -r f k s e <<<"$c"
+  case_ "$f" "$k" "$s" "$e"
+done
+
+kill "$watcher" 2>/dev/null || true
+[ -s "$violations" ] && { cat "$violations"; fail "a shard was without a placement, or a placement on a removed node, at some observation"; }
+echo "ok: at no observation was a shard without a placement or a placement on a removed node"
+echo
+echo "results ($PROFILE profile, ${#CASES[@]} cases, $(( $(date +%s) - t_all )) s; recover = from the heal to the operation's end):"
+cat "$results"

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Builds the Debian package of the extension for the system PostgreSQL 15:
+#   target/deb/postgresql-15-citus-autoscale_<version>_<arch>.deb
+# from `cargo pgrx package` (a release build staged under target/release/citus_autoscale-pg15/),
+# with a control file (Depends: postgresql-15 and the libc the library links against; Suggests:
+# postgresql-15-cron), md5sums and Installed-Size. Install it with `dpkg -i` or `apt install ./<file>`;
+# no Rust toolchain is needed where it is installed.
+#   scripts/package.sh               build, print the .deb's path on the last line
+#   SKIP_BUILD=1 scripts/package.sh  package what `cargo pgrx package` staged last time
+# Maintainer: $DEBFULLNAME <$DEBEMAIL> when set, else the author of the last commit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+PG_MAJOR=$("$PG_CONFIG" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+EXT=citus_autoscale
+VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
+ARCH=$(dpkg --print-architecture)
+PKG="postgresql-$PG_MAJOR-citus-autoscale"
+STAGED="target/release/$EXT-pg$PG_MAJOR"
+OUT_DIR=${OUT_DIR:-target/deb}
+DEB="$OUT_DIR/${PKG}_${VERSION}_${ARCH}.deb"
+[ -n "$VERSION" ] || { echo "package: no version in Cargo.toml" >&2; exit 1; }
+
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  echo "package: cargo pgrx package (release build) for PostgreSQL $PG_MAJOR" >&2
+  cargo pgrx package --pg-config "$PG_CONFIG" >&2
+fi
+LIB="$STAGED$("$PG_CONFIG" --pkglibdir)/$EXT.so"
+EXTDIR="$STAGED$("$PG_CONFIG" --sharedir)/extension"
+for f in "$LIB" "$EXTDIR/$EXT.control" "$EXTDIR/$EXT--$VERSION.sql"; do
+  [ -f "$f" ] || { echo "package: $f missing: run without SKIP_BUILD=1" >&2; exit 1; }
+done
+grep -q "^default_version = '$VERSION'" "$EXTDIR/$EXT.control" ||
+  { echo "package: $EXTDIR/$EXT.control is not version $VERSION" >&2; exit 1; }
+
+ROOT=$(mktemp -d)
+trap 'rm -rf "$ROOT"' EXIT
+# only the files PostgreSQL loads: the library, the control file, the install and upgrade scripts
+install -D -m 0644 "$LIB" "$ROOT$("$PG_CONFIG" --pkglibdir)/$EXT.so"
+for f in "$EXTDIR/$EXT.control" "$EXTDIR/$EXT"--*.sql; do
+  install -D -m 0644 "$f" "$ROOT$("$PG_CONFIG" --sharedir)/extension/$(basename "$f")"
+done
+# upgrade scripts from sql/ (cargo pgrx package copies them too; this makes sure none is missing)
+for f in sql/"$EXT"--*--*.sql; do
+  [ -e "$f" ] || continue
+  install -D -m 0644 "$f" "$ROOT$("$PG_CONFIG" --sharedir)/extension/$(basename "$f")"
+done
+strip --strip-unneeded "$ROOT$("$PG_CONFIG" --pkglibdir)/$EXT.so"
+install -d "$ROOT/usr/share/doc/$PKG"
+install -m 0644 README.md "$ROOT/usr/share/doc/$PKG/README.md"
+[ -f dashboards/citus_autoscale.json ] && install -D -m 0644 dashboards/* -t "$ROOT/usr/share/doc/$PKG/dashboards/"
+cat >"$ROOT/usr/share/doc/$PKG/copyright" <<EOF
+Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: $EXT
+License: Apache-2.0
+
+Files: *
+License: Apache-2.0
+ On Debian systems the full text of the Apache License 2.0 is in
+ /usr/share/common-licenses/Apache-2.0.
+EOF
+
+# the newest glibc symbol version the library needs
+GLIBC=$(objdump -T "$ROOT$("$PG_CONFIG" --pkglibdir)/$EXT.so" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' |
+        sort -uV | tail -1)
+MAINTAINER=${DEBFULLNAME:+$DEBFULLNAME <${DEBEMAIL:-root@localhost}>}
+MAINTAINER=${MAINTAINER:-$(git log -1 --format='%an <%ae>' 2>/dev/null || echo "citus_autoscale maintainers <root@localhost>")}
+INSTALLED_SIZE=$(du -sk --exclude=DEBIAN "$ROOT" | cut -f1)
+
+mkdir -p "$ROOT/DEBIAN"
+(cd "$ROOT" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z | xargs -0 md5sum) >"$ROOT/DEBIAN/md5sums"
+cat >"$ROOT/DEBIAN/control" <<EOF
+Package: $PKG
+Version: $VERSION
+Architecture: $ARCH
+Maintainer: $MAINTAINER
+Installed-Size: $INSTALLED_SIZE
+Depends: postgresql-$PG_MAJOR, libc6 (>= $GLIBC)
+Suggests: postgresql-$PG_MAJOR-cron
+Section: database
+Priority: optional
+Description: autoscaling for self-hosted Citus clusters (PostgreSQL $PG_MAJOR extension)
+ citus_autoscale runs inside the Citus coordinator: it samples every node's load
+ into history tables, decides with policies set in SQL (thresholds or target
+ tracking, in observe or act mode), and acts: rebalances when nodes join or data
+ is skewed, adds workers from a standby pool or asks a provisioner for one, and
+ drains and removes workers when the load is gone. Every decision is recorded
+ and can be explained (autoscale.explain, autoscale.backtest, autoscale.metrics).
+ .
+ Citus itself is not part of this package; without it the extension samples
+ and decides for the local node. pg_cron can drive autoscale.tick() when the
+ library is not in shared_preload_libraries.
+EOF
+chmod 0755 "$ROOT/DEBIAN"
+find "$ROOT" -type d -exec chmod 0755 {} +
+
+mkdir -p "$OUT_DIR"
+dpkg-deb --root-owner-group -Zxz --build "$ROOT" "$DEB" >&2
+echo "$DEB"

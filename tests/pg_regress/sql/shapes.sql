@@ -1,0 +1,18 @@
+-- The shapes users and dashboards read: the functions with their arguments and results, the
+-- columns of the views and of explain(); a policy as set_policy() returns it and explain() and
+-- the policies view show it (no samples here, so values are absent).
+\pset format unaligned
+SELECT p.oid::regprocedure AS function, pg_catalog.pg_get_function_result(p.oid) AS returns,
+       p.prosecdef AS security_definer, p.proacl IS NULL AS public_default
+  FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'autoscale'::regnamespace
+ ORDER BY p.proname COLLATE "C", 1::text;
+SELECT c.relname AS view, a.attname AS column, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
+ WHERE c.relnamespace = 'autoscale'::regnamespace AND c.relkind = 'v'
+ ORDER BY c.relname COLLATE "C", a.attnum;
+SELECT autoscale.set_policy('cpu', scale_out_above => 80, scale_in_below => 25, min_workers => 2, max_workers => 8)
+       - 'created_at' - 'updated_at' AS policy;
+SELECT name, kind, metric, aggregate, rule, min_workers, max_workers, step FROM autoscale.policies;
+SELECT policy, metric, aggregate, current_value, rule, decision FROM autoscale.explain();
+SELECT autoscale.drop_policy('cpu');
+SELECT count(*) AS policies_left FROM autoscale.policies;

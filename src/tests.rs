@@ -1143,7 +1143,8 @@ mod tests {
         Spi::run(
             "CREATE ROLE autoscale_t_attacker;
              GRANT EXECUTE ON FUNCTION autoscale.set_policy(text, text, text, double precision, double precision,
-                   double precision, double precision, interval, interval, interval, interval, integer, integer, integer, text)
+                   double precision, double precision, interval, interval, interval, interval, integer, integer, integer, text,
+                   boolean)
                TO autoscale_t_attacker;
              GRANT CREATE ON SCHEMA public TO autoscale_t_attacker;
              SET ROLE autoscale_t_attacker;

@@ -262,7 +262,7 @@ pub fn capacity_plan() -> SpiResult<(Vec<PlanRow>, f64)> {
     let now = Spi::get_one::<f64>("SELECT extract(epoch FROM pg_catalog.now())::float8")?
         .unwrap_or_default();
     let workers = Spi::get_one::<i32>(
-        "SELECT worker_count FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1",
+        "SELECT (SELECT worker_count FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1)",
     )?
     .unwrap_or(0);
     let max_workers = policies

@@ -292,6 +292,42 @@ mod tests {
     // ---------------------------------------------------------------- rollups
 
     #[pg_test]
+    fn the_cluster_rollup_reads_the_data_nodes() {
+        fresh_history();
+        // two samples in the minute before last: the coordinator holds shards (cpu 30), w2 holds
+        // shards (60), w3 joined and holds none yet (0), w4 holds shards but does not answer; then
+        // two samples recorded before data nodes were known (data_node NULL): the workers count
+        Spi::run(
+            "INSERT INTO autoscale.worker_count (sampled_at, sample_id, worker_count, reachable_workers, unreachable_workers, inactive_workers, driver)
+               SELECT date_trunc('minute', now(), 'UTC') - interval '2 min' + make_interval(secs => 10 * i), -i, 3, 2, 1, 0, 'test'
+                 FROM generate_series(1, 4) i;
+             INSERT INTO autoscale.node_samples (sample_id, sampled_at, nodeid, nodename, nodeport, is_coordinator, reachable, data_node, cpu_busy_pct)
+               SELECT -i, date_trunc('minute', now(), 'UTC') - interval '2 min' + make_interval(secs => 10 * i), n.id, n.name, 5432,
+                      n.id = 1, n.id <> 4, CASE WHEN i <= 2 THEN n.dn END, n.cpu
+                 FROM generate_series(1, 4) i,
+                      (VALUES (1, 'c', true, 30), (2, 'w2', true, 60), (3, 'w3', false, 0), (4, 'w4', true, NULL)) n(id, name, dn, cpu);",
+        )
+        .unwrap();
+        rollups::fill_level(Level::Minute).unwrap();
+        let row = |minute: i32| {
+            Spi::get_three_with_args::<f64, f64, f64>(
+                "SELECT cpu_busy_pct_avg::float8, data_nodes::float8, workers::float8 FROM autoscale.node_samples_1min
+                  WHERE nodename = 'cluster' AND nodeport = 0
+                    AND bucket = date_trunc('minute', now(), 'UTC') - make_interval(mins => $1)",
+                &[minute.into()],
+            )
+            .unwrap()
+        };
+        // the minute before last: samples 1..4 at +10..+40 s: two with data nodes, two without
+        let (avg, data_nodes, workers) = row(2);
+        // with data nodes: c 30 and w2 60 (w4 counts as a node, has no value): 45 over 3 nodes;
+        // without: the workers w2 60, w3 0: 30 over 3 workers
+        assert!((avg.unwrap() - 37.5).abs() < 1e-3, "{avg:?}");
+        assert_eq!(data_nodes, Some(3.0));
+        assert_eq!(workers, Some(3.0));
+    }
+
+    #[pg_test]
     fn rollups_fill_incrementally_and_prune_per_level() {
         Spi::run("SET autoscale.sample_interval = '20s'").unwrap();
         fresh_history();

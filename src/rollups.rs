@@ -93,10 +93,10 @@ pub fn fill_level(level: Level) -> SpiResult<i64> {
         "WITH lo AS (
             SELECT pg_catalog.date_trunc($1, min(n.sampled_at), 'UTC') AS lo
               FROM autoscale.node_samples n
-             WHERE n.sampled_at >= coalesce((SELECT max(bucket) FROM {table}) + make_interval(secs => $2),
+             WHERE n.sampled_at >= coalesce((SELECT max(bucket) FROM {table}) + pg_catalog.make_interval(secs => $2),
                                             '-infinity')
          ), win AS (
-            SELECT lo, LEAST(lo + make_interval(secs => $2 * $3),
+            SELECT lo, LEAST(lo + pg_catalog.make_interval(secs => $2 * $3),
                              pg_catalog.date_trunc($1, pg_catalog.now(), 'UTC')) AS hi
               FROM lo WHERE lo IS NOT NULL
          ), nodes AS (
@@ -155,7 +155,7 @@ pub fn prune_level(level: Level, batch: i64) -> SpiResult<i64> {
         "WITH gone AS (
             DELETE FROM {table}
              WHERE ctid = ANY (ARRAY(SELECT ctid FROM {table}
-                                      WHERE bucket < pg_catalog.now() - make_interval(secs => $1)
+                                      WHERE bucket < pg_catalog.now() - pg_catalog.make_interval(secs => $1)
                                       LIMIT $2))
             RETURNING 1)
          SELECT count(*) FROM gone"
@@ -211,7 +211,7 @@ pub fn hourly_load(p: &Policy, span_secs: f64) -> SpiResult<Vec<(f64, f64)>> {
         "SELECT extract(epoch FROM bucket)::float8, {col}::float8, coalesce(data_nodes, workers)::float8
            FROM autoscale.node_samples_1hour
           WHERE nodename = 'cluster' AND nodeport = 0
-            AND bucket >= pg_catalog.now() - make_interval(secs => $1)
+            AND bucket >= pg_catalog.now() - pg_catalog.make_interval(secs => $1)
           ORDER BY bucket"
     );
     Spi::connect(|c| {

@@ -1,27 +1,24 @@
 //! citus_autoscale: a Citus cluster that scales itself, from inside the coordinator.
 //!
 //! Pure logic (parsers, rates, policy engine, operation state machine) lives in the pgrx-free
-//! `autoscale_core` crate (core/); this crate is the PostgreSQL side.
+//! `autoscale_core` crate (core/); this crate is the PostgreSQL side, in layers that each import
+//! only from the layers below them (docs/architecture.md, "Layers"):
+//!
+//! - [`infra`]: settings, errors, the Citus boundary (every Citus SQL string), subtransactions,
+//!   privileges, the clock;
+//! - [`store`]: one module per table of schema `autoscale`, owning that table's SQL and row types;
+//! - [`services`]: the sampler (custom metrics included), decide (the policy engine's inputs),
+//!   execute (the operation steps), provision (requests and webhooks);
+//! - [`orchestration`]: the autopilot (decide and act) and the tick;
+//! - [`entry`]: the SQL functions (`api/`, split by topic), the background worker, metrics.
 
 use pgrx::prelude::*;
 
-mod api;
-mod autopilot;
-mod citus;
-mod errors;
-mod history;
-mod metrics;
-mod operations;
-mod policies;
-mod pool;
-mod privilege;
-mod provision;
-mod rollups;
-mod sampler;
-mod settings;
-mod subxact;
-mod tick;
-mod worker;
+mod entry;
+mod infra;
+mod orchestration;
+mod services;
+mod store;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
@@ -35,9 +32,9 @@ extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
-    settings::init();
+    infra::settings::init();
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
-        worker::register();
+        entry::worker::register();
     }
 }
 

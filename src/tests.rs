@@ -945,7 +945,7 @@ mod tests {
         // then skips its ticks and adds no sample of its own (this session's tick may re-take it)
         Spi::run_with_args(
             "SELECT pg_advisory_xact_lock($1)",
-            &[crate::tick::TICK_LOCK_KEY.into()],
+            &[crate::orchestration::tick::TICK_LOCK_KEY.into()],
         )
         .unwrap();
         Spi::run("DELETE FROM autoscale.worker_count; DELETE FROM autoscale.node_samples; DELETE FROM autoscale.events").unwrap();
@@ -1318,7 +1318,11 @@ mod tests {
                VALUES ('deprovision', '{\"node\": {\"host\": \"returned-node\", \"port\": 5432}}')",
         )
         .unwrap();
-        assert_eq!(crate::pool::claim().unwrap(), None, "neither is claimable");
+        assert_eq!(
+            crate::store::pool::claim().unwrap(),
+            None,
+            "neither is claimable"
+        );
         assert_eq!(
             count("SELECT count(*) FROM autoscale.standby_nodes WHERE state = 'joining'"),
             0
@@ -1330,13 +1334,13 @@ mod tests {
         // an available node whose deprovision request is still pending is not claimed either
         Spi::run("UPDATE autoscale.standby_nodes SET state = 'available' WHERE nodename = 'returned-node'").unwrap();
         assert_eq!(
-            crate::pool::claim().unwrap(),
+            crate::store::pool::claim().unwrap(),
             None,
             "its deprovision request is pending"
         );
         // offered again: claimable, and its deprovision request is answered
         Spi::run("UPDATE autoscale.standby_nodes SET state = 'returned' WHERE nodename = 'returned-node'").unwrap();
-        crate::pool::offer_again("returned-node", 5432).unwrap();
+        crate::services::provision::offer_again("returned-node", 5432).unwrap();
         assert_eq!(
             one::<String>(
                 "SELECT status FROM autoscale.provision_requests WHERE kind = 'deprovision'"
@@ -1344,11 +1348,11 @@ mod tests {
             "fulfilled"
         );
         assert_eq!(
-            crate::pool::claim().unwrap(),
+            crate::store::pool::claim().unwrap(),
             Some(("returned-node".to_string(), 5432))
         );
         assert_eq!(
-            crate::pool::claim().unwrap(),
+            crate::store::pool::claim().unwrap(),
             None,
             "the failed node stays out"
         );
@@ -1389,9 +1393,11 @@ mod tests {
             .op;
         }
         assert_eq!((op.status, op.step), (Status::Failed, Step::AddNode));
-        crate::operations::settle_ended(&op).unwrap();
+        crate::services::execute::settle_ended(&op).unwrap();
         assert_eq!(
-            crate::pool::state_of("joins", 5432).unwrap().as_deref(),
+            crate::store::pool::state_of("joins", 5432)
+                .unwrap()
+                .as_deref(),
             Some("failed")
         );
         assert_eq!(
@@ -1403,9 +1409,11 @@ mod tests {
         let op =
             m::new_scale_out(902, Some(NodeAddr::new("cancelled", 5432)), 1, "t", 1.0).unwrap();
         insert_op(&op);
-        crate::operations::cancel(&op, "changed my mind").unwrap();
+        crate::services::execute::cancel(&op, "changed my mind").unwrap();
         assert_eq!(
-            crate::pool::state_of("cancelled", 5432).unwrap().as_deref(),
+            crate::store::pool::state_of("cancelled", 5432)
+                .unwrap()
+                .as_deref(),
             Some("available")
         );
         assert_eq!(
@@ -1415,7 +1423,7 @@ mod tests {
 
         // cancelled while waiting for a provisioned node: its request expires
         let mut op = m::new_scale_out(903, None, 1, "t", 1.0).unwrap();
-        let rid = crate::provision::request(
+        let rid = crate::services::provision::request(
             "provision",
             Some(903),
             serde_json::json!({"operation_id": 903}),
@@ -1424,7 +1432,7 @@ mod tests {
         op.step = Step::WaitForNode;
         op.request_id = Some(rid);
         insert_op(&op);
-        crate::operations::cancel(&op, "no").unwrap();
+        crate::services::execute::cancel(&op, "no").unwrap();
         assert_eq!(
             one::<String>(&format!(
                 "SELECT status FROM autoscale.provision_requests WHERE id = {rid}"
@@ -1433,8 +1441,9 @@ mod tests {
         );
         // a pending request whose operation is gone expires at the next tick
         let orphan =
-            crate::provision::request("provision", Some(99999), serde_json::json!({})).unwrap();
-        crate::provision::expire_orphaned().unwrap();
+            crate::services::provision::request("provision", Some(99999), serde_json::json!({}))
+                .unwrap();
+        crate::store::provision::expire_orphaned().unwrap();
         assert_eq!(
             one::<String>(&format!(
                 "SELECT status FROM autoscale.provision_requests WHERE id = {orphan}"
@@ -1449,7 +1458,7 @@ mod tests {
         use autoscale_core::operations::{self as m, Kind, NodeAddr};
         let op = m::new_scale_in(904, vec![NodeAddr::new("w", 5432)], "t", 1.0).unwrap();
         insert_op(&op);
-        let e = crate::operations::start(Kind::Rebalance, vec![], 1, "manual", "manual")
+        let e = crate::services::execute::start(Kind::Rebalance, vec![], 1, "manual", "manual")
             .unwrap_err()
             .to_string();
         assert!(

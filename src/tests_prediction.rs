@@ -6,7 +6,7 @@ mod tests {
     use pgrx::prelude::*;
     use pgrx::JsonB;
 
-    use crate::rollups::{self, Level};
+    use crate::store::rollups::{self, Level};
 
     fn one<T: FromDatum + IntoDatum>(sql: &str) -> T {
         Spi::get_one::<T>(sql)

@@ -21,6 +21,7 @@
 //! [`trigger`] decides when a rebalance is due; [`guards`] whether acting is allowed at all;
 //! [`window`] parses the maintenance window.
 
+pub mod candidates;
 #[cfg(test)]
 mod coordinator_tests;
 pub mod diagram;

@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
 
-/// What the extension is allowed to do.
+pub use autoscale_core::operations::Mode;
+
+/// The GUC's values of `autoscale.mode` ([`Mode`], which the getter returns).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PostgresGucEnum)]
-pub enum Mode {
+enum ModeGuc {
     /// The background worker idles; `autoscale.tick()` does nothing.
     #[name = c"off"]
     Off,
@@ -20,18 +22,8 @@ pub enum Mode {
     Act,
 }
 
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Off => "off",
-            Mode::Observe => "observe",
-            Mode::Act => "act",
-        }
-    }
-}
-
 /// off | observe | act.
-static MODE: GucSetting<Mode> = GucSetting::<Mode>::new(Mode::Observe);
+static MODE: GucSetting<ModeGuc> = GucSetting::<ModeGuc>::new(ModeGuc::Observe);
 /// Whether the background worker ticks (off: drive autoscale.tick() from pg_cron instead).
 static WORKER_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// Database the background worker connects to.
@@ -368,7 +360,11 @@ pub fn init() {
 }
 
 pub fn mode() -> Mode {
-    MODE.get()
+    match MODE.get() {
+        ModeGuc::Off => Mode::Off,
+        ModeGuc::Observe => Mode::Observe,
+        ModeGuc::Act => Mode::Act,
+    }
 }
 
 pub fn worker_enabled() -> bool {

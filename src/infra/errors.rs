@@ -1,5 +1,6 @@
-//! The extension's errors and how they become PostgreSQL errors: a SQLSTATE, a message that names
-//! what went wrong, and a hint where there is something to do about it.
+//! The extension's one error type and how it becomes a PostgreSQL error: a SQLSTATE for every
+//! variant, a message that names what went wrong, and a hint where there is something to do about
+//! it. Every layer returns [`Result`]; an SPI failure converts with `?` (`From<SpiError>`).
 
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::{PgLogLevel, PgSqlErrorCode};
@@ -47,7 +48,17 @@ pub enum AutoscaleError {
     Duplicate(String),
     #[error("{0}")]
     Unreachable(String),
+    /// A step of the extension's own work failed (a caught Citus error, a sample that could not
+    /// be taken): the message says which.
+    #[error("{0}")]
+    Failed(String),
+    /// The server interface failed under the extension (a type mismatch, a missing row): a bug.
+    #[error("SPI: {0}")]
+    Spi(#[from] pgrx::spi::SpiError),
 }
+
+/// The result of every fallible function of this crate.
+pub type Result<T, E = AutoscaleError> = std::result::Result<T, E>;
 
 impl AutoscaleError {
     pub fn invalid(
@@ -88,6 +99,9 @@ impl AutoscaleError {
             AutoscaleError::NotFound(_) => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
             AutoscaleError::Duplicate(_) => PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
             AutoscaleError::Unreachable(_) => PgSqlErrorCode::ERRCODE_CONNECTION_FAILURE,
+            AutoscaleError::Failed(_) | AutoscaleError::Spi(_) => {
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR
+            }
         }
     }
 
@@ -131,11 +145,17 @@ pub trait OrReport<T> {
     fn or_report(self) -> T;
 }
 
-impl<T> OrReport<T> for Result<T, AutoscaleError> {
+impl<T> OrReport<T> for Result<T> {
     fn or_report(self) -> T {
         match self {
             Ok(v) => v,
             Err(e) => e.report(),
         }
+    }
+}
+
+impl<T> OrReport<T> for std::result::Result<T, pgrx::spi::SpiError> {
+    fn or_report(self) -> T {
+        self.map_err(AutoscaleError::from).or_report()
     }
 }

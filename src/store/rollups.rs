@@ -1,16 +1,15 @@
-//! Rollups of node samples: 1-minute and 1-hour buckets with avg, max and p95 of every metric,
+//! autoscale.node_samples_1min and autoscale.node_samples_1hour: rollups of node samples: 1-minute and 1-hour buckets with avg, max and p95 of every metric,
 //! per node and for the cluster (nodename 'cluster', nodeport 0: per sample the average over the
 //! reachable data nodes, as the policies read them: autoscale_core::policy::datanodes::counted),
 //! filled incrementally by the tick with bounded work and pruned per level. The hourly cluster
-//! rows feed the forecast's seasonal profile and the capacity plan.
+//! rows feed the forecast's seasonal profile and the capacity plan (services::capacity). Reads
+//! autoscale.node_samples and autoscale.worker_count: a rollup is made from them.
 
 use std::time::Duration;
 
-use autoscale_core::capacity::{self, MetricHistory, PlanRow};
-use autoscale_core::policy::backtest::spreads_over_workers;
-use autoscale_core::policy::{Metric, Policy, PolicyKind, DEFAULT_MAX_WORKERS};
 use pgrx::prelude::*;
-use pgrx::spi::SpiResult;
+
+use crate::infra::errors::Result;
 
 /// Columns of node_samples that are rolled up (each gets _avg, _max and _p95); constants only.
 pub const METRICS: [&str; 13] = [
@@ -64,15 +63,15 @@ impl Level {
     }
     fn retention(self) -> Option<Duration> {
         match self {
-            Level::Minute => crate::settings::rollup_minute_retention(),
-            Level::Hour => crate::settings::rollup_hour_retention(),
+            Level::Minute => crate::infra::settings::rollup_minute_retention(),
+            Level::Hour => crate::infra::settings::rollup_hour_retention(),
         }
     }
 }
 
 /// Fills the next complete buckets of `level` after the newest one already there (at most
 /// [`Level::batch`] of them); returns the rows written.
-pub fn fill_level(level: Level) -> SpiResult<i64> {
+pub fn fill_level(level: Level) -> Result<i64> {
     let table = level.table();
     let mut raw = String::new();
     let mut avg = String::new();
@@ -129,7 +128,7 @@ pub fn fill_level(level: Level) -> SpiResult<i64> {
             RETURNING 1)
          SELECT count(*) FROM ins"
     );
-    Spi::connect_mut(|c| {
+    Ok(Spi::connect_mut(|c| {
         c.update(
             sql.as_str(),
             None,
@@ -141,12 +140,12 @@ pub fn fill_level(level: Level) -> SpiResult<i64> {
         )?
         .first()
         .get_one::<i64>()
-    })
-    .map(|n| n.unwrap_or(0))
+    })?
+    .unwrap_or(0))
 }
 
 /// Deletes at most `batch` rows of `level` older than its retention; returns how many.
-pub fn prune_level(level: Level, batch: i64) -> SpiResult<i64> {
+pub fn prune_level(level: Level, batch: i64) -> Result<i64> {
     let Some(retention) = level.retention() else {
         return Ok(0);
     };
@@ -160,7 +159,7 @@ pub fn prune_level(level: Level, batch: i64) -> SpiResult<i64> {
             RETURNING 1)
          SELECT count(*) FROM gone"
     );
-    Spi::connect_mut(|c| {
+    Ok(Spi::connect_mut(|c| {
         c.update(
             sql.as_str(),
             None,
@@ -168,109 +167,48 @@ pub fn prune_level(level: Level, batch: i64) -> SpiResult<i64> {
         )?
         .first()
         .get_one::<i64>()
-    })
-    .map(|n| n.unwrap_or(0))
+    })?
+    .unwrap_or(0))
 }
 
-/// One tick's rollup work: fill both levels, prune both; returns rows written and deleted.
-pub fn run() -> SpiResult<(i64, i64)> {
+/// One tick's rollup work: fill both levels, prune both (at most `batch` rows each); returns rows
+/// written and deleted.
+pub fn run(batch: i64) -> Result<(i64, i64)> {
     let written = fill_level(Level::Minute)? + fill_level(Level::Hour)?;
-    let pruned = prune_level(Level::Minute, crate::history::PRUNE_BATCH)?
-        + prune_level(Level::Hour, crate::history::PRUNE_BATCH)?;
+    let pruned = prune_level(Level::Minute, batch)? + prune_level(Level::Hour, batch)?;
     Ok((written, pruned))
 }
 
-/// The hourly-rollup expression of a policy metric's cluster average; `None` for custom metrics.
-fn hourly_column(metric: Metric) -> Option<&'static str> {
-    Some(match metric {
-        Metric::Cpu => "cpu_busy_pct_avg",
-        Metric::Memory => "mem_used_pct_avg",
-        Metric::Disk => "disk_used_pct_avg",
-        Metric::Connections => "connections_avg",
-        Metric::ActiveConnections => "active_connections_avg",
-        Metric::CommitsPerSec => "commits_per_sec_avg",
-        Metric::Load1 => "load1_avg",
-        Metric::Tps => "tps_avg",
-        Metric::ConnectionSaturation => "connection_saturation_avg",
-        Metric::ReplicationLag => "replication_lag_avg",
-        Metric::MeanStatementMs => "mean_statement_ms_avg",
-        Metric::CacheMissRatio => "(100 - cache_hit_ratio_avg)",
-        Metric::Custom => return None,
-    })
-}
-
-/// The cluster's hourly load of a policy's metric over the last `span_secs`: `(hour start,
-/// load)`, load = average x data nodes for metrics that spread over them. Only the shape of it
-/// matters to the forecast's profile (it is normalised), so `max` policies use it too.
-pub fn hourly_load(p: &Policy, span_secs: f64) -> SpiResult<Vec<(f64, f64)>> {
-    let Some(col) = hourly_column(p.metric) else {
-        return Ok(Vec::new());
-    };
-    let spreads = spreads_over_workers(p.metric);
+/// The cluster rows of the 1-hour rollups of the last `span_secs`: `(hour start, expr, data
+/// nodes)`, `expr` one of the caller's fixed expressions over the table's columns, never user input.
+pub fn hourly_cluster(expr: &str, span_secs: f64) -> Result<Vec<(f64, Option<f64>, f64)>> {
     let sql = format!(
-        "SELECT extract(epoch FROM bucket)::float8, {col}::float8, coalesce(data_nodes, workers)::float8
+        "SELECT extract(epoch FROM bucket)::float8, ({expr})::float8, coalesce(data_nodes, workers)::float8
            FROM autoscale.node_samples_1hour
           WHERE nodename = 'cluster' AND nodeport = 0
             AND bucket >= pg_catalog.now() - pg_catalog.make_interval(secs => $1)
           ORDER BY bucket"
     );
-    Spi::connect(|c| {
+    Ok(Spi::connect(|c| {
         let mut out = Vec::new();
         for r in c.select(sql.as_str(), None, &[span_secs.into()])? {
-            let (Some(t), Some(v)) = (r.get::<f64>(1)?, r.get::<f64>(2)?) else {
-                continue;
-            };
-            let w = r.get::<f64>(3)?.unwrap_or(0.0);
-            out.push((t, if spreads && w > 0.0 { v * w } else { v }));
+            out.push((
+                r.get::<f64>(1)?.unwrap_or_default(),
+                r.get::<f64>(2)?,
+                r.get::<f64>(3)?.unwrap_or(0.0),
+            ));
         }
-        Ok(out)
-    })
+        Ok::<_, pgrx::spi::SpiError>(out)
+    })?)
 }
 
-/// The scale-out threshold of `metric` from the policies (the lowest), else a default.
-fn threshold(
-    policies: &[Policy],
-    metric: Metric,
-    default: Option<f64>,
-) -> (Option<f64>, Option<String>) {
-    let from_policies = policies
-        .iter()
-        .filter(|p| p.metric == metric)
-        .map(|p| {
-            let t = match p.kind {
-                PolicyKind::Threshold {
-                    scale_out_above, ..
-                } => scale_out_above,
-                PolicyKind::Target { target, tolerance } => target * (1.0 + tolerance),
-            };
-            (t, p.name.clone())
-        })
-        .min_by(|a, b| a.0.total_cmp(&b.0));
-    match (from_policies, default) {
-        (Some((t, name)), _) => (Some(t), Some(format!("policy {name}"))),
-        (None, Some(d)) => (Some(d), Some("default".into())),
-        (None, None) => (None, None),
-    }
-}
+/// One hour of the capacity plan's input: `(hour start, workers, [cpu, memory, disk, connections,
+/// commits/s averages, database bytes of the cluster])`.
+pub type PlanInputRow = (f64, f64, [Option<f64>; 6]);
 
-/// The capacity plan from the last year of hourly cluster rollups.
-pub fn capacity_plan() -> SpiResult<(Vec<PlanRow>, f64)> {
-    let policies: Vec<Policy> = crate::policies::load()?
-        .into_iter()
-        .map(|p| p.policy)
-        .collect();
-    let now = Spi::get_one::<f64>("SELECT extract(epoch FROM pg_catalog.now())::float8")?
-        .unwrap_or_default();
-    let workers = Spi::get_one::<i32>(
-        "SELECT (SELECT worker_count FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1)",
-    )?
-    .unwrap_or(0);
-    let max_workers = policies
-        .iter()
-        .map(|p| p.max_workers)
-        .max()
-        .unwrap_or(DEFAULT_MAX_WORKERS);
-    let rows: Vec<(f64, f64, [Option<f64>; 6])> = Spi::connect(|c| {
+/// The capacity plan's input: the last year of hourly cluster rows.
+pub fn plan_rows() -> Result<Vec<PlanInputRow>> {
+    Ok(Spi::connect(|c| {
         let mut v = Vec::new();
         for r in c.select(
             "SELECT extract(epoch FROM bucket)::float8, coalesce(workers, 0)::float8,
@@ -293,55 +231,5 @@ pub fn capacity_plan() -> SpiResult<(Vec<PlanRow>, f64)> {
             v.push((t, w, vals));
         }
         Ok::<_, pgrx::spi::SpiError>(v)
-    })?;
-    let series = |k: usize| -> Vec<(f64, f64, f64)> {
-        rows.iter()
-            .filter_map(|(t, w, v)| v[k].map(|x| (*t, x, *w)))
-            .collect()
-    };
-    let defs: [(&'static str, &'static str, bool, Metric, Option<f64>); 6] = [
-        ("cpu", "% per worker", true, Metric::Cpu, Some(80.0)),
-        ("memory", "% per node", false, Metric::Memory, Some(90.0)),
-        ("disk", "% per worker", true, Metric::Disk, Some(85.0)),
-        ("connections", "per worker", true, Metric::Connections, None),
-        (
-            "commits_per_sec",
-            "per worker",
-            true,
-            Metric::CommitsPerSec,
-            None,
-        ),
-        (
-            "database_bytes",
-            "bytes, cluster",
-            false,
-            Metric::Custom,
-            None,
-        ),
-    ];
-    let plan = defs
-        .iter()
-        .enumerate()
-        .map(|(k, (name, unit, spreads, metric, default))| {
-            let (thr, from) = if *metric == Metric::Custom {
-                (None, None)
-            } else {
-                threshold(&policies, *metric, *default)
-            };
-            capacity::plan(
-                &MetricHistory {
-                    metric: name,
-                    unit,
-                    spreads: *spreads,
-                    points: series(k),
-                    threshold: thr,
-                    threshold_from: from,
-                },
-                now,
-                f64::from(workers.max(0)),
-                f64::from(max_workers),
-            )
-        })
-        .collect();
-    Ok((plan, now))
+    })?)
 }

@@ -57,7 +57,7 @@ pub fn as_extension_owner<T>(f: impl FnOnce() -> T) -> T {
 /// The role custom SQL runs as: `autoscale.custom_sql_role`, which must exist and must not be a
 /// superuser (nor able to become one through its memberships' superuser attribute).
 pub fn custom_sql_role() -> Result<pg_sys::Oid, String> {
-    let Some(name) = crate::settings::custom_sql_role() else {
+    let Some(name) = super::settings::custom_sql_role() else {
         return Err(
             "autoscale.custom_sql_role is not set: a superuser sets it to a role without \
                     superuser that may read what the custom metrics need"

@@ -3,15 +3,16 @@
 //! In observe mode what would be done is recorded as an event and nothing else happens.
 
 use autoscale_core::operations::{
-    trigger, GuardVerdict, Kind, NodeAddr, RebalanceTrigger, Step, TriggerInput, WorkerWatch,
+    trigger, GuardVerdict, Kind, NodeAddr, RebalanceTrigger, Step, TriggerInput,
 };
 use autoscale_core::policy::Direction;
-use pgrx::prelude::*;
-use pgrx::spi::SpiResult;
-use pgrx::JsonB;
 use serde::Serialize;
 
-use crate::{citus, history, operations, policies, provision, settings, subxact};
+use crate::infra::errors::Result;
+use crate::infra::{citus, clock, settings, subxact};
+use crate::services::decide;
+use crate::services::execute::{self, Stepped};
+use crate::store::{control, events, operations, provision as outbox};
 
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct ActReport {
@@ -25,41 +26,11 @@ pub struct ActReport {
     pub rebalance: Option<String>,
 }
 
-fn active_workers() -> SpiResult<Vec<NodeAddr>> {
-    Ok(citus::primary_nodes()?
-        .into_iter()
-        .filter(|n| n.groupid != 0 && n.isactive)
-        .map(|n| NodeAddr::new(n.nodename, n.nodeport))
-        .collect())
-}
-
-fn load_watch() -> SpiResult<WorkerWatch> {
-    Ok(
-        Spi::get_one::<JsonB>("SELECT worker_watch FROM autoscale.control")?
-            .and_then(|j| serde_json::from_value(j.0).ok())
-            .unwrap_or_default(),
-    )
-}
-
-fn save_watch(w: &WorkerWatch) -> SpiResult<()> {
-    Spi::run_with_args(
-        "UPDATE autoscale.control SET worker_watch = $1",
-        &[JsonB(serde_json::to_value(w).expect("watch serializes")).into()],
-    )
-}
-
-fn now() -> SpiResult<f64> {
-    Ok(
-        Spi::get_one::<f64>("SELECT extract(epoch FROM pg_catalog.clock_timestamp())::float8")?
-            .unwrap_or_default(),
-    )
-}
-
 /// Records a `settings_warning` event (at most once an hour per distinct warning) for settings
 /// that silently keep scaling from working: a rebalance strategy Citus does not know, a history
 /// retention shorter than a policy's window.
-fn warn_about_settings() -> SpiResult<()> {
-    let mut warnings = policies::setting_conflicts()?;
+fn warn_about_settings() -> Result<()> {
+    let mut warnings = decide::setting_conflicts()?;
     if citus::role() == citus::Role::Coordinator {
         if let Some(s) = settings::rebalance_strategy() {
             if !citus::rebalance_strategy_exists(&s)? {
@@ -71,37 +42,31 @@ fn warn_about_settings() -> SpiResult<()> {
         }
     }
     for w in warnings {
-        let recent = Spi::get_one_with_args::<bool>(
-            "SELECT EXISTS (SELECT 1 FROM autoscale.events WHERE kind = 'settings_warning' AND message = $1
-                              AND at > pg_catalog.now() - interval '1 hour')",
-            &[w.clone().into()],
-        )?
-        .unwrap_or(false);
-        if !recent {
-            history::record_event("settings_warning", &w, None)?;
+        if !events::recorded_within_hour("settings_warning", &w)? {
+            events::record("settings_warning", &w, None)?;
         }
     }
     Ok(())
 }
 
 /// One deciding-and-acting pass. Runs on the coordinator only (the caller checked).
-pub fn run() -> SpiResult<ActReport> {
+pub fn run() -> Result<ActReport> {
     let mut report = ActReport::default();
-    provision::expire_orphaned()?;
+    outbox::expire_orphaned()?;
     warn_about_settings()?;
     let citus_coordinator = citus::role() == citus::Role::Coordinator;
     let active = if citus_coordinator {
-        active_workers()?
+        citus::active_workers()?
     } else {
         Vec::new()
     };
-    let now = now()?;
-    let mut watch = load_watch()?.observe(&active, now);
+    let now = clock::now()?;
+    let mut watch = control::load_watch()?.observe(&active, now);
 
     // 1. a running operation advances one step and nothing else starts
     if let Some(op) = operations::running()? {
-        match operations::step(&op)? {
-            Ok(next) => {
+        match execute::step(&op)? {
+            Stepped::Advanced(next) => {
                 if matches!(next.kind, Kind::Rebalance | Kind::ScaleOut)
                     && matches!(next.step, Step::WaitRebalance | Step::Done)
                 {
@@ -109,18 +74,18 @@ pub fn run() -> SpiResult<ActReport> {
                 }
                 report.operation = Some(autoscale_core::operations::describe(&next));
             }
-            Err(why) => {
+            Stepped::Held(why) => {
                 report.operation = Some(autoscale_core::operations::describe(&op));
                 report.held = Some(why);
             }
         }
-        save_watch(&watch)?;
+        control::save_watch(&watch)?;
         return Ok(report);
     }
 
     // 2. the policy engine; no automatic operation starts within failure_backoff of a failed one
     let verdict = match (
-        operations::check_guards(true)?,
+        execute::check_guards(true)?,
         autoscale_core::safety::failure_backoff(
             operations::history()?.last_failure,
             settings::failure_backoff(),
@@ -130,8 +95,8 @@ pub fn run() -> SpiResult<ActReport> {
         (GuardVerdict::Act, Some(why)) => GuardVerdict::Blocked(why),
         (v, _) => v,
     };
-    let (decision, _) = policies::decide()?;
-    policies::record_decision(&decision, !verdict.is_act())?;
+    let (decision, _) = decide::decide()?;
+    decide::record_decision(&decision, !verdict.is_act())?;
     report.decision = Some(format!(
         "{} ({} -> {})",
         decision.direction.as_str(),
@@ -142,7 +107,7 @@ pub fn run() -> SpiResult<ActReport> {
     match (decision.direction, &verdict) {
         (Direction::Out, GuardVerdict::Act) => {
             // the policy's step: every node it asks for joins before one rebalance
-            match operations::start(
+            match execute::start(
                 Kind::ScaleOut,
                 vec![],
                 decision.step.max(1),
@@ -150,37 +115,30 @@ pub fn run() -> SpiResult<ActReport> {
                 "policy",
             ) {
                 Ok(op) => report.operation = Some(autoscale_core::operations::describe(&op)),
-                Err(e) => history::record_event(
-                    "error",
-                    &format!("could not start scale_out: {e}"),
-                    None,
-                )?,
+                Err(e) => {
+                    events::record("error", &format!("could not start scale_out: {e}"), None)?
+                }
             }
-            save_watch(&watch)?;
+            control::save_watch(&watch)?;
             return Ok(report);
         }
         (Direction::In, GuardVerdict::Act) => {
             // the policy's step: every node it lets go drains in one job
-            let candidates = citus::scale_in_candidates(decision.step.max(1))?;
-            let why: Vec<&str> = candidates.iter().map(|c| c.2.as_str()).collect();
+            let candidates = decide::scale_in_candidates(decision.step.max(1))?;
+            let why: Vec<&str> = candidates.iter().map(|c| c.1.as_str()).collect();
             let reasons = format!("{reasons}; leaving: {}", why.join("; "));
-            let nodes: Vec<NodeAddr> = candidates
-                .iter()
-                .map(|(h, p, _)| NodeAddr::new(h.clone(), *p))
-                .collect();
+            let nodes: Vec<NodeAddr> = candidates.into_iter().map(|c| c.0).collect();
             if nodes.is_empty() {
                 report.held = Some("no worker to remove".into());
             } else {
-                match operations::start(Kind::ScaleIn, nodes, 1, &reasons, "policy") {
+                match execute::start(Kind::ScaleIn, nodes, 1, &reasons, "policy") {
                     Ok(op) => report.operation = Some(autoscale_core::operations::describe(&op)),
-                    Err(e) => history::record_event(
-                        "error",
-                        &format!("could not start scale_in: {e}"),
-                        None,
-                    )?,
+                    Err(e) => {
+                        events::record("error", &format!("could not start scale_in: {e}"), None)?
+                    }
                 }
             }
-            save_watch(&watch)?;
+            control::save_watch(&watch)?;
             return Ok(report);
         }
         (Direction::Out | Direction::In, v) => report.held = v.reason().map(str::to_string),
@@ -190,10 +148,7 @@ pub fn run() -> SpiResult<ActReport> {
     // 3. the rebalance trigger: workers joined, or data skewed
     if citus_coordinator {
         let h = operations::history()?;
-        let (observed, plan_checked) = Spi::get_two::<f64, f64>(
-            "SELECT extract(epoch FROM observed_rebalance_at)::float8, extract(epoch FROM plan_checked_at)::float8
-               FROM autoscale.control",
-        )?;
+        let (observed, plan_checked) = control::rebalance_marks()?;
         let last_started = match (h.last_rebalance_started, observed) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
@@ -218,16 +173,16 @@ pub fn run() -> SpiResult<ActReport> {
             input.plan_moves = subxact::catch(|| citus::planned_moves(strategy.as_deref()))
                 .ok()
                 .and_then(|r| r.ok());
-            Spi::run("UPDATE autoscale.control SET plan_checked_at = pg_catalog.now()")?;
+            control::set_plan_checked()?;
         }
         match trigger::rebalance_due(&input) {
             Ok(Some(t)) => match verdict {
                 GuardVerdict::Act => {
-                    match operations::start(Kind::Rebalance, vec![], 1, &t.reason(), "trigger") {
+                    match execute::start(Kind::Rebalance, vec![], 1, &t.reason(), "trigger") {
                         Ok(op) => {
                             report.operation = Some(autoscale_core::operations::describe(&op))
                         }
-                        Err(e) => history::record_event(
+                        Err(e) => events::record(
                             "error",
                             &format!("could not start rebalance: {e}"),
                             None,
@@ -243,14 +198,12 @@ pub fn run() -> SpiResult<ActReport> {
                         _ => false,
                     };
                     if !reported {
-                        history::record_event(
+                        events::record(
                             "decision",
                             &format!("would rebalance: {}", t.reason()),
                             serde_json::to_value(&t).ok(),
                         )?;
-                        Spi::run(
-                            "UPDATE autoscale.control SET observed_rebalance_at = pg_catalog.clock_timestamp()",
-                        )?;
+                        control::set_rebalance_observed()?;
                     }
                     report.rebalance = Some(format!("would rebalance: {}", t.reason()));
                 }
@@ -262,6 +215,6 @@ pub fn run() -> SpiResult<ActReport> {
             Err(why) => report.rebalance = Some(why),
         }
     }
-    save_watch(&watch)?;
+    control::save_watch(&watch)?;
     Ok(report)
 }

@@ -9,7 +9,11 @@ use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
-use crate::{history, provision, settings, tick};
+use crate::infra::errors::OrReport;
+use crate::infra::{settings, subxact};
+use crate::orchestration::tick;
+use crate::services::provision;
+use crate::store::events;
 
 /// Registers the worker; call from `_PG_init` only while shared_preload_libraries is processed.
 pub fn register() {
@@ -61,7 +65,7 @@ fn in_transaction<R>(f: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R
                     pg_sys::CommitTransactionCommand();
                     Ok(())
                 })
-                .catch_others(|e| Err(crate::subxact::message(&e)))
+                .catch_others(|e| Err(subxact::message(&e)))
                 .execute();
                 if let Err(message) = committed {
                     pg_sys::AbortCurrentTransaction();
@@ -148,8 +152,9 @@ pub extern "C-unwind" fn citus_autoscale_worker_main(_arg: pg_sys::Datum) {
                 warning!("citus_autoscale: tick failed: {message}");
                 let recorded = in_transaction(|| {
                     if extension_ready() {
-                        history::record_event("error", &format!("tick failed: {message}"), None)
-                            .ok();
+                        // a failure here is reported below, with the transaction's error
+                        events::record("error", &format!("tick failed: {message}"), None)
+                            .or_report();
                     }
                 });
                 if let Err(e) = recorded {
@@ -164,7 +169,7 @@ pub extern "C-unwind" fn citus_autoscale_worker_main(_arg: pg_sys::Datum) {
 }
 
 /// Delivers due webhooks outside any tick's transaction: claim (commit), POST (no transaction),
-/// record (commit). See crate::provision.
+/// record (commit). See crate::services::provision.
 fn deliver_webhooks() {
     let Some(url) = settings::webhook_url() else {
         return;
@@ -196,7 +201,7 @@ fn deliver_webhooks() {
         .collect();
     let recorded = in_transaction(move || {
         for (d, r) in &results {
-            provision::record_result(d, r).unwrap_or_else(|e| error!("{e}"));
+            provision::record_result(d, r).or_report();
         }
     });
     if let Err(e) = recorded {

@@ -11,50 +11,8 @@ use autoscale_core::stats::NodeStats;
 use pgrx::prelude::*;
 use serde::Serialize;
 
-use crate::{citus, history, settings};
-
-/// One row of autoscale.node_samples (field names are the column names).
-#[derive(Debug, Clone, Serialize, Default)]
-pub struct SampleRow {
-    pub sample_id: i64,
-    pub sampled_at: String,
-    pub nodeid: Option<i32>,
-    pub nodename: String,
-    pub nodeport: i32,
-    pub is_coordinator: bool,
-    pub reachable: bool,
-    pub data_node: Option<bool>,
-    pub error: Option<String>,
-    pub cpu_busy_pct: Option<f64>,
-    pub load1: Option<f64>,
-    pub load5: Option<f64>,
-    pub load15: Option<f64>,
-    pub mem_used_pct: Option<f64>,
-    pub disk_used_pct: Option<f64>,
-    pub disk_free_bytes: Option<u64>,
-    pub connections: Option<i64>,
-    pub active_connections: Option<i64>,
-    pub commits_per_sec: Option<f64>,
-    pub rollbacks_per_sec: Option<f64>,
-    pub database_size: Option<i64>,
-    pub shard_count: Option<i64>,
-    pub shard_bytes: Option<i64>,
-    pub node_time: Option<f64>,
-    pub cpu_busy_seconds: Option<f64>,
-    pub cpu_capacity_seconds: Option<f64>,
-    pub cpu_cores: Option<f64>,
-    pub xact_commit: Option<i64>,
-    pub xact_rollback: Option<i64>,
-    pub cache_hit_ratio: Option<f64>,
-    pub replication_lag: Option<i64>,
-    pub tps: Option<f64>,
-    pub connection_saturation: Option<f64>,
-    pub mean_statement_ms: Option<f64>,
-    pub blks_hit: Option<i64>,
-    pub blks_read: Option<i64>,
-    pub stmt_calls: Option<i64>,
-    pub stmt_total_ms: Option<f64>,
-}
+use crate::infra::{citus, settings};
+use crate::store::samples::{self, SampleRow};
 
 /// What one sample did, returned by `autoscale.sample()` and recorded by the tick.
 #[derive(Debug, Clone, Serialize)]
@@ -94,7 +52,7 @@ pub fn sample(driver: &str) -> Result<SampleSummary, String> {
     if let citus::Role::Worker { groupid } = role {
         return Err(format!("autoscale.sample() samples the cluster from the coordinator; this node is a Citus worker (group {groupid})"));
     }
-    let (sample_id, sampled_at) = history::next_sample_id().map_err(|e| e.to_string())?;
+    let (sample_id, sampled_at) = samples::next_sample_id().map_err(|e| e.to_string())?;
 
     // Which nodes: the coordinator (registered in pg_dist_node or not) and every primary worker.
     let mut coordinator = Target {
@@ -152,7 +110,7 @@ pub fn sample(driver: &str) -> Result<SampleSummary, String> {
     }
 
     // Rates against each node's previous reachable sample.
-    let previous = history::previous_counters().map_err(|e| e.to_string())?;
+    let previous = samples::previous_counters().map_err(|e| e.to_string())?;
     let max_gap = (settings::sample_interval().as_secs_f64() * 10.0).max(60.0);
     let mut rows = Vec::with_capacity(readings.len());
     let mut unreachable = Vec::new();
@@ -226,9 +184,9 @@ pub fn sample(driver: &str) -> Result<SampleSummary, String> {
 
     // the first row is the coordinator (or, without Citus, this node)
     let workers_total = rows.len() - 1;
-    history::insert_sample(&rows, workers_total, unreachable.len(), inactive, driver)
+    samples::insert_sample(&rows, workers_total, unreachable.len(), inactive, driver)
         .map_err(|e| e.to_string())?;
-    crate::policies::sample_custom_metrics(sample_id, &sampled_at).map_err(|e| e.to_string())?;
+    super::custom::sample(sample_id, &sampled_at).map_err(|e| e.to_string())?;
     Ok(SampleSummary {
         sample_id,
         sampled_at,

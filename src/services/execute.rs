@@ -1,5 +1,5 @@
-//! Operations on the cluster: the persisted rows of autoscale.operations and the thin executor
-//! that performs each step of the pure state machine (autoscale_core::operations) against Citus.
+//! Executing operations: the thin executor that performs each step of the pure state machine
+//! (autoscale_core::operations) against Citus and the stores.
 //! One step per call; the step's Citus call and the new state commit together, so a crash at any
 //! point resumes at the recorded step. Failures of a Citus call are caught in a subtransaction
 //! and handed to the state machine as an outcome.
@@ -9,102 +9,14 @@ use autoscale_core::operations::{
     MaintenanceWindow, NodeAddr, Operation, Outcome, Status,
 };
 use pgrx::prelude::*;
-use pgrx::spi::SpiResult;
-use pgrx::JsonB;
 
 use autoscale_core::policy;
 
-use crate::errors::AutoscaleError;
-use crate::{citus, history, policies, pool, provision, settings, subxact};
-
-/// What the policy engine needs to know about past operations.
-#[derive(Debug, Default)]
-pub struct OpsHistory {
-    pub running: bool,
-    pub last_scale_out_finished: Option<f64>,
-    pub last_scale_in_finished: Option<f64>,
-    pub last_rebalance_started: Option<f64>,
-    pub last_failure: Option<f64>,
-    pub started_last_hour: u32,
-}
-
-/// One query: what the policy engine, the trigger and the guards need from past operations.
-pub fn history() -> SpiResult<OpsHistory> {
-    Spi::connect(|c| {
-        let r = c
-            .select(
-                "SELECT coalesce(bool_or(status = 'running'), false),
-                        extract(epoch FROM max(finished_at) FILTER (WHERE kind = 'scale_out' AND status = 'succeeded'))::float8,
-                        extract(epoch FROM max(finished_at) FILTER (WHERE kind = 'scale_in' AND status = 'succeeded'))::float8,
-                        extract(epoch FROM max(started_at) FILTER (WHERE kind = 'rebalance'))::float8,
-                        extract(epoch FROM max(finished_at) FILTER (WHERE status IN ('failed', 'cancelled')))::float8,
-                        count(*) FILTER (WHERE started_at > pg_catalog.now() - interval '1 hour')
-                   FROM autoscale.operations",
-                Some(1),
-                &[],
-            )?
-            .first();
-        Ok(OpsHistory {
-            running: r.get::<bool>(1)?.unwrap_or(false),
-            last_scale_out_finished: r.get(2)?,
-            last_scale_in_finished: r.get(3)?,
-            last_rebalance_started: r.get(4)?,
-            last_failure: r.get(5)?,
-            started_last_hour: r.get::<i64>(6)?.unwrap_or(0) as u32,
-        })
-    })
-}
-
-/// The running operation, locked for this transaction.
-pub fn running() -> SpiResult<Option<Operation>> {
-    let op = Spi::get_one::<JsonB>(
-        "SELECT (SELECT op FROM autoscale.operations WHERE status = 'running' FOR UPDATE)",
-    )?;
-    Ok(op.and_then(|j| serde_json::from_value(j.0).ok()))
-}
-
-/// Job ids of every operation autoscale started (so a human's job can be told apart).
-fn our_job_ids() -> SpiResult<Vec<i64>> {
-    Spi::connect(|c| {
-        let mut v = Vec::new();
-        for r in c.select(
-            "SELECT job_id FROM autoscale.operations WHERE job_id IS NOT NULL",
-            None,
-            &[],
-        )? {
-            v.push(r.get::<i64>(1)?.unwrap_or_default());
-        }
-        Ok(v)
-    })
-}
-
-fn now() -> SpiResult<f64> {
-    Ok(
-        Spi::get_one::<f64>("SELECT extract(epoch FROM pg_catalog.clock_timestamp())::float8")?
-            .unwrap_or_default(),
-    )
-}
-
-fn save(op: &Operation) -> SpiResult<()> {
-    Spi::run_with_args(
-        "UPDATE autoscale.operations SET op = $2 WHERE id = $1",
-        &[
-            op.id.into(),
-            JsonB(serde_json::to_value(op).expect("operation serializes")).into(),
-        ],
-    )
-}
-
-fn insert(op: &Operation, requested_by: &str) -> SpiResult<()> {
-    Spi::run_with_args(
-        "INSERT INTO autoscale.operations (id, op, requested_by) VALUES ($1, $2, $3)",
-        &[
-            op.id.into(),
-            JsonB(serde_json::to_value(op).expect("operation serializes")).into(),
-            requested_by.into(),
-        ],
-    )
-}
+use crate::infra::errors::{AutoscaleError, Result};
+use crate::infra::{citus, clock, settings, subxact};
+use crate::services::{decide, provision};
+use crate::store::operations::{self as store, running};
+use crate::store::{events, pool, provision as outbox};
 
 fn limits() -> Limits {
     Limits {
@@ -115,11 +27,11 @@ fn limits() -> Limits {
 }
 
 /// The guards' view of this node and cluster now.
-pub fn guard_input() -> SpiResult<GuardInput> {
+pub fn guard_input() -> Result<GuardInput> {
     let role = citus::role();
     let citus_installed = role != citus::Role::NoCitus;
     let (blocked, human) = if role == citus::Role::Coordinator {
-        let ours = our_job_ids()?;
+        let ours = store::job_ids()?;
         let human = citus::unfinished_jobs()?
             .into_iter()
             .find(|j| !ours.contains(j));
@@ -135,14 +47,14 @@ pub fn guard_input() -> SpiResult<GuardInput> {
         cluster_changes_blocked: blocked,
         human_job_running: human,
         window: None,
-        now_utc: now()?,
-        ops_last_hour: history()?.started_last_hour,
+        now_utc: clock::now()?,
+        ops_last_hour: store::history()?.started_last_hour,
         max_ops_per_hour: settings::max_operations_per_hour(),
     })
 }
 
 /// Runs the guards. An invalid maintenance window blocks (the safe reading of a typo).
-pub fn check_guards(starting: bool) -> SpiResult<GuardVerdict> {
+pub fn check_guards(starting: bool) -> Result<GuardVerdict> {
     let mut g = guard_input()?;
     if let Some(w) = settings::maintenance_window() {
         match MaintenanceWindow::parse(&w) {
@@ -161,7 +73,11 @@ pub fn check_guards(starting: bool) -> SpiResult<GuardVerdict> {
     Ok(guards::check(&g))
 }
 
-fn to_outcome<T>(r: Result<SpiResult<T>, String>, f: impl FnOnce(T) -> Outcome) -> Outcome {
+/// A caught Citus call's result as an outcome: its value through `f`, or its error.
+fn to_outcome<T, E: std::fmt::Display>(
+    r: std::result::Result<std::result::Result<T, E>, String>,
+    f: impl FnOnce(T) -> Outcome,
+) -> Outcome {
     match r {
         Ok(Ok(v)) => f(v),
         Ok(Err(e)) => Outcome::Error(e.to_string()),
@@ -210,7 +126,7 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
                     "reason": autoscale_core::safety::truncate(&op.reason, autoscale_core::safety::MAX_REASON_BYTES),
                     "nodes": op.want,
                     "max_nodeid": citus::max_nodeid()?,
-                    "workers": citus::primary_nodes()?.iter().filter(|n| n.groupid != 0 && n.isactive).count(),
+                    "workers": citus::active_workers()?.len(),
                     "hint": "add a worker with citus_add_node() on the coordinator, or offer one with autoscale.add_standby_node(host, port)",
                 });
                 provision::request("provision", Some(op.id), payload)
@@ -221,17 +137,17 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
             subxact::catch(|| {
                 if let Some((h, p)) = pool::claim()? {
                     if let Some(id) = request_id {
-                        provision::set_status(id, "fulfilled")?;
+                        outbox::set_status(id, "fulfilled")?;
                     }
-                    return Ok(Some((h, p, false)));
+                    return Ok::<_, AutoscaleError>(Some((h, p, false)));
                 }
                 if let Some(id) = request_id {
                     if let Some((h, p)) =
-                        citus::workers_added_after(provision::nodeid_at_request(id)?)?
+                        citus::workers_added_after(outbox::nodeid_at_request(id)?)?
                             .into_iter()
                             .next()
                     {
-                        provision::set_status(id, "fulfilled")?;
+                        outbox::set_status(id, "fulfilled")?;
                         pool::set_state(&h, p, "active")?;
                         return Ok(Some((h, p, true)));
                     }
@@ -266,7 +182,7 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
                         pool::set_state(&node.host, node.port, "active")?;
                     }
                 }
-                Ok(had_shards)
+                Ok::<_, AutoscaleError>(had_shards)
             }),
             |had_shards| {
                 if value {
@@ -300,14 +216,17 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
                 // this very transaction: a node that holds placements is never removed
                 let n = citus::placements_on(&nodes)?;
                 if n > 0 {
-                    pgrx::error!("{} hold {n} placements; not removed", names(&nodes));
+                    return Err(AutoscaleError::NotInPrerequisiteState(format!(
+                        "{} hold {n} placements; not removed",
+                        names(&nodes)
+                    )));
                 }
                 for node in &nodes {
                     if citus::node_in_cluster(&node.host, node.port)?.is_some() {
                         citus::remove_node(&node.host, node.port)?;
                     }
                 }
-                Ok(())
+                Ok::<_, AutoscaleError>(())
             }),
             |_| Outcome::Ok,
         ),
@@ -323,7 +242,7 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
                     });
                     provision::request("deprovision", Some(op.id), payload)?;
                 }
-                Ok(())
+                Ok::<_, AutoscaleError>(())
             }),
             |_| Outcome::Ok,
         ),
@@ -335,11 +254,11 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
 /// the outbox. A scale-out that did not succeed: its claimed node that never joined is `failed`
 /// when citus_add_node itself failed (it is not picked again and again), else back to `available`;
 /// its pending provision requests expire.
-pub fn settle_ended(op: &Operation) -> SpiResult<()> {
+pub fn settle_ended(op: &Operation) -> Result<()> {
     if op.kind != Kind::ScaleOut || op.status == Status::Succeeded {
         return Ok(());
     }
-    provision::expire_for_operation(op.id)?;
+    outbox::expire_for_operation(op.id)?;
     if let Some(n) = &op.node {
         if pool::state_of(&n.host, n.port)?.as_deref() == Some("joining") {
             let join_failed = op.status == Status::Failed && op.step == machine::Step::AddNode;
@@ -349,7 +268,7 @@ pub fn settle_ended(op: &Operation) -> SpiResult<()> {
                 if join_failed { "failed" } else { "available" },
             )?;
             if join_failed {
-                history::record_event(
+                events::record(
                     "standby_failed",
                     &format!(
                         "standby node {n} failed to join and is no longer offered; offer it again with \
@@ -364,11 +283,35 @@ pub fn settle_ended(op: &Operation) -> SpiResult<()> {
     Ok(())
 }
 
+/// Makes a transition durable: settles what an ended operation leaves behind, saves the new state
+/// and records the transition's events, each with `detail` of the new state. Returns the new state.
+fn persist(
+    t: machine::Transition,
+    detail: impl Fn(&Operation) -> serde_json::Value,
+) -> Result<Operation> {
+    if t.op.status != Status::Running {
+        settle_ended(&t.op)?;
+    }
+    store::save(&t.op)?;
+    for note in &t.events {
+        events::record(&note.kind, &note.message, Some(detail(&t.op)))?;
+    }
+    Ok(t.op)
+}
+
+/// What one call of [`step`] did.
+pub enum Stepped {
+    /// The step ran; the operation's new state.
+    Advanced(Box<Operation>),
+    /// The step did not run, and why (the guards, a test build's failpoint).
+    Held(String),
+}
+
 /// Advances `op` by one step: performs its action (when the guards allow it), persists the new
-/// state and records its events. Returns the new state, or why the guards held it.
-pub fn step(op: &Operation) -> SpiResult<Result<Operation, String>> {
+/// state and records its events.
+pub fn step(op: &Operation) -> Result<Stepped> {
     if settings::test_hold_at(op.step.as_str()) {
-        return Ok(Err(format!(
+        return Ok(Stepped::Held(format!(
             "held at step {} by autoscale.test_hold_at_steps (a test build's failpoint)",
             op.step
         )));
@@ -377,7 +320,7 @@ pub fn step(op: &Operation) -> SpiResult<Result<Operation, String>> {
     // reads, and the restore step that undoes a scale-in's drain, run whatever the guards say
     if machine::needs_guards(op) {
         if let GuardVerdict::Blocked(why) | GuardVerdict::Observe(why) = check_guards(false)? {
-            return Ok(Err(why));
+            return Ok(Stepped::Held(why));
         }
     }
     // a node that hangs (or a partition that drops packets) must not hold the worker, and with it
@@ -385,22 +328,12 @@ pub fn step(op: &Operation) -> SpiResult<Result<Operation, String>> {
     // a statement timeout and is retried like any failed step
     let timeout = settings::step_timeout().as_millis().min(i32::MAX as u128) as i32;
     let outcome = subxact::with_statement_timeout(timeout, || perform(op, &action));
-    let t = machine::advance(op, outcome, now()?, &limits());
-    if t.op.status != Status::Running {
-        settle_ended(&t.op)?;
-    }
-    save(&t.op)?;
-    for note in &t.events {
-        history::record_event(
-            &note.kind,
-            &note.message,
-            Some(
-                serde_json::json!({"operation_id": t.op.id, "kind": t.op.kind.as_str(), "step": t.op.step.as_str(),
-                                    "job_id": t.op.job_id, "node": t.op.node.as_ref().map(|n| n.to_string())}),
-            ),
-        )?;
-    }
-    Ok(Ok(t.op))
+    let t = machine::advance(op, outcome, clock::now()?, &limits());
+    let op = persist(t, |op| {
+        serde_json::json!({"operation_id": op.id, "kind": op.kind.as_str(), "step": op.step.as_str(),
+                           "job_id": op.job_id, "node": op.node.as_ref().map(|n| n.to_string())})
+    })?;
+    Ok(Stepped::Advanced(Box::new(op)))
 }
 
 /// Starts an operation: creates its row and performs its first step now (in this transaction).
@@ -412,36 +345,27 @@ pub fn start(
     count: u32,
     reason: &str,
     requested_by: &str,
-) -> Result<Operation, AutoscaleError> {
-    let spi = |e: pgrx::spi::SpiError| AutoscaleError::NotInPrerequisiteState(e.to_string());
+) -> Result<Operation> {
     // Serialize starts: a second caller waits here until the first one's transaction ends, then
     // sees its committed operation (READ COMMITTED: the next statement has a fresh snapshot) and
     // gets the error below instead of a unique violation on operations_one_running.
     Spi::run_with_args(
         "SELECT pg_catalog.pg_advisory_xact_lock($1)",
         &[START_LOCK_KEY.into()],
-    )
-    .map_err(spi)?;
-    if let Some(op) = running().map_err(spi)? {
+    )?;
+    if let Some(op) = running()? {
         return Err(already_running(&op));
     }
-    let id = Spi::get_one::<i64>("SELECT pg_catalog.nextval('autoscale.operations_id_seq')")
-        .map_err(spi)?
-        .unwrap_or_default();
-    let now = now().map_err(spi)?;
-    let coordinator = citus::coordinator_node().map_err(spi)?;
+    let id = store::next_id()?;
+    let now = clock::now()?;
+    let coordinator = citus::coordinator_node()?;
     let leaves_single_node = kind == Kind::ScaleIn && {
-        let active: Vec<NodeAddr> = citus::primary_nodes()
-            .map_err(spi)?
-            .into_iter()
-            .filter(|n| n.groupid != 0 && n.isactive)
-            .map(|n| NodeAddr::new(n.nodename, n.nodeport))
-            .collect();
+        let active = citus::active_workers()?;
         !active.is_empty() && active.iter().all(|a| nodes.contains(a))
     };
     if leaves_single_node {
         // never below the coordinator: it must be able to take every shard
-        if let Err(why) = policy::single_node_room(&policies::single_node().map_err(spi)?) {
+        if let Err(why) = policy::single_node_room(&decide::single_node()?) {
             return Err(AutoscaleError::NotInPrerequisiteState(format!(
                 "no scale-in to a single node: {why}"
             )));
@@ -472,14 +396,16 @@ pub fn start(
         }
         _ => op,
     };
-    insert(&op, requested_by).map_err(spi)?;
-    history::record_event(
+    store::insert(&op, requested_by)?;
+    events::record(
         "operation_started",
         &format!("{} started ({requested_by}): {reason}", kind.as_str()),
         Some(serde_json::json!({"operation_id": id, "kind": kind.as_str(), "reason": reason})),
-    )
-    .map_err(spi)?;
-    Ok(step(&op).map_err(spi)?.unwrap_or(op))
+    )?;
+    Ok(match step(&op)? {
+        Stepped::Advanced(next) => *next,
+        Stepped::Held(_) => op,
+    })
 }
 
 /// Key of the transaction-level advisory lock that serializes operation starts ("autoscst").
@@ -497,8 +423,8 @@ pub fn already_running(op: &Operation) -> AutoscaleError {
 }
 
 /// Refuses manual calls the guards would not allow, with the guards' reason.
-pub fn require_act() -> Result<(), AutoscaleError> {
-    match check_guards(true).map_err(|e| AutoscaleError::NotInPrerequisiteState(e.to_string()))? {
+pub fn require_act() -> Result<()> {
+    match check_guards(true)? {
         GuardVerdict::Act => Ok(()),
         GuardVerdict::Observe(_) => Err(AutoscaleError::NotInPrerequisiteState(
             "autoscale.mode is observe; set autoscale.mode = 'act' to let autoscale change the cluster".into(),
@@ -509,9 +435,8 @@ pub fn require_act() -> Result<(), AutoscaleError> {
 
 /// Cancels a running operation: the state machine decides where it ends (a drained scale-in is
 /// restored first), and a Citus job it follows is cancelled too.
-pub fn cancel(op: &Operation, reason: &str) -> Result<(), AutoscaleError> {
-    let spi = |e: pgrx::spi::SpiError| AutoscaleError::NotInPrerequisiteState(e.to_string());
-    let t = machine::cancel(op, reason, now().map_err(spi)?)
+pub fn cancel(op: &Operation, reason: &str) -> Result<()> {
+    let t = machine::cancel(op, reason, clock::now()?)
         .map_err(|e| AutoscaleError::NotInPrerequisiteState(e.to_string()))?;
     if let (Some(job), Some(JobState::Scheduled | JobState::Running) | None) =
         (op.job_id, op.job_state)
@@ -519,17 +444,6 @@ pub fn cancel(op: &Operation, reason: &str) -> Result<(), AutoscaleError> {
         // best effort: the job may have finished meanwhile
         let _ = subxact::catch(move || citus::cancel_job(job));
     }
-    if t.op.status != Status::Running {
-        settle_ended(&t.op).map_err(spi)?;
-    }
-    save(&t.op).map_err(spi)?;
-    for note in &t.events {
-        history::record_event(
-            &note.kind,
-            &note.message,
-            Some(serde_json::json!({"operation_id": t.op.id})),
-        )
-        .map_err(spi)?;
-    }
+    persist(t, |op| serde_json::json!({"operation_id": op.id}))?;
     Ok(())
 }

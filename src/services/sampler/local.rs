@@ -10,7 +10,7 @@ use autoscale_core::stats::{
 };
 use pgrx::prelude::*;
 
-use crate::citus;
+use crate::infra::citus;
 
 fn read(path: &str) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))
@@ -203,7 +203,7 @@ fn statements() -> Option<Statements> {
     let sql = format!(
         "SELECT sum(calls)::bigint, sum(total_exec_time)::float8 FROM {schema}.pg_stat_statements"
     );
-    match crate::subxact::catch(move || Spi::get_two::<i64, f64>(&sql)) {
+    match crate::infra::subxact::catch(move || Spi::get_two::<i64, f64>(&sql)) {
         Ok(Ok((Some(calls), Some(total_exec_ms)))) => Some(Statements {
             calls,
             total_exec_ms,

@@ -117,7 +117,7 @@ pub fn fan_out_node_stats(timeout_ms: u64) -> SpiResult<Vec<WorkerResult>> {
             &[timeout_ms.to_string().into()],
         )?;
         let backstop = (2 * timeout_ms + 1000).min(i32::MAX as u64) as i32;
-        let rows = crate::subxact::with_statement_timeout(backstop, || {
+        let rows = super::subxact::with_statement_timeout(backstop, || {
             client.select(
                 "SELECT nodename, nodeport, success, result FROM pg_catalog.run_command_on_workers($1, true)",
                 None,
@@ -346,7 +346,7 @@ pub fn cleanup_orphaned(nodes: &[NodeAddr], timeout_ms: u64) -> SpiResult<Result
     let mut left = 0;
     for _ in 0..CLEANUP_TRIES {
         // a backstop: never wait on the connection to ourselves for more than a minute
-        let (ok, result) = crate::subxact::with_statement_timeout(60_000, || {
+        let (ok, result) = super::subxact::with_statement_timeout(60_000, || {
             run_on_node(
                 &self_host,
                 self_port,
@@ -455,50 +455,38 @@ pub fn cancel_job(job_id: i64) -> SpiResult<()> {
     })
 }
 
-/// Up to `count` scale-in candidates, best first, each with why it was chosen: the workers
-/// autoscale added (autoscale.standby_nodes, state active) before the others, and among them the
-/// one holding the least data (shard bytes at its latest sample, then placements: an empty node
-/// leaves fastest), then the newest; never the coordinator.
-pub fn scale_in_candidates(count: u32) -> SpiResult<Vec<(String, i32, String)>> {
+/// The active primary workers, each with its nodeid and its number of shard placements.
+pub fn worker_placements() -> SpiResult<Vec<(NodeAddr, i32, i64)>> {
     Spi::connect(|c| {
         let mut out = Vec::new();
         for r in c.select(
-            "SELECT n.nodename, n.nodeport, s.nodename IS NOT NULL AS ours,
-                    (SELECT pg_catalog.count(*) FROM pg_catalog.pg_dist_placement p WHERE p.groupid = n.groupid) AS placements,
-                    (SELECT l.shard_bytes FROM autoscale.node_samples l
-                      WHERE l.nodename = n.nodename AND l.nodeport = n.nodeport AND l.reachable
-                      ORDER BY l.sampled_at DESC LIMIT 1) AS bytes
+            "SELECT n.nodename, n.nodeport, n.nodeid,
+                    (SELECT pg_catalog.count(*) FROM pg_catalog.pg_dist_placement p WHERE p.groupid = n.groupid)
                FROM pg_catalog.pg_dist_node n
-               LEFT JOIN autoscale.standby_nodes s
-                      ON s.nodename = n.nodename AND s.nodeport = n.nodeport AND s.state = 'active'
-              WHERE n.groupid <> 0 AND n.noderole = 'primary' AND n.isactive
-              ORDER BY ours DESC, bytes ASC NULLS LAST, placements ASC, s.joined_at DESC NULLS LAST, n.nodeid DESC
-              LIMIT $1",
+              WHERE n.groupid <> 0 AND n.noderole = 'primary' AND n.isactive",
             None,
-            &[i64::from(count).into()],
+            &[],
         )? {
-            let host = r.get::<String>(1)?.unwrap_or_default();
-            let port = r.get::<i32>(2)?.unwrap_or_default();
-            let ours = r.get::<bool>(3)?.unwrap_or(false);
-            let placements = r.get::<i64>(4)?.unwrap_or(0);
-            let bytes = r.get::<i64>(5)?;
-            let why = format!(
-                "{host}:{port} {}, holds {placements} placement{}{}",
-                if ours {
-                    "was added by autoscale"
-                } else {
-                    "is a worker autoscale did not add (no added one is left)"
-                },
-                if placements == 1 { "" } else { "s" },
-                match bytes {
-                    Some(b) => format!(" ({b} bytes of shards at the last sample)"),
-                    None => String::new(),
-                }
-            );
-            out.push((host, port, why));
+            out.push((
+                NodeAddr::new(
+                    r.get::<String>(1)?.unwrap_or_default(),
+                    r.get::<i32>(2)?.unwrap_or_default(),
+                ),
+                r.get::<i32>(3)?.unwrap_or_default(),
+                r.get::<i64>(4)?.unwrap_or(0),
+            ));
         }
         Ok(out)
     })
+}
+
+/// The active primary workers (not the coordinator).
+pub fn active_workers() -> SpiResult<Vec<NodeAddr>> {
+    Ok(primary_nodes()?
+        .into_iter()
+        .filter(|n| n.groupid != 0 && n.isactive)
+        .map(|n| NodeAddr::new(n.nodename, n.nodeport))
+        .collect())
 }
 
 /// A node's shouldhaveshards in pg_dist_node (None when it is not there).

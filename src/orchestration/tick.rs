@@ -1,13 +1,19 @@
-//! One cycle of the autoscaler: take the cluster-wide tick lock, sample when due, prune history.
-//! Used by the background worker and by `autoscale.tick()` (psql, pg_cron) alike, so every driver
-//! behaves the same. Later cycles add deciding and acting here.
+//! One cycle of the autoscaler: take the cluster-wide tick lock, sample when due, decide and act
+//! (the autopilot), prune history. Used by the background worker and by `autoscale.tick()` (psql,
+//! pg_cron) alike, so every driver behaves the same.
 
 use pgrx::prelude::*;
+
+use crate::infra::errors::{AutoscaleError, OrReport};
 use serde::Serialize;
 
-use crate::sampler::cluster::{self, SampleSummary};
-use crate::settings::{self, Mode};
-use crate::{citus, history};
+use crate::infra::citus;
+use crate::infra::settings::{self, Mode};
+use crate::services::sampler::cluster::{self, SampleSummary};
+use crate::store::{events, rollups, samples};
+
+/// Rows deleted per history table per prune call: keeps one tick's work and WAL bounded.
+pub const PRUNE_BATCH: i64 = 10_000;
 
 /// Key of the transaction-level advisory lock that serializes ticks (ASCII "autoscal").
 pub const TICK_LOCK_KEY: i64 = 0x6175_746f_7363_616c;
@@ -33,7 +39,7 @@ pub struct TickReport {
     #[serde(skip_serializing_if = "is_zero")]
     pub rollup_pruned: i64,
     #[serde(flatten)]
-    pub act: crate::autopilot::ActReport,
+    pub act: super::autopilot::ActReport,
 }
 
 fn is_zero(n: &i64) -> bool {
@@ -117,12 +123,12 @@ pub fn sample(driver: &str) -> TickReport {
     }
     let mut report = TickReport::default();
     let interval = settings::sample_interval().as_secs_f64();
-    let since = history::secs_since_last_sample().unwrap_or_else(|e| error!("{e}"));
+    let since = samples::secs_since_last_sample().or_report();
     match since {
         Some(s) if s < interval * DUE_FRACTION => report.next_sample_in = Some(interval - s),
         _ => match cluster::sample(driver) {
             Ok(summary) => report.sample = Some(summary),
-            Err(e) => error!("sample failed: {e}"),
+            Err(e) => AutoscaleError::Failed(format!("sample failed: {e}")).report(),
         },
     }
     report
@@ -135,11 +141,11 @@ pub fn act(report: &mut TickReport) {
         report.skipped = Some("another tick is running".into());
         return;
     }
-    report.act = crate::autopilot::run().unwrap_or_else(|e| error!("deciding: {e}"));
+    report.act = super::autopilot::run().or_report();
     if let Some(retention) = settings::history_retention() {
-        report.pruned =
-            history::prune(retention).unwrap_or_else(|e| error!("pruning history: {e}"));
+        let secs = retention.as_secs_f64();
+        report.pruned = samples::prune(secs, PRUNE_BATCH).or_report()
+            + events::prune(secs, PRUNE_BATCH).or_report();
     }
-    (report.rollup_rows, report.rollup_pruned) =
-        crate::rollups::run().unwrap_or_else(|e| error!("rolling up history: {e}"));
+    (report.rollup_rows, report.rollup_pruned) = rollups::run(PRUNE_BATCH).or_report();
 }

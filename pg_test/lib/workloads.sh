@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Workloads: pgbench loops with per-transaction logs and their statistics, the kv tables. Sourced through pg_test/lib.sh.
+
+# pid of each running pgbench loop, by name
+declare -gA PGB_LOOP=()
+
+# pgbench_failed LOGFILE: the 'number of failed transactions' pgbench printed (0 when absent).
+pgbench_failed() { sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$1" | head -1; }
+# pgbench_loop_start NAME PGBENCH_ARGS...: runs pgbench against the coordinator in back-to-back
+# 5 s segments, each with a per-transaction log ($CLUSTER_DIR/pgb/NAME.SEG.*), until
+# pgbench_loop_stop NAME. (Segments, because a pgbench killed early loses its buffered log.)
+pgbench_loop_start() {
+  local name=$1; shift
+  mkdir -p "$CLUSTER_DIR/pgb"; chown postgres: "$CLUSTER_DIR/pgb"
+  rm -f "$CLUSTER_DIR/pgb/$name".* "$CLUSTER_DIR/pgb/stop.$name"
+  (
+    seg=0
+    while [ ! -e "$CLUSTER_DIR/pgb/stop.$name" ]; do
+      seg=$((seg + 1))
+      as_pg pgbench -h 127.0.0.1 -p "$(node_port 0)" -U postgres -n -T 5 -l \
+        --log-prefix="$CLUSTER_DIR/pgb/$name.$(printf %03d $seg)" "$@" postgres \
+        >"$CLUSTER_DIR/pgb/$name.$(printf %03d $seg).out" 2>&1 ||
+        echo "pgbench exited with status $?" >>"$CLUSTER_DIR/pgb/$name.$(printf %03d $seg).out"
+    done
+  ) &
+  PGB_LOOP[$name]=$!
+}
+pgbench_loop_stop() {
+  local name=$1 pid
+  touch "$CLUSTER_DIR/pgb/stop.$name"
+  pid=${PGB_LOOP[$name]:-}
+  [ -n "$pid" ] && wait "$pid" 2>/dev/null
+  return 0
+}
+# pgbench_stats NAME FROM TO: over transactions of loop NAME that ended in [FROM, TO) (epoch s):
+# prints "tps N failed F p50_ms p95_ms max_ms" (failed: transactions logged as failed, plus
+# pgbench runs that exited non-zero).
+pgbench_stats() {
+  local name=$1 from=$2 to=$3 aborted failed lats n
+  aborted=$(cat "$CLUSTER_DIR/pgb/$name".*.out 2>/dev/null | grep -c 'pgbench exited with status' || true)
+  lats=$(cat "$CLUSTER_DIR/pgb/$name".[0-9][0-9][0-9].[0-9]* 2>/dev/null | awk -v from="$from" -v to="$to" '
+    { t = $5 + $6 / 1e6; if (t < from || t >= to) next
+      if ($3 == "failed") { print "F"; next } if ($3 == "skipped") next
+      printf "%.3f\n", $3 / 1000 }')
+  failed=$(( $(printf '%s\n' "$lats" | grep -c '^F$' || true) + aborted ))
+  lats=$(printf '%s\n' "$lats" | grep -v '^F$' | grep . | sort -n || true)
+  n=$(printf '%s\n' "$lats" | grep -c . || true)
+  if [ "$n" -eq 0 ]; then
+    printf "tps %8.1f  n %7d  failed %d  p50 %7s  p95 %7s  max %7s\n" 0 0 "$failed" - - -
+    return 0
+  fi
+  printf '%s\n' "$lats" | awk -v n="$n" -v from="$from" -v to="$to" -v failed="$failed" '
+    { a[NR] = $1 }
+    END { dur = to - from; if (dur <= 0) dur = 1
+      printf "tps %8.1f  n %7d  failed %d  p50 %7.1f  p95 %7.1f  max %7.1f ms\n", n / dur, n, failed,
+        a[int((n - 1) * 0.50) + 1], a[int((n - 1) * 0.95) + 1], a[n] }'
+}
+
+# --- the kv workload shared by scenario 07 and the benchmarks ---
+# make_kv SHARDS ROWS: distributed kv (and kv_log colocated with it) with ROWS rows on node 0.
+make_kv() {
+  q 0 "CREATE TABLE kv (id bigint PRIMARY KEY, v bigint NOT NULL DEFAULT 0);
+       SELECT create_distributed_table('kv', 'id', shard_count := $1);
+       CREATE TABLE kv_log (id bigint, seq bigserial, at timestamptz DEFAULT now(), PRIMARY KEY (id, seq));
+       SELECT create_distributed_table('kv_log', 'id', colocate_with := 'kv');
+       INSERT INTO kv SELECT g FROM generate_series(1, $2) g" >/dev/null
+}
+# kv_rw_script ROWS: writes the read-write pgbench script for kv to $CLUSTER_DIR/rw.sql; prints its path.
+kv_rw_script() {
+  local script="$CLUSTER_DIR/rw.sql"
+  cat >"$script" <<SQL
+\set id random(1, $1)
+BEGIN;
+UPDATE kv SET v = v + 1 WHERE id = :id;
+SELECT v FROM kv WHERE id = :id;
+INSERT INTO kv_log (id) VALUES (:id);
+END;
+SQL
+  chown postgres "$script"
+  echo "$script"
+}

@@ -1,0 +1,206 @@
+//! Observing: node_stats() (every node), sample(), tick(), explain(), backtest(), metrics().
+
+use pgrx::datum::Interval;
+use pgrx::prelude::*;
+use pgrx::JsonB;
+
+use super::{interval_secs, req, MAX_INTERVAL_SECS};
+use crate::infra::errors::{AutoscaleError, OrReport};
+use crate::orchestration::tick;
+use crate::services::decide;
+use crate::services::sampler::{cluster, local};
+
+/// This node's raw load as one json value (cumulative counters; the coordinator computes rates).
+/// Runs as its caller (run_command_on_workers connects as a superuser) with a pinned search_path,
+/// so that no object of the database's default search_path is ever called.
+#[pg_extern(volatile, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
+fn node_stats() -> JsonB {
+    match local::read_node_stats() {
+        Ok(s) => JsonB(serde_json::to_value(s).expect("node stats serialize")),
+        Err(e) => AutoscaleError::Failed(format!(
+            "citus_autoscale: reading this node's load failed: {e}"
+        ))
+        .report(),
+    }
+}
+
+/// Samples every active node now (one parallel fan-out) and writes history; returns a summary.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn sample() -> JsonB {
+    match cluster::sample("sql") {
+        Ok(s) => JsonB(serde_json::to_value(s).expect("summary serializes")),
+        Err(e) => AutoscaleError::Failed(format!("citus_autoscale: {e}")).report(),
+    }
+}
+
+/// One autoscaler cycle: sample when due, prune history. For psql and pg_cron.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn tick() -> JsonB {
+    JsonB(serde_json::to_value(tick::run(tick::sql_driver())).expect("tick report serializes"))
+}
+
+/// Per policy: current value, rule, how long the condition held, cooldown left, desired workers
+/// and the decision with its reasons, from recorded samples, and the data nodes whose load the
+/// value is read from. Acts on nothing.
+#[allow(clippy::type_complexity)]
+#[pg_extern(stable)]
+fn explain() -> TableIterator<
+    'static,
+    (
+        name!(policy, String),
+        name!(metric, String),
+        name!(aggregate, String),
+        name!(current_value, Option<f64>),
+        name!(rule, String),
+        name!(held_for, Interval),
+        name!(cooldown_left, Interval),
+        name!(workers, i32),
+        name!(desired_workers, i32),
+        name!(decision, String),
+        name!(reasons, Vec<String>),
+        name!(data_nodes, Vec<String>),
+        name!(forecast, Option<f64>),
+        name!(horizon, Option<Interval>),
+        name!(model_error, Option<f64>),
+        name!(forecast_note, Option<String>),
+    ),
+> {
+    let (d, _, outlooks) = decide::decide_with_outlooks().or_report();
+    let data_nodes = decide::data_nodes_now().or_report();
+    let round = |v: f64| (v * 100.0).round() / 100.0;
+    let rows: Vec<_> = d
+        .policies
+        .into_iter()
+        .zip(outlooks)
+        .map(|(p, o)| {
+            (
+                p.name,
+                p.metric.as_str().to_string(),
+                p.aggregate.as_str().to_string(),
+                p.current.map(round),
+                p.threshold_or_target,
+                Interval::from_seconds(p.held_for.round()),
+                Interval::from_seconds(p.cooldown_left.round()),
+                d.from_workers as i32,
+                p.desired_workers as i32,
+                p.direction.as_str().to_string(),
+                p.reasons,
+                data_nodes.clone(),
+                o.as_ref().and_then(|o| o.forecast).map(round),
+                o.as_ref()
+                    .map(|o| Interval::from_seconds(o.horizon.round())),
+                o.as_ref().and_then(|o| o.model_error).map(round),
+                o.map(|o| o.note),
+            )
+        })
+        .collect();
+    TableIterator::new(rows)
+}
+
+/// The capacity plan from the hourly rollups: per metric the current value, the linear-trend
+/// forecast at 3, 6 and 12 months, when the scale-out threshold is crossed and max_workers is
+/// full, and what to do.
+#[allow(clippy::type_complexity)]
+#[pg_extern(stable)]
+fn capacity_plan() -> TableIterator<
+    'static,
+    (
+        name!(metric, String),
+        name!(unit, String),
+        name!(current_value, Option<f64>),
+        name!(in_3_months, Option<f64>),
+        name!(in_6_months, Option<f64>),
+        name!(in_12_months, Option<f64>),
+        name!(per_month, Option<f64>),
+        name!(threshold, Option<f64>),
+        name!(crosses_at, Option<TimestampWithTimeZone>),
+        name!(max_workers_full_at, Option<TimestampWithTimeZone>),
+        name!(history, Interval),
+        name!(action, String),
+    ),
+> {
+    let (plan, _) = crate::services::capacity::capacity_plan().or_report();
+    let r2 = |v: Option<f64>| v.map(|x| (x * 100.0).round() / 100.0);
+    let rows: Vec<_> = plan
+        .into_iter()
+        .map(|r| {
+            (
+                r.metric,
+                r.unit,
+                r2(r.current),
+                r2(r.in_3_months),
+                r2(r.in_6_months),
+                r2(r.in_12_months),
+                r2(r.per_month),
+                r.threshold,
+                r.crosses_at.map(pgrx::datum::to_timestamp),
+                r.max_workers_full_at.map(pgrx::datum::to_timestamp),
+                Interval::from_seconds((r.history_days * 86_400.0).round()),
+                r.action,
+            )
+        })
+        .collect();
+    TableIterator::new(rows)
+}
+
+/// What the policies (all, or the one named) would have done over the recorded history of the
+/// last `since`: one row per scale action, with a simulated worker count. Acts on nothing.
+#[allow(clippy::type_complexity)]
+#[pg_extern(stable)]
+fn backtest(
+    since: default!(Option<Interval>, "'1 day'"),
+    policy: default!(Option<&str>, "NULL"),
+    operation_time: default!(Option<Interval>, "'1 min'"),
+) -> TableIterator<
+    'static,
+    (
+        name!(at, TimestampWithTimeZone),
+        name!(decision, String),
+        name!(from_workers, i32),
+        name!(to_workers, i32),
+        name!(reasons, Vec<String>),
+    ),
+> {
+    let since_secs = interval_secs(req("since", since, "an interval > 0"));
+    if since_secs <= 0.0 || since_secs > MAX_INTERVAL_SECS {
+        AutoscaleError::invalid(
+            "since",
+            format!("'{since_secs} seconds'"),
+            "an interval > 0 and at most 10 years",
+        )
+        .report();
+    }
+    let op_secs = interval_secs(req("operation_time", operation_time, "an interval >= 0"));
+    if !(0.0..=MAX_INTERVAL_SECS).contains(&op_secs) {
+        AutoscaleError::invalid(
+            "operation_time",
+            format!("'{op_secs} seconds'"),
+            "an interval >= 0 and at most 10 years",
+        )
+        .report();
+    }
+    let rows: Vec<_> = decide::backtest(since_secs, policy, op_secs)
+        .or_report()
+        .into_iter()
+        .map(|a| {
+            (
+                pgrx::datum::to_timestamp(a.at),
+                a.direction.as_str().to_string(),
+                a.from_workers as i32,
+                a.to_workers as i32,
+                a.reasons,
+            )
+        })
+        .collect();
+    TableIterator::new(rows)
+}
+
+/// The autoscaler's state as Prometheus text (exposition format 0.0.4): mode, workers, each
+/// node's latest sample, each policy's value and desired workers, operations, the standby pool.
+#[pg_extern(stable)]
+fn metrics() -> String {
+    autoscale_core::metrics::render(&crate::entry::metrics::collect().or_report())
+}

@@ -1,0 +1,143 @@
+//! Operations: rebalance_now(), scale_out(), scale_in(), cancel_operation().
+
+use autoscale_core::operations::{self as machine, Kind, Operation};
+use pgrx::prelude::*;
+use pgrx::JsonB;
+
+use super::{node_arg, outside_node_arg, reason_arg, req, require_coordinator};
+use crate::infra::citus;
+use crate::infra::errors::{AutoscaleError, OrReport};
+use crate::services::execute;
+use crate::store::{operations, policies};
+
+/// The most workers one `scale_out(nodes => ...)` call may add.
+const MAX_NODES_PER_SCALE_OUT: i32 = 64;
+
+fn op_json(op: &Operation) -> JsonB {
+    let mut v = serde_json::to_value(op).expect("operation serializes");
+    v["summary"] = machine::describe(op).into();
+    JsonB(v)
+}
+
+/// Starts a rebalance now, as the trigger would: same operation, same guards.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn rebalance_now(reason: default!(Option<&str>, "'manual'")) -> JsonB {
+    let reason = reason_arg(reason);
+    require_coordinator("autoscale.rebalance_now()").or_report();
+    execute::require_act().or_report();
+    op_json(&execute::start(Kind::Rebalance, vec![], 1, &reason, "manual").or_report())
+}
+
+/// Adds workers now: the given node, or `nodes` standbys from the pool (as many as it has), or a
+/// provision request when the pool is empty; then one rebalance.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn scale_out(
+    host: default!(Option<&str>, "NULL"),
+    port: default!(Option<i32>, "NULL"),
+    reason: default!(Option<&str>, "'manual'"),
+    nodes: default!(Option<i32>, 1),
+) -> JsonB {
+    let reason = reason_arg(reason);
+    let nodes = req("nodes", nodes, "an integer between 1 and 64");
+    if !(1..=MAX_NODES_PER_SCALE_OUT).contains(&nodes) {
+        AutoscaleError::invalid(
+            "nodes",
+            nodes,
+            format!("an integer between 1 and {MAX_NODES_PER_SCALE_OUT}"),
+        )
+        .report()
+    }
+    if nodes > 1 && host.is_some() {
+        AutoscaleError::invalid("nodes", nodes, "1 when host and port name the node").report()
+    }
+    if let (Some(h), Some(p)) = (host, port) {
+        node_arg(h, p).or_report();
+    }
+    match (host, port) {
+        (Some(_), None) => {
+            AutoscaleError::invalid("port", "NULL", "a port when host is given").report()
+        }
+        (None, Some(_)) => {
+            AutoscaleError::invalid("host", "NULL", "a host when port is given").report()
+        }
+        _ => {}
+    }
+    require_coordinator("autoscale.scale_out()").or_report();
+    let node = match (host, port) {
+        (None, None) => None,
+        (Some(h), Some(p)) => {
+            Some(outside_node_arg(h, p, "a node that is not yet in the cluster").or_report())
+        }
+        (Some(_), None) => {
+            AutoscaleError::invalid("port", "NULL", "a port when host is given").report()
+        }
+        (None, Some(_)) => {
+            AutoscaleError::invalid("host", "NULL", "a host when port is given").report()
+        }
+    };
+    execute::require_act().or_report();
+    op_json(
+        &execute::start(
+            Kind::ScaleOut,
+            node.into_iter().collect(),
+            nodes as u32,
+            &reason,
+            "manual",
+        )
+        .or_report(),
+    )
+}
+
+/// Drains host:port, cleans up and removes it from the cluster, then returns it to the pool.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn scale_in(
+    host: Option<&str>,
+    port: Option<i32>,
+    reason: default!(Option<&str>, "'manual'"),
+) -> JsonB {
+    let host = req("host", host, "the host name of a worker");
+    let port = req("port", port, "the port of a worker");
+    let n = node_arg(host, port).or_report();
+    let reason = reason_arg(reason);
+    require_coordinator("autoscale.scale_in()").or_report();
+    match citus::node_in_cluster(&n.host, n.port).or_report() {
+        None => {
+            AutoscaleError::invalid("host", format!("'{n}'"), "a worker in pg_dist_node").report()
+        }
+        Some((_, 0, _)) => {
+            AutoscaleError::invalid("host", format!("'{n}'"), "a worker, not the coordinator")
+                .report()
+        }
+        Some((_, _, false)) => {
+            AutoscaleError::invalid("host", format!("'{n}'"), "an active worker").report()
+        }
+        Some(_) => {}
+    }
+    let workers = citus::active_workers().or_report().len() as i64;
+    let min = i64::from(policies::max_min_workers().or_report().unwrap_or(1));
+    if workers - 1 < min {
+        AutoscaleError::NotInPrerequisiteState(format!(
+            "removing {n} would leave {} workers, below min_workers {min}",
+            workers - 1
+        ))
+        .report();
+    }
+    execute::require_act().or_report();
+    op_json(&execute::start(Kind::ScaleIn, vec![n], 1, &reason, "manual").or_report())
+}
+
+/// Cancels the running operation (a scale-in that already drained puts shouldhaveshards back first).
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn cancel_operation(reason: default!(Option<&str>, "'cancelled by user'")) -> JsonB {
+    let reason = reason_arg(reason);
+    let op = operations::running().or_report();
+    let Some(op) = op else {
+        AutoscaleError::NotInPrerequisiteState("no operation is running".into()).report()
+    };
+    execute::cancel(&op, &reason).or_report();
+    op_json(&operations::running().or_report().unwrap_or(op))
+}

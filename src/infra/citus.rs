@@ -105,17 +105,22 @@ pub struct WorkerResult {
 /// The command each worker runs for a sample: its own raw reading as json text.
 pub const NODE_STATS_COMMAND: &str = "SELECT autoscale.node_stats()::text";
 
+/// Until the end of this transaction, Citus gives up connecting to a node after `timeout_ms`
+/// (citus.node_connection_timeout; its default, 30 s, would let a black-holed node hold the tick).
+pub fn set_connection_timeout(timeout_ms: u64) -> SpiResult<()> {
+    Spi::run_with_args(
+        "SELECT pg_catalog.set_config('citus.node_connection_timeout', $1, true)",
+        &[timeout_ms.to_string().into()],
+    )
+}
+
 /// Runs `autoscale.node_stats()` on every active worker in parallel, in one round trip.
 /// A worker that cannot be reached within `timeout_ms` answers `success = false`
 /// (run_command_on_workers opens fresh connections, so the connect timeout always applies); a
 /// statement timeout is the backstop for a node that connects and then hangs.
 pub fn fan_out_node_stats(timeout_ms: u64) -> SpiResult<Vec<WorkerResult>> {
+    set_connection_timeout(timeout_ms)?;
     Spi::connect_mut(|client| {
-        client.update(
-            "SELECT pg_catalog.set_config('citus.node_connection_timeout', $1, true)",
-            None,
-            &[timeout_ms.to_string().into()],
-        )?;
         let backstop = (2 * timeout_ms + 1000).min(i32::MAX as u64) as i32;
         let rows = super::subxact::with_statement_timeout(backstop, || {
             client.select(

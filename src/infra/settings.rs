@@ -156,7 +156,7 @@ pub fn init() {
     GucRegistry::define_int_guc(
         c"autoscale.node_timeout",
         c"Time a node gets to answer a sample before it is recorded as unreachable.",
-        c"Used as citus.node_connection_timeout for the sampling fan-out.",
+        c"Used as citus.node_connection_timeout for the sampling fan-out and for the Citus calls of operation steps.",
         &NODE_TIMEOUT_MS,
         100,
         600_000,

@@ -326,6 +326,11 @@ pub fn step(op: &Operation) -> Result<Stepped> {
     // a node that hangs (or a partition that drops packets) must not hold the worker, and with it
     // the sampling of the healthy nodes, for longer than step_timeout: the step then fails with
     // a statement timeout and is retried like any failed step
+    // and a node that accepts no connection fails the step after node_timeout, as in the sample
+    // (the worker samples in a transaction of its own, so the sample's setting is gone here)
+    if citus::role() == citus::Role::Coordinator {
+        citus::set_connection_timeout(settings::node_timeout().as_millis() as u64)?;
+    }
     let timeout = settings::step_timeout().as_millis().min(i32::MAX as u128) as i32;
     let outcome = subxact::with_statement_timeout(timeout, || perform(op, &action));
     let t = machine::advance(op, outcome, clock::now()?, &limits());

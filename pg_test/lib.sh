@@ -5,7 +5,7 @@
 #                    the autoscale background worker, the failpoint check
 #   assert.sh        fail, assert_*, SQLSTATE checks, scenario(), the failure dump
 #   citus_checks.sh  balance, shard spread, row counts, orphaned placements
-#   workloads.sh     pgbench loops and their statistics, the kv workload
+#   workloads.sh     pgbench loops and their statistics, the kv workload, the hot-tenant layout
 # Every process started here is stopped with pg_ctl or by its PID.
 
 PG_TEST_LIB="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib"

@@ -39,6 +39,7 @@ CREATE TABLE autoscale.node_samples (
     xact_rollback        bigint,
     -- added in 0.2.0
     data_node            boolean,
+    shard_load           double precision,
     cache_hit_ratio       real,
     replication_lag       bigint,
     tps                   real,
@@ -64,6 +65,9 @@ COMMENT ON COLUMN autoscale.node_samples.node_time IS 'The node''s clock at read
 COMMENT ON COLUMN autoscale.node_samples.data_node IS
   'The node holds shards of distributed tables or should (shouldhaveshards), the coordinator included: the policies '
   'read the load of these nodes. Reference and citus local tables do not count. NULL without Citus.';
+COMMENT ON COLUMN autoscale.node_samples.shard_load IS
+  'Sum of the smoothed load of the shard groups on the node (operations/s, see autoscale.shard_group_load); NULL '
+  'without Citus or for a node that did not report its shard groups.';
 COMMENT ON COLUMN autoscale.node_samples.cache_hit_ratio IS
   'Shared-buffer hits over hits plus reads since the previous sample of this node, percent (NULL when nothing was read).';
 COMMENT ON COLUMN autoscale.node_samples.replication_lag IS
@@ -171,7 +175,9 @@ CREATE TABLE autoscale.control (
     decided_at    timestamptz,
     worker_watch  jsonb       NOT NULL DEFAULT '{}',
     observed_rebalance_at timestamptz,
-    plan_checked_at timestamptz
+    plan_checked_at timestamptz,
+    load_skew     text,
+    load_skew_at  timestamptz
 );
 INSERT INTO autoscale.control DEFAULT VALUES;
 COMMENT ON TABLE autoscale.control IS
@@ -198,9 +204,10 @@ CREATE SEQUENCE autoscale.operations_id_seq OWNED BY autoscale.operations.id;
 CREATE UNIQUE INDEX operations_one_running ON autoscale.operations ((true)) WHERE status = 'running';
 CREATE INDEX operations_started_at_idx ON autoscale.operations (started_at);
 COMMENT ON TABLE autoscale.operations IS
-  'One row per operation (rebalance, scale_out, scale_in): op is the persisted state machine (step, Citus job id, '
-  'node, attempts, progress); the other columns are derived from it. Advanced one step per tick, so a restart '
-  'resumes where it stopped. At most one is running.';
+  'One row per operation (rebalance, scale_out, scale_in, split_out: a scale-out by snapshot split of a warm clone, '
+  'falling back to the scale_out steps): op is the persisted state machine (step, Citus job id, node, attempts, '
+  'progress); the other columns are derived from it. Advanced one step per tick, so a restart resumes where it '
+  'stopped. At most one is running.';
 
 CREATE TABLE autoscale.standby_nodes (
     nodename   text        NOT NULL,
@@ -210,6 +217,12 @@ CREATE TABLE autoscale.standby_nodes (
     added_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
     joined_at  timestamptz,
     changed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    primary_name     text,
+    primary_port     int CHECK (primary_port BETWEEN 1 AND 65535),
+    clone_streaming  boolean,
+    clone_lag_bytes  bigint,
+    clone_checked_at timestamptz,
+    clone_error      text,
     PRIMARY KEY (nodename, nodeport)
 );
 SELECT pg_catalog.pg_extension_config_dump('autoscale.standby_nodes', '');
@@ -218,12 +231,25 @@ COMMENT ON TABLE autoscale.standby_nodes IS
   'claims); joining: being added; active: a worker that autoscale added (scale-in takes the one holding the least '
   'data first); draining: leaving; returned: left the cluster after a scale-in and a deprovision request was sent, '
   'so not claimable until offered again with autoscale.add_standby_node(); failed: citus_add_node failed on it, not '
-  'claimable until offered again. Change with autoscale.add_standby_node() and autoscale.remove_standby_node(). '
-  'Kept by pg_dump.';
+  'claimable until offered again. Rows with primary_name are warm clones (streaming replicas of a worker, added with '
+  'autoscale.add_standby_clone()): never claimed as empty nodes, they join by a split-out (Citus 13.2 snapshot '
+  'split); their replay lag is checked each sample. Change with autoscale.add_standby_node(), '
+  'autoscale.add_standby_clone() and autoscale.remove_standby_node(). Kept by pg_dump.';
+COMMENT ON COLUMN autoscale.standby_nodes.primary_name IS
+  'A warm clone (autoscale.add_standby_clone): the host of the worker it streams from. NULL for an ordinary standby.';
+COMMENT ON COLUMN autoscale.standby_nodes.primary_port IS 'A warm clone: the port of the worker it streams from.';
+COMMENT ON COLUMN autoscale.standby_nodes.clone_streaming IS
+  'A warm clone at its last check: in recovery, its WAL receiver streaming from the primary, and the primary has an '
+  'asynchronous streaming WAL sender for it (pg_stat_replication).';
+COMMENT ON COLUMN autoscale.standby_nodes.clone_lag_bytes IS
+  'A warm clone at its last check: the primary''s current WAL position minus the clone''s replay position, in bytes. '
+  'Above autoscale.clone_max_lag the clone is not used.';
+COMMENT ON COLUMN autoscale.standby_nodes.clone_checked_at IS 'A warm clone: when it was last checked (each sample).';
+COMMENT ON COLUMN autoscale.standby_nodes.clone_error IS 'A warm clone: what its last check found wrong, NULL when fine.';
 
 CREATE TABLE autoscale.provision_requests (
     id              bigserial   PRIMARY KEY,
-    kind            text        NOT NULL CHECK (kind IN ('provision', 'deprovision')),
+    kind            text        NOT NULL CHECK (kind IN ('provision', 'deprovision', 'provision_clone')),
     operation_id    bigint,
     payload         jsonb       NOT NULL,
     requested_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
@@ -236,8 +262,10 @@ CREATE TABLE autoscale.provision_requests (
     request_key     uuid        NOT NULL DEFAULT pg_catalog.gen_random_uuid()
 );
 COMMENT ON TABLE autoscale.provision_requests IS
-  'Outbox of requests to an external provisioner: provision (a node is needed) and deprovision (a node left the '
-  'cluster and may be reclaimed). Each is also sent as NOTIFY autoscale_provision and, when autoscale.webhook_url is '
+  'Outbox of requests to an external provisioner: provision (a node is needed), deprovision (a node left the '
+  'cluster and may be reclaimed) and provision_clone (a warm clone of the worker in payload -> primary is wanted: '
+  'sent for both halves after a split-out used a clone; fulfilled when autoscale.add_standby_clone() offers one). '
+  'Each is also sent as NOTIFY autoscale_provision and, when autoscale.webhook_url is '
   'set, POSTed as json by the background worker outside any tick''s transaction (webhook_* columns track delivery; '
   'webhook_error holds the kind of error or the HTTP status, never the URL). request_key (also in the payload and the '
   'Idempotency-Key header) lets a provisioner de-duplicate. A provisioner answers by adding a node to the cluster or '
@@ -277,14 +305,16 @@ SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
        ARRAY(SELECT s.nodename || ':' || s.nodeport || CASE WHEN s.is_coordinator THEN ' (coordinator)' ELSE '' END
                FROM autoscale.node_samples s
               WHERE s.sample_id = w.sample_id AND s.data_node
-              ORDER BY s.is_coordinator DESC, s.nodename, s.nodeport) AS data_nodes
+              ORDER BY s.is_coordinator DESC, s.nodename, s.nodeport) AS data_nodes,
+       c.load_skew
   FROM autoscale.control c
   LEFT JOIN LATERAL (SELECT * FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1) w ON true
   LEFT JOIN autoscale.operations o ON o.status = 'running';
 COMMENT ON VIEW autoscale.status IS
   'One row: mode, active and unreachable workers at the last sample, the running operation and its step, the last '
   'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, and the '
-  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such).';
+  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such), and '
+  'load_skew: the load-skew trigger''s latest assessment.';
 
 CREATE VIEW autoscale.rebalance_progress AS
 SELECT o.id AS operation_id,
@@ -448,6 +478,86 @@ COMMENT ON VIEW autoscale.history_storage IS
   'Storage of each history level: raw samples (autoscale.node_samples), 1-minute and 1-hour rollups: its retention, rows, '
   'bytes on disk (with indexes), nodes (the cluster row counts as one), days covered, and bytes per node per day.';
 
+CREATE TABLE autoscale.shard_group_load (
+    colocationid         int              NOT NULL,
+    shardminvalue        text             NOT NULL,
+    nodename             text             NOT NULL,
+    nodeport             int              NOT NULL,
+    node_time            double precision NOT NULL,
+    scans                bigint           NOT NULL,
+    rows_read            bigint           NOT NULL,
+    rows_written         bigint           NOT NULL,
+    scans_per_sec        double precision,
+    rows_read_per_sec    double precision,
+    rows_written_per_sec double precision,
+    load_per_sec         double precision,
+    sample_id            bigint           NOT NULL,
+    updated_at           timestamptz      NOT NULL,
+    PRIMARY KEY (colocationid, shardminvalue)
+);
+COMMENT ON TABLE autoscale.shard_group_load IS
+  'One row per shard group (colocated shards summed), updated in place at every sample: the node holding it, the '
+  'cumulative counters of its shard relations on that node (pg_stat_user_tables: seq_scan + idx_scan, seq_tup_read + '
+  'idx_tup_fetch, n_tup_ins + n_tup_upd + n_tup_del) and their rates smoothed over autoscale.load_window. load_per_sec '
+  '= scans/s + rows written/s + rows read/s x 0.01; NULL until two readings on the same node. A group that moves keeps '
+  'its smoothed load. The autoscale_by_load rebalance strategy charges each shard group this load plus a small base.';
+COMMENT ON COLUMN autoscale.shard_group_load.shardminvalue IS
+  'The min value of the shard group''s hash range (pg_dist_shard.shardminvalue); with colocationid it names the group.';
+
+CREATE TABLE autoscale.shard_group_load_history (
+    sampled_at    timestamptz      NOT NULL,
+    sample_id     bigint           NOT NULL,
+    nodename      text             NOT NULL,
+    nodeport      int              NOT NULL,
+    colocationid  int              NOT NULL,
+    shardminvalue text             NOT NULL,
+    load_per_sec  double precision NOT NULL
+);
+CREATE INDEX shard_group_load_history_sampled_at_idx ON autoscale.shard_group_load_history (sampled_at);
+COMMENT ON TABLE autoscale.shard_group_load_history IS
+  'The smoothed load of the autoscale.load_history_top_n busiest shard groups of each node at each sample (not of '
+  'every group: storage does not grow with the number of shards). Pruned past autoscale.history_retention.';
+
+CREATE TABLE autoscale.tenant_load (
+    colocationid        int              NOT NULL,
+    tenant              text             NOT NULL,
+    nodename            text             NOT NULL,
+    nodeport            int              NOT NULL,
+    queries_per_sec     double precision NOT NULL,
+    cpu_seconds_per_sec double precision NOT NULL,
+    sample_id           bigint           NOT NULL,
+    updated_at          timestamptz      NOT NULL,
+    PRIMARY KEY (colocationid, tenant, nodename, nodeport)
+);
+COMMENT ON TABLE autoscale.tenant_load IS
+  'The tenants Citus tracks on each node (citus_stat_tenants_local, when citus.stat_tenants_track = ''all''): '
+  'queries/s and CPU seconds/s over the last complete citus.stat_tenants_period, replaced at every sample (at most '
+  'citus.stat_tenants_limit rows per node). Empty while tracking is off.';
+
+CREATE VIEW autoscale.hot_tenants AS
+WITH tenants AS (
+  SELECT 'citus_stat_tenants'::text AS source, t.colocationid, t.tenant, NULL::text AS shardminvalue,
+         t.nodename, t.nodeport, t.queries_per_sec AS load_per_sec, t.cpu_seconds_per_sec, t.updated_at
+    FROM autoscale.tenant_load t),
+groups AS (
+  SELECT 'shard_group'::text AS source, l.colocationid, NULL::text AS tenant, l.shardminvalue,
+         l.nodename, l.nodeport, l.load_per_sec, NULL::double precision AS cpu_seconds_per_sec, l.updated_at
+    FROM autoscale.shard_group_load l
+   WHERE l.load_per_sec IS NOT NULL AND NOT EXISTS (SELECT 1 FROM autoscale.tenant_load)),
+u AS (SELECT * FROM tenants UNION ALL SELECT * FROM groups)
+SELECT u.source, u.colocationid, u.tenant, u.shardminvalue, u.nodename, u.nodeport, u.load_per_sec,
+       u.load_per_sec / NULLIF(sum(u.load_per_sec) OVER (PARTITION BY u.nodename, u.nodeport), 0) AS node_share,
+       u.load_per_sec / NULLIF(sum(u.load_per_sec) OVER (), 0) AS cluster_share,
+       u.cpu_seconds_per_sec, u.updated_at
+  FROM u
+ ORDER BY u.load_per_sec DESC;
+COMMENT ON VIEW autoscale.hot_tenants IS
+  'Tenants by load, busiest first, with their share of their node''s load and of the cluster''s. With '
+  'citus.stat_tenants_track = ''all'' the tenants Citus tracks (source citus_stat_tenants: load_per_sec is queries/s '
+  'and cpu_seconds_per_sec CPU over the last period, from autoscale.tenant_load); otherwise each shard group, a '
+  'tenant''s data with its colocated shards (source shard_group: load_per_sec is the measured operations/s of '
+  'autoscale.shard_group_load).';
+
 REVOKE ALL ON ALL TABLES IN SCHEMA autoscale FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA autoscale FROM PUBLIC;
 -- names are visible to all; every table and function below has its own privileges
@@ -455,6 +565,7 @@ GRANT USAGE ON SCHEMA autoscale TO PUBLIC;
 GRANT SELECT ON autoscale.node_samples, autoscale.worker_count, autoscale.events, autoscale.latest_node_load,
                 autoscale.policy_config, autoscale.policies, autoscale.metric_samples, autoscale.control,
                 autoscale.operations, autoscale.standby_nodes, autoscale.provision_requests,
-                autoscale.status, autoscale.rebalance_progress
+                autoscale.status, autoscale.rebalance_progress,
+                autoscale.shard_group_load, autoscale.shard_group_load_history, autoscale.tenant_load, autoscale.hot_tenants
   TO pg_monitor;
 GRANT SELECT ON autoscale.node_samples_1min, autoscale.node_samples_1hour, autoscale.history_storage TO pg_monitor;

@@ -282,6 +282,326 @@ COMMENT ON FUNCTION autoscale.node_stats() IS
   'cumulative commits and rollbacks, database size, shard bytes and whether this node is the Citus coordinator. Runs '
   'with search_path pg_catalog, pg_temp.';
 
+-- === load-aware placement (issue 12) ===
+-- Per-shard-group load measured in the same sample, kept in place (one row per shard group) with history for the
+-- top N groups per node; the node's sum in node_samples.shard_load; the rebalance strategy autoscale_by_load
+-- (registered lazily on the coordinator) costs a shard group its load; the load-skew trigger's latest assessment
+-- in control.load_skew and status.load_skew; the hot_tenants view.
+ALTER TABLE autoscale.node_samples ADD COLUMN shard_load double precision;
+COMMENT ON COLUMN autoscale.node_samples.shard_load IS
+  'Sum of the smoothed load of the shard groups on the node (operations/s, see autoscale.shard_group_load); NULL '
+  'without Citus or for a node that did not report its shard groups.';
+ALTER TABLE autoscale.control ADD COLUMN load_skew text;
+ALTER TABLE autoscale.control ADD COLUMN load_skew_at timestamptz;
+
+CREATE TABLE autoscale.shard_group_load (
+    colocationid         int              NOT NULL,
+    shardminvalue        text             NOT NULL,
+    nodename             text             NOT NULL,
+    nodeport             int              NOT NULL,
+    node_time            double precision NOT NULL,
+    scans                bigint           NOT NULL,
+    rows_read            bigint           NOT NULL,
+    rows_written         bigint           NOT NULL,
+    scans_per_sec        double precision,
+    rows_read_per_sec    double precision,
+    rows_written_per_sec double precision,
+    load_per_sec         double precision,
+    sample_id            bigint           NOT NULL,
+    updated_at           timestamptz      NOT NULL,
+    PRIMARY KEY (colocationid, shardminvalue)
+);
+COMMENT ON TABLE autoscale.shard_group_load IS
+  'One row per shard group (colocated shards summed), updated in place at every sample: the node holding it, the '
+  'cumulative counters of its shard relations on that node (pg_stat_user_tables: seq_scan + idx_scan, seq_tup_read + '
+  'idx_tup_fetch, n_tup_ins + n_tup_upd + n_tup_del) and their rates smoothed over autoscale.load_window. load_per_sec '
+  '= scans/s + rows written/s + rows read/s x 0.01; NULL until two readings on the same node. A group that moves keeps '
+  'its smoothed load. The autoscale_by_load rebalance strategy charges each shard group this load plus a small base.';
+COMMENT ON COLUMN autoscale.shard_group_load.shardminvalue IS
+  'The min value of the shard group''s hash range (pg_dist_shard.shardminvalue); with colocationid it names the group.';
+
+CREATE TABLE autoscale.shard_group_load_history (
+    sampled_at    timestamptz      NOT NULL,
+    sample_id     bigint           NOT NULL,
+    nodename      text             NOT NULL,
+    nodeport      int              NOT NULL,
+    colocationid  int              NOT NULL,
+    shardminvalue text             NOT NULL,
+    load_per_sec  double precision NOT NULL
+);
+CREATE INDEX shard_group_load_history_sampled_at_idx ON autoscale.shard_group_load_history (sampled_at);
+COMMENT ON TABLE autoscale.shard_group_load_history IS
+  'The smoothed load of the autoscale.load_history_top_n busiest shard groups of each node at each sample (not of '
+  'every group: storage does not grow with the number of shards). Pruned past autoscale.history_retention.';
+
+CREATE TABLE autoscale.tenant_load (
+    colocationid        int              NOT NULL,
+    tenant              text             NOT NULL,
+    nodename            text             NOT NULL,
+    nodeport            int              NOT NULL,
+    queries_per_sec     double precision NOT NULL,
+    cpu_seconds_per_sec double precision NOT NULL,
+    sample_id           bigint           NOT NULL,
+    updated_at          timestamptz      NOT NULL,
+    PRIMARY KEY (colocationid, tenant, nodename, nodeport)
+);
+COMMENT ON TABLE autoscale.tenant_load IS
+  'The tenants Citus tracks on each node (citus_stat_tenants_local, when citus.stat_tenants_track = ''all''): '
+  'queries/s and CPU seconds/s over the last complete citus.stat_tenants_period, replaced at every sample (at most '
+  'citus.stat_tenants_limit rows per node). Empty while tracking is off.';
+
+CREATE VIEW autoscale.hot_tenants AS
+WITH tenants AS (
+  SELECT 'citus_stat_tenants'::text AS source, t.colocationid, t.tenant, NULL::text AS shardminvalue,
+         t.nodename, t.nodeport, t.queries_per_sec AS load_per_sec, t.cpu_seconds_per_sec, t.updated_at
+    FROM autoscale.tenant_load t),
+groups AS (
+  SELECT 'shard_group'::text AS source, l.colocationid, NULL::text AS tenant, l.shardminvalue,
+         l.nodename, l.nodeport, l.load_per_sec, NULL::double precision AS cpu_seconds_per_sec, l.updated_at
+    FROM autoscale.shard_group_load l
+   WHERE l.load_per_sec IS NOT NULL AND NOT EXISTS (SELECT 1 FROM autoscale.tenant_load)),
+u AS (SELECT * FROM tenants UNION ALL SELECT * FROM groups)
+SELECT u.source, u.colocationid, u.tenant, u.shardminvalue, u.nodename, u.nodeport, u.load_per_sec,
+       u.load_per_sec / NULLIF(sum(u.load_per_sec) OVER (PARTITION BY u.nodename, u.nodeport), 0) AS node_share,
+       u.load_per_sec / NULLIF(sum(u.load_per_sec) OVER (), 0) AS cluster_share,
+       u.cpu_seconds_per_sec, u.updated_at
+  FROM u
+ ORDER BY u.load_per_sec DESC;
+COMMENT ON VIEW autoscale.hot_tenants IS
+  'Tenants by load, busiest first, with their share of their node''s load and of the cluster''s. With '
+  'citus.stat_tenants_track = ''all'' the tenants Citus tracks (source citus_stat_tenants: load_per_sec is queries/s '
+  'and cpu_seconds_per_sec CPU over the last period, from autoscale.tenant_load); otherwise each shard group, a '
+  'tenant''s data with its colocated shards (source shard_group: load_per_sec is the measured operations/s of '
+  'autoscale.shard_group_load).';
+
+CREATE OR REPLACE VIEW autoscale.status AS
+SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
+       w.worker_count AS active_workers,
+       w.unreachable_workers,
+       w.sampled_at AS last_sample_at,
+       o.id AS operation_id,
+       o.kind AS operation,
+       o.step AS operation_step,
+       o.nodename || ':' || o.nodeport AS operation_node,
+       o.job_id AS operation_job_id,
+       o.reason AS operation_reason,
+       c.last_decision ->> 'direction' AS last_decision,
+       (c.last_decision ->> 'desired_workers')::int AS last_desired_workers,
+       c.last_decision -> 'reasons' AS last_decision_reasons,
+       c.decided_at,
+       CASE WHEN c.paused_until > pg_catalog.now() THEN c.paused_until END AS paused_until,
+       (SELECT count(*) FROM autoscale.standby_nodes WHERE state = 'available') AS standby_available,
+       (SELECT pg_catalog.jsonb_object_agg(state, n)
+          FROM (SELECT state, count(*) AS n FROM autoscale.standby_nodes GROUP BY state) s) AS standby_pool,
+       GREATEST(interval '0',
+                (SELECT max(finished_at) FROM autoscale.operations WHERE kind = 'scale_out' AND status = 'succeeded')
+                + (SELECT max(cooldown_out) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_out_cooldown_left,
+       GREATEST(interval '0',
+                (SELECT max(finished_at) FROM autoscale.operations
+                  WHERE kind IN ('scale_out', 'scale_in') AND status = 'succeeded')
+                + (SELECT max(cooldown_in) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_in_cooldown_left,
+       (SELECT max(started_at) FROM autoscale.operations) AS last_operation_at,
+       ARRAY(SELECT s.nodename || ':' || s.nodeport || CASE WHEN s.is_coordinator THEN ' (coordinator)' ELSE '' END
+               FROM autoscale.node_samples s
+              WHERE s.sample_id = w.sample_id AND s.data_node
+              ORDER BY s.is_coordinator DESC, s.nodename, s.nodeport) AS data_nodes,
+       c.load_skew
+  FROM autoscale.control c
+  LEFT JOIN LATERAL (SELECT * FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1) w ON true
+  LEFT JOIN autoscale.operations o ON o.status = 'running';
+COMMENT ON VIEW autoscale.status IS
+  'One row: mode, active and unreachable workers at the last sample, the running operation and its step, the last '
+  'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, and the '
+  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such), and '
+  'load_skew: the load-skew trigger''s latest assessment.';
+
+REVOKE ALL ON autoscale.shard_group_load, autoscale.shard_group_load_history, autoscale.tenant_load, autoscale.hot_tenants FROM PUBLIC;
+GRANT SELECT ON autoscale.shard_group_load, autoscale.shard_group_load_history, autoscale.tenant_load, autoscale.hot_tenants TO pg_monitor;
+
+CREATE  FUNCTION autoscale."shard_load_cost"(
+	"shardid" bigint /* Option < i64 > */
+) RETURNS real /* f32 */
+STABLE PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'shard_load_cost_wrapper';
+REVOKE ALL ON FUNCTION autoscale.shard_load_cost(bigint) FROM PUBLIC;
+COMMENT ON FUNCTION autoscale.shard_load_cost(bigint) IS
+  'The shard cost function of the rebalance strategy autoscale_by_load (registered with citus_add_rebalance_strategy '
+  'on the coordinator at the first tick): the measured load of the shard''s group (autoscale.shard_group_load, '
+  'operations/s) plus a base of a tenth of the mean group load, so cold groups still spread; 1 for every shard while '
+  'no load was measured (the strategy then balances shard groups by count). Citus calls it while planning.';
+
+-- === warm clones and the snapshot split (issue 13) ===
+-- Warm clones in the pool (streaming replicas of a worker, checked each sample), the split_out operation (Citus
+-- 13.2's citus_promote_clone_and_rebalance), scale_out_path() and explain()'s scale_out_path, status's clones and
+-- scale_out_path.
+ALTER TABLE autoscale.standby_nodes
+  ADD COLUMN primary_name     text,
+  ADD COLUMN primary_port     int CHECK (primary_port BETWEEN 1 AND 65535),
+  ADD COLUMN clone_streaming  boolean,
+  ADD COLUMN clone_lag_bytes  bigint,
+  ADD COLUMN clone_checked_at timestamptz,
+  ADD COLUMN clone_error      text;
+COMMENT ON COLUMN autoscale.standby_nodes.primary_name IS
+  'A warm clone (autoscale.add_standby_clone): the host of the worker it streams from. NULL for an ordinary standby.';
+COMMENT ON COLUMN autoscale.standby_nodes.primary_port IS 'A warm clone: the port of the worker it streams from.';
+COMMENT ON COLUMN autoscale.standby_nodes.clone_streaming IS
+  'A warm clone at its last check: in recovery, its WAL receiver streaming from the primary, and the primary has an '
+  'asynchronous streaming WAL sender for it (pg_stat_replication).';
+COMMENT ON COLUMN autoscale.standby_nodes.clone_lag_bytes IS
+  'A warm clone at its last check: the primary''s current WAL position minus the clone''s replay position, in bytes. '
+  'Above autoscale.clone_max_lag the clone is not used.';
+COMMENT ON COLUMN autoscale.standby_nodes.clone_checked_at IS 'A warm clone: when it was last checked (each sample).';
+COMMENT ON COLUMN autoscale.standby_nodes.clone_error IS 'A warm clone: what its last check found wrong, NULL when fine.';
+COMMENT ON TABLE autoscale.standby_nodes IS
+  'The standby pool: nodes autoscale may add to the cluster. available: ready to join (the only state a scale-out '
+  'claims); joining: being added; active: a worker that autoscale added (scale-in takes the one holding the least '
+  'data first); draining: leaving; returned: left the cluster after a scale-in and a deprovision request was sent, '
+  'so not claimable until offered again with autoscale.add_standby_node(); failed: citus_add_node failed on it, not '
+  'claimable until offered again. Rows with primary_name are warm clones (streaming replicas of a worker, added with '
+  'autoscale.add_standby_clone()): never claimed as empty nodes, they join by a split-out (Citus 13.2 snapshot '
+  'split); their replay lag is checked each sample. Change with autoscale.add_standby_node(), '
+  'autoscale.add_standby_clone() and autoscale.remove_standby_node(). Kept by pg_dump.';
+COMMENT ON TABLE autoscale.operations IS
+  'One row per operation (rebalance, scale_out, scale_in, split_out: a scale-out by snapshot split of a warm clone, '
+  'falling back to the scale_out steps): op is the persisted state machine (step, Citus job id, node, attempts, '
+  'progress); the other columns are derived from it. Advanced one step per tick, so a restart resumes where it '
+  'stopped. At most one is running.';
+
+CREATE  FUNCTION autoscale."add_standby_clone"(
+	"host" TEXT, /* Option < & str > */
+	"port" INT, /* Option < i32 > */
+	"primary_host" TEXT, /* Option < & str > */
+	"primary_port" INT /* Option < i32 > */
+) RETURNS jsonb /* JsonB */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'add_standby_clone_wrapper';
+REVOKE ALL ON FUNCTION autoscale.add_standby_clone(text, integer, text, integer) FROM PUBLIC;
+
+CREATE  FUNCTION autoscale."scale_out_path"(
+	"nodes" INT DEFAULT 1 /* Option < i32 > */
+) RETURNS TEXT /* String */
+STABLE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'scale_out_path_wrapper';
+REVOKE ALL ON FUNCTION autoscale.scale_out_path(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION autoscale.scale_out_path(integer) TO pg_monitor;
+
+DROP FUNCTION autoscale.explain();
+CREATE  FUNCTION autoscale."explain"() RETURNS TABLE (
+	"policy" TEXT,  /* String */
+	"metric" TEXT,  /* String */
+	"aggregate" TEXT,  /* String */
+	"current_value" double precision,  /* Option < f64 > */
+	"rule" TEXT,  /* String */
+	"held_for" interval,  /* Interval */
+	"cooldown_left" interval,  /* Interval */
+	"workers" INT,  /* i32 */
+	"desired_workers" INT,  /* i32 */
+	"decision" TEXT,  /* String */
+	"reasons" TEXT[],  /* Vec < String > */
+	"data_nodes" TEXT[],  /* Vec < String > */
+	"scale_out_path" TEXT  /* String */
+)
+STRICT STABLE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'explain_wrapper';
+REVOKE ALL ON FUNCTION autoscale.explain() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION autoscale.explain() TO pg_monitor;
+
+CREATE OR REPLACE VIEW autoscale.status AS
+SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
+       w.worker_count AS active_workers,
+       w.unreachable_workers,
+       w.sampled_at AS last_sample_at,
+       o.id AS operation_id,
+       o.kind AS operation,
+       o.step AS operation_step,
+       o.nodename || ':' || o.nodeport AS operation_node,
+       o.job_id AS operation_job_id,
+       o.reason AS operation_reason,
+       c.last_decision ->> 'direction' AS last_decision,
+       (c.last_decision ->> 'desired_workers')::int AS last_desired_workers,
+       c.last_decision -> 'reasons' AS last_decision_reasons,
+       c.decided_at,
+       CASE WHEN c.paused_until > pg_catalog.now() THEN c.paused_until END AS paused_until,
+       (SELECT count(*) FROM autoscale.standby_nodes WHERE state = 'available') AS standby_available,
+       (SELECT pg_catalog.jsonb_object_agg(state, n)
+          FROM (SELECT state, count(*) AS n FROM autoscale.standby_nodes GROUP BY state) s) AS standby_pool,
+       GREATEST(interval '0',
+                (SELECT max(finished_at) FROM autoscale.operations WHERE kind IN ('scale_out', 'split_out') AND status = 'succeeded')
+                + (SELECT max(cooldown_out) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_out_cooldown_left,
+       GREATEST(interval '0',
+                (SELECT max(finished_at) FROM autoscale.operations
+                  WHERE kind IN ('scale_out', 'split_out', 'scale_in') AND status = 'succeeded')
+                + (SELECT max(cooldown_in) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_in_cooldown_left,
+       (SELECT max(started_at) FROM autoscale.operations) AS last_operation_at,
+       ARRAY(SELECT s.nodename || ':' || s.nodeport || CASE WHEN s.is_coordinator THEN ' (coordinator)' ELSE '' END
+               FROM autoscale.node_samples s
+              WHERE s.sample_id = w.sample_id AND s.data_node
+              ORDER BY s.is_coordinator DESC, s.nodename, s.nodeport) AS data_nodes,
+       c.load_skew,
+       (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                 'node', b.nodename || ':' || b.nodeport, 'primary', b.primary_name || ':' || b.primary_port,
+                 'state', b.state, 'streaming', b.clone_streaming, 'lag_bytes', b.clone_lag_bytes,
+                 'checked_at', b.clone_checked_at, 'error', b.clone_error) ORDER BY b.nodename, b.nodeport)
+          FROM autoscale.standby_nodes b WHERE b.primary_name IS NOT NULL) AS clones,
+       autoscale.scale_out_path(1) AS scale_out_path
+  FROM autoscale.control c
+  LEFT JOIN LATERAL (SELECT * FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1) w ON true
+  LEFT JOIN autoscale.operations o ON o.status = 'running';
+COMMENT ON VIEW autoscale.status IS
+  'One row: mode, active and unreachable workers at the last sample, the running operation and its step, the last '
+  'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, the '
+  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such), '
+  'load_skew: the load-skew trigger''s latest assessment, the warm clones of the pool (primary, streaming, replay '
+  'lag, last check) and the path the next scale-out takes (split from a ready clone, or logical) and why.';
+
+COMMENT ON FUNCTION autoscale.add_standby_clone(text, integer, text, integer) IS
+  'Offers a warm clone to the standby pool: host:port is a streaming replica (for example made with pg_basebackup -R) '
+  'of the active worker primary_host:primary_port. Checked now and at each sample: in recovery, its WAL receiver '
+  'streams from that primary, the primary has an asynchronous streaming WAL sender for it (pg_stat_replication); the '
+  'replay lag is recorded. A scale-out of one node prefers a ready clone (streaming, lag within '
+  'autoscale.clone_max_lag) of the busiest worker: citus_add_clone_node, get_snapshot_based_node_split_plan, '
+  'citus_promote_clone_and_rebalance (autoscale.rebalance_strategy, autoscale.clone_catchup_timeout), and falls back '
+  'to the ordinary scale-out when the clone cannot be used. Refused when the node is in the cluster or in the pool '
+  '(other than returned or failed), or does not stream from that primary.';
+COMMENT ON FUNCTION autoscale.scale_out_path(integer) IS
+  'The path the next scale-out of nodes workers takes and why: ''split: ...'' (a ready warm clone of the busiest '
+  'worker, Citus 13.2 snapshot split) or ''logical: ...'' (an empty node and a logical rebalance) with the reason no '
+  'clone is used (none in the pool, lagging, not streaming, autoscale.split_out off, more than one node wanted).';
+COMMENT ON FUNCTION autoscale.scale_out(text, integer, text, integer) IS
+  'Adds workers now: the given host and port; else, for one node, a ready warm clone of the busiest worker by '
+  'snapshot split (a split_out operation, falling back to what follows when the clone cannot be used); else up to '
+  'nodes (1..64) available nodes of the standby pool, else a provision request (outbox row, NOTIFY '
+  'autoscale_provision, webhook) answered by one node; then one rebalance onto them (citus_rebalance_start with '
+  'autoscale.parallel_transfer_colocated_shards and autoscale.parallel_transfer_reference_tables). With '
+  'autoscale.coordinator_shards = ''shed'' a coordinator that holds shards gets shouldhaveshards = false before that '
+  'rebalance, which moves its shards to the workers. Same guards as the policies.';
+COMMENT ON FUNCTION autoscale.explain() IS
+  'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
+  'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, data_nodes: the '
+  'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)), and scale_out_path: '
+  'the path a scale-out takes (split from a ready warm clone, or logical) and why.';
+
+-- the provisioner may be asked for a warm clone of a worker
+ALTER TABLE autoscale.provision_requests DROP CONSTRAINT provision_requests_kind_check;
+ALTER TABLE autoscale.provision_requests ADD CONSTRAINT provision_requests_kind_check
+  CHECK (kind IN ('provision', 'deprovision', 'provision_clone'));
+COMMENT ON TABLE autoscale.provision_requests IS
+  'Outbox of requests to an external provisioner: provision (a node is needed), deprovision (a node left the '
+  'cluster and may be reclaimed) and provision_clone (a warm clone of the worker in payload -> primary is wanted: '
+  'sent for both halves after a split-out used a clone; fulfilled when autoscale.add_standby_clone() offers one). '
+  'Each is also sent as NOTIFY autoscale_provision and, when autoscale.webhook_url is '
+  'set, POSTed as json by the background worker outside any tick''s transaction (webhook_* columns track delivery; '
+  'webhook_error holds the kind of error or the HTTP status, never the URL). request_key (also in the payload and the '
+  'Idempotency-Key header) lets a provisioner de-duplicate. A provisioner answers by adding a node to the cluster or '
+  'to the pool. A provision request expires when its operation ends without a node.';
+
 -- === prediction (issue 15) ===
 -- New metrics in every sample: cache hit ratio, replication lag, tps, connection saturation, mean statement time
 -- (and the counters their rates come from).
@@ -548,6 +868,7 @@ CREATE FUNCTION autoscale."explain"() RETURNS TABLE (
 	"decision" TEXT,  /* String */
 	"reasons" TEXT[],  /* Vec < String > */
 	"data_nodes" TEXT[],  /* Vec < String > */
+	"scale_out_path" TEXT,  /* String */
 	"forecast" double precision,  /* Option < f64 > */
 	"horizon" interval,  /* Option < Interval > */
 	"model_error" double precision,  /* Option < f64 > */
@@ -560,10 +881,11 @@ REVOKE ALL ON FUNCTION autoscale.explain() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION autoscale.explain() TO pg_monitor;
 COMMENT ON FUNCTION autoscale.explain() IS
   'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
-  'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, and data_nodes: the '
-  'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)). For predictive '
-  'policies also the forecast value at now + horizon, the horizon (how long a scale-out takes here), the model''s '
-  'mean one-step error, and a note such as "forecast to cross 80 in 7m; a scale-out takes 6m here".';
+  'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, data_nodes: the '
+  'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)), and scale_out_path: '
+  'the path a scale-out takes (split from a ready warm clone, or logical) and why. For predictive policies also the '
+  'forecast value at now + horizon, the horizon (how long a scale-out takes here), the model''s mean one-step error, '
+  'and a note such as "forecast to cross 80 in 7m; a scale-out takes 6m here".';
 
 -- capacity_plan() is new.
 CREATE FUNCTION autoscale."capacity_plan"() RETURNS TABLE (

@@ -16,6 +16,7 @@ BEGIN
 END $$;
 GRANT EXECUTE ON FUNCTION autoscale.node_stats(), autoscale.explain(), autoscale.backtest(interval, text, interval),
   autoscale.metrics() TO pg_monitor;
+GRANT EXECUTE ON FUNCTION autoscale.scale_out_path(integer) TO pg_monitor;
 GRANT EXECUTE ON FUNCTION autoscale.capacity_plan() TO pg_monitor;
 
 COMMENT ON FUNCTION autoscale.node_stats() IS
@@ -72,21 +73,10 @@ COMMENT ON FUNCTION autoscale.metrics() IS
   '(labels node, role) up, cpu, load1, memory, disk, connections, commits/s, database and shard bytes, shards from the '
   'latest sample; per policy its value and desired workers; running operations and their progress, operations by '
   'kind and status, the standby pool by state, pending provision requests, paused. Reads only.';
-COMMENT ON FUNCTION autoscale.explain() IS
-  'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
-  'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, and data_nodes: the '
-  'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)). For predictive '
-  'policies also the forecast value at now + horizon, the horizon (how long a scale-out takes here), the model''s '
-  'mean one-step error, and a note such as "forecast to cross 80 in 7m; a scale-out takes 6m here".';
 COMMENT ON FUNCTION autoscale.rebalance_now(text) IS
   'Starts a rebalance now (citus_rebalance_start with autoscale.rebalance_strategy and autoscale.shard_transfer_mode) '
   'as a followed operation, through the same guards as the automatic one (mode act, no other rebalance running, '
   'maintenance window, rate limit). Returns the operation.';
-COMMENT ON FUNCTION autoscale.scale_out(text, integer, text, integer) IS
-  'Adds workers now: the given host and port, else up to nodes (1..64) available nodes of the standby pool, else a '
-  'provision request (outbox row, NOTIFY autoscale_provision, webhook) answered by one node; then one rebalance onto '
-  'them. With autoscale.coordinator_shards = ''shed'' a coordinator that holds shards gets shouldhaveshards = false '
-  'before that rebalance, which moves its shards to the workers. Same guards as the policies.';
 COMMENT ON FUNCTION autoscale.scale_in(text, integer, text) IS
   'Removes a worker: shouldhaveshards = false, a drain_only rebalance job, citus_cleanup_orphaned_resources, a check '
   'that no placement is left, citus_remove_node, back to the pool as returned with a deprovision request (not '
@@ -105,6 +95,90 @@ COMMENT ON FUNCTION autoscale.cancel_operation(text) IS
   'Cancels the running operation and the Citus job it follows; a scale-in that has drained is restored '
   '(shouldhaveshards put back to what it was) first; a scale-out puts its claimed pool node back to available and '
   'expires its provision request.';
+COMMENT ON FUNCTION autoscale.shard_load_cost(bigint) IS
+  'The shard cost function of the rebalance strategy autoscale_by_load (registered with citus_add_rebalance_strategy '
+  'on the coordinator at the first tick): the measured load of the shard''s group (autoscale.shard_group_load, '
+  'operations/s) plus a base of a tenth of the mean group load, so cold groups still spread; 1 for every shard while '
+  'no load was measured (the strategy then balances shard groups by count). Citus calls it while planning.';
+
+-- The status view gains the warm clones and the scale-out path, which needs autoscale.scale_out_path() (created
+-- by pgrx after bootstrap.sql): replaced here, as the 0.2.0 upgrade does.
+CREATE OR REPLACE VIEW autoscale.status AS
+SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
+       w.worker_count AS active_workers,
+       w.unreachable_workers,
+       w.sampled_at AS last_sample_at,
+       o.id AS operation_id,
+       o.kind AS operation,
+       o.step AS operation_step,
+       o.nodename || ':' || o.nodeport AS operation_node,
+       o.job_id AS operation_job_id,
+       o.reason AS operation_reason,
+       c.last_decision ->> 'direction' AS last_decision,
+       (c.last_decision ->> 'desired_workers')::int AS last_desired_workers,
+       c.last_decision -> 'reasons' AS last_decision_reasons,
+       c.decided_at,
+       CASE WHEN c.paused_until > pg_catalog.now() THEN c.paused_until END AS paused_until,
+       (SELECT count(*) FROM autoscale.standby_nodes WHERE state = 'available') AS standby_available,
+       (SELECT pg_catalog.jsonb_object_agg(state, n)
+          FROM (SELECT state, count(*) AS n FROM autoscale.standby_nodes GROUP BY state) s) AS standby_pool,
+       GREATEST(interval '0',
+                (SELECT max(finished_at) FROM autoscale.operations WHERE kind IN ('scale_out', 'split_out') AND status = 'succeeded')
+                + (SELECT max(cooldown_out) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_out_cooldown_left,
+       GREATEST(interval '0',
+                (SELECT max(finished_at) FROM autoscale.operations
+                  WHERE kind IN ('scale_out', 'split_out', 'scale_in') AND status = 'succeeded')
+                + (SELECT max(cooldown_in) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_in_cooldown_left,
+       (SELECT max(started_at) FROM autoscale.operations) AS last_operation_at,
+       ARRAY(SELECT s.nodename || ':' || s.nodeport || CASE WHEN s.is_coordinator THEN ' (coordinator)' ELSE '' END
+               FROM autoscale.node_samples s
+              WHERE s.sample_id = w.sample_id AND s.data_node
+              ORDER BY s.is_coordinator DESC, s.nodename, s.nodeport) AS data_nodes,
+       c.load_skew,
+       (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                 'node', b.nodename || ':' || b.nodeport, 'primary', b.primary_name || ':' || b.primary_port,
+                 'state', b.state, 'streaming', b.clone_streaming, 'lag_bytes', b.clone_lag_bytes,
+                 'checked_at', b.clone_checked_at, 'error', b.clone_error) ORDER BY b.nodename, b.nodeport)
+          FROM autoscale.standby_nodes b WHERE b.primary_name IS NOT NULL) AS clones,
+       autoscale.scale_out_path(1) AS scale_out_path
+  FROM autoscale.control c
+  LEFT JOIN LATERAL (SELECT * FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1) w ON true
+  LEFT JOIN autoscale.operations o ON o.status = 'running';
+COMMENT ON VIEW autoscale.status IS
+  'One row: mode, active and unreachable workers at the last sample, the running operation and its step, the last '
+  'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, the '
+  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such), '
+  'load_skew: the load-skew trigger''s latest assessment, the warm clones of the pool (primary, streaming, replay '
+  'lag, last check) and the path the next scale-out takes (split from a ready clone, or logical) and why.';
+
+COMMENT ON FUNCTION autoscale.add_standby_clone(text, integer, text, integer) IS
+  'Offers a warm clone to the standby pool: host:port is a streaming replica (for example made with pg_basebackup -R) '
+  'of the active worker primary_host:primary_port. Checked now and at each sample: in recovery, its WAL receiver '
+  'streams from that primary, the primary has an asynchronous streaming WAL sender for it (pg_stat_replication); the '
+  'replay lag is recorded. A scale-out of one node prefers a ready clone (streaming, lag within '
+  'autoscale.clone_max_lag) of the busiest worker: citus_add_clone_node, get_snapshot_based_node_split_plan, '
+  'citus_promote_clone_and_rebalance (autoscale.rebalance_strategy, autoscale.clone_catchup_timeout), and falls back '
+  'to the ordinary scale-out when the clone cannot be used. Refused when the node is in the cluster or in the pool '
+  '(other than returned or failed), or does not stream from that primary.';
+COMMENT ON FUNCTION autoscale.scale_out_path(integer) IS
+  'The path the next scale-out of nodes workers takes and why: ''split: ...'' (a ready warm clone of the busiest '
+  'worker, Citus 13.2 snapshot split) or ''logical: ...'' (an empty node and a logical rebalance) with the reason no '
+  'clone is used (none in the pool, lagging, not streaming, autoscale.split_out off, more than one node wanted).';
+COMMENT ON FUNCTION autoscale.scale_out(text, integer, text, integer) IS
+  'Adds workers now: the given host and port; else, for one node, a ready warm clone of the busiest worker by '
+  'snapshot split (a split_out operation, falling back to what follows when the clone cannot be used); else up to '
+  'nodes (1..64) available nodes of the standby pool, else a provision request (outbox row, NOTIFY '
+  'autoscale_provision, webhook) answered by one node; then one rebalance onto them (citus_rebalance_start with '
+  'autoscale.parallel_transfer_colocated_shards and autoscale.parallel_transfer_reference_tables). With '
+  'autoscale.coordinator_shards = ''shed'' a coordinator that holds shards gets shouldhaveshards = false before that '
+  'rebalance, which moves its shards to the workers. Same guards as the policies.';
+COMMENT ON FUNCTION autoscale.explain() IS
+  'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
+  'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, data_nodes: the '
+  'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)), and scale_out_path: '
+  'the path a scale-out takes (split from a ready warm clone, or logical) and why. For predictive policies also the '
+  'forecast value at now + horizon, the horizon (how long a scale-out takes here), the model''s mean one-step error, '
+  'and a note such as "forecast to cross 80 in 7m; a scale-out takes 6m here".';
 COMMENT ON FUNCTION autoscale.capacity_plan() IS
   'The capacity plan from the hourly rollups of the last year: per metric (cpu, memory, disk, connections, '
   'commits_per_sec, database_bytes) the current value, the linear-trend forecast at 3, 6 and 12 months, growth per '

@@ -1096,9 +1096,18 @@ mod tests {
                 "SELECT autoscale.add_standby_node('127.0.0.1', 5432)",
                 "autoscale.add_standby_node()",
             ),
+            (
+                "SELECT autoscale.add_standby_clone('127.0.0.1', 5433, '127.0.0.1', 5432)",
+                "autoscale.add_standby_clone()",
+            ),
         ] {
             assert_err(f, "0A000", &[name, "requires the citus extension"]);
         }
+        // the path of a scale-out is readable anywhere, and says why it is not a split
+        assert_eq!(
+            one::<String>("SELECT scale_out_path FROM autoscale.status"),
+            "logical: not a Citus coordinator"
+        );
     }
 
     #[pg_test]
@@ -1564,6 +1573,18 @@ mod tests {
             ("SELECT autoscale.rebalance_now(NULL)".into(), "22004", "reason"),
             ("SELECT autoscale.rebalance_now(repeat('x', 501))".to_string(), "22023", "reason"),
             ("SELECT autoscale.rebalance_now('')".into(), "0A000", "autoscale.rebalance_now()"),
+            ("SELECT autoscale.add_standby_clone(NULL, 5433, '127.0.0.1', 5432)".into(), "22004", "host"),
+            ("SELECT autoscale.add_standby_clone('127.0.0.1', NULL, '127.0.0.1', 5432)".into(), "22004", "port"),
+            ("SELECT autoscale.add_standby_clone('127.0.0.1', 5433, NULL, 5432)".into(), "22004", "primary_host"),
+            ("SELECT autoscale.add_standby_clone('127.0.0.1', 5433, '127.0.0.1', NULL)".into(), "22004", "primary_port"),
+            ("SELECT autoscale.add_standby_clone('', 5433, '127.0.0.1', 5432)".into(), "22023", "host"),
+            ("SELECT autoscale.add_standby_clone('127.0.0.1', 70000, '127.0.0.1', 5432)".into(), "22023", "port"),
+            ("SELECT autoscale.add_standby_clone('127.0.0.1', 5433, ' ', 5432)".into(), "22023", "primary_host"),
+            ("SELECT autoscale.add_standby_clone('127.0.0.1', 5433, '127.0.0.1', 0)".into(), "22023", "primary_port"),
+            ("SELECT autoscale.scale_out_path(NULL)".into(), "22004", "nodes"),
+            ("SELECT autoscale.scale_out_path(0)".into(), "22023", "nodes"),
+            ("SELECT autoscale.shard_load_cost(NULL)".into(), "22004", "shardid"),
+            ("SELECT autoscale.shard_load_cost(102008)".into(), "0A000", "autoscale.shard_load_cost()"),
             ("SELECT autoscale.scale_out(nodes => NULL)".into(), "22004", "nodes"),
             ("SELECT autoscale.scale_out(nodes => 0)".into(), "22023", "nodes"),
             ("SELECT autoscale.scale_out(nodes => -1)".into(), "22023", "nodes"),

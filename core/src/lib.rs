@@ -9,14 +9,19 @@
 //! - [`forecast`]: the short-term load forecast (seasonal profile x robust trend, with its own
 //!   error), the learned lead time, and the linear trend of the capacity plan.
 //! - [`capacity`]: the capacity plan: linear trends months ahead, threshold and max_workers dates.
+//! - [`clones`]: warm clones in the pool: when one is ready for a snapshot split, which one a
+//!   scale-out takes, and which path (split or logical) a scale-out will take.
+//! - [`load`]: per-shard-group load: rates, smoothing, the by-load cost, the load-skew trigger.
 //! - [`duration`]: parsing and printing of human durations ("2 min", "90s").
 //! - [`operations`]: the persisted operation state machine (rebalance, scale-out, scale-in), the
 //!   rebalance trigger, the guards and the maintenance window.
 //! - [`safety`]: webhook URL shape, bounded reasons, the failure backoff, conflicting settings.
 
 pub mod capacity;
+pub mod clones;
 pub mod duration;
 pub mod forecast;
+pub mod load;
 pub mod metrics;
 pub mod operations;
 pub mod policy;

@@ -36,6 +36,13 @@ pub struct NodeStats {
     /// pg_stat_statements totals; `None` when it is not installed or not loaded.
     #[serde(default)]
     pub statements: Option<Statements>,
+    /// Cumulative counters of the shard groups placed on this node (colocated shards summed);
+    /// absent without Citus metadata and from nodes older than 0.2.0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard_groups: Option<Vec<crate::load::GroupReading>>,
+    /// The tenants Citus tracks here, when `citus.stat_tenants_track = 'all'`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenants: Option<crate::load::TenantStats>,
 }
 
 /// Cumulative shared-buffer counters (pg_stat_database blks_hit, blks_read).
@@ -161,6 +168,11 @@ mod tests {
             max_connections: Some(100),
             replication_lag_bytes: None,
             statements: None,
+            shard_groups: Some(vec![crate::load::GroupReading {
+                key: crate::load::GroupKey::new(3, "-2147483648"),
+                counters: Default::default(),
+            }]),
+            tenants: None,
         }
     }
 
@@ -196,6 +208,16 @@ mod tests {
             (None, None, None)
         );
         assert_eq!(s.replication_lag_bytes, None);
+    }
+
+    #[test]
+    fn reads_a_node_without_shard_groups() {
+        // a 0.1.0 node's answer has no shard_groups
+        let mut s = sample();
+        s.shard_groups = None;
+        let text = serde_json::to_string(&s).unwrap();
+        assert!(!text.contains("shard_groups"));
+        assert_eq!(NodeStats::parse(&text).unwrap(), s);
     }
 
     #[test]

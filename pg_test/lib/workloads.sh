@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Workloads: pgbench loops with per-transaction logs and their statistics, the kv tables. Sourced through pg_test/lib.sh.
+# Workloads: pgbench loops with per-transaction logs and their statistics, the kv tables, the hot-tenant layout. Sourced through pg_test/lib.sh.
 
 # pid of each running pgbench loop, by name
 declare -gA PGB_LOOP=()
@@ -78,4 +78,59 @@ END;
 SQL
   chown postgres "$script"
   echo "$script"
+}
+
+# --- the hot-tenant layout shared by the load-skew scenarios ---
+# make_hot_tenants: table t (200 tenants x 200 rows, 16 shards) and t_log colocated with it; the 6
+# lowest tenants of 6 different shard groups are hot; their groups are all moved to worker 1 while
+# the shard counts stay 8/8. Sets HOT (tenants), HOT_SHARDS (comma-separated shard ids of t) and
+# HOT_SCRIPTS (pgbench -f arguments, one equally weighted script per hot tenant).
+make_hot_tenants() {
+  local w1 w2 s cold h f
+  q 0 "CREATE TABLE t (tenant int, id bigint, v bigint NOT NULL DEFAULT 0, PRIMARY KEY (tenant, id));
+       SELECT create_distributed_table('t', 'tenant', shard_count := 16);
+       CREATE TABLE t_log (tenant int, seq bigserial, PRIMARY KEY (tenant, seq));
+       SELECT create_distributed_table('t_log', 'tenant', colocate_with := 't');
+       INSERT INTO t SELECT tn, g FROM generate_series(1, 200) tn, generate_series(1, 200) g" >/dev/null
+  w1=$(q 0 "SELECT nodeid FROM pg_dist_node WHERE nodeport = $(node_port 1)")
+  w2=$(q 0 "SELECT nodeid FROM pg_dist_node WHERE nodeport = $(node_port 2)")
+  HOT=$(q 0 "SELECT string_agg(tn::text, ' ' ORDER BY tn) FROM (
+               SELECT min(tn) AS tn FROM generate_series(1, 200) tn
+                GROUP BY get_shard_id_for_distribution_column('t', tn) ORDER BY 1 LIMIT 6) x")
+  HOT_SHARDS=$(for h in $HOT; do q 0 "SELECT get_shard_id_for_distribution_column('t', $h)"; done | paste -sd,)
+  for s in ${HOT_SHARDS//,/ }; do
+    if [ "$(q 0 "SELECT nodeport FROM citus_shards WHERE shardid = $s")" = "$(node_port 2)" ]; then
+      q 0 "SELECT citus_move_shard_placement($s, $w2, $w1, 'block_writes')" >/dev/null
+      cold=$(q 0 "SELECT shardid FROM citus_shards WHERE table_name = 't'::regclass AND nodeport = $(node_port 1)
+                    AND shardid NOT IN ($HOT_SHARDS) ORDER BY shardid LIMIT 1")
+      q 0 "SELECT citus_move_shard_placement($cold, $w1, $w2, 'block_writes')" >/dev/null
+    fi
+  done
+  q 0 "CALL citus_cleanup_orphaned_resources()" >/dev/null 2>&1
+  HOT_SCRIPTS=()
+  for h in $HOT; do
+    f="$CLUSTER_DIR/hot_$h.sql"
+    cat >"$f" <<SQL
+\set id random(1, 200)
+BEGIN;
+UPDATE t SET v = v + 1 WHERE tenant = $h AND id = :id;
+SELECT v FROM t WHERE tenant = $h AND id = :id;
+INSERT INTO t_log (tenant) VALUES ($h);
+END;
+SQL
+    chown postgres "$f"
+    HOT_SCRIPTS+=(-f "$f@1")
+  done
+}
+# worker_commits SECS: 'port:commits/s ...' of every worker, averaged over the last SECS seconds of samples.
+worker_commits() {
+  q 0 "SELECT string_agg(nodeport || ':' || round(c::numeric, 1), ' ' ORDER BY nodeport) FROM (
+         SELECT nodeport, avg(commits_per_sec) c FROM autoscale.node_samples
+          WHERE NOT is_coordinator AND reachable AND sampled_at > now() - make_interval(secs => $1) GROUP BY nodeport) x"
+}
+# worker_commits_ratio SECS: max/mean of the workers' commits/s over the last SECS seconds of samples.
+worker_commits_ratio() {
+  q 0 "SELECT round((max(c) / avg(c))::numeric, 2) FROM (
+         SELECT nodeport, avg(commits_per_sec) c FROM autoscale.node_samples
+          WHERE NOT is_coordinator AND reachable AND sampled_at > now() - make_interval(secs => $1) GROUP BY nodeport) x"
 }

@@ -3,11 +3,11 @@
 
 use crate::infra::errors::Result;
 use crate::services::decide;
-use crate::store::{control, operations, pool, provision, samples};
+use crate::store::{control, load, operations, pool, provision, samples};
 use autoscale_core::metrics::{Family, Kind};
 
 /// Per-node gauges: (family name, help, column of autoscale.node_samples).
-const NODE_GAUGES: [(&str, &str, &str); 10] = [
+const NODE_GAUGES: [(&str, &str, &str); 11] = [
     (
         "autoscale_node_cpu_busy_percent",
         "CPU busy, percent of the node's capacity, over the last sample interval.",
@@ -54,7 +54,16 @@ const NODE_GAUGES: [(&str, &str, &str); 10] = [
         "Bytes of the shard placements stored on the node.",
         "shard_bytes",
     ),
+    (
+        "autoscale_node_shard_load",
+        "Measured load of the shard groups on the node, operations/s (scans + rows written + rows read x 0.01, smoothed).",
+        "shard_load",
+    ),
 ];
+
+/// Shard groups exported by name in `autoscale_shard_group_load` (the busiest; bounded so the
+/// number of series does not grow with the number of shards).
+const HOT_GROUPS_EXPORTED: i64 = 10;
 
 fn gauge(name: &'static str, help: &'static str) -> Family {
     Family::new(name, Kind::Gauge, help)
@@ -117,6 +126,33 @@ pub fn collect() -> Result<Vec<Family>> {
     }
     out.push(up);
     out.extend(node_families);
+
+    // load: each data node's share of the measured load, and the busiest shard groups
+    let mut share = gauge(
+        "autoscale_node_load_share",
+        "The node's share of the measured shard-group load of the data nodes in the latest sample (0..1).",
+    );
+    let mut hot = gauge(
+        "autoscale_shard_group_load",
+        "Measured load of the busiest shard groups (operations/s), with their node.",
+    );
+    if let Some(l) = &latest {
+        for (node, v) in load::node_load_shares(l.sample_id)? {
+            share.push(vec![("node", node)], v);
+        }
+    }
+    for g in load::hottest_groups(HOT_GROUPS_EXPORTED)? {
+        hot.push(
+            vec![
+                ("colocation_id", g.colocationid),
+                ("shard_min", g.shardminvalue),
+                ("node", g.node),
+            ],
+            g.load_per_sec,
+        );
+    }
+    out.push(share);
+    out.push(hot);
 
     // policies, as the engine sees them now
     let mut value = gauge(

@@ -142,21 +142,141 @@ pub fn fan_out_node_stats(timeout_ms: u64) -> SpiResult<Vec<WorkerResult>> {
     })
 }
 
-/// This node's Citus group id (0 on the coordinator) and the total bytes of the shard placements
-/// stored here, from the node's own metadata copy, in one query. Call only when [`installed`].
-pub fn local_group_and_shard_bytes() -> SpiResult<(Option<i32>, Option<i64>)> {
-    Spi::get_two::<i32, i64>(
-        "SELECT (SELECT groupid FROM pg_catalog.pg_dist_local_group),
-                (SELECT coalesce(sum(pg_catalog.pg_total_relation_size(r)), 0)::bigint
-                   FROM pg_catalog.pg_dist_placement p
-                   JOIN pg_catalog.pg_dist_shard s USING (shardid)
-                   JOIN pg_catalog.pg_class c ON c.oid = s.logicalrelid
-                   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace,
-                        -- shard_name() leaves out the schema 'public'; the pinned search_path does not have it
-                        LATERAL pg_catalog.to_regclass(CASE WHEN n.nspname = 'public' THEN 'public.' ELSE '' END
-                                                       || pg_catalog.shard_name(s.logicalrelid, s.shardid)) AS r
-                  WHERE p.groupid = (SELECT groupid FROM pg_catalog.pg_dist_local_group))",
+/// This node's Citus group id (0 on the coordinator), the total bytes of the shard placements
+/// stored here, and the cumulative statistics counters of the shard groups placed here (json text,
+/// `[[colocationid, shardminvalue, scans, rows_read, rows_written], ...]`, colocated shards summed;
+/// reference and citus local tables left out), from the node's own metadata copy, in one query.
+/// Counters are those of pg_stat_user_tables: seq_scan + idx_scan, seq_tup_read + idx_tup_fetch,
+/// n_tup_ins + n_tup_upd + n_tup_del, read through the functions under the view so only the
+/// shard relations are looked at. Call only when [`installed`].
+pub fn local_shards() -> SpiResult<(Option<i32>, Option<i64>, Option<String>)> {
+    Spi::connect(|c| {
+        let row = c
+            .select(
+                "WITH lg AS (SELECT groupid FROM pg_catalog.pg_dist_local_group),
+                 sh AS (
+                   SELECT t.colocationid, s.shardminvalue, t.partmethod, r
+                     FROM pg_catalog.pg_dist_placement p
+                     JOIN pg_catalog.pg_dist_shard s USING (shardid)
+                     JOIN pg_catalog.pg_dist_partition t ON t.logicalrelid = s.logicalrelid
+                     JOIN pg_catalog.pg_class c ON c.oid = s.logicalrelid
+                     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace,
+                          -- shard_name() leaves out the schema 'public'; the pinned search_path does not have it
+                          LATERAL pg_catalog.to_regclass(CASE WHEN n.nspname = 'public' THEN 'public.' ELSE '' END
+                                                         || pg_catalog.shard_name(s.logicalrelid, s.shardid)) AS r
+                    WHERE p.groupid = (SELECT groupid FROM lg)),
+                 g AS (
+                   SELECT sh.colocationid, sh.shardminvalue,
+                          sum(pg_catalog.pg_stat_get_numscans(sh.r) + coalesce(ix.scans, 0))::bigint AS scans,
+                          sum(pg_catalog.pg_stat_get_tuples_returned(sh.r) + pg_catalog.pg_stat_get_tuples_fetched(sh.r)
+                              + coalesce(ix.fetched, 0))::bigint AS rows_read,
+                          sum(pg_catalog.pg_stat_get_tuples_inserted(sh.r) + pg_catalog.pg_stat_get_tuples_updated(sh.r)
+                              + pg_catalog.pg_stat_get_tuples_deleted(sh.r))::bigint AS rows_written
+                     FROM sh
+                     LEFT JOIN LATERAL (
+                       SELECT sum(pg_catalog.pg_stat_get_numscans(i.indexrelid)) AS scans,
+                              sum(pg_catalog.pg_stat_get_tuples_fetched(i.indexrelid)) AS fetched
+                         FROM pg_catalog.pg_index i WHERE i.indrelid = sh.r) ix ON true
+                    WHERE sh.r IS NOT NULL AND sh.partmethod <> 'n' AND sh.shardminvalue IS NOT NULL
+                    GROUP BY sh.colocationid, sh.shardminvalue)
+                 SELECT (SELECT groupid FROM lg),
+                        (SELECT coalesce(sum(pg_catalog.pg_total_relation_size(r)), 0)::bigint FROM sh),
+                        (SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_array(
+                                  colocationid, shardminvalue, scans, rows_read, rows_written)), '[]')::text FROM g)",
+                Some(1),
+                &[],
+            )?
+            .first();
+        Ok((
+            row.get::<i32>(1)?,
+            row.get::<i64>(2)?,
+            row.get::<String>(3)?,
+        ))
+    })
+}
+
+/// The tenants Citus tracks on this node as `TenantStats` json text (`period_secs` and, per tenant,
+/// `[colocation_id, tenant_attribute, queries, cpu_seconds]` of the last complete period), or None
+/// when `citus.stat_tenants_track` is not `all`. Call only when [`installed`].
+pub fn local_tenants() -> SpiResult<Option<String>> {
+    Spi::get_one::<String>(
+        "SELECT CASE WHEN pg_catalog.current_setting('citus.stat_tenants_track', true) = 'all' THEN
+                  pg_catalog.json_build_object(
+                    'period_secs', (SELECT setting::float8 FROM pg_catalog.pg_settings WHERE name = 'citus.stat_tenants_period'),
+                    'tenants', (SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_array(
+                                        colocation_id, tenant_attribute, query_count_in_last_period, cpu_usage_in_last_period)), '[]')
+                                  FROM pg_catalog.citus_stat_tenants_local(false)))::text
+                END",
     )
+}
+
+/// The rebalance strategy autoscale registers: shard groups cost their measured load.
+pub const LOAD_STRATEGY: &str = "autoscale_by_load";
+
+/// Registers [`LOAD_STRATEGY`] with `citus_add_rebalance_strategy` unless it is there (on the
+/// coordinator, lazily: CREATE EXTENSION is replayed on every worker and may run before Citus is
+/// installed). Cost: `autoscale.shard_load_cost`; every node has capacity 1 and may hold any
+/// shard; threshold 0.1, minimum 0.01, improvement 0.5 (as by_disk_size: a move must improve
+/// the balance by half the moved group's cost, so a lone hot group is not bounced around).
+/// Returns whether it registered it now.
+pub fn ensure_load_strategy() -> SpiResult<bool> {
+    if rebalance_strategy_exists(LOAD_STRATEGY)? {
+        return Ok(false);
+    }
+    Spi::run_with_args(
+        "SELECT pg_catalog.citus_add_rebalance_strategy($1, 'autoscale.shard_load_cost'::regproc,
+                'pg_catalog.citus_node_capacity_1'::regproc, 'pg_catalog.citus_shard_allowed_on_node_true'::regproc,
+                0.1, 0.01, 0.5)",
+        &[LOAD_STRATEGY.into()],
+    )?;
+    Ok(true)
+}
+
+/// The shard group of a shard: its colocation id and its range's min value (None for an unknown
+/// shard or one without a range, such as a reference table's).
+pub fn shard_group_of(shardid: i64) -> SpiResult<Option<(i32, String)>> {
+    Spi::connect(|c| {
+        let t = c.select(
+            "SELECT t.colocationid, s.shardminvalue FROM pg_catalog.pg_dist_shard s
+               JOIN pg_catalog.pg_dist_partition t ON t.logicalrelid = s.logicalrelid
+              WHERE s.shardid = $1 AND s.shardminvalue IS NOT NULL",
+            Some(1),
+            &[shardid.into()],
+        )?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let r = t.first();
+        Ok(Some((
+            r.get::<i32>(1)?.unwrap_or_default(),
+            r.get::<String>(2)?.unwrap_or_default(),
+        )))
+    })
+}
+
+/// The shard-group moves of the rebalance plan of `strategy`: (colocationid, shardminvalue,
+/// target host, target port), one row per group.
+pub fn planned_group_moves(strategy: &str) -> SpiResult<Vec<(i32, String, String, i32)>> {
+    Spi::connect(|c| {
+        let mut out = Vec::new();
+        for r in c.select(
+            "SELECT DISTINCT pt.colocationid, s.shardminvalue, m.targetname, m.targetport
+               FROM pg_catalog.get_rebalance_table_shards_plan(rebalance_strategy := $1) m
+               JOIN pg_catalog.pg_dist_shard s USING (shardid)
+               JOIN pg_catalog.pg_dist_partition pt ON pt.logicalrelid = s.logicalrelid
+              WHERE s.shardminvalue IS NOT NULL",
+            None,
+            &[strategy.into()],
+        )? {
+            out.push((
+                r.get::<i32>(1)?.unwrap_or_default(),
+                r.get::<String>(2)?.unwrap_or_default(),
+                r.get::<String>(3)?.unwrap_or_default(),
+                r.get::<i32>(4)?.unwrap_or_default(),
+            ));
+        }
+        Ok(out)
+    })
 }
 
 /// Runs one command on one node that need not be a cluster member (a standby), through Citus's
@@ -208,18 +328,40 @@ pub fn node_in_cluster(host: &str, port: i32) -> SpiResult<Option<(i32, i32, boo
     })
 }
 
-/// `citus_rebalance_start(...)`: the job id, or None when there is nothing to move.
+/// `citus_rebalance_start(...)`: the job id, or None when there is nothing to move. `parallel`:
+/// Citus 13.2's (parallel_transfer_colocated_shards, parallel_transfer_reference_tables), passed
+/// only when one is on (older Citus lacks them).
 pub fn rebalance_start(
     strategy: Option<&str>,
     drain_only: bool,
     transfer_mode: &str,
+    parallel: (bool, bool),
 ) -> SpiResult<Option<i64>> {
     Spi::connect_mut(|c| {
+        if parallel == (false, false) {
+            return c
+                .update(
+                    "SELECT pg_catalog.citus_rebalance_start(rebalance_strategy := $1, drain_only := $2,
+                                                     shard_transfer_mode := $3::citus.shard_transfer_mode)",
+                    Some(1),
+                    &[strategy.map(str::to_string).into(), drain_only.into(), transfer_mode.into()],
+                )?
+                .first()
+                .get_one::<i64>();
+        }
         c.update(
             "SELECT pg_catalog.citus_rebalance_start(rebalance_strategy := $1, drain_only := $2,
-                                                     shard_transfer_mode := $3::citus.shard_transfer_mode)",
+                                                     shard_transfer_mode := $3::citus.shard_transfer_mode,
+                                                     parallel_transfer_colocated_shards := $4,
+                                                     parallel_transfer_reference_tables := $5)",
             Some(1),
-            &[strategy.map(str::to_string).into(), drain_only.into(), transfer_mode.into()],
+            &[
+                strategy.map(str::to_string).into(),
+                drain_only.into(),
+                transfer_mode.into(),
+                parallel.0.into(),
+                parallel.1.into(),
+            ],
         )?
         .first()
         .get_one::<i64>()
@@ -509,4 +651,163 @@ pub fn rebalance_strategy_exists(name: &str) -> SpiResult<bool> {
         &[name.into()],
     )?
     .unwrap_or(false))
+}
+
+/// What a clone's primary answers to a clone check: its current WAL position and its WAL senders.
+pub const CLONE_PRIMARY_COMMAND: &str = "SELECT pg_catalog.json_build_object('lsn', pg_catalog.pg_current_wal_lsn(), \
+     'senders', (SELECT pg_catalog.json_agg(pg_catalog.json_build_object('app', application_name, \
+     'addr', pg_catalog.host(client_addr), 'host', client_hostname, 'state', state, 'sync', sync_state)) \
+     FROM pg_catalog.pg_stat_replication))::text";
+
+/// What a clone answers to a clone check: in recovery, its replay position, its WAL receiver.
+pub const CLONE_SELF_COMMAND: &str =
+    "SELECT pg_catalog.json_build_object('recovery', pg_catalog.pg_is_in_recovery(), \
+     'replay', pg_catalog.pg_last_wal_replay_lsn(), \
+     'status', (SELECT status FROM pg_catalog.pg_stat_wal_receiver), \
+     'sender_host', (SELECT sender_host FROM pg_catalog.pg_stat_wal_receiver), \
+     'sender_port', (SELECT sender_port FROM pg_catalog.pg_stat_wal_receiver))::text";
+
+/// Runs one command on each of `nodes` in parallel, in one `master_run_on_worker` round trip (the
+/// nodes need not be in the cluster: standbys and clones are not). Answers in order: Ok(result)
+/// or Err(error text).
+pub fn run_on_nodes(
+    nodes: &[(NodeAddr, &str)],
+    timeout_ms: u64,
+) -> SpiResult<Vec<Result<String, String>>> {
+    if nodes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let hosts: Vec<String> = nodes.iter().map(|(n, _)| n.host.clone()).collect();
+    let ports: Vec<i32> = nodes.iter().map(|(n, _)| n.port).collect();
+    let commands: Vec<String> = nodes.iter().map(|(_, c)| c.to_string()).collect();
+    Spi::connect_mut(|c| {
+        c.update(
+            "SELECT pg_catalog.set_config('citus.node_connection_timeout', $1, true)",
+            None,
+            &[timeout_ms.to_string().into()],
+        )?;
+        let backstop = (2 * timeout_ms + 1000).min(i32::MAX as u64) as i32;
+        let rows = super::subxact::with_statement_timeout(backstop, || {
+            c.select(
+                "SELECT success, result FROM pg_catalog.master_run_on_worker($1, $2, $3, true)",
+                None,
+                &[hosts.into(), ports.into(), commands.into()],
+            )
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            let ok = r.get::<bool>(1)?.unwrap_or(false);
+            let text = r.get::<String>(2)?.unwrap_or_default();
+            out.push(if ok { Ok(text) } else { Err(text) });
+        }
+        Ok(out)
+    })
+}
+
+/// A node of pg_dist_node with its clone columns (Citus 13.2): (nodeid, isactive, nodeisclone,
+/// noderole = 'primary').
+pub fn clone_node_info(host: &str, port: i32) -> SpiResult<Option<(i32, bool, bool, bool)>> {
+    Spi::connect(|c| {
+        let t = c.select(
+            "SELECT nodeid, isactive, nodeisclone, noderole = 'primary'
+               FROM pg_catalog.pg_dist_node WHERE nodename = $1 AND nodeport = $2",
+            Some(1),
+            &[host.into(), port.into()],
+        )?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let r = t.first();
+        Ok(Some((
+            r.get::<i32>(1)?.unwrap_or_default(),
+            r.get::<bool>(2)?.unwrap_or(false),
+            r.get::<bool>(3)?.unwrap_or(false),
+            r.get::<bool>(4)?.unwrap_or(false),
+        )))
+    })
+}
+
+/// Whether this Citus has the snapshot split (13.2+: `citus_promote_clone_and_rebalance`).
+pub fn has_snapshot_split() -> SpiResult<bool> {
+    Ok(Spi::get_one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc WHERE proname = 'citus_promote_clone_and_rebalance'
+                          AND pronamespace = 'pg_catalog'::regnamespace)",
+    )?
+    .unwrap_or(false))
+}
+
+/// `citus_add_clone_node(clone, primary)`: the clone's nodeid. Citus checks the primary's
+/// pg_stat_replication itself.
+pub fn add_clone_node(clone: &NodeAddr, primary: &NodeAddr) -> SpiResult<Option<i32>> {
+    Spi::get_one_with_args::<i32>(
+        "SELECT pg_catalog.citus_add_clone_node($1, $2, $3, $4)",
+        &[
+            clone.host.clone().into(),
+            clone.port.into(),
+            primary.host.clone().into(),
+            primary.port.into(),
+        ],
+    )
+}
+
+/// `citus_remove_clone_node(host, port)`: unregisters an inactive clone.
+pub fn remove_clone_node(clone: &NodeAddr) -> SpiResult<()> {
+    Spi::run_with_args(
+        "SELECT pg_catalog.citus_remove_clone_node($1, $2)",
+        &[clone.host.clone().into(), clone.port.into()],
+    )
+}
+
+/// `get_snapshot_based_node_split_plan(primary, clone, strategy)`: (shard groups' shards that go
+/// to the clone, all shards of the plan).
+pub fn split_plan(
+    primary: &NodeAddr,
+    clone: &NodeAddr,
+    strategy: Option<&str>,
+) -> SpiResult<(i64, i64)> {
+    Spi::connect(|c| {
+        let r = c
+            .select(
+                "SELECT count(*) FILTER (WHERE placement_node = 'Clone Node'), count(*)
+                   FROM pg_catalog.get_snapshot_based_node_split_plan($1, $2, $3, $4, $5)",
+                Some(1),
+                &[
+                    primary.host.clone().into(),
+                    primary.port.into(),
+                    clone.host.clone().into(),
+                    clone.port.into(),
+                    strategy.map(str::to_string).into(),
+                ],
+            )?
+            .first();
+        Ok((r.get::<i64>(1)?.unwrap_or(0), r.get::<i64>(2)?.unwrap_or(0)))
+    })
+}
+
+/// `citus_promote_clone_and_rebalance(nodeid, strategy, catchup_timeout_seconds)`: blocks writes
+/// to the primary's shards, waits for the clone to catch up, promotes it (pg_promote) and splits
+/// the primary's shards between the two, in this transaction.
+pub fn promote_clone(nodeid: i32, strategy: Option<&str>, catchup_s: i32) -> SpiResult<()> {
+    Spi::run_with_args(
+        "SELECT pg_catalog.citus_promote_clone_and_rebalance($1, $2, $3)",
+        &[
+            nodeid.into(),
+            strategy.map(str::to_string).into(),
+            catchup_s.into(),
+        ],
+    )
+}
+
+/// The message Citus gives when the clone did not catch up within the timeout.
+pub const CATCHUP_TIMEOUT_MESSAGE: &str = "failed to catch up with primary";
+
+/// Shard placements (of any table) in the group of host:port, from the metadata.
+pub fn placements_in_group_of(node: &NodeAddr) -> SpiResult<i64> {
+    Ok(Spi::get_one_with_args::<i64>(
+        "SELECT count(*) FROM pg_catalog.pg_dist_placement p
+           JOIN pg_catalog.pg_dist_node n USING (groupid)
+          WHERE n.nodename = $1 AND n.nodeport = $2",
+        &[node.host.clone().into(), node.port.into()],
+    )?
+    .unwrap_or(0))
 }

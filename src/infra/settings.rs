@@ -36,9 +36,17 @@ static NODE_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(2_000);
 /// Seconds of history kept; -1 keeps everything.
 static HISTORY_RETENTION_S: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
 
-/// citus_rebalance_start's rebalance_strategy; empty = Citus's default strategy.
+/// citus_rebalance_start's rebalance_strategy; empty = autoscale_by_load.
 static REBALANCE_STRATEGY: GucSetting<Option<std::ffi::CString>> =
     GucSetting::<Option<std::ffi::CString>>::new(None);
+/// Seconds over which shard-group load rates are smoothed.
+static LOAD_WINDOW_S: GucSetting<i32> = GucSetting::<i32>::new(60);
+/// The busiest worker's load over the mean above which the load is skewed; 0 disables.
+static LOAD_SKEW_RATIO: GucSetting<f64> = GucSetting::<f64>::new(1.5);
+/// Seconds the load must stay skewed before a rebalance by load.
+static LOAD_SKEW_FOR_S: GucSetting<i32> = GucSetting::<i32>::new(120);
+/// Shard groups per node whose load history is kept at each sample.
+static LOAD_HISTORY_TOP_N: GucSetting<i32> = GucSetting::<i32>::new(5);
 /// Shard transfer mode of the rebalances autoscale starts.
 static SHARD_TRANSFER_MODE: GucSetting<TransferMode> =
     GucSetting::<TransferMode>::new(TransferMode::Auto);
@@ -56,6 +64,16 @@ static PROVISION_TIMEOUT_S: GucSetting<i32> = GucSetting::<i32>::new(900);
 static JOB_TIMEOUT_S: GucSetting<i32> = GucSetting::<i32>::new(600);
 /// Longest time one operation step's Citus calls may take (ms).
 static STEP_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(60_000);
+
+static SPLIT_OUT: GucSetting<bool> = GucSetting::<bool>::new(true);
+
+static CLONE_MAX_LAG_KB: GucSetting<i32> = GucSetting::<i32>::new(16 * 1024);
+
+static CLONE_CATCHUP_TIMEOUT_S: GucSetting<i32> = GucSetting::<i32>::new(30);
+
+static PARALLEL_TRANSFER_COLOCATED_SHARDS: GucSetting<bool> = GucSetting::<bool>::new(false);
+
+static PARALLEL_TRANSFER_REFERENCE_TABLES: GucSetting<bool> = GucSetting::<bool>::new(false);
 /// URL that provision and deprovision requests are POSTed to; empty = none.
 static WEBHOOK_URL: GucSetting<Option<std::ffi::CString>> =
     GucSetting::<Option<std::ffi::CString>>::new(None);
@@ -176,8 +194,9 @@ pub fn init() {
     );
     GucRegistry::define_string_guc(
         c"autoscale.rebalance_strategy",
-        c"Rebalance strategy of the rebalances autoscale starts (empty: Citus's default).",
-        c"A name from pg_dist_rebalance_strategy, e.g. by_shard_count or by_disk_size.",
+        c"Rebalance strategy of the rebalances autoscale starts (empty: autoscale_by_load).",
+        c"A name from pg_dist_rebalance_strategy, e.g. by_shard_count or by_disk_size. autoscale_by_load balances the \
+          measured load of the shard groups; the load-skew trigger runs only with it.",
         &REBALANCE_STRATEGY,
         GucContext::Suset,
         GucFlags::default(),
@@ -187,6 +206,49 @@ pub fn init() {
         c"Shard transfer mode of the rebalances autoscale starts: auto, force_logical or block_writes.",
         c"auto needs a primary key or replica identity on every table; block_writes blocks writes to a shard while it moves.",
         &SHARD_TRANSFER_MODE,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"autoscale.load_window",
+        c"Time over which the load of each shard group is smoothed.",
+        c"Rates of scans and rows read and written per shard group are blended into a moving average with this \
+          time constant at every sample.",
+        &LOAD_WINDOW_S,
+        0,
+        86_400,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_float_guc(
+        c"autoscale.load_skew_ratio",
+        c"Busiest worker's load over the mean load above which a rebalance by load is considered; 0 disables.",
+        c"The load must stay above it for autoscale.load_skew_for, and the plan of the autoscale_by_load strategy \
+          must lower the busiest worker's load. Limited by autoscale.rebalance_interval like other skew rebalances.",
+        &LOAD_SKEW_RATIO,
+        0.0,
+        1000.0,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"autoscale.load_skew_for",
+        c"Time the load must stay skewed before a rebalance by load starts.",
+        c"Every sample over this time must have the busiest worker above autoscale.load_skew_ratio x the mean.",
+        &LOAD_SKEW_FOR_S,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"autoscale.load_history_top_n",
+        c"Busiest shard groups per node whose load is kept in autoscale.shard_group_load_history at each sample.",
+        c"The latest load of every shard group is kept in place in autoscale.shard_group_load; history only for \
+          these, so storage does not grow with the number of shards. 0 keeps no history.",
+        &LOAD_HISTORY_TOP_N,
+        0,
+        10_000,
         GucContext::Suset,
         GucFlags::default(),
     );
@@ -249,6 +311,53 @@ pub fn init() {
         i32::MAX,
         GucContext::Suset,
         GucFlags::UNIT_S,
+    );
+    GucRegistry::define_bool_guc(
+        c"autoscale.split_out",
+        c"A scale-out of one node prefers a ready warm clone of the busiest worker (Citus 13.2 snapshot split).",
+        c"The clone (autoscale.add_standby_clone) is registered with citus_add_clone_node, promoted and given part \
+          of its primary's shards by citus_promote_clone_and_rebalance. Off: scale-outs always add an empty node \
+          and move shards by logical replication.",
+        &SPLIT_OUT,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"autoscale.clone_max_lag",
+        c"Most WAL replay lag a warm clone may have and still be used for a split.",
+        c"Measured each sample as the primary's current WAL position minus the clone's replay position.",
+        &CLONE_MAX_LAG_KB,
+        0,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_KB,
+    );
+    GucRegistry::define_int_guc(
+        c"autoscale.clone_catchup_timeout",
+        c"catchup_timeout_seconds of citus_promote_clone_and_rebalance: how long writes to the primary's shards \
+          wait for the clone to catch up before the split gives up and the scale-out falls back.",
+        c"",
+        &CLONE_CATCHUP_TIMEOUT_S,
+        1,
+        3600,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_bool_guc(
+        c"autoscale.parallel_transfer_colocated_shards",
+        c"citus_rebalance_start(parallel_transfer_colocated_shards): move the shards of a colocation group in parallel.",
+        c"Citus 13.2. Used by every rebalance autoscale starts (the ordinary scale-out and the drain of a scale-in).",
+        &PARALLEL_TRANSFER_COLOCATED_SHARDS,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"autoscale.parallel_transfer_reference_tables",
+        c"citus_rebalance_start(parallel_transfer_reference_tables): copy reference tables in parallel with the moves.",
+        c"Citus 13.2. Used by every rebalance autoscale starts.",
+        &PARALLEL_TRANSFER_REFERENCE_TABLES,
+        GucContext::Sighup,
+        GucFlags::default(),
     );
     GucRegistry::define_int_guc(
         c"autoscale.step_timeout",
@@ -408,6 +517,29 @@ pub fn rebalance_strategy() -> Option<String> {
     string(&REBALANCE_STRATEGY)
 }
 
+/// The strategy of the rebalances autoscale starts: `autoscale.rebalance_strategy`, else
+/// `autoscale_by_load` (registered with Citus at first use).
+pub fn effective_rebalance_strategy() -> String {
+    rebalance_strategy().unwrap_or_else(|| crate::infra::citus::LOAD_STRATEGY.to_string())
+}
+
+pub fn load_window() -> f64 {
+    LOAD_WINDOW_S.get().max(0) as f64
+}
+
+/// 0 = the load-skew trigger is off.
+pub fn load_skew_ratio() -> f64 {
+    LOAD_SKEW_RATIO.get().max(0.0)
+}
+
+pub fn load_skew_for() -> f64 {
+    LOAD_SKEW_FOR_S.get().max(0) as f64
+}
+
+pub fn load_history_top_n() -> usize {
+    LOAD_HISTORY_TOP_N.get().max(0) as usize
+}
+
 pub fn shard_transfer_mode() -> TransferMode {
     SHARD_TRANSFER_MODE.get()
 }
@@ -437,6 +569,29 @@ pub fn provision_timeout() -> f64 {
 /// Negative = never.
 pub fn step_timeout() -> Duration {
     Duration::from_millis(STEP_TIMEOUT_MS.get().max(1) as u64)
+}
+
+/// Whether a scale-out of one node prefers a ready warm clone.
+pub fn split_out() -> bool {
+    SPLIT_OUT.get()
+}
+
+/// Most replay lag a clone may have, in bytes.
+pub fn clone_max_lag_bytes() -> i64 {
+    i64::from(CLONE_MAX_LAG_KB.get().max(0)) * 1024
+}
+
+/// Seconds citus_promote_clone_and_rebalance waits for the clone to catch up.
+pub fn clone_catchup_timeout() -> i32 {
+    CLONE_CATCHUP_TIMEOUT_S.get().max(1)
+}
+
+/// (parallel_transfer_colocated_shards, parallel_transfer_reference_tables) of citus_rebalance_start.
+pub fn parallel_transfer() -> (bool, bool) {
+    (
+        PARALLEL_TRANSFER_COLOCATED_SHARDS.get(),
+        PARALLEL_TRANSFER_REFERENCE_TABLES.get(),
+    )
 }
 
 pub fn job_timeout() -> f64 {

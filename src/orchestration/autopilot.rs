@@ -12,7 +12,7 @@ use crate::infra::errors::Result;
 use crate::infra::{citus, clock, settings, subxact};
 use crate::services::decide;
 use crate::services::execute::{self, Stepped};
-use crate::store::{control, events, operations, provision as outbox};
+use crate::store::{control, events, load, operations, provision as outbox};
 
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct ActReport {
@@ -32,6 +32,27 @@ pub struct ActReport {
 fn warn_about_settings() -> Result<()> {
     let mut warnings = decide::setting_conflicts()?;
     if citus::role() == citus::Role::Coordinator {
+        // the default strategy of autoscale's rebalances; registered lazily, on the coordinator
+        // only (CREATE EXTENSION is replayed on every worker, possibly before Citus is there)
+        match subxact::catch(citus::ensure_load_strategy) {
+            Ok(Ok(true)) => events::record(
+                "load_strategy",
+                &format!(
+                    "registered the rebalance strategy {} (citus_add_rebalance_strategy)",
+                    citus::LOAD_STRATEGY
+                ),
+                None,
+            )?,
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => warnings.push(format!(
+                "could not register the rebalance strategy {}: {e}",
+                citus::LOAD_STRATEGY
+            )),
+            Err(e) => warnings.push(format!(
+                "could not register the rebalance strategy {}: {e}",
+                citus::LOAD_STRATEGY
+            )),
+        }
         if let Some(s) = settings::rebalance_strategy() {
             if !citus::rebalance_strategy_exists(&s)? {
                 warnings.push(format!(
@@ -67,7 +88,8 @@ pub fn run() -> Result<ActReport> {
     if let Some(op) = operations::running()? {
         match execute::step(&op)? {
             Stepped::Advanced(next) => {
-                if matches!(next.kind, Kind::Rebalance | Kind::ScaleOut)
+                // a split-out's split is the rebalance its new worker needs
+                if matches!(next.kind, Kind::Rebalance | Kind::ScaleOut | Kind::SplitOut)
                     && matches!(next.step, Step::WaitRebalance | Step::Done)
                 {
                     watch = watch.rebalanced(&active);
@@ -107,13 +129,7 @@ pub fn run() -> Result<ActReport> {
     match (decision.direction, &verdict) {
         (Direction::Out, GuardVerdict::Act) => {
             // the policy's step: every node it asks for joins before one rebalance
-            match execute::start(
-                Kind::ScaleOut,
-                vec![],
-                decision.step.max(1),
-                &reasons,
-                "policy",
-            ) {
+            match execute::start_scale_out(decision.step.max(1), &reasons, "policy") {
                 Ok(op) => report.operation = Some(autoscale_core::operations::describe(&op)),
                 Err(e) => {
                     events::record("error", &format!("could not start scale_out: {e}"), None)?
@@ -165,12 +181,38 @@ pub fn run() -> Result<ActReport> {
             settle: settings::rebalance_settle(),
             interval,
             failure_backoff: settings::failure_backoff(),
+            load_skew: None,
         };
         // planning is not free on big clusters (Citus #7021): at most every tenth of the interval
         let plan_period = (interval / 10.0).clamp(settings::sample_interval().as_secs_f64(), 300.0);
-        if trigger::plan_needed(&input) && plan_checked.is_none_or(|t| now - t >= plan_period) {
-            let strategy = settings::rebalance_strategy();
-            input.plan_moves = subxact::catch(|| citus::planned_moves(strategy.as_deref()))
+        let may_plan = plan_checked.is_none_or(|t| now - t >= plan_period);
+        // load skew: the busiest worker above load_skew_ratio x the mean for load_skew_for, and the
+        // plan by load lowers it (the plan is computed only when the skew held long enough, at
+        // most once per plan period; in between the last assessment stands)
+        let assessment = if trigger::load_plan_needed(&input) {
+            let (skew, text, planned) = load::assess(now, may_plan)?;
+            if planned {
+                control::set_plan_checked()?;
+            }
+            input.load_skew = skew;
+            text
+        } else {
+            Some(match trigger::rebalance_due(&input) {
+                Err(why) => format!("load skew not assessed: {why}"),
+                Ok(Some(t)) => format!("load skew not assessed: rebalancing first ({})", t.reason()),
+                Ok(None) => "load skew not assessed: skew rebalances are off (autoscale.rebalance_interval = -1)".into(),
+            })
+        };
+        if let Some(text) = assessment {
+            load::save_assessment(&text)?;
+        }
+        // With autoscale_by_load, a busy cluster is the load-skew trigger's (below): this one
+        // plans only while the measured load is idle, when the strategy's costs are equal and
+        // it balances shard groups by count.
+        let strategy = settings::effective_rebalance_strategy();
+        let by_plan = strategy != citus::LOAD_STRATEGY || !load::busy()?;
+        if by_plan && trigger::plan_needed(&input) && may_plan {
+            input.plan_moves = subxact::catch(|| citus::planned_moves(Some(&strategy)))
                 .ok()
                 .and_then(|r| r.ok());
             control::set_plan_checked()?;

@@ -16,7 +16,7 @@ use crate::infra::errors::{AutoscaleError, Result};
 use crate::infra::{citus, clock, settings, subxact};
 use crate::services::{decide, provision};
 use crate::store::operations::{self as store, running};
-use crate::store::{events, pool, provision as outbox};
+use crate::store::{events, pool, provision as outbox, samples};
 
 fn limits() -> Limits {
     Limits {
@@ -89,10 +89,17 @@ fn to_outcome<T, E: std::fmt::Display>(
 fn perform(op: &Operation, action: &Action) -> Outcome {
     match action.clone() {
         Action::StartRebalance { drain_only } => {
-            let strategy = settings::rebalance_strategy();
+            // autoscale.rebalance_strategy, else autoscale_by_load (registered at first use)
+            let strategy = settings::effective_rebalance_strategy();
             let mode = settings::shard_transfer_mode().as_str();
+            let parallel = settings::parallel_transfer();
             to_outcome(
-                subxact::catch(|| citus::rebalance_start(strategy.as_deref(), drain_only, mode)),
+                subxact::catch(|| {
+                    if strategy == citus::LOAD_STRATEGY {
+                        citus::ensure_load_strategy()?;
+                    }
+                    citus::rebalance_start(Some(&strategy), drain_only, mode, parallel)
+                }),
                 Outcome::JobStarted,
             )
         }
@@ -246,8 +253,224 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
             }),
             |_| Outcome::Ok,
         ),
+        Action::AddClone { clone, primary } => {
+            let timeout = settings::node_timeout().as_millis() as u64;
+            let max_lag = settings::clone_max_lag_bytes();
+            let r = subxact::catch(move || -> Result<std::result::Result<(), String>> {
+                if let Some((_, active, is_clone, _)) =
+                    citus::clone_node_info(&clone.host, clone.port)?
+                {
+                    // a resumed step whose registration committed
+                    if is_clone && !active {
+                        return Ok(Ok(()));
+                    }
+                    return Ok(Err(format!(
+                        "clone {clone} is already in the cluster as a {} node",
+                        if active { "active" } else { "inactive" }
+                    )));
+                }
+                if !citus::has_snapshot_split()? {
+                    return Ok(Err(
+                        "this Citus has no snapshot split (citus_promote_clone_and_rebalance, Citus 13.2+)"
+                            .to_string(),
+                    ));
+                }
+                let pairs = [(clone.clone(), primary.clone())];
+                let check = crate::services::clones::check_clones(&pairs, timeout)?.remove(0);
+                pool::record_check(&clone, &check)?;
+                if let Some(e) = check.error {
+                    return Ok(Err(format!("clone {clone}: {e}")));
+                }
+                if let Some(lag) = check.lag_bytes.filter(|l| *l > max_lag) {
+                    return Ok(Err(format!(
+                        "clone {clone} lags {} behind {primary} (autoscale.clone_max_lag is {})",
+                        autoscale_core::clones::bytes(lag),
+                        autoscale_core::clones::bytes(max_lag)
+                    )));
+                }
+                citus::add_clone_node(&clone, &primary)?;
+                Ok(Ok(()))
+            });
+            to_outcome(r, |r| match r {
+                Ok(()) => Outcome::Ok,
+                Err(why) => Outcome::CloneUnusable(why),
+            })
+        }
+        Action::CheckSplit { clone, primary } => {
+            // the strategy in force, as for the rebalances
+            let strategy = settings::effective_rebalance_strategy();
+            to_outcome(
+                subxact::catch(move || {
+                    if strategy == citus::LOAD_STRATEGY {
+                        citus::ensure_load_strategy()?;
+                    }
+                    citus::split_plan(&primary, &clone, Some(&strategy))
+                }),
+                |(to_clone, total)| Outcome::SplitPlan { to_clone, total },
+            )
+        }
+        Action::PromoteClone { clone, primary } => {
+            let strategy = settings::effective_rebalance_strategy();
+            let catchup = settings::clone_catchup_timeout();
+            let timeout = settings::node_timeout().as_millis() as u64;
+            let r = subxact::catch(move || -> Result<std::result::Result<(), String>> {
+                let Some((nodeid, active, is_clone, _)) =
+                    citus::clone_node_info(&clone.host, clone.port)?
+                else {
+                    return Ok(Err(format!(
+                        "clone {clone} is not registered in pg_dist_node"
+                    )));
+                };
+                // resumed after a promotion that committed: nothing to do
+                if active && !is_clone {
+                    return Ok(Ok(()));
+                }
+                // a promotion whose transaction did not commit (a crash) leaves the clone
+                // promoted but not in the cluster: it has diverged from its primary
+                let (ok, recovery) = citus::run_on_node(
+                    &clone.host,
+                    clone.port,
+                    "SELECT pg_catalog.pg_is_in_recovery()",
+                    timeout,
+                )?;
+                if ok && recovery == "f" {
+                    return Ok(Err(format!(
+                        "clone {clone} was promoted by a split that did not commit (it is out of recovery \
+                         and no longer follows {primary}); it cannot be used"
+                    )));
+                }
+                if strategy == citus::LOAD_STRATEGY {
+                    citus::ensure_load_strategy()?;
+                }
+                citus::promote_clone(nodeid, Some(&strategy), catchup)?;
+                Ok(Ok(()))
+            });
+            match r {
+                Ok(Ok(Ok(()))) => Outcome::Ok,
+                Ok(Ok(Err(why))) => Outcome::CloneUnusable(why),
+                Ok(Err(e)) => Outcome::Error(e.to_string()),
+                Err(e) if e.contains(citus::CATCHUP_TIMEOUT_MESSAGE) => Outcome::CloneUnusable(e),
+                Err(e) => Outcome::Error(e),
+            }
+        }
+        Action::VerifySplit { clone, primary } => to_outcome(
+            subxact::catch(move || -> Result<std::result::Result<(i64, i64), String>> {
+                match citus::clone_node_info(&clone.host, clone.port)? {
+                    Some((_, true, false, true)) => {}
+                    other => {
+                        return Ok(Err(format!(
+                        "clone {clone} is not an active primary worker after the split ({other:?})"
+                    )))
+                    }
+                }
+                pool::set_state(&clone.host, clone.port, "active")?;
+                // keep the pool warm: ask the provisioner for a clone of each half
+                for worker in [&primary, &clone] {
+                    request_clone(op.id, worker)?;
+                }
+                Ok(Ok((
+                    citus::placements_in_group_of(&clone)?,
+                    citus::placements_in_group_of(&primary)?,
+                )))
+            }),
+            |r| match r {
+                Ok((clone, primary)) => Outcome::Split { clone, primary },
+                Err(e) => Outcome::Error(e),
+            },
+        ),
+        Action::DropClone { clone } => {
+            let timeout = settings::node_timeout().as_millis() as u64;
+            to_outcome(
+                subxact::catch(move || drop_clone(op.id, &clone, timeout)),
+                |_| Outcome::Ok,
+            )
+        }
         Action::Nothing => Outcome::Ok,
     }
+}
+
+/// A `provision_clone` request (outbox, NOTIFY, webhook) for a warm clone of `worker`, with the
+/// primary in its json; once per operation and worker (a resumed step asks again for nothing).
+/// Fulfilled when a clone of that worker is offered with add_standby_clone().
+pub fn request_clone(op_id: i64, worker: &NodeAddr) -> Result<()> {
+    let asked = outbox::clone_requested(op_id, worker)?;
+    if asked {
+        return Ok(());
+    }
+    let payload = serde_json::json!({
+        "operation_id": op_id,
+        "primary": {"host": worker.host, "port": worker.port},
+        "reason": format!("a split-out used a warm clone; the pool has none of {worker} now"),
+        "hint": "make a streaming replica of the primary (pg_basebackup -R) and offer it with \
+                 autoscale.add_standby_clone(host, port, primary_host, primary_port)",
+    });
+    provision::request("provision_clone", Some(op_id), payload).map(|_| ())
+}
+
+/// A split-out gave up its clone: unregister it from Citus when it is an inactive clone there,
+/// and put it back in the pool: available when it still follows its primary (a lagging clone may
+/// catch up), failed (with a `standby_failed` event) when it was promoted or does not answer.
+pub fn drop_clone(op_id: i64, clone: &NodeAddr, timeout_ms: u64) -> Result<()> {
+    if let Some((_, active, is_clone, _)) = citus::clone_node_info(&clone.host, clone.port)? {
+        if is_clone && !active {
+            citus::remove_clone_node(clone)?;
+        } else if active {
+            // promoted and in the cluster: a worker now, nothing to give back
+            return pool::set_state(&clone.host, clone.port, "active");
+        }
+    }
+    let (ok, recovery) = citus::run_on_node(
+        &clone.host,
+        clone.port,
+        "SELECT pg_catalog.pg_is_in_recovery()",
+        timeout_ms,
+    )?;
+    if ok && recovery == "t" {
+        pool::set_state(&clone.host, clone.port, "available")
+    } else {
+        pool::set_state(&clone.host, clone.port, "failed")?;
+        events::record(
+            "standby_failed",
+            &format!(
+                "warm clone {clone} is no longer a replica ({}); it is not offered again until it is \
+                 rebuilt and added again with autoscale.add_standby_clone()",
+                if ok { "out of recovery" } else { "does not answer" }
+            ),
+            Some(serde_json::json!({"operation_id": op_id, "node": clone.to_string()})),
+        )
+    }
+}
+
+/// Which path the next scale-out of `nodes` workers takes (split from a ready warm clone, or the
+/// ordinary logical one), and why. The busiest worker is the one with the highest CPU busy % at
+/// its latest sample.
+pub fn scale_out_path(nodes: u32) -> Result<autoscale_core::clones::ScaleOutPath> {
+    use autoscale_core::clones::{self, Readiness, ScaleOutPath};
+    if citus::role() != citus::Role::Coordinator {
+        return Ok(ScaleOutPath::Logical {
+            why: "not a Citus coordinator".into(),
+        });
+    }
+    let clones = pool::clones()?;
+    if !clones.is_empty() && !citus::has_snapshot_split()? {
+        return Ok(ScaleOutPath::Logical {
+            why: "this Citus has no snapshot split (Citus 13.2+)".into(),
+        });
+    }
+    let workers = citus::active_workers()?;
+    let load = samples::latest_cpu()?;
+    let readiness = Readiness {
+        max_lag_bytes: settings::clone_max_lag_bytes(),
+        max_check_age: (settings::sample_interval().as_secs_f64() * 3.0).max(30.0),
+    };
+    Ok(clones::choose(
+        &clones,
+        &readiness,
+        &workers,
+        &|n| load.get(n).copied(),
+        nodes,
+        settings::split_out(),
+    ))
 }
 
 /// What an operation that just ended (failed, cancelled, succeeded) leaves behind in the pool and
@@ -255,8 +478,14 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
 /// when citus_add_node itself failed (it is not picked again and again), else back to `available`;
 /// its pending provision requests expire.
 pub fn settle_ended(op: &Operation) -> Result<()> {
-    if op.kind != Kind::ScaleOut || op.status == Status::Succeeded {
+    if !matches!(op.kind, Kind::ScaleOut | Kind::SplitOut) || op.status == Status::Succeeded {
         return Ok(());
+    }
+    // a split-out that ended before its clone was dropped: unregister it and give it back
+    if let (Kind::SplitOut, Some(clone), None) = (op.kind, &op.clone, &op.fallback) {
+        if pool::state_of(&clone.host, clone.port)?.as_deref() == Some("joining") {
+            drop_clone(op.id, clone, settings::node_timeout().as_millis() as u64)?;
+        }
     }
     outbox::expire_for_operation(op.id)?;
     if let Some(n) = &op.node {
@@ -331,7 +560,11 @@ pub fn step(op: &Operation) -> Result<Stepped> {
     if citus::role() == citus::Role::Coordinator {
         citus::set_connection_timeout(settings::node_timeout().as_millis() as u64)?;
     }
-    let timeout = settings::step_timeout().as_millis().min(i32::MAX as u128) as i32;
+    let mut timeout = settings::step_timeout().as_millis().min(i32::MAX as u128) as i32;
+    if let Action::PromoteClone { .. } = action {
+        // the promotion waits up to clone_catchup_timeout for the clone, then splits
+        timeout = timeout.max((settings::clone_catchup_timeout() + 60).saturating_mul(1000));
+    }
     let outcome = subxact::with_statement_timeout(timeout, || perform(op, &action));
     let t = machine::advance(op, outcome, clock::now()?, &limits());
     let op = persist(t, |op| {
@@ -343,7 +576,8 @@ pub fn step(op: &Operation) -> Result<Stepped> {
 
 /// Starts an operation: creates its row and performs its first step now (in this transaction).
 /// `nodes`: none for a rebalance; for a scale-out the node to add, if given; for a scale-in the
-/// nodes to drain and remove together. `count` is how many workers a scale-out adds.
+/// nodes to drain and remove together; for a split-out the clone and its primary. `count` is how
+/// many workers a scale-out adds.
 pub fn start(
     kind: Kind,
     nodes: Vec<NodeAddr>,
@@ -378,6 +612,13 @@ pub fn start(
     }
     let op = match kind {
         Kind::ScaleOut => machine::new_scale_out(id, nodes.into_iter().next(), count, reason, now),
+        Kind::SplitOut => match (nodes.first(), nodes.get(1)) {
+            (Some(clone), Some(primary)) => {
+                pool::set_state(&clone.host, clone.port, "joining")?;
+                machine::new_split_out(id, clone.clone(), primary.clone(), reason, now)
+            }
+            _ => machine::new_operation(id, kind, None, reason, now),
+        },
         Kind::ScaleIn => machine::new_scale_in(id, nodes, reason, now),
         Kind::Rebalance => machine::new_operation(id, kind, None, reason, now),
     }
@@ -385,7 +626,7 @@ pub fn start(
     // the coordinator's own shards (autoscale.coordinator_shards)
     let shed = settings::coordinator_shards() == settings::CoordinatorShards::Shed;
     let op = match (&coordinator, kind) {
-        (Some(c), Kind::ScaleOut) if shed && c.shouldhaveshards => {
+        (Some(c), Kind::ScaleOut | Kind::SplitOut) if shed && c.shouldhaveshards => {
             machine::with_coordinator_shards(
                 op,
                 NodeAddr::new(c.nodename.clone(), c.nodeport),
@@ -411,6 +652,37 @@ pub fn start(
         Stepped::Advanced(next) => *next,
         Stepped::Held(_) => op,
     })
+}
+
+/// Starts a scale-out of `count` workers by the path [`scale_out_path`] chooses: a split-out of
+/// the ready clone of the busiest worker, else the ordinary scale-out. The path and why are
+/// recorded as a `scale_out_path` event.
+pub fn start_scale_out(
+    count: u32,
+    reason: &str,
+    requested_by: &str,
+) -> Result<Operation, AutoscaleError> {
+    use autoscale_core::clones::ScaleOutPath;
+    let path = scale_out_path(count)?;
+    events::record(
+        "scale_out_path",
+        &format!("scale-out by {}", path.text()),
+        serde_json::to_value(&path).ok(),
+    )?;
+    match path {
+        ScaleOutPath::Split {
+            clone,
+            primary,
+            why,
+        } => start(
+            Kind::SplitOut,
+            vec![clone, primary],
+            1,
+            &format!("{reason}; split: {why}"),
+            requested_by,
+        ),
+        ScaleOutPath::Logical { .. } => start(Kind::ScaleOut, vec![], count, reason, requested_by),
+    }
 }
 
 /// Key of the transaction-level advisory lock that serializes operation starts ("autoscst").

@@ -1,8 +1,9 @@
-//! Services: the sampler, decide (feeding the policy engine), execute (performing operation
+//! Services: the sampler, clones (checking the pool's warm clones), decide (feeding the policy engine), execute (performing operation
 //! steps) and provision (requests to an external provisioner, webhooks). They use the stores and
 //! infrastructure, and the pure logic of `autoscale_core`.
 
 pub mod capacity;
+pub mod clones;
 pub mod decide;
 pub mod execute;
 pub mod provision;

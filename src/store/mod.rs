@@ -4,6 +4,7 @@
 
 pub mod control;
 pub mod events;
+pub mod load;
 pub mod operations;
 pub mod policies;
 pub mod pool;

@@ -25,7 +25,7 @@ pub fn history() -> Result<OpsHistory> {
         let r = c
             .select(
                 "SELECT coalesce(bool_or(status = 'running'), false),
-                        extract(epoch FROM max(finished_at) FILTER (WHERE kind = 'scale_out' AND status = 'succeeded'))::float8,
+                        extract(epoch FROM max(finished_at) FILTER (WHERE kind IN ('scale_out', 'split_out') AND status = 'succeeded'))::float8,
                         extract(epoch FROM max(finished_at) FILTER (WHERE kind = 'scale_in' AND status = 'succeeded'))::float8,
                         extract(epoch FROM max(started_at) FILTER (WHERE kind = 'rebalance'))::float8,
                         extract(epoch FROM max(finished_at) FILTER (WHERE status IN ('failed', 'cancelled')))::float8,

@@ -11,11 +11,14 @@
 
 use std::collections::HashMap;
 
+use autoscale_core::clones::{Check, CloneInfo};
+use autoscale_core::operations::NodeAddr;
 use pgrx::prelude::*;
 
 use crate::infra::errors::Result;
 
-/// Claims the first available node for joining; None when the pool has none. A node with a
+/// Claims the first available node for joining (never a warm clone: a replica cannot join as an
+/// empty node; clones join by a split-out); None when the pool has none. A node with a
 /// pending deprovision request is never claimed (the provisioner may be stopping it).
 pub fn claim() -> Result<Option<(String, i32)>> {
     Ok(Spi::connect_mut(|c| {
@@ -23,7 +26,7 @@ pub fn claim() -> Result<Option<(String, i32)>> {
             "UPDATE autoscale.standby_nodes s SET state = 'joining', changed_at = pg_catalog.now()
               WHERE (nodename, nodeport) = (
                     SELECT a.nodename, a.nodeport FROM autoscale.standby_nodes a
-                     WHERE a.state = 'available'
+                     WHERE a.state = 'available' AND a.primary_name IS NULL
                        AND NOT EXISTS (SELECT 1 FROM autoscale.provision_requests r
                                         WHERE r.kind = 'deprovision' AND r.status = 'pending'
                                           AND r.payload -> 'node' ->> 'host' = a.nodename
@@ -68,6 +71,88 @@ pub fn add(host: &str, port: i32) -> Result<()> {
         "INSERT INTO autoscale.standby_nodes (nodename, nodeport) VALUES ($1, $2)",
         &[host.into(), port.into()],
     )?)
+}
+
+/// Adds a warm clone of `primary` (or offers a returned/failed row again as one), with the result
+/// of its first check.
+pub fn add_clone(clone: &NodeAddr, primary: &NodeAddr, check: &Check) -> Result<()> {
+    Spi::run_with_args(
+        "INSERT INTO autoscale.standby_nodes AS s (nodename, nodeport, primary_name, primary_port)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (nodename, nodeport) DO UPDATE
+            SET state = 'available', changed_at = pg_catalog.now(),
+                primary_name = excluded.primary_name, primary_port = excluded.primary_port",
+        &[
+            clone.host.clone().into(),
+            clone.port.into(),
+            primary.host.clone().into(),
+            primary.port.into(),
+        ],
+    )?;
+    record_check(clone, check)?;
+    // a provisioner's answer to a provision_clone request for this primary
+    super::provision::fulfil_clone_requests(primary)
+}
+
+/// A node offered as an ordinary standby is no clone (any more).
+pub fn forget_primary(host: &str, port: i32) -> Result<()> {
+    Ok(Spi::run_with_args(
+        "UPDATE autoscale.standby_nodes
+            SET primary_name = NULL, primary_port = NULL, clone_streaming = NULL, clone_lag_bytes = NULL,
+                clone_checked_at = NULL, clone_error = NULL
+          WHERE nodename = $1 AND nodeport = $2",
+        &[host.into(), port.into()],
+    )?)
+}
+
+/// Records one check of a clone.
+pub fn record_check(clone: &NodeAddr, c: &Check) -> Result<()> {
+    Ok(Spi::run_with_args(
+        "UPDATE autoscale.standby_nodes
+            SET clone_streaming = $3, clone_lag_bytes = $4, clone_checked_at = pg_catalog.now(), clone_error = $5
+          WHERE nodename = $1 AND nodeport = $2",
+        &[
+            clone.host.clone().into(),
+            clone.port.into(),
+            c.streaming.into(),
+            c.lag_bytes.into(),
+            c.error.clone().into(),
+        ],
+    )?)
+}
+
+/// The warm clones of the pool (every state), as the last check saw them.
+pub fn clones() -> Result<Vec<CloneInfo>> {
+    Ok(Spi::connect(|c| {
+        let rows = c.select(
+            "SELECT nodename, nodeport, primary_name, primary_port, state, clone_streaming, clone_lag_bytes,
+                    extract(epoch FROM pg_catalog.now() - clone_checked_at)::float8, clone_error
+               FROM autoscale.standby_nodes
+              WHERE primary_name IS NOT NULL
+              ORDER BY added_at, nodename, nodeport",
+            None,
+            &[],
+        )?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(CloneInfo {
+                node: NodeAddr::new(
+                    r.get::<String>(1)?.unwrap_or_default(),
+                    r.get::<i32>(2)?.unwrap_or_default(),
+                ),
+                primary: NodeAddr::new(
+                    r.get::<String>(3)?.unwrap_or_default(),
+                    r.get::<i32>(4)?.unwrap_or_default(),
+                ),
+                state: r.get::<String>(5)?.unwrap_or_default(),
+                streaming: r.get(6)?,
+                lag_bytes: r.get(7)?,
+                checked_ago: r.get(8)?,
+                error: r.get(9)?,
+            });
+        }
+        Ok::<_, pgrx::spi::SpiError>(out)
+    })?)
 }
 
 pub fn remove(host: &str, port: i32) -> Result<bool> {

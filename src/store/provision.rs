@@ -139,3 +139,24 @@ pub fn pending_count() -> Result<Option<f64>> {
         "SELECT count(*)::float8 FROM autoscale.provision_requests WHERE status = 'pending'",
     )?)
 }
+
+/// Whether operation `op_id` already asked for a warm clone of `worker` (provision_clone).
+pub fn clone_requested(op_id: i64, worker: &autoscale_core::operations::NodeAddr) -> Result<bool> {
+    Ok(Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM autoscale.provision_requests
+                         WHERE kind = 'provision_clone' AND operation_id = $1
+                           AND payload -> 'primary' ->> 'host' = $2 AND (payload -> 'primary' ->> 'port')::int = $3)",
+        &[op_id.into(), worker.host.clone().into(), worker.port.into()],
+    )?
+    .unwrap_or(false))
+}
+
+/// A clone of `primary` was offered: its pending provision_clone requests are fulfilled.
+pub fn fulfil_clone_requests(primary: &autoscale_core::operations::NodeAddr) -> Result<()> {
+    Ok(Spi::run_with_args(
+        "UPDATE autoscale.provision_requests SET status = 'fulfilled', fulfilled_at = pg_catalog.now()
+          WHERE kind = 'provision_clone' AND status = 'pending'
+            AND payload -> 'primary' ->> 'host' = $1 AND (payload -> 'primary' ->> 'port')::int = $2",
+        &[primary.host.clone().into(), primary.port.into()],
+    )?)
+}

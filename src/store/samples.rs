@@ -45,6 +45,8 @@ pub struct SampleRow {
     pub cpu_cores: Option<f64>,
     pub xact_commit: Option<i64>,
     pub xact_rollback: Option<i64>,
+    /// Sum of the smoothed load of the shard groups on the node (operations/s).
+    pub shard_load: Option<f64>,
     pub cache_hit_ratio: Option<f64>,
     pub replication_lag: Option<i64>,
     pub tps: Option<f64>,
@@ -159,6 +161,7 @@ pub fn prune(retention_secs: f64, batch: i64) -> Result<i64> {
         "autoscale.node_samples",
         "autoscale.worker_count",
         "autoscale.metric_samples",
+        "autoscale.shard_group_load_history",
     ] {
         total += super::delete_older(table, "sampled_at", retention_secs, batch)?;
     }
@@ -378,4 +381,24 @@ pub fn node_gauges(sample_id: i64, columns: &[&str]) -> Result<Vec<GaugeRow>> {
         }
         Ok::<_, pgrx::spi::SpiError>(out)
     })?)
+}
+
+/// Each reachable node's CPU busy % at its latest sample (which worker is the busiest).
+pub fn latest_cpu() -> Result<HashMap<autoscale_core::operations::NodeAddr, f64>> {
+    let mut load = HashMap::new();
+    Spi::connect(|c| -> std::result::Result<(), pgrx::spi::SpiError> {
+        for r in c.select(
+            "SELECT nodename, nodeport, cpu_busy_pct::float8 FROM autoscale.latest_node_load WHERE reachable",
+            None,
+            &[],
+        )? {
+            if let (Some(h), Some(p), Some(v)) =
+                (r.get::<String>(1)?, r.get::<i32>(2)?, r.get::<f64>(3)?)
+            {
+                load.insert(autoscale_core::operations::NodeAddr::new(h, p), v);
+            }
+        }
+        Ok(())
+    })?;
+    Ok(load)
 }

@@ -62,6 +62,9 @@ fn shapes(kind: Kind, step: Step, limits: &Limits) -> Vec<Operation> {
     base.step = step;
     base.job_id = Some(7);
     base.request_id = Some(3);
+    if kind == Kind::SplitOut {
+        base.primary = Some(NodeAddr::new(HOST, 5435));
+    }
     let mut out = Vec::new();
     for added in [false, true] {
         for last_attempt in [false, true] {
@@ -140,7 +143,52 @@ fn outcomes(a: &Action) -> Vec<(&'static str, Outcome)> {
         | Action::SetCoordinatorShards { .. }
         | Action::CleanupOrphaned { .. }
         | Action::RemoveNode { .. }
-        | Action::ReturnToPool { .. } => vec![("ok", Outcome::Ok)],
+        | Action::ReturnToPool { .. }
+        | Action::DropClone { .. } => vec![("ok", Outcome::Ok)],
+        Action::AddClone { .. } => vec![
+            ("registered", Outcome::Ok),
+            ("clone not ready", Outcome::CloneUnusable("lagging".into())),
+        ],
+        Action::CheckSplit { .. } => vec![
+            (
+                "shards for the clone",
+                Outcome::SplitPlan {
+                    to_clone: 4,
+                    total: 8,
+                },
+            ),
+            (
+                "nothing for the clone",
+                Outcome::SplitPlan {
+                    to_clone: 0,
+                    total: 8,
+                },
+            ),
+            ("clone not ready", Outcome::CloneUnusable("lagging".into())),
+        ],
+        Action::PromoteClone { .. } => vec![
+            ("promoted and split", Outcome::Ok),
+            (
+                "catch-up timed out, clone diverged",
+                Outcome::CloneUnusable("timeout".into()),
+            ),
+        ],
+        Action::VerifySplit { .. } => vec![
+            (
+                "clone holds shards",
+                Outcome::Split {
+                    clone: 4,
+                    primary: 4,
+                },
+            ),
+            (
+                "clone holds none",
+                Outcome::Split {
+                    clone: 0,
+                    primary: 8,
+                },
+            ),
+        ],
         Action::Nothing => return Vec::new(),
     };
     v.push(err);

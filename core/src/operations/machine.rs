@@ -4,8 +4,8 @@ use crate::duration::format_secs;
 
 use super::{
     names, Action, JobState, Kind, Limits, NodeAddr, Note, OpError, Operation, Outcome, Status,
-    Step, Transition, NOTE_CANCELLED, NOTE_FAILED, NOTE_PROGRESS, NOTE_RETRY, NOTE_STEP,
-    NOTE_SUCCEEDED,
+    Step, Transition, NOTE_CANCELLED, NOTE_FAILED, NOTE_FALLBACK, NOTE_PROGRESS, NOTE_RETRY,
+    NOTE_STEP, NOTE_SUCCEEDED,
 };
 
 /// A new running operation. A rebalance starts at `start_rebalance`; a scale-out at
@@ -24,6 +24,13 @@ pub fn new_operation(
         (Kind::ScaleOut, Some(_)) => Step::AddNode,
         (Kind::ScaleIn, Some(_)) => Step::MarkDraining,
         (Kind::ScaleIn, None) => return Err(OpError::NodeRequired(Kind::ScaleIn)),
+        (Kind::SplitOut, Some(_)) => Step::AddClone,
+        (Kind::SplitOut, None) => return Err(OpError::NodeRequired(Kind::SplitOut)),
+    };
+    let clone = if kind == Kind::SplitOut {
+        node.clone()
+    } else {
+        None
     };
     Ok(Operation {
         id,
@@ -49,6 +56,10 @@ pub fn new_operation(
         had_shards: None,
         coordinator: None,
         coordinator_shards: None,
+        clone,
+        primary: None,
+        fallback: None,
+        split: None,
     })
 }
 
@@ -79,6 +90,21 @@ pub fn new_scale_out(
 ) -> Result<Operation, OpError> {
     let mut op = new_operation(id, Kind::ScaleOut, node, reason, now)?;
     op.want = nodes.max(1);
+    Ok(op)
+}
+
+/// A new scale-out by snapshot split: `clone`, a warm clone streaming from the worker `primary`,
+/// is registered, promoted and takes part of the primary's shards. Falls back to an ordinary
+/// scale-out of one node (the pool, else a provision request) when the clone cannot be used.
+pub fn new_split_out(
+    id: i64,
+    clone: NodeAddr,
+    primary: NodeAddr,
+    reason: &str,
+    now: f64,
+) -> Result<Operation, OpError> {
+    let mut op = new_operation(id, Kind::SplitOut, Some(clone), reason, now)?;
+    op.primary = Some(primary);
     Ok(op)
 }
 
@@ -122,6 +148,15 @@ fn plan(op: &Operation) -> Result<Action, String> {
                 op.step
             )
         })
+    };
+    let pair = || {
+        match (&op.clone, &op.primary) {
+        (Some(c), Some(p)) => Ok((c.clone(), p.clone())),
+        _ => Err(format!(
+            "inconsistent operation: step {} needs the clone and its primary and they are not recorded",
+            op.step
+        )),
+    }
     };
     // a scale-in acts on its node and the nodes it drains with it
     let nodes = || node().map(|_| op.leaving());
@@ -174,6 +209,23 @@ fn plan(op: &Operation) -> Result<Action, String> {
                 ),
             }
         }
+        Step::CheckSplit => {
+            let (clone, primary) = pair()?;
+            Action::CheckSplit { clone, primary }
+        }
+        Step::AddClone => {
+            let (clone, primary) = pair()?;
+            Action::AddClone { clone, primary }
+        }
+        Step::PromoteClone => {
+            let (clone, primary) = pair()?;
+            Action::PromoteClone { clone, primary }
+        }
+        Step::VerifySplit => {
+            let (clone, primary) = pair()?;
+            Action::VerifySplit { clone, primary }
+        }
+        Step::DropClone => Action::DropClone { clone: pair()?.0 },
         Step::Done => {
             return Err("inconsistent operation: at step done but still running".to_string())
         }
@@ -331,6 +383,65 @@ pub fn advance(op: &Operation, outcome: Outcome, now: f64, limits: &Limits) -> T
                 );
                 m.goto(Step::StartRebalance, detail);
             }
+        }
+        (Step::AddClone, Outcome::Ok) => {
+            let detail = format!(
+                "clone {} registered as a clone of {}",
+                m.clone_text(),
+                m.primary_text()
+            );
+            m.goto(Step::CheckSplit, detail);
+        }
+        (Step::CheckSplit, Outcome::SplitPlan { to_clone, total }) if to_clone > 0 => {
+            let detail = format!(
+                "split plan: {to_clone} of {total} shards of {} go to clone {}",
+                m.primary_text(),
+                m.clone_text()
+            );
+            m.goto(Step::PromoteClone, detail);
+        }
+        (Step::CheckSplit, Outcome::SplitPlan { total, .. }) => {
+            let why = format!(
+                "the split plan gives clone {} none of the {total} shards of {}",
+                m.clone_text(),
+                m.primary_text()
+            );
+            m.fall_back(why);
+        }
+        (Step::AddClone | Step::CheckSplit | Step::PromoteClone, Outcome::CloneUnusable(why)) => {
+            m.fall_back(why)
+        }
+        (Step::PromoteClone, Outcome::Ok) => {
+            let detail = format!(
+                "clone {} promoted; the shards of {} split between the two",
+                m.clone_text(),
+                m.primary_text()
+            );
+            m.goto(Step::VerifySplit, detail);
+        }
+        (Step::VerifySplit, Outcome::Split { clone, primary }) if clone > 0 => {
+            m.op.split = Some((clone, primary));
+            let detail = format!(
+                "clone {} is an active worker with {clone} placements; {primary} left on {}",
+                m.clone_text(),
+                m.primary_text()
+            );
+            m.succeed(detail);
+        }
+        (Step::VerifySplit, Outcome::Split { primary, .. }) => {
+            let msg = format!(
+                "clone {} holds no placements after the split ({primary} on {})",
+                m.clone_text(),
+                m.primary_text()
+            );
+            m.fail(msg);
+        }
+        (Step::DropClone, Outcome::Ok) => {
+            let detail = format!(
+                "clone {} left unused; going on as an ordinary scale-out",
+                m.clone_text()
+            );
+            m.goto(Step::PickStandby, detail);
         }
         (step, other) => {
             m.fail(format!(
@@ -649,12 +760,44 @@ impl Machine {
                 self.header()
             );
             self.note(NOTE_RETRY, message);
+        } else if matches!(step, Step::CheckSplit | Step::AddClone | Step::PromoteClone) {
+            self.fall_back(format!(
+                "{step} failed after {attempts} attempt{}: {msg}",
+                if attempts == 1 { "" } else { "s" }
+            ));
         } else {
             self.fail(format!(
                 "{step} failed after {attempts} attempt{}: {msg}",
                 if attempts == 1 { "" } else { "s" }
             ));
         }
+    }
+
+    /// The split-out gives up its clone: one `split_fallback` note saying why, then the clone is
+    /// dropped and the operation goes on as an ordinary scale-out.
+    fn fall_back(&mut self, why: String) {
+        let message = format!(
+            "{}: falling back to the ordinary scale-out: {why}",
+            self.header()
+        );
+        self.note(NOTE_FALLBACK, message);
+        self.op.fallback = Some(why.clone());
+        self.op.node = None;
+        self.goto(Step::DropClone, format!("clone not used: {why}"));
+    }
+
+    fn clone_text(&self) -> String {
+        self.op
+            .clone
+            .as_ref()
+            .map_or_else(|| "?".to_string(), |n| n.to_string())
+    }
+
+    fn primary_text(&self) -> String {
+        self.op
+            .primary
+            .as_ref()
+            .map_or_else(|| "its primary".to_string(), |n| n.to_string())
     }
 
     /// The step failed for good. A scale-in whose node is still in the cluster goes to the restore

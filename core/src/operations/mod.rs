@@ -30,6 +30,8 @@ mod machine;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
+mod split_tests;
+#[cfg(test)]
 mod tests;
 pub mod trigger;
 pub mod window;
@@ -41,10 +43,12 @@ use serde::{Deserialize, Serialize};
 
 pub use guards::{GuardInput, GuardVerdict, Mode};
 pub use machine::{
-    action, advance, cancel, describe, new_operation, new_scale_in, new_scale_out, progress,
-    with_coordinator_shards,
+    action, advance, cancel, describe, new_operation, new_scale_in, new_scale_out, new_split_out,
+    progress, with_coordinator_shards,
 };
-pub use trigger::{plan_needed, rebalance_due, RebalanceTrigger, TriggerInput, WorkerWatch};
+pub use trigger::{
+    load_plan_needed, plan_needed, rebalance_due, RebalanceTrigger, TriggerInput, WorkerWatch,
+};
 pub use window::MaintenanceWindow;
 
 /// Default seconds a provision request waits for a node before the operation fails.
@@ -66,6 +70,9 @@ pub const NOTE_SUCCEEDED: &str = "operation_succeeded";
 pub const NOTE_FAILED: &str = "operation_failed";
 /// Note kind: the operation was cancelled.
 pub const NOTE_CANCELLED: &str = "operation_cancelled";
+/// Note kind: a split-out gave up its clone and goes on as an ordinary scale-out (the message
+/// says why).
+pub const NOTE_FALLBACK: &str = "split_fallback";
 
 /// A bad name or argument. The message names the bad value and what is allowed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -167,6 +174,10 @@ named_enum! {
         Rebalance => "rebalance",
         ScaleOut => "scale_out",
         ScaleIn => "scale_in",
+        /// A scale-out by Citus 13.2's snapshot split: a warm clone (a streaming replica of a
+        /// worker) is promoted and takes half of its primary's shards; falls back to the steps
+        /// of an ordinary scale-out when the clone cannot be used.
+        SplitOut => "split_out",
     }
 }
 
@@ -215,6 +226,18 @@ named_enum! {
         /// single node sheds the coordinator's shards (`autoscale.coordinator_shards = 'shed'`)
         /// before its rebalance; a scale-in to a single node gives them back before its drain.
         CoordinatorShards => "coordinator_shards",
+        /// Split-out: check the clone again (streaming, lag), then `citus_add_clone_node(clone,
+        /// primary)` unless it is registered.
+        AddClone => "add_clone",
+        /// Split-out: `get_snapshot_based_node_split_plan(primary, clone, strategy)`.
+        CheckSplit => "check_split",
+        /// Split-out: `citus_promote_clone_and_rebalance(clone, strategy, catch-up timeout)`.
+        PromoteClone => "promote_clone",
+        /// Split-out: the clone is an active primary holding placements.
+        VerifySplit => "verify_split",
+        /// Split-out falling back: unregister the unused clone (`citus_remove_clone_node`), put it
+        /// back in the pool (or mark it failed when it was promoted without the split).
+        DropClone => "drop_clone",
         /// Nothing left to do.
         Done => "done",
     }
@@ -242,6 +265,22 @@ impl Step {
             Kind::ScaleOut => matches!(
                 self,
                 PickStandby
+                    | AddNode
+                    | RequestNode
+                    | WaitForNode
+                    | CoordinatorShards
+                    | StartRebalance
+                    | WaitRebalance
+                    | Done
+            ),
+            Kind::SplitOut => matches!(
+                self,
+                CheckSplit
+                    | AddClone
+                    | PromoteClone
+                    | VerifySplit
+                    | DropClone
+                    | PickStandby
                     | AddNode
                     | RequestNode
                     | WaitForNode
@@ -385,6 +424,18 @@ pub struct Operation {
     /// rebalance (shed), true before a scale-in's drain to zero workers.
     #[serde(default)]
     pub coordinator_shards: Option<bool>,
+    /// Split-out: the warm clone promoted and split with its primary.
+    #[serde(default)]
+    pub clone: Option<NodeAddr>,
+    /// Split-out: the worker the clone streams from.
+    #[serde(default)]
+    pub primary: Option<NodeAddr>,
+    /// Split-out: why it gave up the clone and went on as an ordinary scale-out.
+    #[serde(default)]
+    pub fallback: Option<String>,
+    /// Split-out: placements on the clone and on its primary after the split.
+    #[serde(default)]
+    pub split: Option<(i64, i64)>,
 }
 
 impl Operation {
@@ -420,6 +471,7 @@ pub fn needs_guards(op: &Operation) -> bool {
         Action::PollJob { .. }
             | Action::CheckForNode { .. }
             | Action::CountPlacements { .. }
+            | Action::VerifySplit { .. }
             | Action::Nothing
     )
 }
@@ -456,6 +508,24 @@ pub enum Action {
     RemoveNode { nodes: Vec<NodeAddr> },
     /// Pool rows back to returned + a deprovision request per node -> [`Outcome::Ok`].
     ReturnToPool { nodes: Vec<NodeAddr> },
+    /// Check the clone again (streaming from its primary, lag within `autoscale.clone_max_lag`),
+    /// then `citus_add_clone_node(clone, primary)` unless already registered -> [`Outcome::Ok`],
+    /// or [`Outcome::CloneUnusable`] with the reason.
+    AddClone { clone: NodeAddr, primary: NodeAddr },
+    /// `get_snapshot_based_node_split_plan`: how many shards would go to the clone ->
+    /// [`Outcome::SplitPlan`].
+    CheckSplit { clone: NodeAddr, primary: NodeAddr },
+    /// `citus_promote_clone_and_rebalance(clone's nodeid, strategy, catch-up timeout)`; a resumed
+    /// step whose promotion committed does nothing -> [`Outcome::Ok`], or
+    /// [`Outcome::CloneUnusable`] (catch-up timed out, or the clone was promoted by a call that
+    /// did not commit and has diverged).
+    PromoteClone { clone: NodeAddr, primary: NodeAddr },
+    /// Placements on the clone and on its primary; the clone must be an active primary ->
+    /// [`Outcome::Split`].
+    VerifySplit { clone: NodeAddr, primary: NodeAddr },
+    /// `citus_remove_clone_node(clone)` when registered, and the clone back to the pool
+    /// (available, or failed when it no longer streams) -> [`Outcome::Ok`].
+    DropClone { clone: NodeAddr },
     /// Nothing to do against Citus: a finished operation (then [`advance`] leaves it alone), or
     /// an inconsistent running row (then [`advance`] with [`Outcome::Ok`] fails it).
     Nothing,
@@ -477,6 +547,11 @@ impl Action {
             Action::CountPlacements { .. } => "count_placements",
             Action::RemoveNode { .. } => "remove_node",
             Action::ReturnToPool { .. } => "return_to_pool",
+            Action::CheckSplit { .. } => "check_split",
+            Action::AddClone { .. } => "add_clone",
+            Action::PromoteClone { .. } => "promote_clone",
+            Action::VerifySplit { .. } => "verify_split",
+            Action::DropClone { .. } => "drop_clone",
             Action::Nothing => "nothing",
         }
     }
@@ -510,6 +585,14 @@ pub enum Outcome {
     Placements(i64),
     /// `mark_draining` set shouldhaveshards = false; these nodes had it true before.
     Marked { had_shards: Vec<NodeAddr> },
+    /// `get_snapshot_based_node_split_plan`: shards that would go to the clone, of all the
+    /// primary's shards.
+    SplitPlan { to_clone: i64, total: i64 },
+    /// The clone cannot be used for the split (the reason): the operation falls back to an
+    /// ordinary scale-out.
+    CloneUnusable(String),
+    /// After the split: placements on the clone and on its primary.
+    Split { clone: i64, primary: i64 },
     /// The action raised an error (message).
     Error(String),
 }

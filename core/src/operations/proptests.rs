@@ -24,6 +24,9 @@ fn arb_outcome() -> impl Strategy<Value = Outcome> {
         1 => Just(Outcome::NotYet),
         2 => (-1i64..4).prop_map(Outcome::Placements),
         2 => "[a-z ]{0,12}".prop_map(Outcome::Error),
+        1 => (0i64..4, 0i64..8).prop_map(|(to_clone, total)| Outcome::SplitPlan { to_clone, total }),
+        1 => "[a-z ]{0,12}".prop_map(Outcome::CloneUnusable),
+        1 => (0i64..4, 0i64..8).prop_map(|(clone, primary)| Outcome::Split { clone, primary }),
     ]
 }
 
@@ -54,6 +57,18 @@ fn plausible(a: &Action, pick: u8) -> Outcome {
             },
         },
         Action::CountPlacements { .. } => Outcome::Placements(i64::from(pick % 3)),
+        Action::AddClone { .. } if pick.is_multiple_of(3) => Outcome::CloneUnusable("lag".into()),
+        Action::CheckSplit { .. } => Outcome::SplitPlan {
+            to_clone: i64::from(pick % 3),
+            total: 4,
+        },
+        Action::PromoteClone { .. } if pick.is_multiple_of(3) => {
+            Outcome::CloneUnusable("catch-up timed out".into())
+        }
+        Action::VerifySplit { .. } => Outcome::Split {
+            clone: i64::from(pick % 3),
+            primary: 2,
+        },
         _ => Outcome::Ok,
     }
 }
@@ -302,6 +317,7 @@ proptest! {
             settle,
             interval,
             failure_backoff: backoff,
+            load_skew: None,
         };
         let due = rebalance_due(&i);
         if since_failure.is_some_and(|s| s < backoff - 1e-6) {

@@ -128,6 +128,9 @@ pub(crate) fn paths() -> Vec<(Kind, Step, Vec<Outcome>)> {
 }
 
 pub(crate) fn start(kind: Kind) -> Operation {
+    if kind == Kind::SplitOut {
+        return crate::operations::new_split_out(1, node(9801), node(9701), "test", T0).unwrap();
+    }
     let n = (kind == Kind::ScaleIn).then(|| node(9703));
     new_operation(1, kind, n, "test", T0).unwrap()
 }
@@ -187,7 +190,7 @@ fn bad_names_list_what_is_allowed() {
     let e = Kind::parse("grow").unwrap_err().to_string();
     assert_eq!(
         e,
-        "operation kind (\"grow\") must be one of rebalance, scale_out, scale_in"
+        "operation kind (\"grow\") must be one of rebalance, scale_out, scale_in, split_out"
     );
     let e = Status::parse("ok").unwrap_err().to_string();
     assert!(e.contains("running, succeeded, failed, cancelled"), "{e}");
@@ -1463,6 +1466,7 @@ fn tin() -> TriggerInput {
         settle: 5.0,
         interval: 3600.0,
         failure_backoff: 300.0,
+        load_skew: None,
     }
 }
 
@@ -1553,6 +1557,52 @@ fn trigger_on_skew_at_most_once_per_interval() {
     i.interval = 0.0;
     i.last_rebalance_started = Some(T0);
     assert!(rebalance_due(&i).unwrap().is_some());
+}
+
+#[test]
+fn trigger_on_load_skew_shares_the_interval_and_backoff() {
+    let skew = crate::load::LoadSkew {
+        node: node(9701),
+        ratio: 2.6,
+        moves: 3,
+        predicted_ratio: 1.2,
+    };
+    let mut i = tin();
+    assert!(load_plan_needed(&i));
+    i.load_skew = Some(skew.clone());
+    // the load skew wins over a shard-count plan: it is the more specific reason
+    i.plan_moves = Some(4);
+    let got = rebalance_due(&i).unwrap().unwrap();
+    assert_eq!(got, RebalanceTrigger::LoadSkew(skew));
+    assert_eq!(
+        got.reason(),
+        "load skew: 127.0.0.1:9701 carries 2.6x the mean; the plan moves 3 shard groups; predicted max/mean 1.2"
+    );
+    // the same rate limit as the shard-count skew
+    i.last_rebalance_started = Some(T0 - 120.0);
+    assert!(rebalance_due(&i).is_err());
+    assert!(!load_plan_needed(&i));
+    i.last_rebalance_started = None;
+    i.last_failure = Some(T0 - 30.0);
+    assert!(rebalance_due(&i).is_err());
+    assert!(!load_plan_needed(&i));
+    i.last_failure = None;
+    i.interval = -1.0;
+    assert_eq!(rebalance_due(&i), Ok(None), "-1 disables it too");
+    assert!(!load_plan_needed(&i));
+    // a worker join is rebalanced first, whatever the load says
+    let mut i = tin();
+    i.load_skew = Some(crate::load::LoadSkew {
+        node: node(9701),
+        ratio: 2.0,
+        moves: 1,
+        predicted_ratio: 1.0,
+    });
+    i.active_workers.push(node(9703));
+    assert!(matches!(
+        rebalance_due(&i),
+        Ok(Some(RebalanceTrigger::WorkersChanged { .. }))
+    ));
 }
 
 #[test]

@@ -1,8 +1,10 @@
 //! When a rebalance is due (docs/architecture.md, "Where each decision is made"):
 //! - the set of active workers gained a node (added or activated): after `rebalance_settle`
 //!   seconds without further change; a removal alone needs no rebalance;
-//! - data is skewed (`get_rebalance_table_shards_plan()` has moves): at most once per
-//!   `rebalance_interval` counted from the last rebalance started (-1 disables);
+//! - the load is skewed (the busiest worker above `load_skew_ratio` x the mean for
+//!   `load_skew_for`, and the plan by load lowers it, see [`crate::load`]), or data is skewed
+//!   (`get_rebalance_table_shards_plan()` has moves): at most once per `rebalance_interval`
+//!   counted from the last rebalance started (-1 disables);
 //! - never within `failure_backoff` after a failed rebalance (no retry storms).
 //!
 //! The caller keeps a [`WorkerWatch`] between ticks: [`WorkerWatch::observe`] every tick,
@@ -12,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{names, NodeAddr};
 use crate::duration::format_secs;
+use crate::load::LoadSkew;
 
 /// What the trigger looks at. Times are epoch seconds, durations seconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,10 +40,14 @@ pub struct TriggerInput {
     pub interval: f64,
     /// No rebalance within this long after a failure.
     pub failure_backoff: f64,
+    /// A sustained load skew that the plan by load fixes ([`crate::load::load_rebalance`]);
+    /// None = none, or not computed (see [`load_plan_needed`]).
+    #[serde(default)]
+    pub load_skew: Option<LoadSkew>,
 }
 
 /// Why a rebalance is due.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "trigger", rename_all = "snake_case")]
 pub enum RebalanceTrigger {
     /// Workers were added or activated (and maybe others removed).
@@ -50,6 +57,9 @@ pub enum RebalanceTrigger {
     },
     /// The rebalance plan has moves.
     Skew { moves: i64 },
+    /// The busiest worker carries more than load_skew_ratio x the mean load, and the plan by
+    /// load brings it down.
+    LoadSkew(LoadSkew),
 }
 
 impl RebalanceTrigger {
@@ -67,6 +77,7 @@ impl RebalanceTrigger {
                 "skew: {moves} planned shard group move{}",
                 if *moves == 1 { "" } else { "s" }
             ),
+            RebalanceTrigger::LoadSkew(l) => l.reason(),
         }
     }
 }
@@ -122,10 +133,32 @@ pub fn rebalance_due(i: &TriggerInput) -> Result<Option<RebalanceTrigger>, Strin
             ));
         }
     }
+    if let Some(l) = &i.load_skew {
+        return Ok(Some(RebalanceTrigger::LoadSkew(l.clone())));
+    }
     match i.plan_moves {
         Some(moves) if moves > 0 => Ok(Some(RebalanceTrigger::Skew { moves })),
         _ => Ok(None),
     }
+}
+
+/// Whether assessing the load skew (reading the load history and, when it is sustained, the plan
+/// by load) can lead to a rebalance now: the same conditions as [`plan_needed`].
+pub fn load_plan_needed(i: &TriggerInput) -> bool {
+    let probe = TriggerInput {
+        plan_moves: None,
+        load_skew: Some(LoadSkew {
+            node: NodeAddr::new("probe", 1),
+            ratio: 2.0,
+            moves: 1,
+            predicted_ratio: 1.0,
+        }),
+        ..i.clone()
+    };
+    matches!(
+        rebalance_due(&probe),
+        Ok(Some(RebalanceTrigger::LoadSkew(_)))
+    )
 }
 
 /// Whether computing the rebalance plan (expensive on many shard groups, Citus #7021) can lead to

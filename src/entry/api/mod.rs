@@ -57,9 +57,18 @@ fn reason_arg(v: Option<&str>) -> String {
 const MAX_HOST_LEN: usize = 253;
 
 fn node_arg(host: &str, port: i32) -> Result<NodeAddr, AutoscaleError> {
+    named_node_arg(("host", "port"), host, port)
+}
+
+/// A valid host and port, errors naming the arguments `names`.
+fn named_node_arg(
+    names: (&'static str, &'static str),
+    host: &str,
+    port: i32,
+) -> Result<NodeAddr, AutoscaleError> {
     if host.trim().is_empty() {
         return Err(AutoscaleError::invalid(
-            "host",
+            names.0,
             "''",
             "a host name or IP address",
         ));
@@ -70,14 +79,14 @@ fn node_arg(host: &str, port: i32) -> Result<NodeAddr, AutoscaleError> {
             .any(|c| c.is_whitespace() && c != ' ' || c.is_control())
     {
         return Err(AutoscaleError::invalid(
-            "host",
+            names.0,
             format!("'{}'", autoscale_core::safety::truncate(host, 40)),
             format!("a host name or IP address of at most {MAX_HOST_LEN} characters"),
         ));
     }
     if !(1..=65535).contains(&port) {
         return Err(AutoscaleError::invalid(
-            "port",
+            names.1,
             port,
             "a TCP port between 1 and 65535",
         ));

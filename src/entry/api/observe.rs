@@ -1,4 +1,5 @@
-//! Observing: node_stats() (every node), sample(), tick(), explain(), backtest(), metrics().
+//! Observing: node_stats() (every node), sample(), tick(), explain(), backtest(), metrics(), and
+//! shard_load_cost() (the cost function Citus calls for the autoscale_by_load strategy).
 
 use pgrx::datum::Interval;
 use pgrx::prelude::*;
@@ -6,9 +7,11 @@ use pgrx::JsonB;
 
 use super::{interval_secs, req, MAX_INTERVAL_SECS};
 use crate::infra::errors::{AutoscaleError, OrReport};
+use crate::infra::{citus, settings};
 use crate::orchestration::tick;
 use crate::services::decide;
 use crate::services::sampler::{cluster, local};
+use crate::store::load;
 
 /// This node's raw load as one json value (cumulative counters; the coordinator computes rates).
 /// Runs as its caller (run_command_on_workers connects as a superuser) with a pinned search_path,
@@ -22,6 +25,29 @@ fn node_stats() -> JsonB {
             "citus_autoscale: reading this node's load failed: {e}"
         ))
         .report(),
+    }
+}
+
+/// The shard cost function of the `autoscale_by_load` rebalance strategy: the measured load of
+/// the shard's group plus a small base; 1 (balance by count) while no load was measured.
+/// Citus calls it on the coordinator while planning a rebalance.
+#[pg_extern(stable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
+fn shard_load_cost(shardid: Option<i64>) -> f32 {
+    let shardid = req("shardid", shardid, "a shard id");
+    if !citus::installed() {
+        AutoscaleError::CitusMissing {
+            function: "autoscale.shard_load_cost()",
+            database: Spi::get_one::<String>("SELECT pg_catalog.current_database()")
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+        }
+        .report();
+    }
+    match load::shard_cost(shardid) {
+        Ok(c) => c as f32,
+        Err(e) => AutoscaleError::Failed(format!("autoscale.shard_load_cost: {e}")).report(),
     }
 }
 
@@ -62,6 +88,7 @@ fn explain() -> TableIterator<
         name!(decision, String),
         name!(reasons, Vec<String>),
         name!(data_nodes, Vec<String>),
+        name!(scale_out_path, String),
         name!(forecast, Option<f64>),
         name!(horizon, Option<Interval>),
         name!(model_error, Option<f64>),
@@ -71,6 +98,10 @@ fn explain() -> TableIterator<
     let (d, _, outlooks) = decide::decide_with_outlooks().or_report();
     let data_nodes = decide::data_nodes_now().or_report();
     let round = |v: f64| (v * 100.0).round() / 100.0;
+    // the path the decision's scale-out takes (or would take: one node when none is due)
+    let path = crate::services::execute::scale_out_path(d.step.max(1))
+        .map(|p| p.text())
+        .unwrap_or_else(|e| format!("unknown: {e}"));
     let rows: Vec<_> = d
         .policies
         .into_iter()
@@ -89,6 +120,7 @@ fn explain() -> TableIterator<
                 p.direction.as_str().to_string(),
                 p.reasons,
                 data_nodes.clone(),
+                path.clone(),
                 o.as_ref().and_then(|o| o.forecast).map(round),
                 o.as_ref()
                     .map(|o| Interval::from_seconds(o.horizon.round())),
@@ -97,6 +129,40 @@ fn explain() -> TableIterator<
             )
         })
         .collect();
+    let mut rows = rows;
+    // the load-skew trigger, when the load is skewed (its latest assessment, made by the tick)
+    let assessment = load::last_assessment()
+        .map_err(|e| AutoscaleError::Failed(e.to_string()))
+        .or_report();
+    if let Some(text) = assessment.filter(|t| t.starts_with("load skew:")) {
+        let fires = text.contains("; predicted max/mean") && !text.contains("not worth");
+        let ratio = load::latest_ratio()
+            .map_err(|e| AutoscaleError::Failed(e.to_string()))
+            .or_report();
+        rows.push((
+            "load_skew".to_string(),
+            "shard_load".to_string(),
+            "max/mean".to_string(),
+            ratio.map(|v| (v * 100.0).round() / 100.0),
+            format!(
+                "max/mean > {} for {} (autoscale.load_skew_ratio, load_skew_for)",
+                settings::load_skew_ratio(),
+                autoscale_core::duration::format_secs(settings::load_skew_for())
+            ),
+            Interval::from_seconds(0.0),
+            Interval::from_seconds(0.0),
+            d.from_workers as i32,
+            d.from_workers as i32,
+            if fires { "rebalance" } else { "hold" }.to_string(),
+            vec![text],
+            data_nodes.clone(),
+            path.clone(),
+            None,
+            None,
+            None,
+            None,
+        ));
+    }
     TableIterator::new(rows)
 }
 

@@ -78,16 +78,12 @@ fn scale_out(
         }
     };
     execute::require_act().or_report();
-    op_json(
-        &execute::start(
-            Kind::ScaleOut,
-            node.into_iter().collect(),
-            nodes as u32,
-            &reason,
-            "manual",
-        )
-        .or_report(),
-    )
+    let op = match node {
+        // no node named: a ready warm clone is split, else the pool or a provision request
+        None => execute::start_scale_out(nodes as u32, &reason, "manual"),
+        Some(n) => execute::start(Kind::ScaleOut, vec![n], nodes as u32, &reason, "manual"),
+    };
+    op_json(&op.or_report())
 }
 
 /// Drains host:port, cleans up and removes it from the cluster, then returns it to the pool.
@@ -140,4 +136,22 @@ fn cancel_operation(reason: default!(Option<&str>, "'cancelled by user'")) -> Js
     };
     execute::cancel(&op, &reason).or_report();
     op_json(&operations::running().or_report().unwrap_or(op))
+}
+
+/// Which path the next scale-out of `nodes` workers takes, and why: `split: clone ... of ... is
+/// ready` (a warm clone, Citus 13.2's snapshot split) or `logical: ...` (an empty node and a
+/// logical rebalance) with the reason no clone is used.
+#[pg_extern(stable)]
+#[search_path(pg_catalog, pg_temp)]
+fn scale_out_path(nodes: default!(Option<i32>, 1)) -> String {
+    let nodes = req("nodes", nodes, "an integer between 1 and 64");
+    if !(1..=MAX_NODES_PER_SCALE_OUT).contains(&nodes) {
+        AutoscaleError::invalid(
+            "nodes",
+            nodes,
+            format!("an integer between 1 and {MAX_NODES_PER_SCALE_OUT}"),
+        )
+        .report()
+    }
+    execute::scale_out_path(nodes as u32).or_report().text()
 }

@@ -1,10 +1,12 @@
 //! One sample of the whole cluster, taken on the coordinator: the coordinator reads itself, every
 //! active worker answers `autoscale.node_stats()` through ONE `run_command_on_workers` call, rates
-//! come from each node's previous sample, and the rows go to history in one statement each.
+//! come from each node's previous sample, and the rows go to history in one statement each. The
+//! same answers carry each node's shard-group counters, folded into the shard-group load store.
 //! Without Citus it samples this node alone, so the extension is useful on plain PostgreSQL too.
 
 use std::collections::HashMap;
 
+use autoscale_core::operations::NodeAddr;
 use autoscale_core::policy::datanodes::is_data_node;
 use autoscale_core::rates::{self, Counters};
 use autoscale_core::stats::NodeStats;
@@ -114,6 +116,8 @@ pub fn sample(driver: &str) -> Result<SampleSummary, String> {
     let max_gap = (settings::sample_interval().as_secs_f64() * 10.0).max(60.0);
     let mut rows = Vec::with_capacity(readings.len());
     let mut unreachable = Vec::new();
+    let mut groups: Vec<crate::store::load::NodeGroups> = Vec::new();
+    let mut tenants: Vec<(NodeAddr, autoscale_core::load::TenantStats)> = Vec::new();
     for (t, reading) in readings {
         let mut row = SampleRow {
             sample_id,
@@ -127,7 +131,17 @@ pub fn sample(driver: &str) -> Result<SampleSummary, String> {
             ..Default::default()
         };
         match reading {
-            Ok(s) => {
+            Ok(mut s) => {
+                if let Some(ts) = s.tenants.take() {
+                    tenants.push((NodeAddr::new(t.nodename.clone(), t.nodeport), ts));
+                }
+                if let Some(g) = s.shard_groups.take() {
+                    groups.push(crate::store::load::NodeGroups {
+                        node: NodeAddr::new(t.nodename.clone(), t.nodeport),
+                        at: s.at,
+                        groups: g,
+                    });
+                }
                 let cur = Counters {
                     at: s.at,
                     cpu_busy_seconds: s.cpu.busy_seconds,
@@ -182,11 +196,33 @@ pub fn sample(driver: &str) -> Result<SampleSummary, String> {
         rows.push(row);
     }
 
+    // shard-group load, folded in place; each reporting node's sum goes into its row
+    let loads =
+        crate::store::load::record(sample_id, &sampled_at, &groups).map_err(|e| e.to_string())?;
+    crate::store::load::record_tenants(sample_id, &tenants).map_err(|e| e.to_string())?;
+    for row in rows.iter_mut() {
+        row.shard_load = loads
+            .get(&NodeAddr::new(row.nodename.clone(), row.nodeport))
+            .copied();
+    }
+
     // the first row is the coordinator (or, without Citus, this node)
     let workers_total = rows.len() - 1;
     samples::insert_sample(&rows, workers_total, unreachable.len(), inactive, driver)
         .map_err(|e| e.to_string())?;
     super::custom::sample(sample_id, &sampled_at).map_err(|e| e.to_string())?;
+    // the warm clones of the pool: streaming from their primary, and their replay lag; a failure
+    // here never costs the sample
+    if role == citus::Role::Coordinator {
+        let timeout = settings::node_timeout().as_millis() as u64;
+        if let Err(e) | Ok(Err(e)) =
+            crate::infra::subxact::catch(|| crate::services::clones::sample_clones(timeout))
+                .map(|r| r.map_err(|e| e.to_string()))
+        {
+            crate::store::events::record("error", &format!("checking the warm clones: {e}"), None)
+                .map_err(|e| e.to_string())?;
+        }
+    }
     Ok(SampleSummary {
         sample_id,
         sampled_at,

@@ -156,13 +156,25 @@ pub fn read_node_stats() -> Result<NodeStats, String> {
     })
     .map_err(|e| format!("reading pg_stat_*: {e}"))?;
     // a Citus node without a local group row has not been added anywhere: it is a coordinator
-    let (is_coordinator, shard_bytes) = if citus::installed() {
-        match citus::local_group_and_shard_bytes() {
-            Ok((groupid, bytes)) => (groupid.unwrap_or(0) == 0, bytes),
-            Err(_) => (citus::role() == citus::Role::Coordinator, None),
+    let (is_coordinator, shard_bytes, shard_groups) = if citus::installed() {
+        match citus::local_shards() {
+            Ok((groupid, bytes, groups)) => (
+                groupid.unwrap_or(0) == 0,
+                bytes,
+                groups.and_then(|g| serde_json::from_str(&g).ok()),
+            ),
+            Err(_) => (citus::role() == citus::Role::Coordinator, None, None),
         }
     } else {
-        (false, None)
+        (false, None, None)
+    };
+    let tenants = if citus::installed() {
+        citus::local_tenants()
+            .ok()
+            .flatten()
+            .and_then(|t| serde_json::from_str(&t).ok())
+    } else {
+        None
     };
     Ok(NodeStats {
         version: env!("CARGO_PKG_VERSION").to_string(),
@@ -183,6 +195,8 @@ pub fn read_node_stats() -> Result<NodeStats, String> {
         max_connections,
         replication_lag_bytes: lag,
         statements: statements(),
+        shard_groups,
+        tenants,
     })
 }
 

@@ -1,0 +1,454 @@
+//! The shard-group load store: `autoscale.shard_group_load` (one row per shard group, updated in
+//! place at every sample), `autoscale.shard_group_load_history` (the top N groups per node per
+//! sample), `autoscale.tenant_load` (Citus's tracked tenants), and the load-skew assessment of the
+//! trigger. Statements that span other tables: the load series and data nodes read
+//! `node_samples` and `worker_count`, and the assessment is kept in `control.load_skew`. The
+//! rules (rates, smoothing, cost, skew) are in `autoscale_core::load`; this module reads and writes.
+
+use std::collections::HashMap;
+
+use autoscale_core::load::{
+    self, GroupCounters, GroupKey, GroupRates, GroupReading, GroupState, Imbalance, LoadPoint,
+    LoadSkew, PlannedMove, TenantStats,
+};
+use autoscale_core::operations::NodeAddr;
+use pgrx::prelude::*;
+use pgrx::spi::SpiResult;
+use pgrx::JsonB;
+use serde::Serialize;
+
+use crate::infra::{citus, settings, subxact};
+
+/// One row of autoscale.shard_group_load (field names are the column names).
+#[derive(Debug, Serialize)]
+struct Row {
+    colocationid: i32,
+    shardminvalue: String,
+    nodename: String,
+    nodeport: i32,
+    node_time: f64,
+    scans: i64,
+    rows_read: i64,
+    rows_written: i64,
+    scans_per_sec: Option<f64>,
+    rows_read_per_sec: Option<f64>,
+    rows_written_per_sec: Option<f64>,
+    load_per_sec: Option<f64>,
+    sample_id: i64,
+}
+
+impl Row {
+    fn of(g: &GroupState, sample_id: i64) -> Row {
+        Row {
+            colocationid: g.key.colocationid,
+            shardminvalue: g.key.shardminvalue.clone(),
+            nodename: g.node.host.clone(),
+            nodeport: g.node.port,
+            node_time: g.node_time,
+            scans: g.counters.scans,
+            rows_read: g.counters.rows_read,
+            rows_written: g.counters.rows_written,
+            scans_per_sec: g.rates.map(|r| r.scans_per_sec),
+            rows_read_per_sec: g.rates.map(|r| r.rows_read_per_sec),
+            rows_written_per_sec: g.rates.map(|r| r.rows_written_per_sec),
+            load_per_sec: g.load(),
+            sample_id,
+        }
+    }
+}
+
+/// Every shard group's latest state.
+pub fn groups() -> SpiResult<Vec<GroupState>> {
+    Spi::connect(|c| {
+        let mut out = Vec::new();
+        for r in c.select(
+            "SELECT colocationid, shardminvalue, nodename, nodeport, node_time, scans, rows_read, rows_written,
+                    scans_per_sec, rows_read_per_sec, rows_written_per_sec
+               FROM autoscale.shard_group_load",
+            None,
+            &[],
+        )? {
+            let sps: Option<f64> = r.get(9)?;
+            let rates = sps.map(|s| -> SpiResult<GroupRates> {
+                Ok(GroupRates {
+                    scans_per_sec: s,
+                    rows_read_per_sec: r.get(10)?.unwrap_or(0.0),
+                    rows_written_per_sec: r.get(11)?.unwrap_or(0.0),
+                })
+            });
+            out.push(GroupState {
+                key: GroupKey::new(
+                    r.get::<i32>(1)?.unwrap_or_default(),
+                    r.get::<String>(2)?.unwrap_or_default(),
+                ),
+                node: NodeAddr::new(
+                    r.get::<String>(3)?.unwrap_or_default(),
+                    r.get::<i32>(4)?.unwrap_or_default(),
+                ),
+                node_time: r.get(5)?.unwrap_or(0.0),
+                counters: GroupCounters {
+                    scans: r.get(6)?.unwrap_or(0),
+                    rows_read: r.get(7)?.unwrap_or(0),
+                    rows_written: r.get(8)?.unwrap_or(0),
+                },
+                rates: rates.transpose()?,
+            });
+        }
+        Ok(out)
+    })
+}
+
+/// One node's answer: where, its clock, and its shard groups.
+pub struct NodeGroups {
+    pub node: NodeAddr,
+    pub at: f64,
+    pub groups: Vec<GroupReading>,
+}
+
+/// Folds one sample's shard-group readings into the store and returns each reporting node's
+/// load (operations/s). Groups that a reporting node no longer has and no other node reported
+/// are deleted (dropped tables; a moved group is reported by its new node under the same key).
+/// A group that is idle and stays so keeps its row as it is (no write).
+pub fn record(
+    sample_id: i64,
+    sampled_at: &str,
+    readings: &[NodeGroups],
+) -> SpiResult<HashMap<NodeAddr, f64>> {
+    if readings.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let previous: HashMap<GroupKey, GroupState> =
+        groups()?.into_iter().map(|g| (g.key.clone(), g)).collect();
+    let window = settings::load_window();
+    let max_gap = (settings::sample_interval().as_secs_f64() * 10.0).max(60.0);
+    let mut states = Vec::new();
+    for n in readings {
+        for r in &n.groups {
+            states.push(load::update(
+                previous.get(&r.key),
+                &n.node,
+                n.at,
+                r,
+                window,
+                max_gap,
+            ));
+        }
+    }
+    // idle groups that stay idle are not rewritten (see load::needs_write)
+    let rows: Vec<Row> = states
+        .iter()
+        .filter(|g| load::needs_write(previous.get(&g.key), g))
+        .map(|g| Row::of(g, sample_id))
+        .collect();
+    let (seen_colocation, seen_min): (Vec<i32>, Vec<String>) = states
+        .iter()
+        .map(|g| (g.key.colocationid, g.key.shardminvalue.clone()))
+        .unzip();
+    let (hosts, ports): (Vec<String>, Vec<i32>) = readings
+        .iter()
+        .map(|n| (n.node.host.clone(), n.node.port))
+        .unzip();
+    let top: Vec<serde_json::Value> = load::top_per_node(&states, settings::load_history_top_n())
+        .into_iter()
+        .map(|g| {
+            serde_json::json!({
+                "sampled_at": sampled_at, "sample_id": sample_id,
+                "nodename": g.node.host, "nodeport": g.node.port,
+                "colocationid": g.key.colocationid, "shardminvalue": g.key.shardminvalue,
+                "load_per_sec": g.load().unwrap_or(0.0),
+            })
+        })
+        .collect();
+    Spi::connect_mut(|c| {
+        c.update(
+            "INSERT INTO autoscale.shard_group_load AS l
+                  (colocationid, shardminvalue, nodename, nodeport, node_time, scans, rows_read, rows_written,
+                   scans_per_sec, rows_read_per_sec, rows_written_per_sec, load_per_sec, sample_id, updated_at)
+             SELECT colocationid, shardminvalue, nodename, nodeport, node_time, scans, rows_read, rows_written,
+                    scans_per_sec, rows_read_per_sec, rows_written_per_sec, load_per_sec, sample_id, pg_catalog.now()
+               FROM pg_catalog.jsonb_populate_recordset(NULL::autoscale.shard_group_load, $1)
+             ON CONFLICT (colocationid, shardminvalue) DO UPDATE SET
+                  nodename = excluded.nodename, nodeport = excluded.nodeport, node_time = excluded.node_time,
+                  scans = excluded.scans, rows_read = excluded.rows_read, rows_written = excluded.rows_written,
+                  scans_per_sec = excluded.scans_per_sec, rows_read_per_sec = excluded.rows_read_per_sec,
+                  rows_written_per_sec = excluded.rows_written_per_sec, load_per_sec = excluded.load_per_sec,
+                  sample_id = excluded.sample_id, updated_at = excluded.updated_at",
+            None,
+            &[JsonB(serde_json::to_value(&rows).expect("rows serialize")).into()],
+        )?;
+        c.update(
+            "DELETE FROM autoscale.shard_group_load
+              WHERE (nodename, nodeport) IN (SELECT * FROM unnest($1::text[], $2::int[]))
+                AND (colocationid, shardminvalue) NOT IN (SELECT * FROM unnest($3::int[], $4::text[]))",
+            None,
+            &[hosts.into(), ports.into(), seen_colocation.into(), seen_min.into()],
+        )?;
+        if !top.is_empty() {
+            c.update(
+                "INSERT INTO autoscale.shard_group_load_history
+                      (sampled_at, sample_id, nodename, nodeport, colocationid, shardminvalue, load_per_sec)
+                 SELECT sampled_at, sample_id, nodename, nodeport, colocationid, shardminvalue, load_per_sec
+                   FROM pg_catalog.jsonb_populate_recordset(NULL::autoscale.shard_group_load_history, $1)",
+                None,
+                &[JsonB(serde_json::Value::Array(top)).into()],
+            )?;
+        }
+        Ok::<_, pgrx::spi::SpiError>(())
+    })?;
+    let nodes: Vec<NodeAddr> = readings.iter().map(|n| n.node.clone()).collect();
+    Ok(load::node_loads(&states, &nodes).into_iter().collect())
+}
+
+/// Replaces the tracked tenants of each node that reported them (`citus_stat_tenants_local`,
+/// last complete period) in `autoscale.tenant_load`; a node that stopped tracking loses its rows.
+pub fn record_tenants(sample_id: i64, readings: &[(NodeAddr, TenantStats)]) -> SpiResult<()> {
+    let rows: Vec<serde_json::Value> = readings
+        .iter()
+        .flat_map(|(n, ts)| {
+            ts.rates().into_iter().map(move |(t, q, cpu)| {
+                serde_json::json!({
+                    "colocationid": t.colocationid, "tenant": t.tenant,
+                    "nodename": n.host, "nodeport": n.port,
+                    "queries_per_sec": q, "cpu_seconds_per_sec": cpu, "sample_id": sample_id,
+                })
+            })
+        })
+        .collect();
+    Spi::connect_mut(|c| {
+        // every node that answered this sample: a node that stopped tracking loses its rows
+        c.update(
+            "DELETE FROM autoscale.tenant_load WHERE sample_id <> $1",
+            None,
+            &[sample_id.into()],
+        )?;
+        if !rows.is_empty() {
+            c.update(
+                "INSERT INTO autoscale.tenant_load AS l
+                      (colocationid, tenant, nodename, nodeport, queries_per_sec, cpu_seconds_per_sec, sample_id, updated_at)
+                 SELECT colocationid, tenant, nodename, nodeport, queries_per_sec, cpu_seconds_per_sec, sample_id, pg_catalog.now()
+                   FROM pg_catalog.jsonb_populate_recordset(NULL::autoscale.tenant_load, $1)
+                 ON CONFLICT (colocationid, tenant, nodename, nodeport) DO UPDATE SET
+                      queries_per_sec = excluded.queries_per_sec, cpu_seconds_per_sec = excluded.cpu_seconds_per_sec,
+                      sample_id = excluded.sample_id, updated_at = excluded.updated_at",
+                None,
+                &[JsonB(serde_json::Value::Array(rows)).into()],
+            )?;
+        }
+        Ok::<_, pgrx::spi::SpiError>(())
+    })
+}
+
+/// The `autoscale_by_load` cost of one shard (its group's): see `autoscale_core::load::shard_cost`.
+pub fn shard_cost(shardid: i64) -> SpiResult<f64> {
+    let (mean, _) = Spi::get_two::<f64, i64>(
+        "SELECT avg(load_per_sec)::float8, count(*) FROM autoscale.shard_group_load WHERE load_per_sec IS NOT NULL",
+    )?;
+    let group_load = match citus::shard_group_of(shardid)? {
+        Some((colocationid, min)) => Spi::get_one_with_args::<f64>(
+            "SELECT load_per_sec FROM autoscale.shard_group_load WHERE colocationid = $1 AND shardminvalue = $2",
+            &[colocationid.into(), min.into()],
+        )?,
+        None => None,
+    };
+    Ok(load::shard_cost(group_load, mean))
+}
+
+/// The data nodes' loads at each sample of the last `secs` seconds (plus two sample intervals,
+/// so the series reaches back past the window's start).
+fn load_series(secs: f64) -> SpiResult<Vec<LoadPoint>> {
+    let back = secs + 2.0 * settings::sample_interval().as_secs_f64();
+    Spi::connect(|c| {
+        let mut points: Vec<(i64, LoadPoint)> = Vec::new();
+        for r in c.select(
+            "SELECT sample_id, extract(epoch FROM sampled_at)::float8, nodename, nodeport,
+                    reachable AND shard_load IS NOT NULL, shard_load
+               FROM autoscale.node_samples
+              WHERE data_node AND sampled_at > pg_catalog.now() - pg_catalog.make_interval(secs => $1)
+              ORDER BY sample_id, nodename, nodeport",
+            None,
+            &[back.into()],
+        )? {
+            let id: i64 = r.get(1)?.unwrap_or_default();
+            if points.last().is_none_or(|(last, _)| *last != id) {
+                points.push((
+                    id,
+                    LoadPoint {
+                        at: r.get(2)?.unwrap_or(0.0),
+                        loads: Vec::new(),
+                        complete: true,
+                    },
+                ));
+            }
+            let p = &mut points.last_mut().expect("pushed").1;
+            let node = NodeAddr::new(
+                r.get::<String>(3)?.unwrap_or_default(),
+                r.get::<i32>(4)?.unwrap_or_default(),
+            );
+            if r.get::<bool>(5)?.unwrap_or(false) {
+                p.loads.push((node, r.get(6)?.unwrap_or(0.0)));
+            } else {
+                p.complete = false;
+                p.loads.push((node, 0.0));
+            }
+        }
+        Ok(points.into_iter().map(|(_, p)| p).collect())
+    })
+}
+
+/// The data nodes of the latest sample.
+fn latest_data_nodes() -> SpiResult<Vec<NodeAddr>> {
+    Spi::connect(|c| {
+        let mut out = Vec::new();
+        for r in c.select(
+            "SELECT nodename, nodeport FROM autoscale.node_samples
+              WHERE sample_id = (SELECT max(sample_id) FROM autoscale.worker_count) AND data_node
+              ORDER BY nodename, nodeport",
+            None,
+            &[],
+        )? {
+            out.push(NodeAddr::new(
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<i32>(2)?.unwrap_or_default(),
+            ));
+        }
+        Ok(out)
+    })
+}
+
+/// The load-skew assessment for the trigger: `(Some(skew), ..)` when the load has been skewed for
+/// `load_skew_for` and the plan by load fixes it; else `(None, ..)`. The text says why, for
+/// status and explain(); None keeps the last one (a sustained skew whose plan may not be computed
+/// again yet: `may_plan` false). The flag says whether the plan was computed.
+pub fn assess(now: f64, may_plan: bool) -> SpiResult<(Option<LoadSkew>, Option<String>, bool)> {
+    let ratio = settings::load_skew_ratio();
+    if ratio <= 0.0 {
+        return Ok((
+            None,
+            Some("load skew trigger off (autoscale.load_skew_ratio = 0)".into()),
+            false,
+        ));
+    }
+    let strategy = settings::effective_rebalance_strategy();
+    if strategy != citus::LOAD_STRATEGY {
+        return Ok((
+            None,
+            Some(format!(
+                "load skew trigger off: autoscale.rebalance_strategy is {strategy}, not {}",
+                citus::LOAD_STRATEGY
+            )),
+            false,
+        ));
+    }
+    let series = load_series(settings::load_skew_for())?;
+    let imbalance: Imbalance =
+        match load::sustained_skew(&series, now, ratio, settings::load_skew_for()) {
+            Ok(i) => i,
+            Err(why) => return Ok((None, Some(why), false)),
+        };
+    if !may_plan {
+        return Ok((None, None, false));
+    }
+    let moves: Vec<PlannedMove> =
+        match subxact::catch(|| citus::planned_group_moves(citus::LOAD_STRATEGY)) {
+            Ok(Ok(m)) => m
+                .into_iter()
+                .map(|(colocationid, min, host, port)| PlannedMove {
+                    key: GroupKey::new(colocationid, min),
+                    target: NodeAddr::new(host, port),
+                })
+                .collect(),
+            Ok(Err(e)) => return Ok((None, Some(format!("the plan by load failed: {e}")), true)),
+            Err(e) => return Ok((None, Some(format!("the plan by load failed: {e}")), true)),
+        };
+    let nodes = latest_data_nodes()?;
+    Ok(
+        match load::load_rebalance(&imbalance, &groups()?, &nodes, &moves) {
+            Ok(s) => {
+                let r = s.reason();
+                (Some(s), Some(r), true)
+            }
+            Err(why) => (None, Some(why), true),
+        },
+    )
+}
+
+/// Records the latest assessment for `autoscale.status` and `explain()`.
+pub fn save_assessment(text: &str) -> SpiResult<()> {
+    Spi::run_with_args(
+        "UPDATE autoscale.control SET load_skew = $1, load_skew_at = pg_catalog.now()",
+        &[text.into()],
+    )
+}
+
+/// The latest assessment of the load-skew trigger.
+pub fn last_assessment() -> SpiResult<Option<String>> {
+    Spi::get_one::<String>("SELECT load_skew FROM autoscale.control")
+}
+
+/// Whether the data nodes carried a measurable load at the latest sample (mean at least
+/// `autoscale_core::load::MIN_MEAN_LOAD` operations/s).
+pub fn busy() -> SpiResult<bool> {
+    Ok(Spi::get_one_with_args::<bool>(
+        "SELECT coalesce(avg(coalesce(shard_load, 0)) >= $1, false) FROM autoscale.node_samples
+          WHERE sample_id = (SELECT max(sample_id) FROM autoscale.worker_count) AND data_node",
+        &[load::MIN_MEAN_LOAD.into()],
+    )?
+    .unwrap_or(false))
+}
+
+/// The busiest data node's load over the mean at the latest sample.
+pub fn latest_ratio() -> SpiResult<Option<f64>> {
+    Spi::get_one::<f64>(
+        "SELECT max(shard_load) / NULLIF(avg(shard_load), 0) FROM autoscale.node_samples
+          WHERE sample_id = (SELECT max(sample_id) FROM autoscale.worker_count) AND data_node",
+    )
+}
+
+/// Each data node's share of the measured load at sample `sample_id`: (host:port, share 0..1).
+pub fn node_load_shares(sample_id: i64) -> SpiResult<Vec<(String, Option<f64>)>> {
+    Spi::connect(|c| {
+        let mut out = Vec::new();
+        for r in c.select(
+            "SELECT nodename || ':' || nodeport, shard_load / NULLIF(sum(shard_load) OVER (), 0)
+               FROM autoscale.node_samples
+              WHERE sample_id = $1 AND data_node AND shard_load IS NOT NULL
+              ORDER BY nodename, nodeport",
+            None,
+            &[sample_id.into()],
+        )? {
+            out.push((r.get::<String>(1)?.unwrap_or_default(), r.get::<f64>(2)?));
+        }
+        Ok(out)
+    })
+}
+
+/// A busy shard group as `metrics()` exports it.
+pub struct HotGroup {
+    pub colocationid: String,
+    pub shardminvalue: String,
+    /// host:port
+    pub node: String,
+    pub load_per_sec: Option<f64>,
+}
+
+/// The `limit` busiest shard groups.
+pub fn hottest_groups(limit: i64) -> SpiResult<Vec<HotGroup>> {
+    Spi::connect(|c| {
+        let mut out = Vec::new();
+        for r in c.select(
+            "SELECT colocationid::text, shardminvalue, nodename || ':' || nodeport, load_per_sec
+               FROM autoscale.shard_group_load WHERE load_per_sec IS NOT NULL
+              ORDER BY load_per_sec DESC, colocationid, shardminvalue LIMIT $1",
+            None,
+            &[limit.into()],
+        )? {
+            out.push(HotGroup {
+                colocationid: r.get::<String>(1)?.unwrap_or_default(),
+                shardminvalue: r.get::<String>(2)?.unwrap_or_default(),
+                node: r.get::<String>(3)?.unwrap_or_default(),
+                load_per_sec: r.get::<f64>(4)?,
+            });
+        }
+        Ok(out)
+    })
+}

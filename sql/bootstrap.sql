@@ -37,8 +37,18 @@ CREATE TABLE autoscale.node_samples (
     cpu_cores            real,
     xact_commit          bigint,
     xact_rollback        bigint,
+    -- added in 0.2.0
     data_node            boolean,
-    shard_load           double precision
+    shard_load           double precision,
+    cache_hit_ratio       real,
+    replication_lag       bigint,
+    tps                   real,
+    connection_saturation real,
+    mean_statement_ms     real,
+    blks_hit              bigint,
+    blks_read             bigint,
+    stmt_calls            bigint,
+    stmt_total_ms         double precision
 );
 CREATE INDEX node_samples_sampled_at_idx ON autoscale.node_samples (sampled_at);
 CREATE INDEX node_samples_node_idx ON autoscale.node_samples (nodename, nodeport, sampled_at DESC);
@@ -58,6 +68,16 @@ COMMENT ON COLUMN autoscale.node_samples.data_node IS
 COMMENT ON COLUMN autoscale.node_samples.shard_load IS
   'Sum of the smoothed load of the shard groups on the node (operations/s, see autoscale.shard_group_load); NULL '
   'without Citus or for a node that did not report its shard groups.';
+COMMENT ON COLUMN autoscale.node_samples.cache_hit_ratio IS
+  'Shared-buffer hits over hits plus reads since the previous sample of this node, percent (NULL when nothing was read).';
+COMMENT ON COLUMN autoscale.node_samples.replication_lag IS
+  'Bytes of WAL the furthest-behind streaming standby of this node has yet to replay (the flushed, else written, position for standbys that do '
+  'not replay); NULL when the node has no streaming standby.';
+COMMENT ON COLUMN autoscale.node_samples.tps IS 'Transactions per second since the previous sample: commits plus rollbacks.';
+COMMENT ON COLUMN autoscale.node_samples.connection_saturation IS 'Client connections over max_connections, percent.';
+COMMENT ON COLUMN autoscale.node_samples.mean_statement_ms IS
+  'Mean execution time of the statements run since the previous sample, from pg_stat_statements (all its entries); NULL '
+  'when pg_stat_statements is not installed in the database or not loaded, or no statement ran.';
 
 CREATE TABLE autoscale.worker_count (
     sampled_at          timestamptz NOT NULL PRIMARY KEY,
@@ -89,7 +109,8 @@ CREATE VIEW autoscale.latest_node_load AS
 SELECT DISTINCT ON (nodename, nodeport)
        sampled_at, nodeid, nodename, nodeport, is_coordinator, reachable, error,
        cpu_busy_pct, load1, mem_used_pct, disk_used_pct, connections, active_connections,
-       commits_per_sec, database_size, shard_count, shard_bytes, data_node
+       commits_per_sec, database_size, shard_count, shard_bytes, data_node,
+       tps, cache_hit_ratio, connection_saturation, replication_lag, mean_statement_ms
   FROM autoscale.node_samples
  WHERE sampled_at > pg_catalog.now() - interval '1 day'
  ORDER BY nodename, nodeport, sampled_at DESC;
@@ -114,6 +135,7 @@ CREATE TABLE autoscale.policy_config (
     custom_sql      text,
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    predictive      boolean     NOT NULL DEFAULT false,
     CHECK ((kind = 'threshold') = (target IS NULL)),
     CHECK ((metric = 'custom') = (custom_sql IS NOT NULL))
 );
@@ -128,12 +150,12 @@ SELECT name, kind, metric, aggregate,
                  ELSE format('target %s ±%s%%', target, round((tolerance * 100)::numeric, 1)) END AS rule,
        scale_out_above, scale_in_below, target, tolerance,
        scale_out_for, scale_in_for, cooldown_out, cooldown_in,
-       min_workers, max_workers, step, custom_sql, created_at, updated_at
+       min_workers, max_workers, step, custom_sql, created_at, updated_at, predictive
   FROM autoscale.policy_config
  ORDER BY name;
 COMMENT ON VIEW autoscale.policies IS
   'The scaling policies: kind (threshold or target tracking), metric and aggregate, the rule in words, windows, '
-  'cooldowns, worker bounds and step.';
+  'cooldowns, worker bounds, step, and whether the policy is predictive (also scales out ahead of a forecast).';
 
 CREATE TABLE autoscale.metric_samples (
     sample_id  bigint      NOT NULL,
@@ -340,6 +362,143 @@ COMMENT ON VIEW autoscale.rebalance_progress IS
   'one shard-group move, plus reference-table replication), percent done, and an ETA = time remaining at the '
   'average pace so far. Updated every tick.';
 
+CREATE TABLE autoscale.node_samples_1min (
+    bucket      timestamptz NOT NULL,
+    nodename    text        NOT NULL,
+    nodeport    int         NOT NULL,
+    samples     int         NOT NULL,
+    workers     real,
+    data_nodes  real,
+    cpu_busy_pct_avg real,
+    cpu_busy_pct_max real,
+    cpu_busy_pct_p95 real,
+    load1_avg real,
+    load1_max real,
+    load1_p95 real,
+    mem_used_pct_avg real,
+    mem_used_pct_max real,
+    mem_used_pct_p95 real,
+    disk_used_pct_avg real,
+    disk_used_pct_max real,
+    disk_used_pct_p95 real,
+    connections_avg real,
+    connections_max real,
+    connections_p95 real,
+    active_connections_avg real,
+    active_connections_max real,
+    active_connections_p95 real,
+    commits_per_sec_avg real,
+    commits_per_sec_max real,
+    commits_per_sec_p95 real,
+    tps_avg real,
+    tps_max real,
+    tps_p95 real,
+    cache_hit_ratio_avg real,
+    cache_hit_ratio_max real,
+    cache_hit_ratio_p95 real,
+    connection_saturation_avg real,
+    connection_saturation_max real,
+    connection_saturation_p95 real,
+    replication_lag_avg double precision,
+    replication_lag_max double precision,
+    replication_lag_p95 double precision,
+    mean_statement_ms_avg real,
+    mean_statement_ms_max real,
+    mean_statement_ms_p95 real,
+    database_size_avg double precision,
+    database_size_max double precision,
+    database_size_p95 double precision,
+    PRIMARY KEY (bucket, nodename, nodeport)
+);
+COMMENT ON TABLE autoscale.node_samples_1min IS
+  '1-minute rollups of autoscale.node_samples: per node and 1-minute bucket (UTC) the avg, max and p95 of every metric '
+  'over its reachable samples; nodename ''cluster'', nodeport 0 is the cluster: per sample the average over the reachable '
+  'data nodes, as the policies read them (the coordinator counts when it holds shards), workers = average active '
+  'workers, data_nodes = average data nodes. Filled by the tick, a bounded '
+  'number of complete buckets at a time; pruned past autoscale.rollup_minute_retention (default 30 days).';
+
+CREATE TABLE autoscale.node_samples_1hour (
+    bucket      timestamptz NOT NULL,
+    nodename    text        NOT NULL,
+    nodeport    int         NOT NULL,
+    samples     int         NOT NULL,
+    workers     real,
+    data_nodes  real,
+    cpu_busy_pct_avg real,
+    cpu_busy_pct_max real,
+    cpu_busy_pct_p95 real,
+    load1_avg real,
+    load1_max real,
+    load1_p95 real,
+    mem_used_pct_avg real,
+    mem_used_pct_max real,
+    mem_used_pct_p95 real,
+    disk_used_pct_avg real,
+    disk_used_pct_max real,
+    disk_used_pct_p95 real,
+    connections_avg real,
+    connections_max real,
+    connections_p95 real,
+    active_connections_avg real,
+    active_connections_max real,
+    active_connections_p95 real,
+    commits_per_sec_avg real,
+    commits_per_sec_max real,
+    commits_per_sec_p95 real,
+    tps_avg real,
+    tps_max real,
+    tps_p95 real,
+    cache_hit_ratio_avg real,
+    cache_hit_ratio_max real,
+    cache_hit_ratio_p95 real,
+    connection_saturation_avg real,
+    connection_saturation_max real,
+    connection_saturation_p95 real,
+    replication_lag_avg double precision,
+    replication_lag_max double precision,
+    replication_lag_p95 double precision,
+    mean_statement_ms_avg real,
+    mean_statement_ms_max real,
+    mean_statement_ms_p95 real,
+    database_size_avg double precision,
+    database_size_max double precision,
+    database_size_p95 double precision,
+    PRIMARY KEY (bucket, nodename, nodeport)
+);
+COMMENT ON TABLE autoscale.node_samples_1hour IS
+  '1-hour rollups of autoscale.node_samples: per node and 1-hour bucket (UTC) the avg, max and p95 of every metric '
+  'over its reachable samples; nodename ''cluster'', nodeport 0 is the cluster: per sample the average over the reachable '
+  'data nodes, as the policies read them (the coordinator counts when it holds shards), workers = average active '
+  'workers, data_nodes = average data nodes. Filled by the tick, a bounded '
+  'number of complete buckets at a time; pruned past autoscale.rollup_hour_retention (default 2 years).';
+
+CREATE VIEW autoscale.history_storage AS
+SELECT level, retention, rows, bytes, nodes, days,
+       (bytes / NULLIF(nodes * days, 0))::bigint AS bytes_per_node_per_day
+  FROM (SELECT 'raw' AS level, pg_catalog.current_setting('autoscale.history_retention', true) AS retention,
+               (SELECT count(*) FROM autoscale.node_samples) AS rows,
+               pg_catalog.pg_total_relation_size('autoscale.node_samples') AS bytes,
+               (SELECT count(DISTINCT (nodename, nodeport)) FROM autoscale.node_samples) AS nodes,
+               (SELECT extract(epoch FROM max(sampled_at) - min(sampled_at) + interval '5 seconds') / 86400
+                  FROM autoscale.node_samples)::float8 AS days
+        UNION ALL
+        SELECT '1 minute', pg_catalog.current_setting('autoscale.rollup_minute_retention', true),
+               (SELECT count(*) FROM autoscale.node_samples_1min),
+               pg_catalog.pg_total_relation_size('autoscale.node_samples_1min'),
+               (SELECT count(DISTINCT (nodename, nodeport)) FROM autoscale.node_samples_1min),
+               (SELECT extract(epoch FROM max(bucket) - min(bucket) + interval '1 minute') / 86400
+                  FROM autoscale.node_samples_1min)::float8
+        UNION ALL
+        SELECT '1 hour', pg_catalog.current_setting('autoscale.rollup_hour_retention', true),
+               (SELECT count(*) FROM autoscale.node_samples_1hour),
+               pg_catalog.pg_total_relation_size('autoscale.node_samples_1hour'),
+               (SELECT count(DISTINCT (nodename, nodeport)) FROM autoscale.node_samples_1hour),
+               (SELECT extract(epoch FROM max(bucket) - min(bucket) + interval '1 hour') / 86400
+                  FROM autoscale.node_samples_1hour)::float8) s;
+COMMENT ON VIEW autoscale.history_storage IS
+  'Storage of each history level: raw samples (autoscale.node_samples), 1-minute and 1-hour rollups: its retention, rows, '
+  'bytes on disk (with indexes), nodes (the cluster row counts as one), days covered, and bytes per node per day.';
+
 CREATE TABLE autoscale.shard_group_load (
     colocationid         int              NOT NULL,
     shardminvalue        text             NOT NULL,
@@ -430,3 +589,4 @@ GRANT SELECT ON autoscale.node_samples, autoscale.worker_count, autoscale.events
                 autoscale.status, autoscale.rebalance_progress, autoscale.dead_nodes,
                 autoscale.shard_group_load, autoscale.shard_group_load_history, autoscale.tenant_load, autoscale.hot_tenants
   TO pg_monitor;
+GRANT SELECT ON autoscale.node_samples_1min, autoscale.node_samples_1hour, autoscale.history_storage TO pg_monitor;

@@ -17,6 +17,7 @@ END $$;
 GRANT EXECUTE ON FUNCTION autoscale.node_stats(), autoscale.explain(), autoscale.backtest(interval, text, interval),
   autoscale.metrics() TO pg_monitor;
 GRANT EXECUTE ON FUNCTION autoscale.scale_out_path(integer) TO pg_monitor;
+GRANT EXECUTE ON FUNCTION autoscale.capacity_plan() TO pg_monitor;
 
 COMMENT ON FUNCTION autoscale.node_stats() IS
   'This node''s raw load as one json value: cumulative CPU counters (/proc/stat, or cgroup v2 cpu.stat under a CPU '
@@ -36,9 +37,10 @@ COMMENT ON FUNCTION autoscale.tick() IS
   '''SELECT autoscale.tick()'') (pg_cron 1.5+; older pg_cron: ''* * * * *'').';
 COMMENT ON FUNCTION autoscale.set_policy(text, text, text, double precision, double precision, double precision,
                                          double precision, interval, interval, interval, interval, integer, integer,
-                                         integer, text) IS
+                                         integer, text, boolean) IS
   'Creates or replaces a scaling policy. Threshold: scale out when the metric (cpu, memory, disk, connections, '
-  'active_connections, commits_per_sec, load1, custom) aggregated by avg or max over the data nodes (nodes that hold '
+  'active_connections, commits_per_sec, load1, custom, tps, connection_saturation, replication_lag, '
+  'mean_statement_ms, cache_miss_ratio) aggregated by avg or max over the data nodes (nodes that hold '
   'or should hold shards, the coordinator included when it does) stays above scale_out_above for scale_out_for, scale '
   'in when below scale_in_below for scale_in_for. Target tracking (target => x): desired data nodes = ceil(data nodes '
   '* value / target), within tolerance no change. cooldown applies after a scale-out, scale_in_cooldown (default '
@@ -50,7 +52,11 @@ COMMENT ON FUNCTION autoscale.set_policy(text, text, text, double precision, dou
   'autoscale.custom_sql_role, a role without superuser, read-only, search_path pg_catalog, pg_temp, as a '
   'security-restricted operation, under a 2 s statement timeout: qualify table names). A window longer than '
   'autoscale.history_retention is refused. A NULL argument is an error (22004) naming it, except the thresholds, '
-  'target, scale_in_cooldown and custom_sql, where NULL means not given. Not SECURITY DEFINER. Returns the stored policy.';
+  'target, scale_in_cooldown and custom_sql, where NULL means not given. predictive => true also scales out when the '
+  'forecast (time-of-day / hour-of-week profile x recent trend, used while its own error is small) crosses '
+  'scale_out_above or the target''s band within the lead time (how long a scale-out takes here: '
+  'autoscale.forecast_lead_time, else learned), and holds a scale-in back when a rise is forecast; a forecast never '
+  'scales in. Not SECURITY DEFINER. Returns the stored policy.';
 COMMENT ON FUNCTION autoscale.drop_policy(text) IS 'Drops a policy by name; an unknown name is an error.';
 COMMENT ON FUNCTION autoscale.pause(interval) IS
   'Pauses scaling decisions (scale out/in) for the given interval; operations already running finish. Returns the end.';
@@ -176,6 +182,14 @@ COMMENT ON FUNCTION autoscale.scale_out(text, integer, text, integer) IS
 COMMENT ON FUNCTION autoscale.explain() IS
   'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
   'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, data_nodes: the '
-  'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)), scale_out_path: '
-  'the path a scale-out takes (split from a ready warm clone, or logical) and why, and dead_nodes: the workers '
-  'declared dead (autoscale.dead_nodes), each host:port: what it holds and what happens to it.';
+  'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)), and scale_out_path: '
+  'the path a scale-out takes (split from a ready warm clone, or logical) and why. For predictive policies also the '
+  'forecast value at now + horizon, the horizon (how long a scale-out takes here), the model''s mean one-step error, '
+  'and a note such as "forecast to cross 80 in 7m; a scale-out takes 6m here". dead_nodes: the workers declared '
+  'dead (autoscale.dead_nodes), each host:port: what it holds and what happens to it.';
+COMMENT ON FUNCTION autoscale.capacity_plan() IS
+  'The capacity plan from the hourly rollups of the last year: per metric (cpu, memory, disk, connections, '
+  'commits_per_sec, database_bytes) the current value, the linear-trend forecast at 3, 6 and 12 months, growth per '
+  'month, the scale-out threshold (the lowest of the policies on that metric, else a default for cpu 80, memory 90, '
+  'disk 85), when the trend crosses it on today''s data nodes and when even max_workers pass it, and the action '
+  'required in plain words. With less than 7 days of hourly rollups it says so instead of forecasting.';

@@ -22,6 +22,8 @@ mod store;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
+#[cfg(any(test, feature = "pg_test"))]
+mod tests_prediction;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -44,7 +46,7 @@ pub mod pg_test {
     #[must_use]
     pub fn postgresql_conf_options() -> Vec<&'static str> {
         vec![
-            "shared_preload_libraries = 'citus_autoscale,pg_cron'",
+            "shared_preload_libraries = 'citus_autoscale,pg_cron,pg_stat_statements'",
             "autoscale.database_name = 'pgrx_tests'",
             "autoscale.sample_interval = '1s'",
             "cron.database_name = 'pgrx_tests'",

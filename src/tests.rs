@@ -1047,7 +1047,8 @@ mod tests {
             "CREATE ROLE autoscale_t_monitor; GRANT pg_monitor TO autoscale_t_monitor;
              CREATE ROLE autoscale_t_admin;
              GRANT EXECUTE ON FUNCTION autoscale.set_policy(text, text, text, double precision, double precision,
-                   double precision, double precision, interval, interval, interval, interval, integer, integer, integer, text)
+                   double precision, double precision, interval, interval, interval, interval, integer, integer, integer, text,
+                   boolean)
                TO autoscale_t_admin;",
         )
         .unwrap();
@@ -1181,7 +1182,8 @@ mod tests {
         Spi::run(
             "CREATE ROLE autoscale_t_attacker;
              GRANT EXECUTE ON FUNCTION autoscale.set_policy(text, text, text, double precision, double precision,
-                   double precision, double precision, interval, interval, interval, interval, integer, integer, integer, text)
+                   double precision, double precision, interval, interval, interval, interval, integer, integer, integer, text,
+                   boolean)
                TO autoscale_t_attacker;
              GRANT CREATE ON SCHEMA public TO autoscale_t_attacker;
              SET ROLE autoscale_t_attacker;

@@ -1,5 +1,5 @@
-//! Decision-quality benchmark of the policy engine: replays synthetic load traces through three
-//! policies and counts actions, time above 80% CPU, worker-minutes and flapping.
+//! Decision-quality benchmark of the policy engine: replays synthetic load traces through four
+//! policies and an oracle, and counts actions, time above 80% CPU, worker-minutes and flapping.
 //!
 //! Model: total demand D(t) in "worker-percent" (100 = one worker fully busy); per-worker CPU is
 //! D(t) / workers, capped at 100. One sample every 5 s, one decision every 30 s. A scale operation
@@ -12,7 +12,20 @@
 //! - target: target tracking at 60% ±10%, scale-in stabilization 15 min, cooldowns 10 min,
 //!   step 4 (target tracking sizes the change itself; the step only caps it);
 //! - naive: an alert rule: > 80 on one evaluation scales out, < 25 on one evaluation scales in,
-//!   no windows, no cooldowns, step 1 (still one operation at a time).
+//!   no windows, no cooldowns, step 1 (still one operation at a time);
+//! - predictive: target tracking as above with `predictive = true`: it also scales out when the
+//!   forecast (time-of-day / hour-of-week profile x robust trend, fitted from what it has seen so
+//!   far) crosses the target's band within the lead time, learned from its own scale-outs (p90 of
+//!   their durations), and holds a scale-in back when a rise is forecast;
+//! - oracle: an omniscient scaler with the same operation time: it knows the future demand and,
+//!   one operation at a time (a resize every 3 minutes at most, decided 3 minutes ahead), runs
+//!   exactly the workers that keep the busiest 5 s of each 3-minute block at or below 80%, within
+//!   2..16. Its worker-minutes are the least any scaler can spend without going above 80%.
+//!
+//! Traces: diurnal (48 h), spike, ramp, plateau near 80%, sawtooth (6 h each) and weekly (21 days:
+//! business hours on weekdays with steep mornings, quiet weekends). "in bursts" is the part of
+//! the minutes above 80% spent inside the noise's short bursts (30-90 s at 1.6-2.2x the load),
+//! which no scaler whose operations take 3 minutes can absorb without running extra workers.
 //!
 //! Run: `bench/policy_replay.sh` (or `cargo run --release -q -p autoscale_core --example replay`).
 //! Exits non-zero when a check fails.
@@ -20,7 +33,9 @@
 use std::collections::VecDeque;
 use std::f64::consts::PI;
 
-use autoscale_core::policy::{evaluate, Direction, EvalInput, Metric, Point, Policy, PolicySeries};
+use autoscale_core::forecast::{lead_time, Config, Forecaster};
+use autoscale_core::policy::predict::{evaluate_predictive, load_of, PolicyForecast};
+use autoscale_core::policy::{Direction, EvalInput, Metric, Point, Policy, PolicySeries};
 
 const SAMPLE: f64 = 5.0;
 const EVAL_EVERY: usize = 6; // samples: every 30 s
@@ -85,7 +100,8 @@ impl Noise {
         }
     }
 
-    fn next(&mut self) -> f64 {
+    /// The next factor and whether a burst is under way.
+    fn next(&mut self) -> (f64, bool) {
         let phi: f64 = (-SAMPLE / 120.0).exp();
         self.ar = phi * self.ar + self.ar_sd * (1.0 - phi * phi).sqrt() * self.rng.gauss();
         if self.event_left > 0 {
@@ -106,7 +122,10 @@ impl Noise {
             1.0
         };
         let jitter = 1.0 + self.jitter * (2.0 * self.rng.unit() - 1.0);
-        (1.0 + self.ar).max(0.2) * jitter * event
+        (
+            (1.0 + self.ar).max(0.2) * jitter * event,
+            self.event_left > 0 && self.event_factor > 1.0,
+        )
     }
 }
 
@@ -119,7 +138,7 @@ struct Trace {
     react: React,
 }
 
-/// What the threshold and target policies must react to.
+/// What the threshold, target and predictive policies must react to.
 #[derive(Clone, Copy)]
 enum React {
     Nothing,
@@ -191,6 +210,13 @@ fn traces() -> Vec<Trace> {
             react: React::Nothing,
         },
         Trace {
+            name: "weekly",
+            hours: 21.0 * 24.0,
+            base: weekly,
+            noise: Noise::new(0x6A09_E667_F3BC_C908, 0.08, 0.06, 0.002, 0.002),
+            react: React::Nothing,
+        },
+        Trace {
             name: "sawtooth",
             hours: 6.0,
             base: |t| {
@@ -203,6 +229,24 @@ fn traces() -> Vec<Trace> {
     ]
 }
 
+/// A smooth step from 0 at `a` to 1 at `b` (hours).
+fn smooth(h: f64, a: f64, b: f64) -> f64 {
+    let x = ((h - a) / (b - a)).clamp(0.0, 1.0);
+    (1.0 - (PI * x).cos()) / 2.0
+}
+
+/// Business hours on weekdays (100 at night, 600 from 9:00 to 17:00, steep 7:00-9:00 mornings),
+/// quiet weekends (a 250 midday bump); the trace starts on a Monday at midnight.
+fn weekly(t: f64) -> f64 {
+    let day = (t / 86_400.0).floor() as i64 % 7;
+    let h = (t % 86_400.0) / 3600.0;
+    if day < 5 {
+        100.0 + 500.0 * (smooth(h, 7.0, 9.0) - smooth(h, 17.0, 19.0))
+    } else {
+        100.0 + 150.0 * (smooth(h, 10.0, 13.0) - smooth(h, 15.0, 18.0))
+    }
+}
+
 fn threshold_policy() -> Policy {
     Policy::threshold("threshold", Metric::Cpu, 80.0, 25.0)
 }
@@ -210,6 +254,13 @@ fn threshold_policy() -> Policy {
 fn target_policy() -> Policy {
     let mut p = Policy::target("target", Metric::Cpu, 60.0);
     p.step = 4;
+    p
+}
+
+fn predictive_policy() -> Policy {
+    let mut p = target_policy();
+    p.name = "predictive".into();
+    p.predictive = true;
     p
 }
 
@@ -227,6 +278,8 @@ struct Outcome {
     outs: u32,
     ins: u32,
     secs_above_80: f64,
+    /// Of those, inside a burst of the noise.
+    secs_above_80_burst: f64,
     worker_secs: f64,
     reversals: u32,
     /// Seconds from the onset of a spike to the first scale-out decided after it.
@@ -236,7 +289,7 @@ struct Outcome {
     evaluations: u32,
 }
 
-fn simulate(demand: &[f64], react: React, policy: &Policy) -> Outcome {
+fn simulate(demand: &[f64], bursts: &[bool], react: React, policy: &Policy) -> Outcome {
     let mut out = Outcome::default();
     let mut workers = START_WORKERS;
     let mut op: Option<(f64, u32)> = None; // (finishes at, workers then)
@@ -245,6 +298,10 @@ fn simulate(demand: &[f64], react: React, policy: &Policy) -> Outcome {
     let mut last_in: Option<f64> = None;
     let mut actions: Vec<(f64, Direction)> = Vec::new();
     let mut hist: VecDeque<Point> = VecDeque::with_capacity(HISTORY + 1);
+    let mut forecaster = policy
+        .predictive
+        .then(|| Forecaster::new(Config::default()));
+    let mut out_durations: Vec<f64> = Vec::new();
 
     for (i, d) in demand.iter().enumerate() {
         let t = i as f64 * SAMPLE;
@@ -263,6 +320,9 @@ fn simulate(demand: &[f64], react: React, policy: &Policy) -> Outcome {
         let cpu = (d / f64::from(workers)).min(100.0);
         if cpu > 80.0 {
             out.secs_above_80 += SAMPLE;
+            if bursts[i] {
+                out.secs_above_80_burst += SAMPLE;
+            }
         }
         out.worker_secs += f64::from(workers) * SAMPLE;
         if react
@@ -271,13 +331,17 @@ fn simulate(demand: &[f64], react: React, policy: &Policy) -> Outcome {
         {
             out.cpu_at_check = Some(cpu);
         }
-        hist.push_back(Point {
+        let point = Point {
             at: now,
             value: Some(cpu),
             workers,
             unreachable: 0,
             data_nodes: 0,
-        });
+        };
+        if let (Some(f), Some(load)) = (forecaster.as_mut(), load_of(policy.metric, &point)) {
+            f.push(now, load);
+        }
+        hist.push_back(point);
         if hist.len() > HISTORY {
             hist.pop_front();
         }
@@ -298,7 +362,11 @@ fn simulate(demand: &[f64], react: React, policy: &Policy) -> Outcome {
             }],
             single_node: Default::default(),
         };
-        let decision = evaluate(&input);
+        let forecasts = [forecaster.as_mut().map(|f| PolicyForecast {
+            model: f.model(now),
+            lead: lead_time(&out_durations, None, OP_SECS),
+        })];
+        let (decision, _) = evaluate_predictive(&input, &forecasts);
         out.evaluations += 1;
         if decision.direction == Direction::Hold || op.is_some() {
             continue;
@@ -321,46 +389,97 @@ fn simulate(demand: &[f64], react: React, policy: &Policy) -> Outcome {
             Direction::Hold => {}
         }
         actions.push((t, decision.direction));
+        if decision.direction == Direction::Out {
+            out_durations.push(OP_SECS);
+        }
         op = Some((now + OP_SECS, decision.desired_workers));
         op_dir = decision.direction;
     }
     out
 }
 
+/// The omniscient scaler: per block of OP_SECS, the fewest workers (2..16) that keep the block's
+/// peak demand at or below 80% per worker. Returns (minutes above 80%, worker-minutes, resizes).
+fn oracle(demand: &[f64]) -> (f64, f64, u32) {
+    let per_block = (OP_SECS / SAMPLE) as usize;
+    let (mut above, mut worker_secs, mut resizes) = (0.0, 0.0, 0u32);
+    let mut prev: Option<u32> = None;
+    for block in demand.chunks(per_block) {
+        let peak = block.iter().copied().fold(0.0, f64::max);
+        let w = ((peak / 80.0 - 1e-9).ceil() as u32).clamp(START_WORKERS, 16);
+        if prev.is_some_and(|p| p != w) {
+            resizes += 1;
+        }
+        prev = Some(w);
+        for d in block {
+            if (d / f64::from(w)).min(100.0) > 80.0 {
+                above += SAMPLE;
+            }
+            worker_secs += f64::from(w) * SAMPLE;
+        }
+    }
+    (above / 60.0, worker_secs / 60.0, resizes)
+}
+
 fn main() {
-    let policies = [threshold_policy(), target_policy(), naive_policy()];
+    let policies = [
+        threshold_policy(),
+        target_policy(),
+        naive_policy(),
+        predictive_policy(),
+    ];
     for p in &policies {
         p.validate().expect("benchmark policy is valid");
     }
     println!(
-        "{:<10} {:<10} {:>8} {:>6} {:>12} {:>12} {:>14}",
-        "trace", "policy", "actions", "out/in", "min >80%", "worker-min", "reversals<30m"
+        "{:<10} {:<10} {:>8} {:>7} {:>9} {:>10} {:>11} {:>14}",
+        "trace",
+        "policy",
+        "actions",
+        "out/in",
+        "min >80%",
+        "in bursts",
+        "worker-min",
+        "reversals<30m"
     );
     let mut failures: Vec<String> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
     for mut trace in traces() {
         let n = (trace.hours * HOUR / SAMPLE) as usize;
-        let demand: Vec<f64> = (0..n)
-            .map(|i| (trace.base)(i as f64 * SAMPLE) * trace.noise.next())
-            .collect();
+        let (demand, bursts): (Vec<f64>, Vec<bool>) = (0..n)
+            .map(|i| {
+                let (factor, burst) = trace.noise.next();
+                ((trace.base)(i as f64 * SAMPLE) * factor, burst)
+            })
+            .unzip();
         let results: Vec<Outcome> = policies
             .iter()
-            .map(|p| simulate(&demand, trace.react, p))
+            .map(|p| simulate(&demand, &bursts, trace.react, p))
             .collect();
         for (p, r) in policies.iter().zip(&results) {
             println!(
-                "{:<10} {:<10} {:>8} {:>6} {:>12.1} {:>12.0} {:>14}",
+                "{:<10} {:<10} {:>8} {:>7} {:>9.1} {:>10.1} {:>11.0} {:>14}",
                 trace.name,
                 p.name,
                 r.outs + r.ins,
                 format!("{}/{}", r.outs, r.ins),
                 r.secs_above_80 / 60.0,
+                r.secs_above_80_burst / 60.0,
                 r.worker_secs / 60.0,
                 r.reversals
             );
         }
+        let (o_above, o_wmin, o_resizes) = oracle(&demand);
+        println!(
+            "{:<10} {:<10} {:>8} {:>7} {:>9.1} {:>10} {:>11.0} {:>14}",
+            trace.name, "oracle", o_resizes, "-", o_above, "-", o_wmin, "-"
+        );
         let naive = &results[2];
-        for (p, r) in policies.iter().zip(&results).take(2) {
+        for (p, r) in policies
+            .iter()
+            .zip(&results)
+            .filter(|(p, _)| p.name != "naive")
+        {
             let ok = r.reversals < naive.reversals || (naive.reversals == 0 && r.reversals == 0);
             if !ok {
                 failures.push(format!(
@@ -410,8 +529,8 @@ fn main() {
     }
     if failures.is_empty() {
         println!(
-            "check: threshold and target flap less than naive on every trace and react to the \
-             spike and the ramp: OK"
+            "check: threshold, target and predictive flap less than naive on every trace and react \
+             to the spike and the ramp: OK"
         );
     } else {
         for f in &failures {

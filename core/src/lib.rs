@@ -6,6 +6,9 @@
 //!   the coordinator that reads it.
 //! - [`rates`]: cumulative counters to rates (CPU busy %, commits/s), Prometheus-style.
 //! - [`policy`]: the policy engine: policies + recent samples + action history -> decision + reasons.
+//! - [`forecast`]: the short-term load forecast (seasonal profile x robust trend, with its own
+//!   error), the learned lead time, and the linear trend of the capacity plan.
+//! - [`capacity`]: the capacity plan: linear trends months ahead, threshold and max_workers dates.
 //! - [`clones`]: warm clones in the pool: when one is ready for a snapshot split, which one a
 //!   scale-out takes, and which path (split or logical) a scale-out will take.
 //! - [`load`]: per-shard-group load: rates, smoothing, the by-load cost, the load-skew trigger.
@@ -14,8 +17,10 @@
 //!   rebalance trigger, the guards and the maintenance window.
 //! - [`safety`]: webhook URL shape, bounded reasons, the failure backoff, conflicting settings.
 
+pub mod capacity;
 pub mod clones;
 pub mod duration;
+pub mod forecast;
 pub mod load;
 pub mod metrics;
 pub mod operations;

@@ -10,6 +10,10 @@ pub struct Counters {
     pub cpu_capacity_seconds: f64,
     pub commits: i64,
     pub rollbacks: i64,
+    /// Shared-buffer hits and reads, when the node reports them.
+    pub blocks: Option<(i64, i64)>,
+    /// pg_stat_statements calls and total execution ms, when installed.
+    pub statements: Option<(i64, f64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -18,6 +22,12 @@ pub struct Rates {
     pub cpu_busy_pct: Option<f64>,
     pub commits_per_sec: Option<f64>,
     pub rollbacks_per_sec: Option<f64>,
+    /// Commits plus rollbacks per second.
+    pub tps: Option<f64>,
+    /// Shared-buffer hits over hits plus reads in the interval, percent (none without reads).
+    pub cache_hit_ratio: Option<f64>,
+    /// Mean execution time of the statements run in the interval, ms (none without calls).
+    pub mean_statement_ms: Option<f64>,
 }
 
 /// Why a rate could not be computed (kept for the sample's note).
@@ -49,10 +59,29 @@ pub fn rates(prev: Option<&Counters>, cur: &Counters, max_gap: f64) -> Result<Ra
     let capacity = cur.cpu_capacity_seconds - prev.cpu_capacity_seconds;
     let cpu_busy_pct =
         (busy >= 0.0 && capacity > 0.0).then(|| (100.0 * busy / capacity).clamp(0.0, 100.0));
+    let commits = increase(prev.commits, cur.commits) as f64 / dt;
+    let rollbacks = increase(prev.rollbacks, cur.rollbacks) as f64 / dt;
+    let cache_hit_ratio = prev
+        .blocks
+        .zip(cur.blocks)
+        .and_then(|((h0, r0), (h1, r1))| {
+            let (h, r) = (increase(h0, h1), increase(r0, r1));
+            (h + r > 0).then(|| 100.0 * h as f64 / (h + r) as f64)
+        });
+    // statements evicted from pg_stat_statements lower its sums: no mean over such an interval
+    let mean_statement_ms = prev
+        .statements
+        .zip(cur.statements)
+        .and_then(|((c0, t0), (c1, t1))| {
+            (c1 > c0 && t1 >= t0).then(|| (t1 - t0) / (c1 - c0) as f64)
+        });
     Ok(Rates {
         cpu_busy_pct,
-        commits_per_sec: Some(increase(prev.commits, cur.commits) as f64 / dt),
-        rollbacks_per_sec: Some(increase(prev.rollbacks, cur.rollbacks) as f64 / dt),
+        commits_per_sec: Some(commits),
+        rollbacks_per_sec: Some(rollbacks),
+        tps: Some(commits + rollbacks),
+        cache_hit_ratio,
+        mean_statement_ms,
     })
 }
 
@@ -76,7 +105,47 @@ mod tests {
             cpu_capacity_seconds: cap,
             commits,
             rollbacks: commits / 10,
+            blocks: None,
+            statements: None,
         }
+    }
+
+    #[test]
+    fn tps_cache_hits_and_statement_time() {
+        let mut a = c(100.0, 10.0, 40.0, 1000);
+        let mut b = c(110.0, 12.0, 60.0, 1500);
+        a.blocks = Some((900, 100));
+        b.blocks = Some((1890, 110));
+        a.statements = Some((10, 50.0));
+        b.statements = Some((30, 90.0));
+        let r = rates(Some(&a), &b, 60.0).unwrap();
+        assert_eq!(r.tps, Some(55.0), "50 commits/s + 5 rollbacks/s");
+        assert_eq!(r.cache_hit_ratio, Some(99.0));
+        assert_eq!(r.mean_statement_ms, Some(2.0));
+        // nothing read, nothing run: no ratio, no mean (not 0)
+        let mut idle = b;
+        idle.at = 120.0;
+        let r = rates(Some(&b), &idle, 60.0).unwrap();
+        assert_eq!((r.cache_hit_ratio, r.mean_statement_ms), (None, None));
+        assert_eq!(r.tps, Some(0.0));
+        // pg_stat_statements lost entries: its sums went down
+        let mut evicted = idle;
+        evicted.at = 130.0;
+        evicted.statements = Some((35, 10.0));
+        assert_eq!(
+            rates(Some(&idle), &evicted, 60.0)
+                .unwrap()
+                .mean_statement_ms,
+            None
+        );
+        // not installed on one side
+        evicted.statements = None;
+        assert_eq!(
+            rates(Some(&idle), &evicted, 60.0)
+                .unwrap()
+                .mean_statement_ms,
+            None
+        );
     }
 
     #[test]

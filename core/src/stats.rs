@@ -22,6 +22,20 @@ pub struct NodeStats {
     /// Total size of the shard placements stored on this node (bytes); `None` without Citus metadata.
     pub shard_bytes: Option<i64>,
     pub is_coordinator: bool,
+    /// Shared-buffer hits and reads summed over all databases (cumulative); absent from nodes
+    /// running an older version.
+    #[serde(default)]
+    pub blocks: Option<Blocks>,
+    /// The node's max_connections.
+    #[serde(default)]
+    pub max_connections: Option<i64>,
+    /// Bytes the furthest-behind streaming standby has yet to replay (flushed, else written, when it does not
+    /// replay, as pg_receivewal); `None` when the node has no streaming standby.
+    #[serde(default)]
+    pub replication_lag_bytes: Option<i64>,
+    /// pg_stat_statements totals; `None` when it is not installed or not loaded.
+    #[serde(default)]
+    pub statements: Option<Statements>,
     /// Cumulative counters of the shard groups placed on this node (colocated shards summed);
     /// absent without Citus metadata and from nodes older than 0.2.0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -29,6 +43,20 @@ pub struct NodeStats {
     /// The tenants Citus tracks here, when `citus.stat_tenants_track = 'all'`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenants: Option<crate::load::TenantStats>,
+}
+
+/// Cumulative shared-buffer counters (pg_stat_database blks_hit, blks_read).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Blocks {
+    pub hit: i64,
+    pub read: i64,
+}
+
+/// Cumulative statement counters of pg_stat_statements (all its entries).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Statements {
+    pub calls: i64,
+    pub total_exec_ms: f64,
 }
 
 /// Cumulative CPU counters. `busy_seconds / capacity_seconds` over an interval is the busy fraction.
@@ -88,6 +116,13 @@ impl NodeStats {
     pub fn disk_used_pct(&self) -> Option<f64> {
         used_pct(self.disk.total_bytes, self.disk.free_bytes)
     }
+
+    /// Client connections over max_connections, in percent.
+    pub fn connection_saturation(&self) -> Option<f64> {
+        self.max_connections
+            .filter(|m| *m > 0)
+            .map(|m| 100.0 * self.connections.total as f64 / m as f64)
+    }
 }
 
 fn used_pct(total: u64, free: u64) -> Option<f64> {
@@ -129,6 +164,10 @@ mod tests {
             database_size: 8_000_000,
             shard_bytes: Some(4096),
             is_coordinator: false,
+            blocks: Some(Blocks { hit: 990, read: 10 }),
+            max_connections: Some(100),
+            replication_lag_bytes: None,
+            statements: None,
             shard_groups: Some(vec![crate::load::GroupReading {
                 key: crate::load::GroupKey::new(3, "-2147483648"),
                 counters: Default::default(),
@@ -147,6 +186,28 @@ mod tests {
         let mut z = s.clone();
         z.memory.total_bytes = 0;
         assert_eq!(z.memory_used_pct(), None);
+        assert_eq!(s.connection_saturation(), Some(7.0));
+        z.max_connections = None;
+        assert_eq!(z.connection_saturation(), None);
+    }
+
+    #[test]
+    fn readings_of_older_nodes_lack_the_new_fields() {
+        let mut v = serde_json::to_value(sample()).unwrap();
+        for k in [
+            "blocks",
+            "max_connections",
+            "replication_lag_bytes",
+            "statements",
+        ] {
+            v.as_object_mut().unwrap().remove(k);
+        }
+        let s = NodeStats::parse(&v.to_string()).unwrap();
+        assert_eq!(
+            (s.blocks, s.max_connections, s.statements),
+            (None, None, None)
+        );
+        assert_eq!(s.replication_lag_bytes, None);
     }
 
     #[test]

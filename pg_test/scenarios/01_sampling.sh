@@ -27,6 +27,19 @@ q 0 "CREATE TABLE t (id bigint PRIMARY KEY, v text); SELECT create_distributed_t
 q 0 "SELECT autoscale.sample()" >/dev/null
 assert_eq "$(q 0 "SELECT sum(shard_count) FROM autoscale.node_samples WHERE sample_id = (SELECT max(sample_id) FROM autoscale.node_samples) AND NOT is_coordinator")" 8 "shard counts per worker add up"
 assert_true "$(q 0 "SELECT bool_and(shard_bytes > 0) FROM autoscale.node_samples WHERE sample_id = (SELECT max(sample_id) FROM autoscale.node_samples) AND NOT is_coordinator")" "shard bytes measured on each worker"
+# the capacity playbook's metrics, sampled in the same round trip (issue 15): every node has tps and connection
+# saturation in every sample after its first, and a cache hit ratio once it read blocks; the workers, which hold
+# the shards, are the data nodes
+q 0 "SELECT autoscale.sample()" >/dev/null
+latest="sample_id = (SELECT max(sample_id) FROM autoscale.node_samples)"
+assert_eq "$(q 0 "SELECT count(*) FROM autoscale.node_samples WHERE $latest AND tps >= 0 AND connection_saturation > 0 AND connection_saturation <= 100")" 3 \
+  "tps and connection saturation on the coordinator and both workers"
+assert_eq "$(q 0 "SELECT count(DISTINCT nodeport) FROM autoscale.node_samples WHERE cache_hit_ratio BETWEEN 0 AND 100")" 3 \
+  "a cache hit ratio from every node"
+assert_eq "$(q 0 "SELECT count(*) FROM autoscale.node_samples WHERE $latest AND replication_lag IS NOT NULL")" 0 \
+  "no replication lag without streaming standbys"
+assert_eq "$(q 0 "SELECT string_agg(data_node::text, ',' ORDER BY is_coordinator, nodeport) FROM autoscale.node_samples WHERE $latest")" \
+  "true,true,false" "the workers are the data nodes, the coordinator is not"
 
 # workers' own background workers idle: no history written there
 sleep 2

@@ -90,6 +90,12 @@ static MAINTENANCE_WINDOW: GucSetting<Option<std::ffi::CString>> =
 static TEST_HOLD_AT_STEPS: GucSetting<Option<std::ffi::CString>> =
     GucSetting::<Option<std::ffi::CString>>::new(None);
 
+/// Seconds a forecast looks ahead; -1 learns it from the recorded scale-outs.
+static FORECAST_LEAD_TIME_S: GucSetting<i32> = GucSetting::<i32>::new(-1);
+/// Seconds the 1-minute rollups are kept; -1 keeps them forever.
+static ROLLUP_MINUTE_RETENTION_S: GucSetting<i32> = GucSetting::<i32>::new(30 * 24 * 3600);
+/// Seconds the 1-hour rollups are kept; -1 keeps them forever.
+static ROLLUP_HOUR_RETENTION_S: GucSetting<i32> = GucSetting::<i32>::new(2 * 365 * 24 * 3600);
 /// What happens to the coordinator's shards once workers exist (a scale-out from a single node).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PostgresGucEnum)]
 pub enum CoordinatorShards {
@@ -437,6 +443,37 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    GucRegistry::define_int_guc(
+        c"autoscale.forecast_lead_time",
+        c"How far ahead predictive policies look; -1 learns it from this cluster's scale-outs.",
+        c"-1: the p90 of the durations (start to the end of the rebalance) of the last 20 scale-outs that succeeded, \
+          5 minutes before the first one. A value overrides what was learned.",
+        &FORECAST_LEAD_TIME_S,
+        -1,
+        86_400,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"autoscale.rollup_minute_retention",
+        c"How long the 1-minute rollups of node samples are kept; -1 keeps them forever.",
+        c"autoscale.node_samples_1min: avg, max and p95 of every metric per node and per minute.",
+        &ROLLUP_MINUTE_RETENTION_S,
+        -1,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"autoscale.rollup_hour_retention",
+        c"How long the 1-hour rollups of node samples are kept; -1 keeps them forever.",
+        c"autoscale.node_samples_1hour: avg, max and p95 of every metric per node and per hour.",
+        &ROLLUP_HOUR_RETENTION_S,
+        -1,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
     #[cfg(feature = "failpoints")]
     GucRegistry::define_string_guc(
         c"autoscale.test_hold_at_steps",
@@ -594,6 +631,21 @@ pub fn webhook_url() -> Option<String> {
 
 pub fn maintenance_window() -> Option<String> {
     string(&MAINTENANCE_WINDOW)
+}
+
+/// The lead-time override, if set.
+pub fn forecast_lead_time() -> Option<f64> {
+    secs_or_none(FORECAST_LEAD_TIME_S.get())
+}
+
+pub fn rollup_minute_retention() -> Option<Duration> {
+    let s = ROLLUP_MINUTE_RETENTION_S.get();
+    (s >= 0).then(|| Duration::from_secs(s as u64))
+}
+
+pub fn rollup_hour_retention() -> Option<Duration> {
+    let s = ROLLUP_HOUR_RETENTION_S.get();
+    (s >= 0).then(|| Duration::from_secs(s as u64))
 }
 
 pub fn coordinator_shards() -> CoordinatorShards {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::infra::citus;
 use crate::infra::settings::{self, Mode};
 use crate::services::sampler::cluster::{self, SampleSummary};
-use crate::store::{events, samples};
+use crate::store::{events, rollups, samples};
 
 /// Rows deleted per history table per prune call: keeps one tick's work and WAL bounded.
 pub const PRUNE_BATCH: i64 = 10_000;
@@ -33,8 +33,17 @@ pub struct TickReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_sample_in: Option<f64>,
     pub pruned: i64,
+    /// Rollup rows written and pruned by this tick.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rollup_rows: i64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rollup_pruned: i64,
     #[serde(flatten)]
     pub act: super::autopilot::ActReport,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 impl TickReport {
@@ -138,4 +147,5 @@ pub fn act(report: &mut TickReport) {
         report.pruned = samples::prune(secs, PRUNE_BATCH).or_report()
             + events::prune(secs, PRUNE_BATCH).or_report();
     }
+    (report.rollup_rows, report.rollup_pruned) = rollups::run(PRUNE_BATCH).or_report();
 }

@@ -9,9 +9,11 @@ use crate::infra::{citus, clock, settings};
 use crate::store::policies::{self, StoredPolicy};
 use crate::store::samples::{self, CustomValues, WindowSample};
 use crate::store::{control, events, operations, pool};
+use autoscale_core::forecast::{self, LeadTime};
 use autoscale_core::operations::candidates::{self, Candidate};
 use autoscale_core::operations::NodeAddr;
 use autoscale_core::policy::datanodes::{self, NodeRole};
+use autoscale_core::policy::predict::{self, Outlook, PolicyForecast};
 use autoscale_core::policy::{
     self, Aggregate, Decision, EvalInput, Metric, Point, Policy, PolicyKind, PolicySeries,
     SingleNode,
@@ -34,6 +36,7 @@ pub struct PolicyArgs {
     pub max_workers: i32,
     pub step: i32,
     pub custom_sql: Option<String>,
+    pub predictive: bool,
 }
 
 fn count_arg(argument: &'static str, v: i32, allowed: &str) -> Result<u32> {
@@ -103,6 +106,7 @@ pub fn build(a: &PolicyArgs) -> Result<StoredPolicy> {
             "an integer between 1 and 1000",
         )?,
         step: count_arg("step", a.step, "an integer between 1 and 100")?,
+        predictive: a.predictive,
     };
     p.validate()
         .map_err(|e| AutoscaleError::Invalid(e.to_string()))?;
@@ -186,16 +190,21 @@ pub fn setting_conflicts() -> Result<Vec<String>> {
     ))
 }
 
-/// Metric columns of node_samples, by metric; a fixed list, never user input.
+/// Each metric as an expression over node_samples `s`, by metric; a fixed list, never user input.
 fn column(metric: Metric) -> Option<&'static str> {
     Some(match metric {
-        Metric::Cpu => "cpu_busy_pct",
-        Metric::Memory => "mem_used_pct",
-        Metric::Disk => "disk_used_pct",
-        Metric::Connections => "connections",
-        Metric::ActiveConnections => "active_connections",
-        Metric::CommitsPerSec => "commits_per_sec",
-        Metric::Load1 => "load1",
+        Metric::Cpu => "s.cpu_busy_pct",
+        Metric::Memory => "s.mem_used_pct",
+        Metric::Disk => "s.disk_used_pct",
+        Metric::Connections => "s.connections",
+        Metric::ActiveConnections => "s.active_connections",
+        Metric::CommitsPerSec => "s.commits_per_sec",
+        Metric::Load1 => "s.load1",
+        Metric::Tps => "s.tps",
+        Metric::ConnectionSaturation => "s.connection_saturation",
+        Metric::ReplicationLag => "s.replication_lag",
+        Metric::MeanStatementMs => "s.mean_statement_ms",
+        Metric::CacheMissRatio => "(100 - s.cache_hit_ratio)",
         Metric::Custom => return None,
     })
 }
@@ -312,15 +321,32 @@ pub fn data_nodes_now() -> Result<Vec<String>> {
         .collect())
 }
 
-/// Builds the engine's input from the policies, history and operations, at `now`.
-pub fn eval_input(policies: &[StoredPolicy]) -> Result<EvalInput> {
+/// Recent samples a forecast is fitted from: its trend and error windows, and a few minutes more.
+fn forecast_span() -> f64 {
+    let c = forecast_config();
+    c.trend_window + c.error_window + 5.0 * c.bucket
+}
+
+/// The forecast's configuration at this sample interval.
+fn forecast_config() -> forecast::Config {
+    forecast::Config::for_sample_interval(settings::sample_interval().as_secs_f64())
+}
+
+/// The engine's input from the policies, history and operations, at `now`, and the samples read
+/// for it (a longer span when a policy is predictive: its forecast is fitted on them).
+fn gather(policies: &[StoredPolicy]) -> Result<(EvalInput, Vec<SampleAgg>, CustomValues)> {
     let interval = settings::sample_interval().as_secs_f64();
     let window = policies
         .iter()
         .map(|p| p.policy.scale_out_for.max(p.policy.scale_in_for))
         .fold(0.0, f64::max)
         + 3.0 * interval;
-    let (samples, custom) = history_window(window)?;
+    let fetch = if policies.iter().any(|p| p.policy.predictive) {
+        window.max(forecast_span())
+    } else {
+        window
+    };
+    let (samples, custom) = history_window(fetch)?;
     let now = clock::now()?;
     let workers = samples.last().map(|s| s.workers).unwrap_or(0);
     let series = policies
@@ -329,6 +355,7 @@ pub fn eval_input(policies: &[StoredPolicy]) -> Result<EvalInput> {
             policy: p.policy.clone(),
             points: samples
                 .iter()
+                .filter(|s| fetch == window || s.at >= now - window)
                 .map(|s| Point {
                     at: s.at,
                     value: value_of(&p.policy, s, &custom),
@@ -341,17 +368,77 @@ pub fn eval_input(policies: &[StoredPolicy]) -> Result<EvalInput> {
         .collect();
     let ops = operations::history()?;
     let paused_until = control::paused_until()?;
-    Ok(EvalInput {
-        now,
-        sample_interval: interval,
-        workers,
-        operation_running: ops.running,
-        last_scale_out_finished: ops.last_scale_out_finished,
-        last_scale_in_finished: ops.last_scale_in_finished,
-        paused_until,
-        series,
-        single_node: single_node()?,
-    })
+    Ok((
+        EvalInput {
+            now,
+            sample_interval: interval,
+            workers,
+            operation_running: ops.running,
+            last_scale_out_finished: ops.last_scale_out_finished,
+            last_scale_in_finished: ops.last_scale_in_finished,
+            paused_until,
+            series,
+            single_node: single_node()?,
+        },
+        samples,
+        custom,
+    ))
+}
+
+/// A lead time before any scale-out was recorded: 5 minutes.
+pub const DEFAULT_LEAD_SECS: f64 = 300.0;
+
+/// How long a scale-out takes here: autoscale.forecast_lead_time, else the p90 of the recent
+/// successful scale-outs (start to the end of their rebalance), else [`DEFAULT_LEAD_SECS`].
+pub fn lead_time() -> Result<LeadTime> {
+    let durations = operations::recent_scale_out_secs(forecast::LEAD_SAMPLES as i64)?;
+    Ok(forecast::lead_time(
+        &durations,
+        settings::forecast_lead_time(),
+        DEFAULT_LEAD_SECS,
+    ))
+}
+
+/// Each predictive policy's forecast (in the order of `policies`; `None` for the others): fitted
+/// on the recent samples' load and the hourly rollups before them.
+fn forecasts(
+    policies: &[StoredPolicy],
+    samples: &[SampleAgg],
+    custom: &CustomValues,
+    now: f64,
+) -> Result<Vec<Option<PolicyForecast>>> {
+    if !policies.iter().any(|p| p.policy.predictive) {
+        return Ok(vec![None; policies.len()]);
+    }
+    let lead = lead_time()?;
+    let cfg = forecast_config();
+    let mut out = Vec::with_capacity(policies.len());
+    for p in policies {
+        if !p.policy.predictive {
+            out.push(None);
+            continue;
+        }
+        let recent: Vec<(f64, f64)> = samples
+            .iter()
+            .filter_map(|s| {
+                let pt = Point {
+                    at: s.at,
+                    value: value_of(&p.policy, s, custom),
+                    workers: s.workers,
+                    unreachable: s.unreachable,
+                    data_nodes: s.data_nodes,
+                };
+                predict::load_of(p.policy.metric, &pt).map(|l| (s.at, l))
+            })
+            .collect();
+        let hourly =
+            crate::services::capacity::hourly_load(&p.policy, cfg.weekly_after + 7.0 * 86_400.0)?;
+        out.push(Some(PolicyForecast {
+            model: forecast::fit(&recent, &hourly, now, &cfg),
+            lead,
+        }));
+    }
+    Ok(out)
 }
 
 /// A policy's metric at a recorded sample: the aggregate over workers, or its custom value.
@@ -407,11 +494,19 @@ pub fn backtest(
     ))
 }
 
-/// The engine's decision now, from recorded history only.
+/// The engine's decision now, from recorded history only (predictive policies with their forecast).
 pub fn decide() -> Result<(Decision, EvalInput)> {
+    let (d, input, _) = decide_with_outlooks()?;
+    Ok((d, input))
+}
+
+/// The decision, and what the forecast says for each predictive policy (in the engine's order).
+pub fn decide_with_outlooks() -> Result<(Decision, EvalInput, Vec<Option<Outlook>>)> {
     let policies = policies::load()?;
-    let input = eval_input(&policies)?;
-    Ok((policy::evaluate(&input), input))
+    let (input, samples, custom) = gather(&policies)?;
+    let fcs = forecasts(&policies, &samples, &custom, input.now)?;
+    let (d, outlooks) = predict::evaluate_predictive(&input, &fcs);
+    Ok((d, input, outlooks))
 }
 
 /// Records the decision in autoscale.control, and as an event when it differs from the last one

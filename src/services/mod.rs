@@ -3,6 +3,7 @@
 //! infrastructure, and the pure logic of `autoscale_core`.
 
 pub mod dead;
+pub mod capacity;
 pub mod clones;
 pub mod decide;
 pub mod execute;

@@ -10,6 +10,7 @@ pub mod operations;
 pub mod policies;
 pub mod pool;
 pub mod provision;
+pub mod rollups;
 pub mod samples;
 
 use pgrx::prelude::*;

@@ -132,3 +132,25 @@ pub fn counts() -> Result<Vec<(String, String, Option<f64>)>> {
         Ok::<_, pgrx::spi::SpiError>(out)
     })?)
 }
+
+/// Durations in seconds (start to the end of the rebalance) of the last `limit` successful
+/// scale-outs, oldest first: what the forecast's lead time is learned from.
+pub fn recent_scale_out_secs(limit: i64) -> Result<Vec<f64>> {
+    Ok(Spi::connect(|c| {
+        let mut v = Vec::new();
+        for r in c.select(
+            "SELECT extract(epoch FROM finished_at - started_at)::float8 FROM (
+                SELECT finished_at, started_at FROM autoscale.operations
+                 WHERE kind = 'scale_out' AND status = 'succeeded' AND finished_at IS NOT NULL
+                 ORDER BY finished_at DESC LIMIT $1) o
+              ORDER BY finished_at",
+            None,
+            &[limit.into()],
+        )? {
+            if let Some(d) = r.get::<f64>(1)? {
+                v.push(d);
+            }
+        }
+        Ok::<_, pgrx::spi::SpiError>(v)
+    })?)
+}

@@ -21,7 +21,7 @@ fn interval_secs(column: &str) -> String {
 pub fn load() -> Result<Vec<StoredPolicy>> {
     let sql = format!(
         "SELECT name, metric, aggregate, kind, scale_out_above, scale_in_below, target, tolerance,
-                {}, {}, {}, {}, min_workers, max_workers, step, custom_sql
+                {}, {}, {}, {}, min_workers, max_workers, step, custom_sql, predictive
            FROM autoscale.policy_config ORDER BY name",
         interval_secs("scale_out_for"),
         interval_secs("scale_in_for"),
@@ -60,6 +60,7 @@ pub fn load() -> Result<Vec<StoredPolicy>> {
                     min_workers: r.get::<i32>(13)?.unwrap_or(0).max(0) as u32,
                     max_workers: r.get::<i32>(14)?.unwrap_or(0).max(0) as u32,
                     step: r.get::<i32>(15)?.unwrap_or(1).max(0) as u32,
+                    predictive: r.get::<bool>(17)?.unwrap_or(false),
                 },
                 custom_sql: r.get(16)?,
             });
@@ -89,9 +90,10 @@ pub fn store(p: &StoredPolicy) -> Result<()> {
     Ok(Spi::run_with_args(
         "INSERT INTO autoscale.policy_config AS p
               (name, metric, aggregate, kind, scale_out_above, scale_in_below, target, tolerance,
-               scale_out_for, scale_in_for, cooldown_out, cooldown_in, min_workers, max_workers, step, custom_sql)
+               scale_out_for, scale_in_for, cooldown_out, cooldown_in, min_workers, max_workers, step, custom_sql,
+               predictive)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, pg_catalog.make_interval(secs => $9), pg_catalog.make_interval(secs => $10),
-                 pg_catalog.make_interval(secs => $11), pg_catalog.make_interval(secs => $12), $13, $14, $15, $16)
+                 pg_catalog.make_interval(secs => $11), pg_catalog.make_interval(secs => $12), $13, $14, $15, $16, $17)
          ON CONFLICT (name) DO UPDATE SET
                metric = excluded.metric, aggregate = excluded.aggregate, kind = excluded.kind,
                scale_out_above = excluded.scale_out_above, scale_in_below = excluded.scale_in_below,
@@ -99,7 +101,8 @@ pub fn store(p: &StoredPolicy) -> Result<()> {
                scale_out_for = excluded.scale_out_for, scale_in_for = excluded.scale_in_for,
                cooldown_out = excluded.cooldown_out, cooldown_in = excluded.cooldown_in,
                min_workers = excluded.min_workers, max_workers = excluded.max_workers, step = excluded.step,
-               custom_sql = excluded.custom_sql, updated_at = pg_catalog.now()",
+               custom_sql = excluded.custom_sql, predictive = excluded.predictive,
+               updated_at = pg_catalog.now()",
         &[
             q.name.clone().into(),
             q.metric.as_str().into(),
@@ -117,6 +120,7 @@ pub fn store(p: &StoredPolicy) -> Result<()> {
             (q.max_workers as i32).into(),
             (q.step as i32).into(),
             p.custom_sql.clone().into(),
+            q.predictive.into(),
         ],
     )?)
 }

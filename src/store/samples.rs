@@ -47,6 +47,15 @@ pub struct SampleRow {
     pub xact_rollback: Option<i64>,
     /// Sum of the smoothed load of the shard groups on the node (operations/s).
     pub shard_load: Option<f64>,
+    pub cache_hit_ratio: Option<f64>,
+    pub replication_lag: Option<i64>,
+    pub tps: Option<f64>,
+    pub connection_saturation: Option<f64>,
+    pub mean_statement_ms: Option<f64>,
+    pub blks_hit: Option<i64>,
+    pub blks_read: Option<i64>,
+    pub stmt_calls: Option<i64>,
+    pub stmt_total_ms: Option<f64>,
 }
 
 /// A new sample id and the sample's timestamp (ISO 8601 text).
@@ -69,7 +78,8 @@ pub fn previous_counters() -> Result<HashMap<(String, i32), Counters>> {
     Ok(Spi::connect(|c| {
         let rows = c.select(
             "SELECT DISTINCT ON (nodename, nodeport)
-                    nodename, nodeport, node_time, cpu_busy_seconds, cpu_capacity_seconds, xact_commit, xact_rollback
+                    nodename, nodeport, node_time, cpu_busy_seconds, cpu_capacity_seconds, xact_commit, xact_rollback,
+                    blks_hit, blks_read, stmt_calls, stmt_total_ms
                FROM autoscale.node_samples
               WHERE reachable AND sampled_at > pg_catalog.now() - pg_catalog.make_interval(secs => $1)
               ORDER BY nodename, nodeport, sampled_at DESC",
@@ -90,6 +100,8 @@ pub fn previous_counters() -> Result<HashMap<(String, i32), Counters>> {
                     cpu_capacity_seconds: r.get(5)?.unwrap_or(0.0),
                     commits: r.get(6)?.unwrap_or(0),
                     rollbacks: r.get(7)?.unwrap_or(0),
+                    blocks: r.get::<i64>(8)?.zip(r.get::<i64>(9)?),
+                    statements: r.get::<i64>(10)?.zip(r.get::<f64>(11)?),
                 },
             );
         }
@@ -200,7 +212,7 @@ pub fn window(
 ) -> Result<(Vec<WindowSample>, CustomValues)> {
     let mut select = String::new();
     for c in columns {
-        select.push_str(&format!(", s.{c}::float8"));
+        select.push_str(&format!(", ({c})::float8"));
     }
     // one row per node per sample (a sample without node rows still gives one row, all NULL)
     let sql = format!(

@@ -7,10 +7,16 @@
 //! spreads over workers (cpu, load1, commits/s, connections, active connections) is rescaled by
 //! recorded workers / simulated workers, so a simulated scale-out relieves it; memory, disk and
 //! custom metrics replay as recorded. It is a model: the recorded load itself does not react.
+//!
+//! Predictive policies are replayed with their forecast: a [`Forecaster`] per predictive policy
+//! sees the recorded load sample by sample (never the future), and the lead time is learned from
+//! the simulated scale-outs (each takes `operation_secs`).
 
 use serde::Serialize;
 
-use super::{evaluate, Direction, EvalInput, Metric, Point, Policy, PolicySeries, SingleNode};
+use super::predict::{evaluate_predictive, load_of, PolicyForecast};
+use super::{Direction, EvalInput, Metric, Point, Policy, PolicySeries, SingleNode};
+use crate::forecast::{lead_time, Config, Forecaster};
 
 /// One recorded sample: when, how many workers were active and unreachable, how many data nodes
 /// the values aggregate (0 = not known: the workers), and the value of each policy's metric (in
@@ -43,6 +49,8 @@ pub fn spreads_over_workers(m: Metric) -> bool {
             | Metric::CommitsPerSec
             | Metric::Connections
             | Metric::ActiveConnections
+            | Metric::Tps
+            | Metric::ConnectionSaturation
     )
 }
 
@@ -86,6 +94,14 @@ pub fn backtest(
     let mut running: Option<(f64, u32, Direction)> = None;
     let (mut last_out, mut last_in) = (None, None);
     let mut lo = 0;
+    let mut forecasters: Vec<Option<Forecaster>> = policies
+        .iter()
+        .map(|p| {
+            p.predictive
+                .then(|| Forecaster::new(Config::for_sample_interval(sample_interval)))
+        })
+        .collect();
+    let mut out_durations: Vec<f64> = Vec::new();
     for (i, h) in history.iter().enumerate() {
         let now = h.at;
         if let Some((finish, to, dir)) = running.filter(|(finish, _, _)| *finish <= now) {
@@ -130,17 +146,42 @@ pub fn backtest(
                     .collect(),
             })
             .collect();
-        let decision = evaluate(&EvalInput {
-            now,
-            sample_interval,
-            workers,
-            operation_running: running.is_some(),
-            last_scale_out_finished: last_out,
-            last_scale_in_finished: last_in,
-            paused_until: None,
-            series,
-            single_node: *single_node,
-        });
+        let lead = lead_time(&out_durations, None, operation_secs);
+        let forecasts: Vec<Option<PolicyForecast>> = forecasters
+            .iter_mut()
+            .enumerate()
+            .map(|(k, f)| {
+                let f = f.as_mut()?;
+                let pt = Point {
+                    at: now,
+                    value: h.values.get(k).copied().flatten(),
+                    workers: h.workers,
+                    unreachable: h.unreachable,
+                    data_nodes: h.data_nodes,
+                };
+                if let Some(load) = load_of(policies[k].metric, &pt) {
+                    f.push(now, load);
+                }
+                Some(PolicyForecast {
+                    model: f.model(now),
+                    lead,
+                })
+            })
+            .collect();
+        let (decision, _) = evaluate_predictive(
+            &EvalInput {
+                now,
+                sample_interval,
+                workers,
+                operation_running: running.is_some(),
+                last_scale_out_finished: last_out,
+                last_scale_in_finished: last_in,
+                paused_until: None,
+                series,
+                single_node: *single_node,
+            },
+            &forecasts,
+        );
         if running.is_some() || decision.direction == Direction::Hold {
             continue;
         }
@@ -155,6 +196,9 @@ pub fn backtest(
             to_workers: to,
             reasons: decision.reasons,
         });
+        if decision.direction == Direction::Out {
+            out_durations.push(operation_secs);
+        }
         running = Some((now + operation_secs, to, decision.direction));
         if operation_secs == 0.0 {
             // finished at once: the next sample sees the new size

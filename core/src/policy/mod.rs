@@ -18,6 +18,7 @@
 pub mod backtest;
 pub mod datanodes;
 mod eval;
+pub mod predict;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
@@ -76,11 +77,22 @@ pub enum Metric {
     Load1,
     /// A SQL expression returning one number.
     Custom,
+    /// Transactions per second: commits plus rollbacks.
+    Tps,
+    /// Client connections over max_connections, percent.
+    ConnectionSaturation,
+    /// Bytes the furthest-behind streaming standby of a node has yet to replay.
+    ReplicationLag,
+    /// Mean statement time over the last interval, ms (pg_stat_statements; missing without it).
+    MeanStatementMs,
+    /// Buffer reads that missed shared buffers over the last interval, percent: 100 minus the
+    /// cache hit ratio, so that a policy scales out when it rises.
+    CacheMissRatio,
 }
 
 impl Metric {
     /// Every metric, in documentation order.
-    pub const ALL: [Metric; 8] = [
+    pub const ALL: [Metric; 13] = [
         Metric::Cpu,
         Metric::Memory,
         Metric::Disk,
@@ -89,6 +101,11 @@ impl Metric {
         Metric::CommitsPerSec,
         Metric::Load1,
         Metric::Custom,
+        Metric::Tps,
+        Metric::ConnectionSaturation,
+        Metric::ReplicationLag,
+        Metric::MeanStatementMs,
+        Metric::CacheMissRatio,
     ];
 
     /// Parses a metric name (ASCII case-insensitive, surrounding blanks ignored).
@@ -111,6 +128,11 @@ impl Metric {
             Metric::CommitsPerSec => "commits_per_sec",
             Metric::Load1 => "load1",
             Metric::Custom => "custom",
+            Metric::Tps => "tps",
+            Metric::ConnectionSaturation => "connection_saturation",
+            Metric::ReplicationLag => "replication_lag",
+            Metric::MeanStatementMs => "mean_statement_ms",
+            Metric::CacheMissRatio => "cache_miss_ratio",
         }
     }
 
@@ -269,6 +291,10 @@ pub struct Policy {
     /// Workers added or removed per operation.
     #[serde(default = "default_step")]
     pub step: u32,
+    /// Also scale out when the forecast crosses the scale-out threshold (or the target's band)
+    /// within the lead time, and hold a scale-in back when a rise is forecast (see [`predict`]).
+    #[serde(default)]
+    pub predictive: bool,
 }
 
 impl Policy {
@@ -314,6 +340,7 @@ impl Policy {
             min_workers: DEFAULT_MIN_WORKERS,
             max_workers: DEFAULT_MAX_WORKERS,
             step: DEFAULT_STEP,
+            predictive: false,
         }
     }
 
@@ -432,7 +459,8 @@ pub enum PolicyError {
     Name(String),
     #[error(
         "metric ({0:?}) must be one of cpu, memory, disk, connections, active_connections, \
-         commits_per_sec, load1, custom"
+         commits_per_sec, load1, custom, tps, connection_saturation, replication_lag, \
+         mean_statement_ms, cache_miss_ratio"
     )]
     Metric(String),
     #[error("aggregate ({0:?}) must be avg or max")]

@@ -35,6 +35,7 @@ fn build(kind: PolicyKind, c: (f64, f64, f64, f64, u32, u32, u32)) -> Policy {
         min_workers: min,
         max_workers: max,
         step,
+        predictive: false,
     }
 }
 

@@ -106,7 +106,8 @@ fn metric_parse_error_names_argument_and_allowed() {
     assert_eq!(
         e.to_string(),
         "metric (\"gpu\") must be one of cpu, memory, disk, connections, active_connections, \
-         commits_per_sec, load1, custom"
+         commits_per_sec, load1, custom, tps, connection_saturation, replication_lag, \
+         mean_statement_ms, cache_miss_ratio"
     );
 }
 

@@ -89,11 +89,16 @@ fn explain() -> TableIterator<
         name!(reasons, Vec<String>),
         name!(data_nodes, Vec<String>),
         name!(scale_out_path, String),
+        name!(forecast, Option<f64>),
+        name!(horizon, Option<Interval>),
+        name!(model_error, Option<f64>),
+        name!(forecast_note, Option<String>),
         name!(dead_nodes, Vec<String>),
     ),
 > {
-    let (d, _) = decide::decide().or_report();
+    let (d, _, outlooks) = decide::decide_with_outlooks().or_report();
     let data_nodes = decide::data_nodes_now().or_report();
+    let round = |v: f64| (v * 100.0).round() / 100.0;
     // the path the decision's scale-out takes (or would take: one node when none is due)
     let path = crate::services::execute::scale_out_path(d.step.max(1))
         .map(|p| p.text())
@@ -102,12 +107,13 @@ fn explain() -> TableIterator<
     let rows: Vec<_> = d
         .policies
         .into_iter()
-        .map(|p| {
+        .zip(outlooks)
+        .map(|(p, o)| {
             (
                 p.name,
                 p.metric.as_str().to_string(),
                 p.aggregate.as_str().to_string(),
-                p.current.map(|v| (v * 100.0).round() / 100.0),
+                p.current.map(round),
                 p.threshold_or_target,
                 Interval::from_seconds(p.held_for.round()),
                 Interval::from_seconds(p.cooldown_left.round()),
@@ -117,6 +123,11 @@ fn explain() -> TableIterator<
                 p.reasons,
                 data_nodes.clone(),
                 path.clone(),
+                o.as_ref().and_then(|o| o.forecast).map(round),
+                o.as_ref()
+                    .map(|o| Interval::from_seconds(o.horizon.round())),
+                o.as_ref().and_then(|o| o.model_error).map(round),
+                o.map(|o| o.note),
                 dead_nodes.clone(),
             )
         })
@@ -149,9 +160,59 @@ fn explain() -> TableIterator<
             vec![text],
             data_nodes.clone(),
             path.clone(),
+            None,
+            None,
+            None,
+            None,
             dead_nodes.clone(),
         ));
     }
+    TableIterator::new(rows)
+}
+
+/// The capacity plan from the hourly rollups: per metric the current value, the linear-trend
+/// forecast at 3, 6 and 12 months, when the scale-out threshold is crossed and max_workers is
+/// full, and what to do.
+#[allow(clippy::type_complexity)]
+#[pg_extern(stable)]
+fn capacity_plan() -> TableIterator<
+    'static,
+    (
+        name!(metric, String),
+        name!(unit, String),
+        name!(current_value, Option<f64>),
+        name!(in_3_months, Option<f64>),
+        name!(in_6_months, Option<f64>),
+        name!(in_12_months, Option<f64>),
+        name!(per_month, Option<f64>),
+        name!(threshold, Option<f64>),
+        name!(crosses_at, Option<TimestampWithTimeZone>),
+        name!(max_workers_full_at, Option<TimestampWithTimeZone>),
+        name!(history, Interval),
+        name!(action, String),
+    ),
+> {
+    let (plan, _) = crate::services::capacity::capacity_plan().or_report();
+    let r2 = |v: Option<f64>| v.map(|x| (x * 100.0).round() / 100.0);
+    let rows: Vec<_> = plan
+        .into_iter()
+        .map(|r| {
+            (
+                r.metric,
+                r.unit,
+                r2(r.current),
+                r2(r.in_3_months),
+                r2(r.in_6_months),
+                r2(r.in_12_months),
+                r2(r.per_month),
+                r.threshold,
+                r.crosses_at.map(pgrx::datum::to_timestamp),
+                r.max_workers_full_at.map(pgrx::datum::to_timestamp),
+                Interval::from_seconds((r.history_days * 86_400.0).round()),
+                r.action,
+            )
+        })
+        .collect();
     TableIterator::new(rows)
 }
 

@@ -55,6 +55,7 @@ fn set_policy(
     max_workers: default!(Option<i32>, "16"),
     step: default!(Option<i32>, "1"),
     custom_sql: default!(Option<&str>, "NULL"),
+    predictive: default!(Option<bool>, false),
 ) -> JsonB {
     let name = req(
         "name",
@@ -64,7 +65,8 @@ fn set_policy(
     let metric = req(
         "metric",
         metric,
-        "cpu, memory, disk, connections, active_connections, commits_per_sec, load1 or custom",
+        "cpu, memory, disk, connections, active_connections, commits_per_sec, load1, custom, tps, \
+         connection_saturation, replication_lag, mean_statement_ms or cache_miss_ratio",
     );
     let aggregate = req("aggregate", aggregate, "avg or max");
     let tolerance = req("tolerance", tolerance, "a fraction between 0 and 1");
@@ -74,6 +76,7 @@ fn set_policy(
     let min_workers = req("min_workers", min_workers, "an integer between 1 and 1000");
     let max_workers = req("max_workers", max_workers, "an integer between 1 and 1000");
     let step = req("step", step, "an integer between 1 and 100");
+    let predictive = req("predictive", predictive, "true or false");
     let args = (|| {
         Ok::<_, AutoscaleError>(decide::PolicyArgs {
             name: name.to_string(),
@@ -93,6 +96,7 @@ fn set_policy(
             max_workers,
             step,
             custom_sql: custom_sql.map(str::to_string),
+            predictive,
         })
     })()
     .or_report();

@@ -148,6 +148,8 @@ pub fn sample(driver: &str) -> Result<SampleSummary, String> {
                     cpu_capacity_seconds: s.cpu.capacity_seconds,
                     commits: s.xact.commit,
                     rollbacks: s.xact.rollback,
+                    blocks: s.blocks.map(|b| (b.hit, b.read)),
+                    statements: s.statements.map(|x| (x.calls, x.total_exec_ms)),
                 };
                 let r = rates::rates(
                     previous.get(&(t.nodename.clone(), t.nodeport)),
@@ -175,6 +177,15 @@ pub fn sample(driver: &str) -> Result<SampleSummary, String> {
                 row.cpu_cores = Some(s.cpu.cores);
                 row.xact_commit = Some(s.xact.commit);
                 row.xact_rollback = Some(s.xact.rollback);
+                row.tps = r.tps;
+                row.cache_hit_ratio = r.cache_hit_ratio;
+                row.mean_statement_ms = r.mean_statement_ms;
+                row.connection_saturation = s.connection_saturation();
+                row.replication_lag = s.replication_lag_bytes;
+                row.blks_hit = s.blocks.map(|b| b.hit);
+                row.blks_read = s.blocks.map(|b| b.read);
+                row.stmt_calls = s.statements.map(|x| x.calls);
+                row.stmt_total_ms = s.statements.map(|x| x.total_exec_ms);
             }
             Err(e) => {
                 row.reachable = false;

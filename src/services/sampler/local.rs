@@ -5,7 +5,9 @@ use std::ffi::CStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use autoscale_core::procfs;
-use autoscale_core::stats::{Connections, CpuReading, Disk, Memory, NodeStats, Xact};
+use autoscale_core::stats::{
+    Blocks, Connections, CpuReading, Disk, Memory, NodeStats, Statements, Xact,
+};
 use pgrx::prelude::*;
 
 use crate::infra::citus;
@@ -114,16 +116,25 @@ pub fn read_node_stats() -> Result<NodeStats, String> {
     unsafe { pg_sys::pgstat_clear_snapshot() };
     // One statement, on the functions under the pg_stat_* views: in the fresh backend that
     // run_command_on_workers opens on each worker at each sample, planning is most of the cost.
-    let (total, active, commit, rollback, dbsize) = Spi::connect(|c| {
+    let (total, active, commit, rollback, dbsize, blocks, max_connections, lag) = Spi::connect(|c| {
         let row = c
             .select(
                 "SELECT a.total, a.active, d.commits, d.rollbacks,
-                        pg_catalog.pg_database_size(pg_catalog.current_database())
+                        pg_catalog.pg_database_size(pg_catalog.current_database()),
+                        d.hit, d.read, pg_catalog.current_setting('max_connections')::bigint,
+                        CASE WHEN NOT pg_catalog.pg_is_in_recovery() THEN
+                          (SELECT max(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(),
+                                                                 coalesce(w.replay_lsn, w.flush_lsn, w.write_lsn)))::bigint
+                             FROM pg_catalog.pg_stat_get_wal_senders() w WHERE w.state = 'streaming')
+                        END
                    FROM (SELECT count(*) FILTER (WHERE backend_type = 'client backend') AS total,
                                 count(*) FILTER (WHERE backend_type = 'client backend' AND state = 'active') AS active
                            FROM pg_catalog.pg_stat_get_activity(NULL)) a,
                         (SELECT coalesce(sum(pg_catalog.pg_stat_get_db_xact_commit(oid)), 0)::bigint AS commits,
-                                coalesce(sum(pg_catalog.pg_stat_get_db_xact_rollback(oid)), 0)::bigint AS rollbacks
+                                coalesce(sum(pg_catalog.pg_stat_get_db_xact_rollback(oid)), 0)::bigint AS rollbacks,
+                                coalesce(sum(pg_catalog.pg_stat_get_db_blocks_hit(oid)), 0)::bigint AS hit,
+                                coalesce(sum(pg_catalog.pg_stat_get_db_blocks_fetched(oid)
+                                             - pg_catalog.pg_stat_get_db_blocks_hit(oid)), 0)::bigint AS read
                            FROM pg_catalog.pg_database) d",
                 Some(1),
                 &[],
@@ -135,6 +146,12 @@ pub fn read_node_stats() -> Result<NodeStats, String> {
             row.get::<i64>(3)?.unwrap_or(0),
             row.get::<i64>(4)?.unwrap_or(0),
             row.get::<i64>(5)?.unwrap_or(0),
+            Blocks {
+                hit: row.get::<i64>(6)?.unwrap_or(0),
+                read: row.get::<i64>(7)?.unwrap_or(0),
+            },
+            row.get::<i64>(8)?,
+            row.get::<i64>(9)?,
         ))
     })
     .map_err(|e| format!("reading pg_stat_*: {e}"))?;
@@ -174,7 +191,37 @@ pub fn read_node_stats() -> Result<NodeStats, String> {
         database_size: dbsize,
         shard_bytes,
         is_coordinator,
+        blocks: Some(blocks),
+        max_connections,
+        replication_lag_bytes: lag,
+        statements: statements(),
         shard_groups,
         tenants,
     })
+}
+
+/// pg_stat_statements' totals when it is installed in this database and loaded; `None`
+/// otherwise (never an error: a missing or unloaded module is simply no metric).
+fn statements() -> Option<Statements> {
+    if unsafe { pg_sys::IsInParallelMode() } {
+        return None;
+    }
+    // the schema comes from the catalog, quoted; no user input
+    let schema = Spi::get_one::<String>(
+        "SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e
+           JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+          WHERE e.extname = 'pg_stat_statements'",
+    )
+    .ok()
+    .flatten()?;
+    let sql = format!(
+        "SELECT sum(calls)::bigint, sum(total_exec_time)::float8 FROM {schema}.pg_stat_statements"
+    );
+    match crate::infra::subxact::catch(move || Spi::get_two::<i64, f64>(&sql)) {
+        Ok(Ok((Some(calls), Some(total_exec_ms)))) => Some(Statements {
+            calls,
+            total_exec_ms,
+        }),
+        _ => None,
+    }
 }

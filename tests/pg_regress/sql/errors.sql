@@ -43,3 +43,5 @@ SET autoscale.shard_transfer_mode = 'teleport';
 \echo error :ERROR sqlstate :LAST_ERROR_SQLSTATE
 SET autoscale.no_such_setting = 'x';
 \echo error :ERROR sqlstate :LAST_ERROR_SQLSTATE
+SELECT autoscale.set_policy('p', scale_out_above => 80, scale_in_below => 20, predictive => NULL);
+\echo error :ERROR sqlstate :LAST_ERROR_SQLSTATE

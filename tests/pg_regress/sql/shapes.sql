@@ -14,5 +14,12 @@ SELECT autoscale.set_policy('cpu', scale_out_above => 80, scale_in_below => 25, 
        - 'created_at' - 'updated_at' AS policy;
 SELECT name, kind, metric, aggregate, rule, min_workers, max_workers, step FROM autoscale.policies;
 SELECT policy, metric, aggregate, current_value, rule, decision FROM autoscale.explain();
+-- a predictive policy without history: no forecast, and the note says why
+SELECT autoscale.set_policy('cpu', scale_out_above => 80, scale_in_below => 25, predictive => true) ->> 'predictive'
+       AS predictive;
+SELECT policy, decision, forecast, horizon, model_error, forecast_note FROM autoscale.explain();
+-- the capacity plan without rollups says it cannot answer yet
+SELECT metric, unit, current_value, in_3_months, crosses_at, history, action FROM autoscale.capacity_plan();
+SELECT level, rows FROM autoscale.history_storage;
 SELECT autoscale.drop_policy('cpu');
 SELECT count(*) AS policies_left FROM autoscale.policies;

@@ -1,0 +1,287 @@
+//! The capacity plan: months ahead, from the hourly rollups, with a linear trend (as the
+//! capacity-planning playbook does): per metric the current value, the forecast at 3, 6 and 12
+//! months, the date the scale-out threshold is crossed and the date `max_workers` is full, and
+//! what to do, in plain words.
+//!
+//! Load that spreads over workers (cpu, disk, connections, commits/s) is extrapolated as the
+//! cluster's total (value per worker x workers) and judged per worker: at today's worker count
+//! for the threshold crossing, at `max_workers` for "full". Memory does not spread (a new worker
+//! brings its own memory but the busiest node's share stays), so it is judged as recorded.
+
+use serde::Serialize;
+
+use crate::duration::format_secs;
+use crate::forecast::{linear_trend, DAY};
+
+/// Days of a month in the plan.
+pub const MONTH: f64 = 30.0 * DAY;
+/// History the trend needs before it is trusted.
+pub const MIN_HISTORY: f64 = 7.0 * DAY;
+/// Hourly points the trend needs at least.
+pub const MIN_POINTS: usize = 24;
+
+/// One metric to plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricHistory {
+    pub metric: &'static str,
+    pub unit: &'static str,
+    /// Whether the value is per worker and the load spreads over workers.
+    pub spreads: bool,
+    /// `(time, value per worker or as recorded, workers)`, ascending.
+    pub points: Vec<(f64, f64, f64)>,
+    /// The scale-out threshold (per worker for spreading metrics), if any.
+    pub threshold: Option<f64>,
+    /// Where the threshold comes from ("policy cpu", "default").
+    pub threshold_from: Option<String>,
+}
+
+/// One row of `autoscale.capacity_plan()`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanRow {
+    pub metric: String,
+    pub unit: String,
+    pub current: Option<f64>,
+    pub in_3_months: Option<f64>,
+    pub in_6_months: Option<f64>,
+    pub in_12_months: Option<f64>,
+    /// Growth per 30 days, in the value's unit.
+    pub per_month: Option<f64>,
+    pub threshold: Option<f64>,
+    /// When the trend crosses the threshold at today's workers (epoch seconds).
+    pub crosses_at: Option<f64>,
+    /// When the trend crosses the threshold even on max_workers (spreading metrics only).
+    pub max_workers_full_at: Option<f64>,
+    pub history_days: f64,
+    pub action: String,
+}
+
+fn date(t: f64) -> String {
+    let s = crate::policy::format_epoch(t);
+    s.split(' ').next().unwrap_or_default().to_string()
+}
+
+/// When `f(t) = a + b (t - now)` first reaches `level`, at or after `now`.
+fn reach(level_now: f64, slope: f64, level: f64, now: f64) -> Option<f64> {
+    if level_now >= level {
+        Some(now)
+    } else if slope > 0.0 {
+        Some(now + (level - level_now) / slope)
+    } else {
+        None
+    }
+}
+
+/// Plans one metric at `now` with `workers` active and at most `max_workers`.
+pub fn plan(m: &MetricHistory, now: f64, workers: f64, max_workers: f64) -> PlanRow {
+    let pts: Vec<&(f64, f64, f64)> = m
+        .points
+        .iter()
+        .filter(|p| p.0.is_finite() && p.1.is_finite() && p.2.is_finite())
+        .collect();
+    let span = match (pts.first(), pts.last()) {
+        (Some(a), Some(b)) => b.0 - a.0,
+        _ => 0.0,
+    };
+    let mut row = PlanRow {
+        metric: m.metric.to_string(),
+        unit: m.unit.to_string(),
+        current: pts.last().map(|p| p.1),
+        in_3_months: None,
+        in_6_months: None,
+        in_12_months: None,
+        per_month: None,
+        threshold: m.threshold,
+        crosses_at: None,
+        max_workers_full_at: None,
+        history_days: span / DAY,
+        action: String::new(),
+    };
+    if span < MIN_HISTORY || pts.len() < MIN_POINTS {
+        row.action = format!(
+            "too little history to plan: {} of hourly rollups, need {}",
+            format_secs(span.max(0.0)),
+            format_secs(MIN_HISTORY)
+        );
+        return row;
+    }
+    let workers = if workers > 0.0 { workers } else { 1.0 };
+    let load = |p: &(f64, f64, f64)| {
+        if m.spreads && p.2 > 0.0 {
+            p.1 * p.2
+        } else {
+            p.1
+        }
+    };
+    let series: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, load(p))).collect();
+    let Some(line) = linear_trend(&series, now) else {
+        row.action = "too little history to plan: no spread in time".into();
+        return row;
+    };
+    let per = |total: f64, w: f64| if m.spreads { total / w } else { total };
+    let at = |months: f64| per(line.at(now + months * MONTH), workers).max(0.0);
+    row.in_3_months = Some(at(3.0));
+    row.in_6_months = Some(at(6.0));
+    row.in_12_months = Some(at(12.0));
+    row.per_month = Some(per(line.slope * MONTH, workers));
+    let year = now + 12.0 * MONTH;
+    if let Some(thr) = m.threshold {
+        let scale = if m.spreads { workers } else { 1.0 };
+        row.crosses_at = reach(line.level, line.slope, thr * scale, now);
+        if m.spreads && max_workers > 0.0 {
+            row.max_workers_full_at = reach(line.level, line.slope, thr * max_workers, now);
+        }
+    }
+    let from = m
+        .threshold_from
+        .as_deref()
+        .map(|f| format!(" ({f})"))
+        .unwrap_or_default();
+    row.action = match (m.threshold, row.crosses_at, row.max_workers_full_at) {
+        (None, _, _) => {
+            if line.slope > 0.0 {
+                format!(
+                    "no scale-out threshold on {}; growing {:.3} {} a month",
+                    m.metric,
+                    per(line.slope * MONTH, workers),
+                    m.unit
+                )
+            } else {
+                format!("no scale-out threshold on {}; not growing", m.metric)
+            }
+        }
+        (Some(_), _, Some(full)) if full <= year => format!(
+            "raise max_workers ({}) or use bigger nodes before {}: even {} workers pass the \
+             threshold{from} then",
+            max_workers,
+            date(full),
+            max_workers
+        ),
+        (Some(thr), Some(c), _) if c <= now => {
+            format!("above the threshold {thr}{from} now: scale out now")
+        }
+        (Some(thr), Some(c), _) if c <= year && m.spreads => format!(
+            "expect scale-outs from {}: {} passes {thr}{from} on today's {} workers; keep the \
+             standby pool or provisioner ready",
+            date(c),
+            m.metric,
+            workers
+        ),
+        (Some(thr), Some(c), _) if c <= year => format!(
+            "{} passes {thr}{from} around {}: plan bigger nodes before then (more workers do not \
+             spread it)",
+            m.metric,
+            date(c)
+        ),
+        (Some(_), _, _) => {
+            if line.slope > 0.0 {
+                "none within 12 months at this trend".into()
+            } else {
+                "none: flat or falling".into()
+            }
+        }
+    };
+    row
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: f64 = 1_735_689_600.0; // 2025-01-01 00:00 UTC
+
+    /// 90 days of hourly points ending now: cpu per worker 20% rising 0.5 a day on 4 workers.
+    fn cpu(days: f64) -> MetricHistory {
+        let n = (days * 24.0) as usize;
+        MetricHistory {
+            metric: "cpu",
+            unit: "% per worker",
+            spreads: true,
+            points: (0..n)
+                .map(|i| {
+                    let t = NOW - (n - 1 - i) as f64 * 3600.0;
+                    (t, 65.0 + 0.5 * (t - NOW) / DAY, 4.0)
+                })
+                .collect(),
+            threshold: Some(80.0),
+            threshold_from: Some("policy cpu".into()),
+        }
+    }
+
+    #[test]
+    fn a_known_trend_crosses_on_the_expected_date() {
+        let r = plan(&cpu(90.0), NOW, 4.0, 8.0);
+        assert!((r.current.unwrap() - 65.0).abs() < 1e-6);
+        // 65 + 0.5/day reaches 80 in 30 days
+        let c = r.crosses_at.unwrap();
+        assert!(
+            (c - (NOW + 30.0 * DAY)).abs() < 3600.0,
+            "{}",
+            (c - NOW) / DAY
+        );
+        // on 8 workers: 4 x (65 + 0.5 d) = 8 x 80 -> d = 190
+        let f = r.max_workers_full_at.unwrap();
+        assert!(
+            (f - (NOW + 190.0 * DAY)).abs() < 3600.0,
+            "{}",
+            (f - NOW) / DAY
+        );
+        assert!((r.in_3_months.unwrap() - 110.0).abs() < 1e-6);
+        assert!((r.in_12_months.unwrap() - 245.0).abs() < 1e-6);
+        assert!((r.per_month.unwrap() - 15.0).abs() < 1e-6);
+        assert!(
+            r.action
+                .starts_with("raise max_workers (8) or use bigger nodes before 2025-07-10"),
+            "{}",
+            r.action
+        );
+        // with room to grow: scale-outs expected
+        let r = plan(&cpu(90.0), NOW, 4.0, 100.0);
+        assert_eq!(
+            r.action,
+            "expect scale-outs from 2025-01-31: cpu passes 80 (policy cpu) on today's 4 workers; \
+             keep the standby pool or provisioner ready"
+        );
+    }
+
+    #[test]
+    fn too_little_history_says_so() {
+        let r = plan(&cpu(3.0), NOW, 4.0, 8.0);
+        assert_eq!(r.in_3_months, None);
+        assert_eq!(r.crosses_at, None);
+        assert_eq!(
+            r.action,
+            "too little history to plan: 2d23h of hourly rollups, need 7d"
+        );
+        assert!(r.current.is_some(), "the current value is still shown");
+    }
+
+    #[test]
+    fn flat_memory_and_no_threshold() {
+        let mut m = cpu(30.0);
+        m.metric = "memory";
+        m.spreads = false;
+        for p in &mut m.points {
+            p.1 = 50.0;
+        }
+        m.threshold = Some(90.0);
+        let r = plan(&m, NOW, 4.0, 8.0);
+        assert_eq!(r.crosses_at, None);
+        assert_eq!(r.max_workers_full_at, None);
+        assert_eq!(r.action, "none: flat or falling");
+        m.threshold = None;
+        assert_eq!(
+            plan(&m, NOW, 4.0, 8.0).action,
+            "no scale-out threshold on memory; not growing"
+        );
+        // memory above its threshold
+        for p in &mut m.points {
+            p.1 = 95.0;
+        }
+        m.threshold = Some(90.0);
+        m.threshold_from = Some("default".into());
+        assert_eq!(
+            plan(&m, NOW, 4.0, 8.0).action,
+            "above the threshold 90 (default) now: scale out now"
+        );
+    }
+}

@@ -1,0 +1,758 @@
+//! Forecasting load a few minutes (or months) ahead, and how long a scale-out really takes.
+//!
+//! The short-term model is a seasonal profile times a recent trend:
+//!
+//! ```text
+//! load(t) = (level + slope * (t - now)) * profile(t)
+//! ```
+//!
+//! - `profile` is the load by hour of day, relative to its mean (1.0 = an average hour), fitted
+//!   from hourly averages once a whole day is recorded, and by hour of week once two whole weeks
+//!   are; linearly interpolated between hour centres. Without it the profile is 1.
+//! - `level` and `slope` are a robust (Theil-Sen: median of pairwise slopes) line through the
+//!   deseasonalised 1-minute averages of the last `trend_window`, so a burst or a lull of a minute
+//!   does not tilt it.
+//!   The slope is followed for one trend window past now, then held flat.
+//! - The model measures its own error: the mean absolute error of one-step-ahead forecasts (each
+//!   1-minute bucket forecast from the buckets before it) over the last `error_window`. It is not
+//!   used while the history is too short to measure that, or while the error, relative to the mean
+//!   load, is above `max_error`. When a profile exists, the seasonal model is used unless its
+//!   error is more than 10% above the trend alone's.
+//!
+//! [`Forecaster`] is incremental (push samples one by one, as a replay does; each bucket's error
+//! is computed once, when the bucket completes); [`fit`] builds one from recorded points.
+//! [`lead_time`] turns recorded scale-out durations into the horizon a forecast must look ahead.
+//! [`linear_trend`] is the least-squares line the capacity plan extrapolates by months.
+
+use std::collections::VecDeque;
+
+use serde::Serialize;
+
+use crate::duration::format_secs;
+
+pub const MINUTE: f64 = 60.0;
+pub const HOUR: f64 = 3600.0;
+pub const DAY: f64 = 86_400.0;
+pub const WEEK: f64 = 7.0 * DAY;
+
+/// Smallest profile factor: an hour that was (nearly) idle must not divide by zero.
+const MIN_PROFILE: f64 = 0.05;
+/// The seasonal model is used while its one-step error is at most this times the trend's.
+const SEASONAL_SLACK: f64 = 1.1;
+/// One-step errors needed before the model's error is trusted.
+pub const MIN_ERRORS: usize = 10;
+
+/// Tuning of the short-term model. Durations in seconds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Config {
+    /// Width of the buckets recent samples are averaged into.
+    pub bucket: f64,
+    /// The trend is fitted over this much recent history.
+    pub trend_window: f64,
+    /// One-step-ahead errors are averaged over this much history before now.
+    pub error_window: f64,
+    /// Largest mean absolute error, relative to the mean load, for the model to be used.
+    pub max_error: f64,
+    /// Hourly history needed for a time-of-day profile.
+    pub daily_after: f64,
+    /// Hourly history needed for an hour-of-week profile.
+    pub weekly_after: f64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bucket: MINUTE,
+            trend_window: 30.0 * MINUTE,
+            error_window: 60.0 * MINUTE,
+            max_error: 0.25,
+            daily_after: DAY,
+            weekly_after: 2.0 * WEEK,
+        }
+    }
+}
+
+impl Config {
+    /// The default model at the resolution of a sample interval: buckets of 12 samples, between
+    /// 1 s and 1 minute (the default at 5 s and slower), the windows in buckets as by default.
+    pub fn for_sample_interval(secs: f64) -> Config {
+        let d = Config::default();
+        let bucket = if secs.is_finite() && secs > 0.0 {
+            (12.0 * secs).clamp(1.0, d.bucket)
+        } else {
+            d.bucket
+        };
+        let k = bucket / d.bucket;
+        Config {
+            bucket,
+            trend_window: d.trend_window * k,
+            error_window: d.error_window * k,
+            ..d
+        }
+    }
+
+    fn trend_buckets(&self) -> usize {
+        ((self.trend_window / self.bucket).round() as usize).max(4)
+    }
+    /// Buckets a trend needs at least (half the window).
+    fn min_fit(&self) -> usize {
+        (self.trend_buckets() / 2).max(3)
+    }
+    fn error_buckets(&self) -> usize {
+        ((self.error_window / self.bucket).round() as usize).max(MIN_ERRORS)
+    }
+    /// History (seconds) needed before the model can be used at all.
+    pub fn min_history(&self) -> f64 {
+        (self.min_fit() + MIN_ERRORS) as f64 * self.bucket
+    }
+}
+
+/// Which seasonal profile the model uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Season {
+    /// Trend only.
+    None,
+    /// Hour of day.
+    Daily,
+    /// Hour of week.
+    Weekly,
+}
+
+impl Season {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Season::None => "trend",
+            Season::Daily => "time of day x trend",
+            Season::Weekly => "hour of week x trend",
+        }
+    }
+    fn period(self) -> Option<f64> {
+        match self {
+            Season::None => None,
+            Season::Daily => Some(DAY),
+            Season::Weekly => Some(WEEK),
+        }
+    }
+}
+
+/// Load by hour of the period, relative to the period's mean.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Profile {
+    pub season: Season,
+    /// One factor per hour of the period (24 or 168), mean 1.
+    pub factors: Vec<f64>,
+}
+
+impl Profile {
+    /// The factor at `t`, linearly interpolated between hour centres.
+    pub fn at(&self, t: f64) -> f64 {
+        let Some(period) = self.season.period() else {
+            return 1.0;
+        };
+        let n = self.factors.len();
+        if n == 0 || !t.is_finite() {
+            return 1.0;
+        }
+        let x = t.rem_euclid(period) / HOUR - 0.5;
+        let i = x.floor();
+        let f = x - i;
+        let i0 = (i as i64).rem_euclid(n as i64) as usize;
+        let i1 = (i0 + 1) % n;
+        ((1.0 - f) * self.factors[i0] + f * self.factors[i1]).max(MIN_PROFILE)
+    }
+
+    /// Fits a profile from hourly averages `(hour start, load)`, ascending: hour of week once
+    /// `weekly_after` is covered, hour of day once `daily_after` is, otherwise none. Only the
+    /// latest whole periods are used, so every hour of the period weighs the same.
+    pub fn fit(hourly: &[(f64, f64)], cfg: &Config) -> Option<Profile> {
+        let pts: Vec<(f64, f64)> = hourly
+            .iter()
+            .copied()
+            .filter(|(t, v)| t.is_finite() && v.is_finite() && *v >= 0.0)
+            .collect();
+        let (first, last) = (pts.first()?.0, pts.last()?.0);
+        let span = last - first + HOUR;
+        let season = if span >= cfg.weekly_after - 1.0 {
+            Season::Weekly
+        } else if span >= cfg.daily_after - 1.0 {
+            Season::Daily
+        } else {
+            return None;
+        };
+        let period = season.period()?;
+        let n = (period / HOUR).round() as usize;
+        let periods = (span / period).floor().max(1.0);
+        let from = last + HOUR - periods * period;
+        let mut sum = vec![0.0; n];
+        let mut cnt = vec![0usize; n];
+        for (t, v) in pts.iter().filter(|(t, _)| *t >= from - 1.0) {
+            let slot = ((t.rem_euclid(period) / HOUR).floor() as usize).min(n - 1);
+            sum[slot] += v;
+            cnt[slot] += 1;
+        }
+        // at most a few missing hours, filled from their neighbours
+        let missing = cnt.iter().filter(|c| **c == 0).count();
+        if missing * 8 > n {
+            return None;
+        }
+        let mut means: Vec<Option<f64>> = sum
+            .iter()
+            .zip(&cnt)
+            .map(|(s, c)| (*c > 0).then(|| s / *c as f64))
+            .collect();
+        for i in 0..n {
+            if means[i].is_none() {
+                let prev = (1..n).find_map(|k| means[(i + n - k) % n]);
+                let next = (1..n).find_map(|k| means[(i + k) % n]);
+                means[i] = match (prev, next) {
+                    (Some(a), Some(b)) => Some((a + b) / 2.0),
+                    (a, b) => a.or(b),
+                };
+            }
+        }
+        let means: Vec<f64> = means.into_iter().map(|m| m.unwrap_or(0.0)).collect();
+        let mean = means.iter().sum::<f64>() / n as f64;
+        if mean.is_nan() || mean <= 0.0 {
+            return None;
+        }
+        Some(Profile {
+            season,
+            factors: means.iter().map(|m| (m / mean).max(MIN_PROFILE)).collect(),
+        })
+    }
+}
+
+/// A robust line: `y = level + slope * (x - x0)`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Line {
+    pub x0: f64,
+    pub level: f64,
+    pub slope: f64,
+}
+
+impl Line {
+    pub fn at(&self, x: f64) -> f64 {
+        self.level + self.slope * (x - self.x0)
+    }
+}
+
+fn median(v: &mut [f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+/// Theil-Sen line through `pts`, its level given at `x0`. `None` for fewer than 2 points.
+pub fn theil_sen(pts: &[(f64, f64)], x0: f64) -> Option<Line> {
+    if pts.len() < 2 {
+        return None;
+    }
+    let mut slopes = Vec::with_capacity(pts.len() * (pts.len() - 1) / 2);
+    for (i, a) in pts.iter().enumerate() {
+        for b in &pts[i + 1..] {
+            let dx = b.0 - a.0;
+            if dx.abs() > 1e-9 {
+                slopes.push((b.1 - a.1) / dx);
+            }
+        }
+    }
+    let slope = median(&mut slopes)?;
+    let mut res: Vec<f64> = pts.iter().map(|(x, y)| y - slope * (x - x0)).collect();
+    let level = median(&mut res)?;
+    Some(Line { x0, level, slope })
+}
+
+/// Least-squares line through `pts`, its level given at `x0`; `None` for fewer than 2 distinct x.
+pub fn linear_trend(pts: &[(f64, f64)], x0: f64) -> Option<Line> {
+    let n = pts.len() as f64;
+    if pts.len() < 2 {
+        return None;
+    }
+    let mx = pts.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = pts.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    if sxx.is_nan() || sxx <= 0.0 {
+        return None;
+    }
+    let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let slope = sxy / sxx;
+    Some(Line {
+        x0,
+        level: my + slope * (x0 - mx),
+        slope,
+    })
+}
+
+/// A fitted short-term model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Model {
+    pub now: f64,
+    pub season: Season,
+    #[serde(skip)]
+    pub profile: Option<Profile>,
+    /// Deseasonalised trend, level at `now`.
+    pub trend: Line,
+    /// The trend's slope is followed this far past `now` (the trend window), then held flat: a
+    /// line fitted over half an hour says little about the next day; the profile does.
+    pub trend_horizon: f64,
+    /// Mean absolute error of the one-step-ahead forecasts, in load units.
+    pub mae: f64,
+    /// `mae` relative to the mean load over the same buckets.
+    pub relative_error: f64,
+    /// One-step forecasts the error was measured on.
+    pub errors: usize,
+    /// Recent history the model saw, seconds.
+    pub history: f64,
+}
+
+impl Model {
+    /// The forecast load at `t` (never negative).
+    pub fn predict(&self, t: f64) -> f64 {
+        let p = self.profile.as_ref().map_or(1.0, |p| p.at(t));
+        let x = t.min(self.now + self.trend_horizon.max(0.0));
+        (self.trend.at(x) * p).max(0.0)
+    }
+
+    /// First time in `[from, to]` at which the forecast is above `level`: scanned every `step`,
+    /// then narrowed to a second between the last time below and the first above.
+    pub fn first_crossing(&self, level: f64, from: f64, to: f64, step: f64) -> Option<f64> {
+        let step = step.max(1.0);
+        if self.predict(from) > level {
+            return Some(from);
+        }
+        let mut below = from;
+        let mut t = from;
+        while t < to {
+            t = (t + step).min(to);
+            if self.predict(t) > level {
+                let mut above = t;
+                while above - below > 1.0 {
+                    let mid = (below + above) / 2.0;
+                    if self.predict(mid) > level {
+                        above = mid;
+                    } else {
+                        below = mid;
+                    }
+                }
+                return Some(above);
+            }
+            below = t;
+        }
+        None
+    }
+
+    /// Highest forecast in `[from, to]`, scanning every `step`.
+    pub fn peak(&self, from: f64, to: f64, step: f64) -> f64 {
+        let step = step.max(1.0);
+        let mut t = from;
+        let mut best = self.predict(from);
+        while t <= to + 1e-9 {
+            best = best.max(self.predict(t));
+            t += step;
+        }
+        best.max(self.predict(to))
+    }
+
+    /// "time of day x trend, error 6% over 60 one-step forecasts".
+    pub fn describe(&self) -> String {
+        format!(
+            "{}, error {:.0}% over {} one-step forecasts",
+            self.season.as_str(),
+            self.relative_error * 100.0,
+            self.errors
+        )
+    }
+}
+
+/// Why there is no usable forecast.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum NoForecast {
+    /// Not enough recent history to measure the model's error.
+    TooShort { have: f64, need: f64 },
+    /// The model's error is above the gate.
+    TooInaccurate { relative_error: f64, max: f64 },
+}
+
+impl std::fmt::Display for NoForecast {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NoForecast::TooShort { have, need } => write!(
+                f,
+                "no forecast: {} of history, need {}",
+                format_secs(*have),
+                format_secs(*need)
+            ),
+            NoForecast::TooInaccurate {
+                relative_error,
+                max,
+            } => write!(
+                f,
+                "no forecast: its error ({:.0}%) is above {:.0}%",
+                relative_error * 100.0,
+                max * 100.0
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    idx: i64,
+    sum: f64,
+    n: u32,
+}
+
+impl Bucket {
+    fn mean(&self) -> f64 {
+        self.sum / f64::from(self.n)
+    }
+}
+
+/// One completed bucket's one-step-ahead errors: with the trend alone, with the profile.
+#[derive(Debug, Clone, Copy)]
+struct StepError {
+    actual: f64,
+    trend: f64,
+    seasonal: Option<f64>,
+}
+
+/// Incremental forecaster: push `(time, load)` samples in time order, ask for a model at any time.
+#[derive(Debug, Clone)]
+pub struct Forecaster {
+    cfg: Config,
+    buckets: VecDeque<Bucket>,
+    hours: VecDeque<Bucket>,
+    errors: VecDeque<StepError>,
+    profile: Option<Profile>,
+    profile_hours: usize,
+    first_at: Option<f64>,
+    last_at: Option<f64>,
+}
+
+impl Forecaster {
+    pub fn new(cfg: Config) -> Forecaster {
+        Forecaster {
+            cfg,
+            buckets: VecDeque::new(),
+            hours: VecDeque::new(),
+            errors: VecDeque::new(),
+            profile: None,
+            profile_hours: usize::MAX,
+            first_at: None,
+            last_at: None,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Adds earlier hourly averages `(hour start, load)` (from rollups) before any sample.
+    pub fn seed_hourly(&mut self, hourly: &[(f64, f64)]) {
+        for &(t, v) in hourly {
+            if t.is_finite() && v.is_finite() {
+                let idx = (t / HOUR).floor() as i64;
+                match self.hours.back_mut() {
+                    Some(b) if b.idx == idx => {
+                        b.sum += v;
+                        b.n += 1;
+                    }
+                    Some(b) if b.idx > idx => {}
+                    _ => self.hours.push_back(Bucket { idx, sum: v, n: 1 }),
+                }
+            }
+        }
+        self.trim_hours();
+    }
+
+    fn trim_hours(&mut self) {
+        let keep = (self.cfg.weekly_after / HOUR).ceil() as usize + 7 * 24;
+        while self.hours.len() > keep {
+            self.hours.pop_front();
+        }
+    }
+
+    fn refresh_profile(&mut self) {
+        // complete hours only: the newest hour bucket may still fill
+        let complete = self.hours.len().saturating_sub(1);
+        if complete == self.profile_hours {
+            return;
+        }
+        self.profile_hours = complete;
+        let pts: Vec<(f64, f64)> = self
+            .hours
+            .iter()
+            .take(complete)
+            .map(|b| (b.idx as f64 * HOUR, b.mean()))
+            .collect();
+        self.profile = Profile::fit(&pts, &self.cfg);
+    }
+
+    fn center(&self, idx: i64) -> f64 {
+        (idx as f64 + 0.5) * self.cfg.bucket
+    }
+
+    /// Deseasonalised points of the completed buckets in the trend window before bucket `k`.
+    fn trend_points(&self, k: usize, profile: Option<&Profile>) -> Vec<(f64, f64)> {
+        let tb = self.cfg.trend_buckets();
+        let end_idx = self.buckets[k].idx;
+        self.buckets
+            .range(k.saturating_sub(tb)..k)
+            .filter(|b| b.idx >= end_idx - tb as i64)
+            .map(|b| {
+                let t = self.center(b.idx);
+                (t, b.mean() / profile.map_or(1.0, |p| p.at(t)))
+            })
+            .collect()
+    }
+
+    /// The one-step forecast of bucket `k` from the buckets before it.
+    fn one_step(&self, k: usize, profile: Option<&Profile>) -> Option<f64> {
+        let pts = self.trend_points(k, profile);
+        if pts.len() < self.cfg.min_fit() {
+            return None;
+        }
+        let t = self.center(self.buckets[k].idx);
+        let line = theil_sen(&pts, t)?;
+        Some((line.level * profile.map_or(1.0, |p| p.at(t))).max(0.0))
+    }
+
+    /// Bucket `k` just completed: record its one-step errors.
+    fn complete(&mut self, k: usize) {
+        self.refresh_profile();
+        let actual = self.buckets[k].mean();
+        let Some(trend) = self.one_step(k, None) else {
+            return;
+        };
+        let seasonal = self
+            .profile
+            .clone()
+            .and_then(|p| self.one_step(k, Some(&p)));
+        self.errors.push_back(StepError {
+            actual,
+            trend: (trend - actual).abs(),
+            seasonal: seasonal.map(|s| (s - actual).abs()),
+        });
+        while self.errors.len() > self.cfg.error_buckets() {
+            self.errors.pop_front();
+        }
+    }
+
+    /// Adds one sample of the load (samples must come in time order; older ones are ignored).
+    pub fn push(&mut self, at: f64, load: f64) {
+        if !(at.is_finite() && load.is_finite()) {
+            return;
+        }
+        if self.last_at.is_some_and(|l| at < l) {
+            return;
+        }
+        self.first_at.get_or_insert(at);
+        self.last_at = Some(at);
+        let idx = (at / self.cfg.bucket).floor() as i64;
+        match self.buckets.back_mut() {
+            Some(b) if b.idx == idx => {
+                b.sum += load;
+                b.n += 1;
+            }
+            Some(b) if b.idx > idx => return,
+            Some(_) => {
+                let k = self.buckets.len() - 1;
+                self.complete(k);
+                self.buckets.push_back(Bucket {
+                    idx,
+                    sum: load,
+                    n: 1,
+                });
+            }
+            None => self.buckets.push_back(Bucket {
+                idx,
+                sum: load,
+                n: 1,
+            }),
+        }
+        let keep = self.cfg.trend_buckets() + 2;
+        while self.buckets.len() > keep {
+            self.buckets.pop_front();
+        }
+        let hidx = (at / HOUR).floor() as i64;
+        match self.hours.back_mut() {
+            Some(b) if b.idx == hidx => {
+                b.sum += load;
+                b.n += 1;
+            }
+            Some(b) if b.idx > hidx => {}
+            _ => {
+                self.hours.push_back(Bucket {
+                    idx: hidx,
+                    sum: load,
+                    n: 1,
+                });
+                self.trim_hours();
+            }
+        }
+    }
+
+    /// The model at `now`, or why there is none.
+    pub fn model(&mut self, now: f64) -> Result<Model, NoForecast> {
+        self.refresh_profile();
+        let have = self
+            .first_at
+            .zip(self.last_at)
+            .map_or(0.0, |(f, l)| (l - f).max(0.0));
+        let need = self.cfg.min_history();
+        let n = self.errors.len();
+        if n < MIN_ERRORS {
+            return Err(NoForecast::TooShort { have, need });
+        }
+        let mean_actual = self.errors.iter().map(|e| e.actual.abs()).sum::<f64>() / n as f64;
+        let mae_trend = self.errors.iter().map(|e| e.trend).sum::<f64>() / n as f64;
+        let seasonal: Vec<f64> = self.errors.iter().filter_map(|e| e.seasonal).collect();
+        let mae_seasonal = (seasonal.len() >= MIN_ERRORS)
+            .then(|| seasonal.iter().sum::<f64>() / seasonal.len() as f64);
+        // the profile knows days or weeks the trend does not: it is used unless it makes the
+        // one-step forecasts clearly worse than the trend alone
+        let (profile, mae, errors) = match (&self.profile, mae_seasonal) {
+            (Some(p), Some(m)) if m <= SEASONAL_SLACK * mae_trend => {
+                (Some(p.clone()), m, seasonal.len())
+            }
+            _ => (None, mae_trend, n),
+        };
+        let relative_error = if mean_actual > 0.0 {
+            mae / mean_actual
+        } else if mae == 0.0 {
+            0.0
+        } else {
+            f64::INFINITY
+        };
+        if relative_error > self.cfg.max_error {
+            return Err(NoForecast::TooInaccurate {
+                relative_error,
+                max: self.cfg.max_error,
+            });
+        }
+        // the trend through every bucket in the window, the newest (maybe partial) included
+        let tb = self.cfg.trend_buckets();
+        let last_idx = self.buckets.back().map_or(0, |b| b.idx);
+        let pts: Vec<(f64, f64)> = self
+            .buckets
+            .iter()
+            .filter(|b| b.idx > last_idx - tb as i64)
+            .map(|b| {
+                let t = self.center(b.idx);
+                (t, b.mean() / profile.as_ref().map_or(1.0, |p| p.at(t)))
+            })
+            .collect();
+        let trend = theil_sen(&pts, now).ok_or(NoForecast::TooShort { have, need })?;
+        Ok(Model {
+            now,
+            season: profile.as_ref().map_or(Season::None, |p| p.season),
+            profile,
+            trend,
+            trend_horizon: self.cfg.trend_window,
+            mae,
+            relative_error,
+            errors,
+            history: have,
+        })
+    }
+}
+
+/// A model from recorded points: `recent` samples `(time, load)` (ascending; the last
+/// `trend_window + error_window` or more) and earlier hourly averages `(hour start, load)`.
+pub fn fit(
+    recent: &[(f64, f64)],
+    hourly: &[(f64, f64)],
+    now: f64,
+    cfg: &Config,
+) -> Result<Model, NoForecast> {
+    let mut f = Forecaster::new(cfg.clone());
+    let first_recent = recent.first().map_or(f64::INFINITY, |p| p.0);
+    let older: Vec<(f64, f64)> = hourly
+        .iter()
+        .copied()
+        .filter(|(t, _)| *t + HOUR <= first_recent)
+        .collect();
+    f.seed_hourly(&older);
+    for &(t, v) in recent {
+        f.push(t, v);
+    }
+    f.model(now)
+}
+
+/// Where a lead time comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeadSource {
+    /// The setting that overrides learning.
+    Setting,
+    /// The p90 of this many recorded scale-outs.
+    Learned(usize),
+    /// No scale-out recorded yet.
+    Default,
+}
+
+/// How far ahead a forecast must look: how long a scale-out takes here.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LeadTime {
+    pub secs: f64,
+    pub source: LeadSource,
+}
+
+impl LeadTime {
+    /// "a scale-out takes 6m here (p90 of 4 scale-outs)".
+    pub fn describe(&self) -> String {
+        let how = match self.source {
+            LeadSource::Setting => "autoscale.forecast_lead_time".to_string(),
+            LeadSource::Learned(n) => {
+                format!("p90 of {n} scale-out{}", if n == 1 { "" } else { "s" })
+            }
+            LeadSource::Default => "default: no scale-out recorded yet".to_string(),
+        };
+        format!("a scale-out takes {} here ({how})", format_secs(self.secs))
+    }
+}
+
+/// Recent scale-outs a lead time is learned from (the most recent ones).
+pub const LEAD_SAMPLES: usize = 20;
+
+/// The lead time: `setting` when given (> 0), else the p90 (nearest rank) of the last
+/// [`LEAD_SAMPLES`] of `durations` (seconds from start to the end of the rebalance, oldest
+/// first), else `default`.
+pub fn lead_time(durations: &[f64], setting: Option<f64>, default: f64) -> LeadTime {
+    if let Some(s) = setting.filter(|s| s.is_finite() && *s > 0.0) {
+        return LeadTime {
+            secs: s,
+            source: LeadSource::Setting,
+        };
+    }
+    let mut d: Vec<f64> = durations
+        .iter()
+        .rev()
+        .copied()
+        .filter(|x| x.is_finite() && *x > 0.0)
+        .take(LEAD_SAMPLES)
+        .collect();
+    if d.is_empty() {
+        return LeadTime {
+            secs: default.max(0.0),
+            source: LeadSource::Default,
+        };
+    }
+    d.sort_by(f64::total_cmp);
+    let rank = ((0.9 * d.len() as f64).ceil() as usize).clamp(1, d.len());
+    LeadTime {
+        secs: d[rank - 1],
+        source: LeadSource::Learned(d.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,138 @@
+//! The capacity plan (`autoscale.capacity_plan()`) and the hourly load a forecast's profile is
+//! fitted on, from the 1-hour rollups (store::rollups); the plan itself is pure
+//! (autoscale_core::capacity).
+
+use autoscale_core::capacity::{self, MetricHistory, PlanRow};
+use autoscale_core::policy::backtest::spreads_over_workers;
+use autoscale_core::policy::{Metric, Policy, PolicyKind, DEFAULT_MAX_WORKERS};
+
+use crate::infra::clock;
+use crate::infra::errors::Result;
+use crate::store::{policies, rollups, samples};
+
+/// The hourly-rollup expression of a policy metric's cluster average; `None` for custom metrics.
+fn hourly_column(metric: Metric) -> Option<&'static str> {
+    Some(match metric {
+        Metric::Cpu => "cpu_busy_pct_avg",
+        Metric::Memory => "mem_used_pct_avg",
+        Metric::Disk => "disk_used_pct_avg",
+        Metric::Connections => "connections_avg",
+        Metric::ActiveConnections => "active_connections_avg",
+        Metric::CommitsPerSec => "commits_per_sec_avg",
+        Metric::Load1 => "load1_avg",
+        Metric::Tps => "tps_avg",
+        Metric::ConnectionSaturation => "connection_saturation_avg",
+        Metric::ReplicationLag => "replication_lag_avg",
+        Metric::MeanStatementMs => "mean_statement_ms_avg",
+        Metric::CacheMissRatio => "(100 - cache_hit_ratio_avg)",
+        Metric::Custom => return None,
+    })
+}
+
+/// The cluster's hourly load of a policy's metric over the last `span_secs`: `(hour start,
+/// load)`, load = average x data nodes for metrics that spread over them. Only the shape of it
+/// matters to the forecast's profile (it is normalised), so `max` policies use it too.
+pub fn hourly_load(p: &Policy, span_secs: f64) -> Result<Vec<(f64, f64)>> {
+    let Some(col) = hourly_column(p.metric) else {
+        return Ok(Vec::new());
+    };
+    let spreads = spreads_over_workers(p.metric);
+    Ok(rollups::hourly_cluster(col, span_secs)?
+        .into_iter()
+        .filter_map(|(t, v, nodes)| {
+            let v = v?;
+            Some((t, if spreads && nodes > 0.0 { v * nodes } else { v }))
+        })
+        .collect())
+}
+
+/// The scale-out threshold of `metric` from the policies (the lowest), else a default.
+fn threshold(
+    policies: &[Policy],
+    metric: Metric,
+    default: Option<f64>,
+) -> (Option<f64>, Option<String>) {
+    let from_policies = policies
+        .iter()
+        .filter(|p| p.metric == metric)
+        .map(|p| {
+            let t = match p.kind {
+                PolicyKind::Threshold {
+                    scale_out_above, ..
+                } => scale_out_above,
+                PolicyKind::Target { target, tolerance } => target * (1.0 + tolerance),
+            };
+            (t, p.name.clone())
+        })
+        .min_by(|a, b| a.0.total_cmp(&b.0));
+    match (from_policies, default) {
+        (Some((t, name)), _) => (Some(t), Some(format!("policy {name}"))),
+        (None, Some(d)) => (Some(d), Some("default".into())),
+        (None, None) => (None, None),
+    }
+}
+
+/// The capacity plan from the last year of hourly cluster rollups.
+pub fn capacity_plan() -> Result<(Vec<PlanRow>, f64)> {
+    let policies: Vec<Policy> = policies::load()?.into_iter().map(|p| p.policy).collect();
+    let now = clock::now()?;
+    let workers = samples::latest_count()?
+        .and_then(|c| c.workers)
+        .unwrap_or(0);
+    let max_workers = policies
+        .iter()
+        .map(|p| p.max_workers)
+        .max()
+        .unwrap_or(DEFAULT_MAX_WORKERS);
+    let rows = rollups::plan_rows()?;
+    let series = |k: usize| -> Vec<(f64, f64, f64)> {
+        rows.iter()
+            .filter_map(|(t, w, v)| v[k].map(|x| (*t, x, *w)))
+            .collect()
+    };
+    let defs: [(&'static str, &'static str, bool, Metric, Option<f64>); 6] = [
+        ("cpu", "% per worker", true, Metric::Cpu, Some(80.0)),
+        ("memory", "% per node", false, Metric::Memory, Some(90.0)),
+        ("disk", "% per worker", true, Metric::Disk, Some(85.0)),
+        ("connections", "per worker", true, Metric::Connections, None),
+        (
+            "commits_per_sec",
+            "per worker",
+            true,
+            Metric::CommitsPerSec,
+            None,
+        ),
+        (
+            "database_bytes",
+            "bytes, cluster",
+            false,
+            Metric::Custom,
+            None,
+        ),
+    ];
+    let plan = defs
+        .iter()
+        .enumerate()
+        .map(|(k, (name, unit, spreads, metric, default))| {
+            let (thr, from) = if *metric == Metric::Custom {
+                (None, None)
+            } else {
+                threshold(&policies, *metric, *default)
+            };
+            capacity::plan(
+                &MetricHistory {
+                    metric: name,
+                    unit,
+                    spreads: *spreads,
+                    points: series(k),
+                    threshold: thr,
+                    threshold_from: from,
+                },
+                now,
+                f64::from(workers.max(0)),
+                f64::from(max_workers),
+            )
+        })
+        .collect();
+    Ok((plan, now))
+}

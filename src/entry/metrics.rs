@@ -226,8 +226,14 @@ pub fn collect() -> Result<Vec<Family>> {
     paused.push(vec![], control::paused_now()?);
     let dead_rows = crate::store::dead_nodes::rows()?;
     for replaceable in [true, false] {
-        let n = dead_rows.iter().filter(|d| d.replaceable == replaceable).count();
-        dead.push(vec![("replaceable", replaceable.to_string())], Some(n as f64));
+        let n = dead_rows
+            .iter()
+            .filter(|d| d.replaceable == replaceable)
+            .count();
+        dead.push(
+            vec![("replaceable", replaceable.to_string())],
+            Some(n as f64),
+        );
     }
     out.extend([running, progress, ops, pool_family, pending, paused, dead]);
     Ok(out)

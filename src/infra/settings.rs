@@ -717,7 +717,11 @@ unsafe extern "C-unwind" fn check_dead_node_after(
     _extra: *mut *mut std::ffi::c_void,
     _source: pgrx::pg_sys::GucSource::Type,
 ) -> bool {
-    let v = if newval.is_null() { -1 } else { unsafe { *newval } };
+    let v = if newval.is_null() {
+        -1
+    } else {
+        unsafe { *newval }
+    };
     unsafe { check_result(autoscale_core::operations::dead::check_dead_node_after(v)) }
 }
 

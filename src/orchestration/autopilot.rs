@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use crate::infra::errors::Result;
 use crate::infra::{citus, clock, settings, subxact};
-use crate::services::{dead, decide};
 use crate::services::execute::{self, Stepped};
+use crate::services::{dead, decide};
 use crate::store::{control, events, load, operations, provision as outbox};
 
 #[derive(Debug, Clone, Serialize, Default)]

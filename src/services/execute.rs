@@ -559,7 +559,9 @@ pub fn settle_ended(op: &Operation) -> Result<()> {
             dead::release(d)?;
         }
     }
-    if !matches!(op.kind, Kind::ScaleOut | Kind::SplitOut | Kind::ReplaceDead) || op.status == Status::Succeeded {
+    if !matches!(op.kind, Kind::ScaleOut | Kind::SplitOut | Kind::ReplaceDead)
+        || op.status == Status::Succeeded
+    {
         return Ok(());
     }
     // a split-out that ended before its clone was dropped: unregister it and give it back

@@ -2,9 +2,9 @@
 //! steps) and provision (requests to an external provisioner, webhooks). They use the stores and
 //! infrastructure, and the pure logic of `autoscale_core`.
 
-pub mod dead;
 pub mod capacity;
 pub mod clones;
+pub mod dead;
 pub mod decide;
 pub mod execute;
 pub mod provision;

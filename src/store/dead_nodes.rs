@@ -61,7 +61,12 @@ pub fn insert(
 }
 
 /// A new verdict for `node`.
-pub fn update_verdict(node: &NodeAddr, replaceable: bool, sole_copies: i32, message: &str) -> Result<()> {
+pub fn update_verdict(
+    node: &NodeAddr,
+    replaceable: bool,
+    sole_copies: i32,
+    message: &str,
+) -> Result<()> {
     Ok(Spi::run_with_args(
         "UPDATE autoscale.dead_nodes SET replaceable = $3, sole_copies = $4, message = $5
           WHERE nodename = $1 AND nodeport = $2",

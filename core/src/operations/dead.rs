@@ -81,7 +81,11 @@ pub struct Copy {
 
 impl fmt::Display for Copy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "shard {} from {} to {}", self.shardid, self.from, self.to)
+        write!(
+            f,
+            "shard {} from {} to {}",
+            self.shardid, self.from, self.to
+        )
     }
 }
 
@@ -269,7 +273,10 @@ mod tests {
         for bad in [-2, 0, 1, 9, DEAD_NODE_AFTER_MAX_S + 1] {
             let e = check_dead_node_after(bad).unwrap_err();
             assert!(e.contains(&format!("({bad} s)")), "{e}");
-            assert!(e.contains("must be -1 (never declare a worker dead) or between 10 s"), "{e}");
+            assert!(
+                e.contains("must be -1 (never declare a worker dead) or between 10 s"),
+                "{e}"
+            );
         }
     }
 
@@ -278,7 +285,10 @@ mod tests {
         assert!(!is_dead(None, 1000.0, 120.0), "answered at the last sample");
         assert!(!is_dead(Some(900.0), 1019.9, 120.0));
         assert!(is_dead(Some(900.0), 1020.0, 120.0));
-        assert!(!is_dead(Some(0.0), 1.0e9, 0.0), "0 never declares a node dead");
+        assert!(
+            !is_dead(Some(0.0), 1.0e9, 0.0),
+            "0 never declares a node dead"
+        );
         assert!(!is_dead(Some(0.0), 1.0e9, -1.0));
     }
 
@@ -396,7 +406,10 @@ mod tests {
     fn the_dead_node_is_never_a_target_or_a_source() {
         let plan = assess(&rf2(), &n(3), &[n(0), n(1), n(2), n(3)], &[n(3), n(4)]);
         assert!(plan.copies.iter().all(|c| c.to != n(3) && c.from != n(3)));
-        assert!(plan.copies.is_empty(), "4 is not healthy, 3 is the dead node");
+        assert!(
+            plan.copies.is_empty(),
+            "4 is not healthy, 3 is the dead node"
+        );
         assert_eq!(plan.unplaceable, vec![2, 3]);
     }
 

@@ -391,7 +391,13 @@ pub fn advance(op: &Operation, outcome: Outcome, now: f64, limits: &Limits) -> T
             );
             m.goto(Step::PickStandby, detail);
         }
-        (Step::CopyPlacements, Outcome::Copied { shard: None, left: 0 }) => {
+        (
+            Step::CopyPlacements,
+            Outcome::Copied {
+                shard: None,
+                left: 0,
+            },
+        ) => {
             let detail = format!(
                 "every shard group of {} has its copies back ({} copied), reference tables \
                  replicated",

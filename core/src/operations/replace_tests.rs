@@ -34,7 +34,10 @@ fn run(outcomes: &[Outcome]) -> (Operation, Vec<Note>) {
 #[test]
 fn a_replace_dead_needs_its_dead_node_and_starts_by_disabling_it() {
     let e = new_operation(1, Kind::ReplaceDead, None, "x", T0).unwrap_err();
-    assert_eq!(e.to_string(), "a replace_dead operation needs a node (host, port)");
+    assert_eq!(
+        e.to_string(),
+        "a replace_dead operation needs a node (host, port)"
+    );
     let op = start();
     assert_eq!(op.step, Step::DisableNode);
     assert_eq!(op.dead, Some(node(9703)));
@@ -52,7 +55,10 @@ fn the_whole_path_copies_then_removes_the_dead_node() {
         copied(Some("shard 1 from a to b"), 1),
         copied(Some("shard 2 from a to b"), 0),
     ]);
-    assert_eq!((op.step, op.status), (Step::CopyPlacements, Status::Running));
+    assert_eq!(
+        (op.step, op.status),
+        (Step::CopyPlacements, Status::Running)
+    );
     assert_eq!((op.progress_done, op.progress_total), (2, 2));
     assert_eq!(
         action(&op),
@@ -61,7 +67,11 @@ fn the_whole_path_copies_then_removes_the_dead_node() {
             target: Some(node(9705))
         }
     );
-    assert!(describe(&op).contains("copy_placements, 2/2 copies"), "{}", describe(&op));
+    assert!(
+        describe(&op).contains("copy_placements, 2/2 copies"),
+        "{}",
+        describe(&op)
+    );
     assert!(describe(&op).starts_with("replace_dead 127.0.0.1:9703 by 127.0.0.1:9705"));
     let t = advance(&op, copied(None, 0), T0 + 100.0, &lim());
     assert_eq!(t.op.step, Step::RemoveNode);
@@ -71,7 +81,9 @@ fn the_whole_path_copies_then_removes_the_dead_node() {
     let msg = &t.events.last().unwrap().message;
     assert!(msg.contains("dead node 127.0.0.1:9703 removed"), "{msg}");
     assert!(msg.contains("replaced by 127.0.0.1:9705"), "{msg}");
-    assert!(notes.iter().any(|n| n.kind == NOTE_PROGRESS && n.message.contains("1/2 copies done")));
+    assert!(notes
+        .iter()
+        .any(|n| n.kind == NOTE_PROGRESS && n.message.contains("1/2 copies done")));
 }
 
 #[test]
@@ -135,12 +147,24 @@ fn failing_or_cancelling_never_removes_and_says_where() {
     let (op, _) = run(&[Ok, Picked(node(9705)), Ok]);
     let mut op2 = op.clone();
     for i in 0..3 {
-        op2 = advance(&op2, Error("no space".into()), T0 + 200.0 + i as f64, &lim()).op;
+        op2 = advance(
+            &op2,
+            Error("no space".into()),
+            T0 + 200.0 + i as f64,
+            &lim(),
+        )
+        .op;
     }
-    assert_eq!((op2.step, op2.status), (Step::CopyPlacements, Status::Failed));
+    assert_eq!(
+        (op2.step, op2.status),
+        (Step::CopyPlacements, Status::Failed)
+    );
     assert!(op2.error.as_deref().unwrap().contains("no space"));
     let t = cancel(&op, "operator", T0 + 300.0).unwrap();
-    assert_eq!((t.op.step, t.op.status), (Step::CopyPlacements, Status::Cancelled));
+    assert_eq!(
+        (t.op.step, t.op.status),
+        (Step::CopyPlacements, Status::Cancelled)
+    );
     // a cancelled or failed replace_dead has nothing further to do
     assert_eq!(action(&t.op), Action::Nothing);
 }

@@ -126,7 +126,11 @@ pub(crate) fn paths() -> Vec<(Kind, Step, Vec<Outcome>)> {
         ),
         (Kind::ReplaceDead, Step::DisableNode, vec![]),
         (Kind::ReplaceDead, Step::PickStandby, vec![Ok]),
-        (Kind::ReplaceDead, Step::AddNode, vec![Ok, Picked(n.clone())]),
+        (
+            Kind::ReplaceDead,
+            Step::AddNode,
+            vec![Ok, Picked(n.clone())],
+        ),
         (Kind::ReplaceDead, Step::RequestNode, vec![Ok, PoolEmpty]),
         (
             Kind::ReplaceDead,

@@ -695,50 +695,28 @@ pub fn all_placements() -> SpiResult<Vec<Placement>> {
     })
 }
 
-/// An active primary node and what the latest sample said of it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NodeHealth {
-    pub node: NodeAddr,
-    pub coordinator: bool,
-    pub shouldhaveshards: bool,
-    /// The latest sample reached it (true when it was never sampled, e.g. a node just added,
-    /// and for the coordinator, which runs this).
-    pub answered: bool,
-    /// The first failed sample after its last answer (epoch s); None when the latest answered.
-    pub unreachable_since: Option<f64>,
-}
-
-/// Every active primary node (the coordinator included when registered) with its health at the
-/// latest samples.
-pub fn node_health() -> SpiResult<Vec<NodeHealth>> {
+/// Every active primary node (the coordinator included when registered): address, whether it is
+/// the coordinator, its shouldhaveshards. Their health comes from the samples
+/// (store::samples::health), and services::dead joins the two.
+pub fn active_primaries() -> SpiResult<Vec<(NodeAddr, bool, bool)>> {
     Spi::connect(|c| {
         let mut out = Vec::new();
         for r in c.select(
-            "SELECT n.nodename, n.nodeport, n.groupid = 0, n.shouldhaveshards,
-                    n.groupid = 0 OR coalesce((SELECT s.reachable FROM autoscale.node_samples s
-                                                WHERE s.nodename = n.nodename AND s.nodeport = n.nodeport
-                                                ORDER BY s.sampled_at DESC LIMIT 1), true),
-                    (SELECT extract(epoch FROM min(s.sampled_at))::float8 FROM autoscale.node_samples s
-                      WHERE n.groupid <> 0 AND s.nodename = n.nodename AND s.nodeport = n.nodeport AND NOT s.reachable
-                        AND s.sampled_at > coalesce((SELECT max(a.sampled_at) FROM autoscale.node_samples a
-                                                      WHERE a.nodename = n.nodename AND a.nodeport = n.nodeport
-                                                        AND a.reachable), '-infinity'))
+            "SELECT n.nodename, n.nodeport, n.groupid = 0, n.shouldhaveshards
                FROM pg_catalog.pg_dist_node n
               WHERE n.noderole = 'primary' AND n.isactive
               ORDER BY n.nodeid",
             None,
             &[],
         )? {
-            out.push(NodeHealth {
-                node: NodeAddr::new(
+            out.push((
+                NodeAddr::new(
                     r.get::<String>(1)?.unwrap_or_default(),
                     r.get::<i32>(2)?.unwrap_or_default(),
                 ),
-                coordinator: r.get::<bool>(3)?.unwrap_or(false),
-                shouldhaveshards: r.get::<bool>(4)?.unwrap_or(false),
-                answered: r.get::<bool>(5)?.unwrap_or(true),
-                unreachable_since: r.get::<f64>(6)?,
-            });
+                r.get::<bool>(3)?.unwrap_or(false),
+                r.get::<bool>(4)?.unwrap_or(false),
+            ));
         }
         Ok(out)
     })

@@ -12,7 +12,42 @@ use autoscale_core::operations::NodeAddr;
 use crate::infra::errors::Result;
 use crate::infra::{citus, settings};
 use crate::store::dead_nodes as store;
-use crate::store::events;
+use crate::store::{events, samples};
+
+/// An active primary node and what the latest sample said of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeHealth {
+    pub node: NodeAddr,
+    pub coordinator: bool,
+    pub shouldhaveshards: bool,
+    /// The latest sample reached it (true when it was never sampled, e.g. a node just added,
+    /// and for the coordinator, which runs this).
+    pub answered: bool,
+    /// The first failed sample after its last answer (epoch s); None when the latest answered.
+    pub unreachable_since: Option<f64>,
+}
+
+/// Every active primary node (the coordinator included when registered) with its health at the
+/// latest samples: Citus's metadata joined with the sample history.
+fn node_health() -> Result<Vec<NodeHealth>> {
+    let health = samples::health()?;
+    Ok(citus::active_primaries()?
+        .into_iter()
+        .map(|(node, coordinator, shouldhaveshards)| {
+            let (answered, since) = health
+                .get(&(node.host.clone(), node.port))
+                .copied()
+                .unwrap_or((true, None));
+            NodeHealth {
+                coordinator,
+                shouldhaveshards,
+                answered: coordinator || answered,
+                unreachable_since: if coordinator { None } else { since },
+                node,
+            }
+        })
+        .collect())
+}
 
 fn detail(node: &NodeAddr, plan: &CopyPlan) -> serde_json::Value {
     serde_json::json!({
@@ -28,7 +63,7 @@ fn detail(node: &NodeAddr, plan: &CopyPlan) -> serde_json::Value {
 /// answered (the coordinator always) other than the dead node and other dead ones; copies go to
 /// `replacement` first, then to the healthy workers that should have shards.
 pub fn plan_for(dead_node: &NodeAddr, replacement: Option<&NodeAddr>) -> Result<CopyPlan> {
-    let health = citus::node_health()?;
+    let health = node_health()?;
     let declared: Vec<NodeAddr> = store::rows()?.into_iter().map(|d| d.node).collect();
     let healthy: Vec<NodeAddr> = health
         .iter()
@@ -53,7 +88,7 @@ pub fn plan_for(dead_node: &NodeAddr, replacement: Option<&NodeAddr>) -> Result<
 /// the first dead worker that can be replaced and has no operation yet. Coordinator only.
 pub fn review(now: f64) -> Result<Option<NodeAddr>> {
     let after = settings::dead_node_after();
-    let health = citus::node_health()?;
+    let health = node_health()?;
     let known = store::rows()?;
     let members: Vec<(String, i32)> = citus::primary_nodes()?
         .into_iter()

@@ -402,3 +402,23 @@ pub fn latest_cpu() -> Result<HashMap<autoscale_core::operations::NodeAddr, f64>
     })?;
     Ok(load)
 }
+
+/// Each sampled node's health at the latest samples, keyed by (nodename, nodeport): whether its
+/// latest sample reached it, and the first failed sample after its last answer (epoch s; None
+/// when the latest answered).
+/// (latest sample reached it, first failed sample since its last answer).
+pub type Health = (bool, Option<f64>);
+
+pub fn health() -> Result<HashMap<(String, i32), Health>> {
+    super::by_node(
+        "SELECT DISTINCT ON (s.nodename, s.nodeport) s.nodename, s.nodeport, s.reachable,
+                (SELECT extract(epoch FROM min(f.sampled_at))::float8 FROM autoscale.node_samples f
+                  WHERE f.nodename = s.nodename AND f.nodeport = s.nodeport AND NOT f.reachable
+                    AND f.sampled_at > coalesce((SELECT max(a.sampled_at) FROM autoscale.node_samples a
+                                                  WHERE a.nodename = s.nodename AND a.nodeport = s.nodeport
+                                                    AND a.reachable), '-infinity'))
+           FROM autoscale.node_samples s
+          ORDER BY s.nodename, s.nodeport, s.sampled_at DESC",
+        |r| Ok((r.get::<bool>(3)?.unwrap_or(true), r.get::<f64>(4)?)),
+    )
+}

@@ -206,9 +206,13 @@ def main():
     def key(line):
         m = re.fullmatch(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)', line)
         return (m.group(1), frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2) or "")), float(m.group(3)))
-    want_keys = sorted(map(key, want), key=repr)
+    # order by name, then the sorted labels, then the value (a frozenset's repr depends on its
+    # insertion order, so it cannot be the sort key)
+    def order(k):
+        return (k[0], sorted(k[1]), k[2])
+    want_keys = sorted(map(key, want), key=order)
     got_keys = sorted(((r["family"], frozenset((k, r[k]) for k in metric["key_labels"][1:] if r[k] != ""),
-                        float(r["value"])) for r in rows), key=repr)
+                        float(r["value"])) for r in rows), key=order)
     if want_keys != got_keys:
         fail(f"sql_exporter rows differ from autoscale.metrics():\n want {want_keys}\n got  {got_keys}")
     n += 1

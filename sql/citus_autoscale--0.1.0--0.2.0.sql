@@ -52,46 +52,6 @@ UPDATE autoscale.provision_requests SET webhook_error = 'webhook error (text rem
 UPDATE autoscale.events SET message = pg_catalog.regexp_replace(message, ': .*$', ': (error text removed by the 0.2.0 upgrade)')
  WHERE kind = 'webhook_failed';
 
--- Only available nodes are claimable.
-CREATE OR REPLACE VIEW autoscale.status AS
-SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
-       w.worker_count AS active_workers,
-       w.unreachable_workers,
-       w.sampled_at AS last_sample_at,
-       o.id AS operation_id,
-       o.kind AS operation,
-       o.step AS operation_step,
-       o.nodename || ':' || o.nodeport AS operation_node,
-       o.job_id AS operation_job_id,
-       o.reason AS operation_reason,
-       c.last_decision ->> 'direction' AS last_decision,
-       (c.last_decision ->> 'desired_workers')::int AS last_desired_workers,
-       c.last_decision -> 'reasons' AS last_decision_reasons,
-       c.decided_at,
-       CASE WHEN c.paused_until > pg_catalog.now() THEN c.paused_until END AS paused_until,
-       (SELECT count(*) FROM autoscale.standby_nodes WHERE state = 'available') AS standby_available,
-       (SELECT pg_catalog.jsonb_object_agg(state, n)
-          FROM (SELECT state, count(*) AS n FROM autoscale.standby_nodes GROUP BY state) s) AS standby_pool,
-       GREATEST(interval '0',
-                (SELECT max(finished_at) FROM autoscale.operations WHERE kind = 'scale_out' AND status = 'succeeded')
-                + (SELECT max(cooldown_out) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_out_cooldown_left,
-       GREATEST(interval '0',
-                (SELECT max(finished_at) FROM autoscale.operations
-                  WHERE kind IN ('scale_out', 'scale_in') AND status = 'succeeded')
-                + (SELECT max(cooldown_in) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_in_cooldown_left,
-       (SELECT max(started_at) FROM autoscale.operations) AS last_operation_at,
-       ARRAY(SELECT s.nodename || ':' || s.nodeport || CASE WHEN s.is_coordinator THEN ' (coordinator)' ELSE '' END
-               FROM autoscale.node_samples s
-              WHERE s.sample_id = w.sample_id AND s.data_node
-              ORDER BY s.is_coordinator DESC, s.nodename, s.nodeport) AS data_nodes
-  FROM autoscale.control c
-  LEFT JOIN LATERAL (SELECT * FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1) w ON true
-  LEFT JOIN autoscale.operations o ON o.status = 'running';
-COMMENT ON VIEW autoscale.status IS
-  'One row: mode, active and unreachable workers at the last sample, the running operation and its step, the last '
-  'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, and the '
-  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such).';
-
 
 -- One NULL rule: a NULL for a required argument is an error (22004) that names it, so no function is
 -- STRICT any more; node_stats() pins its search_path; set_policy() is no longer SECURITY DEFINER (it checks
@@ -374,47 +334,6 @@ COMMENT ON VIEW autoscale.hot_tenants IS
   'tenant''s data with its colocated shards (source shard_group: load_per_sec is the measured operations/s of '
   'autoscale.shard_group_load).';
 
-CREATE OR REPLACE VIEW autoscale.status AS
-SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
-       w.worker_count AS active_workers,
-       w.unreachable_workers,
-       w.sampled_at AS last_sample_at,
-       o.id AS operation_id,
-       o.kind AS operation,
-       o.step AS operation_step,
-       o.nodename || ':' || o.nodeport AS operation_node,
-       o.job_id AS operation_job_id,
-       o.reason AS operation_reason,
-       c.last_decision ->> 'direction' AS last_decision,
-       (c.last_decision ->> 'desired_workers')::int AS last_desired_workers,
-       c.last_decision -> 'reasons' AS last_decision_reasons,
-       c.decided_at,
-       CASE WHEN c.paused_until > pg_catalog.now() THEN c.paused_until END AS paused_until,
-       (SELECT count(*) FROM autoscale.standby_nodes WHERE state = 'available') AS standby_available,
-       (SELECT pg_catalog.jsonb_object_agg(state, n)
-          FROM (SELECT state, count(*) AS n FROM autoscale.standby_nodes GROUP BY state) s) AS standby_pool,
-       GREATEST(interval '0',
-                (SELECT max(finished_at) FROM autoscale.operations WHERE kind = 'scale_out' AND status = 'succeeded')
-                + (SELECT max(cooldown_out) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_out_cooldown_left,
-       GREATEST(interval '0',
-                (SELECT max(finished_at) FROM autoscale.operations
-                  WHERE kind IN ('scale_out', 'scale_in') AND status = 'succeeded')
-                + (SELECT max(cooldown_in) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_in_cooldown_left,
-       (SELECT max(started_at) FROM autoscale.operations) AS last_operation_at,
-       ARRAY(SELECT s.nodename || ':' || s.nodeport || CASE WHEN s.is_coordinator THEN ' (coordinator)' ELSE '' END
-               FROM autoscale.node_samples s
-              WHERE s.sample_id = w.sample_id AND s.data_node
-              ORDER BY s.is_coordinator DESC, s.nodename, s.nodeport) AS data_nodes,
-       c.load_skew
-  FROM autoscale.control c
-  LEFT JOIN LATERAL (SELECT * FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1) w ON true
-  LEFT JOIN autoscale.operations o ON o.status = 'running';
-COMMENT ON VIEW autoscale.status IS
-  'One row: mode, active and unreachable workers at the last sample, the running operation and its step, the last '
-  'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, and the '
-  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such), and '
-  'load_skew: the load-skew trigger''s latest assessment.';
-
 REVOKE ALL ON autoscale.shard_group_load, autoscale.shard_group_load_history, autoscale.tenant_load, autoscale.hot_tenants FROM PUBLIC;
 GRANT SELECT ON autoscale.shard_group_load, autoscale.shard_group_load_history, autoscale.tenant_load, autoscale.hot_tenants TO pg_monitor;
 
@@ -512,54 +431,6 @@ LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'explain_wrapper';
 REVOKE ALL ON FUNCTION autoscale.explain() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION autoscale.explain() TO pg_monitor;
-
-CREATE OR REPLACE VIEW autoscale.status AS
-SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
-       w.worker_count AS active_workers,
-       w.unreachable_workers,
-       w.sampled_at AS last_sample_at,
-       o.id AS operation_id,
-       o.kind AS operation,
-       o.step AS operation_step,
-       o.nodename || ':' || o.nodeport AS operation_node,
-       o.job_id AS operation_job_id,
-       o.reason AS operation_reason,
-       c.last_decision ->> 'direction' AS last_decision,
-       (c.last_decision ->> 'desired_workers')::int AS last_desired_workers,
-       c.last_decision -> 'reasons' AS last_decision_reasons,
-       c.decided_at,
-       CASE WHEN c.paused_until > pg_catalog.now() THEN c.paused_until END AS paused_until,
-       (SELECT count(*) FROM autoscale.standby_nodes WHERE state = 'available') AS standby_available,
-       (SELECT pg_catalog.jsonb_object_agg(state, n)
-          FROM (SELECT state, count(*) AS n FROM autoscale.standby_nodes GROUP BY state) s) AS standby_pool,
-       GREATEST(interval '0',
-                (SELECT max(finished_at) FROM autoscale.operations WHERE kind IN ('scale_out', 'split_out') AND status = 'succeeded')
-                + (SELECT max(cooldown_out) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_out_cooldown_left,
-       GREATEST(interval '0',
-                (SELECT max(finished_at) FROM autoscale.operations
-                  WHERE kind IN ('scale_out', 'split_out', 'scale_in') AND status = 'succeeded')
-                + (SELECT max(cooldown_in) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_in_cooldown_left,
-       (SELECT max(started_at) FROM autoscale.operations) AS last_operation_at,
-       ARRAY(SELECT s.nodename || ':' || s.nodeport || CASE WHEN s.is_coordinator THEN ' (coordinator)' ELSE '' END
-               FROM autoscale.node_samples s
-              WHERE s.sample_id = w.sample_id AND s.data_node
-              ORDER BY s.is_coordinator DESC, s.nodename, s.nodeport) AS data_nodes,
-       c.load_skew,
-       (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-                 'node', b.nodename || ':' || b.nodeport, 'primary', b.primary_name || ':' || b.primary_port,
-                 'state', b.state, 'streaming', b.clone_streaming, 'lag_bytes', b.clone_lag_bytes,
-                 'checked_at', b.clone_checked_at, 'error', b.clone_error) ORDER BY b.nodename, b.nodeport)
-          FROM autoscale.standby_nodes b WHERE b.primary_name IS NOT NULL) AS clones,
-       autoscale.scale_out_path(1) AS scale_out_path
-  FROM autoscale.control c
-  LEFT JOIN LATERAL (SELECT * FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1) w ON true
-  LEFT JOIN autoscale.operations o ON o.status = 'running';
-COMMENT ON VIEW autoscale.status IS
-  'One row: mode, active and unreachable workers at the last sample, the running operation and its step, the last '
-  'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, the '
-  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such), '
-  'load_skew: the load-skew trigger''s latest assessment, the warm clones of the pool (primary, streaming, replay '
-  'lag, last check) and the path the next scale-out takes (split from a ready clone, or logical) and why.';
 
 COMMENT ON FUNCTION autoscale.add_standby_clone(text, integer, text, integer) IS
   'Offers a warm clone to the standby pool: host:port is a streaming replica (for example made with pg_basebackup -R) '
@@ -952,6 +823,59 @@ COMMENT ON TABLE autoscale.dead_nodes IS
   'or leaves the cluster (event dead_node_back).';
 GRANT SELECT ON autoscale.dead_nodes TO pg_monitor;
 
+DROP FUNCTION autoscale.explain();
+CREATE FUNCTION autoscale."explain"() RETURNS TABLE (
+	"policy" TEXT,  /* String */
+	"metric" TEXT,  /* String */
+	"aggregate" TEXT,  /* String */
+	"current_value" double precision,  /* Option < f64 > */
+	"rule" TEXT,  /* String */
+	"held_for" interval,  /* Interval */
+	"cooldown_left" interval,  /* Interval */
+	"workers" INT,  /* i32 */
+	"desired_workers" INT,  /* i32 */
+	"decision" TEXT,  /* String */
+	"reasons" TEXT[],  /* Vec < String > */
+	"data_nodes" TEXT[],  /* Vec < String > */
+	"scale_out_path" TEXT,  /* String */
+	"forecast" double precision,  /* Option < f64 > */
+	"horizon" interval,  /* Option < Interval > */
+	"model_error" double precision,  /* Option < f64 > */
+	"forecast_note" TEXT,  /* Option < String > */
+	"dead_nodes" TEXT[]  /* Vec < String > */
+)
+STRICT STABLE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'explain_wrapper';
+REVOKE ALL ON FUNCTION autoscale.explain() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION autoscale.explain() TO pg_monitor;
+COMMENT ON FUNCTION autoscale.explain() IS
+  'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
+  'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, data_nodes: the '
+  'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)), and scale_out_path: '
+  'the path a scale-out takes (split from a ready warm clone, or logical) and why. For predictive policies also the '
+  'forecast value at now + horizon, the horizon (how long a scale-out takes here), the model''s mean one-step error, '
+  'and a note such as "forecast to cross 80 in 7m; a scale-out takes 6m here". dead_nodes: the workers declared '
+  'dead (autoscale.dead_nodes), each host:port: what it holds and what happens to it.';
+COMMENT ON FUNCTION autoscale.metrics() IS
+  'The autoscaler''s state as Prometheus text (exposition format 0.0.4), for sql_exporter, postgres_exporter custom '
+  'queries or any scraper: autoscale_mode, autoscale_workers, autoscale_last_sample_age_seconds, per node '
+  '(labels node, role) up, cpu, load1, memory, disk, connections, commits/s, database and shard bytes, shards from the '
+  'latest sample; per policy its value and desired workers; running operations and their progress, operations by '
+  'kind and status, the standby pool by state, pending provision requests, paused, dead workers (replaceable or '
+  'not). Reads only.';
+COMMENT ON TABLE autoscale.operations IS
+  'One row per operation (rebalance, scale_out, scale_in, split_out: a scale-out by snapshot split of a warm clone, '
+  'falling back to the scale_out steps; replace_dead: a dead worker disabled, replaced and removed, the dead node in '
+  'op->dead, the replacement in node): op is the persisted state machine (step, Citus job id, node, attempts, '
+  'progress); the other columns are derived from it. Advanced one step per tick, so a restart resumes where it '
+  'stopped. At most one is running.';
+
+-- === autoscale.status ===
+-- Defined once, here, with every column 0.2.0 adds (appended after 0.1.0's, so CREATE OR REPLACE keeps the view,
+-- its privileges and what depends on it): standby_available counts only available nodes (returned ones are no
+-- longer claimable), data_nodes, load_skew, clones, scale_out_path and dead_nodes. Later blocks that change the
+-- view change this definition.
 CREATE OR REPLACE VIEW autoscale.status AS
 SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
        w.worker_count AS active_workers,
@@ -1005,51 +929,3 @@ COMMENT ON VIEW autoscale.status IS
   'load_skew: the load-skew trigger''s latest assessment, the warm clones of the pool (primary, streaming, replay '
   'lag, last check), the path the next scale-out takes (split from a ready clone, or logical) and why, and the dead '
   'workers (autoscale.dead_nodes: replaceable, or holding sole copies and waiting for the operator).';
-
-DROP FUNCTION autoscale.explain();
-CREATE FUNCTION autoscale."explain"() RETURNS TABLE (
-	"policy" TEXT,  /* String */
-	"metric" TEXT,  /* String */
-	"aggregate" TEXT,  /* String */
-	"current_value" double precision,  /* Option < f64 > */
-	"rule" TEXT,  /* String */
-	"held_for" interval,  /* Interval */
-	"cooldown_left" interval,  /* Interval */
-	"workers" INT,  /* i32 */
-	"desired_workers" INT,  /* i32 */
-	"decision" TEXT,  /* String */
-	"reasons" TEXT[],  /* Vec < String > */
-	"data_nodes" TEXT[],  /* Vec < String > */
-	"scale_out_path" TEXT,  /* String */
-	"forecast" double precision,  /* Option < f64 > */
-	"horizon" interval,  /* Option < Interval > */
-	"model_error" double precision,  /* Option < f64 > */
-	"forecast_note" TEXT,  /* Option < String > */
-	"dead_nodes" TEXT[]  /* Vec < String > */
-)
-STRICT STABLE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'explain_wrapper';
-REVOKE ALL ON FUNCTION autoscale.explain() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION autoscale.explain() TO pg_monitor;
-COMMENT ON FUNCTION autoscale.explain() IS
-  'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
-  'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, data_nodes: the '
-  'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)), and scale_out_path: '
-  'the path a scale-out takes (split from a ready warm clone, or logical) and why. For predictive policies also the '
-  'forecast value at now + horizon, the horizon (how long a scale-out takes here), the model''s mean one-step error, '
-  'and a note such as "forecast to cross 80 in 7m; a scale-out takes 6m here". dead_nodes: the workers declared '
-  'dead (autoscale.dead_nodes), each host:port: what it holds and what happens to it.';
-COMMENT ON FUNCTION autoscale.metrics() IS
-  'The autoscaler''s state as Prometheus text (exposition format 0.0.4), for sql_exporter, postgres_exporter custom '
-  'queries or any scraper: autoscale_mode, autoscale_workers, autoscale_last_sample_age_seconds, per node '
-  '(labels node, role) up, cpu, load1, memory, disk, connections, commits/s, database and shard bytes, shards from the '
-  'latest sample; per policy its value and desired workers; running operations and their progress, operations by '
-  'kind and status, the standby pool by state, pending provision requests, paused, dead workers (replaceable or '
-  'not). Reads only.';
-COMMENT ON TABLE autoscale.operations IS
-  'One row per operation (rebalance, scale_out, scale_in, split_out: a scale-out by snapshot split of a warm clone, '
-  'falling back to the scale_out steps; replace_dead: a dead worker disabled, replaced and removed, the dead node in '
-  'op->dead, the replacement in node): op is the persisted state machine (step, Citus job id, node, attempts, '
-  'progress); the other columns are derived from it. Advanced one step per tick, so a restart resumes where it '
-  'stopped. At most one is running.';

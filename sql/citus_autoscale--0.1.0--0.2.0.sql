@@ -171,32 +171,6 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'set_policy_wrapper';
 
--- explain() gains the column data_nodes
-DROP FUNCTION autoscale.explain();
-CREATE  FUNCTION autoscale."explain"() RETURNS TABLE (
-	"policy" TEXT,  /* String */
-	"metric" TEXT,  /* String */
-	"aggregate" TEXT,  /* String */
-	"current_value" double precision,  /* Option < f64 > */
-	"rule" TEXT,  /* String */
-	"held_for" interval,  /* Interval */
-	"cooldown_left" interval,  /* Interval */
-	"workers" INT,  /* i32 */
-	"desired_workers" INT,  /* i32 */
-	"decision" TEXT,  /* String */
-	"reasons" TEXT[],  /* Vec < String > */
-	"data_nodes" TEXT[]  /* Vec < String > */
-)
-STRICT STABLE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'explain_wrapper';
-REVOKE ALL ON FUNCTION autoscale.explain() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION autoscale.explain() TO pg_monitor;
-COMMENT ON FUNCTION autoscale.explain() IS
-  'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
-  'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, and data_nodes: the '
-  'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)).';
-
 -- Comments of the functions whose text changed in 0.2.0, as finalize.sql sets them.
 COMMENT ON FUNCTION autoscale.set_policy(text, text, text, double precision, double precision, double precision,
                                          double precision, interval, interval, interval, interval, integer, integer,
@@ -410,28 +384,6 @@ AS 'MODULE_PATHNAME', 'scale_out_path_wrapper';
 REVOKE ALL ON FUNCTION autoscale.scale_out_path(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION autoscale.scale_out_path(integer) TO pg_monitor;
 
-DROP FUNCTION autoscale.explain();
-CREATE  FUNCTION autoscale."explain"() RETURNS TABLE (
-	"policy" TEXT,  /* String */
-	"metric" TEXT,  /* String */
-	"aggregate" TEXT,  /* String */
-	"current_value" double precision,  /* Option < f64 > */
-	"rule" TEXT,  /* String */
-	"held_for" interval,  /* Interval */
-	"cooldown_left" interval,  /* Interval */
-	"workers" INT,  /* i32 */
-	"desired_workers" INT,  /* i32 */
-	"decision" TEXT,  /* String */
-	"reasons" TEXT[],  /* Vec < String > */
-	"data_nodes" TEXT[],  /* Vec < String > */
-	"scale_out_path" TEXT  /* String */
-)
-STRICT STABLE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'explain_wrapper';
-REVOKE ALL ON FUNCTION autoscale.explain() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION autoscale.explain() TO pg_monitor;
-
 COMMENT ON FUNCTION autoscale.add_standby_clone(text, integer, text, integer) IS
   'Offers a warm clone to the standby pool: host:port is a streaming replica (for example made with pg_basebackup -R) '
   'of the active worker primary_host:primary_port. Checked now and at each sample: in recovery, its WAL receiver '
@@ -453,11 +405,6 @@ COMMENT ON FUNCTION autoscale.scale_out(text, integer, text, integer) IS
   'autoscale.parallel_transfer_colocated_shards and autoscale.parallel_transfer_reference_tables). With '
   'autoscale.coordinator_shards = ''shed'' a coordinator that holds shards gets shouldhaveshards = false before that '
   'rebalance, which moves its shards to the workers. Same guards as the policies.';
-COMMENT ON FUNCTION autoscale.explain() IS
-  'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
-  'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, data_nodes: the '
-  'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)), and scale_out_path: '
-  'the path a scale-out takes (split from a ready warm clone, or logical) and why.';
 
 -- the provisioner may be asked for a warm clone of a worker
 ALTER TABLE autoscale.provision_requests DROP CONSTRAINT provision_requests_kind_check;
@@ -616,7 +563,8 @@ COMMENT ON VIEW autoscale.history_storage IS
 GRANT SELECT ON autoscale.node_samples_1min, autoscale.node_samples_1hour, autoscale.history_storage TO pg_monitor;
 
 -- Functions whose signature or result changes are dropped and created again; the roles an administrator granted
--- EXECUTE on the old ones keep it on the new ones (kept across the DROP in a transaction-local setting).
+-- EXECUTE on the old ones keep it on the new ones (kept across the DROP in a transaction-local setting, given
+-- back at the end of this script, after explain() is created).
 SELECT pg_catalog.set_config('citus_autoscale_upgrade.' || f.name, coalesce((
          SELECT pg_catalog.string_agg(a.grantee::pg_catalog.regrole::text, E'\n')
            FROM pg_catalog.pg_proc p, LATERAL pg_catalog.aclexplode(p.proacl) a
@@ -678,40 +626,6 @@ COMMENT ON FUNCTION autoscale.set_policy(text, text, text, double precision, dou
   'autoscale.forecast_lead_time, else learned), and holds a scale-in back when a rise is forecast; a forecast never '
   'scales in. Not SECURITY DEFINER. Returns the stored policy.';
 
--- explain() gains forecast, horizon, model_error and forecast_note (a new result type).
-DROP FUNCTION autoscale.explain();
-CREATE FUNCTION autoscale."explain"() RETURNS TABLE (
-	"policy" TEXT,  /* String */
-	"metric" TEXT,  /* String */
-	"aggregate" TEXT,  /* String */
-	"current_value" double precision,  /* Option < f64 > */
-	"rule" TEXT,  /* String */
-	"held_for" interval,  /* Interval */
-	"cooldown_left" interval,  /* Interval */
-	"workers" INT,  /* i32 */
-	"desired_workers" INT,  /* i32 */
-	"decision" TEXT,  /* String */
-	"reasons" TEXT[],  /* Vec < String > */
-	"data_nodes" TEXT[],  /* Vec < String > */
-	"scale_out_path" TEXT,  /* String */
-	"forecast" double precision,  /* Option < f64 > */
-	"horizon" interval,  /* Option < Interval > */
-	"model_error" double precision,  /* Option < f64 > */
-	"forecast_note" TEXT  /* Option < String > */
-)
-STRICT STABLE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'explain_wrapper';
-REVOKE ALL ON FUNCTION autoscale.explain() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION autoscale.explain() TO pg_monitor;
-COMMENT ON FUNCTION autoscale.explain() IS
-  'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
-  'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, data_nodes: the '
-  'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)), and scale_out_path: '
-  'the path a scale-out takes (split from a ready warm clone, or logical) and why. For predictive policies also the '
-  'forecast value at now + horizon, the horizon (how long a scale-out takes here), the model''s mean one-step error, '
-  'and a note such as "forecast to cross 80 in 7m; a scale-out takes 6m here".';
-
 -- capacity_plan() is new.
 CREATE FUNCTION autoscale."capacity_plan"() RETURNS TABLE (
 	"metric" TEXT,  /* String */
@@ -738,21 +652,6 @@ COMMENT ON FUNCTION autoscale.capacity_plan() IS
   'month, the scale-out threshold (the lowest of the policies on that metric, else a default for cpu 80, memory 90, '
   'disk 85), when the trend crosses it on today''s data nodes and when even max_workers pass it, and the action '
   'required in plain words. With less than 7 days of hourly rollups it says so instead of forecasting.';
-DO $$
-DECLARE r record;
-BEGIN
-  FOR r IN SELECT g, f.sig
-             FROM (VALUES ('set_policy', 'autoscale.set_policy(text, text, text, double precision, double precision,
-                           double precision, double precision, interval, interval, interval, interval, integer, integer,
-                           integer, text, boolean)'),
-                          ('explain', 'autoscale.explain()')) f(name, sig),
-                  LATERAL pg_catalog.regexp_split_to_table(
-                    pg_catalog.current_setting('citus_autoscale_upgrade.' || f.name, true), E'\n') g
-            WHERE g <> ''
-  LOOP
-    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', r.sig, r.g);
-  END LOOP;
-END $$;
 -- === end prediction (issue 15) ===
 
 -- A node that never comes back: workers unreachable for longer than autoscale.dead_node_after are declared
@@ -777,40 +676,6 @@ COMMENT ON TABLE autoscale.dead_nodes IS
   'or leaves the cluster (event dead_node_back).';
 GRANT SELECT ON autoscale.dead_nodes TO pg_monitor;
 
-DROP FUNCTION autoscale.explain();
-CREATE FUNCTION autoscale."explain"() RETURNS TABLE (
-	"policy" TEXT,  /* String */
-	"metric" TEXT,  /* String */
-	"aggregate" TEXT,  /* String */
-	"current_value" double precision,  /* Option < f64 > */
-	"rule" TEXT,  /* String */
-	"held_for" interval,  /* Interval */
-	"cooldown_left" interval,  /* Interval */
-	"workers" INT,  /* i32 */
-	"desired_workers" INT,  /* i32 */
-	"decision" TEXT,  /* String */
-	"reasons" TEXT[],  /* Vec < String > */
-	"data_nodes" TEXT[],  /* Vec < String > */
-	"scale_out_path" TEXT,  /* String */
-	"forecast" double precision,  /* Option < f64 > */
-	"horizon" interval,  /* Option < Interval > */
-	"model_error" double precision,  /* Option < f64 > */
-	"forecast_note" TEXT,  /* Option < String > */
-	"dead_nodes" TEXT[]  /* Vec < String > */
-)
-STRICT STABLE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'explain_wrapper';
-REVOKE ALL ON FUNCTION autoscale.explain() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION autoscale.explain() TO pg_monitor;
-COMMENT ON FUNCTION autoscale.explain() IS
-  'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
-  'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, data_nodes: the '
-  'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)), and scale_out_path: '
-  'the path a scale-out takes (split from a ready warm clone, or logical) and why. For predictive policies also the '
-  'forecast value at now + horizon, the horizon (how long a scale-out takes here), the model''s mean one-step error, '
-  'and a note such as "forecast to cross 80 in 7m; a scale-out takes 6m here". dead_nodes: the workers declared '
-  'dead (autoscale.dead_nodes), each host:port: what it holds and what happens to it.';
 COMMENT ON FUNCTION autoscale.metrics() IS
   'The autoscaler''s state as Prometheus text (exposition format 0.0.4), for sql_exporter, postgres_exporter custom '
   'queries or any scraper: autoscale_mode, autoscale_workers, autoscale_last_sample_age_seconds, per node '
@@ -883,3 +748,60 @@ COMMENT ON VIEW autoscale.status IS
   'load_skew: the load-skew trigger''s latest assessment, the warm clones of the pool (primary, streaming, replay '
   'lag, last check), the path the next scale-out takes (split from a ready clone, or logical) and why, and the dead '
   'workers (autoscale.dead_nodes: replaceable, or holding sole copies and waiting for the operator).';
+
+-- === autoscale.explain() ===
+-- Defined once, here, with every column 0.2.0 adds (a new result type: dropped and created again): data_nodes,
+-- scale_out_path, forecast, horizon, model_error, forecast_note and dead_nodes. Later blocks that change it change
+-- this definition.
+DROP FUNCTION autoscale.explain();
+CREATE FUNCTION autoscale."explain"() RETURNS TABLE (
+	"policy" TEXT,  /* String */
+	"metric" TEXT,  /* String */
+	"aggregate" TEXT,  /* String */
+	"current_value" double precision,  /* Option < f64 > */
+	"rule" TEXT,  /* String */
+	"held_for" interval,  /* Interval */
+	"cooldown_left" interval,  /* Interval */
+	"workers" INT,  /* i32 */
+	"desired_workers" INT,  /* i32 */
+	"decision" TEXT,  /* String */
+	"reasons" TEXT[],  /* Vec < String > */
+	"data_nodes" TEXT[],  /* Vec < String > */
+	"scale_out_path" TEXT,  /* String */
+	"forecast" double precision,  /* Option < f64 > */
+	"horizon" interval,  /* Option < Interval > */
+	"model_error" double precision,  /* Option < f64 > */
+	"forecast_note" TEXT,  /* Option < String > */
+	"dead_nodes" TEXT[]  /* Vec < String > */
+)
+STRICT STABLE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'explain_wrapper';
+REVOKE ALL ON FUNCTION autoscale.explain() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION autoscale.explain() TO pg_monitor;
+COMMENT ON FUNCTION autoscale.explain() IS
+  'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
+  'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, data_nodes: the '
+  'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)), and scale_out_path: '
+  'the path a scale-out takes (split from a ready warm clone, or logical) and why. For predictive policies also the '
+  'forecast value at now + horizon, the horizon (how long a scale-out takes here), the model''s mean one-step error, '
+  'and a note such as "forecast to cross 80 in 7m; a scale-out takes 6m here". dead_nodes: the workers declared '
+  'dead (autoscale.dead_nodes), each host:port: what it holds and what happens to it.';
+
+-- The roles an administrator granted EXECUTE on set_policy() and explain() before the upgrade keep it (kept above,
+-- before the DROP of set_policy()).
+DO $$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT g, f.sig
+             FROM (VALUES ('set_policy', 'autoscale.set_policy(text, text, text, double precision, double precision,
+                           double precision, double precision, interval, interval, interval, interval, integer, integer,
+                           integer, text, boolean)'),
+                          ('explain', 'autoscale.explain()')) f(name, sig),
+                  LATERAL pg_catalog.regexp_split_to_table(
+                    pg_catalog.current_setting('citus_autoscale_upgrade.' || f.name, true), E'\n') g
+            WHERE g <> ''
+  LOOP
+    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', r.sig, r.g);
+  END LOOP;
+END $$;

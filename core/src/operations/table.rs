@@ -615,21 +615,14 @@ impl Ask {
                 dead: dead()?,
                 target: op.node.clone(),
             },
-            Ask::AddClone => {
+            Ask::AddClone | Ask::CheckSplit | Ask::PromoteClone | Ask::VerifySplit => {
                 let (clone, primary) = pair()?;
-                Action::AddClone { clone, primary }
-            }
-            Ask::CheckSplit => {
-                let (clone, primary) = pair()?;
-                Action::CheckSplit { clone, primary }
-            }
-            Ask::PromoteClone => {
-                let (clone, primary) = pair()?;
-                Action::PromoteClone { clone, primary }
-            }
-            Ask::VerifySplit => {
-                let (clone, primary) = pair()?;
-                Action::VerifySplit { clone, primary }
+                match self {
+                    Ask::AddClone => Action::AddClone { clone, primary },
+                    Ask::CheckSplit => Action::CheckSplit { clone, primary },
+                    Ask::PromoteClone => Action::PromoteClone { clone, primary },
+                    _ => Action::VerifySplit { clone, primary },
+                }
             }
             Ask::DropClone => Action::DropClone { clone: pair()?.0 },
         })

@@ -89,9 +89,7 @@ pub fn add_clone(clone: &NodeAddr, primary: &NodeAddr, check: &Check) -> Result<
             primary.port.into(),
         ],
     )?;
-    record_check(clone, check)?;
-    // a provisioner's answer to a provision_clone request for this primary
-    super::provision::fulfil_clone_requests(primary)
+    record_check(clone, check)
 }
 
 /// A node offered as an ordinary standby is no clone (any more).

@@ -4,40 +4,10 @@
 
 use autoscale_core::operations::dead::Placement;
 use autoscale_core::operations::{names, NodeAddr};
-use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
-use pgrx::spi::{SpiHeapTupleData, SpiResult};
+use pgrx::spi::SpiResult;
 
-/// Runs the read-only `sql` with `args` and reads every row with `read`.
-fn select_rows<T>(
-    sql: &str,
-    args: &[DatumWithOid],
-    read: impl Fn(&SpiHeapTupleData) -> SpiResult<T>,
-) -> SpiResult<Vec<T>> {
-    Spi::connect(|c| c.select(sql, None, args)?.map(|r| read(&r)).collect())
-}
-
-/// The first row of the read-only `sql` read with `read`, or None when there is no row.
-fn select_first<T>(
-    sql: &str,
-    args: &[DatumWithOid],
-    read: impl Fn(&SpiHeapTupleData) -> SpiResult<T>,
-) -> SpiResult<Option<T>> {
-    Spi::connect(|c| {
-        c.select(sql, Some(1), args)?
-            .next()
-            .map(|r| read(&r))
-            .transpose()
-    })
-}
-
-/// The node named by columns `host` and `host + 1` (nodename, nodeport) of a row.
-fn node_at(r: &SpiHeapTupleData, host: usize) -> SpiResult<NodeAddr> {
-    Ok(NodeAddr::new(
-        r.get::<String>(host)?.unwrap_or_default(),
-        r.get::<i32>(host + 1)?.unwrap_or_default(),
-    ))
-}
+use super::spi::{node_at, select_first, select_rows};
 
 /// Is the citus extension installed in this database? (A catalog lookup, no query: node_stats()
 /// runs in a fresh backend on every worker at every sample.)
@@ -91,7 +61,7 @@ pub struct Node {
 /// Primary nodes in pg_dist_node (coordinator included when registered), ordered by nodeid.
 pub fn primary_nodes() -> SpiResult<Vec<Node>> {
     select_rows(
-            "SELECT n.nodeid, n.groupid, n.nodename, n.nodeport, n.isactive, n.shouldhaveshards,
+        "SELECT n.nodeid, n.groupid, n.nodename, n.nodeport, n.isactive, n.shouldhaveshards,
                     (SELECT count(*) FROM pg_catalog.pg_dist_placement p WHERE p.groupid = n.groupid),
                     (SELECT count(*) FROM pg_catalog.pg_dist_placement p
                        JOIN pg_catalog.pg_dist_shard s USING (shardid)
@@ -330,7 +300,7 @@ pub const REQUIRED_EXTENSIONS_COMMAND: &str = "SELECT coalesce(string_agg(name, 
 /// Is host:port in pg_dist_node (any role)?
 pub fn node_in_cluster(host: &str, port: i32) -> SpiResult<Option<(i32, i32, bool)>> {
     select_first(
-            "SELECT nodeid, groupid, isactive FROM pg_catalog.pg_dist_node WHERE nodename = $1 AND nodeport = $2",
+        "SELECT nodeid, groupid, isactive FROM pg_catalog.pg_dist_node WHERE nodename = $1 AND nodeport = $2",
         &[host.into(), port.into()],
         |r| Ok((
             r.get::<i32>(1)?.unwrap_or_default(),
@@ -387,7 +357,7 @@ pub fn rebalance_start(
 /// retries its tasks).
 pub fn job_status(job_id: i64) -> SpiResult<Option<(String, i64, i64)>> {
     select_first(
-            "SELECT j.state::text,
+        "SELECT j.state::text,
                     (SELECT count(*) FILTER (WHERE t.status = 'done') FROM pg_catalog.pg_dist_background_task t WHERE t.job_id = j.job_id),
                     (SELECT count(*) FROM pg_catalog.pg_dist_background_task t WHERE t.job_id = j.job_id)
                FROM pg_catalog.pg_dist_background_job j
@@ -453,14 +423,10 @@ pub fn add_node(host: &str, port: i32) -> SpiResult<Option<i32>> {
 }
 
 pub fn set_should_have_shards(host: &str, port: i32, value: bool) -> SpiResult<()> {
-    Spi::connect_mut(|c| {
-        c.update(
-            "SELECT pg_catalog.citus_set_node_property($1, $2, 'shouldhaveshards', $3)",
-            None,
-            &[host.into(), port.into(), value.into()],
-        )
-        .map(|_| ())
-    })
+    Spi::run_with_args(
+        "SELECT pg_catalog.citus_set_node_property($1, $2, 'shouldhaveshards', $3)",
+        &[host.into(), port.into(), value.into()],
+    )
 }
 
 /// The coordinator's own address, as the other nodes know it (pg_dist_node group 0), else
@@ -551,14 +517,10 @@ pub fn placements_on(nodes: &[NodeAddr]) -> SpiResult<i64> {
 }
 
 pub fn remove_node(host: &str, port: i32) -> SpiResult<()> {
-    Spi::connect_mut(|c| {
-        c.update(
-            "SELECT pg_catalog.citus_remove_node($1, $2)",
-            None,
-            &[host.into(), port.into()],
-        )
-        .map(|_| ())
-    })
+    Spi::run_with_args(
+        "SELECT pg_catalog.citus_remove_node($1, $2)",
+        &[host.into(), port.into()],
+    )
 }
 
 /// Highest nodeid in pg_dist_node (0 when empty).
@@ -587,20 +549,13 @@ pub fn workers_added_after(after_nodeid: i32) -> SpiResult<Vec<(String, i32)>> {
 
 /// `citus_job_cancel(job_id)`.
 pub fn cancel_job(job_id: i64) -> SpiResult<()> {
-    Spi::connect_mut(|c| {
-        c.update(
-            "SELECT pg_catalog.citus_job_cancel($1)",
-            None,
-            &[job_id.into()],
-        )
-        .map(|_| ())
-    })
+    Spi::run_with_args("SELECT pg_catalog.citus_job_cancel($1)", &[job_id.into()])
 }
 
 /// The active primary workers, each with its nodeid and its number of shard placements.
 pub fn worker_placements() -> SpiResult<Vec<(NodeAddr, i32, i64)>> {
     select_rows(
-            "SELECT n.nodename, n.nodeport, n.nodeid,
+        "SELECT n.nodename, n.nodeport, n.nodeid,
                     (SELECT pg_catalog.count(*) FROM pg_catalog.pg_dist_placement p WHERE p.groupid = n.groupid)
                FROM pg_catalog.pg_dist_node n
               WHERE n.groupid <> 0 AND n.noderole = 'primary' AND n.isactive",
@@ -647,7 +602,7 @@ pub fn rebalance_strategy_exists(name: &str) -> SpiResult<bool> {
 /// (pg_dist_colocation.replicationfactor, else the placements it has).
 pub fn all_placements() -> SpiResult<Vec<Placement>> {
     select_rows(
-            "SELECT p.shardid,
+        "SELECT p.shardid,
                     CASE WHEN t.colocationid = 0 THEN 's' || p.shardid
                          ELSE t.colocationid || ':' || coalesce(s.shardminvalue, '') END,
                     n.nodename, n.nodeport,
@@ -694,14 +649,10 @@ pub fn active_primaries() -> SpiResult<Vec<(NodeAddr, bool, bool)>> {
 /// `citus_disable_node(host, port)`: queries stop using the node's placements (they use the
 /// other copies), writes stop going to it.
 pub fn disable_node(host: &str, port: i32) -> SpiResult<()> {
-    Spi::connect_mut(|c| {
-        c.update(
-            "SELECT pg_catalog.citus_disable_node($1, $2)",
-            None,
-            &[host.into(), port.into()],
-        )
-        .map(|_| ())
-    })
+    Spi::run_with_args(
+        "SELECT pg_catalog.citus_disable_node($1, $2)",
+        &[host.into(), port.into()],
+    )
 }
 
 /// `citus_copy_shard_placement(shard, from, to, mode)`: copies the shard and its colocated
@@ -712,11 +663,9 @@ pub fn copy_shard_placement(
     to: &NodeAddr,
     transfer_mode: &str,
 ) -> SpiResult<()> {
-    Spi::connect_mut(|c| {
-        c.update(
-            "SELECT pg_catalog.citus_copy_shard_placement($1, $2, $3, $4, $5, $6::citus.shard_transfer_mode)",
-            None,
-            &[
+    Spi::run_with_args(
+        "SELECT pg_catalog.citus_copy_shard_placement($1, $2, $3, $4, $5, $6::citus.shard_transfer_mode)",
+        &[
                 shardid.into(),
                 from.host.clone().into(),
                 from.port.into(),
@@ -724,21 +673,15 @@ pub fn copy_shard_placement(
                 to.port.into(),
                 transfer_mode.into(),
             ],
-        )
-        .map(|_| ())
-    })
+    )
 }
 
 /// `replicate_reference_tables(mode)`: a copy of every reference table on every active node.
 pub fn replicate_reference_tables(transfer_mode: &str) -> SpiResult<()> {
-    Spi::connect_mut(|c| {
-        c.update(
-            "SELECT pg_catalog.replicate_reference_tables($1::citus.shard_transfer_mode)",
-            None,
-            &[transfer_mode.into()],
-        )
-        .map(|_| ())
-    })
+    Spi::run_with_args(
+        "SELECT pg_catalog.replicate_reference_tables($1::citus.shard_transfer_mode)",
+        &[transfer_mode.into()],
+    )
 }
 
 /// What a clone's primary answers to a clone check: its current WAL position and its WAL senders.

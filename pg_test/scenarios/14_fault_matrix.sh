@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The fault matrix: for each operation kind (scale-out from the pool, scale-in of one node,
-# rebalance; scale-in of two nodes in FAULTS=full), a fault (crash, hang or partition of the
-# source or the target worker, restart of the coordinator) is injected while the operation is held
+# rebalance; scale-in of two nodes and replace_dead in FAULTS=full), a fault (crash, hang or
+# partition of the source or the target worker, restart of the coordinator) is injected while the operation is held
 # by the test build's failpoint at an exact step: before the Citus call (add_node, start_rebalance,
 # start_drain), while the Citus job runs (wait_rebalance, wait_drain: the job was started by the
 # step before) or between jobs (cleanup, verify_empty, remove_node). The hold is then released and

@@ -104,10 +104,24 @@ pub struct WorkerResult {
 pub const NODE_STATS_COMMAND: &str = "SELECT autoscale.node_stats()::text";
 
 /// Until the end of this transaction, Citus gives up connecting to a node after `timeout_ms`
-/// (citus.node_connection_timeout; its default, 30 s, would let a black-holed node hold the tick).
-pub fn set_connection_timeout(timeout_ms: u64) -> SpiResult<()> {
+/// (citus.node_connection_timeout; its default, 30 s, would let a black-holed node hold the tick),
+/// and keeps none of the connections it opens past the transaction's end
+/// (citus.max_cached_conns_per_worker = 0).
+///
+/// Why no cached connection: a connection Citus reuses from an earlier transaction is already
+/// established, so a node that hung since is not caught by the connect timeout: Citus sends it
+/// BEGIN and the command, the statement timeout fires, and the abort of the step's
+/// subtransaction (or of the transaction) sends the node a cancel request with libpq's
+/// `PQcancel`, which waits, without any timeout, for the hung node to close the connection. The
+/// background worker then stops, sampling included, until the node answers again (the fault
+/// matrix's `hang_src x scale_in2 x remove_node`: the cleanup step's connection to the leaving
+/// node was reused by `citus_remove_node` of the other leaving node). A fresh connection to a
+/// hung node fails while connecting, before the node takes part in the transaction, so nothing
+/// is sent to it on abort.
+pub fn bound_connections(timeout_ms: u64) -> SpiResult<()> {
     Spi::run_with_args(
-        "SELECT pg_catalog.set_config('citus.node_connection_timeout', $1, true)",
+        "SELECT pg_catalog.set_config('citus.node_connection_timeout', $1, true),
+                pg_catalog.set_config('citus.max_cached_conns_per_worker', '0', true)",
         &[timeout_ms.to_string().into()],
     )
 }
@@ -117,7 +131,7 @@ pub fn set_connection_timeout(timeout_ms: u64) -> SpiResult<()> {
 /// (run_command_on_workers opens fresh connections, so the connect timeout always applies); a
 /// statement timeout is the backstop for a node that connects and then hangs.
 pub fn fan_out_node_stats(timeout_ms: u64) -> SpiResult<Vec<WorkerResult>> {
-    set_connection_timeout(timeout_ms)?;
+    bound_connections(timeout_ms)?;
     Spi::connect_mut(|client| {
         let backstop = (2 * timeout_ms + 1000).min(i32::MAX as u64) as i32;
         let rows = super::subxact::with_statement_timeout(backstop, || {

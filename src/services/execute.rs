@@ -641,9 +641,11 @@ pub fn step(op: &Operation) -> Result<Stepped> {
     // the sampling of the healthy nodes, for longer than step_timeout: the step then fails with
     // a statement timeout and is retried like any failed step
     // and a node that accepts no connection fails the step after node_timeout, as in the sample
-    // (the worker samples in a transaction of its own, so the sample's setting is gone here)
+    // (the worker samples in a transaction of its own, so the sample's setting is gone here);
+    // no connection outlives the step's transaction, so a node that hangs between two steps is
+    // met by a fresh connection, which times out, never by a cached one (see bound_connections)
     if citus::role() == citus::Role::Coordinator {
-        citus::set_connection_timeout(settings::node_timeout().as_millis() as u64)?;
+        citus::bound_connections(settings::node_timeout().as_millis() as u64)?;
     }
     let mut timeout = settings::step_timeout().as_millis().min(i32::MAX as u128) as i32;
     if let Action::PromoteClone { .. } = action {

@@ -156,3 +156,20 @@ require_failpoints() {
 # backend pid of the autoscale background worker on node I
 worker_pid() { q "$1" "SELECT pid FROM pg_stat_activity WHERE backend_type = 'citus_autoscale'"; }
 
+
+# --- warm clones (scenarios 17) ---
+# make_clone I FROM: node I becomes a streaming replica of node FROM (pg_basebackup -R), started.
+make_clone() {
+  local i=$1 from=$2 dir
+  dir=$(node_dir "$i")
+  rm -rf "$dir"
+  as_pg "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$(node_port "$from")" -U postgres -D "$dir" -R -X stream -c fast
+  echo "port = $(node_port "$i")" >>"$dir/postgresql.conf"
+  start_node "$i"
+  wait_for "$i" "SELECT status = 'streaming' FROM pg_stat_wal_receiver" 30 || fail "clone $i does not stream"
+}
+# offer_clone PORT PRIMARY_PORT: autoscale.add_standby_clone() on the coordinator; it must stream.
+offer_clone() {
+  assert_true "$(q 0 "SELECT (autoscale.add_standby_clone('127.0.0.1', $1, '127.0.0.1', $2) ->> 'streaming')::bool")" \
+    "clone $1 of $2 offered"
+}

@@ -27,16 +27,6 @@ q 0 "CREATE TABLE kv_kind (k int PRIMARY KEY, name text);
      INSERT INTO kv_kind VALUES (1, 'one'), (2, 'two')" >/dev/null
 script=$(kv_rw_script 100000)
 
-# make_clone I FROM: node I becomes a streaming replica of node FROM (pg_basebackup -R), started.
-make_clone() {
-  local i=$1 from=$2 dir
-  dir=$(node_dir "$i")
-  rm -rf "$dir"
-  as_pg "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$(node_port "$from")" -U postgres -D "$dir" -R -X stream -c fast
-  echo "port = $(node_port "$i")" >>"$dir/postgresql.conf"
-  start_node "$i"
-  wait_for "$i" "SELECT status = 'streaming' FROM pg_stat_wal_receiver" 30 || fail "clone $i does not stream"
-}
 make_clone 4 1; make_clone 5 1; make_clone 6 2
 c1=$(node_port 4); c2=$(node_port 5); c3=$(node_port 6)
 echo "clones: $c1 and $c2 of worker $w1, $c3 of worker $w2"
@@ -53,11 +43,6 @@ assert_contains "$(sql_error 0 "SELECT autoscale.add_standby_clone('127.0.0.1', 
   "streams from 127.0.0.1:$w1, not from 127.0.0.1:$w2" "the error says where the node streams from"
 assert_sqlstate 55000 0 "SELECT autoscale.add_standby_clone('127.0.0.1', $standby, '127.0.0.1', $w1)"
 
-# offer_clone PORT PRIMARY_PORT
-offer_clone() {
-  assert_true "$(q 0 "SELECT (autoscale.add_standby_clone('127.0.0.1', $1, '127.0.0.1', $2) ->> 'streaming')::bool")" \
-    "clone $1 of $2 offered"
-}
 offer_clone "$c1" "$w1"
 assert_sqlstate 42710 0 "SELECT autoscale.add_standby_clone('127.0.0.1', $c1, '127.0.0.1', $w1)"
 assert_eq "$(q 0 "SELECT autoscale.add_standby_node('127.0.0.1', $standby) ->> 'state'")" available "ordinary standby offered"

@@ -13,7 +13,7 @@ use pgrx::prelude::*;
 use autoscale_core::policy;
 
 use crate::infra::errors::{AutoscaleError, Result};
-use crate::infra::{citus, clock, settings, subxact};
+use crate::infra::{activity, citus, clock, settings, subxact};
 use crate::services::{dead, decide, provision};
 use crate::store::operations::{self as store, running};
 use crate::store::{events, pool, provision as outbox, samples};
@@ -646,10 +646,14 @@ pub fn step(op: &Operation) -> Result<Stepped> {
         citus::set_connection_timeout(settings::node_timeout().as_millis() as u64)?;
     }
     let mut timeout = settings::step_timeout().as_millis().min(i32::MAX as u128) as i32;
+    let mut doing = format!("{} {}: step {}", op.kind.as_str(), op.id, op.step.as_str());
     if let Action::PromoteClone { .. } = action {
         // the promotion waits up to clone_catchup_timeout for the clone, then splits
         timeout = timeout.max((settings::clone_catchup_timeout() + 60).saturating_mul(1000));
+        doing.push_str(" (citus_promote_clone_and_rebalance)");
     }
+    // pg_stat_activity shows the worker's step while it runs (a long promotion, a slow node)
+    activity::report(&doing);
     let outcome = subxact::with_statement_timeout(timeout, || perform(op, &action));
     let t = machine::advance(op, outcome, clock::now()?, &limits());
     let op = persist(t, |op| {

@@ -14,7 +14,8 @@
 # Per size: one cluster (coordinator, 2 workers, 1 standby), SIZE GB in a distributed table of 16
 # shards; logical serial, then a scale-in back (not timed), logical parallel, scale-in, then split.
 # SIZES (GB, default "0.5 1 2 4") for a quicker run: SIZES="0.5 1". Needs Citus 13.2 installed; runs
-# on loopback ports BASE_PORT.. (default 9900) and stops everything at the end.
+# on loopback ports BASE_PORT.. (default 9900), stops everything at the end and removes the data
+# (KEEP_DATA=1 keeps it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . pg_test/lib.sh
@@ -26,7 +27,8 @@ CLIENTS=${CLIENTS:-4}
 RATE=${RATE:-200}
 PARALLEL_EXECUTORS=${PARALLEL_EXECUTORS:-4}
 citus_installed || { citus_missing_line; exit 0; }
-trap 'pgbench_loop_stop bench 2>/dev/null; stop_all' EXIT
+# the data is removed at the end (several GB per size) unless KEEP_DATA=1
+trap 'pgbench_loop_stop bench 2>/dev/null; stop_all; [ "${KEEP_DATA:-0}" = 1 ] || rm -rf "$CLUSTER_DIR"' EXIT
 
 ROW_BYTES=1000   # payload per row; the table's size on disk is about rows * (ROW_BYTES + 40)
 
@@ -84,11 +86,7 @@ for SIZE in $SIZES; do
 
   # the warm clone: made and offered before the decision
   clone=4
-  rm -rf "$(node_dir $clone)"
-  as_pg "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$(node_port 1)" -U postgres -D "$(node_dir $clone)" -R -X stream -c fast
-  echo "port = $(node_port $clone)" >>"$(node_dir $clone)/postgresql.conf"
-  start_node $clone
-  wait_for $clone "SELECT status = 'streaming' FROM pg_stat_wal_receiver" 60
+  make_clone $clone 1
   q 0 "SELECT autoscale.add_standby_clone('127.0.0.1', $(node_port $clone), '127.0.0.1', $(node_port 1))" >/dev/null
   set_gucs 0 autoscale.split_out on
   q 0 "SELECT autoscale.sample()" >/dev/null

@@ -72,6 +72,9 @@ wait_for 0 "SELECT EXISTS (SELECT 1 FROM autoscale.operations WHERE kind = 'spli
 t_decided=$(date +%s.%N)
 assert_eq "$(q 0 "SELECT requested_by || ' ' || nodeport FROM autoscale.operations WHERE kind = 'split_out'")" "policy $c1" \
   "the policy started a split_out of clone $c1"
+# under pgbench the shard groups' load is measured: the choice of the clone goes by it
+assert_contains "$(q 0 "SELECT message FROM autoscale.events WHERE kind = 'scale_out_path' ORDER BY id DESC LIMIT 1")" \
+  "op/s" "the path's reason gives the primary's measured shard load"
 wait_for 0 "SELECT status <> 'running' FROM autoscale.operations WHERE kind = 'split_out'" 90 || { dump_state 0; false; } ||
   fail "split_out did not finish within 90 s"
 t_done=$(date +%s.%N)

@@ -517,8 +517,9 @@ pub fn drop_clone(op_id: i64, clone: &NodeAddr, timeout_ms: u64) -> Result<()> {
 }
 
 /// Which path the next scale-out of `nodes` workers takes (split from a ready warm clone, or the
-/// ordinary logical one), and why. The busiest worker is the one with the highest CPU busy % at
-/// its latest sample.
+/// ordinary logical one), and why. The busiest worker is the one with the highest measured shard
+/// load (the sum of its shard groups' load in `autoscale.shard_group_load`), else the highest CPU
+/// busy % at its latest sample.
 pub fn scale_out_path(nodes: u32) -> Result<autoscale_core::clones::ScaleOutPath> {
     use autoscale_core::clones::{self, Readiness, ScaleOutPath};
     if citus::role() != citus::Role::Coordinator {
@@ -533,7 +534,10 @@ pub fn scale_out_path(nodes: u32) -> Result<autoscale_core::clones::ScaleOutPath
         });
     }
     let workers = citus::active_workers()?;
-    let load = samples::latest_cpu()?;
+    let loads = clones::WorkerLoads {
+        shard_load: crate::store::load::node_shard_load()?,
+        cpu: samples::latest_cpu()?,
+    };
     let readiness = Readiness {
         max_lag_bytes: settings::clone_max_lag_bytes(),
         max_check_age: (settings::sample_interval().as_secs_f64() * 3.0).max(30.0),
@@ -542,7 +546,7 @@ pub fn scale_out_path(nodes: u32) -> Result<autoscale_core::clones::ScaleOutPath
         &clones,
         &readiness,
         &workers,
-        &|n| load.get(n).copied(),
+        &loads,
         nodes,
         settings::split_out(),
     ))

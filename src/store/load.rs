@@ -409,6 +409,27 @@ pub fn latest_ratio() -> SpiResult<Option<f64>> {
     )
 }
 
+/// Each node's shard load now: the sum of the smoothed load (operations/s) of the shard groups it
+/// holds, over the groups with a measured load (which worker's warm clone a scale-out splits).
+pub fn node_shard_load() -> SpiResult<HashMap<NodeAddr, f64>> {
+    Spi::connect(|c| {
+        let mut out = HashMap::new();
+        for r in c.select(
+            "SELECT nodename, nodeport, sum(load_per_sec)::float8 FROM autoscale.shard_group_load
+              WHERE load_per_sec IS NOT NULL GROUP BY nodename, nodeport",
+            None,
+            &[],
+        )? {
+            if let (Some(h), Some(p), Some(v)) =
+                (r.get::<String>(1)?, r.get::<i32>(2)?, r.get::<f64>(3)?)
+            {
+                out.insert(NodeAddr::new(h, p), v);
+            }
+        }
+        Ok(out)
+    })
+}
+
 /// Each data node's share of the measured load at sample `sample_id`: (host:port, share 0..1).
 pub fn node_load_shares(sample_id: i64) -> SpiResult<Vec<(String, Option<f64>)>> {
     Spi::connect(|c| {

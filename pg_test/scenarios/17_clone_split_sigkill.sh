@@ -127,6 +127,9 @@ held_at promote_clone
 assert_true "$(q 0 "SELECT nodeisclone AND NOT isactive FROM pg_dist_node WHERE nodeport = $c2")" "Citus still has $c2 as an inactive clone"
 assert_eq "$(clone_sql "$c2" "SELECT pg_is_in_recovery()")" f "and it is out of recovery: diverged from worker $w1"
 assert_eq "$(row_counts 0)" "$rows_before" "row counts unchanged after the crash"
+assert_eq "$(q 0 "SELECT count(*) FROM pg_dist_cleanup")" 0 "nothing scheduled for cleanup"
+assert_true "$(q 0 "SELECT count(*) = 0 FROM pg_dist_placement pl JOIN pg_dist_node n USING (groupid) WHERE n.nodeport = $c2")" \
+  "no placement on the diverged clone"
 set_gucs 0 autoscale.test_hold_at_steps ""
 wait_for 0 "SELECT status <> 'running' FROM autoscale.operations WHERE id = $op" 120 || { dump_state 0; false; } || fail "fallback did not finish"
 q 0 "SELECT at::time, kind, message FROM autoscale.events WHERE (detail ->> 'operation_id')::int = $op ORDER BY id"

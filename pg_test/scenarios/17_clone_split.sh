@@ -14,17 +14,9 @@
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 scenario "warm clones: scale out by snapshot split, SIGKILL at each step, fallback"
-make_cluster 2 1
-require_failpoints
-if [ "$(q 0 "SELECT count(*) FROM pg_proc WHERE proname = 'citus_promote_clone_and_rebalance'")" != 1 ]; then
-  echo "this Citus has no citus_promote_clone_and_rebalance (Citus 13.2+): scenario skipped"; exit 0
-fi
+clone_cluster 100000
 w1=$(node_port 1); w2=$(node_port 2); standby=$(node_port 3)
 
-make_kv 8 100000
-q 0 "CREATE TABLE kv_kind (k int PRIMARY KEY, name text);
-     SELECT create_reference_table('kv_kind');
-     INSERT INTO kv_kind VALUES (1, 'one'), (2, 'two')" >/dev/null
 script=$(kv_rw_script 100000)
 
 make_clone 4 1; make_clone 5 1; make_clone 6 2
@@ -154,12 +146,7 @@ q 0 "SELECT autoscale.sample()" >/dev/null
 assert_true "$(q 0 "SELECT clone_lag_bytes > 0 FROM autoscale.standby_nodes WHERE nodeport = $c3")" \
   "clone $c3 lags ($(q 0 "SELECT clone_lag_bytes FROM autoscale.standby_nodes WHERE nodeport = $c3") bytes)"
 op=$(q 0 "SELECT autoscale.scale_out(reason => 'catch-up test') ->> 'id'")
-wait_for 0 "SELECT status <> 'running' FROM autoscale.operations WHERE id = $op" 90 || { dump_state 0; false; } || fail "fallback scale-out did not finish"
-q 0 "SELECT at::time, kind, message FROM autoscale.events WHERE (detail ->> 'operation_id')::int = $op ORDER BY id"
-assert_eq "$(q 0 "SELECT kind || ' ' || status FROM autoscale.operations WHERE id = $op")" "split_out succeeded" "the split_out succeeded by its fallback"
-assert_contains "$(q 0 "SELECT string_agg(message, ' | ') FROM autoscale.events WHERE kind = 'split_fallback' AND (detail ->> 'operation_id')::int = $op")" \
-  "failed to catch up" "the split_fallback event says the clone did not catch up"
-assert_contains "$(q 0 "SELECT op ->> 'fallback' FROM autoscale.operations WHERE id = $op")" "catch up" "the operation records why"
+split_fell_back "$op" "failed to catch up"
 assert_true "$(q 0 "SELECT isactive FROM pg_dist_node WHERE nodeport = $standby")" "the ordinary standby $standby joined instead"
 assert_true "$(q 0 "SELECT count(*) > 0 FROM citus_shards WHERE nodeport = $standby AND table_name = 'kv'::regclass")" "and got kv shards by rebalance"
 assert_eq "$(q 0 "SELECT count(*) FROM pg_dist_node WHERE nodeport = $c3")" 0 "the clone is no longer registered in Citus"

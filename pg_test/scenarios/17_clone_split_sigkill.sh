@@ -15,16 +15,8 @@
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 scenario "warm clones: SIGKILL inside citus_promote_clone_and_rebalance, before and after pg_promote"
-make_cluster 2 1
-require_failpoints
-if [ "$(q 0 "SELECT count(*) FROM pg_proc WHERE proname = 'citus_promote_clone_and_rebalance'")" != 1 ]; then
-  echo "this Citus has no citus_promote_clone_and_rebalance (Citus 13.2+): scenario skipped"; exit 0
-fi
+clone_cluster 20000
 w1=$(node_port 1); w2=$(node_port 2); standby=$(node_port 3)
-make_kv 8 20000
-q 0 "CREATE TABLE kv_kind (k int PRIMARY KEY, name text);
-     SELECT create_reference_table('kv_kind');
-     INSERT INTO kv_kind VALUES (1, 'one'), (2, 'two')" >/dev/null
 make_clone 4 1; make_clone 5 1
 c1=$(node_port 4); c2=$(node_port 5)
 echo "clones: $c1 and $c2 of worker $w1"
@@ -131,12 +123,7 @@ assert_eq "$(q 0 "SELECT count(*) FROM pg_dist_cleanup")" 0 "nothing scheduled f
 assert_true "$(q 0 "SELECT count(*) = 0 FROM pg_dist_placement pl JOIN pg_dist_node n USING (groupid) WHERE n.nodeport = $c2")" \
   "no placement on the diverged clone"
 set_gucs 0 autoscale.test_hold_at_steps ""
-wait_for 0 "SELECT status <> 'running' FROM autoscale.operations WHERE id = $op" 120 || { dump_state 0; false; } || fail "fallback did not finish"
-q 0 "SELECT at::time, kind, message FROM autoscale.events WHERE (detail ->> 'operation_id')::int = $op ORDER BY id"
-assert_eq "$(q 0 "SELECT kind || ' ' || status FROM autoscale.operations WHERE id = $op")" "split_out succeeded" "the split_out succeeded by its fallback"
-assert_contains "$(q 0 "SELECT string_agg(message, ' | ') FROM autoscale.events WHERE kind = 'split_fallback' AND (detail ->> 'operation_id')::int = $op")" \
-  "was promoted by a split that did not commit" "the split_fallback event says the clone diverged"
-assert_contains "$(q 0 "SELECT op ->> 'fallback' FROM autoscale.operations WHERE id = $op")" "did not commit" "the operation records why"
+split_fell_back "$op" "was promoted by a split that did not commit"
 assert_eq "$(q 0 "SELECT state FROM autoscale.standby_nodes WHERE nodeport = $c2")" failed "the diverged clone is failed in the pool"
 assert_eq "$(q 0 "SELECT count(*) FROM pg_dist_node WHERE nodeport = $c2")" 0 "and no longer registered in Citus"
 assert_contains "$(q 0 "SELECT message FROM autoscale.events WHERE kind = 'standby_failed' ORDER BY id DESC LIMIT 1")" \

@@ -1,6 +1,6 @@
 //! Infrastructure, the lowest layer: settings, errors, the Citus boundary, subtransactions,
-//! privileges, the clock and what the worker reports in pg_stat_activity. It imports nothing
-//! from the layers above.
+//! privileges, the clock, the SPI row loops (spi) and what the worker reports in
+//! pg_stat_activity (activity). It imports nothing from the layers above.
 
 pub mod activity;
 pub mod citus;
@@ -8,4 +8,5 @@ pub mod clock;
 pub mod errors;
 pub mod privilege;
 pub mod settings;
+pub mod spi;
 pub mod subxact;

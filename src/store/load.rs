@@ -17,7 +17,7 @@ use pgrx::spi::SpiResult;
 use pgrx::JsonB;
 use serde::Serialize;
 
-use crate::infra::{citus, settings, subxact};
+use crate::infra::{citus, settings, spi, subxact};
 
 /// One row of autoscale.shard_group_load (field names are the column names).
 #[derive(Debug, Serialize)]
@@ -412,22 +412,16 @@ pub fn latest_ratio() -> SpiResult<Option<f64>> {
 /// Each node's shard load now: the sum of the smoothed load (operations/s) of the shard groups it
 /// holds, over the groups with a measured load (which worker's warm clone a scale-out splits).
 pub fn node_shard_load() -> SpiResult<HashMap<NodeAddr, f64>> {
-    Spi::connect(|c| {
-        let mut out = HashMap::new();
-        for r in c.select(
-            "SELECT nodename, nodeport, sum(load_per_sec)::float8 FROM autoscale.shard_group_load
-              WHERE load_per_sec IS NOT NULL GROUP BY nodename, nodeport",
-            None,
-            &[],
-        )? {
-            if let (Some(h), Some(p), Some(v)) =
-                (r.get::<String>(1)?, r.get::<i32>(2)?, r.get::<f64>(3)?)
-            {
-                out.insert(NodeAddr::new(h, p), v);
-            }
-        }
-        Ok(out)
-    })
+    let rows = spi::select_rows(
+        "SELECT nodename, nodeport, sum(load_per_sec)::float8 FROM autoscale.shard_group_load
+          WHERE load_per_sec IS NOT NULL GROUP BY nodename, nodeport",
+        &[],
+        |r| Ok((spi::node_at(r, 1)?, r.get::<f64>(3)?)),
+    )?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(n, v)| v.map(|v| (n, v)))
+        .collect())
 }
 
 /// Each data node's share of the measured load at sample `sample_id`: (host:port, share 0..1).

@@ -155,21 +155,21 @@ COMMENT ON VIEW autoscale.status IS
   'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, the '
   'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such), '
   'load_skew: the load-skew trigger''s latest assessment, the warm clones of the pool (primary, streaming, replay '
-  'lag, last check), the path the next scale-out takes (split from a ready clone, or logical) and why, and the dead '
-  'workers (autoscale.dead_nodes: replaceable, or holding sole copies and waiting for the operator).';
+  'lag, last check), the path a scale-out of one node takes (split from a ready clone, or logical) and why '
+  '(explain() gives it for each policy''s decision), and the dead workers (autoscale.dead_nodes: replaceable, or holding sole copies and waiting for the operator).';
 
 COMMENT ON FUNCTION autoscale.add_standby_clone(text, integer, text, integer) IS
   'Offers a warm clone to the standby pool: host:port is a streaming replica (for example made with pg_basebackup -R) '
   'of the active worker primary_host:primary_port. Checked now and at each sample: in recovery, its WAL receiver '
   'streams from that primary, the primary has an asynchronous streaming WAL sender for it (pg_stat_replication); the '
   'replay lag is recorded. A scale-out of one node prefers a ready clone (streaming, lag within '
-  'autoscale.clone_max_lag) of the busiest worker: citus_add_clone_node, get_snapshot_based_node_split_plan, '
+  'autoscale.clone_max_lag) of the busiest worker (by measured shard load, else CPU): citus_add_clone_node, get_snapshot_based_node_split_plan, '
   'citus_promote_clone_and_rebalance (autoscale.rebalance_strategy, autoscale.clone_catchup_timeout), and falls back '
   'to the ordinary scale-out when the clone cannot be used. Refused when the node is in the cluster or in the pool '
   '(other than returned or failed), or does not stream from that primary.';
 COMMENT ON FUNCTION autoscale.scale_out_path(integer) IS
   'The path the next scale-out of nodes workers takes and why: ''split: ...'' (a ready warm clone of the busiest '
-  'worker, Citus 13.2 snapshot split) or ''logical: ...'' (an empty node and a logical rebalance) with the reason no '
+  'worker by measured shard load, else by CPU; Citus 13.2 snapshot split) or ''logical: ...'' (an empty node and a logical rebalance) with the reason no '
   'clone is used (none in the pool, lagging, not streaming, autoscale.split_out off, more than one node wanted).';
 COMMENT ON FUNCTION autoscale.scale_out(text, integer, text, integer) IS
   'Adds workers now: the given host and port; else, for one node, a ready warm clone of the busiest worker by '

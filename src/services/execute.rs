@@ -13,7 +13,7 @@ use pgrx::prelude::*;
 use autoscale_core::policy;
 
 use crate::infra::errors::{AutoscaleError, Result};
-use crate::infra::{citus, clock, settings, subxact};
+use crate::infra::{activity, citus, clock, settings, subxact};
 use crate::services::{dead, decide, provision};
 use crate::store::operations::{self as store, running};
 use crate::store::{events, pool, provision as outbox, samples};
@@ -517,8 +517,9 @@ pub fn drop_clone(op_id: i64, clone: &NodeAddr, timeout_ms: u64) -> Result<()> {
 }
 
 /// Which path the next scale-out of `nodes` workers takes (split from a ready warm clone, or the
-/// ordinary logical one), and why. The busiest worker is the one with the highest CPU busy % at
-/// its latest sample.
+/// ordinary logical one), and why. The busiest worker is the one with the highest measured shard
+/// load (the sum of its shard groups' load in `autoscale.shard_group_load`), else the highest CPU
+/// busy % at its latest sample.
 pub fn scale_out_path(nodes: u32) -> Result<autoscale_core::clones::ScaleOutPath> {
     use autoscale_core::clones::{self, Readiness, ScaleOutPath};
     if citus::role() != citus::Role::Coordinator {
@@ -533,7 +534,10 @@ pub fn scale_out_path(nodes: u32) -> Result<autoscale_core::clones::ScaleOutPath
         });
     }
     let workers = citus::active_workers()?;
-    let load = samples::latest_cpu()?;
+    let loads = clones::WorkerLoads {
+        shard_load: crate::store::load::node_shard_load()?,
+        cpu: samples::latest_cpu()?,
+    };
     let readiness = Readiness {
         max_lag_bytes: settings::clone_max_lag_bytes(),
         max_check_age: (settings::sample_interval().as_secs_f64() * 3.0).max(30.0),
@@ -542,7 +546,7 @@ pub fn scale_out_path(nodes: u32) -> Result<autoscale_core::clones::ScaleOutPath
         &clones,
         &readiness,
         &workers,
-        &|n| load.get(n).copied(),
+        &loads,
         nodes,
         settings::split_out(),
     ))
@@ -648,10 +652,14 @@ pub fn step(op: &Operation) -> Result<Stepped> {
         citus::bound_connections(settings::node_timeout().as_millis() as u64)?;
     }
     let mut timeout = settings::step_timeout().as_millis().min(i32::MAX as u128) as i32;
+    let mut doing = format!("{} {}: step {}", op.kind.as_str(), op.id, op.step.as_str());
     if let Action::PromoteClone { .. } = action {
         // the promotion waits up to clone_catchup_timeout for the clone, then splits
         timeout = timeout.max((settings::clone_catchup_timeout() + 60).saturating_mul(1000));
+        doing.push_str(" (citus_promote_clone_and_rebalance)");
     }
+    // pg_stat_activity shows the worker's step while it runs (a long promotion, a slow node)
+    activity::report(&doing);
     let outcome = subxact::with_statement_timeout(timeout, || perform(op, &action));
     let t = machine::advance(op, outcome, clock::now()?, &limits());
     let op = persist(t, |op| {

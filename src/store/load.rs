@@ -17,7 +17,7 @@ use pgrx::spi::SpiResult;
 use pgrx::JsonB;
 use serde::Serialize;
 
-use crate::infra::{citus, settings, subxact};
+use crate::infra::{citus, settings, spi, subxact};
 
 /// One row of autoscale.shard_group_load (field names are the column names).
 #[derive(Debug, Serialize)]
@@ -407,6 +407,21 @@ pub fn latest_ratio() -> SpiResult<Option<f64>> {
         "SELECT max(shard_load) / NULLIF(avg(shard_load), 0) FROM autoscale.node_samples
           WHERE sample_id = (SELECT max(sample_id) FROM autoscale.worker_count) AND data_node",
     )
+}
+
+/// Each node's shard load now: the sum of the smoothed load (operations/s) of the shard groups it
+/// holds, over the groups with a measured load (which worker's warm clone a scale-out splits).
+pub fn node_shard_load() -> SpiResult<HashMap<NodeAddr, f64>> {
+    let rows = spi::select_rows(
+        "SELECT nodename, nodeport, sum(load_per_sec)::float8 FROM autoscale.shard_group_load
+          WHERE load_per_sec IS NOT NULL GROUP BY nodename, nodeport",
+        &[],
+        |r| Ok((spi::node_at(r, 1)?, r.get::<f64>(3)?)),
+    )?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(n, v)| v.map(|v| (n, v)))
+        .collect())
 }
 
 /// Each data node's share of the measured load at sample `sample_id`: (host:port, share 0..1).

@@ -31,8 +31,8 @@
 //! not) at lower targets, and a burst-blind oracle that knows the future demand without its
 //! bursts and runs, per 3-minute block, the fewest workers that keep the burst-free peak at or
 //! below 80% / headroom, for growing headroom until it meets the trace's goal (diurnal 10
-//! minutes above 80%, ramp 5). No scaler that cannot see a burst's onset does better than it at
-//! the same headroom: burst onsets are memoryless (a fixed chance per sample, whatever came before).
+//! minutes above 80%, ramp 5). It knows more than any forecaster can: everything but the bursts'
+//! onsets, which are memoryless (a fixed chance per sample, whatever came before).
 //!
 //! Run: `bench/policy_replay.sh` (or `cargo run --release -q -p autoscale_core --example replay`).
 //! Exits non-zero when a check fails.

@@ -279,6 +279,13 @@ mod tests {
             Spi::run("SELECT pg_sleep(0.1)").unwrap();
         }
         let s = one::<JsonB>("SELECT autoscale.node_stats()").0;
+        // and a sample records it, in the same round trip as the other metrics
+        let sampled = one::<JsonB>("SELECT autoscale.sample()").0;
+        let recorded = Spi::get_one_with_args::<i64>(
+            "SELECT replication_lag FROM autoscale.node_samples WHERE sample_id = $1 AND reachable",
+            &[sampled["sample_id"].as_i64().unwrap_or(0).into()],
+        )
+        .unwrap();
         let _ = child.kill();
         let _ = child.wait();
         let log = std::fs::read_to_string(dir.with_extension("log")).unwrap_or_default();
@@ -287,6 +294,10 @@ mod tests {
         assert!(streaming, "pg_receivewal never streamed: {log}");
         let lag = s["replication_lag_bytes"].as_i64();
         assert!(lag.is_some_and(|l| l >= 0), "{s}");
+        assert!(
+            recorded.is_some_and(|l| l >= 0),
+            "node_samples.replication_lag of the sample: {recorded:?} ({sampled})"
+        );
     }
 
     // ---------------------------------------------------------------- rollups

@@ -9,8 +9,9 @@
 # scenario measures the real load of a pgbench run first, then writes the 35 minutes before it into
 # the history as a ramp would have recorded them: the workers' tps rising linearly from a tenth of
 # the measured level to it (2.6% of it a minute), with a small deterministic wobble. The threshold
-# is 1.25 x the measured level, so the forecast crosses it about 10 minutes ahead (0.25 / 0.0257),
-# inside autoscale.forecast_lead_time = 15 min, while the measured load is 20% below it. pgbench
+# is 1.4 x the measured level, so the forecast crosses it about 16 minutes ahead (0.4 / 0.0257),
+# inside autoscale.forecast_lead_time = 20 min, while the measured load is 30% below it (a margin for
+# a shared machine, where pgbench catches up in bursts after a stall). pgbench
 # keeps ramping at the same rate meanwhile. The same policy without predictive holds.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
@@ -19,7 +20,7 @@ make_cluster 2 1
 standby=$(node_port 3)
 make_kv 8 100000
 script=$(kv_rw_script 100000)
-set_gucs 0 autoscale.mode act autoscale.sample_interval 5s autoscale.forecast_lead_time 15min
+set_gucs 0 autoscale.mode act autoscale.sample_interval 5s autoscale.forecast_lead_time 20min
 assert_eq "$(q 0 "SELECT autoscale.add_standby_node('127.0.0.1', $standby) ->> 'state'")" available "standby offered to the pool"
 
 # the load: 30 s segments from 200 transactions/s, each 2.6% of 200 a minute higher (1.3% per segment)
@@ -45,7 +46,7 @@ measured="FROM autoscale.worker_count w JOIN autoscale.node_samples s USING (sam
 wait_for 0 "SELECT count(DISTINCT w.sample_id) >= 6 $measured" 90 || fail "no 6 samples under load within 90 s"
 level=$(q 0 "SELECT round(avg(s.tps)::numeric, 1) $measured")
 first=$(q 0 "SELECT min(w.sample_id) $measured")
-threshold=$(q 0 "SELECT ceil(1.25 * $level)")
+threshold=$(q 0 "SELECT ceil(1.4 * $level)")
 echo "measured: the workers' tps ${level}/s on average (pgbench at 200/s); threshold ${threshold}/s"
 assert_true "$(q 0 "SELECT $level > 20")" "pgbench loads the workers"
 
@@ -83,17 +84,17 @@ assert_eq "$(q 0 "SELECT requested_by FROM autoscale.operations WHERE kind = 'sc
 reason=$(q 0 "SELECT reason FROM autoscale.operations WHERE kind = 'scale_out'")
 echo "reason: $reason"
 assert_contains "$reason" "forecast to cross $threshold in" "the operation's reason is the forecast"
-assert_contains "$reason" "a scale-out takes 15m here (autoscale.forecast_lead_time)" "and the lead time"
+assert_contains "$reason" "a scale-out takes 20m here (autoscale.forecast_lead_time)" "and the lead time"
 assert_contains "$reason" "scale out 2 -> 3 ahead of it" "and what it does about it"
 
 # the decision event: when, what the policy read then, and the crossing it forecast
 decision="FROM autoscale.events WHERE kind = 'decision' AND message LIKE 'scale out from 2 to 3 workers:%' ORDER BY id LIMIT 1"
 message=$(q 0 "SELECT message $decision")
 assert_contains "$message" "forecast to cross $threshold in" "the decision event says the forecast crosses the threshold"
-assert_contains "$message" "a scale-out takes 15m here (autoscale.forecast_lead_time)" "and how long a scale-out takes here"
+assert_contains "$message" "a scale-out takes 20m here (autoscale.forecast_lead_time)" "and how long a scale-out takes here"
 minutes=$(sed -n "s/.*forecast to cross $threshold in \([0-9]*\)m.*/\1/p" <<<"$message" | head -1)
-echo "the forecast crosses $threshold in ${minutes}m (the seeded ramp: about 10m)"
-assert_true "$(q 0 "SELECT ${minutes:-0} BETWEEN 6 AND 14")" "the crossing is where the ramp puts it (${minutes}m)"
+echo "the forecast crosses $threshold in ${minutes}m (the seeded ramp: about 16m)"
+assert_true "$(q 0 "SELECT ${minutes:-0} BETWEEN 12 AND 19")" "the crossing is where the ramp puts it (${minutes}m)"
 current=$(q 0 "SELECT round((detail -> 'policies' -> 0 ->> 'current')::numeric, 1) $decision")
 decided=$(q 0 "SELECT at $decision")
 latest=$(q 0 "SELECT round(avg(s.tps)::numeric, 1) FROM autoscale.node_samples s

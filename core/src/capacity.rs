@@ -259,6 +259,16 @@ mod tests {
         }
     }
 
+    /// `at` is `days` after NOW, within an hour.
+    fn within_an_hour(at: Option<f64>, days: f64) {
+        let at = at.expect("a date");
+        assert!(
+            (at - (NOW + days * DAY)).abs() < 3600.0,
+            "{} days, expected {days}",
+            (at - NOW) / DAY
+        );
+    }
+
     fn workers(workers: u32, max_workers: u32) -> Fleet {
         Fleet {
             workers,
@@ -289,21 +299,11 @@ mod tests {
         };
         let r = plan(&cpu_on(90.0, 60.0, 2.0), NOW, &fleet);
         assert!((r.current.unwrap() - 60.0).abs() < 1e-6);
-        let c = r.crosses_at.unwrap();
-        assert!(
-            (c - (NOW + 40.0 * DAY)).abs() < 3600.0,
-            "{}",
-            (c - NOW) / DAY
-        );
+        within_an_hour(r.crosses_at, 40.0);
         assert!((r.in_3_months.unwrap() - 105.0).abs() < 1e-6);
         assert!((r.per_month.unwrap() - 15.0).abs() < 1e-6);
         // full: 3 workers and the coordinator: 2 x (60 + 0.5 d) = 4 x 80 -> d = 200
-        let f = r.max_workers_full_at.unwrap();
-        assert!(
-            (f - (NOW + 200.0 * DAY)).abs() < 3600.0,
-            "{}",
-            (f - NOW) / DAY
-        );
+        within_an_hour(r.max_workers_full_at, 200.0);
         assert!(r
             .action
             .starts_with("raise max_workers (3) or use bigger nodes before 2025-07-20: even 3 workers and the coordinator pass"));
@@ -323,47 +323,32 @@ mod tests {
             max_workers: 1,
         };
         let r = plan(&cpu_on(90.0, 60.0, 1.0), NOW, &single);
-        let c = r.crosses_at.unwrap();
-        assert!(
-            (c - (NOW + 40.0 * DAY)).abs() < 3600.0,
-            "{}",
-            (c - NOW) / DAY
-        );
+        within_an_hour(r.crosses_at, 40.0);
         // (60 + 0.5 d) = 2 x 80 -> d = 200
-        let f = r.max_workers_full_at.unwrap();
+        within_an_hour(r.max_workers_full_at, 200.0);
+        let action = |max_workers: u32| {
+            plan(
+                &cpu_on(90.0, 60.0, 1.0),
+                NOW,
+                &Fleet {
+                    max_workers,
+                    ..single
+                },
+            )
+            .action
+        };
         assert!(
-            (f - (NOW + 200.0 * DAY)).abs() < 3600.0,
-            "{}",
-            (f - NOW) / DAY
-        );
-        let r = plan(
-            &cpu_on(90.0, 60.0, 1.0),
-            NOW,
-            &Fleet {
-                max_workers: 100,
-                ..single
-            },
-        );
-        assert!(
-            r.action.starts_with(
+            action(100).starts_with(
                 "expect scale-outs from 2025-02-10: cpu passes 80 (policy cpu) on today's 1 data \
                  node (the coordinator alone)"
             ),
             "{}",
-            r.action
-        );
-        let r = plan(
-            &cpu_on(90.0, 60.0, 1.0),
-            NOW,
-            &Fleet {
-                max_workers: 0,
-                ..single
-            },
+            action(100)
         );
         assert!(
-            r.action.contains("even 0 workers and the coordinator pass"),
+            action(0).contains("even 0 workers and the coordinator pass"),
             "{}",
-            r.action
+            action(0)
         );
     }
 
@@ -372,19 +357,9 @@ mod tests {
         let r = plan(&cpu(90.0), NOW, &workers(4, 8));
         assert!((r.current.unwrap() - 65.0).abs() < 1e-6);
         // 65 + 0.5/day reaches 80 in 30 days
-        let c = r.crosses_at.unwrap();
-        assert!(
-            (c - (NOW + 30.0 * DAY)).abs() < 3600.0,
-            "{}",
-            (c - NOW) / DAY
-        );
+        within_an_hour(r.crosses_at, 30.0);
         // on 8 workers: 4 x (65 + 0.5 d) = 8 x 80 -> d = 190
-        let f = r.max_workers_full_at.unwrap();
-        assert!(
-            (f - (NOW + 190.0 * DAY)).abs() < 3600.0,
-            "{}",
-            (f - NOW) / DAY
-        );
+        within_an_hour(r.max_workers_full_at, 190.0);
         assert!((r.in_3_months.unwrap() - 110.0).abs() < 1e-6);
         assert!((r.in_12_months.unwrap() - 245.0).abs() < 1e-6);
         assert!((r.per_month.unwrap() - 15.0).abs() < 1e-6);

@@ -1053,3 +1053,90 @@ COMMENT ON TABLE autoscale.operations IS
   'op->dead, the replacement in node): op is the persisted state machine (step, Citus job id, node, attempts, '
   'progress); the other columns are derived from it. Advanced one step per tick, so a restart resumes where it '
   'stopped. At most one is running.';
+
+-- Hot-tenant isolation (issue 12): the isolate_tenant operation kind (in operations.op), autoscale.isolate_tenant(),
+-- control.hot_tenant and status.hot_tenant (the latest hot-tenant assessment).
+ALTER TABLE autoscale.control ADD COLUMN hot_tenant text;
+ALTER TABLE autoscale.control ADD COLUMN hot_tenant_at timestamptz;
+CREATE FUNCTION autoscale."isolate_tenant"(
+	"table_name" TEXT, /* Option < & str > */
+	"tenant_value" TEXT, /* Option < & str > */
+	"target_host" TEXT DEFAULT NULL, /* Option < & str > */
+	"target_port" INT DEFAULT NULL, /* Option < i32 > */
+	"reason" TEXT DEFAULT 'manual' /* Option < & str > */
+) RETURNS jsonb /* pgrx::datum::json::JsonB */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'isolate_tenant_wrapper';
+REVOKE ALL ON FUNCTION autoscale.isolate_tenant(text, text, text, integer, text) FROM PUBLIC;
+COMMENT ON FUNCTION autoscale.isolate_tenant(text, text, text, integer, text) IS
+  'Isolates a tenant now: tenant_value of table_name (a hash-distributed table) gets a shard of its own with '
+  'isolate_tenant_to_new_shard(table, tenant, ''CASCADE'') (its colocated tables too), which then moves to '
+  'target_host:target_port (an active worker) or, by default, to the least-loaded other worker at the latest sample, '
+  'with citus_move_shard_placement (block_writes: only the writes to that tenant wait). An isolate_tenant operation '
+  '(steps isolate, move_tenant, verify_tenant) with the guards, events and crash resume of the others; a resumed step '
+  'that finds its work done does not do it again. Refused when the tenant already has its own shard on the target. '
+  'Returns the operation. The automatic action is off by default: autoscale.isolate_hot_tenants, hot_tenant_share.';
+CREATE OR REPLACE VIEW autoscale.status AS
+SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
+       w.worker_count AS active_workers,
+       w.unreachable_workers,
+       w.sampled_at AS last_sample_at,
+       o.id AS operation_id,
+       o.kind AS operation,
+       o.step AS operation_step,
+       o.nodename || ':' || o.nodeport AS operation_node,
+       o.job_id AS operation_job_id,
+       o.reason AS operation_reason,
+       c.last_decision ->> 'direction' AS last_decision,
+       (c.last_decision ->> 'desired_workers')::int AS last_desired_workers,
+       c.last_decision -> 'reasons' AS last_decision_reasons,
+       c.decided_at,
+       CASE WHEN c.paused_until > pg_catalog.now() THEN c.paused_until END AS paused_until,
+       (SELECT count(*) FROM autoscale.standby_nodes WHERE state = 'available') AS standby_available,
+       (SELECT pg_catalog.jsonb_object_agg(state, n)
+          FROM (SELECT state, count(*) AS n FROM autoscale.standby_nodes GROUP BY state) s) AS standby_pool,
+       GREATEST(interval '0',
+                (SELECT max(finished_at) FROM autoscale.operations WHERE kind IN ('scale_out', 'split_out') AND status = 'succeeded')
+                + (SELECT max(cooldown_out) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_out_cooldown_left,
+       GREATEST(interval '0',
+                (SELECT max(finished_at) FROM autoscale.operations
+                  WHERE kind IN ('scale_out', 'split_out', 'scale_in') AND status = 'succeeded')
+                + (SELECT max(cooldown_in) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_in_cooldown_left,
+       (SELECT max(started_at) FROM autoscale.operations) AS last_operation_at,
+       ARRAY(SELECT s.nodename || ':' || s.nodeport || CASE WHEN s.is_coordinator THEN ' (coordinator)' ELSE '' END
+               FROM autoscale.node_samples s
+              WHERE s.sample_id = w.sample_id AND s.data_node
+              ORDER BY s.is_coordinator DESC, s.nodename, s.nodeport) AS data_nodes,
+       c.load_skew,
+       (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                 'node', b.nodename || ':' || b.nodeport, 'primary', b.primary_name || ':' || b.primary_port,
+                 'state', b.state, 'streaming', b.clone_streaming, 'lag_bytes', b.clone_lag_bytes,
+                 'checked_at', b.clone_checked_at, 'error', b.clone_error) ORDER BY b.nodename, b.nodeport)
+          FROM autoscale.standby_nodes b WHERE b.primary_name IS NOT NULL) AS clones,
+       autoscale.scale_out_path(1) AS scale_out_path,
+       (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                 'node', d.nodename || ':' || d.nodeport, 'unreachable_since', d.unreachable_since,
+                 'replaceable', d.replaceable, 'sole_copies', d.sole_copies, 'operation_id', d.operation_id,
+                 'message', d.message) ORDER BY d.declared_at)
+          FROM autoscale.dead_nodes d) AS dead_nodes,
+       c.hot_tenant
+  FROM autoscale.control c
+  LEFT JOIN LATERAL (SELECT * FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1) w ON true
+  LEFT JOIN autoscale.operations o ON o.status = 'running';
+COMMENT ON VIEW autoscale.status IS
+  'One row: mode, active and unreachable workers at the last sample, the running operation and its step, the last '
+  'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, the '
+  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such), '
+  'load_skew: the load-skew trigger''s latest assessment, the warm clones of the pool (primary, streaming, replay '
+  'lag, last check), the path the next scale-out takes (split from a ready clone, or logical) and why, and the dead '
+  'workers (autoscale.dead_nodes: replaceable, or holding sole copies and waiting for the operator); hot_tenant: the '
+  'latest hot-tenant assessment (the tenant worth isolating and where it would go, or why none is).';
+COMMENT ON TABLE autoscale.operations IS
+  'One row per operation (rebalance, scale_out, scale_in, split_out: a scale-out by snapshot split of a warm clone, '
+  'falling back to the scale_out steps; replace_dead: a dead worker disabled, replaced and removed, the dead node in '
+  'op->dead, the replacement in node; isolate_tenant: a hot tenant given a shard of its own and moved, the tenant '
+  'in op->tenant, the target worker in node): op is the persisted state machine (step, Citus job id, node, attempts, '
+  'progress); the other columns are derived from it. Advanced one step per tick, so a restart resumes where it '
+  'stopped. At most one is running.';

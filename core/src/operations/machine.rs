@@ -2,6 +2,7 @@
 
 use crate::duration::format_secs;
 
+use super::isolate::{self, Next, TenantRef};
 use super::{
     names, Action, JobState, Kind, Limits, NodeAddr, Note, OpError, Operation, Outcome, Status,
     Step, Transition, NOTE_CANCELLED, NOTE_FAILED, NOTE_FALLBACK, NOTE_PROGRESS, NOTE_RETRY,
@@ -29,6 +30,8 @@ pub fn new_operation(
         (Kind::ReplaceDead, None) => return Err(OpError::NodeRequired(Kind::ReplaceDead)),
         (Kind::SplitOut, Some(_)) => Step::AddClone,
         (Kind::SplitOut, None) => return Err(OpError::NodeRequired(Kind::SplitOut)),
+        (Kind::IsolateTenant, Some(_)) => Step::Isolate,
+        (Kind::IsolateTenant, None) => return Err(OpError::NodeRequired(Kind::IsolateTenant)),
     };
     let clone = if kind == Kind::SplitOut {
         node.clone()
@@ -68,7 +71,28 @@ pub fn new_operation(
         primary: None,
         fallback: None,
         split: None,
+        tenant: None,
     })
+}
+
+/// A new isolate_tenant: `tenant` (a value of `table`'s distribution column) gets a shard of its
+/// own, which then moves to `target` (the least-loaded worker, or the one named by the caller).
+pub fn new_isolate_tenant(
+    id: i64,
+    table: &str,
+    tenant: &str,
+    target: NodeAddr,
+    reason: &str,
+    now: f64,
+) -> Result<Operation, OpError> {
+    let mut op = new_operation(id, Kind::IsolateTenant, Some(target), reason, now)?;
+    op.tenant = Some(TenantRef {
+        table: table.to_string(),
+        value: tenant.to_string(),
+        shard: None,
+        from: None,
+    });
+    Ok(op)
 }
 
 /// Lets a new scale-out or scale-in set the coordinator's shouldhaveshards to `value`: a
@@ -250,6 +274,7 @@ fn plan(op: &Operation) -> Result<Action, String> {
             Action::VerifySplit { clone, primary }
         }
         Step::DropClone => Action::DropClone { clone: pair()?.0 },
+        Step::Isolate | Step::MoveTenant | Step::VerifyTenant => return isolate::plan(op),
         Step::Done => {
             return Err("inconsistent operation: at step done but still running".to_string())
         }
@@ -273,6 +298,19 @@ pub fn advance(op: &Operation, outcome: Outcome, now: f64, limits: &Limits) -> T
     }
     if let Outcome::Error(msg) = outcome {
         m.error(&msg, limits);
+        return m.into_transition();
+    }
+    if op.kind == Kind::IsolateTenant {
+        match isolate::on_outcome(&mut m.op, &outcome) {
+            Some(Next::Goto(step, detail)) => m.goto(step, detail),
+            Some(Next::Succeed(detail)) => m.succeed(detail),
+            Some(Next::Fail(msg)) => m.fail(msg),
+            None => m.fail(format!(
+                "unexpected outcome {} at step {} (a bug in the executor)",
+                outcome_text(&outcome),
+                op.step
+            )),
+        }
         return m.into_transition();
     }
     match (op.step, outcome) {
@@ -656,6 +694,9 @@ fn is_wait(step: Step) -> bool {
 /// `scale_in 127.0.0.1:9703`, or just the kind without a node. A scale-out of several nodes
 /// names every node it added and the one it is adding.
 fn header(op: &Operation) -> String {
+    if op.kind == Kind::IsolateTenant {
+        return isolate::header(op);
+    }
     if op.kind == Kind::ReplaceDead {
         let by = op
             .node

@@ -167,6 +167,42 @@ fn explain() -> TableIterator<
             dead_nodes.clone(),
         ));
     }
+    // a hot tenant worth isolating (its latest assessment, made by the tick)
+    let hot = load::last_hot_tenant()
+        .map_err(|e| AutoscaleError::Failed(e.to_string()))
+        .or_report();
+    if let Some(text) = hot.filter(|t| t.starts_with("hot tenant:")) {
+        let acts = settings::isolate_hot_tenants() && !text.contains("; not isolated");
+        rows.push((
+            "hot_tenant".to_string(),
+            "tenant_share".to_string(),
+            "max".to_string(),
+            None,
+            format!(
+                "a tenant >= {} of the busiest worker's tenant load while the load is skewed \
+                 (autoscale.hot_tenant_share, isolate_hot_tenants {})",
+                settings::hot_tenant_share(),
+                if settings::isolate_hot_tenants() {
+                    "on"
+                } else {
+                    "off"
+                }
+            ),
+            Interval::from_seconds(0.0),
+            Interval::from_seconds(0.0),
+            d.from_workers as i32,
+            d.from_workers as i32,
+            if acts { "isolate" } else { "hold" }.to_string(),
+            vec![text],
+            data_nodes.clone(),
+            path.clone(),
+            None,
+            None,
+            None,
+            None,
+            dead_nodes.clone(),
+        ));
+    }
     TableIterator::new(rows)
 }
 

@@ -1059,18 +1059,18 @@ COMMENT ON TABLE autoscale.operations IS
 ALTER TABLE autoscale.control ADD COLUMN hot_tenant text;
 ALTER TABLE autoscale.control ADD COLUMN hot_tenant_at timestamptz;
 CREATE FUNCTION autoscale."isolate_tenant"(
-	"table_name" TEXT, /* Option < & str > */
+	"table_name" regclass, /* Option < PgRelation > */
 	"tenant_value" TEXT, /* Option < & str > */
 	"target_host" TEXT DEFAULT NULL, /* Option < & str > */
 	"target_port" INT DEFAULT NULL, /* Option < i32 > */
 	"reason" TEXT DEFAULT 'manual' /* Option < & str > */
-) RETURNS jsonb /* pgrx::datum::json::JsonB */
+) RETURNS jsonb /* JsonB */
 VOLATILE SECURITY DEFINER
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'isolate_tenant_wrapper';
-REVOKE ALL ON FUNCTION autoscale.isolate_tenant(text, text, text, integer, text) FROM PUBLIC;
-COMMENT ON FUNCTION autoscale.isolate_tenant(text, text, text, integer, text) IS
+REVOKE ALL ON FUNCTION autoscale.isolate_tenant(regclass, text, text, integer, text) FROM PUBLIC;
+COMMENT ON FUNCTION autoscale.isolate_tenant(regclass, text, text, integer, text) IS
   'Isolates a tenant now: tenant_value of table_name (a hash-distributed table) gets a shard of its own with '
   'isolate_tenant_to_new_shard(table, tenant, ''CASCADE'') (its colocated tables too), which then moves to '
   'target_host:target_port (an active worker) or, by default, to the least-loaded other worker at the latest sample, '

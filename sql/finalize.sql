@@ -92,7 +92,7 @@ COMMENT ON FUNCTION autoscale.add_standby_node(text, integer) IS
   'does not answer within autoscale.node_timeout, or lacks the citus and citus_autoscale extension files.';
 COMMENT ON FUNCTION autoscale.remove_standby_node(text, integer) IS
   'Takes a node out of the standby pool; refused while it is joining, active or draining.';
-COMMENT ON FUNCTION autoscale.isolate_tenant(text, text, text, integer, text) IS
+COMMENT ON FUNCTION autoscale.isolate_tenant(regclass, text, text, integer, text) IS
   'Isolates a tenant now: tenant_value of table_name (a hash-distributed table) gets a shard of its own with '
   'isolate_tenant_to_new_shard(table, tenant, ''CASCADE'') (its colocated tables too), which then moves to '
   'target_host:target_port (an active worker) or, by default, to the least-loaded other worker at the latest sample, '

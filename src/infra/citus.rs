@@ -1011,8 +1011,8 @@ pub fn move_shard_placement(
 
 /// A hash-distributed table: its name as `regclass` prints it (qualified under the caller's
 /// search_path), its distribution column and that column's type. None for a table that is not
-/// hash-distributed (or does not exist).
-pub fn hash_distributed(table: &str) -> SpiResult<Option<(String, String, String)>> {
+/// hash-distributed.
+pub fn hash_distributed(table: pg_sys::Oid) -> SpiResult<Option<(String, String, String)>> {
     Spi::connect(|c| {
         let t = c.select(
             "SELECT p.logicalrelid::pg_catalog.regclass::text, a.attname::text,
@@ -1020,7 +1020,7 @@ pub fn hash_distributed(table: &str) -> SpiResult<Option<(String, String, String
                FROM pg_catalog.pg_dist_partition p
                JOIN pg_catalog.pg_attribute a ON a.attrelid = p.logicalrelid
                 AND a.attname = pg_catalog.column_to_column_name(p.logicalrelid, p.partkey)
-              WHERE p.logicalrelid = pg_catalog.to_regclass($1) AND p.partmethod = 'h'",
+              WHERE p.logicalrelid = $1 AND p.partmethod = 'h'",
             Some(1),
             &[table.into()],
         )?;

@@ -82,14 +82,18 @@ pub fn assess(now: f64) -> Result<Assessment> {
     }
 }
 
-/// A manual isolation's table, checked: (its name as `regclass` prints it, the tenant's shard
+/// A manual isolation's table (`shown` as the caller named it), checked: (its name as `regclass` prints it, the tenant's shard
 /// node, whether it is isolated already). Errors name the argument, its value and what is
 /// allowed.
-pub fn check(table: &str, tenant: &str) -> Result<(String, NodeAddr, bool)> {
+pub fn check(
+    table: pgrx::pg_sys::Oid,
+    shown: &str,
+    tenant: &str,
+) -> Result<(String, NodeAddr, bool)> {
     let Some((name, column, ty)) = citus::hash_distributed(table)? else {
         return Err(AutoscaleError::invalid(
             "table_name",
-            format!("'{table}'"),
+            format!("'{shown}'"),
             "a hash-distributed Citus table (create_distributed_table)",
         ));
     };

@@ -2,7 +2,7 @@
 
 use autoscale_core::operations::{self as machine, Kind, Operation};
 use pgrx::prelude::*;
-use pgrx::JsonB;
+use pgrx::{JsonB, PgRelation};
 
 use super::{named_node_arg, node_arg, outside_node_arg, reason_arg, req, require_coordinator};
 use crate::infra::citus;
@@ -132,7 +132,7 @@ fn scale_in(
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn isolate_tenant(
-    table_name: Option<&str>,
+    table_name: Option<PgRelation>,
     tenant_value: Option<&str>,
     target_host: default!(Option<&str>, "NULL"),
     target_port: default!(Option<i32>, "NULL"),
@@ -164,7 +164,7 @@ fn isolate_tenant(
         .report(),
     };
     require_coordinator("autoscale.isolate_tenant()").or_report();
-    let (table, from, isolated) = isolate::check(table, tenant).or_report();
+    let (table, from, isolated) = isolate::check(table.oid(), table.name(), tenant).or_report();
     let target = match target {
         Some(t) => {
             if !citus::active_workers().or_report().contains(&t) {

@@ -107,6 +107,12 @@ assert_eq "$(row_counts 0 | sed 's/t_log=[0-9]* //')" "$(echo "$before" | sed 's
 assert_eq "$(q 0 "SELECT count(*) FROM t_log")" "$(q 0 "SELECT sum(v) FROM t")" "every logged write kept (t_log rows = updates)"
 assert_eq "$(q 0 "SELECT count(*) FROM autoscale.events WHERE kind IN ('operation_failed', 'error')")" 0 "no failure or error events"
 
+# backtest() replays the load-skew trigger over the recorded per-node load (a policy pinned at 2 workers)
+q 0 "SELECT autoscale.set_policy('bounds', metric => 'cpu', scale_out_above => 99, scale_in_below => 1, min_workers => 2, max_workers => 2)" >/dev/null
+bt=$(q 0 "SELECT string_agg(decision || ' ' || from_workers || ': ' || array_to_string(reasons, ', '), E'\n' ORDER BY at) FROM autoscale.backtest('10 min')")
+echo "backtest: $bt"
+assert_contains "$bt" "rebalance 2: load skew: 127.0.0.1:$w1 carried" "backtest() shows where the load-skew trigger would have looked at the plan"
+
 # --- manual isolate_tenant(): bad input, privileges
 set_gucs 0 autoscale.isolate_hot_tenants off autoscale.rebalance_interval -1
 assert_sqlstate 22004 0 "SELECT autoscale.isolate_tenant(NULL, '1')"

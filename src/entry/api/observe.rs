@@ -288,12 +288,12 @@ fn backtest(
         )
         .report();
     }
-    let rows: Vec<_> = decide::backtest(since_secs, policy, op_secs)
+    let mut rows: Vec<_> = decide::backtest(since_secs, policy, op_secs)
         .or_report()
         .into_iter()
         .map(|a| {
             (
-                pgrx::datum::to_timestamp(a.at),
+                a.at,
                 a.direction.as_str().to_string(),
                 a.from_workers as i32,
                 a.to_workers as i32,
@@ -301,7 +301,24 @@ fn backtest(
             )
         })
         .collect();
-    TableIterator::new(rows)
+    // with all policies: where the load-skew trigger would have fired (decision 'rebalance')
+    if policy.is_none() {
+        for (at, nodes, why) in decide::backtest_load_skew(since_secs).or_report() {
+            rows.push((
+                at,
+                "rebalance".into(),
+                nodes as i32,
+                nodes as i32,
+                vec![why],
+            ));
+        }
+        rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    TableIterator::new(
+        rows.into_iter().map(|(at, d, from, to, reasons)| {
+            (pgrx::datum::to_timestamp(at), d, from, to, reasons)
+        }),
+    )
 }
 
 /// The autoscaler's state as Prometheus text (exposition format 0.0.4): mode, workers, each

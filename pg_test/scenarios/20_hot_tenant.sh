@@ -32,26 +32,8 @@ before=$(row_counts 0)
 shards_before=$(q 0 "SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 't'::regclass")
 
 for i in 0 1 2; do set_gucs "$i" citus.stat_tenants_track all citus.stat_tenants_period 2; done
-for h in $A $B; do
-  cat >"$CLUSTER_DIR/hot_$h.sql" <<SQL
-\set id random(1, 200)
-BEGIN;
-UPDATE t SET v = v + 1 WHERE tenant = $h AND id = :id;
-SELECT v FROM t WHERE tenant = $h AND id = :id;
-INSERT INTO t_log (tenant) VALUES ($h);
-END;
-SQL
-done
-cat >"$CLUSTER_DIR/cold.sql" <<'SQL'
-\set tn random(1, 40)
-\set id random(1, 200)
-BEGIN;
-UPDATE t SET v = v + 1 WHERE tenant = :tn AND id = :id;
-SELECT v FROM t WHERE tenant = :tn AND id = :id;
-INSERT INTO t_log (tenant) VALUES (:tn);
-END;
-SQL
-chown postgres "$CLUSTER_DIR"/*.sql
+for h in $A $B; do tenant_script "$CLUSTER_DIR/hot_$h.sql" "$h"; done
+tenant_script "$CLUSTER_DIR/cold.sql" :tn '\set tn random(1, 40)'
 
 set_gucs 0 autoscale.mode act autoscale.rebalance_interval 20s autoscale.load_window 5s \
   autoscale.load_skew_for 10s autoscale.load_skew_ratio 1.5 autoscale.max_operations_per_hour 0 \

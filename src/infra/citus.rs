@@ -743,9 +743,26 @@ pub fn copy_shard_placement(
     to: &NodeAddr,
     transfer_mode: &str,
 ) -> SpiResult<()> {
+    transfer_shard(
+        "SELECT pg_catalog.citus_copy_shard_placement($1, $2, $3, $4, $5, $6::citus.shard_transfer_mode)",
+        shardid,
+        from,
+        to,
+        transfer_mode,
+    )
+}
+
+/// Runs `sql`, a shard copy or move taking (shard, from host, from port, to host, to port, mode).
+fn transfer_shard(
+    sql: &'static str,
+    shardid: i64,
+    from: &NodeAddr,
+    to: &NodeAddr,
+    transfer_mode: &str,
+) -> SpiResult<()> {
     Spi::connect_mut(|c| {
         c.update(
-            "SELECT pg_catalog.citus_copy_shard_placement($1, $2, $3, $4, $5, $6::citus.shard_transfer_mode)",
+            sql,
             None,
             &[
                 shardid.into(),
@@ -992,21 +1009,13 @@ pub fn move_shard_placement(
     to: &NodeAddr,
     transfer_mode: &str,
 ) -> SpiResult<()> {
-    Spi::connect_mut(|c| {
-        c.update(
-            "SELECT pg_catalog.citus_move_shard_placement($1, $2, $3, $4, $5, $6::citus.shard_transfer_mode)",
-            None,
-            &[
-                shardid.into(),
-                from.host.clone().into(),
-                from.port.into(),
-                to.host.clone().into(),
-                to.port.into(),
-                transfer_mode.into(),
-            ],
-        )
-        .map(|_| ())
-    })
+    transfer_shard(
+        "SELECT pg_catalog.citus_move_shard_placement($1, $2, $3, $4, $5, $6::citus.shard_transfer_mode)",
+        shardid,
+        from,
+        to,
+        transfer_mode,
+    )
 }
 
 /// A hash-distributed table: its name as `regclass` prints it (qualified under the caller's

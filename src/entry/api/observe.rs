@@ -137,34 +137,48 @@ fn explain() -> TableIterator<
     let assessment = load::last_assessment()
         .map_err(|e| AutoscaleError::Failed(e.to_string()))
         .or_report();
+    // a row for each trigger that is not a policy, with the trigger's own rule and decision
+    let workers = d.from_workers as i32;
+    let trigger_row =
+        |name: &str, metric: &str, aggregate: &str, value, rule, decision: &str, text| {
+            (
+                name.to_string(),
+                metric.to_string(),
+                aggregate.to_string(),
+                value,
+                rule,
+                Interval::from_seconds(0.0),
+                Interval::from_seconds(0.0),
+                workers,
+                workers,
+                decision.to_string(),
+                vec![text],
+                data_nodes.clone(),
+                path.clone(),
+                None,
+                None,
+                None,
+                None,
+                dead_nodes.clone(),
+            )
+        };
     if let Some(text) = assessment.filter(|t| t.starts_with("load skew:")) {
         let fires = text.contains("; predicted max/mean") && !text.contains("not worth");
         let ratio = load::latest_ratio()
             .map_err(|e| AutoscaleError::Failed(e.to_string()))
             .or_report();
-        rows.push((
-            "load_skew".to_string(),
-            "shard_load".to_string(),
-            "max/mean".to_string(),
+        rows.push(trigger_row(
+            "load_skew",
+            "shard_load",
+            "max/mean",
             ratio.map(|v| (v * 100.0).round() / 100.0),
             format!(
                 "max/mean > {} for {} (autoscale.load_skew_ratio, load_skew_for)",
                 settings::load_skew_ratio(),
                 autoscale_core::duration::format_secs(settings::load_skew_for())
             ),
-            Interval::from_seconds(0.0),
-            Interval::from_seconds(0.0),
-            d.from_workers as i32,
-            d.from_workers as i32,
-            if fires { "rebalance" } else { "hold" }.to_string(),
-            vec![text],
-            data_nodes.clone(),
-            path.clone(),
-            None,
-            None,
-            None,
-            None,
-            dead_nodes.clone(),
+            if fires { "rebalance" } else { "hold" },
+            text,
         ));
     }
     // a hot tenant worth isolating (its latest assessment, made by the tick)
@@ -172,35 +186,21 @@ fn explain() -> TableIterator<
         .map_err(|e| AutoscaleError::Failed(e.to_string()))
         .or_report();
     if let Some(text) = hot.filter(|t| t.starts_with("hot tenant:")) {
-        let acts = settings::isolate_hot_tenants() && !text.contains("; not isolated");
-        rows.push((
-            "hot_tenant".to_string(),
-            "tenant_share".to_string(),
-            "max".to_string(),
+        let on = settings::isolate_hot_tenants();
+        let acts = on && !text.contains("; not isolated");
+        rows.push(trigger_row(
+            "hot_tenant",
+            "tenant_share",
+            "max",
             None,
             format!(
                 "a tenant >= {} of the busiest worker's tenant load while the load is skewed \
                  (autoscale.hot_tenant_share, isolate_hot_tenants {})",
                 settings::hot_tenant_share(),
-                if settings::isolate_hot_tenants() {
-                    "on"
-                } else {
-                    "off"
-                }
+                if on { "on" } else { "off" }
             ),
-            Interval::from_seconds(0.0),
-            Interval::from_seconds(0.0),
-            d.from_workers as i32,
-            d.from_workers as i32,
-            if acts { "isolate" } else { "hold" }.to_string(),
-            vec![text],
-            data_nodes.clone(),
-            path.clone(),
-            None,
-            None,
-            None,
-            None,
-            dead_nodes.clone(),
+            if acts { "isolate" } else { "hold" },
+            text,
         ));
     }
     TableIterator::new(rows)

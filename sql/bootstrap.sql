@@ -420,54 +420,8 @@ COMMENT ON TABLE autoscale.node_samples_1min IS
   'workers, data_nodes = average data nodes. Filled by the tick, a bounded '
   'number of complete buckets at a time; pruned past autoscale.rollup_minute_retention (default 30 days).';
 
-CREATE TABLE autoscale.node_samples_1hour (
-    bucket      timestamptz NOT NULL,
-    nodename    text        NOT NULL,
-    nodeport    int         NOT NULL,
-    samples     int         NOT NULL,
-    workers     real,
-    data_nodes  real,
-    cpu_busy_pct_avg real,
-    cpu_busy_pct_max real,
-    cpu_busy_pct_p95 real,
-    load1_avg real,
-    load1_max real,
-    load1_p95 real,
-    mem_used_pct_avg real,
-    mem_used_pct_max real,
-    mem_used_pct_p95 real,
-    disk_used_pct_avg real,
-    disk_used_pct_max real,
-    disk_used_pct_p95 real,
-    connections_avg real,
-    connections_max real,
-    connections_p95 real,
-    active_connections_avg real,
-    active_connections_max real,
-    active_connections_p95 real,
-    commits_per_sec_avg real,
-    commits_per_sec_max real,
-    commits_per_sec_p95 real,
-    tps_avg real,
-    tps_max real,
-    tps_p95 real,
-    cache_hit_ratio_avg real,
-    cache_hit_ratio_max real,
-    cache_hit_ratio_p95 real,
-    connection_saturation_avg real,
-    connection_saturation_max real,
-    connection_saturation_p95 real,
-    replication_lag_avg double precision,
-    replication_lag_max double precision,
-    replication_lag_p95 double precision,
-    mean_statement_ms_avg real,
-    mean_statement_ms_max real,
-    mean_statement_ms_p95 real,
-    database_size_avg double precision,
-    database_size_max double precision,
-    database_size_p95 double precision,
-    PRIMARY KEY (bucket, nodename, nodeport)
-);
+-- the same columns, primary key and defaults as the 1-minute level
+CREATE TABLE autoscale.node_samples_1hour (LIKE autoscale.node_samples_1min INCLUDING ALL);
 COMMENT ON TABLE autoscale.node_samples_1hour IS
   '1-hour rollups of autoscale.node_samples: per node and 1-hour bucket (UTC) the avg, max and p95 of every metric '
   'over its reachable samples; nodename ''cluster'', nodeport 0 is the cluster: per sample the average over the reachable '

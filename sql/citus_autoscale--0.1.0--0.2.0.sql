@@ -52,46 +52,6 @@ UPDATE autoscale.provision_requests SET webhook_error = 'webhook error (text rem
 UPDATE autoscale.events SET message = pg_catalog.regexp_replace(message, ': .*$', ': (error text removed by the 0.2.0 upgrade)')
  WHERE kind = 'webhook_failed';
 
--- Only available nodes are claimable.
-CREATE OR REPLACE VIEW autoscale.status AS
-SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
-       w.worker_count AS active_workers,
-       w.unreachable_workers,
-       w.sampled_at AS last_sample_at,
-       o.id AS operation_id,
-       o.kind AS operation,
-       o.step AS operation_step,
-       o.nodename || ':' || o.nodeport AS operation_node,
-       o.job_id AS operation_job_id,
-       o.reason AS operation_reason,
-       c.last_decision ->> 'direction' AS last_decision,
-       (c.last_decision ->> 'desired_workers')::int AS last_desired_workers,
-       c.last_decision -> 'reasons' AS last_decision_reasons,
-       c.decided_at,
-       CASE WHEN c.paused_until > pg_catalog.now() THEN c.paused_until END AS paused_until,
-       (SELECT count(*) FROM autoscale.standby_nodes WHERE state = 'available') AS standby_available,
-       (SELECT pg_catalog.jsonb_object_agg(state, n)
-          FROM (SELECT state, count(*) AS n FROM autoscale.standby_nodes GROUP BY state) s) AS standby_pool,
-       GREATEST(interval '0',
-                (SELECT max(finished_at) FROM autoscale.operations WHERE kind = 'scale_out' AND status = 'succeeded')
-                + (SELECT max(cooldown_out) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_out_cooldown_left,
-       GREATEST(interval '0',
-                (SELECT max(finished_at) FROM autoscale.operations
-                  WHERE kind IN ('scale_out', 'scale_in') AND status = 'succeeded')
-                + (SELECT max(cooldown_in) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_in_cooldown_left,
-       (SELECT max(started_at) FROM autoscale.operations) AS last_operation_at,
-       ARRAY(SELECT s.nodename || ':' || s.nodeport || CASE WHEN s.is_coordinator THEN ' (coordinator)' ELSE '' END
-               FROM autoscale.node_samples s
-              WHERE s.sample_id = w.sample_id AND s.data_node
-              ORDER BY s.is_coordinator DESC, s.nodename, s.nodeport) AS data_nodes
-  FROM autoscale.control c
-  LEFT JOIN LATERAL (SELECT * FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1) w ON true
-  LEFT JOIN autoscale.operations o ON o.status = 'running';
-COMMENT ON VIEW autoscale.status IS
-  'One row: mode, active and unreachable workers at the last sample, the running operation and its step, the last '
-  'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, and the '
-  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such).';
-
 
 -- One NULL rule: a NULL for a required argument is an error (22004) that names it, so no function is
 -- STRICT any more; node_stats() pins its search_path; set_policy() is no longer SECURITY DEFINER (it checks
@@ -210,32 +170,6 @@ VOLATILE
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'set_policy_wrapper';
-
--- explain() gains the column data_nodes
-DROP FUNCTION autoscale.explain();
-CREATE  FUNCTION autoscale."explain"() RETURNS TABLE (
-	"policy" TEXT,  /* String */
-	"metric" TEXT,  /* String */
-	"aggregate" TEXT,  /* String */
-	"current_value" double precision,  /* Option < f64 > */
-	"rule" TEXT,  /* String */
-	"held_for" interval,  /* Interval */
-	"cooldown_left" interval,  /* Interval */
-	"workers" INT,  /* i32 */
-	"desired_workers" INT,  /* i32 */
-	"decision" TEXT,  /* String */
-	"reasons" TEXT[],  /* Vec < String > */
-	"data_nodes" TEXT[]  /* Vec < String > */
-)
-STRICT STABLE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'explain_wrapper';
-REVOKE ALL ON FUNCTION autoscale.explain() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION autoscale.explain() TO pg_monitor;
-COMMENT ON FUNCTION autoscale.explain() IS
-  'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
-  'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, and data_nodes: the '
-  'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)).';
 
 -- Comments of the functions whose text changed in 0.2.0, as finalize.sql sets them.
 COMMENT ON FUNCTION autoscale.set_policy(text, text, text, double precision, double precision, double precision,
@@ -374,47 +308,6 @@ COMMENT ON VIEW autoscale.hot_tenants IS
   'tenant''s data with its colocated shards (source shard_group: load_per_sec is the measured operations/s of '
   'autoscale.shard_group_load).';
 
-CREATE OR REPLACE VIEW autoscale.status AS
-SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
-       w.worker_count AS active_workers,
-       w.unreachable_workers,
-       w.sampled_at AS last_sample_at,
-       o.id AS operation_id,
-       o.kind AS operation,
-       o.step AS operation_step,
-       o.nodename || ':' || o.nodeport AS operation_node,
-       o.job_id AS operation_job_id,
-       o.reason AS operation_reason,
-       c.last_decision ->> 'direction' AS last_decision,
-       (c.last_decision ->> 'desired_workers')::int AS last_desired_workers,
-       c.last_decision -> 'reasons' AS last_decision_reasons,
-       c.decided_at,
-       CASE WHEN c.paused_until > pg_catalog.now() THEN c.paused_until END AS paused_until,
-       (SELECT count(*) FROM autoscale.standby_nodes WHERE state = 'available') AS standby_available,
-       (SELECT pg_catalog.jsonb_object_agg(state, n)
-          FROM (SELECT state, count(*) AS n FROM autoscale.standby_nodes GROUP BY state) s) AS standby_pool,
-       GREATEST(interval '0',
-                (SELECT max(finished_at) FROM autoscale.operations WHERE kind = 'scale_out' AND status = 'succeeded')
-                + (SELECT max(cooldown_out) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_out_cooldown_left,
-       GREATEST(interval '0',
-                (SELECT max(finished_at) FROM autoscale.operations
-                  WHERE kind IN ('scale_out', 'scale_in') AND status = 'succeeded')
-                + (SELECT max(cooldown_in) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_in_cooldown_left,
-       (SELECT max(started_at) FROM autoscale.operations) AS last_operation_at,
-       ARRAY(SELECT s.nodename || ':' || s.nodeport || CASE WHEN s.is_coordinator THEN ' (coordinator)' ELSE '' END
-               FROM autoscale.node_samples s
-              WHERE s.sample_id = w.sample_id AND s.data_node
-              ORDER BY s.is_coordinator DESC, s.nodename, s.nodeport) AS data_nodes,
-       c.load_skew
-  FROM autoscale.control c
-  LEFT JOIN LATERAL (SELECT * FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1) w ON true
-  LEFT JOIN autoscale.operations o ON o.status = 'running';
-COMMENT ON VIEW autoscale.status IS
-  'One row: mode, active and unreachable workers at the last sample, the running operation and its step, the last '
-  'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, and the '
-  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such), and '
-  'load_skew: the load-skew trigger''s latest assessment.';
-
 REVOKE ALL ON autoscale.shard_group_load, autoscale.shard_group_load_history, autoscale.tenant_load, autoscale.hot_tenants FROM PUBLIC;
 GRANT SELECT ON autoscale.shard_group_load, autoscale.shard_group_load_history, autoscale.tenant_load, autoscale.hot_tenants TO pg_monitor;
 
@@ -491,76 +384,6 @@ AS 'MODULE_PATHNAME', 'scale_out_path_wrapper';
 REVOKE ALL ON FUNCTION autoscale.scale_out_path(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION autoscale.scale_out_path(integer) TO pg_monitor;
 
-DROP FUNCTION autoscale.explain();
-CREATE  FUNCTION autoscale."explain"() RETURNS TABLE (
-	"policy" TEXT,  /* String */
-	"metric" TEXT,  /* String */
-	"aggregate" TEXT,  /* String */
-	"current_value" double precision,  /* Option < f64 > */
-	"rule" TEXT,  /* String */
-	"held_for" interval,  /* Interval */
-	"cooldown_left" interval,  /* Interval */
-	"workers" INT,  /* i32 */
-	"desired_workers" INT,  /* i32 */
-	"decision" TEXT,  /* String */
-	"reasons" TEXT[],  /* Vec < String > */
-	"data_nodes" TEXT[],  /* Vec < String > */
-	"scale_out_path" TEXT  /* String */
-)
-STRICT STABLE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'explain_wrapper';
-REVOKE ALL ON FUNCTION autoscale.explain() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION autoscale.explain() TO pg_monitor;
-
-CREATE OR REPLACE VIEW autoscale.status AS
-SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
-       w.worker_count AS active_workers,
-       w.unreachable_workers,
-       w.sampled_at AS last_sample_at,
-       o.id AS operation_id,
-       o.kind AS operation,
-       o.step AS operation_step,
-       o.nodename || ':' || o.nodeport AS operation_node,
-       o.job_id AS operation_job_id,
-       o.reason AS operation_reason,
-       c.last_decision ->> 'direction' AS last_decision,
-       (c.last_decision ->> 'desired_workers')::int AS last_desired_workers,
-       c.last_decision -> 'reasons' AS last_decision_reasons,
-       c.decided_at,
-       CASE WHEN c.paused_until > pg_catalog.now() THEN c.paused_until END AS paused_until,
-       (SELECT count(*) FROM autoscale.standby_nodes WHERE state = 'available') AS standby_available,
-       (SELECT pg_catalog.jsonb_object_agg(state, n)
-          FROM (SELECT state, count(*) AS n FROM autoscale.standby_nodes GROUP BY state) s) AS standby_pool,
-       GREATEST(interval '0',
-                (SELECT max(finished_at) FROM autoscale.operations WHERE kind IN ('scale_out', 'split_out') AND status = 'succeeded')
-                + (SELECT max(cooldown_out) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_out_cooldown_left,
-       GREATEST(interval '0',
-                (SELECT max(finished_at) FROM autoscale.operations
-                  WHERE kind IN ('scale_out', 'split_out', 'scale_in') AND status = 'succeeded')
-                + (SELECT max(cooldown_in) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_in_cooldown_left,
-       (SELECT max(started_at) FROM autoscale.operations) AS last_operation_at,
-       ARRAY(SELECT s.nodename || ':' || s.nodeport || CASE WHEN s.is_coordinator THEN ' (coordinator)' ELSE '' END
-               FROM autoscale.node_samples s
-              WHERE s.sample_id = w.sample_id AND s.data_node
-              ORDER BY s.is_coordinator DESC, s.nodename, s.nodeport) AS data_nodes,
-       c.load_skew,
-       (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-                 'node', b.nodename || ':' || b.nodeport, 'primary', b.primary_name || ':' || b.primary_port,
-                 'state', b.state, 'streaming', b.clone_streaming, 'lag_bytes', b.clone_lag_bytes,
-                 'checked_at', b.clone_checked_at, 'error', b.clone_error) ORDER BY b.nodename, b.nodeport)
-          FROM autoscale.standby_nodes b WHERE b.primary_name IS NOT NULL) AS clones,
-       autoscale.scale_out_path(1) AS scale_out_path
-  FROM autoscale.control c
-  LEFT JOIN LATERAL (SELECT * FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1) w ON true
-  LEFT JOIN autoscale.operations o ON o.status = 'running';
-COMMENT ON VIEW autoscale.status IS
-  'One row: mode, active and unreachable workers at the last sample, the running operation and its step, the last '
-  'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, the '
-  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such), '
-  'load_skew: the load-skew trigger''s latest assessment, the warm clones of the pool (primary, streaming, replay '
-  'lag, last check) and the path the next scale-out takes (split from a ready clone, or logical) and why.';
-
 COMMENT ON FUNCTION autoscale.add_standby_clone(text, integer, text, integer) IS
   'Offers a warm clone to the standby pool: host:port is a streaming replica (for example made with pg_basebackup -R) '
   'of the active worker primary_host:primary_port. Checked now and at each sample: in recovery, its WAL receiver '
@@ -582,11 +405,6 @@ COMMENT ON FUNCTION autoscale.scale_out(text, integer, text, integer) IS
   'autoscale.parallel_transfer_colocated_shards and autoscale.parallel_transfer_reference_tables). With '
   'autoscale.coordinator_shards = ''shed'' a coordinator that holds shards gets shouldhaveshards = false before that '
   'rebalance, which moves its shards to the workers. Same guards as the policies.';
-COMMENT ON FUNCTION autoscale.explain() IS
-  'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
-  'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, data_nodes: the '
-  'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)), and scale_out_path: '
-  'the path a scale-out takes (split from a ready warm clone, or logical) and why.';
 
 -- the provisioner may be asked for a warm clone of a worker
 ALTER TABLE autoscale.provision_requests DROP CONSTRAINT provision_requests_kind_check;
@@ -706,54 +524,8 @@ COMMENT ON TABLE autoscale.node_samples_1min IS
   'workers, data_nodes = average data nodes. Filled by the tick, a bounded '
   'number of complete buckets at a time; pruned past autoscale.rollup_minute_retention (default 30 days).';
 
-CREATE TABLE autoscale.node_samples_1hour (
-    bucket      timestamptz NOT NULL,
-    nodename    text        NOT NULL,
-    nodeport    int         NOT NULL,
-    samples     int         NOT NULL,
-    workers     real,
-    data_nodes  real,
-    cpu_busy_pct_avg real,
-    cpu_busy_pct_max real,
-    cpu_busy_pct_p95 real,
-    load1_avg real,
-    load1_max real,
-    load1_p95 real,
-    mem_used_pct_avg real,
-    mem_used_pct_max real,
-    mem_used_pct_p95 real,
-    disk_used_pct_avg real,
-    disk_used_pct_max real,
-    disk_used_pct_p95 real,
-    connections_avg real,
-    connections_max real,
-    connections_p95 real,
-    active_connections_avg real,
-    active_connections_max real,
-    active_connections_p95 real,
-    commits_per_sec_avg real,
-    commits_per_sec_max real,
-    commits_per_sec_p95 real,
-    tps_avg real,
-    tps_max real,
-    tps_p95 real,
-    cache_hit_ratio_avg real,
-    cache_hit_ratio_max real,
-    cache_hit_ratio_p95 real,
-    connection_saturation_avg real,
-    connection_saturation_max real,
-    connection_saturation_p95 real,
-    replication_lag_avg double precision,
-    replication_lag_max double precision,
-    replication_lag_p95 double precision,
-    mean_statement_ms_avg real,
-    mean_statement_ms_max real,
-    mean_statement_ms_p95 real,
-    database_size_avg double precision,
-    database_size_max double precision,
-    database_size_p95 double precision,
-    PRIMARY KEY (bucket, nodename, nodeport)
-);
+-- the same columns, primary key and defaults as the 1-minute level
+CREATE TABLE autoscale.node_samples_1hour (LIKE autoscale.node_samples_1min INCLUDING ALL);
 COMMENT ON TABLE autoscale.node_samples_1hour IS
   '1-hour rollups of autoscale.node_samples: per node and 1-hour bucket (UTC) the avg, max and p95 of every metric '
   'over its reachable samples; nodename ''cluster'', nodeport 0 is the cluster: per sample the average over the reachable '
@@ -791,7 +563,8 @@ COMMENT ON VIEW autoscale.history_storage IS
 GRANT SELECT ON autoscale.node_samples_1min, autoscale.node_samples_1hour, autoscale.history_storage TO pg_monitor;
 
 -- Functions whose signature or result changes are dropped and created again; the roles an administrator granted
--- EXECUTE on the old ones keep it on the new ones (kept across the DROP in a transaction-local setting).
+-- EXECUTE on the old ones keep it on the new ones (kept across the DROP in a transaction-local setting, given
+-- back at the end of this script, after explain() is created).
 SELECT pg_catalog.set_config('citus_autoscale_upgrade.' || f.name, coalesce((
          SELECT pg_catalog.string_agg(a.grantee::pg_catalog.regrole::text, E'\n')
            FROM pg_catalog.pg_proc p, LATERAL pg_catalog.aclexplode(p.proacl) a
@@ -853,40 +626,6 @@ COMMENT ON FUNCTION autoscale.set_policy(text, text, text, double precision, dou
   'autoscale.forecast_lead_time, else learned), and holds a scale-in back when a rise is forecast; a forecast never '
   'scales in. Not SECURITY DEFINER. Returns the stored policy.';
 
--- explain() gains forecast, horizon, model_error and forecast_note (a new result type).
-DROP FUNCTION autoscale.explain();
-CREATE FUNCTION autoscale."explain"() RETURNS TABLE (
-	"policy" TEXT,  /* String */
-	"metric" TEXT,  /* String */
-	"aggregate" TEXT,  /* String */
-	"current_value" double precision,  /* Option < f64 > */
-	"rule" TEXT,  /* String */
-	"held_for" interval,  /* Interval */
-	"cooldown_left" interval,  /* Interval */
-	"workers" INT,  /* i32 */
-	"desired_workers" INT,  /* i32 */
-	"decision" TEXT,  /* String */
-	"reasons" TEXT[],  /* Vec < String > */
-	"data_nodes" TEXT[],  /* Vec < String > */
-	"scale_out_path" TEXT,  /* String */
-	"forecast" double precision,  /* Option < f64 > */
-	"horizon" interval,  /* Option < Interval > */
-	"model_error" double precision,  /* Option < f64 > */
-	"forecast_note" TEXT  /* Option < String > */
-)
-STRICT STABLE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'explain_wrapper';
-REVOKE ALL ON FUNCTION autoscale.explain() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION autoscale.explain() TO pg_monitor;
-COMMENT ON FUNCTION autoscale.explain() IS
-  'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
-  'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, data_nodes: the '
-  'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)), and scale_out_path: '
-  'the path a scale-out takes (split from a ready warm clone, or logical) and why. For predictive policies also the '
-  'forecast value at now + horizon, the horizon (how long a scale-out takes here), the model''s mean one-step error, '
-  'and a note such as "forecast to cross 80 in 7m; a scale-out takes 6m here".';
-
 -- capacity_plan() is new.
 CREATE FUNCTION autoscale."capacity_plan"() RETURNS TABLE (
 	"metric" TEXT,  /* String */
@@ -913,21 +652,6 @@ COMMENT ON FUNCTION autoscale.capacity_plan() IS
   'month, the scale-out threshold (the lowest of the policies on that metric, else a default for cpu 80, memory 90, '
   'disk 85), when the trend crosses it on today''s data nodes and when even max_workers pass it, and the action '
   'required in plain words. With less than 7 days of hourly rollups it says so instead of forecasting.';
-DO $$
-DECLARE r record;
-BEGIN
-  FOR r IN SELECT g, f.sig
-             FROM (VALUES ('set_policy', 'autoscale.set_policy(text, text, text, double precision, double precision,
-                           double precision, double precision, interval, interval, interval, interval, integer, integer,
-                           integer, text, boolean)'),
-                          ('explain', 'autoscale.explain()')) f(name, sig),
-                  LATERAL pg_catalog.regexp_split_to_table(
-                    pg_catalog.current_setting('citus_autoscale_upgrade.' || f.name, true), E'\n') g
-            WHERE g <> ''
-  LOOP
-    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', r.sig, r.g);
-  END LOOP;
-END $$;
 -- === end prediction (issue 15) ===
 
 -- A node that never comes back: workers unreachable for longer than autoscale.dead_node_after are declared
@@ -952,94 +676,6 @@ COMMENT ON TABLE autoscale.dead_nodes IS
   'or leaves the cluster (event dead_node_back).';
 GRANT SELECT ON autoscale.dead_nodes TO pg_monitor;
 
-CREATE OR REPLACE VIEW autoscale.status AS
-SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
-       w.worker_count AS active_workers,
-       w.unreachable_workers,
-       w.sampled_at AS last_sample_at,
-       o.id AS operation_id,
-       o.kind AS operation,
-       o.step AS operation_step,
-       o.nodename || ':' || o.nodeport AS operation_node,
-       o.job_id AS operation_job_id,
-       o.reason AS operation_reason,
-       c.last_decision ->> 'direction' AS last_decision,
-       (c.last_decision ->> 'desired_workers')::int AS last_desired_workers,
-       c.last_decision -> 'reasons' AS last_decision_reasons,
-       c.decided_at,
-       CASE WHEN c.paused_until > pg_catalog.now() THEN c.paused_until END AS paused_until,
-       (SELECT count(*) FROM autoscale.standby_nodes WHERE state = 'available') AS standby_available,
-       (SELECT pg_catalog.jsonb_object_agg(state, n)
-          FROM (SELECT state, count(*) AS n FROM autoscale.standby_nodes GROUP BY state) s) AS standby_pool,
-       GREATEST(interval '0',
-                (SELECT max(finished_at) FROM autoscale.operations WHERE kind IN ('scale_out', 'split_out') AND status = 'succeeded')
-                + (SELECT max(cooldown_out) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_out_cooldown_left,
-       GREATEST(interval '0',
-                (SELECT max(finished_at) FROM autoscale.operations
-                  WHERE kind IN ('scale_out', 'split_out', 'scale_in') AND status = 'succeeded')
-                + (SELECT max(cooldown_in) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_in_cooldown_left,
-       (SELECT max(started_at) FROM autoscale.operations) AS last_operation_at,
-       ARRAY(SELECT s.nodename || ':' || s.nodeport || CASE WHEN s.is_coordinator THEN ' (coordinator)' ELSE '' END
-               FROM autoscale.node_samples s
-              WHERE s.sample_id = w.sample_id AND s.data_node
-              ORDER BY s.is_coordinator DESC, s.nodename, s.nodeport) AS data_nodes,
-       c.load_skew,
-       (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-                 'node', b.nodename || ':' || b.nodeport, 'primary', b.primary_name || ':' || b.primary_port,
-                 'state', b.state, 'streaming', b.clone_streaming, 'lag_bytes', b.clone_lag_bytes,
-                 'checked_at', b.clone_checked_at, 'error', b.clone_error) ORDER BY b.nodename, b.nodeport)
-          FROM autoscale.standby_nodes b WHERE b.primary_name IS NOT NULL) AS clones,
-       autoscale.scale_out_path(1) AS scale_out_path,
-       (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-                 'node', d.nodename || ':' || d.nodeport, 'unreachable_since', d.unreachable_since,
-                 'replaceable', d.replaceable, 'sole_copies', d.sole_copies, 'operation_id', d.operation_id,
-                 'message', d.message) ORDER BY d.declared_at)
-          FROM autoscale.dead_nodes d) AS dead_nodes
-  FROM autoscale.control c
-  LEFT JOIN LATERAL (SELECT * FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1) w ON true
-  LEFT JOIN autoscale.operations o ON o.status = 'running';
-COMMENT ON VIEW autoscale.status IS
-  'One row: mode, active and unreachable workers at the last sample, the running operation and its step, the last '
-  'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, the '
-  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such), '
-  'load_skew: the load-skew trigger''s latest assessment, the warm clones of the pool (primary, streaming, replay '
-  'lag, last check), the path the next scale-out takes (split from a ready clone, or logical) and why, and the dead '
-  'workers (autoscale.dead_nodes: replaceable, or holding sole copies and waiting for the operator).';
-
-DROP FUNCTION autoscale.explain();
-CREATE FUNCTION autoscale."explain"() RETURNS TABLE (
-	"policy" TEXT,  /* String */
-	"metric" TEXT,  /* String */
-	"aggregate" TEXT,  /* String */
-	"current_value" double precision,  /* Option < f64 > */
-	"rule" TEXT,  /* String */
-	"held_for" interval,  /* Interval */
-	"cooldown_left" interval,  /* Interval */
-	"workers" INT,  /* i32 */
-	"desired_workers" INT,  /* i32 */
-	"decision" TEXT,  /* String */
-	"reasons" TEXT[],  /* Vec < String > */
-	"data_nodes" TEXT[],  /* Vec < String > */
-	"scale_out_path" TEXT,  /* String */
-	"forecast" double precision,  /* Option < f64 > */
-	"horizon" interval,  /* Option < Interval > */
-	"model_error" double precision,  /* Option < f64 > */
-	"forecast_note" TEXT,  /* Option < String > */
-	"dead_nodes" TEXT[]  /* Vec < String > */
-)
-STRICT STABLE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'explain_wrapper';
-REVOKE ALL ON FUNCTION autoscale.explain() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION autoscale.explain() TO pg_monitor;
-COMMENT ON FUNCTION autoscale.explain() IS
-  'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
-  'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, data_nodes: the '
-  'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)), and scale_out_path: '
-  'the path a scale-out takes (split from a ready warm clone, or logical) and why. For predictive policies also the '
-  'forecast value at now + horizon, the horizon (how long a scale-out takes here), the model''s mean one-step error, '
-  'and a note such as "forecast to cross 80 in 7m; a scale-out takes 6m here". dead_nodes: the workers declared '
-  'dead (autoscale.dead_nodes), each host:port: what it holds and what happens to it.';
 COMMENT ON FUNCTION autoscale.metrics() IS
   'The autoscaler''s state as Prometheus text (exposition format 0.0.4), for sql_exporter, postgres_exporter custom '
   'queries or any scraper: autoscale_mode, autoscale_workers, autoscale_last_sample_age_seconds, per node '
@@ -1055,7 +691,7 @@ COMMENT ON TABLE autoscale.operations IS
   'stopped. At most one is running.';
 
 -- Hot-tenant isolation (issue 12): the isolate_tenant operation kind (in operations.op), autoscale.isolate_tenant(),
--- control.hot_tenant and status.hot_tenant (the latest hot-tenant assessment).
+-- control.hot_tenant (the latest hot-tenant assessment, in status.hot_tenant below).
 ALTER TABLE autoscale.control ADD COLUMN hot_tenant text;
 ALTER TABLE autoscale.control ADD COLUMN hot_tenant_at timestamptz;
 CREATE FUNCTION autoscale."isolate_tenant"(
@@ -1078,6 +714,19 @@ COMMENT ON FUNCTION autoscale.isolate_tenant(regclass, text, text, integer, text
   '(steps isolate, move_tenant, verify_tenant) with the guards, events and crash resume of the others; a resumed step '
   'that finds its work done does not do it again. Refused when the tenant already has its own shard on the target. '
   'Returns the operation. The automatic action is off by default: autoscale.isolate_hot_tenants, hot_tenant_share.';
+COMMENT ON TABLE autoscale.operations IS
+  'One row per operation (rebalance, scale_out, scale_in, split_out: a scale-out by snapshot split of a warm clone, '
+  'falling back to the scale_out steps; replace_dead: a dead worker disabled, replaced and removed, the dead node in '
+  'op->dead, the replacement in node; isolate_tenant: a hot tenant given a shard of its own and moved, the tenant '
+  'in op->tenant, the target worker in node): op is the persisted state machine (step, Citus job id, node, attempts, '
+  'progress); the other columns are derived from it. Advanced one step per tick, so a restart resumes where it '
+  'stopped. At most one is running.';
+
+-- === autoscale.status ===
+-- Defined once, here, with every column 0.2.0 adds (appended after 0.1.0's, so CREATE OR REPLACE keeps the view,
+-- its privileges and what depends on it): standby_available counts only available nodes (returned ones are no
+-- longer claimable), data_nodes, load_skew, clones, scale_out_path, dead_nodes and hot_tenant. Later blocks that change the
+-- view change this definition.
 CREATE OR REPLACE VIEW autoscale.status AS
 SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
        w.worker_count AS active_workers,
@@ -1133,10 +782,60 @@ COMMENT ON VIEW autoscale.status IS
   'lag, last check), the path the next scale-out takes (split from a ready clone, or logical) and why, and the dead '
   'workers (autoscale.dead_nodes: replaceable, or holding sole copies and waiting for the operator); hot_tenant: the '
   'latest hot-tenant assessment (the tenant worth isolating and where it would go, or why none is).';
-COMMENT ON TABLE autoscale.operations IS
-  'One row per operation (rebalance, scale_out, scale_in, split_out: a scale-out by snapshot split of a warm clone, '
-  'falling back to the scale_out steps; replace_dead: a dead worker disabled, replaced and removed, the dead node in '
-  'op->dead, the replacement in node; isolate_tenant: a hot tenant given a shard of its own and moved, the tenant '
-  'in op->tenant, the target worker in node): op is the persisted state machine (step, Citus job id, node, attempts, '
-  'progress); the other columns are derived from it. Advanced one step per tick, so a restart resumes where it '
-  'stopped. At most one is running.';
+
+-- === autoscale.explain() ===
+-- Defined once, here, with every column 0.2.0 adds (a new result type: dropped and created again): data_nodes,
+-- scale_out_path, forecast, horizon, model_error, forecast_note and dead_nodes. Later blocks that change it change
+-- this definition.
+DROP FUNCTION autoscale.explain();
+CREATE FUNCTION autoscale."explain"() RETURNS TABLE (
+	"policy" TEXT,  /* String */
+	"metric" TEXT,  /* String */
+	"aggregate" TEXT,  /* String */
+	"current_value" double precision,  /* Option < f64 > */
+	"rule" TEXT,  /* String */
+	"held_for" interval,  /* Interval */
+	"cooldown_left" interval,  /* Interval */
+	"workers" INT,  /* i32 */
+	"desired_workers" INT,  /* i32 */
+	"decision" TEXT,  /* String */
+	"reasons" TEXT[],  /* Vec < String > */
+	"data_nodes" TEXT[],  /* Vec < String > */
+	"scale_out_path" TEXT,  /* String */
+	"forecast" double precision,  /* Option < f64 > */
+	"horizon" interval,  /* Option < Interval > */
+	"model_error" double precision,  /* Option < f64 > */
+	"forecast_note" TEXT,  /* Option < String > */
+	"dead_nodes" TEXT[]  /* Vec < String > */
+)
+STRICT STABLE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'explain_wrapper';
+REVOKE ALL ON FUNCTION autoscale.explain() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION autoscale.explain() TO pg_monitor;
+COMMENT ON FUNCTION autoscale.explain() IS
+  'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
+  'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, data_nodes: the '
+  'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)), and scale_out_path: '
+  'the path a scale-out takes (split from a ready warm clone, or logical) and why. For predictive policies also the '
+  'forecast value at now + horizon, the horizon (how long a scale-out takes here), the model''s mean one-step error, '
+  'and a note such as "forecast to cross 80 in 7m; a scale-out takes 6m here". dead_nodes: the workers declared '
+  'dead (autoscale.dead_nodes), each host:port: what it holds and what happens to it.';
+
+-- The roles an administrator granted EXECUTE on set_policy() and explain() before the upgrade keep it (kept above,
+-- before the DROP of set_policy()).
+DO $$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT g, f.sig
+             FROM (VALUES ('set_policy', 'autoscale.set_policy(text, text, text, double precision, double precision,
+                           double precision, double precision, interval, interval, interval, interval, integer, integer,
+                           integer, text, boolean)'),
+                          ('explain', 'autoscale.explain()')) f(name, sig),
+                  LATERAL pg_catalog.regexp_split_to_table(
+                    pg_catalog.current_setting('citus_autoscale_upgrade.' || f.name, true), E'\n') g
+            WHERE g <> ''
+  LOOP
+    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', r.sig, r.g);
+  END LOOP;
+END $$;

@@ -68,6 +68,9 @@ q 0 "SELECT autoscale.set_policy('cpu', scale_out_above => 95, scale_in_below =>
        min_workers => 2, max_workers => 3)" >/dev/null
 q 0 "SELECT autoscale.set_policy('commits', metric => 'commits_per_sec', aggregate => 'max', target => 500,
        min_workers => 2, max_workers => 3)" >/dev/null
+# an administrator's grant on a function the upgrade drops and creates again (explain(): a new result type)
+q 0 "CREATE ROLE upgrade_reader NOLOGIN" >/dev/null
+q 0 "GRANT EXECUTE ON FUNCTION autoscale.explain() TO upgrade_reader" >/dev/null
 q 0 "SELECT autoscale.add_standby_node('127.0.0.1', $standby)" >/dev/null
 q 0 "SELECT autoscale.scale_out(reason => 'before the upgrade')" >/dev/null
 wait_for 0 "SELECT status = 'succeeded' FROM autoscale.operations WHERE kind = 'scale_out'" 90 || { dump_state 0; false; } ||
@@ -113,6 +116,11 @@ q 0 "SELECT autoscale.sample()" >/dev/null
 assert_eq "$(q 0 "SELECT count(*) FILTER (WHERE reachable) FROM autoscale.node_samples WHERE sample_id = (SELECT max(sample_id) FROM autoscale.node_samples) AND sample_id > $s")" 4 \
   "a sample after the upgrade reads the coordinator and 3 workers"
 assert_eq "$(q 0 "SELECT count(*) FROM autoscale.explain()")" 2 "explain() explains both policies"
+assert_eq "$(q 0 "SELECT has_function_privilege('upgrade_reader', 'autoscale.explain()', 'EXECUTE')")" t \
+  "a role granted EXECUTE on explain() before the upgrade keeps it"
+# the grant is not part of a fresh install: gone before the catalogs are compared
+q 0 "REVOKE EXECUTE ON FUNCTION autoscale.explain() FROM upgrade_reader" >/dev/null
+q 0 "DROP ROLE upgrade_reader" >/dev/null
 q 0 "SELECT autoscale.scale_in('127.0.0.1', $standby, reason => 'after the upgrade')" >/dev/null
 wait_for 0 "SELECT status <> 'running' FROM autoscale.operations WHERE kind = 'scale_in'" 90 || { dump_state 0; false; } ||
   fail "the scale-in after the upgrade did not finish"

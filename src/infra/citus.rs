@@ -7,6 +7,8 @@ use autoscale_core::operations::{names, NodeAddr};
 use pgrx::prelude::*;
 use pgrx::spi::SpiResult;
 
+use super::spi::{node_at, select_first, select_rows};
+
 /// Is the citus extension installed in this database? (A catalog lookup, no query: node_stats()
 /// runs in a fresh backend on every worker at every sample.)
 pub fn installed() -> bool {
@@ -58,9 +60,8 @@ pub struct Node {
 
 /// Primary nodes in pg_dist_node (coordinator included when registered), ordered by nodeid.
 pub fn primary_nodes() -> SpiResult<Vec<Node>> {
-    Spi::connect(|client| {
-        let rows = client.select(
-            "SELECT n.nodeid, n.groupid, n.nodename, n.nodeport, n.isactive, n.shouldhaveshards,
+    select_rows(
+        "SELECT n.nodeid, n.groupid, n.nodename, n.nodeport, n.isactive, n.shouldhaveshards,
                     (SELECT count(*) FROM pg_catalog.pg_dist_placement p WHERE p.groupid = n.groupid),
                     (SELECT count(*) FROM pg_catalog.pg_dist_placement p
                        JOIN pg_catalog.pg_dist_shard s USING (shardid)
@@ -69,12 +70,9 @@ pub fn primary_nodes() -> SpiResult<Vec<Node>> {
                FROM pg_catalog.pg_dist_node n
               WHERE n.noderole = 'primary'
               ORDER BY n.nodeid",
-            None,
-            &[],
-        )?;
-        let mut out = Vec::new();
-        for r in rows {
-            out.push(Node {
+        &[],
+        |r| {
+            Ok(Node {
                 nodeid: r.get(1)?.unwrap_or_default(),
                 groupid: r.get(2)?.unwrap_or_default(),
                 nodename: r.get(3)?.unwrap_or_default(),
@@ -83,10 +81,9 @@ pub fn primary_nodes() -> SpiResult<Vec<Node>> {
                 shouldhaveshards: r.get(6)?.unwrap_or(false),
                 shard_count: r.get(7)?.unwrap_or(0),
                 distributed_shard_count: r.get(8)?.unwrap_or(0),
-            });
-        }
-        Ok(out)
-    })
+            })
+        },
+    )
 }
 
 /// The coordinator's row of pg_dist_node (group 0), when it is registered.
@@ -236,48 +233,39 @@ pub fn ensure_load_strategy() -> SpiResult<bool> {
 /// The shard group of a shard: its colocation id and its range's min value (None for an unknown
 /// shard or one without a range, such as a reference table's).
 pub fn shard_group_of(shardid: i64) -> SpiResult<Option<(i32, String)>> {
-    Spi::connect(|c| {
-        let t = c.select(
-            "SELECT t.colocationid, s.shardminvalue FROM pg_catalog.pg_dist_shard s
+    select_first(
+        "SELECT t.colocationid, s.shardminvalue FROM pg_catalog.pg_dist_shard s
                JOIN pg_catalog.pg_dist_partition t ON t.logicalrelid = s.logicalrelid
               WHERE s.shardid = $1 AND s.shardminvalue IS NOT NULL",
-            Some(1),
-            &[shardid.into()],
-        )?;
-        if t.is_empty() {
-            return Ok(None);
-        }
-        let r = t.first();
-        Ok(Some((
-            r.get::<i32>(1)?.unwrap_or_default(),
-            r.get::<String>(2)?.unwrap_or_default(),
-        )))
-    })
+        &[shardid.into()],
+        |r| {
+            Ok((
+                r.get::<i32>(1)?.unwrap_or_default(),
+                r.get::<String>(2)?.unwrap_or_default(),
+            ))
+        },
+    )
 }
 
 /// The shard-group moves of the rebalance plan of `strategy`: (colocationid, shardminvalue,
 /// target host, target port), one row per group.
 pub fn planned_group_moves(strategy: &str) -> SpiResult<Vec<(i32, String, String, i32)>> {
-    Spi::connect(|c| {
-        let mut out = Vec::new();
-        for r in c.select(
-            "SELECT DISTINCT pt.colocationid, s.shardminvalue, m.targetname, m.targetport
+    select_rows(
+        "SELECT DISTINCT pt.colocationid, s.shardminvalue, m.targetname, m.targetport
                FROM pg_catalog.get_rebalance_table_shards_plan(rebalance_strategy := $1) m
                JOIN pg_catalog.pg_dist_shard s USING (shardid)
                JOIN pg_catalog.pg_dist_partition pt ON pt.logicalrelid = s.logicalrelid
               WHERE s.shardminvalue IS NOT NULL",
-            None,
-            &[strategy.into()],
-        )? {
-            out.push((
+        &[strategy.into()],
+        |r| {
+            Ok((
                 r.get::<i32>(1)?.unwrap_or_default(),
                 r.get::<String>(2)?.unwrap_or_default(),
                 r.get::<String>(3)?.unwrap_or_default(),
                 r.get::<i32>(4)?.unwrap_or_default(),
-            ));
-        }
-        Ok(out)
-    })
+            ))
+        },
+    )
 }
 
 /// Runs one command on one node that need not be a cluster member (a standby), through Citus's
@@ -311,22 +299,15 @@ pub const REQUIRED_EXTENSIONS_COMMAND: &str = "SELECT coalesce(string_agg(name, 
 
 /// Is host:port in pg_dist_node (any role)?
 pub fn node_in_cluster(host: &str, port: i32) -> SpiResult<Option<(i32, i32, bool)>> {
-    Spi::connect(|c| {
-        let t = c.select(
-            "SELECT nodeid, groupid, isactive FROM pg_catalog.pg_dist_node WHERE nodename = $1 AND nodeport = $2",
-            Some(1),
-            &[host.into(), port.into()],
-        )?;
-        if t.is_empty() {
-            return Ok(None);
-        }
-        let r = t.first();
-        Ok(Some((
+    select_first(
+        "SELECT nodeid, groupid, isactive FROM pg_catalog.pg_dist_node WHERE nodename = $1 AND nodeport = $2",
+        &[host.into(), port.into()],
+        |r| Ok((
             r.get::<i32>(1)?.unwrap_or_default(),
             r.get::<i32>(2)?.unwrap_or_default(),
             r.get::<bool>(3)?.unwrap_or(false),
-        )))
-    })
+        )),
+    )
 }
 
 /// `citus_rebalance_start(...)`: the job id, or None when there is nothing to move. `parallel`:
@@ -375,42 +356,29 @@ pub fn rebalance_start(
 /// partitioned it errors or waits, although the job itself is fine and keeps going (Citus
 /// retries its tasks).
 pub fn job_status(job_id: i64) -> SpiResult<Option<(String, i64, i64)>> {
-    Spi::connect(|c| {
-        let t = c.select(
-            "SELECT j.state::text,
+    select_first(
+        "SELECT j.state::text,
                     (SELECT count(*) FILTER (WHERE t.status = 'done') FROM pg_catalog.pg_dist_background_task t WHERE t.job_id = j.job_id),
                     (SELECT count(*) FROM pg_catalog.pg_dist_background_task t WHERE t.job_id = j.job_id)
                FROM pg_catalog.pg_dist_background_job j
               WHERE j.job_id = $1",
-            Some(1),
-            &[job_id.into()],
-        )?;
-        if t.is_empty() {
-            return Ok(None);
-        }
-        let r = t.first();
-        Ok(Some((
+        &[job_id.into()],
+        |r| Ok((
             r.get::<String>(1)?.unwrap_or_default(),
             r.get::<i64>(2)?.unwrap_or(0),
             r.get::<i64>(3)?.unwrap_or(0),
-        )))
-    })
+        )),
+    )
 }
 
 /// Citus background jobs that are not finished (scheduled, running, cancelling, failing).
 pub fn unfinished_jobs() -> SpiResult<Vec<i64>> {
-    Spi::connect(|c| {
-        let mut out = Vec::new();
-        for r in c.select(
-            "SELECT job_id FROM pg_catalog.pg_dist_background_job
+    select_rows(
+        "SELECT job_id FROM pg_catalog.pg_dist_background_job
               WHERE state IN ('scheduled', 'running', 'cancelling', 'failing') ORDER BY job_id",
-            None,
-            &[],
-        )? {
-            out.push(r.get::<i64>(1)?.unwrap_or_default());
-        }
-        Ok(out)
-    })
+        &[],
+        |r| Ok(r.get::<i64>(1)?.unwrap_or_default()),
+    )
 }
 
 /// Shard-group moves the rebalancer would make now (`get_rebalance_table_shards_plan()` lists
@@ -455,14 +423,10 @@ pub fn add_node(host: &str, port: i32) -> SpiResult<Option<i32>> {
 }
 
 pub fn set_should_have_shards(host: &str, port: i32, value: bool) -> SpiResult<()> {
-    Spi::connect_mut(|c| {
-        c.update(
-            "SELECT pg_catalog.citus_set_node_property($1, $2, 'shouldhaveshards', $3)",
-            None,
-            &[host.into(), port.into(), value.into()],
-        )
-        .map(|_| ())
-    })
+    Spi::run_with_args(
+        "SELECT pg_catalog.citus_set_node_property($1, $2, 'shouldhaveshards', $3)",
+        &[host.into(), port.into(), value.into()],
+    )
 }
 
 /// The coordinator's own address, as the other nodes know it (pg_dist_node group 0), else
@@ -553,14 +517,10 @@ pub fn placements_on(nodes: &[NodeAddr]) -> SpiResult<i64> {
 }
 
 pub fn remove_node(host: &str, port: i32) -> SpiResult<()> {
-    Spi::connect_mut(|c| {
-        c.update(
-            "SELECT pg_catalog.citus_remove_node($1, $2)",
-            None,
-            &[host.into(), port.into()],
-        )
-        .map(|_| ())
-    })
+    Spi::run_with_args(
+        "SELECT pg_catalog.citus_remove_node($1, $2)",
+        &[host.into(), port.into()],
+    )
 }
 
 /// Highest nodeid in pg_dist_node (0 when empty).
@@ -573,59 +533,39 @@ pub fn max_nodeid() -> SpiResult<i32> {
 
 /// Active primary workers added after `after_nodeid`, newest first: a node a provisioner added.
 pub fn workers_added_after(after_nodeid: i32) -> SpiResult<Vec<(String, i32)>> {
-    Spi::connect(|c| {
-        let mut out = Vec::new();
-        for r in c.select(
-            "SELECT nodename, nodeport FROM pg_catalog.pg_dist_node
+    select_rows(
+        "SELECT nodename, nodeport FROM pg_catalog.pg_dist_node
               WHERE nodeid > $1 AND groupid <> 0 AND noderole = 'primary' AND isactive
               ORDER BY nodeid DESC",
-            None,
-            &[after_nodeid.into()],
-        )? {
-            out.push((
+        &[after_nodeid.into()],
+        |r| {
+            Ok((
                 r.get::<String>(1)?.unwrap_or_default(),
                 r.get::<i32>(2)?.unwrap_or_default(),
-            ));
-        }
-        Ok(out)
-    })
+            ))
+        },
+    )
 }
 
 /// `citus_job_cancel(job_id)`.
 pub fn cancel_job(job_id: i64) -> SpiResult<()> {
-    Spi::connect_mut(|c| {
-        c.update(
-            "SELECT pg_catalog.citus_job_cancel($1)",
-            None,
-            &[job_id.into()],
-        )
-        .map(|_| ())
-    })
+    Spi::run_with_args("SELECT pg_catalog.citus_job_cancel($1)", &[job_id.into()])
 }
 
 /// The active primary workers, each with its nodeid and its number of shard placements.
 pub fn worker_placements() -> SpiResult<Vec<(NodeAddr, i32, i64)>> {
-    Spi::connect(|c| {
-        let mut out = Vec::new();
-        for r in c.select(
-            "SELECT n.nodename, n.nodeport, n.nodeid,
+    select_rows(
+        "SELECT n.nodename, n.nodeport, n.nodeid,
                     (SELECT pg_catalog.count(*) FROM pg_catalog.pg_dist_placement p WHERE p.groupid = n.groupid)
                FROM pg_catalog.pg_dist_node n
               WHERE n.groupid <> 0 AND n.noderole = 'primary' AND n.isactive",
-            None,
-            &[],
-        )? {
-            out.push((
-                NodeAddr::new(
-                    r.get::<String>(1)?.unwrap_or_default(),
-                    r.get::<i32>(2)?.unwrap_or_default(),
-                ),
+        &[],
+        |r| Ok((
+                node_at(r, 1)?,
                 r.get::<i32>(3)?.unwrap_or_default(),
                 r.get::<i64>(4)?.unwrap_or(0),
-            ));
-        }
-        Ok(out)
-    })
+            )),
+    )
 }
 
 /// The active primary workers (not the coordinator).
@@ -661,10 +601,8 @@ pub fn rebalance_strategy_exists(name: &str) -> SpiResult<bool> {
 /// nothing), node, whether it is a reference table's, and how many copies it should have
 /// (pg_dist_colocation.replicationfactor, else the placements it has).
 pub fn all_placements() -> SpiResult<Vec<Placement>> {
-    Spi::connect(|c| {
-        let mut out = Vec::new();
-        for r in c.select(
-            "SELECT p.shardid,
+    select_rows(
+        "SELECT p.shardid,
                     CASE WHEN t.colocationid = 0 THEN 's' || p.shardid
                          ELSE t.colocationid || ':' || coalesce(s.shardminvalue, '') END,
                     n.nodename, n.nodeport,
@@ -677,62 +615,44 @@ pub fn all_placements() -> SpiResult<Vec<Placement>> {
                JOIN pg_catalog.pg_dist_node n ON n.groupid = p.groupid AND n.noderole = 'primary'
                LEFT JOIN pg_catalog.pg_dist_colocation g ON g.colocationid = t.colocationid
               ORDER BY p.shardid, n.nodeid",
-            None,
-            &[],
-        )? {
-            out.push(Placement {
+        &[],
+        |r| Ok(Placement {
                 shardid: r.get::<i64>(1)?.unwrap_or_default(),
                 group: r.get::<String>(2)?.unwrap_or_default(),
-                node: NodeAddr::new(
-                    r.get::<String>(3)?.unwrap_or_default(),
-                    r.get::<i32>(4)?.unwrap_or_default(),
-                ),
+                node: node_at(r, 3)?,
                 reference: r.get::<bool>(5)?.unwrap_or(false),
                 factor: r.get::<i32>(6)?.unwrap_or(1).max(1) as usize,
-            });
-        }
-        Ok(out)
-    })
+            }),
+    )
 }
 
 /// Every active primary node (the coordinator included when registered): address, whether it is
 /// the coordinator, its shouldhaveshards. Their health comes from the samples
 /// (store::samples::health), and services::dead joins the two.
 pub fn active_primaries() -> SpiResult<Vec<(NodeAddr, bool, bool)>> {
-    Spi::connect(|c| {
-        let mut out = Vec::new();
-        for r in c.select(
-            "SELECT n.nodename, n.nodeport, n.groupid = 0, n.shouldhaveshards
+    select_rows(
+        "SELECT n.nodename, n.nodeport, n.groupid = 0, n.shouldhaveshards
                FROM pg_catalog.pg_dist_node n
               WHERE n.noderole = 'primary' AND n.isactive
               ORDER BY n.nodeid",
-            None,
-            &[],
-        )? {
-            out.push((
-                NodeAddr::new(
-                    r.get::<String>(1)?.unwrap_or_default(),
-                    r.get::<i32>(2)?.unwrap_or_default(),
-                ),
+        &[],
+        |r| {
+            Ok((
+                node_at(r, 1)?,
                 r.get::<bool>(3)?.unwrap_or(false),
                 r.get::<bool>(4)?.unwrap_or(false),
-            ));
-        }
-        Ok(out)
-    })
+            ))
+        },
+    )
 }
 
 /// `citus_disable_node(host, port)`: queries stop using the node's placements (they use the
 /// other copies), writes stop going to it.
 pub fn disable_node(host: &str, port: i32) -> SpiResult<()> {
-    Spi::connect_mut(|c| {
-        c.update(
-            "SELECT pg_catalog.citus_disable_node($1, $2)",
-            None,
-            &[host.into(), port.into()],
-        )
-        .map(|_| ())
-    })
+    Spi::run_with_args(
+        "SELECT pg_catalog.citus_disable_node($1, $2)",
+        &[host.into(), port.into()],
+    )
 }
 
 /// `citus_copy_shard_placement(shard, from, to, mode)`: copies the shard and its colocated
@@ -760,33 +680,25 @@ fn transfer_shard(
     to: &NodeAddr,
     transfer_mode: &str,
 ) -> SpiResult<()> {
-    Spi::connect_mut(|c| {
-        c.update(
-            sql,
-            None,
-            &[
-                shardid.into(),
-                from.host.clone().into(),
-                from.port.into(),
-                to.host.clone().into(),
-                to.port.into(),
-                transfer_mode.into(),
-            ],
-        )
-        .map(|_| ())
-    })
+    Spi::run_with_args(
+        sql,
+        &[
+            shardid.into(),
+            from.host.clone().into(),
+            from.port.into(),
+            to.host.clone().into(),
+            to.port.into(),
+            transfer_mode.into(),
+        ],
+    )
 }
 
 /// `replicate_reference_tables(mode)`: a copy of every reference table on every active node.
 pub fn replicate_reference_tables(transfer_mode: &str) -> SpiResult<()> {
-    Spi::connect_mut(|c| {
-        c.update(
-            "SELECT pg_catalog.replicate_reference_tables($1::citus.shard_transfer_mode)",
-            None,
-            &[transfer_mode.into()],
-        )
-        .map(|_| ())
-    })
+    Spi::run_with_args(
+        "SELECT pg_catalog.replicate_reference_tables($1::citus.shard_transfer_mode)",
+        &[transfer_mode.into()],
+    )
 }
 
 /// What a clone's primary answers to a clone check: its current WAL position and its WAL senders.
@@ -843,24 +755,19 @@ pub fn run_on_nodes(
 /// A node of pg_dist_node with its clone columns (Citus 13.2): (nodeid, isactive, nodeisclone,
 /// noderole = 'primary').
 pub fn clone_node_info(host: &str, port: i32) -> SpiResult<Option<(i32, bool, bool, bool)>> {
-    Spi::connect(|c| {
-        let t = c.select(
-            "SELECT nodeid, isactive, nodeisclone, noderole = 'primary'
+    select_first(
+        "SELECT nodeid, isactive, nodeisclone, noderole = 'primary'
                FROM pg_catalog.pg_dist_node WHERE nodename = $1 AND nodeport = $2",
-            Some(1),
-            &[host.into(), port.into()],
-        )?;
-        if t.is_empty() {
-            return Ok(None);
-        }
-        let r = t.first();
-        Ok(Some((
-            r.get::<i32>(1)?.unwrap_or_default(),
-            r.get::<bool>(2)?.unwrap_or(false),
-            r.get::<bool>(3)?.unwrap_or(false),
-            r.get::<bool>(4)?.unwrap_or(false),
-        )))
-    })
+        &[host.into(), port.into()],
+        |r| {
+            Ok((
+                r.get::<i32>(1)?.unwrap_or_default(),
+                r.get::<bool>(2)?.unwrap_or(false),
+                r.get::<bool>(3)?.unwrap_or(false),
+                r.get::<bool>(4)?.unwrap_or(false),
+            ))
+        },
+    )
 }
 
 /// Whether this Citus has the snapshot split (13.2+: `citus_promote_clone_and_rebalance`).
@@ -958,31 +865,23 @@ pub const IN_TRANSACTION_TRANSFER_MODE: &str = "block_writes";
 /// whether it is the tenant's own (its hash range is a single value), and the node of its
 /// placement (the first primary by address). None when the table has no such shard.
 pub fn tenant_shard(table: &str, tenant: &str) -> SpiResult<Option<(i64, bool, NodeAddr)>> {
-    Spi::connect(|c| {
-        let t = c.select(
-            "SELECT s.shardid, s.shardminvalue = s.shardmaxvalue, n.nodename, n.nodeport
-               FROM pg_catalog.pg_dist_shard s
-               JOIN pg_catalog.pg_dist_placement p USING (shardid)
-               JOIN pg_catalog.pg_dist_node n USING (groupid)
-              WHERE s.shardid = pg_catalog.get_shard_id_for_distribution_column($1::pg_catalog.regclass, $2::text)
-                AND n.noderole = 'primary'
-              ORDER BY n.nodename, n.nodeport LIMIT 1",
-            Some(1),
-            &[table.into(), tenant.into()],
-        )?;
-        if t.is_empty() {
-            return Ok(None);
-        }
-        let r = t.first();
-        Ok(Some((
-            r.get::<i64>(1)?.unwrap_or_default(),
-            r.get::<bool>(2)?.unwrap_or(false),
-            NodeAddr::new(
-                r.get::<String>(3)?.unwrap_or_default(),
-                r.get::<i32>(4)?.unwrap_or_default(),
-            ),
-        )))
-    })
+    select_first(
+        "SELECT s.shardid, s.shardminvalue = s.shardmaxvalue, n.nodename, n.nodeport
+           FROM pg_catalog.pg_dist_shard s
+           JOIN pg_catalog.pg_dist_placement p USING (shardid)
+           JOIN pg_catalog.pg_dist_node n USING (groupid)
+          WHERE s.shardid = pg_catalog.get_shard_id_for_distribution_column($1::pg_catalog.regclass, $2::text)
+            AND n.noderole = 'primary'
+          ORDER BY n.nodename, n.nodeport LIMIT 1",
+        &[table.into(), tenant.into()],
+        |r| {
+            Ok((
+                r.get::<i64>(1)?.unwrap_or_default(),
+                r.get::<bool>(2)?.unwrap_or(false),
+                node_at(r, 3)?,
+            ))
+        },
+    )
 }
 
 /// `isolate_tenant_to_new_shard(table, tenant, 'CASCADE', mode)`: the tenant's rows (and its
@@ -1022,27 +921,22 @@ pub fn move_shard_placement(
 /// search_path), its distribution column and that column's type. None for a table that is not
 /// hash-distributed.
 pub fn hash_distributed(table: pg_sys::Oid) -> SpiResult<Option<(String, String, String)>> {
-    Spi::connect(|c| {
-        let t = c.select(
-            "SELECT p.logicalrelid::pg_catalog.regclass::text, a.attname::text,
-                    pg_catalog.format_type(a.atttypid, a.atttypmod)
-               FROM pg_catalog.pg_dist_partition p
-               JOIN pg_catalog.pg_attribute a ON a.attrelid = p.logicalrelid
-                AND a.attname = pg_catalog.column_to_column_name(p.logicalrelid, p.partkey)
-              WHERE p.logicalrelid = $1 AND p.partmethod = 'h'",
-            Some(1),
-            &[table.into()],
-        )?;
-        if t.is_empty() {
-            return Ok(None);
-        }
-        let r = t.first();
-        Ok(Some((
-            r.get::<String>(1)?.unwrap_or_default(),
-            r.get::<String>(2)?.unwrap_or_default(),
-            r.get::<String>(3)?.unwrap_or_default(),
-        )))
-    })
+    select_first(
+        "SELECT p.logicalrelid::pg_catalog.regclass::text, a.attname::text,
+                pg_catalog.format_type(a.atttypid, a.atttypmod)
+           FROM pg_catalog.pg_dist_partition p
+           JOIN pg_catalog.pg_attribute a ON a.attrelid = p.logicalrelid
+            AND a.attname = pg_catalog.column_to_column_name(p.logicalrelid, p.partkey)
+          WHERE p.logicalrelid = $1 AND p.partmethod = 'h'",
+        &[table.into()],
+        |r| {
+            Ok((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<String>(2)?.unwrap_or_default(),
+                r.get::<String>(3)?.unwrap_or_default(),
+            ))
+        },
+    )
 }
 
 /// For each (colocation id, tenant): the first hash-distributed table of the colocation group
@@ -1050,22 +944,16 @@ pub fn hash_distributed(table: pg_sys::Oid) -> SpiResult<Option<(String, String,
 /// query; a tenant whose group has no hash-distributed table gets (None, false).
 pub fn tenants_isolated(tenants: &[(i32, String)]) -> SpiResult<Vec<(Option<String>, bool)>> {
     let (colocations, values): (Vec<i32>, Vec<String>) = tenants.iter().cloned().unzip();
-    Spi::connect(|c| {
-        let mut out = Vec::new();
-        for r in c.select(
-            "SELECT t.tbl::text,
-                    coalesce((SELECT s.shardminvalue = s.shardmaxvalue FROM pg_catalog.pg_dist_shard s
-                               WHERE s.shardid = pg_catalog.get_shard_id_for_distribution_column(t.tbl, x.v)), false)
-               FROM unnest($1::int[], $2::text[]) WITH ORDINALITY x(c, v, i)
-               LEFT JOIN LATERAL (SELECT p.logicalrelid::pg_catalog.regclass AS tbl FROM pg_catalog.pg_dist_partition p
-                                   WHERE p.colocationid = x.c AND p.partmethod = 'h'
-                                   ORDER BY p.logicalrelid LIMIT 1) t ON true
-              ORDER BY x.i",
-            None,
-            &[colocations.into(), values.into()],
-        )? {
-            out.push((r.get::<String>(1)?, r.get::<bool>(2)?.unwrap_or(false)));
-        }
-        Ok(out)
-    })
+    select_rows(
+        "SELECT t.tbl::text,
+                coalesce((SELECT s.shardminvalue = s.shardmaxvalue FROM pg_catalog.pg_dist_shard s
+                           WHERE s.shardid = pg_catalog.get_shard_id_for_distribution_column(t.tbl, x.v)), false)
+           FROM unnest($1::int[], $2::text[]) WITH ORDINALITY x(c, v, i)
+           LEFT JOIN LATERAL (SELECT p.logicalrelid::pg_catalog.regclass AS tbl FROM pg_catalog.pg_dist_partition p
+                               WHERE p.colocationid = x.c AND p.partmethod = 'h'
+                               ORDER BY p.logicalrelid LIMIT 1) t ON true
+          ORDER BY x.i",
+        &[colocations.into(), values.into()],
+        |r| Ok((r.get::<String>(1)?, r.get::<bool>(2)?.unwrap_or(false))),
+    )
 }

@@ -333,6 +333,7 @@ fn hot_tenant(
                         hot.to.clone(),
                         &hot.reason(),
                         "trigger",
+                        false,
                     ) {
                         Ok(op) => {
                             report.operation = Some(autoscale_core::operations::describe(&op))

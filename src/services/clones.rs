@@ -6,7 +6,16 @@ use autoscale_core::operations::NodeAddr;
 
 use crate::infra::citus;
 use crate::infra::errors::Result;
-use crate::store::pool::{clones as pool_clones, record_check};
+use crate::store::pool::{self, clones as pool_clones, record_check};
+use crate::store::provision;
+
+/// Puts the warm clone `clone` of `primary`, checked (`check`), in the pool. It is the
+/// provisioner's answer to the pending provision_clone requests for that primary: they are
+/// fulfilled.
+pub fn add_to_pool(clone: &NodeAddr, primary: &NodeAddr, check: &Check) -> Result<()> {
+    pool::add_clone(clone, primary, check)?;
+    provision::fulfil_clone_requests(primary)
+}
 
 /// Checks `pairs` of (clone, primary) in one parallel round trip (each primary's
 /// pg_stat_replication and WAL position, each clone's WAL receiver and replay position).

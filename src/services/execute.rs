@@ -786,17 +786,26 @@ pub fn start(
 }
 
 /// Starts an isolate_tenant: `tenant` of `table` gets a shard of its own, moved to `target`.
+/// `step_now`: perform its first step (the split) in this transaction; false (the tick's own
+/// start): the next tick performs it, in a transaction that did nothing else with Citus first
+/// (this one planned a rebalance: the blocking split is kept apart from that).
 pub fn start_isolate_tenant(
     table: &str,
     tenant: &str,
     target: NodeAddr,
     reason: &str,
     requested_by: &str,
+    step_now: bool,
 ) -> Result<Operation> {
     let (id, now) = reserve()?;
     let op = machine::new_isolate_tenant(id, table, tenant, target, reason, now)
         .map_err(|e| AutoscaleError::NotInPrerequisiteState(e.to_string()))?;
-    launch(op, requested_by)
+    if step_now {
+        launch(op, requested_by)
+    } else {
+        record_start(&op, requested_by)?;
+        Ok(op)
+    }
 }
 
 /// The id and start time of a new operation, once no other one runs.
@@ -816,8 +825,17 @@ fn reserve() -> Result<(i64, f64)> {
 
 /// Records a new operation (row, `operation_started` event) and performs its first step now.
 fn launch(op: Operation, requested_by: &str) -> Result<Operation> {
-    let (id, kind, reason) = (op.id, op.kind, op.reason.clone());
-    store::insert(&op, requested_by)?;
+    record_start(&op, requested_by)?;
+    Ok(match step(&op)? {
+        Stepped::Advanced(next) => *next,
+        Stepped::Held(_) => op,
+    })
+}
+
+/// Records a new operation: its row and the `operation_started` event.
+fn record_start(op: &Operation, requested_by: &str) -> Result<()> {
+    let (id, kind, reason) = (op.id, op.kind, op.reason.as_str());
+    store::insert(op, requested_by)?;
     if let (Kind::ReplaceDead, Some(d)) = (kind, &op.dead) {
         dead::claim(d, id)?;
     }
@@ -825,11 +843,7 @@ fn launch(op: Operation, requested_by: &str) -> Result<Operation> {
         "operation_started",
         &format!("{} started ({requested_by}): {reason}", kind.as_str()),
         Some(serde_json::json!({"operation_id": id, "kind": kind.as_str(), "reason": reason})),
-    )?;
-    Ok(match step(&op)? {
-        Stepped::Advanced(next) => *next,
-        Stepped::Held(_) => op,
-    })
+    )
 }
 
 /// Starts a scale-out of `count` workers by the path [`scale_out_path`] chooses: a split-out of

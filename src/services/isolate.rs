@@ -3,6 +3,7 @@
 //! manual `autoscale.isolate_tenant()`. The operation itself is the isolate_tenant kind of the
 //! state machine, started and stepped by `services::execute`.
 
+use autoscale_core::load::sustained_skew;
 use autoscale_core::operations::isolate::{self, HotTenant, TenantLoad};
 use autoscale_core::operations::NodeAddr;
 
@@ -26,6 +27,11 @@ pub fn assess(now: f64) -> Result<Assessment> {
             "no hot tenant to isolate: it needs the load-skew window (autoscale.load_skew_ratio = 0)"
                 .into(),
         );
+    }
+    // the tenants are looked up in Citus only while the load is skewed
+    let series = load::load_series(settings::load_skew_for())?;
+    if let Err(why) = sustained_skew(&series, now, ratio, settings::load_skew_for()) {
+        return none(format!("no hot tenant to isolate: {why}"));
     }
     let tracked = load::tenants()?;
     let keys: Vec<(i32, String)> = tracked.iter().map(|t| (t.0, t.1.clone())).collect();
@@ -51,7 +57,6 @@ pub fn assess(now: f64) -> Result<Assessment> {
             },
         )
         .collect();
-    let series = load::load_series(settings::load_skew_for())?;
     match isolate::choose(
         &series,
         now,

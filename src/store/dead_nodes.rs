@@ -5,6 +5,7 @@ use autoscale_core::operations::NodeAddr;
 use pgrx::prelude::*;
 
 use crate::infra::errors::Result;
+use crate::infra::spi::{node_at, select_rows};
 
 /// One row of autoscale.dead_nodes.
 #[derive(Debug, Clone)]
@@ -16,25 +17,18 @@ pub struct DeadNode {
 
 /// Every row, oldest declaration first.
 pub fn rows() -> Result<Vec<DeadNode>> {
-    Ok(Spi::connect(|c| {
-        let mut out = Vec::new();
-        for r in c.select(
-            "SELECT nodename, nodeport, replaceable, operation_id FROM autoscale.dead_nodes
+    Ok(select_rows(
+        "SELECT nodename, nodeport, replaceable, operation_id FROM autoscale.dead_nodes
               ORDER BY declared_at, nodename, nodeport",
-            None,
-            &[],
-        )? {
-            out.push(DeadNode {
-                node: NodeAddr::new(
-                    r.get::<String>(1)?.unwrap_or_default(),
-                    r.get::<i32>(2)?.unwrap_or_default(),
-                ),
+        &[],
+        |r| {
+            Ok(DeadNode {
+                node: node_at(r, 1)?,
                 replaceable: r.get::<bool>(3)?.unwrap_or(false),
                 operation_id: r.get::<i64>(4)?,
-            });
-        }
-        Ok::<_, pgrx::spi::SpiError>(out)
-    })?)
+            })
+        },
+    )?)
 }
 
 /// Declares `node` dead (nothing when it already is).
@@ -107,17 +101,11 @@ pub fn forget(node: &NodeAddr) -> Result<()> {
 
 /// `host:port: message` of every dead worker, for explain().
 pub fn summaries() -> Result<Vec<String>> {
-    Ok(Spi::connect(|c| {
-        let mut out = Vec::new();
-        for r in c.select(
-            "SELECT nodename || ':' || nodeport || ': ' || message
+    Ok(select_rows(
+        "SELECT nodename || ':' || nodeport || ': ' || message
                     || CASE WHEN operation_id IS NOT NULL THEN ' (replace_dead operation ' || operation_id || ')' ELSE '' END
                FROM autoscale.dead_nodes ORDER BY declared_at",
-            None,
-            &[],
-        )? {
-            out.push(r.get::<String>(1)?.unwrap_or_default());
-        }
-        Ok::<_, pgrx::spi::SpiError>(out)
-    })?)
+&[],
+|r| Ok(r.get::<String>(1)?.unwrap_or_default()),
+)?)
 }

@@ -7,6 +7,7 @@ use pgrx::prelude::*;
 use pgrx::JsonB;
 
 use crate::infra::errors::Result;
+use crate::infra::spi::select_rows;
 
 /// What the policy engine, the trigger and the guards need to know about past operations.
 #[derive(Debug, Default)]
@@ -100,37 +101,25 @@ pub fn insert(op: &Operation, requested_by: &str) -> Result<()> {
 
 /// The running operations' kinds and job progress (done / total), for the metrics.
 pub fn running_progress() -> Result<Vec<(String, Option<f64>)>> {
-    Ok(Spi::connect(|c| {
-        let mut out = Vec::new();
-        for r in c.select(
-            "SELECT kind, (op ->> 'progress_done')::float8 / nullif((op ->> 'progress_total')::float8, 0)
+    Ok(select_rows(
+        "SELECT kind, (op ->> 'progress_done')::float8 / nullif((op ->> 'progress_total')::float8, 0)
                FROM autoscale.operations WHERE status = 'running'",
-            None,
-            &[],
-        )? {
-            out.push((r.get::<String>(1)?.unwrap_or_default(), r.get::<f64>(2)?));
-        }
-        Ok::<_, pgrx::spi::SpiError>(out)
-    })?)
+&[],
+|r| Ok((r.get::<String>(1)?.unwrap_or_default(), r.get::<f64>(2)?)),
+)?)
 }
 
 /// How many operations there are by kind and status, for the metrics.
 pub fn counts() -> Result<Vec<(String, String, Option<f64>)>> {
-    Ok(Spi::connect(|c| {
-        let mut out = Vec::new();
-        for r in c.select(
-            "SELECT kind, status, count(*)::float8 FROM autoscale.operations GROUP BY 1, 2 ORDER BY 1, 2",
-            None,
-            &[],
-        )? {
-            out.push((
+    Ok(select_rows(
+        "SELECT kind, status, count(*)::float8 FROM autoscale.operations GROUP BY 1, 2 ORDER BY 1, 2",
+&[],
+|r| Ok((
                 r.get::<String>(1)?.unwrap_or_default(),
                 r.get::<String>(2)?.unwrap_or_default(),
                 r.get::<f64>(3)?,
-            ));
-        }
-        Ok::<_, pgrx::spi::SpiError>(out)
-    })?)
+            )),
+)?)
 }
 
 /// Durations in seconds (start to the end of the rebalance) of the last `limit` successful

@@ -16,6 +16,7 @@ use autoscale_core::operations::NodeAddr;
 use pgrx::prelude::*;
 
 use crate::infra::errors::Result;
+use crate::infra::spi::{node_at, select_rows};
 
 /// Claims the first available node for joining (never a warm clone: a replica cannot join as an
 /// empty node; clones join by a split-out); None when the pool has none. A node with a
@@ -89,9 +90,7 @@ pub fn add_clone(clone: &NodeAddr, primary: &NodeAddr, check: &Check) -> Result<
             primary.port.into(),
         ],
     )?;
-    record_check(clone, check)?;
-    // a provisioner's answer to a provision_clone request for this primary
-    super::provision::fulfil_clone_requests(primary)
+    record_check(clone, check)
 }
 
 /// A node offered as an ordinary standby is no clone (any more).
@@ -123,36 +122,25 @@ pub fn record_check(clone: &NodeAddr, c: &Check) -> Result<()> {
 
 /// The warm clones of the pool (every state), as the last check saw them.
 pub fn clones() -> Result<Vec<CloneInfo>> {
-    Ok(Spi::connect(|c| {
-        let rows = c.select(
-            "SELECT nodename, nodeport, primary_name, primary_port, state, clone_streaming, clone_lag_bytes,
+    Ok(select_rows(
+        "SELECT nodename, nodeport, primary_name, primary_port, state, clone_streaming, clone_lag_bytes,
                     extract(epoch FROM pg_catalog.now() - clone_checked_at)::float8, clone_error
                FROM autoscale.standby_nodes
               WHERE primary_name IS NOT NULL
               ORDER BY added_at, nodename, nodeport",
-            None,
-            &[],
-        )?;
-        let mut out = Vec::new();
-        for r in rows {
-            out.push(CloneInfo {
-                node: NodeAddr::new(
-                    r.get::<String>(1)?.unwrap_or_default(),
-                    r.get::<i32>(2)?.unwrap_or_default(),
-                ),
-                primary: NodeAddr::new(
-                    r.get::<String>(3)?.unwrap_or_default(),
-                    r.get::<i32>(4)?.unwrap_or_default(),
-                ),
+        &[],
+        |r| {
+            Ok(CloneInfo {
+                node: node_at(r, 1)?,
+                primary: node_at(r, 3)?,
                 state: r.get::<String>(5)?.unwrap_or_default(),
                 streaming: r.get(6)?,
                 lag_bytes: r.get(7)?,
                 checked_ago: r.get(8)?,
                 error: r.get(9)?,
-            });
-        }
-        Ok::<_, pgrx::spi::SpiError>(out)
-    })?)
+            })
+        },
+    )?)
 }
 
 pub fn remove(host: &str, port: i32) -> Result<bool> {
@@ -177,18 +165,12 @@ pub fn active_joined_at() -> Result<HashMap<(String, i32), Option<f64>>> {
 
 /// How many pool nodes are in each state (every state listed, 0 included), for the metrics.
 pub fn counts_by_state() -> Result<Vec<(String, Option<f64>)>> {
-    Ok(Spi::connect(|c| {
-        let mut out = Vec::new();
-        for r in c.select(
-            "SELECT s.state, count(n.state)::float8
+    Ok(select_rows(
+        "SELECT s.state, count(n.state)::float8
                FROM pg_catalog.unnest(ARRAY['available', 'joining', 'active', 'draining', 'returned', 'failed']) s(state)
                LEFT JOIN autoscale.standby_nodes n ON n.state = s.state
               GROUP BY s.state ORDER BY s.state",
-            None,
-            &[],
-        )? {
-            out.push((r.get::<String>(1)?.unwrap_or_default(), r.get::<f64>(2)?));
-        }
-        Ok::<_, pgrx::spi::SpiError>(out)
-    })?)
+&[],
+|r| Ok((r.get::<String>(1)?.unwrap_or_default(), r.get::<f64>(2)?)),
+)?)
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use pgrx::prelude::*;
 
 use crate::infra::errors::Result;
+use crate::infra::spi::select_rows;
 
 /// Columns of node_samples that are rolled up (each gets _avg, _max and _p95); constants only.
 pub const METRICS: [&str; 13] = [
@@ -189,16 +190,12 @@ pub fn hourly_cluster(expr: &str, span_secs: f64) -> Result<Vec<(f64, Option<f64
             AND bucket >= pg_catalog.now() - pg_catalog.make_interval(secs => $1)
           ORDER BY bucket"
     );
-    Ok(Spi::connect(|c| {
-        let mut out = Vec::new();
-        for r in c.select(sql.as_str(), None, &[span_secs.into()])? {
-            out.push((
-                r.get::<f64>(1)?.unwrap_or_default(),
-                r.get::<f64>(2)?,
-                r.get::<f64>(3)?.unwrap_or(0.0),
-            ));
-        }
-        Ok::<_, pgrx::spi::SpiError>(out)
+    Ok(select_rows(sql.as_str(), &[span_secs.into()], |r| {
+        Ok((
+            r.get::<f64>(1)?.unwrap_or_default(),
+            r.get::<f64>(2)?,
+            r.get::<f64>(3)?.unwrap_or(0.0),
+        ))
     })?)
 }
 

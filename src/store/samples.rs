@@ -12,6 +12,7 @@ use pgrx::JsonB;
 use serde::Serialize;
 
 use crate::infra::errors::Result;
+use crate::infra::spi::select_rows;
 
 /// One row of autoscale.node_samples (field names are the column names).
 #[derive(Debug, Clone, Serialize, Default)]
@@ -289,16 +290,12 @@ pub fn latest_coordinator_free_and_worker_bytes() -> Result<(Option<f64>, Option
 
 /// The nodes of the latest sample, coordinator first: `host:port` and role.
 pub fn latest_nodes() -> Result<Vec<(String, i32, NodeRole)>> {
-    Ok(Spi::connect(|c| {
-        let mut out = Vec::new();
-        for r in c.select(
-            "SELECT nodename, nodeport, is_coordinator, data_node, reachable FROM autoscale.node_samples
+    Ok(select_rows(
+        "SELECT nodename, nodeport, is_coordinator, data_node, reachable FROM autoscale.node_samples
               WHERE sample_id = (SELECT max(sample_id) FROM autoscale.worker_count)
               ORDER BY is_coordinator DESC, nodename, nodeport",
-            None,
-            &[],
-        )? {
-            out.push((
+&[],
+|r| Ok((
                 r.get::<String>(1)?.unwrap_or_default(),
                 r.get::<i32>(2)?.unwrap_or_default(),
                 NodeRole {
@@ -306,10 +303,8 @@ pub fn latest_nodes() -> Result<Vec<(String, i32, NodeRole)>> {
                     data_node: r.get::<bool>(4)?,
                     reachable: r.get::<bool>(5)?.unwrap_or(false),
                 },
-            ));
-        }
-        Ok::<_, pgrx::spi::SpiError>(out)
-    })?)
+            )),
+)?)
 }
 
 /// Each node's shard bytes at its latest reachable sample, keyed by (nodename, nodeport).

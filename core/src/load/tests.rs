@@ -15,6 +15,19 @@ fn reading(min: &str, scans: i64, read: i64, written: i64) -> GroupReading {
     }
 }
 
+/// Group "0" read on node `port` at `at` with `scans` (no rows read or written), smoothed over
+/// `window` seconds, a gap of 600 s at most.
+fn read_at(prev: Option<&GroupState>, port: i32, at: f64, scans: i64, window: f64) -> GroupState {
+    update(
+        prev,
+        &n(port),
+        at,
+        &reading("0", scans, 0, 0),
+        window,
+        600.0,
+    )
+}
+
 /// A group with a steady load on a node.
 fn g(min: &str, node: NodeAddr, load: f64) -> GroupState {
     GroupState {
@@ -39,7 +52,7 @@ fn wire_form_is_a_compact_array() {
 
 #[test]
 fn first_reading_is_a_baseline() {
-    let s = update(None, &n(1), 100.0, &reading("0", 10, 0, 0), 60.0, 600.0);
+    let s = read_at(None, 1, 100.0, 10, 60.0);
     assert_eq!(s.rates, None);
     assert_eq!(s.load(), None);
     assert_eq!(s.counters.scans, 10);
@@ -47,7 +60,7 @@ fn first_reading_is_a_baseline() {
 
 #[test]
 fn rates_then_smoothing() {
-    let s0 = update(None, &n(1), 100.0, &reading("0", 0, 0, 0), 10.0, 600.0);
+    let s0 = read_at(None, 1, 100.0, 0, 10.0);
     // 100 scans, 50 rows written, 1000 rows read in 10 s
     let s1 = update(
         Some(&s0),
@@ -87,52 +100,24 @@ fn rates_then_smoothing() {
 
 #[test]
 fn a_moved_group_keeps_its_load_and_rebases() {
-    let s0 = update(None, &n(1), 100.0, &reading("0", 0, 0, 0), 10.0, 600.0);
-    let s1 = update(
-        Some(&s0),
-        &n(1),
-        110.0,
-        &reading("0", 100, 0, 0),
-        10.0,
-        600.0,
-    );
+    let s0 = read_at(None, 1, 100.0, 0, 10.0);
+    let s1 = read_at(Some(&s0), 1, 110.0, 100, 10.0);
     // now on node 2 with fresh counters
-    let s2 = update(Some(&s1), &n(2), 120.0, &reading("0", 3, 0, 0), 10.0, 600.0);
+    let s2 = read_at(Some(&s1), 2, 120.0, 3, 10.0);
     assert_eq!(s2.node, n(2));
     assert_eq!(s2.rates, s1.rates);
     assert_eq!(s2.counters.scans, 3);
     // next reading on node 2 gives a rate from the new baseline
-    let s3 = update(
-        Some(&s2),
-        &n(2),
-        130.0,
-        &reading("0", 103, 0, 0),
-        0.0,
-        600.0,
-    );
+    let s3 = read_at(Some(&s2), 2, 130.0, 103, 0.0);
     assert_eq!(s3.rates.unwrap().scans_per_sec, 10.0);
 }
 
 #[test]
 fn reset_counters_gap_and_clock_rebase() {
-    let s0 = update(None, &n(1), 100.0, &reading("0", 0, 0, 0), 10.0, 600.0);
-    let s1 = update(
-        Some(&s0),
-        &n(1),
-        110.0,
-        &reading("0", 100, 0, 0),
-        10.0,
-        600.0,
-    );
+    let s0 = read_at(None, 1, 100.0, 0, 10.0);
+    let s1 = read_at(Some(&s0), 1, 110.0, 100, 10.0);
     for (at, scans) in [(120.0, 5), (110.0, 200), (2000.0, 200)] {
-        let s = update(
-            Some(&s1),
-            &n(1),
-            at,
-            &reading("0", scans, 0, 0),
-            10.0,
-            600.0,
-        );
+        let s = read_at(Some(&s1), 1, at, scans, 10.0);
         assert_eq!(s.rates, s1.rates, "at {at} scans {scans}");
         assert_eq!(s.counters.scans, scans);
     }
@@ -318,55 +303,27 @@ fn tenant_rates_over_the_last_period() {
 
 #[test]
 fn idle_groups_are_not_rewritten() {
-    let s0 = update(None, &n(1), 100.0, &reading("0", 5, 0, 0), 10.0, 600.0);
-    let s1 = update(Some(&s0), &n(1), 110.0, &reading("0", 5, 0, 0), 10.0, 600.0);
+    let s0 = read_at(None, 1, 100.0, 5, 10.0);
+    let s1 = read_at(Some(&s0), 1, 110.0, 5, 10.0);
     assert!(needs_write(None, &s0), "a new group is written");
     assert!(needs_write(Some(&s0), &s1), "its first rate is written");
-    let s2 = update(Some(&s1), &n(1), 120.0, &reading("0", 5, 0, 0), 10.0, 600.0);
+    let s2 = read_at(Some(&s1), 1, 120.0, 5, 10.0);
     assert!(
         !needs_write(Some(&s1), &s2),
         "idle, same node, same counters: skipped"
     );
     // activity, a move, or a decaying load are written
-    let busy = update(
-        Some(&s1),
-        &n(1),
-        120.0,
-        &reading("0", 50, 0, 0),
-        10.0,
-        600.0,
-    );
+    let busy = read_at(Some(&s1), 1, 120.0, 50, 10.0);
     assert!(needs_write(Some(&s1), &busy));
-    let moved = update(Some(&s1), &n(2), 120.0, &reading("0", 0, 0, 0), 10.0, 600.0);
+    let moved = read_at(Some(&s1), 2, 120.0, 0, 10.0);
     assert!(needs_write(Some(&s1), &moved));
-    let decaying = update(
-        Some(&busy),
-        &n(1),
-        130.0,
-        &reading("0", 50, 0, 0),
-        10.0,
-        600.0,
-    );
+    let decaying = read_at(Some(&busy), 1, 130.0, 50, 10.0);
     assert!(needs_write(Some(&busy), &decaying));
     // a skipped group that wakes up after a long gap: rebased, then rated
-    let late = update(
-        Some(&s1),
-        &n(1),
-        1000.0,
-        &reading("0", 80, 0, 0),
-        10.0,
-        600.0,
-    );
+    let late = read_at(Some(&s1), 1, 1000.0, 80, 10.0);
     assert_eq!(late.rates, s1.rates);
     assert!(needs_write(Some(&s1), &late));
-    let next = update(
-        Some(&late),
-        &n(1),
-        1010.0,
-        &reading("0", 180, 0, 0),
-        0.0,
-        600.0,
-    );
+    let next = read_at(Some(&late), 1, 1010.0, 180, 0.0);
     assert_eq!(next.rates.unwrap().scans_per_sec, 10.0);
 }
 

@@ -1,13 +1,16 @@
-//! The operation state machine, explored: every edge that [`advance`] and [`cancel`] can take
-//! from each step of each kind, found by running them on every outcome that step's [`action`]
-//! can give. From the edges come the Mermaid diagram in docs/architecture.md (a test keeps it
-//! up to date) and the reachability checks: every step of a kind is reachable from where that
-//! kind starts, and every running step has a path to an end (succeeded, failed or cancelled).
+//! The operation state machine drawn from its tables ([`table`](super::table)): [`edges`] are
+//! the edges each kind's table declares. From them come the Mermaid diagram in
+//! docs/architecture.md (a test keeps it up to date) and the reachability checks: every step of
+//! a kind is reachable from where that kind starts, and every running step has a path to an end
+//! (succeeded, failed or cancelled).
 //!
-//! The diagram is generated from the transition function itself, so it cannot drift from it.
+//! [`explored`] finds the same edges the other way, by running [`advance`] and [`cancel`] on
+//! every outcome each step's [`action`] can give; a test checks that the two agree, so the
+//! tables cannot drift from what the machine does.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use super::table::{self, Cancel, Next};
 use super::{
     action, advance, cancel, new_operation, with_coordinator_shards, Action, JobState, Kind,
     Limits, NodeAddr, Operation, Outcome, Status, Step,
@@ -36,9 +39,49 @@ fn coordinator_value(kind: Kind) -> bool {
     kind == Kind::ScaleIn
 }
 
-/// The steps a kind starts at ([`new_operation`] with and without a given node, and with the
-/// coordinator's shouldhaveshards to set).
+/// The steps a kind starts at, as its table declares them.
 pub fn start_steps(kind: Kind) -> Vec<Step> {
+    let mut steps = table::table(kind).starts.to_vec();
+    steps.sort();
+    steps
+}
+
+/// The edges `kind`'s table declares: each outcome of each step to where it leads (a failure to
+/// the step's restoring step when it has one), and a cancel. Staying at a step is not an edge.
+pub fn edges(kind: Kind) -> Edges {
+    let mut edges = Edges::new();
+    for row in table::table(kind).steps {
+        let mut add = |label: &'static str, to: Target| {
+            edges.entry((row.step, to)).or_default().insert(label);
+        };
+        let failed = row
+            .on_fail
+            .map_or(Target::End(Status::Failed), Target::Step);
+        for (on, next) in row.edges() {
+            let to: Vec<Target> = match next {
+                Next::Go(s) | Next::FallBack(s) => vec![Target::Step(s)],
+                Next::Choose(c) => c.targets().iter().map(|s| Target::Step(*s)).collect(),
+                Next::Stay => Vec::new(),
+                Next::Succeed => vec![Target::End(Status::Succeeded)],
+                Next::Fail => vec![failed],
+                Next::Restored => vec![Target::End(Status::Failed), Target::End(Status::Cancelled)],
+            };
+            for t in to {
+                add(on.label(), t);
+            }
+        }
+        match row.on_cancel {
+            Cancel::Now => add("cancel", Target::End(Status::Cancelled)),
+            Cancel::Via(s) => add("cancel", Target::Step(s)),
+            Cancel::No(_) => {}
+        }
+    }
+    edges
+}
+
+/// The steps a new operation of `kind` starts at, found by making them ([`new_operation`] with
+/// and without a given node, and with the coordinator's shouldhaveshards to set).
+pub fn explored_start_steps(kind: Kind) -> Vec<Step> {
     let mut steps: Vec<Step> = [None, Some(NodeAddr::new(HOST, 5432))]
         .into_iter()
         .filter_map(|node| new_operation(1, kind, node, "", 0.0).ok())
@@ -82,7 +125,8 @@ fn shapes(kind: Kind, step: Step, limits: &Limits) -> Vec<Operation> {
             for cancelled in [false, true] {
                 let mut op = base.clone();
                 if added {
-                    op.want = 2;
+                    // one of three added: the next node may be the last or not
+                    op.want = 3;
                     op.added = vec![NodeAddr::new(HOST, 5433)];
                 }
                 if last_attempt {
@@ -234,7 +278,7 @@ fn outcomes(a: &Action) -> Vec<(&'static str, Outcome)> {
         ],
         Action::VerifyTenant { target, .. } => vec![
             ("own shard on the target", tenant(target.clone(), true)),
-            ("shared", tenant(target.clone(), false)),
+            ("still shared", tenant(target.clone(), false)),
             ("elsewhere", tenant(NodeAddr::new(HOST, 5433), true)),
         ],
         Action::Nothing => return Vec::new(),
@@ -243,10 +287,10 @@ fn outcomes(a: &Action) -> Vec<(&'static str, Outcome)> {
     v
 }
 
-/// Every edge of `kind`: each step that belongs to it, in each shape, under each outcome, at a
-/// time before and after every timeout; and a cancel. Edges that stay at the same running step
-/// (waiting, retrying) are left out.
-pub fn edges(kind: Kind) -> Edges {
+/// Every edge [`advance`] and [`cancel`] take for `kind`: each step that belongs to it, in each
+/// shape, under each outcome, at a time before and after every timeout; and a cancel. Edges that
+/// stay at the same running step (waiting, retrying) are left out.
+pub fn explored(kind: Kind) -> Edges {
     let limits = Limits::default();
     let late = 1.0e7; // past every timeout
     let mut edges = Edges::new();
@@ -352,6 +396,16 @@ mod tests {
     const BEGIN: &str =
         "<!-- operations-diagram: generated by core/src/operations/diagram.rs -->\n";
     const END: &str = "<!-- end of operations-diagram -->";
+
+    /// The tables and the machine agree: running the transitions finds exactly the edges the
+    /// tables declare, and new operations start where the tables say.
+    #[test]
+    fn the_tables_match_what_the_machine_does() {
+        for &kind in Kind::ALL {
+            assert_eq!(edges(kind), explored(kind), "{kind}");
+            assert_eq!(start_steps(kind), explored_start_steps(kind), "{kind}");
+        }
+    }
 
     #[test]
     fn every_step_of_a_kind_is_reachable_from_its_start() {

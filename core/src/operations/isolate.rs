@@ -17,7 +17,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::load::{sustained_skew, LoadPoint, MIN_IMPROVEMENT};
 
+use super::messages;
+use super::table::{Ask, On};
 use super::{Action, NodeAddr, Operation, Outcome, Step};
+
+/// What the isolate_tenant steps need recorded.
+const NEEDS_TENANT: &str = "the tenant and none is recorded";
 
 /// The tenant an isolate_tenant operation works on (`Operation::tenant`); its target worker is
 /// the operation's `node`.
@@ -207,105 +212,115 @@ pub fn choose(
 }
 
 /// The action of an isolate_tenant step (`isolate`, `move_tenant`, `verify_tenant`).
-pub(super) fn plan(op: &Operation) -> Result<Action, String> {
-    let Some(t) = &op.tenant else {
-        return Err(format!(
-            "inconsistent operation: step {} needs the tenant and none is recorded",
-            op.step
-        ));
-    };
+pub(super) fn action(ask: Ask, op: &Operation) -> Result<Action, String> {
+    let t = op
+        .tenant
+        .as_ref()
+        .ok_or_else(|| messages::needs(op.step, NEEDS_TENANT))?;
     let (table, tenant) = (t.table.clone(), t.value.clone());
     let target = || {
-        op.node.clone().ok_or_else(|| {
-            format!(
-                "inconsistent operation: step {} needs the target worker and none is recorded",
-                op.step
-            )
-        })
+        op.node
+            .clone()
+            .ok_or_else(|| messages::needs(op.step, messages::NEEDS_NODE))
     };
-    Ok(match op.step {
-        Step::Isolate => Action::IsolateTenant { table, tenant },
-        Step::MoveTenant => Action::MoveTenant {
+    Ok(match ask {
+        Ask::MoveTenant => Action::MoveTenant {
             table,
             tenant,
             target: target()?,
         },
-        Step::VerifyTenant => Action::VerifyTenant {
+        Ask::VerifyTenant => Action::VerifyTenant {
             table,
             tenant,
             target: target()?,
         },
-        other => return Err(format!("step {other} is not an isolate_tenant step")),
+        _ => Action::IsolateTenant { table, tenant },
     })
 }
 
-/// Where an isolate_tenant step's outcome leads.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) enum Next {
-    Goto(Step, String),
-    Succeed(String),
-    Fail(String),
+/// What the tenant's place after the step means: isolated (or still shared) at `isolate`, on
+/// the target (or elsewhere) at `move_tenant`, both at `verify_tenant`.
+pub(super) fn classify(ask: Ask, outcome: &Outcome, op: &Operation) -> Option<On> {
+    let Outcome::Tenant { node, isolated, .. } = outcome else {
+        return None;
+    };
+    let on_target = op.node.as_ref() == Some(node);
+    Some(match ask {
+        Ask::IsolateTenant if *isolated => On::Isolated,
+        Ask::IsolateTenant => On::StillShared,
+        Ask::MoveTenant if on_target => On::OnTarget,
+        Ask::MoveTenant => On::Elsewhere,
+        _ if !*isolated => On::StillShared,
+        _ if on_target => On::OwnShardOnTarget,
+        _ => On::Elsewhere,
+    })
 }
 
-/// The transition of an isolate_tenant step on `outcome` (recording the tenant's shard in `op`),
-/// or None when the outcome does not belong to the step (a bug in the executor).
-pub(super) fn on_outcome(op: &mut Operation, outcome: &Outcome) -> Option<Next> {
+/// Records the tenant's own shard (and, once isolated, the worker it was on) in the row.
+pub(super) fn record(op: &mut Operation, on: On, outcome: &Outcome) {
+    let (Some(t), Outcome::Tenant { shard, node, .. }) = (op.tenant.as_mut(), outcome) else {
+        return;
+    };
+    match on {
+        On::Isolated => {
+            t.shard = Some(*shard);
+            t.from = Some(node.clone());
+        }
+        On::OwnShardOnTarget => t.shard = Some(*shard),
+        _ => {}
+    }
+}
+
+/// What the step's outcome `on` says, as the step note or the failure.
+pub(super) fn detail(op: &Operation, on: On, outcome: &Outcome) -> String {
     let Outcome::Tenant {
         shard,
         node,
-        isolated,
         changed,
+        ..
     } = outcome
     else {
-        return None;
+        return String::new();
     };
-    let (shard, node, isolated, changed) = (*shard, node.clone(), *isolated, *changed);
-    let target = op.node.clone()?;
-    let t = op.tenant.as_mut()?;
-    let who = t.to_string();
-    Some(match op.step {
-        Step::Isolate if isolated => {
-            t.shard = Some(shard);
-            t.from = Some(node.clone());
-            let detail = if changed {
-                format!("{who} isolated to shard {shard} on {node} (isolate_tenant_to_new_shard, CASCADE)")
-            } else {
-                format!("{who} already has a shard of its own ({shard} on {node}); not split again")
-            };
-            Next::Goto(Step::MoveTenant, detail)
+    let who = op
+        .tenant
+        .as_ref()
+        .map_or_else(|| "the tenant".to_string(), |t| t.to_string());
+    let target = op
+        .node
+        .as_ref()
+        .map_or_else(|| "the target".to_string(), |n| n.to_string());
+    match on {
+        On::Isolated if *changed => format!(
+            "{who} isolated to shard {shard} on {node} (isolate_tenant_to_new_shard, CASCADE)"
+        ),
+        On::Isolated => {
+            format!("{who} already has a shard of its own ({shard} on {node}); not split again")
         }
-        Step::Isolate => Next::Fail(format!(
+        On::StillShared if op.step == Step::Isolate => format!(
             "{who} still shares shard {shard} with other tenants after isolate_tenant_to_new_shard"
-        )),
-        Step::MoveTenant if node == target => {
-            let from = t
-                .from
-                .clone()
+        ),
+        On::OnTarget if *changed => {
+            let from = op
+                .tenant
+                .as_ref()
+                .and_then(|t| t.from.as_ref())
                 .map_or_else(String::new, |f| format!(" from {f}"));
-            let detail = if changed {
-                format!("shard {shard} of {who} moved{from} to {target}")
-            } else {
-                format!("shard {shard} of {who} is already on {target}; not moved again")
-            };
-            Next::Goto(Step::VerifyTenant, detail)
+            format!("shard {shard} of {who} moved{from} to {target}")
         }
-        Step::MoveTenant => Next::Fail(format!(
-            "shard {shard} of {who} is on {node}, not on {target}, after the move"
-        )),
-        Step::VerifyTenant if isolated && node == target => {
-            t.shard = Some(shard);
-            Next::Succeed(format!("{who} has shard {shard} of its own on {target}"))
+        On::OnTarget => format!("shard {shard} of {who} is already on {target}; not moved again"),
+        On::Elsewhere if op.step == Step::MoveTenant => {
+            format!("shard {shard} of {who} is on {node}, not on {target}, after the move")
         }
-        Step::VerifyTenant => Next::Fail(format!(
-            "{who} is in shard {shard} on {node}{}; expected a shard of its own on {target}",
-            if isolated {
-                ""
-            } else {
-                ", shared with other tenants"
-            }
-        )),
-        _ => return None,
-    })
+        On::OwnShardOnTarget => format!("{who} has shard {shard} of its own on {target}"),
+        On::StillShared => format!(
+            "{who} is in shard {shard} on {node}, shared with other tenants; expected a shard of \
+             its own on {target}"
+        ),
+        _ => {
+            format!("{who} is in shard {shard} on {node}; expected a shard of its own on {target}")
+        }
+    }
 }
 
 /// `isolate_tenant tenant 5 of t to 127.0.0.1:7302`.

@@ -1,12 +1,13 @@
-//! The state machine: what each step asks for, and where each outcome leads.
+//! The state machine's moves: new operations, and the transitions that follow the table of
+//! `table.rs` (what each step asks for, where each outcome leads) and record what outcomes bring.
 
-use crate::duration::format_secs;
-
-use super::isolate::{self, Next, TenantRef};
+use super::isolate::{self, TenantRef};
+use super::messages;
+use super::table::{classify, spec, Ask, Cancel, Next, On, StepSpec};
 use super::{
-    names, Action, JobState, Kind, Limits, NodeAddr, Note, OpError, Operation, Outcome, Status,
-    Step, Transition, NOTE_CANCELLED, NOTE_FAILED, NOTE_FALLBACK, NOTE_PROGRESS, NOTE_RETRY,
-    NOTE_STEP, NOTE_SUCCEEDED,
+    Action, Kind, Limits, NodeAddr, Note, OpError, Operation, Outcome, Status, Step, Transition,
+    NOTE_CANCELLED, NOTE_FAILED, NOTE_FALLBACK, NOTE_PROGRESS, NOTE_RETRY, NOTE_STEP,
+    NOTE_SUCCEEDED,
 };
 
 /// A new running operation. A rebalance starts at `start_rebalance`; a scale-out at
@@ -162,127 +163,23 @@ pub fn action(op: &Operation) -> Action {
     if op.status != Status::Running {
         return Action::Nothing;
     }
-    plan(op).unwrap_or(Action::Nothing)
+    plan(op).map_or(Action::Nothing, |(_, a)| a)
 }
 
-/// The action of a running operation's step, or why the row cannot go on.
-fn plan(op: &Operation) -> Result<Action, String> {
-    if !op.step.belongs_to(op.kind) {
-        return Err(format!(
-            "inconsistent operation: step {} is not part of a {} operation",
-            op.step, op.kind
-        ));
+/// The table row of a running operation's step and its action, or why the row cannot go on.
+fn plan(op: &Operation) -> Result<(&'static StepSpec, Action), String> {
+    if op.step == Step::Done {
+        return Err(messages::DONE_BUT_RUNNING.to_string());
     }
-    let node = || {
-        op.node.clone().ok_or_else(|| {
-            format!(
-                "inconsistent operation: step {} needs a node and none is recorded",
-                op.step
-            )
-        })
-    };
-    let pair = || {
-        match (&op.clone, &op.primary) {
-        (Some(c), Some(p)) => Ok((c.clone(), p.clone())),
-        _ => Err(format!(
-            "inconsistent operation: step {} needs the clone and its primary and they are not recorded",
-            op.step
-        )),
-    }
-    };
-    // a scale-in acts on its node and the nodes it drains with it
-    let nodes = || node().map(|_| op.leaving());
-    let dead = || {
-        op.dead.clone().ok_or_else(|| {
-            format!(
-                "inconsistent operation: step {} needs the dead node and none is recorded",
-                op.step
-            )
-        })
-    };
-    let job_id = || {
-        op.job_id.ok_or_else(|| {
-            format!(
-                "inconsistent operation: step {} needs a job id and none is recorded",
-                op.step
-            )
-        })
-    };
-    Ok(match op.step {
-        Step::StartRebalance => Action::StartRebalance { drain_only: false },
-        Step::WaitRebalance | Step::WaitDrain => Action::PollJob { job_id: job_id()? },
-        Step::PickStandby => Action::PickStandby,
-        Step::AddNode => Action::AddNode { node: node()? },
-        Step::RequestNode => Action::RequestNode,
-        Step::WaitForNode => Action::CheckForNode {
-            request_id: op.request_id,
-        },
-        Step::MarkDraining => Action::SetShouldHaveShards {
-            nodes: nodes()?,
-            value: false,
-        },
-        Step::StartDrain => {
-            node()?;
-            Action::StartRebalance { drain_only: true }
-        }
-        Step::Cleanup => Action::CleanupOrphaned { nodes: nodes()? },
-        Step::VerifyEmpty => Action::CountPlacements { nodes: nodes()? },
-        Step::RemoveNode if op.kind == Kind::ReplaceDead => {
-            Action::RemoveDeadNode { node: dead()? }
-        }
-        Step::RemoveNode => Action::RemoveNode { nodes: nodes()? },
-        Step::DisableNode => Action::DisableNode { node: dead()? },
-        Step::CopyPlacements => Action::CopyPlacements {
-            dead: dead()?,
-            target: op.node.clone(),
-        },
-        Step::ReturnToPool => Action::ReturnToPool { nodes: nodes()? },
-        Step::Restore => {
-            node()?;
-            Action::SetShouldHaveShards {
-                nodes: op.restore_set(),
-                value: true,
-            }
-        }
-        Step::CoordinatorShards => {
-            match (&op.coordinator, op.coordinator_shards) {
-                (Some(c), Some(value)) => Action::SetCoordinatorShards {
-                    node: c.clone(),
-                    value,
-                },
-                _ => return Err(
-                    "inconsistent operation: step coordinator_shards needs the coordinator and \
-                     a value, and none is recorded"
-                        .to_string(),
-                ),
-            }
-        }
-        Step::CheckSplit => {
-            let (clone, primary) = pair()?;
-            Action::CheckSplit { clone, primary }
-        }
-        Step::AddClone => {
-            let (clone, primary) = pair()?;
-            Action::AddClone { clone, primary }
-        }
-        Step::PromoteClone => {
-            let (clone, primary) = pair()?;
-            Action::PromoteClone { clone, primary }
-        }
-        Step::VerifySplit => {
-            let (clone, primary) = pair()?;
-            Action::VerifySplit { clone, primary }
-        }
-        Step::DropClone => Action::DropClone { clone: pair()?.0 },
-        Step::Isolate | Step::MoveTenant | Step::VerifyTenant => return isolate::plan(op),
-        Step::Done => {
-            return Err("inconsistent operation: at step done but still running".to_string())
-        }
-    })
+    let row = spec(op.kind, op.step).ok_or_else(|| messages::not_part_of(op))?;
+    Ok((row, row.ask.action(op)?))
 }
 
 /// Applies the outcome of [`action`] at `now`: the new row and the events to record.
 /// Finished operations come back unchanged and without events. Never panics.
+///
+/// The step's table row says where the outcome leads; this only records what the outcome brings
+/// (a job id, a node, progress) and has [`messages`] say what happened.
 pub fn advance(op: &Operation, outcome: Outcome, now: f64, limits: &Limits) -> Transition {
     let mut m = Machine {
         op: op.clone(),
@@ -292,285 +189,35 @@ pub fn advance(op: &Operation, outcome: Outcome, now: f64, limits: &Limits) -> T
     if op.status != Status::Running {
         return m.into_transition();
     }
-    if let Err(why) = plan(op) {
-        m.fail_hard(why);
+    let row = match plan(op) {
+        Ok((row, _)) => row,
+        Err(why) => {
+            m.fail_hard(why);
+            return m.into_transition();
+        }
+    };
+    if let Outcome::Error(msg) = &outcome {
+        m.error(row, msg, limits);
         return m.into_transition();
     }
-    if let Outcome::Error(msg) = outcome {
-        m.error(&msg, limits);
+    let Some((on, next)) =
+        classify(row.ask, &outcome, op, now, limits).and_then(|on| Some((on, row.next(on)?)))
+    else {
+        m.fail(row, messages::unexpected(op.step, &outcome));
         return m.into_transition();
-    }
-    if op.kind == Kind::IsolateTenant {
-        match isolate::on_outcome(&mut m.op, &outcome) {
-            Some(Next::Goto(step, detail)) => m.goto(step, detail),
-            Some(Next::Succeed(detail)) => m.succeed(detail),
-            Some(Next::Fail(msg)) => m.fail(msg),
-            None => m.fail(format!(
-                "unexpected outcome {} at step {} (a bug in the executor)",
-                outcome_text(&outcome),
-                op.step
-            )),
-        }
-        return m.into_transition();
-    }
-    match (op.step, outcome) {
-        (Step::StartRebalance, Outcome::JobStarted(Some(id))) => {
-            m.job_started(id);
-            m.goto(Step::WaitRebalance, format!("rebalance job {id} started"));
-        }
-        (Step::StartRebalance, Outcome::JobStarted(None)) => {
-            m.succeed("nothing to move: the shards are balanced".to_string());
-        }
-        (Step::WaitRebalance, Outcome::Job { state, done, total }) => {
-            m.job(state, done, total, limits);
-        }
-        (Step::PickStandby, Outcome::Picked(node)) => {
-            let detail = format!("standby {node} taken from the pool");
-            m.op.node = Some(node);
-            m.goto(Step::AddNode, detail);
-        }
-        (Step::PickStandby, Outcome::PoolEmpty)
-            if op.added.is_empty() || op.kind == Kind::ReplaceDead =>
-        {
-            m.goto(
-                Step::RequestNode,
-                "the standby pool is empty; asking for a node".to_string(),
-            );
-        }
-        (Step::PickStandby, Outcome::PoolEmpty) => {
-            let detail = format!(
-                "the standby pool is empty after {} of {} nodes; rebalancing onto those",
-                op.added.len(),
-                op.want
-            );
-            let next = m.before_rebalance();
-            m.goto(next, detail);
-        }
-        (Step::AddNode, Outcome::Ok) => {
-            let detail = format!("node {} added", m.node_text());
-            m.joined(detail);
-        }
-        (Step::RequestNode, Outcome::Requested(id)) => {
-            m.op.request_id = Some(id);
-            m.goto(
-                Step::WaitForNode,
-                format!("provision request {id} sent; waiting for a node"),
-            );
-        }
-        (Step::WaitForNode, Outcome::Appeared { node, in_cluster }) => {
-            m.op.node = Some(node.clone());
-            if in_cluster {
-                m.joined(format!("node {node} joined the cluster"));
-            } else {
-                m.goto(Step::AddNode, format!("node {node} appeared in the pool"));
-            }
-        }
-        (Step::WaitForNode, Outcome::NotYet) => {
-            m.op.attempts = 0;
-            let waited = now - op.step_started_at;
-            if limits.provision_timeout >= 0.0 && waited >= limits.provision_timeout {
-                let request = match op.request_id {
-                    Some(id) => format!("provision request {id}"),
-                    None => "provision request".to_string(),
-                };
-                m.fail(format!(
-                    "{request} expired after {} without a node",
-                    format_secs(waited)
-                ));
-            }
-        }
-        (Step::MarkDraining, Outcome::Ok) => {
-            let detail = format!("shouldhaveshards = false on {}", m.node_text());
-            m.goto(Step::StartDrain, detail);
-        }
-        (Step::MarkDraining, Outcome::Marked { had_shards }) => {
-            let detail = format!("shouldhaveshards = false on {}", m.node_text());
-            m.op.had_shards = Some(had_shards);
-            m.goto(Step::StartDrain, detail);
-        }
-        (Step::StartDrain, Outcome::JobStarted(Some(id))) => {
-            m.job_started(id);
-            m.goto(Step::WaitDrain, format!("drain job {id} started"));
-        }
-        (Step::StartDrain, Outcome::JobStarted(None)) => {
-            let detail = format!("nothing to drain from {}", m.node_text());
-            m.goto(Step::Cleanup, detail);
-        }
-        (Step::WaitDrain, Outcome::Job { state, done, total }) => {
-            m.job(state, done, total, limits);
-        }
-        (Step::Cleanup, Outcome::Ok) => {
-            m.goto(
-                Step::VerifyEmpty,
-                "orphaned resources cleaned up".to_string(),
-            );
-        }
-        (Step::VerifyEmpty, Outcome::Placements(0)) => {
-            let detail = format!(
-                "{} {} no placements",
-                m.node_text(),
-                m.verb("holds", "hold")
-            );
-            m.goto(Step::RemoveNode, detail);
-        }
-        (Step::VerifyEmpty, Outcome::Placements(n)) if n > 0 => {
-            let msg = format!(
-                "{} still {} {n} placement{}; not removed",
-                m.subject(),
-                m.verb("holds", "hold"),
-                if n == 1 { "" } else { "s" }
-            );
-            m.fail(msg);
-        }
-        (Step::DisableNode, Outcome::Ok) => {
-            let detail = format!(
-                "dead node {} disabled: queries use the other copies",
-                dead_text(op)
-            );
-            m.goto(Step::PickStandby, detail);
-        }
-        (
-            Step::CopyPlacements,
-            Outcome::Copied {
-                shard: None,
-                left: 0,
-            },
-        ) => {
-            let detail = format!(
-                "every shard group of {} has its copies back ({} copied), reference tables \
-                 replicated",
-                dead_text(op),
-                op.progress_done
-            );
-            m.goto(Step::RemoveNode, detail);
-        }
-        (Step::CopyPlacements, Outcome::Copied { shard, left }) => {
-            m.op.attempts = 0;
-            if shard.is_some() {
-                m.op.progress_done += 1;
-            }
-            m.op.progress_total = m.op.progress_total.max(m.op.progress_done + left.max(0));
-            let message = format!(
-                "{}: copied {}, {}/{} copies done",
-                m.header(),
-                shard.as_deref().unwrap_or("nothing"),
-                m.op.progress_done,
-                m.op.progress_total
-            );
-            m.note(NOTE_PROGRESS, message);
-        }
-        (Step::RemoveNode, Outcome::Ok) if op.kind == Kind::ReplaceDead => {
-            let by = op
-                .node
-                .as_ref()
-                .map_or_else(String::new, |n| format!(", replaced by {n}"));
-            let detail = format!(
-                "dead node {} removed from the cluster{by}; {} shard group copies restored",
-                dead_text(op),
-                op.progress_done
-            );
-            m.succeed(detail);
-        }
-        (Step::RemoveNode, Outcome::Ok) => {
-            let detail = format!("{} removed from the cluster", m.subject());
-            m.goto(Step::ReturnToPool, detail);
-        }
-        (Step::ReturnToPool, Outcome::Ok) => {
-            let detail = format!("{} removed and returned to the pool", m.subject());
-            m.succeed(detail);
-        }
-        (Step::Restore, Outcome::Ok) => m.restored(),
-        (Step::CoordinatorShards, Outcome::Ok) => {
-            let c = op.coordinator.as_ref().map_or_else(
-                || "the coordinator".to_string(),
-                |c| format!("coordinator {c}"),
-            );
-            if op.kind == Kind::ScaleIn {
-                let detail = format!(
-                    "shouldhaveshards = true on {c}: the drain moves the workers' shards to it"
-                );
-                m.goto(Step::MarkDraining, detail);
-            } else {
-                let detail = format!(
-                    "shouldhaveshards = false on {c}: the rebalance moves its shards to the workers"
-                );
-                m.goto(Step::StartRebalance, detail);
-            }
-        }
-        (Step::AddClone, Outcome::Ok) => {
-            let detail = format!(
-                "clone {} registered as a clone of {}",
-                m.clone_text(),
-                m.primary_text()
-            );
-            m.goto(Step::CheckSplit, detail);
-        }
-        (Step::CheckSplit, Outcome::SplitPlan { to_clone, total }) if to_clone > 0 => {
-            let detail = format!(
-                "split plan: {to_clone} of {total} shards of {} go to clone {}",
-                m.primary_text(),
-                m.clone_text()
-            );
-            m.goto(Step::PromoteClone, detail);
-        }
-        (Step::CheckSplit, Outcome::SplitPlan { total, .. }) => {
-            let why = format!(
-                "the split plan gives clone {} none of the {total} shards of {}",
-                m.clone_text(),
-                m.primary_text()
-            );
-            m.fall_back(why);
-        }
-        (Step::AddClone | Step::CheckSplit | Step::PromoteClone, Outcome::CloneUnusable(why)) => {
-            m.fall_back(why)
-        }
-        (Step::PromoteClone, Outcome::Ok) => {
-            let detail = format!(
-                "clone {} promoted; the shards of {} split between the two",
-                m.clone_text(),
-                m.primary_text()
-            );
-            m.goto(Step::VerifySplit, detail);
-        }
-        (Step::VerifySplit, Outcome::Split { clone, primary }) if clone > 0 => {
-            m.op.split = Some((clone, primary));
-            let detail = format!(
-                "clone {} is an active worker with {clone} placements; {primary} left on {}",
-                m.clone_text(),
-                m.primary_text()
-            );
-            m.succeed(detail);
-        }
-        (Step::VerifySplit, Outcome::Split { primary, .. }) => {
-            let msg = format!(
-                "clone {} holds no placements after the split ({primary} on {})",
-                m.clone_text(),
-                m.primary_text()
-            );
-            m.fail(msg);
-        }
-        (Step::DropClone, Outcome::Ok) => {
-            let detail = format!(
-                "clone {} left unused; going on as an ordinary scale-out",
-                m.clone_text()
-            );
-            m.goto(Step::PickStandby, detail);
-        }
-        (step, other) => {
-            m.fail(format!(
-                "unexpected outcome {} at step {step} (a bug in the executor)",
-                outcome_text(&other)
-            ));
-        }
-    }
+    };
+    m.record(row.ask, on, &outcome);
+    m.take(row, next, |m, to| {
+        messages::detail(&m.op, row.ask, &outcome, on, to, now)
+    });
     m.into_transition()
 }
 
-/// Cancels a running operation at `now`. Rebalance and scale-out end `cancelled` at once (a
-/// Citus job already started keeps running: stop it with `citus_rebalance_stop()` if wanted). A
-/// scale-in that already set shouldhaveshards = false goes to the restore step first and ends
-/// `cancelled` once restored. A scale-in whose node is already removed, or that is restoring,
-/// cannot be cancelled.
+/// Cancels a running operation at `now`, as the step's table row says: most end `cancelled` at
+/// once (a Citus job already started keeps running: stop it with `citus_rebalance_stop()` if
+/// wanted); a scale-in that already set shouldhaveshards = false goes to the restore step first
+/// and ends `cancelled` once restored; a scale-in whose node is already removed, or that is
+/// restoring, cannot be cancelled.
 pub fn cancel(op: &Operation, reason: &str, now: f64) -> Result<Transition, OpError> {
     if op.status != Status::Running {
         return Err(OpError::NotRunning {
@@ -578,54 +225,32 @@ pub fn cancel(op: &Operation, reason: &str, now: f64) -> Result<Transition, OpEr
             status: op.status,
         });
     }
-    let msg = if reason.trim().is_empty() {
-        "cancelled".to_string()
-    } else {
-        format!("cancelled: {}", reason.trim())
-    };
+    let msg = messages::cancelled_because(reason);
     let mut m = Machine {
         op: op.clone(),
         events: Vec::new(),
         now,
     };
-    match (op.kind, op.step) {
-        (Kind::ScaleIn, Step::ReturnToPool) => {
+    // a row at a step its kind does not have can always be cancelled
+    match spec(op.kind, op.step).map_or(Cancel::Now, |r| r.on_cancel) {
+        Cancel::No(why) => {
             return Err(OpError::NotCancellable {
                 id: op.id,
                 step: op.step,
-                why: "the node is already removed from the cluster; it finishes returning it to \
-                      the pool",
+                why,
             })
         }
-        (Kind::ScaleIn, Step::Restore) => {
-            return Err(OpError::NotCancellable {
-                id: op.id,
-                step: op.step,
-                why: "it is already restoring shouldhaveshards and finishes as failed",
-            })
-        }
-        (
-            Kind::ScaleIn,
-            Step::StartDrain
-            | Step::WaitDrain
-            | Step::Cleanup
-            | Step::VerifyEmpty
-            | Step::RemoveNode,
-        ) => {
+        Cancel::Via(step) => {
             m.op.cancelled = true;
             m.op.error = Some(msg.clone());
-            let detail = format!("{msg}; restoring shouldhaveshards = true");
-            m.goto(Step::Restore, detail);
+            m.goto(step, &messages::restoring(&msg));
         }
-        _ => {
+        Cancel::Now => {
             m.op.status = Status::Cancelled;
             m.op.cancelled = true;
             m.op.error = Some(msg.clone());
             m.op.finished_at = Some(now);
-            let mut message = format!("{}: {msg} at step {}", m.header(), op.step);
-            if let (Some(id), Step::WaitRebalance) = (op.job_id, op.step) {
-                message.push_str(&format!("; Citus job {id} keeps running"));
-            }
+            let message = messages::cancelled(op, &msg);
             m.note(NOTE_CANCELLED, message);
         }
     }
@@ -635,96 +260,6 @@ pub fn cancel(op: &Operation, reason: &str, now: f64) -> Result<Transition, OpEr
 /// The followed job's progress (tasks done, total), once it has been polled.
 pub fn progress(op: &Operation) -> Option<(i64, i64)> {
     op.job_state.map(|_| (op.progress_done, op.progress_total))
-}
-
-/// A one-line summary: `scale_in 127.0.0.1:9703: wait_drain, job 7 3/10`.
-pub fn describe(op: &Operation) -> String {
-    let mut s = format!("{}: ", header(op));
-    match op.status {
-        Status::Running => {
-            s.push_str(op.step.as_str());
-            if let Some(id) = op.job_id.filter(|_| is_wait(op.step)) {
-                s.push_str(&format!(", job {id}"));
-                if let Some((done, total)) = progress(op) {
-                    s.push_str(&format!(" {done}/{total}"));
-                }
-                if let Some(state) = op.job_state.filter(|s| *s != JobState::Running) {
-                    s.push_str(&format!(" ({state})"));
-                }
-            }
-            if op.step == Step::CopyPlacements && op.progress_total > 0 {
-                s.push_str(&format!(
-                    ", {}/{} copies",
-                    op.progress_done, op.progress_total
-                ));
-            }
-            if let (Step::WaitForNode, Some(id)) = (op.step, op.request_id) {
-                s.push_str(&format!(", provision request {id}"));
-            }
-            if op.step == Step::Restore {
-                if let Some(e) = &op.error {
-                    s.push_str(&format!(" after: {e}"));
-                }
-            }
-            if op.attempts > 0 {
-                s.push_str(&format!(
-                    ", retrying ({} failed attempt{})",
-                    op.attempts,
-                    if op.attempts == 1 { "" } else { "s" }
-                ));
-            }
-        }
-        status => {
-            s.push_str(status.as_str());
-            if status != Status::Succeeded && op.step != Step::Done {
-                s.push_str(&format!(" at {}", op.step));
-            }
-            if let Some(e) = &op.error {
-                s.push_str(&format!(": {e}"));
-            }
-        }
-    }
-    s
-}
-
-fn is_wait(step: Step) -> bool {
-    matches!(step, Step::WaitRebalance | Step::WaitDrain)
-}
-
-/// `scale_in 127.0.0.1:9703`, or just the kind without a node. A scale-out of several nodes
-/// names every node it added and the one it is adding.
-fn header(op: &Operation) -> String {
-    if op.kind == Kind::IsolateTenant {
-        return isolate::header(op);
-    }
-    if op.kind == Kind::ReplaceDead {
-        let by = op
-            .node
-            .as_ref()
-            .map_or_else(String::new, |n| format!(" by {n}"));
-        return format!("{} {}{by}", op.kind, dead_text(op));
-    }
-    let mut nodes = op.added.clone();
-    if let Some(n) = op.node.as_ref().filter(|n| !op.added.contains(n)) {
-        nodes.push(n.clone());
-    }
-    nodes.extend(op.also.iter().cloned());
-    if nodes.is_empty() {
-        op.kind.to_string()
-    } else {
-        format!("{} {}", op.kind, names(&nodes))
-    }
-}
-
-/// The dead node of a replace_dead, or `the dead node`.
-fn dead_text(op: &Operation) -> String {
-    op.dead
-        .as_ref()
-        .map_or_else(|| "the dead node".to_string(), |n| n.to_string())
-}
-
-fn outcome_text(o: &Outcome) -> String {
-    serde_json::to_string(o).unwrap_or_else(|_| format!("{o:?}"))
 }
 
 /// One transition being built.
@@ -742,32 +277,6 @@ impl Machine {
         }
     }
 
-    fn header(&self) -> String {
-        header(&self.op)
-    }
-
-    /// The node, or for a scale-in of several, all of them: `127.0.0.1:9702, 127.0.0.1:9703`.
-    fn node_text(&self) -> String {
-        match self.op.leaving() {
-            nodes if nodes.is_empty() => "the node".to_string(),
-            nodes => names(&nodes),
-        }
-    }
-
-    /// `node 127.0.0.1:9702`, or `nodes 127.0.0.1:9702, 127.0.0.1:9703`.
-    fn subject(&self) -> String {
-        format!("{} {}", self.verb("node", "nodes"), self.node_text())
-    }
-
-    /// The singular or the plural word, after the number of nodes.
-    fn verb(&self, one: &'static str, several: &'static str) -> &'static str {
-        if self.op.also.is_empty() {
-            one
-        } else {
-            several
-        }
-    }
-
     fn note(&mut self, kind: &str, message: String) {
         self.events.push(Note {
             kind: kind.to_string(),
@@ -775,210 +284,174 @@ impl Machine {
         });
     }
 
-    /// Moves to `step`: attempts reset, step clock restarted, one step note.
-    fn goto(&mut self, step: Step, detail: String) {
-        let from = self.op.step;
-        self.op.step = step;
-        self.op.step_started_at = self.now;
-        self.op.attempts = 0;
-        let message = format!("{}: {from} -> {step}: {detail}", self.header());
-        self.note(NOTE_STEP, message);
+    /// Records in the row what the outcome `on` of `ask` brings; a wait that stays notes its
+    /// progress.
+    fn record(&mut self, ask: Ask, on: On, outcome: &Outcome) {
+        match (on, outcome) {
+            (On::JobStarted, Outcome::JobStarted(Some(id))) => {
+                self.op.job_id = Some(*id);
+                self.op.job_state = None;
+                self.op.progress_done = 0;
+                self.op.progress_total = 0;
+            }
+            (_, &Outcome::Job { state, done, total }) => {
+                let changed = self.op.job_state != Some(state)
+                    || self.op.progress_done != done
+                    || self.op.progress_total != total;
+                self.op.job_state = Some(state);
+                self.op.progress_done = done;
+                self.op.progress_total = total;
+                self.op.attempts = 0;
+                if let (On::JobWaiting, Ask::FollowJob(job), true) = (on, ask, changed) {
+                    let message = messages::job_progress(&self.op, job, state, done, total);
+                    self.note(NOTE_PROGRESS, message);
+                }
+            }
+            (_, Outcome::Picked(node)) => self.op.node = Some(node.clone()),
+            (_, Outcome::Requested(id)) => self.op.request_id = Some(*id),
+            (_, Outcome::Appeared { node, .. }) => {
+                self.op.node = Some(node.clone());
+                if on == On::NodeInCluster {
+                    self.joined();
+                }
+            }
+            (On::Ok, Outcome::Ok) if ask == Ask::AddNode => self.joined(),
+            (_, Outcome::NotYet) => self.op.attempts = 0,
+            (_, Outcome::Marked { had_shards }) => self.op.had_shards = Some(had_shards.clone()),
+            (On::CopiedOne, Outcome::Copied { shard, left }) => {
+                self.op.attempts = 0;
+                if shard.is_some() {
+                    self.op.progress_done += 1;
+                }
+                self.op.progress_total = self
+                    .op
+                    .progress_total
+                    .max(self.op.progress_done + (*left).max(0));
+                let message = messages::copy_progress(&self.op, shard.as_deref());
+                self.note(NOTE_PROGRESS, message);
+            }
+            (On::HoldsShards, &Outcome::Split { clone, primary }) => {
+                self.op.split = Some((clone, primary))
+            }
+            (_, Outcome::Tenant { .. }) => isolate::record(&mut self.op, on, outcome),
+            _ => {}
+        }
     }
 
-    /// The current node is in the cluster: count it, then take the next standby while the
-    /// scale-out wants more, else rebalance.
-    fn joined(&mut self, detail: String) {
+    /// The current node is in the cluster: count it.
+    fn joined(&mut self) {
         if let Some(n) = self.op.node.clone() {
             if !self.op.added.contains(&n) {
                 self.op.added.push(n);
             }
         }
-        if self.op.kind == Kind::ReplaceDead {
-            let detail = format!("{detail}: copying the dead node's shard groups to it");
-            self.goto(Step::CopyPlacements, detail);
-            return;
+    }
+
+    /// Goes where `next` says from the step of `row`; `text` says what happened, given the step
+    /// it leads to (None: to an end).
+    fn take(
+        &mut self,
+        row: &StepSpec,
+        next: Next,
+        text: impl FnOnce(&Machine, Option<Step>) -> String,
+    ) {
+        match next {
+            Next::Stay => {}
+            Next::Go(step) => {
+                let detail = text(self, Some(step));
+                self.goto(step, &detail);
+            }
+            Next::Choose(choice) => {
+                let step = choice.pick(&self.op);
+                let detail = text(self, Some(step));
+                self.goto(step, &detail);
+            }
+            Next::Succeed => {
+                let detail = text(self, None);
+                self.succeed(&detail);
+            }
+            Next::Fail => {
+                let msg = text(self, None);
+                self.fail(row, msg);
+            }
+            Next::FallBack(step) => {
+                let why = text(self, None);
+                self.fall_back(step, why);
+            }
+            Next::Restored => self.restored(),
         }
-        let (added, want) = (self.op.added.len(), self.op.want.max(1) as usize);
-        let next = self.before_rebalance();
-        if added < want {
-            self.goto(Step::PickStandby, format!("{detail} ({added} of {want})"));
-        } else if want > 1 {
-            self.goto(next, format!("{detail} ({added} of {want})"));
-        } else {
-            self.goto(next, detail);
-        }
     }
 
-    /// The step after a scale-out's nodes joined: shed the coordinator's shards first when asked.
-    fn before_rebalance(&self) -> Step {
-        match (&self.op.coordinator, self.op.coordinator_shards) {
-            (Some(_), Some(false)) => Step::CoordinatorShards,
-            _ => Step::StartRebalance,
-        }
+    /// Moves to `step`: attempts reset, step clock restarted, one step note.
+    fn goto(&mut self, step: Step, detail: &str) {
+        let from = self.op.step;
+        self.op.step = step;
+        self.op.step_started_at = self.now;
+        self.op.attempts = 0;
+        let message = messages::step_note(&self.op, from, step, detail);
+        self.note(NOTE_STEP, message);
     }
 
-    fn job_started(&mut self, id: i64) {
-        self.op.job_id = Some(id);
-        self.op.job_state = None;
-        self.op.progress_done = 0;
-        self.op.progress_total = 0;
+    fn took(&self) -> f64 {
+        self.now - self.op.started_at
     }
 
-    fn took(&self) -> String {
-        format_secs(self.now - self.op.started_at)
-    }
-
-    fn succeed(&mut self, detail: String) {
+    fn succeed(&mut self, detail: &str) {
         self.op.step = Step::Done;
         self.op.step_started_at = self.now;
         self.op.status = Status::Succeeded;
         self.op.attempts = 0;
         self.op.error = None;
         self.op.finished_at = Some(self.now);
-        let message = format!("{}: succeeded in {}: {detail}", self.header(), self.took());
+        let message = messages::succeeded(&self.op, self.took(), detail);
         self.note(NOTE_SUCCEEDED, message);
     }
 
-    /// A poll of the followed job.
-    fn job(&mut self, state: JobState, done: i64, total: i64, limits: &Limits) {
-        let id = self.op.job_id.unwrap_or_default();
-        let what = if self.op.step == Step::WaitDrain {
-            "drain"
-        } else {
-            "rebalance"
-        };
-        let changed = self.op.job_state != Some(state)
-            || self.op.progress_done != done
-            || self.op.progress_total != total;
-        self.op.job_state = Some(state);
-        self.op.progress_done = done;
-        self.op.progress_total = total;
-        self.op.attempts = 0;
-        match state {
-            JobState::Finished => {
-                let detail = format!("{what} job {id} finished ({done}/{total} tasks)");
-                if self.op.step == Step::WaitDrain {
-                    self.goto(Step::Cleanup, detail);
-                } else {
-                    self.succeed(detail);
-                }
-            }
-            JobState::Cancelled | JobState::Failed => {
-                self.fail(format!(
-                    "{what} job {id} ended in state {state} ({done}/{total} tasks done)"
-                ));
-            }
-            JobState::Scheduled
-                if limits.job_timeout >= 0.0
-                    && self.now - self.op.step_started_at >= limits.job_timeout =>
-            {
-                let waited = format_secs(self.now - self.op.step_started_at);
-                self.fail(format!(
-                    "{what} job {id} scheduled for {waited} without starting (cf. Citus issue \
-                     #7103); the job may still be cancelled with citus_job_cancel({id})"
-                ));
-            }
-            _ if changed => {
-                let message = format!(
-                    "{}: {what} job {id} {state}, {done}/{total} tasks done",
-                    self.header()
-                );
-                self.note(NOTE_PROGRESS, message);
-            }
-            _ => {}
-        }
-    }
-
-    /// The action raised an error: retry the step, or fail once attempts are used up.
-    fn error(&mut self, msg: &str, limits: &Limits) {
+    /// The action raised an error: retry the step, or once its attempts are used up go where the
+    /// row sends an error (fail, or a split-out's fallback).
+    fn error(&mut self, row: &StepSpec, msg: &str, limits: &Limits) {
         let max = limits.max_attempts.max(1);
         let attempts = self.op.attempts.saturating_add(1);
         self.op.attempts = attempts;
-        let step = self.op.step;
         if attempts < max {
-            let message = format!(
-                "{}: {step} failed (attempt {attempts} of {max}), retrying: {msg}",
-                self.header()
-            );
+            let message = messages::retrying(&self.op, attempts, max, msg);
             self.note(NOTE_RETRY, message);
-        } else if matches!(step, Step::CheckSplit | Step::AddClone | Step::PromoteClone) {
-            self.fall_back(format!(
-                "{step} failed after {attempts} attempt{}: {msg}",
-                if attempts == 1 { "" } else { "s" }
-            ));
         } else {
-            self.fail(format!(
-                "{step} failed after {attempts} attempt{}: {msg}",
-                if attempts == 1 { "" } else { "s" }
-            ));
+            let next = row.next(On::Error).unwrap_or(Next::Fail);
+            self.take(row, next, |m, _| {
+                messages::gave_up(m.op.step, attempts, msg)
+            });
         }
     }
 
-    /// The split-out gives up its clone: one `split_fallback` note saying why, then the clone is
-    /// dropped and the operation goes on as an ordinary scale-out.
-    fn fall_back(&mut self, why: String) {
-        let message = format!(
-            "{}: falling back to the ordinary scale-out: {why}",
-            self.header()
-        );
+    /// The split-out gives up its clone: one `split_fallback` note saying why, then to `step`
+    /// (the clone is dropped and the operation goes on as an ordinary scale-out).
+    fn fall_back(&mut self, step: Step, why: String) {
+        let message = messages::falling_back(&self.op, &why);
         self.note(NOTE_FALLBACK, message);
         self.op.fallback = Some(why.clone());
         self.op.node = None;
-        self.goto(Step::DropClone, format!("clone not used: {why}"));
+        self.goto(step, &messages::clone_not_used(&why));
     }
 
-    fn clone_text(&self) -> String {
-        self.op
-            .clone
-            .as_ref()
-            .map_or_else(|| "?".to_string(), |n| n.to_string())
-    }
-
-    fn primary_text(&self) -> String {
-        self.op
-            .primary
-            .as_ref()
-            .map_or_else(|| "its primary".to_string(), |n| n.to_string())
-    }
-
-    /// The step failed for good. A scale-in whose node is still in the cluster goes to the restore
-    /// step; a failed restore, or anything else, fails the operation where it stands.
-    fn fail(&mut self, msg: String) {
-        let step = self.op.step;
-        match (self.op.kind, step) {
-            (
-                Kind::ScaleIn,
-                Step::MarkDraining
-                | Step::StartDrain
-                | Step::WaitDrain
-                | Step::Cleanup
-                | Step::VerifyEmpty
-                | Step::RemoveNode,
-            ) => {
-                let detail = format!("{msg}; restoring shouldhaveshards = true");
+    /// The step of `row` failed for good: to its restoring step when it has one, else the
+    /// operation fails where it stands.
+    fn fail(&mut self, row: &StepSpec, msg: String) {
+        match row.on_fail {
+            Some(step) => {
+                let detail = messages::restoring(&msg);
                 self.op.error = Some(msg);
-                self.goto(Step::Restore, detail);
+                self.goto(step, &detail);
             }
-            (Kind::ScaleIn, Step::Restore) => {
-                let mut full = format!(
-                    "could not restore shouldhaveshards = true on {}: {msg}; set it by hand with \
-                     citus_set_node_property",
-                    self.node_text()
-                );
-                if let Some(before) = self.op.error.take() {
-                    full.push_str(&format!(" (the operation had failed: {before})"));
-                }
+            None => {
+                let before = if row.restores {
+                    self.op.error.take()
+                } else {
+                    None
+                };
+                let full = messages::failure(&self.op, row.restores, msg, before);
                 self.fail_hard(full);
             }
-            (Kind::ScaleIn, Step::ReturnToPool) => {
-                let full = format!(
-                    "{} {} removed from the cluster but not returned to the pool: {msg}",
-                    self.subject(),
-                    self.verb("was", "were")
-                );
-                self.fail_hard(full);
-            }
-            _ => self.fail_hard(msg),
         }
     }
 
@@ -986,12 +459,7 @@ impl Machine {
     fn fail_hard(&mut self, msg: String) {
         self.op.status = Status::Failed;
         self.op.finished_at = Some(self.now);
-        let message = format!(
-            "{}: failed at {} after {}: {msg}",
-            self.header(),
-            self.op.step,
-            self.took()
-        );
+        let message = messages::failed(&self.op, self.took(), &msg);
         self.op.error = Some(msg);
         self.note(NOTE_FAILED, message);
     }
@@ -1008,22 +476,7 @@ impl Machine {
         self.op.status = status;
         self.op.attempts = 0;
         self.op.finished_at = Some(self.now);
-        let error = self
-            .op
-            .error
-            .clone()
-            .unwrap_or_else(|| "unknown error".to_string());
-        let restored = self.op.restore_set();
-        let what = if restored.is_empty() {
-            "shouldhaveshards left as it was before (false)".to_string()
-        } else {
-            format!("shouldhaveshards restored to true on {}", names(&restored))
-        };
-        let message = format!(
-            "{}: {status} after {}: {error}; {what}",
-            self.header(),
-            self.took()
-        );
+        let message = messages::restored(&self.op, status, self.took());
         let kind = if self.op.cancelled {
             NOTE_CANCELLED
         } else {

@@ -8,7 +8,10 @@
 //! action and the persisted step commit together, a crash at any point resumes at the recorded
 //! step, and [`action`] on the persisted row asks for the same thing again.
 //!
-//! Rules (docs/architecture.md, "The operation state machine", draws them):
+//! The steps of each kind, where each outcome leads, where failures and cancels go, are declared
+//! in one table per kind ([`table`]); the words said about them are in [`messages`].
+//!
+//! Rules (docs/architecture.md, "The operation state machine", draws them from the tables):
 //! - rebalance: `citus_rebalance_start` -> follow the job until it finishes, fails or is cancelled;
 //! - scale-out: a standby from the pool (or a provision request and a wait for a node) ->
 //!   `citus_add_node` -> the rebalance above;
@@ -39,12 +42,14 @@ pub mod isolate;
 #[cfg(test)]
 mod isolate_tests;
 mod machine;
+pub mod messages;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod replace_tests;
 #[cfg(test)]
 mod split_tests;
+pub mod table;
 #[cfg(test)]
 mod tests;
 pub mod trigger;
@@ -57,9 +62,10 @@ use serde::{Deserialize, Serialize};
 
 pub use guards::{GuardInput, GuardVerdict, Mode};
 pub use machine::{
-    action, advance, cancel, describe, new_isolate_tenant, new_operation, new_scale_in,
-    new_scale_out, new_split_out, progress, with_coordinator_shards,
+    action, advance, cancel, new_isolate_tenant, new_operation, new_scale_in, new_scale_out,
+    new_split_out, progress, with_coordinator_shards,
 };
+pub use messages::describe;
 pub use trigger::{
     load_plan_needed, plan_needed, rebalance_due, RebalanceTrigger, TriggerInput, WorkerWatch,
 };
@@ -287,64 +293,10 @@ named_enum! {
 }
 
 impl Step {
-    /// Whether this step is part of an operation of `kind` (`done` is part of every kind).
+    /// Whether this step is part of an operation of `kind`: it has a row in the kind's
+    /// [`table`] (`done` is part of every kind).
     pub fn belongs_to(self, kind: Kind) -> bool {
-        use Step::*;
-        match kind {
-            Kind::Rebalance => matches!(self, StartRebalance | WaitRebalance | Done),
-            Kind::ScaleOut => matches!(
-                self,
-                PickStandby
-                    | AddNode
-                    | RequestNode
-                    | WaitForNode
-                    | CoordinatorShards
-                    | StartRebalance
-                    | WaitRebalance
-                    | Done
-            ),
-            Kind::SplitOut => matches!(
-                self,
-                CheckSplit
-                    | AddClone
-                    | PromoteClone
-                    | VerifySplit
-                    | DropClone
-                    | PickStandby
-                    | AddNode
-                    | RequestNode
-                    | WaitForNode
-                    | CoordinatorShards
-                    | StartRebalance
-                    | WaitRebalance
-                    | Done
-            ),
-            Kind::ScaleIn => matches!(
-                self,
-                CoordinatorShards
-                    | MarkDraining
-                    | StartDrain
-                    | WaitDrain
-                    | Cleanup
-                    | VerifyEmpty
-                    | RemoveNode
-                    | ReturnToPool
-                    | Restore
-                    | Done
-            ),
-            Kind::ReplaceDead => matches!(
-                self,
-                DisableNode
-                    | PickStandby
-                    | AddNode
-                    | RequestNode
-                    | WaitForNode
-                    | CopyPlacements
-                    | RemoveNode
-                    | Done
-            ),
-            Kind::IsolateTenant => matches!(self, Isolate | MoveTenant | VerifyTenant | Done),
-        }
+        self == Step::Done || table::spec(kind, self).is_some()
     }
 }
 
@@ -510,10 +462,11 @@ impl Operation {
 }
 
 /// Whether performing `op`'s current action must pass the guards (mode, maintenance window, a
-/// human's job, ...). Reads never do, and neither does the restore step of a scale-in: putting
-/// shouldhaveshards back undoes autoscale's own change and must always run.
+/// human's job, ...). Reads never do, and neither does a step that restores (the table says
+/// which): putting shouldhaveshards back undoes autoscale's own change and must always run.
 pub fn needs_guards(op: &Operation) -> bool {
-    if op.status == Status::Running && op.kind == Kind::ScaleIn && op.step == Step::Restore {
+    let restores = table::spec(op.kind, op.step).is_some_and(|r| r.restores);
+    if op.status == Status::Running && restores {
         return false;
     }
     !matches!(

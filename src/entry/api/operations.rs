@@ -13,6 +13,20 @@ use crate::store::{operations, policies};
 /// The most workers one `scale_out(nodes => ...)` call may add.
 const MAX_NODES_PER_SCALE_OUT: i32 = 64;
 
+/// The `nodes` argument of scale_out() and scale_out_path(): 1 to [`MAX_NODES_PER_SCALE_OUT`].
+fn nodes_arg(nodes: Option<i32>) -> i32 {
+    let nodes = req("nodes", nodes, "an integer between 1 and 64");
+    if !(1..=MAX_NODES_PER_SCALE_OUT).contains(&nodes) {
+        AutoscaleError::invalid(
+            "nodes",
+            nodes,
+            format!("an integer between 1 and {MAX_NODES_PER_SCALE_OUT}"),
+        )
+        .report()
+    }
+    nodes
+}
+
 fn op_json(op: &Operation) -> JsonB {
     let mut v = serde_json::to_value(op).expect("operation serializes");
     v["summary"] = machine::describe(op).into();
@@ -40,15 +54,7 @@ fn scale_out(
     nodes: default!(Option<i32>, 1),
 ) -> JsonB {
     let reason = reason_arg(reason);
-    let nodes = req("nodes", nodes, "an integer between 1 and 64");
-    if !(1..=MAX_NODES_PER_SCALE_OUT).contains(&nodes) {
-        AutoscaleError::invalid(
-            "nodes",
-            nodes,
-            format!("an integer between 1 and {MAX_NODES_PER_SCALE_OUT}"),
-        )
-        .report()
-    }
+    let nodes = nodes_arg(nodes);
     if nodes > 1 && host.is_some() {
         AutoscaleError::invalid("nodes", nodes, "1 when host and port name the node").report()
     }
@@ -186,7 +192,9 @@ fn isolate_tenant(
         .report()
     }
     execute::require_act().or_report();
-    op_json(&execute::start_isolate_tenant(&table, tenant, target, &reason, "manual").or_report())
+    op_json(
+        &execute::start_isolate_tenant(&table, tenant, target, &reason, "manual", true).or_report(),
+    )
 }
 
 /// Cancels the running operation (a scale-in that already drained puts shouldhaveshards back first).
@@ -208,14 +216,6 @@ fn cancel_operation(reason: default!(Option<&str>, "'cancelled by user'")) -> Js
 #[pg_extern(stable)]
 #[search_path(pg_catalog, pg_temp)]
 fn scale_out_path(nodes: default!(Option<i32>, 1)) -> String {
-    let nodes = req("nodes", nodes, "an integer between 1 and 64");
-    if !(1..=MAX_NODES_PER_SCALE_OUT).contains(&nodes) {
-        AutoscaleError::invalid(
-            "nodes",
-            nodes,
-            format!("an integer between 1 and {MAX_NODES_PER_SCALE_OUT}"),
-        )
-        .report()
-    }
+    let nodes = nodes_arg(nodes);
     execute::scale_out_path(nodes as u32).or_report().text()
 }

@@ -147,7 +147,7 @@ fn add_standby_clone(
         ))
         .report();
     }
-    pool::add_clone(&n, &primary, &check).or_report();
+    clones::add_to_pool(&n, &primary, &check).or_report();
     let lag = autoscale_core::clones::bytes(check.lag_bytes.unwrap_or(0));
     events::record(
         "standby_added",

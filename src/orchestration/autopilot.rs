@@ -346,11 +346,15 @@ fn hot_tenant(
                     }
                 }
                 GuardVerdict::Observe(_) => {
-                    let would = format!("would isolate: {}", hot.reason());
+                    // recorded once an hour per tenant and target (the shares in the reason vary)
+                    let would = format!(
+                        "would isolate tenant {} (colocation {}) and move it to {}",
+                        hot.tenant, hot.colocationid, hot.to
+                    );
                     if !events::recorded_within_hour("decision", &would)? {
                         events::record("decision", &would, serde_json::to_value(&hot).ok())?;
                     }
-                    report.rebalance = Some(would);
+                    report.rebalance = Some(format!("would isolate: {}", hot.reason()));
                 }
                 GuardVerdict::Blocked(why) => text.push_str(&format!("; blocked: {why}")),
             }

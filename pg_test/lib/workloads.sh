@@ -30,6 +30,7 @@ pgbench_loop_stop() {
   touch "$CLUSTER_DIR/pgb/stop.$name"
   pid=${PGB_LOOP[$name]:-}
   [ -n "$pid" ] && wait "$pid" 2>/dev/null
+  unset "PGB_LOOP[$name]"
   return 0
 }
 # pgbench_stats NAME FROM TO: over transactions of loop NAME that ended in [FROM, TO) (epoch s):

@@ -1,8 +1,9 @@
 //! The shard-group load store: `autoscale.shard_group_load` (one row per shard group, updated in
 //! place at every sample), `autoscale.shard_group_load_history` (the top N groups per node per
-//! sample), `autoscale.tenant_load` (Citus's tracked tenants), and the load-skew assessment of the
-//! trigger. Statements that span other tables: the load series and data nodes read
-//! `node_samples` and `worker_count`, and the assessment is kept in `control.load_skew`. The
+//! sample), `autoscale.tenant_load` (Citus's tracked tenants), the load-skew assessment of the
+//! trigger and the hot-tenant assessment. Statements that span other tables: the load series and
+//! data nodes read `node_samples` and `worker_count`, and the assessments are kept in
+//! `control.load_skew` and `control.hot_tenant`. The
 //! rules (rates, smoothing, cost, skew) are in `autoscale_core::load`; this module reads and writes.
 
 use std::collections::HashMap;

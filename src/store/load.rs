@@ -18,6 +18,7 @@ use pgrx::spi::SpiResult;
 use pgrx::JsonB;
 use serde::Serialize;
 
+use crate::infra::spi::{node_at, select_rows};
 use crate::infra::{citus, settings, subxact};
 
 /// One row of autoscale.shard_group_load (field names are the column names).
@@ -374,49 +375,30 @@ pub fn save_assessment(text: &str) -> SpiResult<()> {
 /// The tracked tenants of every node at the latest sample: (colocation id, tenant, node,
 /// queries/s).
 pub fn tenants() -> SpiResult<Vec<(i32, String, NodeAddr, f64)>> {
-    Spi::connect(|c| {
-        let mut out = Vec::new();
-        for r in c.select(
-            "SELECT colocationid, tenant, nodename, nodeport, queries_per_sec FROM autoscale.tenant_load
-              ORDER BY nodename, nodeport, colocationid, tenant",
-            None,
-            &[],
-        )? {
-            out.push((
+    select_rows(
+        "SELECT colocationid, tenant, nodename, nodeport, queries_per_sec FROM autoscale.tenant_load
+          ORDER BY nodename, nodeport, colocationid, tenant",
+        &[],
+        |r| {
+            Ok((
                 r.get::<i32>(1)?.unwrap_or_default(),
                 r.get::<String>(2)?.unwrap_or_default(),
-                NodeAddr::new(
-                    r.get::<String>(3)?.unwrap_or_default(),
-                    r.get::<i32>(4)?.unwrap_or_default(),
-                ),
+                node_at(r, 3)?,
                 r.get::<f64>(5)?.unwrap_or(0.0),
-            ));
-        }
-        Ok(out)
-    })
+            ))
+        },
+    )
 }
 
 /// Each data node's measured load at the latest sample (0 when it did not answer).
 pub fn latest_loads() -> SpiResult<Vec<(NodeAddr, f64)>> {
-    Spi::connect(|c| {
-        let mut out = Vec::new();
-        for r in c.select(
-            "SELECT nodename, nodeport, coalesce(shard_load, 0)::float8 FROM autoscale.node_samples
-              WHERE sample_id = (SELECT max(sample_id) FROM autoscale.worker_count) AND data_node
-              ORDER BY nodename, nodeport",
-            None,
-            &[],
-        )? {
-            out.push((
-                NodeAddr::new(
-                    r.get::<String>(1)?.unwrap_or_default(),
-                    r.get::<i32>(2)?.unwrap_or_default(),
-                ),
-                r.get::<f64>(3)?.unwrap_or(0.0),
-            ));
-        }
-        Ok(out)
-    })
+    select_rows(
+        "SELECT nodename, nodeport, coalesce(shard_load, 0)::float8 FROM autoscale.node_samples
+          WHERE sample_id = (SELECT max(sample_id) FROM autoscale.worker_count) AND data_node
+          ORDER BY nodename, nodeport",
+        &[],
+        |r| Ok((node_at(r, 1)?, r.get::<f64>(3)?.unwrap_or(0.0))),
+    )
 }
 
 /// Records the latest hot-tenant assessment for `autoscale.status` and `explain()`.

@@ -8,10 +8,12 @@
 //!   `autoscale.load_skew_ratio` x the mean for `autoscale.load_skew_for` (the load-skew trigger's
 //!   own window), that does not have a shard of its own yet, and whose move lowers the busiest
 //!   worker's load by at least [`MIN_IMPROVEMENT`].
-//! - The kind's steps: `isolate` -> `move_tenant` -> `verify_tenant`. Each step's action asks the
-//!   executor for the tenant's shard afterwards ([`Outcome::Tenant`]); every step first looks at
-//!   where the tenant is, so a step resumed after a crash does nothing twice (a tenant already on
-//!   its own shard is not split again, a shard already on the target is not moved again).
+//! - The kind's steps: `isolate` -> `move_tenant` -> `verify_tenant`, declared in `table.rs`
+//!   (`ISOLATE_TENANT`); here their actions, how their outcome is read, what it records and what
+//!   the notes say. Each step's action asks the executor for the tenant's shard afterwards
+//!   ([`Outcome::Tenant`]); the executor first looks at where the tenant is, so a step resumed
+//!   after a crash does nothing twice (a tenant already on its own shard is not split again, a
+//!   shard already on the target is not moved again).
 
 use serde::{Deserialize, Serialize};
 

@@ -69,9 +69,12 @@ stop_node() {
   return 0
 }
 
-# stop_all: stop every node of the cluster directory.
+# stop_all: stop the pgbench loops this shell started (a scenario that fails while one runs would
+# leave it running against the next scenario's cluster on the same ports), then every node of the
+# cluster directory.
 stop_all() {
-  local d
+  local d n
+  for n in ${PGB_LOOP[@]+"${!PGB_LOOP[@]}"}; do pgbench_loop_stop "$n"; done
   for d in "$CLUSTER_DIR"/n*; do
     [ -f "$d/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$d" -m fast -w -t 60 stop >/dev/null 2>&1
   done

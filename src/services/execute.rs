@@ -272,7 +272,7 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
             // tick's transaction (one shard group per tick, committed with the step), and a
             // logical-replication copy waits there for the transaction it runs in (measured: the
             // step times out); block_writes only holds writes to the shard group being copied
-            let mode = "block_writes";
+            let mode = citus::IN_TRANSACTION_TRANSFER_MODE;
             to_outcome(
                 subxact::catch(|| -> Result<(Option<String>, i64)> {
                     let plan = dead::plan_for(&d, target.as_ref())?;
@@ -460,7 +460,68 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
                 |_| Outcome::Ok,
             )
         }
+        Action::IsolateTenant { table, tenant } => to_outcome(
+            subxact::catch(move || -> Result<Outcome> {
+                // a resumed step whose isolation committed: the tenant has its own shard already
+                let (shard, isolated, node) = tenant_shard(&table, &tenant)?;
+                if isolated {
+                    return Ok(tenant_outcome(shard, node, true, false));
+                }
+                citus::isolate_tenant(&table, &tenant, citus::IN_TRANSACTION_TRANSFER_MODE)?;
+                let (shard, isolated, node) = tenant_shard(&table, &tenant)?;
+                Ok(tenant_outcome(shard, node, isolated, true))
+            }),
+            |o| o,
+        ),
+        Action::MoveTenant {
+            table,
+            tenant,
+            target,
+        } => to_outcome(
+            subxact::catch(move || -> Result<Outcome> {
+                // a resumed step whose move committed: the shard is on the target already
+                let (shard, isolated, node) = tenant_shard(&table, &tenant)?;
+                if node == target {
+                    return Ok(tenant_outcome(shard, node, isolated, false));
+                }
+                citus::move_shard_placement(
+                    shard,
+                    &node,
+                    &target,
+                    citus::IN_TRANSACTION_TRANSFER_MODE,
+                )?;
+                let (shard, isolated, node) = tenant_shard(&table, &tenant)?;
+                Ok(tenant_outcome(shard, node, isolated, true))
+            }),
+            |o| o,
+        ),
+        Action::VerifyTenant { table, tenant, .. } => to_outcome(
+            subxact::catch(move || -> Result<Outcome> {
+                let (shard, isolated, node) = tenant_shard(&table, &tenant)?;
+                Ok(tenant_outcome(shard, node, isolated, false))
+            }),
+            |o| o,
+        ),
         Action::Nothing => Outcome::Ok,
+    }
+}
+
+/// The shard holding a tenant, whether it is its own, and where it is; an error when the table
+/// has none (dropped, or no longer distributed).
+fn tenant_shard(table: &str, tenant: &str) -> Result<(i64, bool, NodeAddr)> {
+    citus::tenant_shard(table, tenant)?.ok_or_else(|| {
+        AutoscaleError::NotInPrerequisiteState(format!(
+            "no shard of {table} holds tenant {tenant} (is {table} still hash-distributed?)"
+        ))
+    })
+}
+
+fn tenant_outcome(shard: i64, node: NodeAddr, isolated: bool, changed: bool) -> Outcome {
+    Outcome::Tenant {
+        shard,
+        node,
+        isolated,
+        changed,
     }
 }
 
@@ -680,18 +741,7 @@ pub fn start(
     reason: &str,
     requested_by: &str,
 ) -> Result<Operation> {
-    // Serialize starts: a second caller waits here until the first one's transaction ends, then
-    // sees its committed operation (READ COMMITTED: the next statement has a fresh snapshot) and
-    // gets the error below instead of a unique violation on operations_one_running.
-    Spi::run_with_args(
-        "SELECT pg_catalog.pg_advisory_xact_lock($1)",
-        &[START_LOCK_KEY.into()],
-    )?;
-    if let Some(op) = running()? {
-        return Err(already_running(&op));
-    }
-    let id = store::next_id()?;
-    let now = clock::now()?;
+    let (id, now) = reserve()?;
     let coordinator = citus::coordinator_node()?;
     let leaves_single_node = kind == Kind::ScaleIn && {
         let active = citus::active_workers()?;
@@ -719,6 +769,8 @@ pub fn start(
         Kind::ReplaceDead => {
             machine::new_operation(id, kind, nodes.into_iter().next(), reason, now)
         }
+        // its tenant is not a node: start_isolate_tenant
+        Kind::IsolateTenant => machine::new_operation(id, kind, None, reason, now),
     }
     .map_err(|e| AutoscaleError::NotInPrerequisiteState(e.to_string()))?;
     // the coordinator's own shards (autoscale.coordinator_shards)
@@ -740,7 +792,60 @@ pub fn start(
         }
         _ => op,
     };
-    store::insert(&op, requested_by)?;
+    launch(op, requested_by)
+}
+
+/// Starts an isolate_tenant: `tenant` of `table` gets a shard of its own, moved to `target`.
+/// `step_now`: perform its first step (the split) in this transaction; false (the tick's own
+/// start): the next tick performs it, in a transaction that did nothing else with Citus first
+/// (this one planned a rebalance: the blocking split is kept apart from that).
+pub fn start_isolate_tenant(
+    table: &str,
+    tenant: &str,
+    target: NodeAddr,
+    reason: &str,
+    requested_by: &str,
+    step_now: bool,
+) -> Result<Operation> {
+    let (id, now) = reserve()?;
+    let op = machine::new_isolate_tenant(id, table, tenant, target, reason, now)
+        .map_err(|e| AutoscaleError::NotInPrerequisiteState(e.to_string()))?;
+    if step_now {
+        launch(op, requested_by)
+    } else {
+        record_start(&op, requested_by)?;
+        Ok(op)
+    }
+}
+
+/// The id and start time of a new operation, once no other one runs.
+fn reserve() -> Result<(i64, f64)> {
+    // Serialize starts: a second caller waits here until the first one's transaction ends, then
+    // sees its committed operation (READ COMMITTED: the next statement has a fresh snapshot) and
+    // gets the error below instead of a unique violation on operations_one_running.
+    Spi::run_with_args(
+        "SELECT pg_catalog.pg_advisory_xact_lock($1)",
+        &[START_LOCK_KEY.into()],
+    )?;
+    if let Some(op) = running()? {
+        return Err(already_running(&op));
+    }
+    Ok((store::next_id()?, clock::now()?))
+}
+
+/// Records a new operation (row, `operation_started` event) and performs its first step now.
+fn launch(op: Operation, requested_by: &str) -> Result<Operation> {
+    record_start(&op, requested_by)?;
+    Ok(match step(&op)? {
+        Stepped::Advanced(next) => *next,
+        Stepped::Held(_) => op,
+    })
+}
+
+/// Records a new operation: its row and the `operation_started` event.
+fn record_start(op: &Operation, requested_by: &str) -> Result<()> {
+    let (id, kind, reason) = (op.id, op.kind, op.reason.as_str());
+    store::insert(op, requested_by)?;
     if let (Kind::ReplaceDead, Some(d)) = (kind, &op.dead) {
         dead::claim(d, id)?;
     }
@@ -748,11 +853,7 @@ pub fn start(
         "operation_started",
         &format!("{} started ({requested_by}): {reason}", kind.as_str()),
         Some(serde_json::json!({"operation_id": id, "kind": kind.as_str(), "reason": reason})),
-    )?;
-    Ok(match step(&op)? {
-        Stepped::Advanced(next) => *next,
-        Stepped::Held(_) => op,
-    })
+    )
 }
 
 /// Starts a scale-out of `count` workers by the path [`scale_out_path`] chooses: a split-out of

@@ -546,7 +546,10 @@ mod tests {
     fn the_measured_shard_load_ranks_before_the_cpu() {
         let clones = vec![clone(9311, 9301, 0), clone(9312, 9302, 0)];
         // worker 1 carries the shard load, worker 2 burns CPU (another process, a vacuum...)
-        let l = loads(&[(9301, 120.0), (9302, 30.0)], &[(9301, 40.0), (9302, 95.0)]);
+        let l = loads(
+            &[(9301, 120.0), (9302, 30.0)],
+            &[(9301, 40.0), (9302, 95.0)],
+        );
         assert_eq!(l.basis(&workers()), LoadBasis::ShardLoad);
         let (chosen, primary, why) = split_of(choose(&clones, &R, &workers(), &l, 1, true));
         assert_eq!((chosen, primary), (n(9311), n(9301)));
@@ -591,7 +594,10 @@ mod tests {
         let l = loads(&[(9301, 50.0), (9302, 50.0)], &[(9301, 80.0), (9302, 60.0)]);
         let (chosen, _, why) = split_of(choose(&clones, &R, &w, &l, 1, true));
         assert_eq!(chosen, n(9311), "equal shard load: the higher CPU");
-        assert!(why.contains("is the busiest worker (shard load 50.0 op/s)"), "{why}");
+        assert!(
+            why.contains("is the busiest worker (shard load 50.0 op/s)"),
+            "{why}"
+        );
         let l = loads(&[(9301, 50.0), (9302, 50.0)], &[]);
         assert_eq!(
             split_of(choose(&clones, &R, &w, &l, 1, true)).0,
@@ -606,10 +612,7 @@ mod tests {
         );
         // two clones of one primary: the least lag first
         let siblings = vec![clone(9311, 9301, 500), clone(9312, 9301, 10)];
-        assert_eq!(
-            split_of(choose(&siblings, &R, &w, &l, 1, true)).0,
-            n(9312)
-        );
+        assert_eq!(split_of(choose(&siblings, &R, &w, &l, 1, true)).0, n(9312));
     }
 
     #[test]
@@ -634,9 +637,22 @@ mod tests {
         // the busiest worker's clone is there but not ready: the same, and the path text starts with split
         let mut lagging = clone(9311, 9301, 1 << 30);
         lagging.lag_bytes = Some(1 << 30);
-        let p = choose(&[lagging, clone(9312, 9302, 0)], &R, &workers(), &l, 1, true);
-        assert!(p.text().starts_with("split: clone 127.0.0.1:9312"), "{}", p.text());
-        assert!(p.text().contains("less than the busiest worker 127.0.0.1:9301"));
+        let p = choose(
+            &[lagging, clone(9312, 9302, 0)],
+            &R,
+            &workers(),
+            &l,
+            1,
+            true,
+        );
+        assert!(
+            p.text().starts_with("split: clone 127.0.0.1:9312"),
+            "{}",
+            p.text()
+        );
+        assert!(p
+            .text()
+            .contains("less than the busiest worker 127.0.0.1:9301"));
     }
 
     #[test]
@@ -734,7 +750,14 @@ mod tests {
         let sibling = clone(9312, 9301, 0);
         let mut workers = workers();
         workers.push(n(9311));
-        match choose(&[promoted, sibling], &R, &workers, &WorkerLoads::default(), 1, true) {
+        match choose(
+            &[promoted, sibling],
+            &R,
+            &workers,
+            &WorkerLoads::default(),
+            1,
+            true,
+        ) {
             ScaleOutPath::Split { clone, primary, .. } => {
                 assert_eq!((clone, primary), (n(9312), n(9301)))
             }

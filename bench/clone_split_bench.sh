@@ -14,7 +14,8 @@
 # Per size: one cluster (coordinator, 2 workers, 1 standby), SIZE GB in a distributed table of 16
 # shards; logical serial, then a scale-in back (not timed), logical parallel, scale-in, then split.
 # SIZES (GB, default "0.5 1 2 4") for a quicker run: SIZES="0.5 1". Needs Citus 13.2 installed; runs
-# on loopback ports BASE_PORT.. (default 9900) and stops everything at the end.
+# on loopback ports BASE_PORT.. (default 9900), stops everything at the end and removes the data
+# (KEEP_DATA=1 keeps it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . pg_test/lib.sh
@@ -22,11 +23,13 @@ CLUSTER_DIR=${CLUSTER_DIR:-/tmp/autoscale-bench}
 BASE_PORT=${BASE_PORT:-9900}
 SAMPLE_INTERVAL=${SAMPLE_INTERVAL:-1s}
 SIZES=${SIZES:-0.5 1 2 4}
+PATHS=${PATHS:-serial parallel split}   # which paths to run (a subset for a quicker run)
 CLIENTS=${CLIENTS:-4}
 RATE=${RATE:-200}
 PARALLEL_EXECUTORS=${PARALLEL_EXECUTORS:-4}
 citus_installed || { citus_missing_line; exit 0; }
-trap 'pgbench_loop_stop bench 2>/dev/null; stop_all' EXIT
+# the data is removed at the end (several GB per size) unless KEEP_DATA=1
+trap 'pgbench_loop_stop bench 2>/dev/null; stop_all; [ "${KEEP_DATA:-0}" = 1 ] || rm -rf "$CLUSTER_DIR"' EXIT
 
 ROW_BYTES=1000   # payload per row; the table's size on disk is about rows * (ROW_BYTES + 40)
 
@@ -73,26 +76,36 @@ for SIZE in $SIZES; do
   pgbench_loop_start bench -c "$CLIENTS" -j 2 -R "$RATE" -f "$script"
   sleep 3
 
-  run_op "logical serial" "SELECT autoscale.scale_out(reason => 'bench')"
-  scale_in_new
+  if [[ " $PATHS " == *" serial "* ]]; then
+    run_op "logical serial" "SELECT autoscale.scale_out(reason => 'bench')"
+    scale_in_new
+  fi
 
-  set_gucs 0 autoscale.parallel_transfer_colocated_shards on autoscale.parallel_transfer_reference_tables on \
-    citus.max_background_task_executors_per_node "$PARALLEL_EXECUTORS"
-  run_op "logical parallel" "SELECT autoscale.scale_out(reason => 'bench')"
-  scale_in_new
-  set_gucs 0 autoscale.parallel_transfer_colocated_shards off autoscale.parallel_transfer_reference_tables off
+  if [[ " $PATHS " == *" parallel "* ]]; then
+    set_gucs 0 autoscale.parallel_transfer_colocated_shards on autoscale.parallel_transfer_reference_tables on \
+      citus.max_background_task_executors_per_node "$PARALLEL_EXECUTORS"
+    run_op "logical parallel" "SELECT autoscale.scale_out(reason => 'bench')"
+    scale_in_new
+    set_gucs 0 autoscale.parallel_transfer_colocated_shards off autoscale.parallel_transfer_reference_tables off
+  fi
+  [[ " $PATHS " == *" split "* ]] || { pgbench_loop_stop bench; stop_all; continue; }
 
   # the warm clone: made and offered before the decision
   clone=4
-  rm -rf "$(node_dir $clone)"
-  as_pg "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$(node_port 1)" -U postgres -D "$(node_dir $clone)" -R -X stream -c fast
-  echo "port = $(node_port $clone)" >>"$(node_dir $clone)/postgresql.conf"
-  start_node $clone
-  wait_for $clone "SELECT status = 'streaming' FROM pg_stat_wal_receiver" 60
+  make_clone $clone 1
   q 0 "SELECT autoscale.add_standby_clone('127.0.0.1', $(node_port $clone), '127.0.0.1', $(node_port 1))" >/dev/null
   set_gucs 0 autoscale.split_out on
   q 0 "SELECT autoscale.sample()" >/dev/null
+  echo "# clone lag at the decision: $(q 0 "SELECT clone_lag_bytes FROM autoscale.standby_nodes WHERE nodeport = $(node_port $clone)") bytes" >&2
   run_op "split" "SELECT autoscale.scale_out(reason => 'bench')"
+  # where the split's time went: each step's seconds (promote_clone includes Citus's catch-up wait,
+  # which polls the clone's lag every 5 s)
+  echo "# split steps: $(q 0 "SELECT string_agg(step || ' ' || round(secs, 1) || ' s', ', ' ORDER BY id) FROM (
+        SELECT id, lag(detail ->> 'step') OVER w AS step, extract(epoch FROM at - lag(at) OVER w) AS secs
+          FROM autoscale.events
+         WHERE (detail ->> 'operation_id')::int = (SELECT max(id) FROM autoscale.operations)
+           AND kind IN ('operation_started', 'operation_step', 'operation_succeeded')
+        WINDOW w AS (ORDER BY id)) x WHERE step IS NOT NULL" || echo "?")" >&2
 
   pgbench_loop_stop bench
   stop_all

@@ -177,7 +177,9 @@ CREATE TABLE autoscale.control (
     observed_rebalance_at timestamptz,
     plan_checked_at timestamptz,
     load_skew     text,
-    load_skew_at  timestamptz
+    load_skew_at  timestamptz,
+    hot_tenant    text,
+    hot_tenant_at timestamptz
 );
 INSERT INTO autoscale.control DEFAULT VALUES;
 COMMENT ON TABLE autoscale.control IS
@@ -206,7 +208,8 @@ CREATE INDEX operations_started_at_idx ON autoscale.operations (started_at);
 COMMENT ON TABLE autoscale.operations IS
   'One row per operation (rebalance, scale_out, scale_in, split_out: a scale-out by snapshot split of a warm clone, '
   'falling back to the scale_out steps; replace_dead: a dead worker disabled, replaced and removed, the dead node in '
-  'op->dead, the replacement in node): op is the persisted state machine (step, Citus job id, node, attempts, '
+  'op->dead, the replacement in node; isolate_tenant: a hot tenant given a shard of its own and moved, the tenant '
+  'in op->tenant, the target worker in node): op is the persisted state machine (step, Citus job id, node, attempts, '
   'progress); the other columns are derived from it. Advanced one step per tick, so a restart resumes where it '
   'stopped. At most one is running.';
 

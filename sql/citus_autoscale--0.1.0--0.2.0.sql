@@ -389,13 +389,13 @@ COMMENT ON FUNCTION autoscale.add_standby_clone(text, integer, text, integer) IS
   'of the active worker primary_host:primary_port. Checked now and at each sample: in recovery, its WAL receiver '
   'streams from that primary, the primary has an asynchronous streaming WAL sender for it (pg_stat_replication); the '
   'replay lag is recorded. A scale-out of one node prefers a ready clone (streaming, lag within '
-  'autoscale.clone_max_lag) of the busiest worker: citus_add_clone_node, get_snapshot_based_node_split_plan, '
+  'autoscale.clone_max_lag) of the busiest worker (by measured shard load, else CPU): citus_add_clone_node, get_snapshot_based_node_split_plan, '
   'citus_promote_clone_and_rebalance (autoscale.rebalance_strategy, autoscale.clone_catchup_timeout), and falls back '
   'to the ordinary scale-out when the clone cannot be used. Refused when the node is in the cluster or in the pool '
   '(other than returned or failed), or does not stream from that primary.';
 COMMENT ON FUNCTION autoscale.scale_out_path(integer) IS
   'The path the next scale-out of nodes workers takes and why: ''split: ...'' (a ready warm clone of the busiest '
-  'worker, Citus 13.2 snapshot split) or ''logical: ...'' (an empty node and a logical rebalance) with the reason no '
+  'worker by measured shard load, else by CPU; Citus 13.2 snapshot split) or ''logical: ...'' (an empty node and a logical rebalance) with the reason no '
   'clone is used (none in the pool, lagging, not streaming, autoscale.split_out off, more than one node wanted).';
 COMMENT ON FUNCTION autoscale.scale_out(text, integer, text, integer) IS
   'Adds workers now: the given host and port; else, for one node, a ready warm clone of the busiest worker by '
@@ -690,10 +690,42 @@ COMMENT ON TABLE autoscale.operations IS
   'progress); the other columns are derived from it. Advanced one step per tick, so a restart resumes where it '
   'stopped. At most one is running.';
 
+-- Hot-tenant isolation (issue 12): the isolate_tenant operation kind (in operations.op), autoscale.isolate_tenant(),
+-- control.hot_tenant (the latest hot-tenant assessment, in status.hot_tenant below).
+ALTER TABLE autoscale.control ADD COLUMN hot_tenant text;
+ALTER TABLE autoscale.control ADD COLUMN hot_tenant_at timestamptz;
+CREATE FUNCTION autoscale."isolate_tenant"(
+	"table_name" regclass, /* Option < PgRelation > */
+	"tenant_value" TEXT, /* Option < & str > */
+	"target_host" TEXT DEFAULT NULL, /* Option < & str > */
+	"target_port" INT DEFAULT NULL, /* Option < i32 > */
+	"reason" TEXT DEFAULT 'manual' /* Option < & str > */
+) RETURNS jsonb /* JsonB */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'isolate_tenant_wrapper';
+REVOKE ALL ON FUNCTION autoscale.isolate_tenant(regclass, text, text, integer, text) FROM PUBLIC;
+COMMENT ON FUNCTION autoscale.isolate_tenant(regclass, text, text, integer, text) IS
+  'Isolates a tenant now: tenant_value of table_name (a hash-distributed table) gets a shard of its own with '
+  'isolate_tenant_to_new_shard(table, tenant, ''CASCADE'') (its colocated tables too), which then moves to '
+  'target_host:target_port (an active worker) or, by default, to the least-loaded other worker at the latest sample, '
+  'with citus_move_shard_placement (block_writes: only the writes to that tenant wait). An isolate_tenant operation '
+  '(steps isolate, move_tenant, verify_tenant) with the guards, events and crash resume of the others; a resumed step '
+  'that finds its work done does not do it again. Refused when the tenant already has its own shard on the target. '
+  'Returns the operation. The automatic action is off by default: autoscale.isolate_hot_tenants, hot_tenant_share.';
+COMMENT ON TABLE autoscale.operations IS
+  'One row per operation (rebalance, scale_out, scale_in, split_out: a scale-out by snapshot split of a warm clone, '
+  'falling back to the scale_out steps; replace_dead: a dead worker disabled, replaced and removed, the dead node in '
+  'op->dead, the replacement in node; isolate_tenant: a hot tenant given a shard of its own and moved, the tenant '
+  'in op->tenant, the target worker in node): op is the persisted state machine (step, Citus job id, node, attempts, '
+  'progress); the other columns are derived from it. Advanced one step per tick, so a restart resumes where it '
+  'stopped. At most one is running.';
+
 -- === autoscale.status ===
 -- Defined once, here, with every column 0.2.0 adds (appended after 0.1.0's, so CREATE OR REPLACE keeps the view,
 -- its privileges and what depends on it): standby_available counts only available nodes (returned ones are no
--- longer claimable), data_nodes, load_skew, clones, scale_out_path and dead_nodes. Later blocks that change the
+-- longer claimable), data_nodes, load_skew, clones, scale_out_path, dead_nodes and hot_tenant. Later blocks that change the
 -- view change this definition.
 CREATE OR REPLACE VIEW autoscale.status AS
 SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
@@ -737,7 +769,8 @@ SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
                  'node', d.nodename || ':' || d.nodeport, 'unreachable_since', d.unreachable_since,
                  'replaceable', d.replaceable, 'sole_copies', d.sole_copies, 'operation_id', d.operation_id,
                  'message', d.message) ORDER BY d.declared_at)
-          FROM autoscale.dead_nodes d) AS dead_nodes
+          FROM autoscale.dead_nodes d) AS dead_nodes,
+       c.hot_tenant
   FROM autoscale.control c
   LEFT JOIN LATERAL (SELECT * FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1) w ON true
   LEFT JOIN autoscale.operations o ON o.status = 'running';
@@ -746,8 +779,10 @@ COMMENT ON VIEW autoscale.status IS
   'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, the '
   'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such), '
   'load_skew: the load-skew trigger''s latest assessment, the warm clones of the pool (primary, streaming, replay '
-  'lag, last check), the path the next scale-out takes (split from a ready clone, or logical) and why, and the dead '
-  'workers (autoscale.dead_nodes: replaceable, or holding sole copies and waiting for the operator).';
+  'lag, last check), the path a scale-out of one node takes (split from a ready clone, or logical) and why '
+  '(explain() gives it for each policy''s decision), the dead workers (autoscale.dead_nodes: replaceable, or holding '
+  'sole copies and waiting for the operator), and hot_tenant: the latest hot-tenant assessment (the tenant worth '
+  'isolating and where it would go, or why none is).';
 
 -- === autoscale.explain() ===
 -- Defined once, here, with every column 0.2.0 adds (a new result type: dropped and created again): data_nodes,

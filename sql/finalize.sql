@@ -92,6 +92,14 @@ COMMENT ON FUNCTION autoscale.add_standby_node(text, integer) IS
   'does not answer within autoscale.node_timeout, or lacks the citus and citus_autoscale extension files.';
 COMMENT ON FUNCTION autoscale.remove_standby_node(text, integer) IS
   'Takes a node out of the standby pool; refused while it is joining, active or draining.';
+COMMENT ON FUNCTION autoscale.isolate_tenant(regclass, text, text, integer, text) IS
+  'Isolates a tenant now: tenant_value of table_name (a hash-distributed table) gets a shard of its own with '
+  'isolate_tenant_to_new_shard(table, tenant, ''CASCADE'') (its colocated tables too), which then moves to '
+  'target_host:target_port (an active worker) or, by default, to the least-loaded other worker at the latest sample, '
+  'with citus_move_shard_placement (block_writes: only the writes to that tenant wait). An isolate_tenant operation '
+  '(steps isolate, move_tenant, verify_tenant) with the guards, events and crash resume of the others; a resumed step '
+  'that finds its work done does not do it again. Refused when the tenant already has its own shard on the target. '
+  'Returns the operation. The automatic action is off by default: autoscale.isolate_hot_tenants, hot_tenant_share.';
 COMMENT ON FUNCTION autoscale.cancel_operation(text) IS
   'Cancels the running operation and the Citus job it follows; a scale-in that has drained is restored '
   '(shouldhaveshards put back to what it was) first; a scale-out puts its claimed pool node back to available and '
@@ -146,7 +154,8 @@ SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
                  'node', d.nodename || ':' || d.nodeport, 'unreachable_since', d.unreachable_since,
                  'replaceable', d.replaceable, 'sole_copies', d.sole_copies, 'operation_id', d.operation_id,
                  'message', d.message) ORDER BY d.declared_at)
-          FROM autoscale.dead_nodes d) AS dead_nodes
+          FROM autoscale.dead_nodes d) AS dead_nodes,
+       c.hot_tenant
   FROM autoscale.control c
   LEFT JOIN LATERAL (SELECT * FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1) w ON true
   LEFT JOIN autoscale.operations o ON o.status = 'running';
@@ -155,21 +164,23 @@ COMMENT ON VIEW autoscale.status IS
   'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, the '
   'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such), '
   'load_skew: the load-skew trigger''s latest assessment, the warm clones of the pool (primary, streaming, replay '
-  'lag, last check), the path the next scale-out takes (split from a ready clone, or logical) and why, and the dead '
-  'workers (autoscale.dead_nodes: replaceable, or holding sole copies and waiting for the operator).';
+  'lag, last check), the path a scale-out of one node takes (split from a ready clone, or logical) and why '
+  '(explain() gives it for each policy''s decision), the dead workers (autoscale.dead_nodes: replaceable, or holding '
+  'sole copies and waiting for the operator), and hot_tenant: the latest hot-tenant assessment (the tenant worth '
+  'isolating and where it would go, or why none is).';
 
 COMMENT ON FUNCTION autoscale.add_standby_clone(text, integer, text, integer) IS
   'Offers a warm clone to the standby pool: host:port is a streaming replica (for example made with pg_basebackup -R) '
   'of the active worker primary_host:primary_port. Checked now and at each sample: in recovery, its WAL receiver '
   'streams from that primary, the primary has an asynchronous streaming WAL sender for it (pg_stat_replication); the '
   'replay lag is recorded. A scale-out of one node prefers a ready clone (streaming, lag within '
-  'autoscale.clone_max_lag) of the busiest worker: citus_add_clone_node, get_snapshot_based_node_split_plan, '
+  'autoscale.clone_max_lag) of the busiest worker (by measured shard load, else CPU): citus_add_clone_node, get_snapshot_based_node_split_plan, '
   'citus_promote_clone_and_rebalance (autoscale.rebalance_strategy, autoscale.clone_catchup_timeout), and falls back '
   'to the ordinary scale-out when the clone cannot be used. Refused when the node is in the cluster or in the pool '
   '(other than returned or failed), or does not stream from that primary.';
 COMMENT ON FUNCTION autoscale.scale_out_path(integer) IS
   'The path the next scale-out of nodes workers takes and why: ''split: ...'' (a ready warm clone of the busiest '
-  'worker, Citus 13.2 snapshot split) or ''logical: ...'' (an empty node and a logical rebalance) with the reason no '
+  'worker by measured shard load, else by CPU; Citus 13.2 snapshot split) or ''logical: ...'' (an empty node and a logical rebalance) with the reason no '
   'clone is used (none in the pool, lagging, not streaming, autoscale.split_out off, more than one node wanted).';
 COMMENT ON FUNCTION autoscale.scale_out(text, integer, text, integer) IS
   'Adds workers now: the given host and port; else, for one node, a ready warm clone of the busiest worker by '

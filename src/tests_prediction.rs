@@ -279,6 +279,13 @@ mod tests {
             Spi::run("SELECT pg_sleep(0.1)").unwrap();
         }
         let s = one::<JsonB>("SELECT autoscale.node_stats()").0;
+        // and a sample records it, in the same round trip as the other metrics
+        let sampled = one::<JsonB>("SELECT autoscale.sample()").0;
+        let recorded = Spi::get_one_with_args::<i64>(
+            "SELECT replication_lag FROM autoscale.node_samples WHERE sample_id = $1 AND reachable",
+            &[sampled["sample_id"].as_i64().unwrap_or(0).into()],
+        )
+        .unwrap();
         let _ = child.kill();
         let _ = child.wait();
         let log = std::fs::read_to_string(dir.with_extension("log")).unwrap_or_default();
@@ -287,6 +294,10 @@ mod tests {
         assert!(streaming, "pg_receivewal never streamed: {log}");
         let lag = s["replication_lag_bytes"].as_i64();
         assert!(lag.is_some_and(|l| l >= 0), "{s}");
+        assert!(
+            recorded.is_some_and(|l| l >= 0),
+            "node_samples.replication_lag of the sample: {recorded:?} ({sampled})"
+        );
     }
 
     // ---------------------------------------------------------------- rollups
@@ -426,6 +437,61 @@ mod tests {
     }
 
     // ---------------------------------------------------------------- capacity plan
+
+    #[pg_test]
+    fn capacity_plan_counts_a_coordinator_that_holds_shards() {
+        fresh_history();
+        // 90 days on 1 worker and the coordinator holding shards (2 data nodes): cpu 15% rising
+        // 0.5 a day to 60% per data node now; the latest sample says the coordinator is a data node
+        Spi::run(
+            "INSERT INTO autoscale.node_samples_1hour (bucket, nodename, nodeport, samples, workers, data_nodes,
+                                                       cpu_busy_pct_avg, database_size_avg)
+             SELECT date_trunc('hour', now(), 'UTC') - make_interval(hours => h), 'cluster', 0, 720, 1, 2,
+                    60 - 0.5 * h / 24.0, 1e9 + 1e7 * (2160 - h) / 24.0
+               FROM generate_series(0, 2159) h;
+             INSERT INTO autoscale.worker_count (sampled_at, sample_id, worker_count, reachable_workers,
+                                                 unreachable_workers, inactive_workers, driver)
+             VALUES (now(), -1, 1, 1, 0, 0, 'test');
+             INSERT INTO autoscale.node_samples (sample_id, sampled_at, nodeid, nodename, nodeport, is_coordinator,
+                                                 reachable, data_node, cpu_busy_pct)
+             VALUES (-1, now(), 1, 'c', 5432, true, true, true, 60), (-1, now(), 2, 'w2', 5432, false, true, true, 60);
+             SELECT autoscale.set_policy('cpu', scale_out_above => 80, scale_in_below => 25, min_workers => 0,
+                                         max_workers => 3);",
+        )
+        .unwrap();
+        let days = |col: &str| {
+            one::<f64>(&format!(
+                "SELECT extract(epoch FROM {col} - now())::float8 / 86400 FROM autoscale.capacity_plan() WHERE metric = 'cpu'"
+            ))
+        };
+        // per data node 60 + 0.5/day reaches 80 in 40 days (on the worker alone: 120%, "now")
+        let cross = days("crosses_at");
+        assert!((cross - 40.0).abs() < 1.0, "crosses in {cross} days");
+        // 3 workers and the coordinator: 2 x (60 + 0.5 d) = 4 x 80: 200 days
+        let full = days("max_workers_full_at");
+        assert!((full - 200.0).abs() < 1.0, "full in {full} days");
+        let (current, in3) = Spi::get_two::<f64, f64>(
+            "SELECT current_value, in_3_months FROM autoscale.capacity_plan() WHERE metric = 'cpu'",
+        )
+        .unwrap();
+        assert!((current.unwrap() - 60.0).abs() < 0.01);
+        assert!((in3.unwrap() - 105.0).abs() < 1.0, "{in3:?}");
+        let (action, unit) = Spi::get_two::<String, String>(
+            "SELECT action, unit FROM autoscale.capacity_plan() WHERE metric = 'cpu'",
+        )
+        .unwrap();
+        let action = action.unwrap();
+        assert!(
+            action.contains("even 3 workers and the coordinator pass the threshold (policy cpu)"),
+            "{action}"
+        );
+        assert_eq!(unit.as_deref(), Some("% per data node"));
+        // database bytes: 10 MB a day per data node, 2 data nodes: 600 MB a month
+        let per_month = one::<f64>(
+            "SELECT per_month FROM autoscale.capacity_plan() WHERE metric = 'database_bytes'",
+        );
+        assert!((per_month / 6e8 - 1.0).abs() < 0.01, "{per_month}");
+    }
 
     #[pg_test]
     fn capacity_plan_finds_the_crossing_of_a_known_trend() {

@@ -8,6 +8,8 @@
 //! so almost nothing is copied at decision time. Otherwise the ordinary scale-out (an empty node
 //! and a logical rebalance) runs, and [`ScaleOutPath`] says why.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::operations::NodeAddr;
@@ -112,15 +114,80 @@ impl ScaleOutPath {
     }
 }
 
+/// What "the busiest worker" is measured by, for each worker. Either may be empty.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WorkerLoads {
+    /// Each worker's shard load: the sum of its shard groups' smoothed load (operations/s,
+    /// `autoscale.shard_group_load`, see `crate::load`), where measured.
+    pub shard_load: HashMap<NodeAddr, f64>,
+    /// Each worker's CPU busy % at its latest sample.
+    pub cpu: HashMap<NodeAddr, f64>,
+}
+
+/// The measure a choice of clone goes by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadBasis {
+    /// The measured shard-group load: the workers carried at least
+    /// [`crate::load::MIN_MEAN_LOAD`] operations/s on average.
+    ShardLoad,
+    /// No shard load measured (or the workers are idle): the CPU busy % of the latest sample.
+    Cpu,
+    /// Nothing measured.
+    Unknown,
+}
+
+impl WorkerLoads {
+    /// The measured shard load when the active `workers` carry one (on average at least
+    /// [`crate::load::MIN_MEAN_LOAD`] operations/s, a worker without groups counting as 0), else
+    /// the CPU when any worker has one.
+    pub fn basis(&self, workers: &[NodeAddr]) -> LoadBasis {
+        let measured: Vec<f64> = workers
+            .iter()
+            .filter_map(|w| self.shard_load.get(w).copied())
+            .collect();
+        if !measured.is_empty() && !workers.is_empty() {
+            let mean = measured.iter().sum::<f64>() / workers.len() as f64;
+            if mean >= crate::load::MIN_MEAN_LOAD {
+                return LoadBasis::ShardLoad;
+            }
+        }
+        if workers.iter().any(|w| self.cpu.contains_key(w)) {
+            LoadBasis::Cpu
+        } else {
+            LoadBasis::Unknown
+        }
+    }
+
+    /// `w`'s load by `basis` (unknown: None).
+    pub fn of(&self, basis: LoadBasis, w: &NodeAddr) -> Option<f64> {
+        match basis {
+            LoadBasis::ShardLoad => Some(self.shard_load.get(w).copied().unwrap_or(0.0)),
+            LoadBasis::Cpu => self.cpu.get(w).copied(),
+            LoadBasis::Unknown => None,
+        }
+    }
+
+    fn text(basis: LoadBasis, v: f64) -> String {
+        match basis {
+            LoadBasis::ShardLoad => format!("shard load {v:.1} op/s"),
+            LoadBasis::Cpu => format!("cpu {v:.1}%"),
+            LoadBasis::Unknown => String::new(),
+        }
+    }
+}
+
 /// The path of the next scale-out of `nodes` workers. A split needs clones enabled, one node
-/// wanted, and a ready clone; among the ready ones it takes the clone of the busiest primary
-/// (`load`: the primary's load, for example CPU busy %; unknown load counts as 0), then the one
-/// with the least lag, then by address.
+/// wanted, and a ready clone; among the ready ones it takes the clone of the busiest primary by
+/// [`WorkerLoads::basis`] (the measured shard load, else the CPU; unknown counts as 0), then the
+/// higher CPU (equal shard load), then the least lag, then by address. When the busiest active
+/// worker has no ready clone, the clone of a less busy one is still taken (a split adds a node in
+/// seconds) and the reason says that the busiest worker is not the one relieved (or that the
+/// primary is within 10% of it: noise between evenly loaded workers).
 pub fn choose(
     clones: &[CloneInfo],
     r: &Readiness,
     active_workers: &[NodeAddr],
-    load: &dyn Fn(&NodeAddr) -> Option<f64>,
+    loads: &WorkerLoads,
     nodes: u32,
     enabled: bool,
 ) -> ScaleOutPath {
@@ -154,35 +221,63 @@ pub fn choose(
             Err(why) => not_ready.push(why),
         }
     }
-    let key = |c: &CloneInfo| load(&c.primary).unwrap_or(0.0);
+    let basis = loads.basis(active_workers);
+    let key = |c: &CloneInfo| loads.of(basis, &c.primary).unwrap_or(0.0);
+    let cpu = |c: &CloneInfo| loads.cpu.get(&c.primary).copied().unwrap_or(0.0);
     ready.sort_by(|a, b| {
         key(b)
             .total_cmp(&key(a))
+            .then(cpu(b).total_cmp(&cpu(a)))
             .then(a.lag_bytes.cmp(&b.lag_bytes))
             .then(a.node.cmp(&b.node))
     });
-    match ready.first() {
-        Some(c) => {
-            let mut why = format!(
-                "clone {} of {} is ready (lag {})",
-                c.node,
-                c.primary,
-                bytes(c.lag_bytes.unwrap_or(0))
-            );
-            if let Some(l) = load(&c.primary) {
+    let Some(c) = ready.first() else {
+        return ScaleOutPath::Logical {
+            why: format!("no clone is ready: {}", not_ready.join("; ")),
+        };
+    };
+    let mut why = format!(
+        "clone {} of {} is ready (lag {})",
+        c.node,
+        c.primary,
+        bytes(c.lag_bytes.unwrap_or(0))
+    );
+    // the busiest active worker by the same measure (the first by address among equals)
+    let busiest = active_workers
+        .iter()
+        .filter_map(|w| loads.of(basis, w).map(|v| (w, v)))
+        .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(a.0)));
+    match (basis, busiest) {
+        (LoadBasis::Unknown, _) | (_, None) => why.push_str("; no load measured"),
+        (_, Some((top, top_load))) => {
+            let mine = loads.of(basis, &c.primary).unwrap_or(0.0);
+            if mine >= top_load {
                 why.push_str(&format!(
-                    "; its primary is the busiest with a clone ({l:.1})"
+                    "; its primary is the busiest worker ({})",
+                    WorkerLoads::text(basis, mine)
+                ));
+            } else if mine >= top_load * 0.9 {
+                // measurement noise between evenly loaded workers
+                why.push_str(&format!(
+                    "; its primary carries {}, within 10% of the busiest worker {} ({})",
+                    WorkerLoads::text(basis, mine),
+                    top,
+                    WorkerLoads::text(basis, top_load)
+                ));
+            } else {
+                why.push_str(&format!(
+                    "; its primary carries {}, less than the busiest worker {} ({}), which has no ready clone",
+                    WorkerLoads::text(basis, mine),
+                    top,
+                    WorkerLoads::text(basis, top_load)
                 ));
             }
-            ScaleOutPath::Split {
-                clone: c.node.clone(),
-                primary: c.primary.clone(),
-                why,
-            }
         }
-        None => ScaleOutPath::Logical {
-            why: format!("no clone is ready: {}", not_ready.join("; ")),
-        },
+    }
+    ScaleOutPath::Split {
+        clone: c.node.clone(),
+        primary: c.primary.clone(),
+        why,
     }
 }
 
@@ -409,38 +504,160 @@ mod tests {
             .contains("not been checked"));
     }
 
-    #[test]
-    fn the_clone_of_the_busiest_worker_is_chosen() {
-        let clones = vec![clone(9311, 9301, 0), clone(9312, 9302, 0)];
-        let load = |w: &NodeAddr| Some(if w.port == 9302 { 90.0 } else { 20.0 });
-        match choose(&clones, &R, &workers(), &load, 1, true) {
+    fn loads(shard: &[(i32, f64)], cpu: &[(i32, f64)]) -> WorkerLoads {
+        WorkerLoads {
+            shard_load: shard.iter().map(|(p, v)| (n(*p), *v)).collect(),
+            cpu: cpu.iter().map(|(p, v)| (n(*p), *v)).collect(),
+        }
+    }
+
+    fn split_of(p: ScaleOutPath) -> (NodeAddr, NodeAddr, String) {
+        match p {
             ScaleOutPath::Split {
                 clone,
                 primary,
                 why,
-            } => {
-                assert_eq!((clone, primary), (n(9312), n(9302)));
-                assert!(why.contains("busiest"), "{why}");
-            }
-            other => panic!("{other:?}"),
-        }
-        // the busiest worker's clone lags: the other one is taken
-        let clones = vec![clone(9311, 9301, 0), clone(9312, 9302, 1 << 30)];
-        match choose(&clones, &R, &workers(), &load, 1, true) {
-            ScaleOutPath::Split { clone, .. } => assert_eq!(clone, n(9311)),
-            other => panic!("{other:?}"),
-        }
-        // two clones of one primary: the least lag first
-        let clones = vec![clone(9311, 9301, 500), clone(9312, 9301, 10)];
-        match choose(&clones, &R, &workers(), &|_| None, 1, true) {
-            ScaleOutPath::Split { clone, .. } => assert_eq!(clone, n(9312)),
+            } => (clone, primary, why),
             other => panic!("{other:?}"),
         }
     }
 
     #[test]
+    fn the_clone_of_the_busiest_worker_by_cpu_is_chosen_without_shard_load() {
+        let clones = vec![clone(9311, 9301, 0), clone(9312, 9302, 0)];
+        let cpu = loads(&[], &[(9301, 20.0), (9302, 90.0)]);
+        let (chosen, primary, why) = split_of(choose(&clones, &R, &workers(), &cpu, 1, true));
+        assert_eq!((chosen, primary), (n(9312), n(9302)));
+        assert!(
+            why.ends_with("; its primary is the busiest worker (cpu 90.0%)"),
+            "{why}"
+        );
+        // the busiest worker's clone lags: the other one is taken, and the reason says so
+        let clones = vec![clone(9311, 9301, 0), clone(9312, 9302, 1 << 30)];
+        let (chosen, _, why) = split_of(choose(&clones, &R, &workers(), &cpu, 1, true));
+        assert_eq!(chosen, n(9311));
+        assert!(
+            why.ends_with("; its primary carries cpu 20.0%, less than the busiest worker 127.0.0.1:9302 (cpu 90.0%), which has no ready clone"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn the_measured_shard_load_ranks_before_the_cpu() {
+        let clones = vec![clone(9311, 9301, 0), clone(9312, 9302, 0)];
+        // worker 1 carries the shard load, worker 2 burns CPU (another process, a vacuum...)
+        let l = loads(
+            &[(9301, 120.0), (9302, 30.0)],
+            &[(9301, 40.0), (9302, 95.0)],
+        );
+        assert_eq!(l.basis(&workers()), LoadBasis::ShardLoad);
+        let (chosen, primary, why) = split_of(choose(&clones, &R, &workers(), &l, 1, true));
+        assert_eq!((chosen, primary), (n(9311), n(9301)));
+        assert!(
+            why.ends_with("; its primary is the busiest worker (shard load 120.0 op/s)"),
+            "{why}"
+        );
+        // a worker without measured groups carries 0
+        let l = loads(&[(9302, 5.0)], &[(9301, 99.0)]);
+        assert_eq!(l.basis(&workers()), LoadBasis::ShardLoad);
+        assert_eq!(l.of(LoadBasis::ShardLoad, &n(9301)), Some(0.0));
+        assert_eq!(
+            split_of(choose(&clones, &R, &workers(), &l, 1, true)).0,
+            n(9312)
+        );
+    }
+
+    #[test]
+    fn no_data_or_an_idle_cluster_falls_back() {
+        let clones = vec![clone(9311, 9301, 500), clone(9312, 9302, 10)];
+        // no data at all: the least lag, and the reason says nothing was measured
+        let none = WorkerLoads::default();
+        assert_eq!(none.basis(&workers()), LoadBasis::Unknown);
+        let (chosen, _, why) = split_of(choose(&clones, &R, &workers(), &none, 1, true));
+        assert_eq!(chosen, n(9312));
+        assert!(why.ends_with("; no load measured"), "{why}");
+        // shard load measured but idle (mean under 1 op/s): the CPU decides
+        let idle = loads(&[(9301, 0.4), (9302, 0.1)], &[(9301, 70.0), (9302, 10.0)]);
+        assert_eq!(idle.basis(&workers()), LoadBasis::Cpu);
+        let (chosen, _, why) = split_of(choose(&clones, &R, &workers(), &idle, 1, true));
+        assert_eq!(chosen, n(9311));
+        assert!(why.contains("(cpu 70.0%)"), "{why}");
+        // load measured only on a node that is not an active worker (the coordinator): no basis
+        let elsewhere = loads(&[(9300, 50.0)], &[]);
+        assert_eq!(elsewhere.basis(&workers()), LoadBasis::Unknown);
+    }
+
+    #[test]
+    fn equal_load_goes_by_cpu_then_lag_then_address() {
+        let w = workers();
+        let clones = vec![clone(9311, 9301, 500), clone(9312, 9302, 10)];
+        let l = loads(&[(9301, 50.0), (9302, 50.0)], &[(9301, 80.0), (9302, 60.0)]);
+        let (chosen, _, why) = split_of(choose(&clones, &R, &w, &l, 1, true));
+        assert_eq!(chosen, n(9311), "equal shard load: the higher CPU");
+        assert!(
+            why.contains("is the busiest worker (shard load 50.0 op/s)"),
+            "{why}"
+        );
+        let l = loads(&[(9301, 50.0), (9302, 50.0)], &[]);
+        assert_eq!(
+            split_of(choose(&clones, &R, &w, &l, 1, true)).0,
+            n(9312),
+            "equal load, no CPU: the least lag"
+        );
+        let same_lag = vec![clone(9312, 9302, 0), clone(9311, 9301, 0)];
+        assert_eq!(
+            split_of(choose(&same_lag, &R, &w, &l, 1, true)).0,
+            n(9311),
+            "all equal: by address"
+        );
+        // two clones of one primary: the least lag first
+        let siblings = vec![clone(9311, 9301, 500), clone(9312, 9301, 10)];
+        assert_eq!(split_of(choose(&siblings, &R, &w, &l, 1, true)).0, n(9312));
+    }
+
+    #[test]
+    fn a_clone_of_a_worker_that_is_not_the_busiest_is_taken_and_the_reason_says_so() {
+        // only worker 2 has a clone; worker 1 carries the load
+        let clones = vec![clone(9312, 9302, 0)];
+        let l = loads(&[(9301, 90.0), (9302, 10.0)], &[(9301, 95.0), (9302, 30.0)]);
+        let (chosen, primary, why) = split_of(choose(&clones, &R, &workers(), &l, 1, true));
+        assert_eq!((chosen, primary), (n(9312), n(9302)));
+        assert_eq!(
+            why,
+            "clone 127.0.0.1:9312 of 127.0.0.1:9302 is ready (lag 0 B); its primary carries shard load \
+             10.0 op/s, less than the busiest worker 127.0.0.1:9301 (shard load 90.0 op/s), which has no ready clone"
+        );
+        // about as busy as the busiest (within 10%): said so
+        let even = loads(&[(9301, 50.1), (9302, 50.0)], &[]);
+        let (_, _, why) = split_of(choose(&clones, &R, &workers(), &even, 1, true));
+        assert!(
+            why.ends_with("; its primary carries shard load 50.0 op/s, within 10% of the busiest worker 127.0.0.1:9301 (shard load 50.1 op/s)"),
+            "{why}"
+        );
+        // the busiest worker's clone is there but not ready: the same, and the path text starts with split
+        let mut lagging = clone(9311, 9301, 1 << 30);
+        lagging.lag_bytes = Some(1 << 30);
+        let p = choose(
+            &[lagging, clone(9312, 9302, 0)],
+            &R,
+            &workers(),
+            &l,
+            1,
+            true,
+        );
+        assert!(
+            p.text().starts_with("split: clone 127.0.0.1:9312"),
+            "{}",
+            p.text()
+        );
+        assert!(p
+            .text()
+            .contains("less than the busiest worker 127.0.0.1:9301"));
+    }
+
+    #[test]
     fn the_logical_path_says_why() {
-        let load = |_: &NodeAddr| None;
+        let load = WorkerLoads::default();
         let lagging = vec![clone(9311, 9301, 1 << 30)];
         let p = choose(&lagging, &R, &workers(), &load, 1, true);
         assert!(
@@ -533,7 +750,14 @@ mod tests {
         let sibling = clone(9312, 9301, 0);
         let mut workers = workers();
         workers.push(n(9311));
-        match choose(&[promoted, sibling], &R, &workers, &|_| None, 1, true) {
+        match choose(
+            &[promoted, sibling],
+            &R,
+            &workers,
+            &WorkerLoads::default(),
+            1,
+            true,
+        ) {
             ScaleOutPath::Split { clone, primary, .. } => {
                 assert_eq!((clone, primary), (n(9312), n(9301)))
             }

@@ -421,6 +421,44 @@ pub fn sustained_skew(
     Ok(now_imb)
 }
 
+/// The load-skew trigger replayed over recorded history (ascending or not): the samples at which
+/// the busiest worker had been above `ratio` x the mean for `for_secs` ([`sustained_skew`]'s
+/// rule, in one pass), at most one every `interval` seconds (negative: never), each with its
+/// imbalance and how long the skew had held. The rebalance plan of that moment is not known, so
+/// this is when the trigger would have looked at the plan, not whether the plan would have helped.
+pub fn replay_skew(
+    series: &[LoadPoint],
+    ratio: f64,
+    for_secs: f64,
+    interval: f64,
+) -> Vec<(f64, Imbalance, f64)> {
+    let mut out = Vec::new();
+    if ratio <= 0.0 || interval < 0.0 {
+        return out;
+    }
+    let mut points: Vec<&LoadPoint> = series.iter().collect();
+    points.sort_by(|a, b| a.at.total_cmp(&b.at));
+    let (mut since, mut last): (Option<f64>, Option<f64>) = (None, None);
+    for p in points {
+        let skewed = if p.complete {
+            imbalance(&p.loads).filter(|i| i.ratio > ratio)
+        } else {
+            None
+        };
+        let Some(i) = skewed else {
+            since = None;
+            continue;
+        };
+        let start = *since.get_or_insert(p.at);
+        let held = p.at - start;
+        if held >= for_secs && last.is_none_or(|l| p.at - l >= interval) {
+            last = Some(p.at);
+            out.push((p.at, i, held));
+        }
+    }
+    out
+}
+
 /// A shard-group move in a rebalance plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedMove {

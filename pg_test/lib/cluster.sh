@@ -69,9 +69,12 @@ stop_node() {
   return 0
 }
 
-# stop_all: stop every node of the cluster directory.
+# stop_all: stop the pgbench loops this shell started (a scenario that fails while one runs would
+# leave it running against the next scenario's cluster on the same ports), then every node of the
+# cluster directory.
 stop_all() {
-  local d
+  local d n
+  for n in ${PGB_LOOP[@]+"${!PGB_LOOP[@]}"}; do pgbench_loop_stop "$n"; done
   for d in "$CLUSTER_DIR"/n*; do
     [ -f "$d/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$d" -m fast -w -t 60 stop >/dev/null 2>&1
   done
@@ -156,3 +159,47 @@ require_failpoints() {
 # backend pid of the autoscale background worker on node I
 worker_pid() { q "$1" "SELECT pid FROM pg_stat_activity WHERE backend_type = 'citus_autoscale'"; }
 
+
+# --- warm clones (scenarios 17) ---
+# clone_cluster ROWS: coordinator, 2 workers, 1 standby; kv (8 shards, ROWS rows) and the reference
+# table kv_kind. Ends the scenario as skipped when this Citus has no snapshot split (13.2+).
+clone_cluster() {
+  make_cluster 2 1
+  require_failpoints
+  if [ "$(q 0 "SELECT count(*) FROM pg_proc WHERE proname = 'citus_promote_clone_and_rebalance'")" != 1 ]; then
+    echo "this Citus has no citus_promote_clone_and_rebalance (Citus 13.2+): scenario skipped"; exit 0
+  fi
+  make_kv 8 "$1"
+  q 0 "CREATE TABLE kv_kind (k int PRIMARY KEY, name text);
+       SELECT create_reference_table('kv_kind');
+       INSERT INTO kv_kind VALUES (1, 'one'), (2, 'two')" >/dev/null
+}
+# make_clone I FROM: node I becomes a streaming replica of node FROM (pg_basebackup -R), started.
+make_clone() {
+  local i=$1 from=$2 dir
+  dir=$(node_dir "$i")
+  rm -rf "$dir"
+  as_pg "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$(node_port "$from")" -U postgres -D "$dir" -R -X stream -c fast
+  echo "port = $(node_port "$i")" >>"$dir/postgresql.conf"
+  start_node "$i"
+  wait_for "$i" "SELECT status = 'streaming' FROM pg_stat_wal_receiver" 30 || fail "clone $i does not stream"
+}
+# offer_clone PORT PRIMARY_PORT: autoscale.add_standby_clone() on the coordinator; it must stream.
+offer_clone() {
+  assert_true "$(q 0 "SELECT (autoscale.add_standby_clone('127.0.0.1', $1, '127.0.0.1', $2) ->> 'streaming')::bool")" \
+    "clone $1 of $2 offered"
+}
+# split_fell_back OP WHY: waits for split_out OP to end: it succeeded by the ordinary scale-out, and its
+# split_fallback event and the operation's fallback field say WHY.
+split_fell_back() {
+  local op=$1 why=$2
+  wait_for 0 "SELECT status <> 'running' FROM autoscale.operations WHERE id = $op" 120 || { dump_state 0; false; } ||
+    fail "split_out $op did not finish"
+  q 0 "SELECT at::time, kind, message FROM autoscale.events WHERE (detail ->> 'operation_id')::int = $op ORDER BY id"
+  assert_eq "$(q 0 "SELECT kind || ' ' || status FROM autoscale.operations WHERE id = $op")" "split_out succeeded" \
+    "the split_out succeeded by its fallback"
+  assert_contains "$(q 0 "SELECT string_agg(message, ' | ') FROM autoscale.events
+                           WHERE kind = 'split_fallback' AND (detail ->> 'operation_id')::int = $op")" \
+    "$why" "the split_fallback event says why ($why)"
+  assert_contains "$(q 0 "SELECT op ->> 'fallback' FROM autoscale.operations WHERE id = $op")" "$why" "the operation records why"
+}

@@ -30,6 +30,7 @@ pgbench_loop_stop() {
   touch "$CLUSTER_DIR/pgb/stop.$name"
   pid=${PGB_LOOP[$name]:-}
   [ -n "$pid" ] && wait "$pid" 2>/dev/null
+  unset "PGB_LOOP[$name]"
   return 0
 }
 # pgbench_stats NAME FROM TO: over transactions of loop NAME that ended in [FROM, TO) (epoch s):
@@ -110,17 +111,27 @@ make_hot_tenants() {
   HOT_SCRIPTS=()
   for h in $HOT; do
     f="$CLUSTER_DIR/hot_$h.sql"
-    cat >"$f" <<SQL
-\set id random(1, 200)
-BEGIN;
-UPDATE t SET v = v + 1 WHERE tenant = $h AND id = :id;
-SELECT v FROM t WHERE tenant = $h AND id = :id;
-INSERT INTO t_log (tenant) VALUES ($h);
-END;
-SQL
-    chown postgres "$f"
+    tenant_script "$f" "$h"
     HOT_SCRIPTS+=(-f "$f@1")
   done
+}
+# tenant_script FILE TENANT [PRELUDE]: writes the pgbench script FILE that updates, reads and logs
+# (in t_log) a random row of tenant TENANT of table t: a number, or a pgbench variable such as :tn
+# that the PRELUDE line sets.
+tenant_script() {
+  local f=$1 tenant=$2 prelude=${3:-}
+  {
+    if [ -n "$prelude" ]; then echo "$prelude"; fi
+    cat <<SQL
+\set id random(1, 200)
+BEGIN;
+UPDATE t SET v = v + 1 WHERE tenant = $tenant AND id = :id;
+SELECT v FROM t WHERE tenant = $tenant AND id = :id;
+INSERT INTO t_log (tenant) VALUES ($tenant);
+END;
+SQL
+  } >"$f"
+  chown postgres "$f"
 }
 # worker_commits SECS: 'port:commits/s ...' of every worker, averaged over the last SECS seconds of samples.
 worker_commits() {

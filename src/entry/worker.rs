@@ -10,7 +10,7 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 use crate::infra::errors::OrReport;
-use crate::infra::{settings, subxact};
+use crate::infra::{activity, settings, subxact};
 use crate::orchestration::tick;
 use crate::services::provision;
 use crate::store::events;
@@ -80,10 +80,6 @@ fn in_transaction<R>(f: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R
     result
 }
 
-fn set_activity(what: &std::ffi::CStr) {
-    unsafe { pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, what.as_ptr()) };
-}
-
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn citus_autoscale_worker_main(_arg: pg_sys::Datum) {
@@ -124,7 +120,7 @@ pub extern "C-unwind" fn citus_autoscale_worker_main(_arg: pg_sys::Datum) {
             deliver_webhooks();
             continue;
         }
-        set_activity(c"tick");
+        activity::report("tick");
         let sampled = in_transaction(|| {
             if !extension_ready() {
                 return None;
@@ -163,7 +159,7 @@ pub extern "C-unwind" fn citus_autoscale_worker_main(_arg: pg_sys::Datum) {
             }
         }
         deliver_webhooks();
-        set_activity(c"idle");
+        activity::report("idle");
     }
     log!("citus_autoscale worker stopping");
 }
@@ -174,7 +170,7 @@ fn deliver_webhooks() {
     let Some(url) = settings::webhook_url() else {
         return;
     };
-    set_activity(c"webhook");
+    activity::report("webhook");
     let due = in_transaction(|| {
         if extension_ready() {
             provision::claim_due().unwrap_or_else(|e| {

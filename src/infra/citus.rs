@@ -677,16 +677,33 @@ pub fn copy_shard_placement(
     to: &NodeAddr,
     transfer_mode: &str,
 ) -> SpiResult<()> {
-    Spi::run_with_args(
+    transfer_shard(
         "SELECT pg_catalog.citus_copy_shard_placement($1, $2, $3, $4, $5, $6::citus.shard_transfer_mode)",
+        shardid,
+        from,
+        to,
+        transfer_mode,
+    )
+}
+
+/// Runs `sql`, a shard copy or move taking (shard, from host, from port, to host, to port, mode).
+fn transfer_shard(
+    sql: &'static str,
+    shardid: i64,
+    from: &NodeAddr,
+    to: &NodeAddr,
+    transfer_mode: &str,
+) -> SpiResult<()> {
+    Spi::run_with_args(
+        sql,
         &[
-                shardid.into(),
-                from.host.clone().into(),
-                from.port.into(),
-                to.host.clone().into(),
-                to.port.into(),
-                transfer_mode.into(),
-            ],
+            shardid.into(),
+            from.host.clone().into(),
+            from.port.into(),
+            to.host.clone().into(),
+            to.port.into(),
+            transfer_mode.into(),
+        ],
     )
 }
 
@@ -850,4 +867,107 @@ pub fn placements_in_group_of(node: &NodeAddr) -> SpiResult<i64> {
         &[node.host.clone().into(), node.port.into()],
     )?
     .unwrap_or(0))
+}
+
+/// The shard transfer mode of the moves and splits autoscale runs inside a tick's transaction
+/// (a tenant's isolation and move, a dead worker's copies): a logical-replication transfer
+/// waits there for the transaction it runs in; block_writes holds only the writes to the shard
+/// group being moved.
+pub const IN_TRANSACTION_TRANSFER_MODE: &str = "block_writes";
+
+/// The shard holding `tenant` (a value of `table`'s distribution column, as text): its id,
+/// whether it is the tenant's own (its hash range is a single value), and the node of its
+/// placement (the first primary by address). None when the table has no such shard.
+pub fn tenant_shard(table: &str, tenant: &str) -> SpiResult<Option<(i64, bool, NodeAddr)>> {
+    select_first(
+        "SELECT s.shardid, s.shardminvalue = s.shardmaxvalue, n.nodename, n.nodeport
+           FROM pg_catalog.pg_dist_shard s
+           JOIN pg_catalog.pg_dist_placement p USING (shardid)
+           JOIN pg_catalog.pg_dist_node n USING (groupid)
+          WHERE s.shardid = pg_catalog.get_shard_id_for_distribution_column($1::pg_catalog.regclass, $2::text)
+            AND n.noderole = 'primary'
+          ORDER BY n.nodename, n.nodeport LIMIT 1",
+        &[table.into(), tenant.into()],
+        |r| {
+            Ok((
+                r.get::<i64>(1)?.unwrap_or_default(),
+                r.get::<bool>(2)?.unwrap_or(false),
+                node_at(r, 3)?,
+            ))
+        },
+    )
+}
+
+/// `isolate_tenant_to_new_shard(table, tenant, 'CASCADE', mode)`: the tenant's rows (and its
+/// colocated tables' rows) move to a new shard of their own; returns its id. Runs inside the
+/// caller's transaction.
+pub fn isolate_tenant(table: &str, tenant: &str, transfer_mode: &str) -> SpiResult<Option<i64>> {
+    Spi::connect_mut(|c| {
+        c.update(
+            "SELECT pg_catalog.isolate_tenant_to_new_shard($1::pg_catalog.regclass, $2::text, 'CASCADE',
+                    shard_transfer_mode := $3::citus.shard_transfer_mode)",
+            Some(1),
+            &[table.into(), tenant.into(), transfer_mode.into()],
+        )?
+        .first()
+        .get::<i64>(1)
+    })
+}
+
+/// `citus_move_shard_placement(shard, from, to, mode)`: moves the shard and its colocated shards;
+/// runs inside the caller's transaction.
+pub fn move_shard_placement(
+    shardid: i64,
+    from: &NodeAddr,
+    to: &NodeAddr,
+    transfer_mode: &str,
+) -> SpiResult<()> {
+    transfer_shard(
+        "SELECT pg_catalog.citus_move_shard_placement($1, $2, $3, $4, $5, $6::citus.shard_transfer_mode)",
+        shardid,
+        from,
+        to,
+        transfer_mode,
+    )
+}
+
+/// A hash-distributed table: its name as `regclass` prints it (qualified under the caller's
+/// search_path), its distribution column and that column's type. None for a table that is not
+/// hash-distributed.
+pub fn hash_distributed(table: pg_sys::Oid) -> SpiResult<Option<(String, String, String)>> {
+    select_first(
+        "SELECT p.logicalrelid::pg_catalog.regclass::text, a.attname::text,
+                pg_catalog.format_type(a.atttypid, a.atttypmod)
+           FROM pg_catalog.pg_dist_partition p
+           JOIN pg_catalog.pg_attribute a ON a.attrelid = p.logicalrelid
+            AND a.attname = pg_catalog.column_to_column_name(p.logicalrelid, p.partkey)
+          WHERE p.logicalrelid = $1 AND p.partmethod = 'h'",
+        &[table.into()],
+        |r| {
+            Ok((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<String>(2)?.unwrap_or_default(),
+                r.get::<String>(3)?.unwrap_or_default(),
+            ))
+        },
+    )
+}
+
+/// For each (colocation id, tenant): the first hash-distributed table of the colocation group
+/// (as `regclass` prints it) and whether the tenant already has a shard of its own there. One
+/// query; a tenant whose group has no hash-distributed table gets (None, false).
+pub fn tenants_isolated(tenants: &[(i32, String)]) -> SpiResult<Vec<(Option<String>, bool)>> {
+    let (colocations, values): (Vec<i32>, Vec<String>) = tenants.iter().cloned().unzip();
+    select_rows(
+        "SELECT t.tbl::text,
+                coalesce((SELECT s.shardminvalue = s.shardmaxvalue FROM pg_catalog.pg_dist_shard s
+                           WHERE s.shardid = pg_catalog.get_shard_id_for_distribution_column(t.tbl, x.v)), false)
+           FROM unnest($1::int[], $2::text[]) WITH ORDINALITY x(c, v, i)
+           LEFT JOIN LATERAL (SELECT p.logicalrelid::pg_catalog.regclass AS tbl FROM pg_catalog.pg_dist_partition p
+                               WHERE p.colocationid = x.c AND p.partmethod = 'h'
+                               ORDER BY p.logicalrelid LIMIT 1) t ON true
+          ORDER BY x.i",
+        &[colocations.into(), values.into()],
+        |r| Ok((r.get::<String>(1)?, r.get::<bool>(2)?.unwrap_or(false))),
+    )
 }

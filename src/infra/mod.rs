@@ -1,6 +1,8 @@
 //! Infrastructure, the lowest layer: settings, errors, the Citus boundary, subtransactions,
-//! privileges, the clock and the SPI row loops (spi). It imports nothing from the layers above.
+//! privileges, the clock, the SPI row loops (spi) and what the worker reports in
+//! pg_stat_activity (activity). It imports nothing from the layers above.
 
+pub mod activity;
 pub mod citus;
 pub mod clock;
 pub mod errors;

@@ -45,6 +45,10 @@ static LOAD_WINDOW_S: GucSetting<i32> = GucSetting::<i32>::new(60);
 static LOAD_SKEW_RATIO: GucSetting<f64> = GucSetting::<f64>::new(1.5);
 /// Seconds the load must stay skewed before a rebalance by load.
 static LOAD_SKEW_FOR_S: GucSetting<i32> = GucSetting::<i32>::new(120);
+/// Whether a hot tenant is isolated to a shard of its own and moved (opt-in).
+static ISOLATE_HOT_TENANTS: GucSetting<bool> = GucSetting::<bool>::new(false);
+/// The least share of the busiest worker's tenant load that makes a tenant hot.
+static HOT_TENANT_SHARE: GucSetting<f64> = GucSetting::<f64>::new(0.3);
 /// Shard groups per node whose load history is kept at each sample.
 static LOAD_HISTORY_TOP_N: GucSetting<i32> = GucSetting::<i32>::new(5);
 /// Shard transfer mode of the rebalances autoscale starts.
@@ -230,6 +234,28 @@ pub fn init() {
         &LOAD_SKEW_RATIO,
         0.0,
         1000.0,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"autoscale.isolate_hot_tenants",
+        c"Isolates a hot tenant to a shard of its own and moves it to the least-loaded worker (off by default).",
+        c"While the load is skewed (autoscale.load_skew_ratio for autoscale.load_skew_for), a tenant Citus tracks \
+          (citus.stat_tenants_track = 'all' on the workers) that carries at least autoscale.hot_tenant_share of the \
+          busiest worker's tenant load and has no shard of its own gets one (isolate_tenant_to_new_shard, CASCADE), \
+          which then moves to the least-loaded worker (block_writes), when that lowers the busiest worker's load by \
+          10%. Limited by autoscale.rebalance_interval and the guards like a rebalance.",
+        &ISOLATE_HOT_TENANTS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_float_guc(
+        c"autoscale.hot_tenant_share",
+        c"Least share of the busiest worker's tenant load that makes a tenant hot (0.01 to 1).",
+        c"Shares are of the queries/s of the tenants Citus tracks on that worker (autoscale.hot_tenants.node_share).",
+        &HOT_TENANT_SHARE,
+        0.01,
+        1.0,
         GucContext::Suset,
         GucFlags::default(),
     );
@@ -552,6 +578,14 @@ pub fn load_window() -> f64 {
 /// 0 = the load-skew trigger is off.
 pub fn load_skew_ratio() -> f64 {
     LOAD_SKEW_RATIO.get().max(0.0)
+}
+
+pub fn isolate_hot_tenants() -> bool {
+    ISOLATE_HOT_TENANTS.get()
+}
+
+pub fn hot_tenant_share() -> f64 {
+    HOT_TENANT_SHARE.get()
 }
 
 pub fn load_skew_for() -> f64 {

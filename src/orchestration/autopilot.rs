@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::infra::errors::Result;
 use crate::infra::{citus, clock, settings, subxact};
 use crate::services::execute::{self, Stepped};
-use crate::services::{dead, decide};
+use crate::services::{dead, decide, isolate};
 use crate::store::{control, events, load, operations, provision as outbox};
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -253,7 +253,7 @@ pub fn run() -> Result<ActReport> {
             control::set_plan_checked()?;
         }
         match trigger::rebalance_due(&input) {
-            Ok(Some(t)) => match verdict {
+            Ok(Some(t)) => match &verdict {
                 GuardVerdict::Act => {
                     match execute::start(Kind::Rebalance, vec![], 1, &t.reason(), "trigger") {
                         Ok(op) => {
@@ -291,7 +291,74 @@ pub fn run() -> Result<ActReport> {
             Ok(None) => {}
             Err(why) => report.rebalance = Some(why),
         }
+        // 4. a hot tenant (opt-in): after the rebalance trigger, within its rate limit and guards
+        if report.operation.is_none() {
+            hot_tenant(now, &verdict, last_started, interval, &mut report)?;
+        }
     }
     control::save_watch(&watch)?;
     Ok(report)
+}
+
+/// Assesses the hot tenants, records the assessment for status and explain(), and starts an
+/// isolate_tenant when autoscale.isolate_hot_tenants is on, no rebalance or isolation started
+/// within autoscale.rebalance_interval, and the guards allow acting.
+fn hot_tenant(
+    now: f64,
+    verdict: &GuardVerdict,
+    last_started: Option<f64>,
+    interval: f64,
+    report: &mut ActReport,
+) -> Result<()> {
+    let a = isolate::assess(now)?;
+    let mut text = a.text;
+    if let Some((hot, table)) = a.hot {
+        let since = last_started.map(|t| now - t);
+        if !settings::isolate_hot_tenants() {
+            text.push_str("; not isolated: autoscale.isolate_hot_tenants is off");
+        } else if interval < 0.0 {
+            text.push_str("; not isolated: autoscale.rebalance_interval = -1");
+        } else if let Some(ago) = since.filter(|ago| *ago < interval) {
+            text.push_str(&format!(
+                "; waiting: the last rebalance or isolation started {} ago (autoscale.rebalance_interval {})",
+                autoscale_core::duration::format_secs(ago),
+                autoscale_core::duration::format_secs(interval)
+            ));
+        } else {
+            match verdict {
+                GuardVerdict::Act => {
+                    match execute::start_isolate_tenant(
+                        &table,
+                        &hot.tenant,
+                        hot.to.clone(),
+                        &hot.reason(),
+                        "trigger",
+                        false,
+                    ) {
+                        Ok(op) => {
+                            report.operation = Some(autoscale_core::operations::describe(&op))
+                        }
+                        Err(e) => events::record(
+                            "error",
+                            &format!("could not start isolate_tenant: {e}"),
+                            None,
+                        )?,
+                    }
+                }
+                GuardVerdict::Observe(_) => {
+                    // recorded once an hour per tenant and target (the shares in the reason vary)
+                    let would = format!(
+                        "would isolate tenant {} (colocation {}) and move it to {}",
+                        hot.tenant, hot.colocationid, hot.to
+                    );
+                    if !events::recorded_within_hour("decision", &would)? {
+                        events::record("decision", &would, serde_json::to_value(&hot).ok())?;
+                    }
+                    report.rebalance = Some(format!("would isolate: {}", hot.reason()));
+                }
+                GuardVerdict::Blocked(why) => text.push_str(&format!("; blocked: {why}")),
+            }
+        }
+    }
+    Ok(load::save_hot_tenant(&text)?)
 }

@@ -2,8 +2,9 @@
 //! fitted on, from the 1-hour rollups (store::rollups); the plan itself is pure
 //! (autoscale_core::capacity).
 
-use autoscale_core::capacity::{self, MetricHistory, PlanRow};
+use autoscale_core::capacity::{self, Fleet, MetricHistory, PlanRow};
 use autoscale_core::policy::backtest::spreads_over_workers;
+use autoscale_core::policy::datanodes;
 use autoscale_core::policy::{Metric, Policy, PolicyKind, DEFAULT_MAX_WORKERS};
 
 use crate::infra::clock;
@@ -79,6 +80,13 @@ pub fn capacity_plan() -> Result<(Vec<PlanRow>, f64)> {
     let workers = samples::latest_count()?
         .and_then(|c| c.workers)
         .unwrap_or(0);
+    // the coordinator is one of the data nodes when the latest sample counts it (it holds shards)
+    let roles: Vec<datanodes::NodeRole> =
+        samples::latest_nodes()?.into_iter().map(|n| n.2).collect();
+    let coordinator = datanodes::counted(&roles)
+        .iter()
+        .zip(&roles)
+        .any(|(counted, r)| *counted && r.is_coordinator);
     let max_workers = policies
         .iter()
         .map(|p| p.max_workers)
@@ -90,14 +98,25 @@ pub fn capacity_plan() -> Result<(Vec<PlanRow>, f64)> {
             .filter_map(|(t, w, v)| v[k].map(|x| (*t, x, *w)))
             .collect()
     };
+    let fleet = Fleet {
+        workers: u32::try_from(workers).unwrap_or(0),
+        coordinator,
+        max_workers,
+    };
     let defs: [(&'static str, &'static str, bool, Metric, Option<f64>); 6] = [
-        ("cpu", "% per worker", true, Metric::Cpu, Some(80.0)),
+        ("cpu", "% per data node", true, Metric::Cpu, Some(80.0)),
         ("memory", "% per node", false, Metric::Memory, Some(90.0)),
-        ("disk", "% per worker", true, Metric::Disk, Some(85.0)),
-        ("connections", "per worker", true, Metric::Connections, None),
+        ("disk", "% per data node", true, Metric::Disk, Some(85.0)),
+        (
+            "connections",
+            "per data node",
+            true,
+            Metric::Connections,
+            None,
+        ),
         (
             "commits_per_sec",
-            "per worker",
+            "per data node",
             true,
             Metric::CommitsPerSec,
             None,
@@ -129,8 +148,7 @@ pub fn capacity_plan() -> Result<(Vec<PlanRow>, f64)> {
                     threshold_from: from,
                 },
                 now,
-                f64::from(workers.max(0)),
-                f64::from(max_workers),
+                &fleet,
             )
         })
         .collect();

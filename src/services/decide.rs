@@ -494,6 +494,45 @@ pub fn backtest(
     ))
 }
 
+/// The load-skew trigger replayed over the last `since_secs` of recorded per-node load
+/// (`node_samples.shard_load`): when it would have fired (at most once per
+/// `autoscale.rebalance_interval`), the data nodes then, and why. Its plan by load is not
+/// replayed: each row is when the trigger would have asked Citus for one.
+pub fn backtest_load_skew(since_secs: f64) -> Result<Vec<(f64, u32, String)>> {
+    if citus::role() != citus::Role::Coordinator
+        || settings::effective_rebalance_strategy() != citus::LOAD_STRATEGY
+    {
+        return Ok(Vec::new());
+    }
+    let series = crate::store::load::load_series(since_secs)?;
+    let for_secs = settings::load_skew_for();
+    Ok(autoscale_core::load::replay_skew(
+        &series,
+        settings::load_skew_ratio(),
+        for_secs,
+        settings::rebalance_interval(),
+    )
+    .into_iter()
+    .filter_map(|(at, i, held)| {
+        let nodes = series.iter().find(|p| p.at == at)?.loads.len() as u32;
+        Some((
+            at,
+            nodes,
+            format!(
+                "load skew: {} carried {:.1}x the mean for {} (autoscale.load_skew_ratio {}, \
+                 load_skew_for {}); a rebalance by load if its plan lowers the busiest load by 10% \
+                 (the plan is not replayed)",
+                i.node,
+                i.ratio,
+                autoscale_core::duration::format_secs(held),
+                settings::load_skew_ratio(),
+                autoscale_core::duration::format_secs(for_secs)
+            ),
+        ))
+    })
+    .collect())
+}
+
 /// The engine's decision now, from recorded history only (predictive policies with their forecast).
 pub fn decide() -> Result<(Decision, EvalInput)> {
     let (d, input, _) = decide_with_outlooks()?;

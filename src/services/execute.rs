@@ -13,7 +13,7 @@ use pgrx::prelude::*;
 use autoscale_core::policy;
 
 use crate::infra::errors::{AutoscaleError, Result};
-use crate::infra::{citus, clock, settings, subxact};
+use crate::infra::{activity, citus, clock, settings, subxact};
 use crate::services::{dead, decide, provision};
 use crate::store::operations::{self as store, running};
 use crate::store::{events, pool, provision as outbox, samples};
@@ -272,7 +272,7 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
             // tick's transaction (one shard group per tick, committed with the step), and a
             // logical-replication copy waits there for the transaction it runs in (measured: the
             // step times out); block_writes only holds writes to the shard group being copied
-            let mode = "block_writes";
+            let mode = citus::IN_TRANSACTION_TRANSFER_MODE;
             to_outcome(
                 subxact::catch(|| -> Result<(Option<String>, i64)> {
                     let plan = dead::plan_for(&d, target.as_ref())?;
@@ -460,7 +460,68 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
                 |_| Outcome::Ok,
             )
         }
+        Action::IsolateTenant { table, tenant } => to_outcome(
+            subxact::catch(move || -> Result<Outcome> {
+                // a resumed step whose isolation committed: the tenant has its own shard already
+                let (shard, isolated, node) = tenant_shard(&table, &tenant)?;
+                if isolated {
+                    return Ok(tenant_outcome(shard, node, true, false));
+                }
+                citus::isolate_tenant(&table, &tenant, citus::IN_TRANSACTION_TRANSFER_MODE)?;
+                let (shard, isolated, node) = tenant_shard(&table, &tenant)?;
+                Ok(tenant_outcome(shard, node, isolated, true))
+            }),
+            |o| o,
+        ),
+        Action::MoveTenant {
+            table,
+            tenant,
+            target,
+        } => to_outcome(
+            subxact::catch(move || -> Result<Outcome> {
+                // a resumed step whose move committed: the shard is on the target already
+                let (shard, isolated, node) = tenant_shard(&table, &tenant)?;
+                if node == target {
+                    return Ok(tenant_outcome(shard, node, isolated, false));
+                }
+                citus::move_shard_placement(
+                    shard,
+                    &node,
+                    &target,
+                    citus::IN_TRANSACTION_TRANSFER_MODE,
+                )?;
+                let (shard, isolated, node) = tenant_shard(&table, &tenant)?;
+                Ok(tenant_outcome(shard, node, isolated, true))
+            }),
+            |o| o,
+        ),
+        Action::VerifyTenant { table, tenant, .. } => to_outcome(
+            subxact::catch(move || -> Result<Outcome> {
+                let (shard, isolated, node) = tenant_shard(&table, &tenant)?;
+                Ok(tenant_outcome(shard, node, isolated, false))
+            }),
+            |o| o,
+        ),
         Action::Nothing => Outcome::Ok,
+    }
+}
+
+/// The shard holding a tenant, whether it is its own, and where it is; an error when the table
+/// has none (dropped, or no longer distributed).
+fn tenant_shard(table: &str, tenant: &str) -> Result<(i64, bool, NodeAddr)> {
+    citus::tenant_shard(table, tenant)?.ok_or_else(|| {
+        AutoscaleError::NotInPrerequisiteState(format!(
+            "no shard of {table} holds tenant {tenant} (is {table} still hash-distributed?)"
+        ))
+    })
+}
+
+fn tenant_outcome(shard: i64, node: NodeAddr, isolated: bool, changed: bool) -> Outcome {
+    Outcome::Tenant {
+        shard,
+        node,
+        isolated,
+        changed,
     }
 }
 
@@ -517,8 +578,9 @@ pub fn drop_clone(op_id: i64, clone: &NodeAddr, timeout_ms: u64) -> Result<()> {
 }
 
 /// Which path the next scale-out of `nodes` workers takes (split from a ready warm clone, or the
-/// ordinary logical one), and why. The busiest worker is the one with the highest CPU busy % at
-/// its latest sample.
+/// ordinary logical one), and why. The busiest worker is the one with the highest measured shard
+/// load (the sum of its shard groups' load in `autoscale.shard_group_load`), else the highest CPU
+/// busy % at its latest sample.
 pub fn scale_out_path(nodes: u32) -> Result<autoscale_core::clones::ScaleOutPath> {
     use autoscale_core::clones::{self, Readiness, ScaleOutPath};
     if citus::role() != citus::Role::Coordinator {
@@ -533,7 +595,10 @@ pub fn scale_out_path(nodes: u32) -> Result<autoscale_core::clones::ScaleOutPath
         });
     }
     let workers = citus::active_workers()?;
-    let load = samples::latest_cpu()?;
+    let loads = clones::WorkerLoads {
+        shard_load: crate::store::load::node_shard_load()?,
+        cpu: samples::latest_cpu()?,
+    };
     let readiness = Readiness {
         max_lag_bytes: settings::clone_max_lag_bytes(),
         max_check_age: (settings::sample_interval().as_secs_f64() * 3.0).max(30.0),
@@ -542,7 +607,7 @@ pub fn scale_out_path(nodes: u32) -> Result<autoscale_core::clones::ScaleOutPath
         &clones,
         &readiness,
         &workers,
-        &|n| load.get(n).copied(),
+        &loads,
         nodes,
         settings::split_out(),
     ))
@@ -648,10 +713,14 @@ pub fn step(op: &Operation) -> Result<Stepped> {
         citus::bound_connections(settings::node_timeout().as_millis() as u64)?;
     }
     let mut timeout = settings::step_timeout().as_millis().min(i32::MAX as u128) as i32;
+    let mut doing = format!("{} {}: step {}", op.kind.as_str(), op.id, op.step.as_str());
     if let Action::PromoteClone { .. } = action {
         // the promotion waits up to clone_catchup_timeout for the clone, then splits
         timeout = timeout.max((settings::clone_catchup_timeout() + 60).saturating_mul(1000));
+        doing.push_str(" (citus_promote_clone_and_rebalance)");
     }
+    // pg_stat_activity shows the worker's step while it runs (a long promotion, a slow node)
+    activity::report(&doing);
     let outcome = subxact::with_statement_timeout(timeout, || perform(op, &action));
     let t = machine::advance(op, outcome, clock::now()?, &limits());
     let op = persist(t, |op| {
@@ -672,18 +741,7 @@ pub fn start(
     reason: &str,
     requested_by: &str,
 ) -> Result<Operation> {
-    // Serialize starts: a second caller waits here until the first one's transaction ends, then
-    // sees its committed operation (READ COMMITTED: the next statement has a fresh snapshot) and
-    // gets the error below instead of a unique violation on operations_one_running.
-    Spi::run_with_args(
-        "SELECT pg_catalog.pg_advisory_xact_lock($1)",
-        &[START_LOCK_KEY.into()],
-    )?;
-    if let Some(op) = running()? {
-        return Err(already_running(&op));
-    }
-    let id = store::next_id()?;
-    let now = clock::now()?;
+    let (id, now) = reserve()?;
     let coordinator = citus::coordinator_node()?;
     let leaves_single_node = kind == Kind::ScaleIn && {
         let active = citus::active_workers()?;
@@ -711,6 +769,8 @@ pub fn start(
         Kind::ReplaceDead => {
             machine::new_operation(id, kind, nodes.into_iter().next(), reason, now)
         }
+        // its tenant is not a node: start_isolate_tenant
+        Kind::IsolateTenant => machine::new_operation(id, kind, None, reason, now),
     }
     .map_err(|e| AutoscaleError::NotInPrerequisiteState(e.to_string()))?;
     // the coordinator's own shards (autoscale.coordinator_shards)
@@ -732,7 +792,60 @@ pub fn start(
         }
         _ => op,
     };
-    store::insert(&op, requested_by)?;
+    launch(op, requested_by)
+}
+
+/// Starts an isolate_tenant: `tenant` of `table` gets a shard of its own, moved to `target`.
+/// `step_now`: perform its first step (the split) in this transaction; false (the tick's own
+/// start): the next tick performs it, in a transaction that did nothing else with Citus first
+/// (this one planned a rebalance: the blocking split is kept apart from that).
+pub fn start_isolate_tenant(
+    table: &str,
+    tenant: &str,
+    target: NodeAddr,
+    reason: &str,
+    requested_by: &str,
+    step_now: bool,
+) -> Result<Operation> {
+    let (id, now) = reserve()?;
+    let op = machine::new_isolate_tenant(id, table, tenant, target, reason, now)
+        .map_err(|e| AutoscaleError::NotInPrerequisiteState(e.to_string()))?;
+    if step_now {
+        launch(op, requested_by)
+    } else {
+        record_start(&op, requested_by)?;
+        Ok(op)
+    }
+}
+
+/// The id and start time of a new operation, once no other one runs.
+fn reserve() -> Result<(i64, f64)> {
+    // Serialize starts: a second caller waits here until the first one's transaction ends, then
+    // sees its committed operation (READ COMMITTED: the next statement has a fresh snapshot) and
+    // gets the error below instead of a unique violation on operations_one_running.
+    Spi::run_with_args(
+        "SELECT pg_catalog.pg_advisory_xact_lock($1)",
+        &[START_LOCK_KEY.into()],
+    )?;
+    if let Some(op) = running()? {
+        return Err(already_running(&op));
+    }
+    Ok((store::next_id()?, clock::now()?))
+}
+
+/// Records a new operation (row, `operation_started` event) and performs its first step now.
+fn launch(op: Operation, requested_by: &str) -> Result<Operation> {
+    record_start(&op, requested_by)?;
+    Ok(match step(&op)? {
+        Stepped::Advanced(next) => *next,
+        Stepped::Held(_) => op,
+    })
+}
+
+/// Records a new operation: its row and the `operation_started` event.
+fn record_start(op: &Operation, requested_by: &str) -> Result<()> {
+    let (id, kind, reason) = (op.id, op.kind, op.reason.as_str());
+    store::insert(op, requested_by)?;
     if let (Kind::ReplaceDead, Some(d)) = (kind, &op.dead) {
         dead::claim(d, id)?;
     }
@@ -740,11 +853,7 @@ pub fn start(
         "operation_started",
         &format!("{} started ({requested_by}): {reason}", kind.as_str()),
         Some(serde_json::json!({"operation_id": id, "kind": kind.as_str(), "reason": reason})),
-    )?;
-    Ok(match step(&op)? {
-        Stepped::Advanced(next) => *next,
-        Stepped::Held(_) => op,
-    })
+    )
 }
 
 /// Starts a scale-out of `count` workers by the path [`scale_out_path`] chooses: a split-out of

@@ -1,8 +1,9 @@
 //! The shard-group load store: `autoscale.shard_group_load` (one row per shard group, updated in
 //! place at every sample), `autoscale.shard_group_load_history` (the top N groups per node per
-//! sample), `autoscale.tenant_load` (Citus's tracked tenants), and the load-skew assessment of the
-//! trigger. Statements that span other tables: the load series and data nodes read
-//! `node_samples` and `worker_count`, and the assessment is kept in `control.load_skew`. The
+//! sample), `autoscale.tenant_load` (Citus's tracked tenants), the load-skew assessment of the
+//! trigger and the hot-tenant assessment. Statements that span other tables: the load series and
+//! data nodes read `node_samples` and `worker_count`, and the assessments are kept in
+//! `control.load_skew` and `control.hot_tenant`. The
 //! rules (rates, smoothing, cost, skew) are in `autoscale_core::load`; this module reads and writes.
 
 use std::collections::HashMap;
@@ -17,6 +18,7 @@ use pgrx::spi::SpiResult;
 use pgrx::JsonB;
 use serde::Serialize;
 
+use crate::infra::spi::{self, node_at, select_rows};
 use crate::infra::{citus, settings, subxact};
 
 /// One row of autoscale.shard_group_load (field names are the column names).
@@ -260,7 +262,7 @@ pub fn shard_cost(shardid: i64) -> SpiResult<f64> {
 
 /// The data nodes' loads at each sample of the last `secs` seconds (plus two sample intervals,
 /// so the series reaches back past the window's start).
-fn load_series(secs: f64) -> SpiResult<Vec<LoadPoint>> {
+pub fn load_series(secs: f64) -> SpiResult<Vec<LoadPoint>> {
     let back = secs + 2.0 * settings::sample_interval().as_secs_f64();
     Spi::connect(|c| {
         let mut points: Vec<(i64, LoadPoint)> = Vec::new();
@@ -302,22 +304,7 @@ fn load_series(secs: f64) -> SpiResult<Vec<LoadPoint>> {
 
 /// The data nodes of the latest sample.
 fn latest_data_nodes() -> SpiResult<Vec<NodeAddr>> {
-    Spi::connect(|c| {
-        let mut out = Vec::new();
-        for r in c.select(
-            "SELECT nodename, nodeport FROM autoscale.node_samples
-              WHERE sample_id = (SELECT max(sample_id) FROM autoscale.worker_count) AND data_node
-              ORDER BY nodename, nodeport",
-            None,
-            &[],
-        )? {
-            out.push(NodeAddr::new(
-                r.get::<String>(1)?.unwrap_or_default(),
-                r.get::<i32>(2)?.unwrap_or_default(),
-            ));
-        }
-        Ok(out)
-    })
+    Ok(latest_loads()?.into_iter().map(|(n, _)| n).collect())
 }
 
 /// The load-skew assessment for the trigger: `(Some(skew), ..)` when the load has been skewed for
@@ -385,6 +372,48 @@ pub fn save_assessment(text: &str) -> SpiResult<()> {
     )
 }
 
+/// The tracked tenants of every node at the latest sample: (colocation id, tenant, node,
+/// queries/s).
+pub fn tenants() -> SpiResult<Vec<(i32, String, NodeAddr, f64)>> {
+    select_rows(
+        "SELECT colocationid, tenant, nodename, nodeport, queries_per_sec FROM autoscale.tenant_load
+          ORDER BY nodename, nodeport, colocationid, tenant",
+        &[],
+        |r| {
+            Ok((
+                r.get::<i32>(1)?.unwrap_or_default(),
+                r.get::<String>(2)?.unwrap_or_default(),
+                node_at(r, 3)?,
+                r.get::<f64>(5)?.unwrap_or(0.0),
+            ))
+        },
+    )
+}
+
+/// Each data node's measured load at the latest sample (0 when it did not answer).
+pub fn latest_loads() -> SpiResult<Vec<(NodeAddr, f64)>> {
+    select_rows(
+        "SELECT nodename, nodeport, coalesce(shard_load, 0)::float8 FROM autoscale.node_samples
+          WHERE sample_id = (SELECT max(sample_id) FROM autoscale.worker_count) AND data_node
+          ORDER BY nodename, nodeport",
+        &[],
+        |r| Ok((node_at(r, 1)?, r.get::<f64>(3)?.unwrap_or(0.0))),
+    )
+}
+
+/// Records the latest hot-tenant assessment for `autoscale.status` and `explain()`.
+pub fn save_hot_tenant(text: &str) -> SpiResult<()> {
+    Spi::run_with_args(
+        "UPDATE autoscale.control SET hot_tenant = $1, hot_tenant_at = pg_catalog.now()",
+        &[text.into()],
+    )
+}
+
+/// The latest hot-tenant assessment.
+pub fn last_hot_tenant() -> SpiResult<Option<String>> {
+    Spi::get_one::<String>("SELECT hot_tenant FROM autoscale.control")
+}
+
 /// The latest assessment of the load-skew trigger.
 pub fn last_assessment() -> SpiResult<Option<String>> {
     Spi::get_one::<String>("SELECT load_skew FROM autoscale.control")
@@ -407,6 +436,21 @@ pub fn latest_ratio() -> SpiResult<Option<f64>> {
         "SELECT max(shard_load) / NULLIF(avg(shard_load), 0) FROM autoscale.node_samples
           WHERE sample_id = (SELECT max(sample_id) FROM autoscale.worker_count) AND data_node",
     )
+}
+
+/// Each node's shard load now: the sum of the smoothed load (operations/s) of the shard groups it
+/// holds, over the groups with a measured load (which worker's warm clone a scale-out splits).
+pub fn node_shard_load() -> SpiResult<HashMap<NodeAddr, f64>> {
+    let rows = spi::select_rows(
+        "SELECT nodename, nodeport, sum(load_per_sec)::float8 FROM autoscale.shard_group_load
+          WHERE load_per_sec IS NOT NULL GROUP BY nodename, nodeport",
+        &[],
+        |r| Ok((spi::node_at(r, 1)?, r.get::<f64>(3)?)),
+    )?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(n, v)| v.map(|v| (n, v)))
+        .collect())
 }
 
 /// Each data node's share of the measured load at sample `sample_id`: (host:port, share 0..1).

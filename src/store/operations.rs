@@ -28,7 +28,7 @@ pub fn history() -> Result<OpsHistory> {
                 "SELECT coalesce(bool_or(status = 'running'), false),
                         extract(epoch FROM max(finished_at) FILTER (WHERE kind IN ('scale_out', 'split_out') AND status = 'succeeded'))::float8,
                         extract(epoch FROM max(finished_at) FILTER (WHERE kind = 'scale_in' AND status = 'succeeded'))::float8,
-                        extract(epoch FROM max(started_at) FILTER (WHERE kind = 'rebalance'))::float8,
+                        extract(epoch FROM max(started_at) FILTER (WHERE kind IN ('rebalance', 'isolate_tenant')))::float8,
                         extract(epoch FROM max(finished_at) FILTER (WHERE status IN ('failed', 'cancelled')))::float8,
                         count(*) FILTER (WHERE started_at > pg_catalog.now() - interval '1 hour')
                    FROM autoscale.operations",

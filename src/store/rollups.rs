@@ -199,8 +199,9 @@ pub fn hourly_cluster(expr: &str, span_secs: f64) -> Result<Vec<(f64, Option<f64
     })?)
 }
 
-/// One hour of the capacity plan's input: `(hour start, workers, [cpu, memory, disk, connections,
-/// commits/s averages, database bytes of the cluster])`.
+/// One hour of the capacity plan's input: `(hour start, data nodes (the workers where not
+/// recorded), [cpu, memory, disk, connections, commits/s averages over the data nodes, database
+/// bytes of the cluster])`.
 pub type PlanInputRow = (f64, f64, [Option<f64>; 6]);
 
 /// The capacity plan's input: the last year of hourly cluster rows.
@@ -208,10 +209,10 @@ pub fn plan_rows() -> Result<Vec<PlanInputRow>> {
     Ok(Spi::connect(|c| {
         let mut v = Vec::new();
         for r in c.select(
-            "SELECT extract(epoch FROM bucket)::float8, coalesce(workers, 0)::float8,
+            "SELECT extract(epoch FROM bucket)::float8, coalesce(data_nodes, workers, 0)::float8,
                     cpu_busy_pct_avg::float8, mem_used_pct_avg::float8, disk_used_pct_avg::float8,
                     connections_avg::float8, commits_per_sec_avg::float8,
-                    database_size_avg * GREATEST(workers, 1)
+                    database_size_avg * GREATEST(coalesce(data_nodes, workers), 1)
                FROM autoscale.node_samples_1hour
               WHERE nodename = 'cluster' AND nodeport = 0
                 AND bucket >= pg_catalog.now() - interval '365 days'

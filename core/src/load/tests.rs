@@ -326,3 +326,40 @@ fn idle_groups_are_not_rewritten() {
     let next = read_at(Some(&late), 1, 1010.0, 180, 0.0);
     assert_eq!(next.rates.unwrap().scans_per_sec, 10.0);
 }
+
+#[test]
+fn replay_skew_fires_once_the_skew_held_and_then_once_per_interval() {
+    // skewed from 10 s on, every 5 s, until 100 s; balanced after
+    let mut s: Vec<LoadPoint> = (0..=40)
+        .map(|i| {
+            let at = 5.0 * f64::from(i);
+            if (10.0..=100.0).contains(&at) {
+                point(at, 300.0, 100.0)
+            } else {
+                point(at, 200.0, 200.0)
+            }
+        })
+        .collect();
+    let fired = replay_skew(&s, 1.4, 20.0, 60.0);
+    let at: Vec<f64> = fired.iter().map(|f| f.0).collect();
+    assert_eq!(at, vec![30.0, 90.0], "held 20 s at 30 s, then the interval");
+    assert_eq!(fired[0].1.node, n(1));
+    assert!((fired[0].1.ratio - 1.5).abs() < 1e-9);
+    assert_eq!(fired[0].2, 20.0);
+    // a missing node breaks the streak
+    s[5].complete = false; // at 25 s
+    let at: Vec<f64> = replay_skew(&s, 1.4, 20.0, 60.0)
+        .iter()
+        .map(|f| f.0)
+        .collect();
+    assert_eq!(at, vec![50.0]);
+    // off, never, or no data
+    assert!(replay_skew(&s, 0.0, 20.0, 60.0).is_empty());
+    assert!(replay_skew(&s, 1.4, 20.0, -1.0).is_empty());
+    assert!(replay_skew(&[], 1.4, 20.0, 60.0).is_empty());
+    // equal load, or one node: never
+    let even: Vec<LoadPoint> = (0..20)
+        .map(|i| point(5.0 * f64::from(i), 100.0, 100.0))
+        .collect();
+    assert!(replay_skew(&even, 1.4, 20.0, 60.0).is_empty());
+}

@@ -111,6 +111,14 @@ fn shapes(kind: Kind, step: Step, limits: &Limits) -> Vec<Operation> {
     if kind == Kind::SplitOut {
         base.primary = Some(NodeAddr::new(HOST, 5435));
     }
+    if kind == Kind::IsolateTenant {
+        base.tenant = Some(super::isolate::TenantRef {
+            table: "t".into(),
+            value: "5".into(),
+            shard: None,
+            from: None,
+        });
+    }
     let mut out = Vec::new();
     for added in [false, true] {
         for last_attempt in [false, true] {
@@ -146,6 +154,12 @@ fn outcomes(a: &Action) -> Vec<(&'static str, Outcome)> {
         state,
         done: 1,
         total: 2,
+    };
+    let tenant = |node, isolated| Outcome::Tenant {
+        shard: 102_008,
+        node,
+        isolated,
+        changed: true,
     };
     let mut v = match a {
         Action::StartRebalance { .. } => vec![
@@ -253,6 +267,19 @@ fn outcomes(a: &Action) -> Vec<(&'static str, Outcome)> {
                     primary: 8,
                 },
             ),
+        ],
+        Action::IsolateTenant { .. } => vec![
+            ("isolated", tenant(NodeAddr::new(HOST, 5433), true)),
+            ("still shared", tenant(NodeAddr::new(HOST, 5433), false)),
+        ],
+        Action::MoveTenant { target, .. } => vec![
+            ("on the target", tenant(target.clone(), true)),
+            ("elsewhere", tenant(NodeAddr::new(HOST, 5433), true)),
+        ],
+        Action::VerifyTenant { target, .. } => vec![
+            ("own shard on the target", tenant(target.clone(), true)),
+            ("still shared", tenant(target.clone(), false)),
+            ("elsewhere", tenant(NodeAddr::new(HOST, 5433), true)),
         ],
         Action::Nothing => return Vec::new(),
     };

@@ -1,6 +1,7 @@
 //! The state machine's moves: new operations, and the transitions that follow the table of
 //! `table.rs` (what each step asks for, where each outcome leads) and record what outcomes bring.
 
+use super::isolate::{self, TenantRef};
 use super::messages;
 use super::table::{classify, spec, Ask, Cancel, Next, On, StepSpec};
 use super::{
@@ -30,6 +31,8 @@ pub fn new_operation(
         (Kind::ReplaceDead, None) => return Err(OpError::NodeRequired(Kind::ReplaceDead)),
         (Kind::SplitOut, Some(_)) => Step::AddClone,
         (Kind::SplitOut, None) => return Err(OpError::NodeRequired(Kind::SplitOut)),
+        (Kind::IsolateTenant, Some(_)) => Step::Isolate,
+        (Kind::IsolateTenant, None) => return Err(OpError::NodeRequired(Kind::IsolateTenant)),
     };
     let clone = if kind == Kind::SplitOut {
         node.clone()
@@ -69,7 +72,28 @@ pub fn new_operation(
         primary: None,
         fallback: None,
         split: None,
+        tenant: None,
     })
+}
+
+/// A new isolate_tenant: `tenant` (a value of `table`'s distribution column) gets a shard of its
+/// own, which then moves to `target` (the least-loaded worker, or the one named by the caller).
+pub fn new_isolate_tenant(
+    id: i64,
+    table: &str,
+    tenant: &str,
+    target: NodeAddr,
+    reason: &str,
+    now: f64,
+) -> Result<Operation, OpError> {
+    let mut op = new_operation(id, Kind::IsolateTenant, Some(target), reason, now)?;
+    op.tenant = Some(TenantRef {
+        table: table.to_string(),
+        value: tenant.to_string(),
+        shard: None,
+        from: None,
+    });
+    Ok(op)
 }
 
 /// Lets a new scale-out or scale-in set the coordinator's shouldhaveshards to `value`: a
@@ -309,6 +333,7 @@ impl Machine {
             (On::HoldsShards, &Outcome::Split { clone, primary }) => {
                 self.op.split = Some((clone, primary))
             }
+            (_, Outcome::Tenant { .. }) => isolate::record(&mut self.op, on, outcome),
             _ => {}
         }
     }

@@ -40,6 +40,9 @@ pub const DONE_BUT_RUNNING: &str = "inconsistent operation: at step done but sti
 /// `scale_in 127.0.0.1:9703`, or just the kind without a node. A scale-out of several nodes
 /// names every node it added and the one it is adding.
 pub fn header(op: &Operation) -> String {
+    if op.kind == Kind::IsolateTenant {
+        return super::isolate::header(op);
+    }
     if op.kind == Kind::ReplaceDead {
         let by = op
             .node
@@ -121,6 +124,9 @@ pub fn detail(
     let job = |j: Job| (j.as_str(), op.job_id.unwrap_or_default());
     let waited = || format_secs(now - op.step_started_at);
     match (on, ask, outcome) {
+        (_, Ask::IsolateTenant | Ask::MoveTenant | Ask::VerifyTenant, _) => {
+            super::isolate::detail(op, on, outcome)
+        }
         (On::JobStarted, Ask::StartJob(j), _) => format!("{} job {} started", job(j).0, job(j).1),
         (On::NothingToMove, Ask::StartJob(Job::Rebalance), _) => {
             "nothing to move: the shards are balanced".to_string()

@@ -23,6 +23,9 @@
 //!   pool (or a provision request) -> `citus_add_node` -> one `citus_copy_shard_placement` per
 //!   shard group that lost a copy, then `replicate_reference_tables` -> `citus_remove_node` of the
 //!   dead node, checked again in the same transaction: never while it holds a sole copy;
+//! - isolate_tenant (a hot tenant, opt-in; [`isolate`]): `isolate_tenant_to_new_shard(table,
+//!   tenant, 'CASCADE')` unless the tenant has a shard of its own -> `citus_move_shard_placement`
+//!   of that shard group to the least-loaded worker unless it is there -> verify both;
 //! - transient errors are retried `max_attempts` times per step, then the operation fails
 //!   (through the restore step for a scale-in).
 //!
@@ -35,6 +38,9 @@ mod coordinator_tests;
 pub mod dead;
 pub mod diagram;
 pub mod guards;
+pub mod isolate;
+#[cfg(test)]
+mod isolate_tests;
 mod machine;
 pub mod messages;
 #[cfg(test)]
@@ -56,8 +62,8 @@ use serde::{Deserialize, Serialize};
 
 pub use guards::{GuardInput, GuardVerdict, Mode};
 pub use machine::{
-    action, advance, cancel, new_operation, new_scale_in, new_scale_out, new_split_out, progress,
-    with_coordinator_shards,
+    action, advance, cancel, new_isolate_tenant, new_operation, new_scale_in, new_scale_out,
+    new_split_out, progress, with_coordinator_shards,
 };
 pub use messages::describe;
 pub use trigger::{
@@ -193,6 +199,8 @@ named_enum! {
         /// worker) is promoted and takes half of its primary's shards; falls back to the steps
         /// of an ordinary scale-out when the clone cannot be used.
         SplitOut => "split_out",
+        /// A hot tenant given a shard of its own and moved to the least-loaded worker.
+        IsolateTenant => "isolate_tenant",
     }
 }
 
@@ -258,6 +266,14 @@ named_enum! {
         /// Split-out falling back: unregister the unused clone (`citus_remove_clone_node`), put it
         /// back in the pool (or mark it failed when it was promoted without the split).
         DropClone => "drop_clone",
+        /// Isolate-tenant: `isolate_tenant_to_new_shard(table, tenant, 'CASCADE')` unless the
+        /// tenant already has a shard of its own.
+        Isolate => "isolate",
+        /// Isolate-tenant: `citus_move_shard_placement` of the tenant's shard group to the target
+        /// worker unless it is there.
+        MoveTenant => "move_tenant",
+        /// Isolate-tenant: the tenant has a shard of its own on the target worker.
+        VerifyTenant => "verify_tenant",
         /// Nothing left to do.
         Done => "done",
     }
@@ -418,6 +434,10 @@ pub struct Operation {
     /// Split-out: placements on the clone and on its primary after the split.
     #[serde(default)]
     pub split: Option<(i64, i64)>,
+    /// Isolate-tenant: the tenant (its table and value, then its own shard); the target worker
+    /// is `node`.
+    #[serde(default)]
+    pub tenant: Option<isolate::TenantRef>,
 }
 
 impl Operation {
@@ -455,6 +475,7 @@ pub fn needs_guards(op: &Operation) -> bool {
             | Action::CheckForNode { .. }
             | Action::CountPlacements { .. }
             | Action::VerifySplit { .. }
+            | Action::VerifyTenant { .. }
             | Action::Nothing
     )
 }
@@ -521,6 +542,23 @@ pub enum Action {
     /// `citus_remove_clone_node(clone)` when registered, and the clone back to the pool
     /// (available, or failed when it no longer streams) -> [`Outcome::Ok`].
     DropClone { clone: NodeAddr },
+    /// The tenant's shard (`get_shard_id_for_distribution_column`); unless its min value equals
+    /// its max value (a shard of its own), `isolate_tenant_to_new_shard(table, tenant, 'CASCADE')`
+    /// -> [`Outcome::Tenant`].
+    IsolateTenant { table: String, tenant: String },
+    /// `citus_move_shard_placement` of the tenant's shard (and its colocated shards) to `target`
+    /// unless it is there -> [`Outcome::Tenant`].
+    MoveTenant {
+        table: String,
+        tenant: String,
+        target: NodeAddr,
+    },
+    /// The tenant's shard, whether it is its own and where it is -> [`Outcome::Tenant`].
+    VerifyTenant {
+        table: String,
+        tenant: String,
+        target: NodeAddr,
+    },
     /// Nothing to do against Citus: a finished operation (then [`advance`] leaves it alone), or
     /// an inconsistent running row (then [`advance`] with [`Outcome::Ok`] fails it).
     Nothing,
@@ -550,6 +588,9 @@ impl Action {
             Action::PromoteClone { .. } => "promote_clone",
             Action::VerifySplit { .. } => "verify_split",
             Action::DropClone { .. } => "drop_clone",
+            Action::IsolateTenant { .. } => "isolate_tenant",
+            Action::MoveTenant { .. } => "move_tenant",
+            Action::VerifyTenant { .. } => "verify_tenant",
             Action::Nothing => "nothing",
         }
     }
@@ -594,6 +635,15 @@ pub enum Outcome {
     CloneUnusable(String),
     /// After the split: placements on the clone and on its primary.
     Split { clone: i64, primary: i64 },
+    /// Isolate-tenant: after the step, the tenant's shard, the node holding it, whether it is the
+    /// tenant's own (min value = max value) and whether this step changed anything (false: a
+    /// resumed step found it done).
+    Tenant {
+        shard: i64,
+        node: NodeAddr,
+        isolated: bool,
+        changed: bool,
+    },
     /// The action raised an error (message).
     Error(String),
 }

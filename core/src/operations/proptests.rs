@@ -29,6 +29,9 @@ fn arb_outcome() -> impl Strategy<Value = Outcome> {
         1 => (0i64..4, 0i64..8).prop_map(|(to_clone, total)| Outcome::SplitPlan { to_clone, total }),
         1 => "[a-z ]{0,12}".prop_map(Outcome::CloneUnusable),
         1 => (0i64..4, 0i64..8).prop_map(|(clone, primary)| Outcome::Split { clone, primary }),
+        1 => ((9701i32..9705), any::<bool>(), any::<bool>()).prop_map(|(p, isolated, changed)| {
+            Outcome::Tenant { shard: 102_040, node: node(p), isolated, changed }
+        }),
     ]
 }
 
@@ -75,6 +78,15 @@ fn plausible(a: &Action, pick: u8) -> Outcome {
             clone: i64::from(pick % 3),
             primary: 2,
         },
+        Action::IsolateTenant { .. } | Action::MoveTenant { .. } | Action::VerifyTenant { .. } => {
+            Outcome::Tenant {
+                shard: 102_040,
+                // mostly on the target (9704), sometimes elsewhere
+                node: node(if pick.is_multiple_of(5) { 9701 } else { 9704 }),
+                isolated: !pick.is_multiple_of(7),
+                changed: pick.is_multiple_of(2),
+            }
+        }
         _ => Outcome::Ok,
     }
 }

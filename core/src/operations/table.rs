@@ -62,6 +62,12 @@ pub enum Ask {
     PromoteClone,
     VerifySplit,
     DropClone,
+    /// isolate_tenant: the tenant's own shard, split off unless it has one.
+    IsolateTenant,
+    /// isolate_tenant: its shard group to the target worker unless it is there.
+    MoveTenant,
+    /// isolate_tenant: where the tenant's shard is and whether it is its own.
+    VerifyTenant,
 }
 
 /// What an outcome means at a step: [`classify`] sorts each [`Outcome`] of an [`Ask`] into one.
@@ -106,6 +112,16 @@ pub enum On {
     Diverged,
     HoldsShards,
     HoldsNone,
+    /// isolate_tenant: the tenant has a shard of its own (isolate step).
+    Isolated,
+    /// isolate_tenant: the tenant's shard holds other tenants too.
+    StillShared,
+    /// isolate_tenant: the tenant's shard is on the target worker (move step).
+    OnTarget,
+    /// isolate_tenant: the tenant's shard is on another worker than the target.
+    Elsewhere,
+    /// isolate_tenant: a shard of its own on the target (verify step).
+    OwnShardOnTarget,
     /// The action raised an error, and the step's attempts are used up (before that the step is
     /// retried).
     Error,
@@ -142,6 +158,11 @@ impl On {
             On::Diverged => "catch-up timed out, clone diverged",
             On::HoldsShards => "clone holds shards",
             On::HoldsNone => "clone holds none",
+            On::Isolated => "isolated",
+            On::StillShared => "still shared",
+            On::OnTarget => "on the target",
+            On::Elsewhere => "elsewhere",
+            On::OwnShardOnTarget => "own shard on the target",
             On::Error => "error",
         }
     }
@@ -310,6 +331,7 @@ pub fn table(kind: Kind) -> &'static Table {
         Kind::ScaleIn => &SCALE_IN,
         Kind::ReplaceDead => &REPLACE_DEAD,
         Kind::SplitOut => &SPLIT_OUT,
+        Kind::IsolateTenant => &ISOLATE_TENANT,
     }
 }
 
@@ -559,6 +581,39 @@ static SPLIT_OUT: Table = Table {
     ],
 };
 
+// A hot tenant's own shard, moved to the least-loaded worker (`isolate.rs`). Each step first
+// looks where the tenant is, so a resumed step does not do its work twice.
+static ISOLATE_TENANT: Table = Table {
+    starts: &[Step::Isolate],
+    steps: &[
+        StepSpec::new(
+            Step::Isolate,
+            Ask::IsolateTenant,
+            &[
+                (On::Isolated, Go(Step::MoveTenant)),
+                (On::StillShared, Fail),
+            ],
+        ),
+        StepSpec::new(
+            Step::MoveTenant,
+            Ask::MoveTenant,
+            &[
+                (On::OnTarget, Go(Step::VerifyTenant)),
+                (On::Elsewhere, Fail),
+            ],
+        ),
+        StepSpec::new(
+            Step::VerifyTenant,
+            Ask::VerifyTenant,
+            &[
+                (On::OwnShardOnTarget, Succeed),
+                (On::StillShared, Fail),
+                (On::Elsewhere, Fail),
+            ],
+        ),
+    ],
+};
+
 impl Ask {
     /// The action for `op` at its step, or why the row cannot go on (a value the step needs is
     /// not recorded).
@@ -625,6 +680,9 @@ impl Ask {
                 }
             }
             Ask::DropClone => Action::DropClone { clone: pair()?.0 },
+            Ask::IsolateTenant | Ask::MoveTenant | Ask::VerifyTenant => {
+                return super::isolate::action(self, op)
+            }
         })
     }
 }
@@ -702,6 +760,9 @@ pub fn classify(
         (Ask::PromoteClone, O::CloneUnusable(_)) => On::Diverged,
         (Ask::VerifySplit, O::Split { clone, .. }) if *clone > 0 => On::HoldsShards,
         (Ask::VerifySplit, O::Split { .. }) => On::HoldsNone,
+        (Ask::IsolateTenant | Ask::MoveTenant | Ask::VerifyTenant, O::Tenant { .. }) => {
+            return super::isolate::classify(ask, outcome, op)
+        }
         _ => return None,
     })
 }

@@ -159,12 +159,36 @@ pub(crate) fn paths() -> Vec<(Kind, Step, Vec<Outcome>)> {
                 },
             ],
         ),
+        (Kind::IsolateTenant, Step::Isolate, vec![]),
+        (
+            Kind::IsolateTenant,
+            Step::MoveTenant,
+            vec![tenant_at(9701, true)],
+        ),
+        (
+            Kind::IsolateTenant,
+            Step::VerifyTenant,
+            vec![tenant_at(9701, true), tenant_at(9704, true)],
+        ),
     ]
+}
+
+/// An isolate_tenant step's outcome: the tenant's shard on `port`.
+pub(crate) fn tenant_at(port: i32, isolated: bool) -> Outcome {
+    Outcome::Tenant {
+        shard: 102_040,
+        node: node(port),
+        isolated,
+        changed: true,
+    }
 }
 
 pub(crate) fn start(kind: Kind) -> Operation {
     if kind == Kind::SplitOut {
         return crate::operations::new_split_out(1, node(9801), node(9701), "test", T0).unwrap();
+    }
+    if kind == Kind::IsolateTenant {
+        return crate::operations::new_isolate_tenant(1, "t", "7", node(9704), "test", T0).unwrap();
     }
     let n = matches!(kind, Kind::ScaleIn | Kind::ReplaceDead).then(|| node(9703));
     new_operation(1, kind, n, "test", T0).unwrap()
@@ -225,7 +249,8 @@ fn bad_names_list_what_is_allowed() {
     let e = Kind::parse("grow").unwrap_err().to_string();
     assert_eq!(
         e,
-        "operation kind (\"grow\") must be one of rebalance, scale_out, scale_in, replace_dead, split_out"
+        "operation kind (\"grow\") must be one of rebalance, scale_out, scale_in, replace_dead, split_out, \
+         isolate_tenant"
     );
     let e = Status::parse("ok").unwrap_err().to_string();
     assert!(e.contains("running, succeeded, failed, cancelled"), "{e}");
@@ -356,6 +381,20 @@ fn every_step_asks_for_its_action() {
             target: Some(n4.clone()),
         },
         Action::RemoveDeadNode { node: n3.clone() },
+        Action::IsolateTenant {
+            table: "t".into(),
+            tenant: "7".into(),
+        },
+        Action::MoveTenant {
+            table: "t".into(),
+            tenant: "7".into(),
+            target: n4.clone(),
+        },
+        Action::VerifyTenant {
+            table: "t".into(),
+            tenant: "7".into(),
+            target: n4.clone(),
+        },
     ];
     let paths = paths();
     assert_eq!(paths.len(), expected.len());

@@ -137,34 +137,70 @@ fn explain() -> TableIterator<
     let assessment = load::last_assessment()
         .map_err(|e| AutoscaleError::Failed(e.to_string()))
         .or_report();
+    // a row for each trigger that is not a policy, with the trigger's own rule and decision
+    let workers = d.from_workers as i32;
+    let trigger_row =
+        |name: &str, metric: &str, aggregate: &str, value, rule, decision: &str, text| {
+            (
+                name.to_string(),
+                metric.to_string(),
+                aggregate.to_string(),
+                value,
+                rule,
+                Interval::from_seconds(0.0),
+                Interval::from_seconds(0.0),
+                workers,
+                workers,
+                decision.to_string(),
+                vec![text],
+                data_nodes.clone(),
+                path.clone(),
+                None,
+                None,
+                None,
+                None,
+                dead_nodes.clone(),
+            )
+        };
     if let Some(text) = assessment.filter(|t| t.starts_with("load skew:")) {
         let fires = text.contains("; predicted max/mean") && !text.contains("not worth");
         let ratio = load::latest_ratio()
             .map_err(|e| AutoscaleError::Failed(e.to_string()))
             .or_report();
-        rows.push((
-            "load_skew".to_string(),
-            "shard_load".to_string(),
-            "max/mean".to_string(),
+        rows.push(trigger_row(
+            "load_skew",
+            "shard_load",
+            "max/mean",
             ratio.map(|v| (v * 100.0).round() / 100.0),
             format!(
                 "max/mean > {} for {} (autoscale.load_skew_ratio, load_skew_for)",
                 settings::load_skew_ratio(),
                 autoscale_core::duration::format_secs(settings::load_skew_for())
             ),
-            Interval::from_seconds(0.0),
-            Interval::from_seconds(0.0),
-            d.from_workers as i32,
-            d.from_workers as i32,
-            if fires { "rebalance" } else { "hold" }.to_string(),
-            vec![text],
-            data_nodes.clone(),
-            path.clone(),
+            if fires { "rebalance" } else { "hold" },
+            text,
+        ));
+    }
+    // a hot tenant worth isolating (its latest assessment, made by the tick)
+    let hot = load::last_hot_tenant()
+        .map_err(|e| AutoscaleError::Failed(e.to_string()))
+        .or_report();
+    if let Some(text) = hot.filter(|t| t.starts_with("hot tenant:")) {
+        let on = settings::isolate_hot_tenants();
+        let acts = on && !text.contains("; not isolated");
+        rows.push(trigger_row(
+            "hot_tenant",
+            "tenant_share",
+            "max",
             None,
-            None,
-            None,
-            None,
-            dead_nodes.clone(),
+            format!(
+                "a tenant >= {} of the busiest worker's tenant load while the load is skewed \
+                 (autoscale.hot_tenant_share, isolate_hot_tenants {})",
+                settings::hot_tenant_share(),
+                if on { "on" } else { "off" }
+            ),
+            if acts { "isolate" } else { "hold" },
+            text,
         ));
     }
     TableIterator::new(rows)
@@ -252,12 +288,12 @@ fn backtest(
         )
         .report();
     }
-    let rows: Vec<_> = decide::backtest(since_secs, policy, op_secs)
+    let mut rows: Vec<_> = decide::backtest(since_secs, policy, op_secs)
         .or_report()
         .into_iter()
         .map(|a| {
             (
-                pgrx::datum::to_timestamp(a.at),
+                a.at,
                 a.direction.as_str().to_string(),
                 a.from_workers as i32,
                 a.to_workers as i32,
@@ -265,7 +301,24 @@ fn backtest(
             )
         })
         .collect();
-    TableIterator::new(rows)
+    // with all policies: where the load-skew trigger would have fired (decision 'rebalance')
+    if policy.is_none() {
+        for (at, nodes, why) in decide::backtest_load_skew(since_secs).or_report() {
+            rows.push((
+                at,
+                "rebalance".into(),
+                nodes as i32,
+                nodes as i32,
+                vec![why],
+            ));
+        }
+        rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    TableIterator::new(
+        rows.into_iter().map(|(at, d, from, to, reasons)| {
+            (pgrx::datum::to_timestamp(at), d, from, to, reasons)
+        }),
+    )
 }
 
 /// The autoscaler's state as Prometheus text (exposition format 0.0.4): mode, workers, each

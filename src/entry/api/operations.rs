@@ -1,13 +1,13 @@
-//! Operations: rebalance_now(), scale_out(), scale_in(), cancel_operation().
+//! Operations: rebalance_now(), scale_out(), scale_in(), isolate_tenant(), cancel_operation().
 
 use autoscale_core::operations::{self as machine, Kind, Operation};
 use pgrx::prelude::*;
-use pgrx::JsonB;
+use pgrx::{JsonB, PgRelation};
 
-use super::{node_arg, outside_node_arg, reason_arg, req, require_coordinator};
+use super::{named_node_arg, node_arg, outside_node_arg, reason_arg, req, require_coordinator};
 use crate::infra::citus;
 use crate::infra::errors::{AutoscaleError, OrReport};
-use crate::services::execute;
+use crate::services::{execute, isolate};
 use crate::store::{operations, policies};
 
 /// The most workers one `scale_out(nodes => ...)` call may add.
@@ -129,6 +129,72 @@ fn scale_in(
     }
     execute::require_act().or_report();
     op_json(&execute::start(Kind::ScaleIn, vec![n], 1, &reason, "manual").or_report())
+}
+
+/// Isolates a tenant now: `tenant_value` of `table_name` gets a shard of its own
+/// (`isolate_tenant_to_new_shard(..., 'CASCADE')`, its colocated tables with it), which then moves
+/// to target_host:target_port, or by default to the least-loaded other worker. An isolate_tenant
+/// operation: same guards, steps, events and crash resume as the automatic one.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn isolate_tenant(
+    table_name: Option<PgRelation>,
+    tenant_value: Option<&str>,
+    target_host: default!(Option<&str>, "NULL"),
+    target_port: default!(Option<i32>, "NULL"),
+    reason: default!(Option<&str>, "'manual'"),
+) -> JsonB {
+    let table = req("table_name", table_name, "a hash-distributed Citus table");
+    let tenant = req(
+        "tenant_value",
+        tenant_value,
+        "a value of the table's distribution column",
+    );
+    let reason = reason_arg(reason);
+    let target = match (target_host, target_port) {
+        (None, None) => None,
+        (Some(h), Some(p)) => {
+            Some(named_node_arg(("target_host", "target_port"), h, p).or_report())
+        }
+        (Some(_), None) => AutoscaleError::invalid(
+            "target_port",
+            "NULL",
+            "the port of an active worker when target_host is given",
+        )
+        .report(),
+        (None, Some(_)) => AutoscaleError::invalid(
+            "target_host",
+            "NULL",
+            "the host of an active worker when target_port is given",
+        )
+        .report(),
+    };
+    require_coordinator("autoscale.isolate_tenant()").or_report();
+    let (table, from, isolated) = isolate::check(table.oid(), table.name(), tenant).or_report();
+    let target = match target {
+        Some(t) => {
+            if !citus::active_workers().or_report().contains(&t) {
+                AutoscaleError::invalid(
+                    "target_host",
+                    format!("'{t}'"),
+                    "an active worker of pg_dist_node (not the coordinator)",
+                )
+                .report()
+            }
+            t
+        }
+        None => isolate::default_target(&from).or_report(),
+    };
+    if isolated && from == target {
+        AutoscaleError::NotInPrerequisiteState(format!(
+            "tenant {tenant} of {table} already has a shard of its own on {target}; nothing to do"
+        ))
+        .report()
+    }
+    execute::require_act().or_report();
+    op_json(
+        &execute::start_isolate_tenant(&table, tenant, target, &reason, "manual", true).or_report(),
+    )
 }
 
 /// Cancels the running operation (a scale-in that already drained puts shouldhaveshards back first).

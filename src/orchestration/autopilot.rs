@@ -3,7 +3,7 @@
 //! In observe mode what would be done is recorded as an event and nothing else happens.
 
 use autoscale_core::operations::{
-    trigger, GuardVerdict, Kind, NodeAddr, RebalanceTrigger, Step, TriggerInput,
+    trigger, GuardVerdict, Kind, NodeAddr, Operation, RebalanceTrigger, Step, TriggerInput,
 };
 use autoscale_core::policy::Direction;
 use serde::Serialize;
@@ -24,6 +24,18 @@ pub struct ActReport {
     pub held: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rebalance: Option<String>,
+}
+
+impl ActReport {
+    /// Reports the operation the tick started, or records an `error` event saying why `kind`
+    /// could not start.
+    fn started(&mut self, kind: &str, started: Result<Operation>) -> Result<()> {
+        match started {
+            Ok(op) => self.operation = Some(autoscale_core::operations::describe(&op)),
+            Err(e) => events::record("error", &format!("could not start {kind}: {e}"), None)?,
+        }
+        Ok(())
+    }
 }
 
 /// Records a `settings_warning` event (at most once an hour per distinct warning) for settings
@@ -133,14 +145,10 @@ pub fn run() -> Result<ActReport> {
         );
         match &verdict {
             GuardVerdict::Act => {
-                match execute::start(Kind::ReplaceDead, vec![node], 1, &reason, "dead_node") {
-                    Ok(op) => report.operation = Some(autoscale_core::operations::describe(&op)),
-                    Err(e) => events::record(
-                        "error",
-                        &format!("could not start replace_dead: {e}"),
-                        None,
-                    )?,
-                }
+                report.started(
+                    "replace_dead",
+                    execute::start(Kind::ReplaceDead, vec![node], 1, &reason, "dead_node"),
+                )?;
                 control::save_watch(&watch)?;
                 return Ok(report);
             }
@@ -164,12 +172,10 @@ pub fn run() -> Result<ActReport> {
     match (decision.direction, &verdict) {
         (Direction::Out, GuardVerdict::Act) => {
             // the policy's step: every node it asks for joins before one rebalance
-            match execute::start_scale_out(decision.step.max(1), &reasons, "policy") {
-                Ok(op) => report.operation = Some(autoscale_core::operations::describe(&op)),
-                Err(e) => {
-                    events::record("error", &format!("could not start scale_out: {e}"), None)?
-                }
-            }
+            report.started(
+                "scale_out",
+                execute::start_scale_out(decision.step.max(1), &reasons, "policy"),
+            )?;
             control::save_watch(&watch)?;
             return Ok(report);
         }
@@ -182,12 +188,10 @@ pub fn run() -> Result<ActReport> {
             if nodes.is_empty() {
                 report.held = Some("no worker to remove".into());
             } else {
-                match execute::start(Kind::ScaleIn, nodes, 1, &reasons, "policy") {
-                    Ok(op) => report.operation = Some(autoscale_core::operations::describe(&op)),
-                    Err(e) => {
-                        events::record("error", &format!("could not start scale_in: {e}"), None)?
-                    }
-                }
+                report.started(
+                    "scale_in",
+                    execute::start(Kind::ScaleIn, nodes, 1, &reasons, "policy"),
+                )?;
             }
             control::save_watch(&watch)?;
             return Ok(report);
@@ -255,16 +259,10 @@ pub fn run() -> Result<ActReport> {
         match trigger::rebalance_due(&input) {
             Ok(Some(t)) => match &verdict {
                 GuardVerdict::Act => {
-                    match execute::start(Kind::Rebalance, vec![], 1, &t.reason(), "trigger") {
-                        Ok(op) => {
-                            report.operation = Some(autoscale_core::operations::describe(&op))
-                        }
-                        Err(e) => events::record(
-                            "error",
-                            &format!("could not start rebalance: {e}"),
-                            None,
-                        )?,
-                    }
+                    report.started(
+                        "rebalance",
+                        execute::start(Kind::Rebalance, vec![], 1, &t.reason(), "trigger"),
+                    )?;
                     watch = watch.rebalanced(&active);
                 }
                 GuardVerdict::Observe(_) => {
@@ -327,23 +325,17 @@ fn hot_tenant(
         } else {
             match verdict {
                 GuardVerdict::Act => {
-                    match execute::start_isolate_tenant(
-                        &table,
-                        &hot.tenant,
-                        hot.to.clone(),
-                        &hot.reason(),
-                        "trigger",
-                        false,
-                    ) {
-                        Ok(op) => {
-                            report.operation = Some(autoscale_core::operations::describe(&op))
-                        }
-                        Err(e) => events::record(
-                            "error",
-                            &format!("could not start isolate_tenant: {e}"),
-                            None,
-                        )?,
-                    }
+                    report.started(
+                        "isolate_tenant",
+                        execute::start_isolate_tenant(
+                            &table,
+                            &hot.tenant,
+                            hot.to.clone(),
+                            &hot.reason(),
+                            "trigger",
+                            false,
+                        ),
+                    )?;
                 }
                 GuardVerdict::Observe(_) => {
                     // recorded once an hour per tenant and target (the shares in the reason vary)

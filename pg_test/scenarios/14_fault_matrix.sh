@@ -326,7 +326,7 @@ case_() {
     [ "$h" = 0 ] || [ "$(in_cluster "$h")" = 1 ] || continue
     n=$(q 0 "SELECT count(*) FROM autoscale.node_samples WHERE sample_id > $mark AND reachable
                AND nodeport = $( [ "$h" = 0 ] && node_port 0 || proxy_port "$h")")
-    [ "$n" -ge 2 ] || { dump_state 0; fail "$fault x $kind x $step: node $h (healthy) got $n reachable samples in the ${FAULT_WINDOW}s fault window"; }
+    [ "$n" -ge 2 ] || { dump_stall; dump_state 0; fail "$fault x $kind x $step: node $h (healthy) got $n reachable samples in the ${FAULT_WINDOW}s fault window"; }
   done
   echo "ok: every healthy node (${healthy[*]}) sampled during the fault"
   echo "operation during the fault: $(q 0 "SELECT status || ' at ' || step || coalesce(' (' || error || ')', '') FROM autoscale.operations WHERE id = $op")"
@@ -383,6 +383,24 @@ case_() {
   [ "$end_state" = "$expected" ] || [ "$expected" = any ] ||
     { dump_state 0; fail "$fault x $kind x $step: ended $end_state, documented: $expected"; }
   echo "ok: $fault x $kind x $step ended $end_state"
+}
+
+# dump_stall: where the tick stands when it stopped sampling (taken before the fault heals): every
+# coordinator backend's state and wait, the locks nobody was granted, and the autoscale worker's
+# stack (gdb, when installed) - finding 8 of docs/faults.md
+dump_stall() {
+  {
+    echo "--- coordinator backends:"
+    q 0 "SELECT pid, backend_type, state, wait_event_type || ':' || wait_event, now() - query_start, left(query, 120)
+           FROM pg_stat_activity WHERE pid <> pg_backend_pid() ORDER BY pid" 2>&1
+    echo "--- locks not granted:"
+    q 0 "SELECT pid, locktype, relation::regclass, mode FROM pg_locks WHERE NOT granted" 2>&1
+    local w; w=$(q 0 "SELECT pid FROM pg_stat_activity WHERE backend_type = 'citus_autoscale'" 2>/dev/null | head -1)
+    if [ -n "$w" ] && command -v gdb >/dev/null; then
+      echo "--- stack of the autoscale worker (pid $w):"
+      timeout 60 gdb -batch -p "$w" -ex bt 2>/dev/null | grep '^#' || true
+    fi
+  } >&2 || true
 }
 
 # --- the cases. (A scale-in's source is the node leaving; a scale-out's target the node joining.)

@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
 # The fault matrix: for each operation kind (scale-out from the pool, scale-in of one node,
-# rebalance; scale-in of two nodes and replace_dead in FAULTS=full), a fault (crash, hang or
+# rebalance, isolate_tenant; scale-in of two nodes and replace_dead in FAULTS=full), a fault (crash, hang or
 # partition of the source or the target worker, restart of the coordinator) is injected while the operation is held
 # by the test build's failpoint at an exact step: before the Citus call (add_node, start_rebalance,
 # start_drain), while the Citus job runs (wait_rebalance, wait_drain: the job was started by the
-# step before) or between jobs (cleanup, verify_empty, remove_node). The hold is then released and
+# step before) or between jobs (cleanup, verify_empty, remove_node), or before a step that runs
+# its Citus calls in the tick's transaction (isolate_tenant: isolate, move_tenant, verify_tenant;
+# replace_dead's steps). The hold is then released and
 # the operation runs against the fault for FAULT_WINDOW seconds; the fault heals and the operation
 # must end in the case's documented state, with an event saying what happened:
 #   succeeded  it finished once the fault healed
 #   restored   a scale-in failed and was undone: shouldhaveshards back to true, the node still a
 #              worker, its pool state active
-#   failed     a rebalance or scale-out failed with its error; the cluster is consistent (the next
-#              case starts from it)
+#   failed     a rebalance, scale-out, replace_dead or isolate_tenant failed with its error; the
+#              cluster is consistent (the next case starts from it); an isolate_tenant's tenant is
+#              left where the failed step found it (shared on its worker, or on its own shard not moved)
 # In every case: no row lost (row counts and checksums of every table), every shard has a
 # placement, at no observation (a watcher, every 0.3 s) a placement on a removed node, one
 # operation and at most one Citus job in the case, the pool consistent with pg_dist_node, no
 # orphaned shard copy, cleanup record or replication slot after citus_cleanup_orphaned_resources(),
 # and during the fault the tick kept sampling every healthy node (new reachable node_samples rows).
+# An isolate_tenant case also checks the shard layout of m and m2 (hash ranges without gap or
+# overlap, one placement each, colocated) and, after success, that the tenant's shard of each table
+# is its own (one value) on the target the operation chose, holding that tenant's rows only; after
+# failure, that the operation_failed event names the step and the error.
 # The workers are registered through pg_test/tcp_proxy.py (faults.sh) so that they can be
 # partitioned. A short profile runs by default; FAULTS=full runs the whole matrix. Prints a table.
 set -euo pipefail
@@ -283,12 +290,16 @@ iso_end() {
       assert_eq "$(q "$iso_tgt" "SET citus.override_table_visibility = off; SELECT count(DISTINCT id) || ' ' || min(id) FROM ${tbl}_$own")" "1 $iso_tenant" \
         "isolated: ${tbl}_$own on worker $iso_tgt holds tenant $iso_tenant's rows only"
     done
-    echo "succeeded tenant on its own shard on the target"
+    echo "succeeded own shard on the target"
   else
     assert_true "$(q 0 "SELECT count(*) = 1 AND bool_and(message ~ ': failed at (isolate|move_tenant|verify_tenant) after [^:]+: .+')
                           FROM autoscale.events WHERE (detail ->> 'operation_id')::bigint = $op AND kind = 'operation_failed'")" \
       "failed isolate: the operation_failed event names the step and the error"
-    echo "failed tenant $(iso_where m)"
+    case $(iso_where m) in
+      "shared src") echo "failed tenant not isolated, on its worker" ;;
+      "own src") echo "failed own shard, not moved" ;;
+      *) echo "failed tenant $(iso_where m)" ;;
+    esac
   fi
 }
 
@@ -488,12 +499,12 @@ if [ "$PROFILE" = full ]; then
     "hang_tgt replace_dead copy_placements any" "crash_src replace_dead copy_placements any"
     "restart_coord replace_dead copy_placements@1 any" "crash_tgt replace_dead copy_placements@1 any"
     "crash_tgt replace_dead remove_node any" "restart_coord replace_dead remove_node any"
-    "crash_src isolate isolate any" "hang_src isolate isolate any" "cut_src isolate isolate any"
-    "crash_tgt isolate isolate any" "hang_tgt isolate isolate any" "restart_coord isolate isolate any"
-    "crash_src isolate move_tenant any" "hang_src isolate move_tenant any" "cut_src isolate move_tenant any"
-    "crash_tgt isolate move_tenant any" "hang_tgt isolate move_tenant any" "cut_tgt isolate move_tenant any"
-    "stall_tgt isolate move_tenant any" "restart_coord isolate move_tenant any"
-    "crash_tgt isolate verify_tenant any" "restart_coord isolate verify_tenant any"
+    "crash_src isolate isolate failed" "hang_src isolate isolate failed" "cut_src isolate isolate failed"
+    "crash_tgt isolate isolate failed" "hang_tgt isolate isolate failed" "restart_coord isolate isolate succeeded"
+    "crash_src isolate move_tenant failed" "hang_src isolate move_tenant failed" "cut_src isolate move_tenant failed"
+    "crash_tgt isolate move_tenant failed" "hang_tgt isolate move_tenant failed" "cut_tgt isolate move_tenant failed"
+    "stall_tgt isolate move_tenant failed" "restart_coord isolate move_tenant succeeded"
+    "crash_tgt isolate verify_tenant succeeded" "restart_coord isolate verify_tenant succeeded"
   )
 else
   CASES=(
@@ -507,6 +518,8 @@ else
     "restart_coord scale_in remove_node succeeded"
     "hang_src scale_in wait_drain@running succeeded"
     "crash_src scale_in remove_node succeeded"
+    "crash_src isolate isolate failed"
+    "restart_coord isolate move_tenant succeeded"
   )
 fi
 # FAULT_CASES='FAULT OPERATION STEP EXPECTED;...' runs only those cases

@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
 # The fault matrix: for each operation kind (scale-out from the pool, scale-in of one node,
-# rebalance; scale-in of two nodes and replace_dead in FAULTS=full), a fault (crash, hang or
+# rebalance, isolate_tenant; scale-in of two nodes and replace_dead in FAULTS=full), a fault (crash, hang or
 # partition of the source or the target worker, restart of the coordinator) is injected while the operation is held
 # by the test build's failpoint at an exact step: before the Citus call (add_node, start_rebalance,
 # start_drain), while the Citus job runs (wait_rebalance, wait_drain: the job was started by the
-# step before) or between jobs (cleanup, verify_empty, remove_node). The hold is then released and
+# step before) or between jobs (cleanup, verify_empty, remove_node), or before a step that runs
+# its Citus calls in the tick's transaction (isolate_tenant: isolate, move_tenant, verify_tenant;
+# replace_dead's steps). The hold is then released and
 # the operation runs against the fault for FAULT_WINDOW seconds; the fault heals and the operation
 # must end in the case's documented state, with an event saying what happened:
 #   succeeded  it finished once the fault healed
 #   restored   a scale-in failed and was undone: shouldhaveshards back to true, the node still a
 #              worker, its pool state active
-#   failed     a rebalance or scale-out failed with its error; the cluster is consistent (the next
-#              case starts from it)
+#   failed     a rebalance, scale-out, replace_dead or isolate_tenant failed with its error; the
+#              cluster is consistent (the next case starts from it); an isolate_tenant's tenant is
+#              left where the failed step found it (shared on its worker, or on its own shard not moved)
 # In every case: no row lost (row counts and checksums of every table), every shard has a
 # placement, at no observation (a watcher, every 0.3 s) a placement on a removed node, one
 # operation and at most one Citus job in the case, the pool consistent with pg_dist_node, no
 # orphaned shard copy, cleanup record or replication slot after citus_cleanup_orphaned_resources(),
 # and during the fault the tick kept sampling every healthy node (new reachable node_samples rows).
+# An isolate_tenant case also checks the shard layout of m and m2 (hash ranges without gap or
+# overlap, one placement each, colocated) and, after success, that the tenant's shard of each table
+# is its own (one value) on the target the operation chose, holding that tenant's rows only; after
+# failure, that the operation_failed event names the step and the error.
 # The workers are registered through pg_test/tcp_proxy.py (faults.sh) so that they can be
 # partitioned. A short profile runs by default; FAULTS=full runs the whole matrix. Prints a table.
 set -euo pipefail
@@ -224,6 +231,78 @@ replace_teardown() {
   assert_eq "$(q 0 "SELECT to_regclass('d') IS NULL")" t "replace_dead case: table d dropped"
 }
 
+# --- isolate cases: a tenant of m (an id) whose shard it shares with other ids, on worker 1 (or
+# worker 2 once worker 1 holds no shared shard of m), is isolated with autoscale.isolate_tenant()
+# towards the other of the two: isolate_tenant_to_new_shard splits the shard group on its worker
+# (m's shard and m2's colocated one: CASCADE), citus_move_shard_placement then moves the tenant's
+# new shard group to the target; both in the tick's transaction, block_writes, no Citus job.
+# `_src` is the worker the tenant's shard is on (the split, the move's source), `_tgt` the
+# target. Each case isolates a new tenant: the splits add shards, never merged again.
+# iso_pick: sets iso_tenant, iso_src, iso_tgt
+iso_pick() {
+  local s
+  for s in 1 2; do
+    iso_tenant=$(q 0 "SELECT min(g) FROM generate_series(1, 40000) g
+                       WHERE get_shard_id_for_distribution_column('m', g) IN (
+                         SELECT s.shardid FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid) JOIN pg_dist_node n USING (groupid)
+                          WHERE s.logicalrelid = 'm'::regclass AND s.shardminvalue <> s.shardmaxvalue AND n.nodeport = $(proxy_port "$s"))")
+    if [ -n "$iso_tenant" ]; then iso_src=$s; iso_tgt=$((3 - s)); return 0; fi
+  done
+  fail "isolate case: no shared shard of m on worker 1 or 2"
+}
+# the shard layout of m and m2 is consistent: each table's hash ranges cover the int32 range
+# without gap or overlap, every shard has exactly one placement, and m2's shards have m's ranges
+# and nodes (colocated); prints the number of violations
+ISO_LAYOUT_SQL="WITH s AS (
+    SELECT s.logicalrelid::text t, s.shardminvalue::bigint mn, s.shardmaxvalue::bigint mx,
+           (SELECT min(p.groupid) FROM pg_dist_placement p WHERE p.shardid = s.shardid) g,
+           (SELECT count(*) FROM pg_dist_placement p WHERE p.shardid = s.shardid) np
+      FROM pg_dist_shard s WHERE s.logicalrelid IN ('m'::regclass, 'm2'::regclass)),
+  o AS (SELECT *, lag(mx) OVER w prev, lead(mn) OVER w nxt FROM s WINDOW w AS (PARTITION BY t ORDER BY mn))
+  SELECT count(*) FILTER (WHERE np <> 1)
+       + count(*) FILTER (WHERE coalesce(prev, -2147483649) + 1 <> mn)
+       + count(*) FILTER (WHERE nxt IS NULL AND mx <> 2147483647)
+       + count(*) FILTER (WHERE t = 'm' AND NOT EXISTS (SELECT 1 FROM s s2 WHERE s2.t = 'm2' AND (s2.mn, s2.mx, s2.g) = (o.mn, o.mx, o.g)))
+       + abs(count(*) FILTER (WHERE t = 'm') - count(*) FILTER (WHERE t = 'm2'))
+    FROM o"
+# iso_where TABLE: the tenant's shard of TABLE: 'own' or 'shared', and the node (src/tgt) it is on
+iso_where() {
+  local r
+  r=$(q 0 "SELECT CASE WHEN s.shardminvalue = s.shardmaxvalue THEN 'own' ELSE 'shared' END || ' ' || n.nodeport
+             FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid) JOIN pg_dist_node n USING (groupid)
+            WHERE s.shardid = get_shard_id_for_distribution_column('$1', $iso_tenant)")
+  case ${r#* } in
+    "$(proxy_port "$iso_src")") echo "${r% *} src" ;;
+    "$(proxy_port "$iso_tgt")") echo "${r% *} tgt" ;;
+    *) echo "${r% *} port ${r#* }" ;;
+  esac
+}
+# iso_end OP: the isolation's own checks; prints the end state's note
+iso_end() {
+  local op=$1 own tbl
+  assert_eq "$(q 0 "$ISO_LAYOUT_SQL")" 0 "isolate: the shard layout of m and m2 is consistent (ranges, one placement each, colocated)"
+  assert_eq "$(iso_where m2)" "$(iso_where m)" "isolate: the tenant's m2 shard is where its m shard is (CASCADE)"
+  if [ "$(op_status "$op")" = succeeded ]; then
+    assert_eq "$(q 0 "SELECT nodeport FROM autoscale.operations WHERE id = $op")" "$(proxy_port "$iso_tgt")" "isolated: the operation's target is worker $iso_tgt"
+    assert_eq "$(iso_where m)" "own tgt" "isolated: tenant $iso_tenant has a shard of its own on the target"
+    for tbl in m m2; do
+      own=$(q 0 "SELECT get_shard_id_for_distribution_column('$tbl', $iso_tenant)")
+      assert_eq "$(q "$iso_tgt" "SET citus.override_table_visibility = off; SELECT count(DISTINCT id) || ' ' || min(id) FROM ${tbl}_$own")" "1 $iso_tenant" \
+        "isolated: ${tbl}_$own on worker $iso_tgt holds tenant $iso_tenant's rows only"
+    done
+    echo "succeeded own shard on the target"
+  else
+    assert_true "$(q 0 "SELECT count(*) = 1 AND bool_and(message ~ ': failed at (isolate|move_tenant|verify_tenant) after [^:]+: .+')
+                          FROM autoscale.events WHERE (detail ->> 'operation_id')::bigint = $op AND kind = 'operation_failed'")" \
+      "failed isolate: the operation_failed event names the step and the error"
+    case $(iso_where m) in
+      "shared src") echo "failed tenant not isolated, on its worker" ;;
+      "own src") echo "failed own shard, not moved" ;;
+      *) echo "failed tenant $(iso_where m)" ;;
+    esac
+  fi
+}
+
 results="$CLUSTER_DIR/results"; : >"$results"
 printf '%-14s %-12s %-18s %-9s %-28s %5s %7s %8s  %s\n' fault operation step expected "end state" rows orphans recover \
   "event" >"$results"
@@ -231,8 +310,10 @@ printf '%-14s %-12s %-18s %-9s %-28s %5s %7s %8s  %s\n' fault operation step exp
 # case FAULT OPERATION STEP EXPECTED
 #   FAULT: crash_src crash_tgt hang_src hang_tgt cut_src cut_tgt stall_src stall_tgt restart_coord
 #   OPERATION: scale_out (node 3 from the pool), scale_in (node 3), scale_in2 (nodes 3 and 4),
-#              rebalance (onto node 3, added empty)
-#   source/target: the node shards leave/reach: scale_out and rebalance: 1 -> 3; scale_in: 3 -> 1
+#              rebalance (onto node 3, added empty), replace_dead (node 3 dead, node 4 the
+#              replacement), isolate (a tenant of m, worker 1 -> worker 2: see iso_pick)
+#   source/target: the node shards leave/reach: scale_out and rebalance: 1 -> 3; scale_in: 3 -> 1;
+#              isolate: the tenant's worker -> the other worker
 #   EXPECTED: succeeded, restored or failed (see the header)
 case_() {
   local fault=$1 kind=$2 step=${3%@running} expected=$4 node op start_sql healthy=() jobs_before op_before mark
@@ -250,6 +331,10 @@ case_() {
     scale_in) ensure_in 3; start_sql="autoscale.scale_in('127.0.0.1', $(proxy_port 3), 'fault case')" ;;
     rebalance) ensure_empty_worker 3; start_sql="autoscale.rebalance_now('fault case')" ;;
     replace_dead) replace_setup; start_sql="" ;;
+    isolate)
+      iso_pick
+      echo "tenant $iso_tenant of m: worker $iso_src -> worker $iso_tgt"
+      start_sql="autoscale.isolate_tenant('m', '$iso_tenant', '127.0.0.1', $(proxy_port "$iso_tgt"), 'fault case')" ;;
     scale_in2)
       ensure_in 3 4
       # the policy's step => 2 lets the two newest workers autoscale added go in one operation
@@ -259,6 +344,8 @@ case_() {
   case $kind:$fault in
     replace_dead:*_tgt) node=4 ;;
     replace_dead:*_src) node=1 ;;
+    isolate:*_src) node=$iso_src ;;
+    isolate:*_tgt) node=$iso_tgt ;;
     scale_in*:*_src | scale_out:*_tgt | rebalance:*_tgt) node=3 ;;
     scale_in*:*_tgt | scale_out:*_src | rebalance:*_src) node=1 ;;
     *:restart_coord) node=0 ;;
@@ -357,6 +444,10 @@ case_() {
     replace_end "$op" >"$CLUSTER_DIR/replace_end"; cat "$CLUSTER_DIR/replace_end"
     end_state=$(tail -1 "$CLUSTER_DIR/replace_end"); job_note=${end_state#* }; end_state=${end_state%% *}
   fi
+  if [ "$kind" = isolate ]; then
+    iso_end "$op" >"$CLUSTER_DIR/iso_end"; cat "$CLUSTER_DIR/iso_end"
+    job_note=$(tail -1 "$CLUSTER_DIR/iso_end"); job_note=${job_note#* }
+  fi
   event=$(q 0 "SELECT kind FROM autoscale.events WHERE (detail ->> 'operation_id')::bigint = $op
                 AND kind IN ('operation_succeeded', 'operation_failed', 'operation_cancelled') ORDER BY id DESC LIMIT 1")
   [ -n "$event" ] || fail "no event says how operation $op ended"
@@ -408,6 +499,12 @@ if [ "$PROFILE" = full ]; then
     "hang_tgt replace_dead copy_placements any" "crash_src replace_dead copy_placements any"
     "restart_coord replace_dead copy_placements@1 any" "crash_tgt replace_dead copy_placements@1 any"
     "crash_tgt replace_dead remove_node any" "restart_coord replace_dead remove_node any"
+    "crash_src isolate isolate failed" "hang_src isolate isolate failed" "cut_src isolate isolate failed"
+    "crash_tgt isolate isolate failed" "hang_tgt isolate isolate failed" "restart_coord isolate isolate succeeded"
+    "crash_src isolate move_tenant failed" "hang_src isolate move_tenant failed" "cut_src isolate move_tenant failed"
+    "crash_tgt isolate move_tenant failed" "hang_tgt isolate move_tenant failed" "cut_tgt isolate move_tenant failed"
+    "stall_tgt isolate move_tenant failed" "restart_coord isolate move_tenant succeeded"
+    "crash_tgt isolate verify_tenant succeeded" "restart_coord isolate verify_tenant succeeded"
   )
 else
   CASES=(
@@ -421,6 +518,8 @@ else
     "restart_coord scale_in remove_node succeeded"
     "hang_src scale_in wait_drain@running succeeded"
     "crash_src scale_in remove_node succeeded"
+    "crash_src isolate isolate failed"
+    "restart_coord isolate move_tenant succeeded"
   )
 fi
 # FAULT_CASES='FAULT OPERATION STEP EXPECTED;...' runs only those cases

@@ -467,6 +467,7 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
                 if isolated {
                     return Ok(tenant_outcome(shard, node, true, false));
                 }
+                split_needs_every_worker()?;
                 citus::isolate_tenant(&table, &tenant, citus::IN_TRANSACTION_TRANSFER_MODE)?;
                 let (shard, isolated, node) = tenant_shard(&table, &tenant)?;
                 Ok(tenant_outcome(shard, node, isolated, true))
@@ -504,6 +505,32 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
         ),
         Action::Nothing => Outcome::Ok,
     }
+}
+
+/// The split of an isolate step writes to the tenant's worker and syncs the new shards' metadata
+/// to every worker, each in the tick's transaction. When one of them is down or cut off, Citus
+/// keeps its failed connection in the transaction after the step's subtransaction is rolled back,
+/// and the tick's commit fails: the step's attempt is rolled back with it, so the step would be
+/// tried at every tick without end (an operation that blocks every other one, replace_dead
+/// included, for as long as the node is away). Each worker is asked first, on connections of
+/// their own (as a sample does, within `autoscale.node_timeout`); one that does not answer makes
+/// the step fail like any error, so its attempts count. (docs/faults.md, finding 10)
+fn split_needs_every_worker() -> Result<()> {
+    let workers = citus::active_workers()?;
+    let calls: Vec<(NodeAddr, &str)> = workers.iter().map(|w| (w.clone(), "SELECT 1")).collect();
+    let answers = citus::run_on_nodes(&calls, settings::node_timeout().as_millis() as u64)?;
+    let away: Vec<String> = workers
+        .iter()
+        .zip(&answers)
+        .filter_map(|(w, a)| a.as_ref().err().map(|e| format!("{w} ({})", e.trim())))
+        .collect();
+    if away.is_empty() {
+        return Ok(());
+    }
+    Err(AutoscaleError::NotInPrerequisiteState(format!(
+        "isolate_tenant_to_new_shard needs every worker, and {} did not answer",
+        away.join(", ")
+    )))
 }
 
 /// The shard holding a tenant, whether it is its own, and where it is; an error when the table

@@ -406,7 +406,9 @@ pub fn init() {
             c"A dead worker gets one dead_node event and a row in autoscale.dead_nodes. When every shard placement \
               on it has a healthy copy elsewhere, a replace_dead operation disables it, adds a standby (or asks \
               the provisioner), copies the shards back to their replication factor and removes it; when it holds \
-              a sole copy nothing is disabled or removed and the operator decides. -1 or at least 10 s.",
+              a sole copy nothing is disabled or removed and the operator decides. -1 or at least 10 s. -1 also turns \
+              automatic replacement off: a worker declared dead earlier stays listed as dead but no new \
+              replace_dead starts for it (one already running goes on; cancel_operation stops it).",
             &DEAD_NODE_AFTER_S,
             -1,
             autoscale_core::operations::dead::DEAD_NODE_AFTER_MAX_S,

@@ -166,10 +166,20 @@ pub fn review(now: f64) -> Result<Option<NodeAddr>> {
             events::record(EVENT_DEAD_NODE, &message, Some(detail(&d.node, &plan)))?;
         }
     }
+    // -1 (never): no new replace_dead, not even for a worker declared dead earlier
+    Ok(dead::pick_replacement(&listed()?, after))
+}
+
+/// The dead workers as the pure decisions take them.
+fn listed() -> Result<Vec<dead::DeadWorker>> {
     Ok(store::rows()?
         .into_iter()
-        .find(|d| d.replaceable && d.operation_id.is_none())
-        .map(|d| d.node))
+        .map(|d| dead::DeadWorker {
+            node: d.node,
+            replaceable: d.replaceable,
+            in_operation: d.operation_id.is_some(),
+        })
+        .collect())
 }
 
 /// The replace_dead operation `id` took charge of `node`.
@@ -187,7 +197,13 @@ pub fn forget(node: &NodeAddr) -> Result<()> {
     store::forget(node)
 }
 
-/// `host:port: message` of every dead worker, for explain().
+/// `host:port: message` of every dead worker, for explain() and status.
+/// With automatic replacement off (`autoscale.dead_node_after` = -1), a last line says so.
 pub fn summaries() -> Result<Vec<String>> {
-    store::summaries()
+    let mut lines = store::summaries()?;
+    lines.extend(dead::replacement_off_note(
+        &listed()?,
+        settings::dead_node_after(),
+    ));
+    Ok(lines)
 }

@@ -401,10 +401,13 @@ pub fn latest_loads() -> SpiResult<Vec<(NodeAddr, f64)>> {
     )
 }
 
-/// Records the latest hot-tenant assessment for `autoscale.status` and `explain()`.
+/// Records the latest hot-tenant assessment for `autoscale.status` and `explain()`. Writes only
+/// when the text changed (no new tuple of the one-row control table every tick), so
+/// `hot_tenant_at` is when the current assessment was first made.
 pub fn save_hot_tenant(text: &str) -> SpiResult<()> {
     Spi::run_with_args(
-        "UPDATE autoscale.control SET hot_tenant = $1, hot_tenant_at = pg_catalog.now()",
+        "UPDATE autoscale.control SET hot_tenant = $1, hot_tenant_at = pg_catalog.now() \
+         WHERE hot_tenant IS DISTINCT FROM $1",
         &[text.into()],
     )
 }

@@ -56,6 +56,45 @@ pub fn is_dead(unreachable_since: Option<f64>, now: f64, dead_after: f64) -> boo
     }
 }
 
+/// A worker already declared dead, as `autoscale.dead_nodes` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadWorker {
+    pub node: NodeAddr,
+    /// Every placement on it has a healthy copy elsewhere.
+    pub replaceable: bool,
+    /// A replace_dead operation has it in charge.
+    pub in_operation: bool,
+}
+
+/// The dead worker a new replace_dead operation should start for, if any. With
+/// `autoscale.dead_node_after` = -1 (`dead_after` <= 0) automatic replacement is off: no new
+/// replace_dead starts, not even for a worker declared dead before the setting changed (it stays
+/// listed as dead; the operator decides). An operation already running goes on.
+pub fn pick_replacement(dead: &[DeadWorker], dead_after: f64) -> Option<NodeAddr> {
+    if dead_after <= 0.0 {
+        return None;
+    }
+    dead.iter()
+        .find(|d| d.replaceable && !d.in_operation)
+        .map(|d| d.node.clone())
+}
+
+/// explain()'s line when dead workers wait only because automatic replacement is off.
+pub fn replacement_off_note(dead: &[DeadWorker], dead_after: f64) -> Option<String> {
+    let waiting: Vec<String> = dead
+        .iter()
+        .filter(|d| !d.in_operation)
+        .map(|d| d.node.to_string())
+        .collect();
+    (dead_after <= 0.0 && !waiting.is_empty()).then(|| {
+        format!(
+            "automatic replacement is off (autoscale.dead_node_after = -1): dead worker(s) {} \
+             are left to the operator",
+            waiting.join(", ")
+        )
+    })
+}
+
 /// One shard placement, as `pg_dist_placement` and its shard's table say.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Placement {
@@ -263,6 +302,37 @@ mod tests {
             reference: true,
             factor: 1,
         }
+    }
+
+    #[test]
+    fn never_stops_replacing_workers_already_declared_dead() {
+        let dead = vec![
+            DeadWorker {
+                node: n(1),
+                replaceable: false,
+                in_operation: false,
+            },
+            DeadWorker {
+                node: n(2),
+                replaceable: true,
+                in_operation: false,
+            },
+        ];
+        assert_eq!(pick_replacement(&dead, 120.0), Some(n(2)));
+        assert_eq!(replacement_off_note(&dead, 120.0), None);
+        // -1: the worker declared dead before stays dead but no replace_dead starts for it
+        assert_eq!(pick_replacement(&dead, -1.0), None);
+        let note = replacement_off_note(&dead, -1.0).unwrap();
+        assert!(note.contains("automatic replacement is off"), "{note}");
+        assert!(note.contains(&n(2).to_string()), "{note}");
+        // one already in an operation is not waiting for the operator
+        let running = vec![DeadWorker {
+            node: n(2),
+            replaceable: true,
+            in_operation: true,
+        }];
+        assert_eq!(pick_replacement(&running, 120.0), None);
+        assert_eq!(replacement_off_note(&running, -1.0), None);
     }
 
     #[test]

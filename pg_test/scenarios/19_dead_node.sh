@@ -7,6 +7,8 @@
 #    node. The operation is held at each of its steps by the test build's failpoint
 #    (autoscale.test_hold_at_steps) and the background worker SIGKILLed there; each time it
 #    resumes at the recorded step. Every row is kept, every shard has 2 healthy copies.
+#    Before that, with autoscale.dead_node_after = -1, no replacement starts for the worker
+#    already declared dead, and explain() says that automatic replacement is off.
 # 2. The same with replication factor 1: the dead node holds sole copies, so nothing is disabled
 #    or removed, no operation starts; one dead_node alert event, and status says so.
 set -euo pipefail
@@ -63,7 +65,12 @@ setup 2
 dead=$(node_port 3); standby=$(node_port 4)
 assert_eq "$(row_counts 0)" "r=10 t=6000 t2=6000 " "rows before"
 assert_eq "$(q 0 "$COPIES_SQL")" "2 2" "every shard has 2 copies"
-set_gucs 0 autoscale.test_hold_at_steps "disable_node,pick_standby,add_node,copy_placements,remove_node"
+# (a rebalance held at its first step keeps the queue busy, so that the worker is declared dead
+# while no replacement can start yet: see "dead_node_after = -1" below)
+set_gucs 0 autoscale.test_hold_at_steps "start_rebalance,disable_node,pick_standby,add_node,copy_placements,remove_node"
+held=$(q 0 "SELECT (autoscale.rebalance_now('keeps the queue busy')) ->> 'id'")
+wait_for 0 "SELECT status = 'running' AND step = 'start_rebalance' FROM autoscale.operations WHERE id = $held" 30 ||
+  { dump_state 0; fail "rebalance $held not held at start_rebalance"; }
 
 # (the watcher: at no observation does a placement belong to a node that left pg_dist_node)
 violations="$CLUSTER_DIR/violations"; : >"$violations"
@@ -89,6 +96,24 @@ assert_contains "$(q 0 "SELECT message FROM autoscale.events WHERE kind = 'dead_
 assert_contains "$(q 0 "SELECT dead_nodes::text FROM autoscale.status")" "\"node\": \"127.0.0.1:$dead\"" "status shows the dead node"
 assert_contains "$(q 0 "SELECT array_to_string(dead_nodes, ' | ') FROM autoscale.explain() WHERE policy = 'bounds'")" \
   "127.0.0.1:$dead: worker 127.0.0.1:$dead is dead" "explain() shows the dead node"
+
+# --- dead_node_after = -1 hands dead workers to the operator: no replacement starts, even for a
+# worker declared dead before the change, and explain() says so
+# (failure_backoff 0: the cancel below must not be what holds the replacement back)
+set_gucs 0 autoscale.dead_node_after -1 autoscale.failure_backoff 0
+q 0 "SELECT autoscale.cancel_operation('hands the dead worker to the operator')" >/dev/null
+wait_for 0 "SELECT status <> 'running' FROM autoscale.operations WHERE id = $held" 30 || fail "rebalance $held did not end on cancel"
+mark=$(q 0 "SELECT max(sample_id) FROM autoscale.worker_count")
+wait_for 0 "SELECT count(*) >= 5 FROM autoscale.worker_count WHERE sample_id > $mark" 30 || fail "sampling stalled"
+assert_eq "$(q 0 "SELECT count(*) FROM autoscale.operations WHERE kind = 'replace_dead'")" 0 \
+  "dead_node_after = -1: no replace_dead in 5 ticks for the worker declared dead before"
+assert_eq "$(q 0 "SELECT count(*) FROM autoscale.dead_nodes WHERE nodeport = $dead")" 1 "the worker is still listed as dead"
+assert_contains "$(q 0 "SELECT dead_nodes::text FROM autoscale.status")" "\"node\": \"127.0.0.1:$dead\"" \
+  "status still lists it"
+assert_contains "$(q 0 "SELECT array_to_string(dead_nodes, ' | ') FROM autoscale.explain() WHERE policy = 'bounds'")" \
+  "automatic replacement is off" "explain() says so"
+# back to 10 s: the same worker is replaced at once (what -1 held back)
+set_gucs 0 autoscale.dead_node_after 10s
 
 wait_for 0 "SELECT count(*) = 1 FROM autoscale.operations WHERE kind = 'replace_dead' AND step = 'disable_node'" 30 ||
   { dump_state 0; fail "no replace_dead operation held at disable_node"; }
@@ -146,7 +171,7 @@ assert_eq "$(row_counts 0)" "r=11 t=6100 t2=6000 " "every row kept (6000 + 100 w
 assert_eq "$(q 0 "SELECT count(*) FROM autoscale.dead_nodes")" 0 "no dead node left"
 assert_eq "$(q 0 "SELECT state FROM autoscale.standby_nodes WHERE nodeport = $standby")" active "the standby is an active worker"
 assert_eq "$(q 0 "SELECT count(*) FROM autoscale.events WHERE kind = 'dead_node'")" 1 "exactly one dead_node event (not one per tick)"
-assert_eq "$(q 0 "SELECT count(*) FROM autoscale.operations")" 1 "exactly one operation"
+assert_eq "$(q 0 "SELECT count(*) FROM autoscale.operations WHERE id <> $held")" 1 "exactly one operation besides the cancelled rebalance"
 kill "$watcher" 2>/dev/null || true
 [ -s "$violations" ] && { cat "$violations"; fail "a node left pg_dist_node while it still held placements"; }
 echo "figures: declared dead $(secs "$stopped_at" "$declared_at") s after the stop; replaced (with 6 kills and holds) $(secs "$stopped_at" "$done_at") s after the stop"

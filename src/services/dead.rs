@@ -197,7 +197,7 @@ pub fn forget(node: &NodeAddr) -> Result<()> {
     store::forget(node)
 }
 
-/// `host:port: message` of every dead worker, for explain() and status.
+/// `host:port: message` of every dead worker, for explain().
 /// With automatic replacement off (`autoscale.dead_node_after` = -1), a last line says so.
 pub fn summaries() -> Result<Vec<String>> {
     let mut lines = store::summaries()?;

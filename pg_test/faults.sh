@@ -16,8 +16,6 @@
 #   fault_stall I        partition: the proxy stops forwarding (a black hole, nothing is refused)
 #   fault_heal I         the proxy forwards again
 #   proxy_stop_all       stops every proxy started here, by PID
-#   worker_pause         SIGSTOP of the coordinator's autoscale worker while it is between ticks
-#   worker_resume        SIGCONT of it
 #
 # Why a proxy and not network namespaces: the nodes all run on 127.0.0.1 with fixed ports and unix
 # sockets in one directory (lib.sh); moving a node into a namespace needs CAP_NET_ADMIN, veth pairs,
@@ -90,38 +88,6 @@ fault_unhang() {
   rm -f "$list"
 }
 
-# worker_pause: stops (SIGSTOP) the coordinator's autoscale worker at a moment when it is between
-# ticks: its pg_stat_activity query is 'idle', which it reports after a tick's last transaction has
-# ended, so no query of it is in flight to any node (no Citus connection outlives a tick's
-# transaction). A hang or stall injected while it is stopped therefore meets its next tick at the
-# connect, which times out. Without it such a fault can land while a sample's query to the node is
-# in flight, and then the sample's abort blocks in libpq's PQcancel until the node answers again
-# (docs/faults.md finding 8, a known limitation). A stopped worker is checked, not assumed: if it
-# was stopped elsewhere, it is resumed and stopped again.
-worker_pause() {
-  local pid tries=0 state
-  pid=$(q 0 "SELECT pid FROM pg_stat_activity WHERE backend_type = 'citus_autoscale'")
-  [ -n "$pid" ] || fail "worker_pause: no autoscale worker on the coordinator"
-  while :; do
-    kill -STOP "$pid"
-    # (a bounded read: a worker stopped in the middle of writing its status makes readers retry)
-    state=$(q 0 "SET statement_timeout = '2s'; SELECT query FROM pg_stat_activity WHERE pid = $pid" 2>/dev/null || true)
-    [ "$state" = idle ] && break
-    kill -CONT "$pid"
-    tries=$((tries + 1))
-    [ "$tries" -lt 600 ] || fail "worker_pause: the autoscale worker was never idle (last: $state)"
-    sleep 0.01
-  done
-  echo "$pid" >"$CLUSTER_DIR/worker.paused"
-}
-
-worker_resume() {
-  local f="$CLUSTER_DIR/worker.paused"
-  [ -f "$f" ] || return 0
-  kill -CONT "$(cat "$f")" 2>/dev/null || true
-  rm -f "$f"
-}
-
 # proxy_start I: starts the proxy for node I (idempotent), waits until its control port answers.
 proxy_start() {
   local i=$1 pidf
@@ -174,4 +140,4 @@ unhang_all() {
 }
 
 # faults_cleanup: for a scenario's EXIT trap: nothing stays stopped, no proxy keeps running.
-faults_cleanup() { worker_resume; unhang_all; proxy_stop_all; stop_all; }
+faults_cleanup() { unhang_all; proxy_stop_all; stop_all; }

@@ -2,7 +2,7 @@
 # Builds the Debian package of the extension for the system PostgreSQL 15:
 #   target/deb/postgresql-15-citus-autoscale_<version>_<arch>.deb
 # from `cargo pgrx package` (a release build staged under target/release/citus_autoscale-pg15/),
-# with a control file (Depends: postgresql-15 and the libc the library links against; Suggests:
+# with a control file (Depends: postgresql-15, libpq5 and the libc the library links against; Suggests:
 # postgresql-15-cron), md5sums and Installed-Size. Install it with `dpkg -i` or `apt install ./<file>`;
 # no Rust toolchain is needed where it is installed.
 #   scripts/package.sh               build, print the .deb's path on the last line
@@ -77,7 +77,7 @@ Version: $VERSION
 Architecture: $ARCH
 Maintainer: $MAINTAINER
 Installed-Size: $INSTALLED_SIZE
-Depends: postgresql-$PG_MAJOR, libc6 (>= $GLIBC)
+Depends: postgresql-$PG_MAJOR, libpq5, libc6 (>= $GLIBC)
 Suggests: postgresql-$PG_MAJOR-cron
 Section: database
 Priority: optional

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 PGRX_VERSION=0.18.1
 APT_PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-contrib-15 postgresql-client-15
-              clang libclang-dev pkg-config libssl-dev sudo build-essential)
+              clang libclang-dev pkg-config libssl-dev libpq-dev sudo build-essential)
 # postgresql-contrib-15 is a virtual name on some releases; dpkg knows the real package as postgresql-15
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

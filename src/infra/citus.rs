@@ -8,6 +8,7 @@ use pgrx::prelude::*;
 use pgrx::spi::SpiResult;
 
 use super::spi::{node_at, select_first, select_rows};
+use std::time::Duration;
 
 /// Is the citus extension installed in this database? (A catalog lookup, no query: node_stats()
 /// runs in a fresh backend on every worker at every sample.)
@@ -126,11 +127,75 @@ pub fn bound_connections(timeout_ms: u64) -> SpiResult<()> {
     )
 }
 
+/// How the sample's fan-outs reach the nodes: on connections of their own (`infra::fanout`, with
+/// these connection keywords) unless Citus would connect differently than plain libpq does
+/// (credentials in `pg_dist_authinfo`, a pooler in `pg_dist_poolinfo`, or catalogs this role cannot
+/// read): then None, and the fan-out goes through Citus.
+fn own_fanout_params() -> SpiResult<Option<super::fanout::Params>> {
+    let (plain, conninfo, db_user) = Spi::get_three::<bool, String, String>(
+        "SELECT CASE WHEN pg_catalog.has_table_privilege('pg_catalog.pg_dist_authinfo', 'SELECT')
+                      AND pg_catalog.has_table_privilege('pg_catalog.pg_dist_poolinfo', 'SELECT')
+                     THEN NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_authinfo)
+                      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_poolinfo)
+                     ELSE false END,
+                pg_catalog.current_setting('citus.node_conninfo', true),
+                pg_catalog.current_database()::text || ' ' || current_user::text",
+    )?;
+    let (Some(true), Some(db_user)) = (plain, db_user) else {
+        return Ok(None);
+    };
+    let Ok(mut params) = super::fanout::parse_conninfo(conninfo.as_deref().unwrap_or("")) else {
+        return Ok(None);
+    };
+    let (db, user) = db_user.split_once(' ').unwrap_or((&db_user, ""));
+    params.retain(|(k, _)| k != "dbname" && k != "user" && k != "application_name");
+    params.push(("dbname".into(), db.into()));
+    params.push(("user".into(), user.into()));
+    params.push(("application_name".into(), "citus_autoscale sample".into()));
+    Ok(Some(params))
+}
+
 /// Runs `autoscale.node_stats()` on every active worker in parallel, in one round trip.
-/// A worker that cannot be reached within `timeout_ms` answers `success = false`
-/// (run_command_on_workers opens fresh connections, so the connect timeout always applies); a
-/// statement timeout is the backstop for a node that connects and then hangs.
+/// A worker that cannot be reached within `timeout_ms` answers `success = false`, and so does one
+/// that has not answered within `2 x timeout_ms + 1 s`. On the sample's own connections
+/// (`infra::fanout`) such a worker is given up without a cancel request, so a worker that hangs
+/// while answering cannot hold the tick; through Citus (`run_command_on_workers`, when
+/// pg_dist_authinfo or pg_dist_poolinfo is in use) a statement timeout is the backstop.
 pub fn fan_out_node_stats(timeout_ms: u64) -> SpiResult<Vec<WorkerResult>> {
+    if let Some(params) = own_fanout_params()? {
+        // the nodes run_command_on_workers would ask
+        let nodes: Vec<(String, i32, String)> = Spi::connect(|c| {
+            c.select(
+                "SELECT node_name::text, node_port::int FROM pg_catalog.citus_get_active_worker_nodes()",
+                None,
+                &[],
+            )?
+            .map(|r| {
+                Ok((
+                    r.get::<String>(1)?.unwrap_or_default(),
+                    r.get::<i32>(2)?.unwrap_or_default(),
+                    NODE_STATS_COMMAND.to_string(),
+                ))
+            })
+            .collect::<SpiResult<Vec<_>>>()
+        })?;
+        let answers = super::fanout::run(
+            &nodes,
+            &params,
+            Duration::from_millis(timeout_ms),
+            Duration::from_millis(2 * timeout_ms + 1000),
+        );
+        return Ok(nodes
+            .into_iter()
+            .zip(answers)
+            .map(|((nodename, nodeport, _), a)| WorkerResult {
+                nodename,
+                nodeport,
+                success: a.is_ok(),
+                result: a.unwrap_or_else(|e| e),
+            })
+            .collect());
+    }
     bound_connections(timeout_ms)?;
     Spi::connect_mut(|client| {
         let backstop = (2 * timeout_ms + 1000).min(i32::MAX as u64) as i32;
@@ -729,15 +794,28 @@ pub const CLONE_SELF_COMMAND: &str =
      'sender_host', (SELECT sender_host FROM pg_catalog.pg_stat_wal_receiver), \
      'sender_port', (SELECT sender_port FROM pg_catalog.pg_stat_wal_receiver))::text";
 
-/// Runs one command on each of `nodes` in parallel, in one `master_run_on_worker` round trip (the
-/// nodes need not be in the cluster: standbys and clones are not). Answers in order: Ok(result)
-/// or Err(error text).
+/// Runs one command on each of `nodes` in parallel, on the sample's own connections
+/// (`infra::fanout`), or in one `master_run_on_worker` round trip when Citus connects differently
+/// (see `own_fanout_params`). The nodes need not be in the cluster: standbys and clones are not.
+/// Answers in order: Ok(result) or Err(error text).
 pub fn run_on_nodes(
     nodes: &[(NodeAddr, &str)],
     timeout_ms: u64,
 ) -> SpiResult<Vec<Result<String, String>>> {
     if nodes.is_empty() {
         return Ok(Vec::new());
+    }
+    if let Some(params) = own_fanout_params()? {
+        let nodes: Vec<(String, i32, String)> = nodes
+            .iter()
+            .map(|(n, c)| (n.host.clone(), n.port, c.to_string()))
+            .collect();
+        return Ok(super::fanout::run(
+            &nodes,
+            &params,
+            Duration::from_millis(timeout_ms),
+            Duration::from_millis(2 * timeout_ms + 1000),
+        ));
     }
     let hosts: Vec<String> = nodes.iter().map(|(n, _)| n.host.clone()).collect();
     let ports: Vec<i32> = nodes.iter().map(|(n, _)| n.port).collect();

@@ -6,6 +6,7 @@ pub mod activity;
 pub mod citus;
 pub mod clock;
 pub mod errors;
+pub mod fanout;
 pub mod privilege;
 pub mod settings;
 pub mod spi;

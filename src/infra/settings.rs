@@ -93,6 +93,9 @@ static MAINTENANCE_WINDOW: GucSetting<Option<std::ffi::CString>> =
 #[cfg(feature = "failpoints")]
 static TEST_HOLD_AT_STEPS: GucSetting<Option<std::ffi::CString>> =
     GucSetting::<Option<std::ffi::CString>>::new(None);
+/// Test builds only: milliseconds `autoscale.node_stats()` waits before it reads this node.
+#[cfg(feature = "failpoints")]
+static TEST_NODE_STATS_DELAY_MS: GucSetting<i32> = GucSetting::<i32>::new(0);
 
 /// Seconds a forecast looks ahead; -1 learns it from the recorded scale-outs.
 static FORECAST_LEAD_TIME_S: GucSetting<i32> = GucSetting::<i32>::new(-1);
@@ -180,7 +183,8 @@ pub fn init() {
     GucRegistry::define_int_guc(
         c"autoscale.node_timeout",
         c"Time a node gets to answer a sample before it is recorded as unreachable.",
-        c"Used as citus.node_connection_timeout for the sampling fan-out and for the Citus calls of operation steps.",
+        c"The connect timeout of the sampling fan-out (a node that connected gets 2 x node_timeout + 1 s in all to answer), \
+          and citus.node_connection_timeout for the Citus calls of operation steps.",
         &NODE_TIMEOUT_MS,
         100,
         600_000,
@@ -514,6 +518,18 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::SUPERUSER_ONLY,
     );
+    #[cfg(feature = "failpoints")]
+    GucRegistry::define_int_guc(
+        c"autoscale.test_node_stats_delay",
+        c"Test builds only: how long autoscale.node_stats() waits before it reads this node.",
+        c"A failpoint for the real-cluster scenarios: keeps a sample's query to this node in flight, so that a \
+          fault can be injected while it is. Compiled in only with the cargo feature failpoints.",
+        &TEST_NODE_STATS_DELAY_MS,
+        0,
+        600_000,
+        GucContext::Suset,
+        GucFlags::SUPERUSER_ONLY | GucFlags::UNIT_MS,
+    );
     // A typo such as `autoscale.sample_intreval` in postgresql.conf then warns instead of being ignored.
     unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"autoscale".as_ptr()) };
 }
@@ -686,6 +702,19 @@ pub fn rollup_hour_retention() -> Option<Duration> {
 
 pub fn coordinator_shards() -> CoordinatorShards {
     COORDINATOR_SHARDS.get()
+}
+
+/// A test build's `autoscale.test_node_stats_delay`; zero in a build without the cargo feature
+/// `failpoints`.
+pub fn test_node_stats_delay() -> Duration {
+    #[cfg(feature = "failpoints")]
+    {
+        Duration::from_millis(TEST_NODE_STATS_DELAY_MS.get().max(0) as u64)
+    }
+    #[cfg(not(feature = "failpoints"))]
+    {
+        Duration::ZERO
+    }
 }
 
 /// Whether a test build's `autoscale.test_hold_at_steps` holds an operation at `step`. Always

@@ -19,6 +19,15 @@ use crate::store::load;
 #[pg_extern(volatile, parallel_safe)]
 #[search_path(pg_catalog, pg_temp)]
 fn node_stats() -> JsonB {
+    // a test build's failpoint: the caller's query stays in flight this long
+    let delay = crate::infra::settings::test_node_stats_delay();
+    if !delay.is_zero() {
+        let until = std::time::Instant::now() + delay;
+        while std::time::Instant::now() < until {
+            unsafe { pgrx::pg_sys::pg_usleep(10_000) };
+            pgrx::pg_sys::check_for_interrupts!();
+        }
+    }
     match local::read_node_stats() {
         Ok(s) => JsonB(serde_json::to_value(s).expect("node stats serialize")),
         Err(e) => AutoscaleError::Failed(format!(

@@ -115,10 +115,12 @@ ensure_out() {
   done
   return 0
 }
-# node 3 (and 4) workers with shards
+# node 3 (and 4) workers with shards, joined through the pool (a worker added outside autoscale, by
+# ensure_empty_worker, is first taken out: the scale_in2 cases' policy picks the nodes autoscale added)
 ensure_in() {
   local i
   for i in "$@"; do
+    if [ "$(in_cluster "$i")" = 1 ] && [ "$(pool_state "$i")" = none ]; then ensure_out "$i"; fi
     if [ "$(in_cluster "$i")" = 0 ]; then run_plain "autoscale.scale_out('127.0.0.1', $(proxy_port "$i"), 'case setup')"; fi
   done
   return 0

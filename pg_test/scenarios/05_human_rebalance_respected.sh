@@ -25,7 +25,8 @@ set_gucs 0 autoscale.mode act autoscale.rebalance_settle "${settle}s" autoscale.
 sleep 1.5
 
 # The human's job must outlast the settle time: with block_writes a dozen small shards move in
-# about a second, so the human uses force_logical (several seconds per move, CITUS.md).
+# about a second, so the human uses force_logical (several seconds per move: a logical-replication
+# copy and catch-up per shard group).
 # node added and the human's job created in one transaction: no tick can see the node without the job
 human=$(psql_node 0 2>/dev/null <<SQL | tail -1
 BEGIN;

@@ -155,68 +155,30 @@ fn own_fanout_params() -> SpiResult<Option<super::fanout::Params>> {
     Ok(Some(params))
 }
 
-/// Runs `autoscale.node_stats()` on every active worker in parallel, in one round trip.
-/// A worker that cannot be reached within `timeout_ms` answers `success = false`, and so does one
-/// that has not answered within `2 x timeout_ms + 1 s`. On the sample's own connections
-/// (`infra::fanout`) such a worker is given up without a cancel request, so a worker that hangs
-/// while answering cannot hold the tick; through Citus (`run_command_on_workers`, when
-/// pg_dist_authinfo or pg_dist_poolinfo is in use) a statement timeout is the backstop.
+/// Runs `autoscale.node_stats()` on every active worker (the nodes `run_command_on_workers`
+/// asks) in parallel, through [`run_on_nodes`]: a worker that cannot be reached within
+/// `timeout_ms`, or has not answered within `2 x timeout_ms + 1 s`, answers `success = false`.
 pub fn fan_out_node_stats(timeout_ms: u64) -> SpiResult<Vec<WorkerResult>> {
-    if let Some(params) = own_fanout_params()? {
-        // the nodes run_command_on_workers would ask
-        let nodes: Vec<(String, i32, String)> = Spi::connect(|c| {
-            c.select(
-                "SELECT node_name::text, node_port::int FROM pg_catalog.citus_get_active_worker_nodes()",
-                None,
-                &[],
-            )?
-            .map(|r| {
-                Ok((
-                    r.get::<String>(1)?.unwrap_or_default(),
-                    r.get::<i32>(2)?.unwrap_or_default(),
-                    NODE_STATS_COMMAND.to_string(),
-                ))
-            })
-            .collect::<SpiResult<Vec<_>>>()
-        })?;
-        let answers = super::fanout::run(
-            &nodes,
-            &params,
-            Duration::from_millis(timeout_ms),
-            Duration::from_millis(2 * timeout_ms + 1000),
-        );
-        return Ok(nodes
-            .into_iter()
-            .zip(answers)
-            .map(|((nodename, nodeport, _), a)| WorkerResult {
-                nodename,
-                nodeport,
-                success: a.is_ok(),
-                result: a.unwrap_or_else(|e| e),
-            })
-            .collect());
-    }
-    bound_connections(timeout_ms)?;
-    Spi::connect_mut(|client| {
-        let backstop = (2 * timeout_ms + 1000).min(i32::MAX as u64) as i32;
-        let rows = super::subxact::with_statement_timeout(backstop, || {
-            client.select(
-                "SELECT nodename, nodeport, success, result FROM pg_catalog.run_command_on_workers($1, true)",
-                None,
-                &[NODE_STATS_COMMAND.into()],
-            )
-        })?;
-        let mut out = Vec::new();
-        for r in rows {
-            out.push(WorkerResult {
-                nodename: r.get(1)?.unwrap_or_default(),
-                nodeport: r.get(2)?.unwrap_or_default(),
-                success: r.get(3)?.unwrap_or(false),
-                result: r.get(4)?.unwrap_or_default(),
-            });
-        }
-        Ok(out)
-    })
+    let workers = select_rows(
+        "SELECT node_name::text, node_port::int FROM pg_catalog.citus_get_active_worker_nodes()",
+        &[],
+        |r| node_at(r, 1),
+    )?;
+    let calls: Vec<(NodeAddr, &str)> = workers
+        .iter()
+        .map(|w| (w.clone(), NODE_STATS_COMMAND))
+        .collect();
+    let answers = run_on_nodes(&calls, timeout_ms)?;
+    Ok(workers
+        .into_iter()
+        .zip(answers)
+        .map(|(w, a)| WorkerResult {
+            nodename: w.host,
+            nodeport: w.port,
+            success: a.is_ok(),
+            result: a.unwrap_or_else(|e| e),
+        })
+        .collect())
 }
 
 /// This node's Citus group id (0 on the coordinator), the total bytes of the shard placements
@@ -794,10 +756,13 @@ pub const CLONE_SELF_COMMAND: &str =
      'sender_host', (SELECT sender_host FROM pg_catalog.pg_stat_wal_receiver), \
      'sender_port', (SELECT sender_port FROM pg_catalog.pg_stat_wal_receiver))::text";
 
-/// Runs one command on each of `nodes` in parallel, on the sample's own connections
-/// (`infra::fanout`), or in one `master_run_on_worker` round trip when Citus connects differently
-/// (see `own_fanout_params`). The nodes need not be in the cluster: standbys and clones are not.
-/// Answers in order: Ok(result) or Err(error text).
+/// Runs one command on each of `nodes` in parallel. A node that cannot be reached within
+/// `timeout_ms`, or has not answered within `2 x timeout_ms + 1 s`, answers Err. On the sample's
+/// own connections (`infra::fanout`) such a node is given up without a cancel request, so a node
+/// that hangs while answering cannot hold the tick (docs/faults.md, finding 8); when Citus
+/// connects differently (see `own_fanout_params`) the command goes through one
+/// `master_run_on_worker` round trip, with a statement timeout as the backstop. The nodes need not
+/// be in the cluster: standbys and clones are not. Answers in order: Ok(result) or Err(error text).
 pub fn run_on_nodes(
     nodes: &[(NodeAddr, &str)],
     timeout_ms: u64,
@@ -806,12 +771,8 @@ pub fn run_on_nodes(
         return Ok(Vec::new());
     }
     if let Some(params) = own_fanout_params()? {
-        let nodes: Vec<(String, i32, String)> = nodes
-            .iter()
-            .map(|(n, c)| (n.host.clone(), n.port, c.to_string()))
-            .collect();
         return Ok(super::fanout::run(
-            &nodes,
+            nodes,
             &params,
             Duration::from_millis(timeout_ms),
             Duration::from_millis(2 * timeout_ms + 1000),
@@ -820,12 +781,8 @@ pub fn run_on_nodes(
     let hosts: Vec<String> = nodes.iter().map(|(n, _)| n.host.clone()).collect();
     let ports: Vec<i32> = nodes.iter().map(|(n, _)| n.port).collect();
     let commands: Vec<String> = nodes.iter().map(|(_, c)| c.to_string()).collect();
+    bound_connections(timeout_ms)?;
     Spi::connect_mut(|c| {
-        c.update(
-            "SELECT pg_catalog.set_config('citus.node_connection_timeout', $1, true)",
-            None,
-            &[timeout_ms.to_string().into()],
-        )?;
         let backstop = (2 * timeout_ms + 1000).min(i32::MAX as u64) as i32;
         let rows = super::subxact::with_statement_timeout(backstop, || {
             c.select(

@@ -14,6 +14,7 @@
 //! itself. Citus can also take credentials from `pg_dist_authinfo` and route through
 //! `pg_dist_poolinfo`; with either in use the caller keeps Citus's fan-out (`infra::citus`).
 
+use autoscale_core::operations::NodeAddr;
 use pgrx::pg_sys;
 use pq_sys as pq;
 use std::ffi::{CStr, CString};
@@ -104,12 +105,12 @@ enum State {
     Done(Result<String, String>),
 }
 
-/// Runs `command` (one row, one column expected) on each `(host, port)` at once. A node whose
+/// Runs each node's command (one row, one column expected) on it, all at once. A node whose
 /// connection is not made within `connect` answers Err("timeout ... while connecting"); one that
 /// has not answered within `total` Err("timeout ... waiting for the answer"). Answers in the
 /// order of `nodes`.
 pub fn run(
-    nodes: &[(String, i32, String)],
+    nodes: &[(NodeAddr, &str)],
     params: &Params,
     connect: Duration,
     total: Duration,
@@ -117,15 +118,15 @@ pub fn run(
     let start = Instant::now();
     let mut conns: Vec<Conn> = Vec::with_capacity(nodes.len());
     let mut states: Vec<State> = Vec::with_capacity(nodes.len());
-    for (host, port, _) in nodes {
-        let (conn, state) = start_connect(host, *port, params);
+    for (node, _) in nodes {
+        let (conn, state) = start_connect(node, params);
         conns.push(conn);
         states.push(state);
     }
     loop {
         // advance every node that can move without waiting
         for i in 0..nodes.len() {
-            step(&conns[i], &mut states[i], &nodes[i].2, None);
+            step(&conns[i], &mut states[i], nodes[i].1, None);
         }
         let elapsed = start.elapsed();
         let mut fds = Vec::new();
@@ -182,7 +183,7 @@ pub fn run(
         for (k, fd) in fds.iter().enumerate() {
             if fd.revents != 0 {
                 let i = who[k];
-                step(&conns[i], &mut states[i], &nodes[i].2, Some(fd.revents));
+                step(&conns[i], &mut states[i], nodes[i].1, Some(fd.revents));
             }
         }
     }
@@ -196,7 +197,7 @@ pub fn run(
         .collect()
 }
 
-fn start_connect(host: &str, port: i32, params: &Params) -> (Conn, State) {
+fn start_connect(node: &NodeAddr, params: &Params) -> (Conn, State) {
     let mut pairs: Vec<(CString, CString)> = Vec::with_capacity(params.len() + 3);
     let mut push = |k: &str, v: &str| {
         if let (Ok(k), Ok(v)) = (CString::new(k), CString::new(v)) {
@@ -208,8 +209,8 @@ fn start_connect(host: &str, port: i32, params: &Params) -> (Conn, State) {
             push(k, v);
         }
     }
-    push("host", host);
-    push("port", &port.to_string());
+    push("host", &node.host);
+    push("port", &node.port.to_string());
     let mut kw: Vec<*const c_char> = pairs.iter().map(|(k, _)| k.as_ptr()).collect();
     let mut vals: Vec<*const c_char> = pairs.iter().map(|(_, v)| v.as_ptr()).collect();
     kw.push(std::ptr::null());

@@ -12,6 +12,8 @@ passed=0; failed=0; failed_names=()
 for s in scenarios/*.sh; do
   [ -n "${ONLY:-}" ] && [[ "$s" != *"$ONLY"* ]] && continue
   name=$(basename "$s" .sh)
+  # ONLY_LIST: these scenarios only (names without .sh, blank-separated)
+  if [ -n "${ONLY_LIST:-}" ] && ! [[ " $(echo $ONLY_LIST) " == *" $name "* ]]; then continue; fi
   start=$(date +%s)
   log="${LOG_DIR:-/tmp}/citus_autoscale_scenario_$name.log"
   if bash "$s" >"$log" 2>&1; then

@@ -33,8 +33,11 @@ if [ "$(cargo pgrx --version 2>/dev/null | awk '{print $2}')" != "$PGRX_VERSION"
   echo "setup: installing cargo-pgrx $PGRX_VERSION (about 5 minutes on 2 cores)"
   cargo install cargo-pgrx --version "=$PGRX_VERSION" --locked
 fi
-if ! grep -qs "pg15" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
-  cargo pgrx init --pg15="$PG_CONFIG" >/dev/null
+# pgrx knows every PostgreSQL this machine has: Debian's 15, and 18 when scripts/build_pairs.sh built it
+PG18_BIN=$(scripts/build_pairs.sh --print-pg18)
+PGRX_CONFIG="${PGRX_HOME:-$HOME/.pgrx}/config.toml"
+if ! grep -qs "pg15" "$PGRX_CONFIG" || { [ -n "$PG18_BIN" ] && ! grep -qs "^pg18 = \"$PG18_BIN/pg_config\"" "$PGRX_CONFIG"; }; then
+  cargo pgrx init --pg15="$PG_CONFIG" ${PG18_BIN:+--pg18="$PG18_BIN/pg_config"} >/dev/null
 fi
 
 case "${1:-}" in

@@ -1,38 +1,98 @@
 #!/usr/bin/env bash
-# The whole test suite (README's test command; .ci/run calls exactly this):
-#   1. pure logic with plain cargo test (parsers, rates, policy engine, operation state machine)
-#   2. #[pg_test]s on a pgrx-managed PostgreSQL 15 (SQL API, settings, the background worker)
+# The whole test suite (README's test command; .ci/run calls exactly this), on every PostgreSQL / Citus
+# pair this machine has:
+#   PostgreSQL 15 (Debian's) with Citus 13.2    PostgreSQL 18 with Citus 14.0
+#
+#   1. pure logic with plain cargo test (parsers, rates, policy engine, operation state machine), once
+#   then for each pair:
+#   2. #[pg_test]s on a pgrx-managed instance of that PostgreSQL (SQL API, settings, the background worker)
 #   3. user-visible SQL output against tests/pg_regress/expected (pg_test/regress.sh, pg_regress)
-#   4. real-cluster scenarios in pg_test/ (skipped, with one line saying so, when Citus is not installed),
-#      the upgrade from 0.1.0 first
-#   5. the Debian package: scripts/package.sh builds it, pg_test/package_test.sh installs it with dpkg,
-#      creates the extension on a throwaway instance, samples, removes it (the build from 4 is put back)
+#   4. real-cluster scenarios in pg_test/ (skipped, with one line saying so, when that PostgreSQL has no
+#      Citus): every scenario on PostgreSQL 18 / Citus 14; on 15 / 13.2 the scenarios that touch
+#      version-specific code (PG15_SCENARIOS below, listed in the README), the upgrade from 0.1.0 first
+#   5. the Debian package of that major: scripts/package.sh builds it, pg_test/package_test.sh installs it
+#
+#   CITUS_AUTOSCALE_SOURCES=<dir> scripts/test.sh   first builds what is missing (PostgreSQL 18, Citus 13.2
+#       for 15, Citus 14 for 18) from the source tarballs in <dir> (scripts/build_pairs.sh; cached outside
+#       the clone, a second run builds nothing)
+#   PAIRS="15 18"          the pairs to run (default: both; a pair whose PostgreSQL is missing is skipped
+#                          with one line)
+#   ALL_SCENARIOS_ON_15=1  every scenario on PostgreSQL 15 too (about 25 minutes more)
 # Installs its own dependencies first (scripts/setup.sh --deps). Run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
+started=$(date +%s)
 
 scripts/setup.sh --deps
+if [ -n "${CITUS_AUTOSCALE_SOURCES:-}" ]; then
+  scripts/build_pairs.sh "$CITUS_AUTOSCALE_SOURCES" ||
+    echo "test: some of PostgreSQL 18 / Citus could not be built from $CITUS_AUTOSCALE_SOURCES (see above)"
+  scripts/setup.sh --deps   # registers a PostgreSQL 18 that was just built with pgrx
+fi
 
-echo "== 1/5 pure logic: cargo test -p autoscale_core"
+# the scenarios that touch version-specific code, run on PostgreSQL 15 / Citus 13.2 as well
+PG15_SCENARIOS=${PG15_SCENARIOS:-"00_upgrade 01_sampling 02_rebalance_on_join 05_human_rebalance_respected
+  07_scale_out_in_cycle 11_single_node 14_fault_matrix 15_coordinator_failover 16_safety 17_clone_split 20_hot_tenant"}
+
+echo "== 1 pure logic: cargo test -p autoscale_core"
 cargo test -p autoscale_core 2>&1 | grep -vE "^test .* \.\.\. ok$"
 
-echo "== 2/5 pg_test: cargo pgrx test pg15"
-PGTEST_DIR=${PGTEST_DIR:-/tmp/citus_autoscale_pgtest}
-mkdir -p "$PGTEST_DIR"; chown postgres: "$PGTEST_DIR"
-# one test at a time: the worker tests change server settings through ALTER SYSTEM
-RUST_TEST_THREADS=1 cargo pgrx test pg15 --runas postgres --pgdata "$PGTEST_DIR/data"
+pg_bin() {
+  case "$1" in
+    15) echo /usr/lib/postgresql/15/bin ;;
+    *) scripts/build_pairs.sh --print-pg"$1" ;;
+  esac
+}
 
-# cargo pgrx test installed a build with test-only objects; install one without them, with the
-# failpoint setting the scenarios stop operations at exact steps with (autoscale.test_hold_at_steps)
-cargo pgrx install --features failpoints --pg-config /usr/lib/postgresql/15/bin/pg_config >/dev/null 2>&1
+run_pair() {
+  local major=$1 bin pgc
+  bin=$(pg_bin "$major")
+  if [ -z "$bin" ] || [ ! -x "$bin/pg_config" ]; then
+    echo "== PostgreSQL $major is not installed or built here: its part skipped (CITUS_AUTOSCALE_SOURCES=<dir with postgresql-$major*.tar.*> builds it)"
+    return 0
+  fi
+  pgc=$bin/pg_config
+  export PGBIN=$bin
+  echo "== PostgreSQL $major ($("$pgc" --version)), $(
+    [ -f "$("$pgc" --pkglibdir)/citus.so" ] && echo "Citus $(sed -n "s/^default_version = '\(.*\)'/\1/p" "$("$pgc" --sharedir)/extension/citus.control")" ||
+      echo "no Citus")"
 
-echo "== 3/5 user-visible SQL output: pg_test/regress.sh"
-pg_test/regress.sh
+  echo "== 2 pg_test: cargo pgrx test pg$major"
+  PGTEST_DIR=${PGTEST_BASE:-/tmp/citus_autoscale_pgtest}-$major
+  mkdir -p "$PGTEST_DIR"; chown postgres: "$PGTEST_DIR"
+  # pg_cron where it is installed for this PostgreSQL (none for 18 here); the pg_cron test says when it skips
+  if [ -f "$("$pgc" --pkglibdir)/pg_cron.so" ]; then export CITUS_AUTOSCALE_TEST_PG_CRON=on; else export CITUS_AUTOSCALE_TEST_PG_CRON=off; fi
+  # one test at a time: the worker tests change server settings through ALTER SYSTEM
+  RUST_TEST_THREADS=1 cargo pgrx test "pg$major" --runas postgres --pgdata "$PGTEST_DIR/data"
 
-echo "== 4/5 real-cluster scenarios: pg_test/run.sh"
-pg_test/run.sh
+  # cargo pgrx test installed a build with test-only objects; install one without them, with the
+  # failpoint settings the scenarios stop operations at exact steps with (autoscale.test_hold_at_steps)
+  cargo pgrx install --features failpoints --pg-config "$pgc" >/dev/null 2>&1
 
-echo "== 5/5 the Debian package: scripts/package.sh, pg_test/package_test.sh"
-deb=$(scripts/package.sh | tail -1)
-pg_test/package_test.sh "$deb"
+  echo "== 3 user-visible SQL output: pg_test/regress.sh (PostgreSQL $major)"
+  pg_test/regress.sh
+
+  echo "== 4 real-cluster scenarios: pg_test/run.sh (PostgreSQL $major)"
+  if [ "$major" = 15 ] && [ "${ALL_SCENARIOS_ON_15:-0}" != 1 ]; then
+    echo "   PostgreSQL 15 / Citus 13.2: the version-specific subset: $(echo $PG15_SCENARIOS)"
+    ONLY_LIST="$PG15_SCENARIOS" pg_test/run.sh
+  else
+    pg_test/run.sh
+  fi
+
+  echo "== 5 the Debian package: scripts/package.sh, pg_test/package_test.sh (PostgreSQL $major)"
+  local deb
+  deb=$(PG_CONFIG=$pgc scripts/package.sh | tail -1)
+  pg_test/package_test.sh "$deb"
+  # the package test removed what it installed and put the dev build back; the next pair's scenarios
+  # need nothing of this one
+}
+
+for major in ${PAIRS:-15 18}; do
+  run_pair "$major"
+done
+# the configuration of a PostgreSQL 15 coordinator moved to PostgreSQL 18 / Citus 14 (needs both pairs)
+echo "== 6 configuration migration from PostgreSQL 15 to 18: pg_test/migrate_15_to_18.sh"
+pg_test/migrate_15_to_18.sh
+echo "test: the whole suite passed in $(( ($(date +%s) - started) / 60 )) min"

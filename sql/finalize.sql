@@ -190,6 +190,23 @@ COMMENT ON FUNCTION autoscale.scale_out(text, integer, text, integer) IS
   'autoscale.parallel_transfer_colocated_shards and autoscale.parallel_transfer_reference_tables). With '
   'autoscale.coordinator_shards = ''shed'' a coordinator that holds shards gets shouldhaveshards = false before that '
   'rebalance, which moves its shards to the workers. Same guards as the policies.';
+COMMENT ON FUNCTION autoscale.capacity_plan() IS
+  'The capacity plan from the hourly rollups of the last year: per metric (cpu, memory, disk, connections, '
+  'commits_per_sec, database_bytes) the current value, the linear-trend forecast at 3, 6 and 12 months, growth per '
+  'month, the scale-out threshold (the lowest of the policies on that metric, else a default for cpu 80, memory 90, '
+  'disk 85), when the trend crosses it on today''s data nodes and when even max_workers pass it, and the action '
+  'required in plain words. With less than 7 days of hourly rollups it says so instead of forecasting.';
+
+-- === versions (0.3.0) ===
+GRANT EXECUTE ON FUNCTION autoscale.version_support(), autoscale.library_version() TO pg_monitor;
+COMMENT ON FUNCTION autoscale.version_support() IS
+  'The PostgreSQL / Citus pair of this server and database, the version of the citus_autoscale library loaded, and '
+  'whether this release supports the pair: tested (PostgreSQL 15 with Citus 13.2, PostgreSQL 18 with Citus 14.0), '
+  'built, not tested (PostgreSQL 16 and 17 with Citus 13.2 or 14.0, a newer Citus 14 minor), or not supported (then '
+  'may_act is false: autoscale samples and decides but starts no operation), with the sentence that says why.';
+COMMENT ON FUNCTION autoscale.library_version() IS
+  'The version of the citus_autoscale library loaded in this server. After new files are installed it stays the old '
+  'one until PostgreSQL restarts; ALTER EXTENSION citus_autoscale UPDATE refuses to run before that.';
 COMMENT ON FUNCTION autoscale.explain() IS
   'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
   'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, data_nodes: the '
@@ -197,10 +214,19 @@ COMMENT ON FUNCTION autoscale.explain() IS
   'the path a scale-out takes (split from a ready warm clone, or logical) and why. For predictive policies also the '
   'forecast value at now + horizon, the horizon (how long a scale-out takes here), the model''s mean one-step error, '
   'and a note such as "forecast to cross 80 in 7m; a scale-out takes 6m here". dead_nodes: the workers declared '
-  'dead (autoscale.dead_nodes), each host:port: what it holds and what happens to it.';
-COMMENT ON FUNCTION autoscale.capacity_plan() IS
-  'The capacity plan from the hourly rollups of the last year: per metric (cpu, memory, disk, connections, '
-  'commits_per_sec, database_bytes) the current value, the linear-trend forecast at 3, 6 and 12 months, growth per '
-  'month, the scale-out threshold (the lowest of the policies on that metric, else a default for cpu 80, memory 90, '
-  'disk 85), when the trend crosses it on today''s data nodes and when even max_workers pass it, and the action '
-  'required in plain words. With less than 7 days of hourly rollups it says so instead of forecasting.';
+  'dead (autoscale.dead_nodes), each host:port: what it holds and what happens to it. Rows that are not policies: '
+  'load_skew and hot_tenant while they apply, and versions when this PostgreSQL / Citus pair is not a tested one '
+  '(autoscale.version_support()).';
+
+-- Say it at CREATE EXTENSION (and at the update) when this PostgreSQL / Citus pair is not a tested one.
+DO $versions$
+DECLARE v record;
+BEGIN
+  SELECT * INTO v FROM autoscale.version_support();
+  IF NOT v.may_act THEN
+    RAISE WARNING 'citus_autoscale: %', v.note
+      USING HINT = 'See the Supported versions table in the README; SELECT * FROM autoscale.version_support() tells the pair.';
+  ELSIF v.support <> 'tested' THEN
+    RAISE NOTICE 'citus_autoscale: %', v.note;
+  END IF;
+END $versions$;

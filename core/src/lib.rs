@@ -9,6 +9,7 @@
 //! - [`forecast`]: the short-term load forecast (seasonal profile x robust trend, with its own
 //!   error), the learned lead time, and the linear trend of the capacity plan.
 //! - [`capacity`]: the capacity plan: linear trends months ahead, threshold and max_workers dates.
+//! - [`compat`]: the supported PostgreSQL / Citus pairs and what is said on the others.
 //! - [`clones`]: warm clones in the pool: when one is ready for a snapshot split, which one a
 //!   scale-out takes, and which path (split or logical) a scale-out will take.
 //! - [`load`]: per-shard-group load: rates, smoothing, the by-load cost, the load-skew trigger.
@@ -19,6 +20,7 @@
 
 pub mod capacity;
 pub mod clones;
+pub mod compat;
 pub mod duration;
 pub mod forecast;
 pub mod load;

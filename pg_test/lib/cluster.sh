@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The local cluster: nodes on loopback, each a PostgreSQL 15 instance run by the postgres OS user
+# The local cluster: nodes on loopback, each a PostgreSQL instance of $PGBIN (default Debian's 15) run by the postgres OS user
 # and started and stopped with pg_ctl; SQL on a node; settings; waiting; the autoscale worker. Sourced through pg_test/lib.sh.
 
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
@@ -7,8 +7,13 @@ CLUSTER_DIR=${CLUSTER_DIR:-/tmp/autoscale-cluster}
 BASE_PORT=${BASE_PORT:-9700}
 SAMPLE_INTERVAL=${SAMPLE_INTERVAL:-1s}
 
+# as_pg CMD ARGS...: run as the postgres OS user. A PostgreSQL program named bare (psql, pgbench,
+# pg_basebackup, pg_dump, ...) is the one of $PGBIN: the pair under test, not whichever major
+# Debian's wrapper in /usr/bin would choose.
 as_pg() {
-  if [ "$(id -un)" = postgres ]; then "$@"; else runuser -u postgres -- "$@"; fi
+  local cmd=$1; shift
+  [[ "$cmd" != */* ]] && [ -x "$PGBIN/$cmd" ] && cmd=$PGBIN/$cmd
+  if [ "$(id -un)" = postgres ]; then "$cmd" "$@"; else runuser -u postgres -- "$cmd" "$@"; fi
 }
 
 citus_installed() {

@@ -10,7 +10,7 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 use crate::infra::errors::OrReport;
-use crate::infra::{activity, settings, subxact};
+use crate::infra::{activity, settings, subxact, versions};
 use crate::orchestration::tick;
 use crate::services::provision;
 use crate::store::events;
@@ -125,6 +125,7 @@ pub extern "C-unwind" fn citus_autoscale_worker_main(_arg: pg_sys::Datum) {
             if !extension_ready() {
                 return None;
             }
+            log_version_support();
             Some(tick::sample("worker"))
         });
         // deciding and acting commit on their own: an operation step that fails, even at commit,
@@ -162,6 +163,26 @@ pub extern "C-unwind" fn citus_autoscale_worker_main(_arg: pg_sys::Datum) {
         activity::report("idle");
     }
     log!("citus_autoscale worker stopping");
+}
+
+/// Says in the server log, once per pair, on which PostgreSQL / Citus pair the worker runs; a
+/// WARNING when this release does not support it (autoscale then starts no operation).
+fn log_version_support() {
+    // the pair last judged in the log (logged again when it changes: ALTER EXTENSION citus UPDATE)
+    static LOGGED: std::sync::Mutex<Option<(u32, Option<String>)>> = std::sync::Mutex::new(None);
+    let pair = versions::current();
+    let key = (pair.postgres_major, pair.citus.clone());
+    let mut logged = LOGGED.lock().unwrap_or_else(|e| e.into_inner());
+    if logged.as_ref() == Some(&key) {
+        return;
+    }
+    let a = pair.assess();
+    if a.may_act() {
+        log!("citus_autoscale: {}", a.note);
+    } else {
+        warning!("citus_autoscale: {}", a.note);
+    }
+    *logged = Some(key);
 }
 
 /// Delivers due webhooks outside any tick's transaction: claim (commit), POST (no transaction),

@@ -16,6 +16,14 @@ pub fn installed() -> bool {
     unsafe { pg_sys::get_extension_oid(c"citus".as_ptr(), true) != pg_sys::InvalidOid }
 }
 
+/// The version of the citus extension created in this database (`pg_extension.extversion`,
+/// such as `13.2-1`); None when it is not created.
+pub fn extversion() -> SpiResult<Option<String>> {
+    Spi::get_one::<String>(
+        "SELECT extversion::text FROM pg_catalog.pg_extension WHERE extname = 'citus'",
+    )
+}
+
 /// This node's Citus group id (0 on the coordinator). Call only when [`installed`].
 pub fn local_group_id() -> SpiResult<Option<i32>> {
     Spi::get_one::<i32>("SELECT groupid FROM pg_catalog.pg_dist_local_group")

@@ -11,3 +11,4 @@ pub mod privilege;
 pub mod settings;
 pub mod spi;
 pub mod subxact;
+pub mod versions;

@@ -56,6 +56,13 @@ pub fn guard_input() -> Result<GuardInput> {
 /// Runs the guards. An invalid maintenance window blocks (the safe reading of a typo).
 pub fn check_guards(starting: bool) -> Result<GuardVerdict> {
     let mut g = guard_input()?;
+    if g.citus_installed {
+        // a PostgreSQL / Citus pair this release does not support: sample and decide, never act
+        let pair = crate::infra::versions::current().assess();
+        if !pair.may_act() {
+            return Ok(GuardVerdict::Blocked(pair.note));
+        }
+    }
     if let Some(w) = settings::maintenance_window() {
         match MaintenanceWindow::parse(&w) {
             Ok(w) => g.window = Some(w),

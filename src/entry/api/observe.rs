@@ -212,7 +212,62 @@ fn explain() -> TableIterator<
             text,
         ));
     }
+    // a PostgreSQL / Citus pair this release does not support, or has not tested
+    let pair = crate::infra::versions::current();
+    let verdict = pair.assess();
+    if verdict.support != autoscale_core::compat::Support::Tested {
+        rows.push(trigger_row(
+            "versions",
+            "citus",
+            "-",
+            None,
+            format!(
+                "PostgreSQL {} with Citus {}: {}",
+                pair.postgres,
+                pair.citus.as_deref().unwrap_or("(none)"),
+                verdict.support.as_str()
+            ),
+            if verdict.may_act() { "none" } else { "hold" },
+            verdict.note,
+        ));
+    }
     TableIterator::new(rows)
+}
+
+/// The PostgreSQL / Citus pair of this server, and whether this release supports it: `tested`,
+/// `built, not tested` or `not supported` (then autoscale samples and decides but starts no
+/// operation), with the sentence that says why.
+#[pg_extern(stable)]
+#[search_path(pg_catalog, pg_temp)]
+fn version_support() -> TableIterator<
+    'static,
+    (
+        name!(postgres, String),
+        name!(citus, Option<String>),
+        name!(library, String),
+        name!(support, String),
+        name!(may_act, bool),
+        name!(note, String),
+    ),
+> {
+    let pair = crate::infra::versions::current();
+    let a = pair.assess();
+    TableIterator::once((
+        pair.postgres.clone(),
+        pair.citus.clone(),
+        env!("CARGO_PKG_VERSION").to_string(),
+        a.support.as_str().to_string(),
+        a.may_act(),
+        a.note,
+    ))
+}
+
+/// The version of the citus_autoscale library loaded in this backend. After new files are
+/// installed it stays the old one until PostgreSQL restarts (a preloaded library cannot be
+/// replaced in a running server); `ALTER EXTENSION citus_autoscale UPDATE` checks it.
+#[pg_extern(immutable, parallel_safe)]
+fn library_version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
 }
 
 /// The capacity plan from the hourly rollups: per metric the current value, the linear-trend

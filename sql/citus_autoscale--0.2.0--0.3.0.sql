@@ -1,0 +1,70 @@
+-- citus_autoscale 0.2.0 -> 0.3.0. Applied by ALTER EXTENSION citus_autoscale UPDATE.
+-- Every schema change of 0.3.0 is here, in the order it was made; an upgraded install must have exactly the
+-- objects of a fresh 0.3.0 install (pg_test/scenarios/00_upgrade.sh compares the catalogs).
+\echo Use "ALTER EXTENSION citus_autoscale UPDATE" to load this file. \quit
+
+-- === the library first ===
+-- A preloaded library stays loaded until PostgreSQL restarts: new files installed over a running server leave
+-- the old library in memory, and every function of this script would point at a symbol it does not have. The
+-- first function of 0.3.0 is created first: when its symbol is missing, the update stops here and changes nothing.
+DO $library$
+BEGIN
+  CREATE FUNCTION autoscale."library_version"() RETURNS TEXT /* &str */
+  IMMUTABLE STRICT PARALLEL SAFE
+  LANGUAGE c /* Rust */
+  AS 'MODULE_PATHNAME', 'library_version_wrapper';
+EXCEPTION WHEN undefined_function THEN
+  RAISE EXCEPTION 'citus_autoscale: the library loaded in this server is older than 0.3.0, the version this update installs'
+    USING ERRCODE = 'object_not_in_prerequisite_state',
+          DETAIL = 'PostgreSQL loaded citus_autoscale at its start (shared_preload_libraries) and keeps that library '
+                   'until it restarts; the new files are installed but not loaded. Nothing was changed.',
+          HINT = 'restart PostgreSQL on this node so that it loads the new library, then run the update again';
+END $library$;
+REVOKE ALL ON FUNCTION autoscale.library_version() FROM PUBLIC;
+
+-- === versions (issue 20): the PostgreSQL / Citus pair and whether it is supported ===
+CREATE FUNCTION autoscale."version_support"() RETURNS TABLE (
+	"postgres" TEXT,  /* String */
+	"citus" TEXT,  /* Option < String > */
+	"library" TEXT,  /* String */
+	"support" TEXT,  /* String */
+	"may_act" bool,  /* bool */
+	"note" TEXT  /* String */
+)
+STRICT STABLE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'version_support_wrapper';
+REVOKE ALL ON FUNCTION autoscale.version_support() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION autoscale.version_support(), autoscale.library_version() TO pg_monitor;
+COMMENT ON FUNCTION autoscale.version_support() IS
+  'The PostgreSQL / Citus pair of this server and database, the version of the citus_autoscale library loaded, and '
+  'whether this release supports the pair: tested (PostgreSQL 15 with Citus 13.2, PostgreSQL 18 with Citus 14.0), '
+  'built, not tested (PostgreSQL 16 and 17 with Citus 13.2 or 14.0, a newer Citus 14 minor), or not supported (then '
+  'may_act is false: autoscale samples and decides but starts no operation), with the sentence that says why.';
+COMMENT ON FUNCTION autoscale.library_version() IS
+  'The version of the citus_autoscale library loaded in this server. After new files are installed it stays the old '
+  'one until PostgreSQL restarts; ALTER EXTENSION citus_autoscale UPDATE refuses to run before that.';
+COMMENT ON FUNCTION autoscale.explain() IS
+  'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
+  'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, data_nodes: the '
+  'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)), and scale_out_path: '
+  'the path a scale-out takes (split from a ready warm clone, or logical) and why. For predictive policies also the '
+  'forecast value at now + horizon, the horizon (how long a scale-out takes here), the model''s mean one-step error, '
+  'and a note such as "forecast to cross 80 in 7m; a scale-out takes 6m here". dead_nodes: the workers declared '
+  'dead (autoscale.dead_nodes), each host:port: what it holds and what happens to it. Rows that are not policies: '
+  'load_skew and hot_tenant while they apply, and versions when this PostgreSQL / Citus pair is not a tested one '
+  '(autoscale.version_support()).';
+
+-- Say it at CREATE EXTENSION (and at the update) when this PostgreSQL / Citus pair is not a tested one.
+DO $versions$
+DECLARE v record;
+BEGIN
+  SELECT * INTO v FROM autoscale.version_support();
+  IF NOT v.may_act THEN
+    RAISE WARNING 'citus_autoscale: %', v.note
+      USING HINT = 'See the Supported versions table in the README; SELECT * FROM autoscale.version_support() tells the pair.';
+  ELSIF v.support <> 'tested' THEN
+    RAISE NOTICE 'citus_autoscale: %', v.note;
+  END IF;
+END $versions$;

@@ -1,23 +1,35 @@
 #!/usr/bin/env bash
 # The Debian package, installed as a user would: `dpkg -i` of the .deb scripts/package.sh built
-# (PATH without any Rust toolchain), a throwaway PostgreSQL 15 instance (own directory and port,
+# (PATH without any Rust toolchain), a throwaway instance of $PGBIN's PostgreSQL (own directory and port,
 # citus_autoscale preloaded) runs CREATE EXTENSION and one autoscale.sample(); then `dpkg -r`
 # removes every file it installed. Whatever citus_autoscale files were in the system PostgreSQL
 # before (a `cargo pgrx install` dev build) are put back at the end, however the test ends.
+# A PostgreSQL that is not Debian's package (18, built from source for the tests here) gets the package
+# with dpkg --force-depends, and the instance finds its files through dynamic_library_path and
+# extension_control_path (PostgreSQL 18+), as it would find them in Debian's postgresql-18.
 #   pg_test/package_test.sh [path/to.deb]     (default: the .deb of this version in target/deb/)
 # Run as root, under the lock the other PostgreSQL tests take.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT_DIR=$PWD
 VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
-PKG=postgresql-15-citus-autoscale
+. pg_test/lib.sh   # PGBIN: the pair under test (default Debian's 15)
+PG_MAJOR=$("$PGBIN/pg_config" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+PKG=postgresql-$PG_MAJOR-citus-autoscale
 DEB=$(realpath "${1:-target/deb/${PKG}_${VERSION}_$(dpkg --print-architecture).deb}")
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin   # no cargo, no rustc: the package must stand alone
 CLUSTER_DIR=/tmp/citus_autoscale_pkgtest
 BASE_PORT=9790
-. pg_test/lib.sh
-LIBDIR=$("$PGBIN/pg_config" --pkglibdir)
-SHAREDIR=$("$PGBIN/pg_config" --sharedir)/extension
+# where the package puts its files: Debian's layout for this major
+LIBDIR=/usr/lib/postgresql/$PG_MAJOR/lib
+SHAREDIR=/usr/share/postgresql/$PG_MAJOR/extension
+debian_server=yes
+[ "$("$PGBIN/pg_config" --pkglibdir)" = "$LIBDIR" ] || debian_server=no
+DPKG_FLAGS=()
+if ! dpkg-query -W -f='${Status}' "postgresql-$PG_MAJOR" 2>/dev/null | grep -q "install ok installed"; then
+  echo "postgresql-$PG_MAJOR is not installed as a Debian package here: dpkg -i --force-depends"
+  DPKG_FLAGS=(--force-depends)
+fi
 
 echo "# the Debian package: dpkg -i, CREATE EXTENSION, one sample, dpkg -r"
 [ -f "$DEB" ] || fail "$DEB missing: build it with scripts/package.sh"
@@ -47,9 +59,9 @@ field() { dpkg-deb -f "$DEB" "$1"; }
 assert_eq "$(field Package)" "$PKG" "Package"
 assert_eq "$(field Version)" "$VERSION" "Version is Cargo.toml's"
 assert_eq "$(field Architecture)" "$(dpkg --print-architecture)" "Architecture"
-assert_contains "$(field Depends)" "postgresql-15" "Depends on postgresql-15"
+assert_contains "$(field Depends)" "postgresql-$PG_MAJOR" "Depends on postgresql-$PG_MAJOR"
 assert_contains "$(field Depends)" "libpq5" "Depends on libpq5 (the sample's own connections)"
-assert_eq "$(field Suggests)" "postgresql-15-cron" "Suggests postgresql-15-cron"
+assert_eq "$(field Suggests)" "postgresql-$PG_MAJOR-cron" "Suggests postgresql-$PG_MAJOR-cron"
 [[ "$(field Maintainer)" =~ ^[^\<]+\ \<[^@\>]+@[^\>]+\>$ ]] || fail "Maintainer is not 'Name <email>': $(field Maintainer)"
 echo "ok: Maintainer $(field Maintainer)"
 size=$(field Installed-Size)
@@ -65,7 +77,7 @@ for f in sql/citus_autoscale--*--*.sql; do
 done
 
 # --- install
-dpkg -i "$DEB" >/dev/null
+dpkg -i ${DPKG_FLAGS[@]+"${DPKG_FLAGS[@]}"} "$DEB" >/dev/null 2>&1 || dpkg -i ${DPKG_FLAGS[@]+"${DPKG_FLAGS[@]}"} "$DEB"
 assert_contains "$(dpkg-query -W -f='${Status} ${Version}' "$PKG")" "install ok installed $VERSION" "dpkg -i installed it"
 owned=$(dpkg -L "$PKG" | while read -r f; do [ -f "$f" ] && echo "$f"; done)
 for f in $owned; do [ -f "$f" ] || fail "$f not installed"; done
@@ -75,6 +87,12 @@ echo "ok: every library citus_autoscale.so links against is there"
 
 # --- a throwaway instance: preloaded, CREATE EXTENSION, one sample
 init_node 0 citus_autoscale
+if [ "$debian_server" = no ]; then
+  cat >>"$(node_dir 0)/postgresql.conf" <<CONF
+dynamic_library_path = '$LIBDIR:\$libdir'
+extension_control_path = '/usr/share/postgresql/$PG_MAJOR:\$system'
+CONF
+fi
 start_node 0
 assert_eq "$(q 0 "SELECT default_version FROM pg_available_extensions WHERE name = 'citus_autoscale'")" "$VERSION" \
   "PostgreSQL sees version $VERSION"
@@ -94,7 +112,7 @@ done
 stop_node 0
 
 # --- remove
-dpkg -r "$PKG" >/dev/null
+dpkg -r ${DPKG_FLAGS[@]+"${DPKG_FLAGS[@]}"} "$PKG" >/dev/null
 status=$(dpkg-query -W -f='${Status}' "$PKG" 2>&1 || true)
 [[ "$status" != *"install ok installed"* ]] || fail "still installed after dpkg -r: $status"
 echo "ok: dpkg -r removed the package ($status)"

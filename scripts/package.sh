@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Builds the Debian package of the extension for the system PostgreSQL 15:
-#   target/deb/postgresql-15-citus-autoscale_<version>_<arch>.deb
-# from `cargo pgrx package` (a release build staged under target/release/citus_autoscale-pg15/),
-# with a control file (Depends: postgresql-15, libpq5 and the libc the library links against; Suggests:
-# postgresql-15-cron), md5sums and Installed-Size. Install it with `dpkg -i` or `apt install ./<file>`;
+# Builds the Debian package of the extension for one PostgreSQL major (15 by default; PG_CONFIG picks another):
+#   target/deb/postgresql-<major>-citus-autoscale_<version>_<arch>.deb
+# from `cargo pgrx package` (a release build staged under target/release/citus_autoscale-pg<major>/),
+# with a control file (Depends: postgresql-<major>, libpq5 and the libc the library links against; Suggests:
+# postgresql-<major>-cron), md5sums and Installed-Size. The files go where Debian's postgresql-<major> looks
+# (/usr/lib/postgresql/<major>/lib, /usr/share/postgresql/<major>/extension), whichever build of that major
+# PG_CONFIG belongs to (PostgreSQL 18 is built from source for the tests here). Install it with `dpkg -i` or `apt install ./<file>`;
 # no Rust toolchain is needed where it is installed.
 #   scripts/package.sh               build, print the .deb's path on the last line
 #   SKIP_BUILD=1 scripts/package.sh  package what `cargo pgrx package` staged last time
@@ -27,6 +29,9 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
   echo "package: cargo pgrx package (release build) for PostgreSQL $PG_MAJOR" >&2
   cargo pgrx package --pg-config "$PG_CONFIG" >&2
 fi
+# Debian's layout for this major
+DEB_LIBDIR=/usr/lib/postgresql/$PG_MAJOR/lib
+DEB_EXTDIR=/usr/share/postgresql/$PG_MAJOR/extension
 LIB="$STAGED$("$PG_CONFIG" --pkglibdir)/$EXT.so"
 EXTDIR="$STAGED$("$PG_CONFIG" --sharedir)/extension"
 for f in "$LIB" "$EXTDIR/$EXT.control" "$EXTDIR/$EXT--$VERSION.sql"; do
@@ -38,16 +43,16 @@ grep -q "^default_version = '$VERSION'" "$EXTDIR/$EXT.control" ||
 ROOT=$(mktemp -d)
 trap 'rm -rf "$ROOT"' EXIT
 # only the files PostgreSQL loads: the library, the control file, the install and upgrade scripts
-install -D -m 0644 "$LIB" "$ROOT$("$PG_CONFIG" --pkglibdir)/$EXT.so"
+install -D -m 0644 "$LIB" "$ROOT$DEB_LIBDIR/$EXT.so"
 for f in "$EXTDIR/$EXT.control" "$EXTDIR/$EXT"--*.sql; do
-  install -D -m 0644 "$f" "$ROOT$("$PG_CONFIG" --sharedir)/extension/$(basename "$f")"
+  install -D -m 0644 "$f" "$ROOT$DEB_EXTDIR/$(basename "$f")"
 done
 # upgrade scripts from sql/ (cargo pgrx package copies them too; this makes sure none is missing)
 for f in sql/"$EXT"--*--*.sql; do
   [ -e "$f" ] || continue
-  install -D -m 0644 "$f" "$ROOT$("$PG_CONFIG" --sharedir)/extension/$(basename "$f")"
+  install -D -m 0644 "$f" "$ROOT$DEB_EXTDIR/$(basename "$f")"
 done
-strip --strip-unneeded "$ROOT$("$PG_CONFIG" --pkglibdir)/$EXT.so"
+strip --strip-unneeded "$ROOT$DEB_LIBDIR/$EXT.so"
 install -d "$ROOT/usr/share/doc/$PKG"
 install -m 0644 README.md "$ROOT/usr/share/doc/$PKG/README.md"
 [ -f dashboards/citus_autoscale.json ] && install -D -m 0644 dashboards/* -t "$ROOT/usr/share/doc/$PKG/dashboards/"
@@ -63,7 +68,7 @@ License: Apache-2.0
 EOF
 
 # the newest glibc symbol version the library needs
-GLIBC=$(objdump -T "$ROOT$("$PG_CONFIG" --pkglibdir)/$EXT.so" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' |
+GLIBC=$(objdump -T "$ROOT$DEB_LIBDIR/$EXT.so" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' |
         sort -uV | tail -1)
 MAINTAINER=${DEBFULLNAME:+$DEBFULLNAME <${DEBEMAIL:-root@localhost}>}
 MAINTAINER=${MAINTAINER:-$(git log -1 --format='%an <%ae>' 2>/dev/null || echo "citus_autoscale maintainers <root@localhost>")}

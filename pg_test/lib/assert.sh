@@ -7,6 +7,7 @@ assert_true() { [ "$1" = t ] || fail "$2 (got '$1')"; echo "ok: $2"; }
 # assert_contains TEXT NEEDLE MSG: TEXT contains NEEDLE. No pipe into grep -q: under pipefail
 # the writer can be killed by SIGPIPE once grep has seen a match, and the match counts as a failure.
 assert_contains() { [[ "$1" == *"$2"* ]] || fail "$3: '$2' not in: $(printf '%s' "$1" | head -c 300)"; echo "ok: $3"; }
+assert_not_contains() { [[ "$1" != *"$2"* ]] || fail "$3: '$2' in: $(printf '%s' "$1" | head -c 300)"; echo "ok: $3"; }
 # scenario NAME: a scenario's first line; the cluster is stopped however it ends.
 scenario() { echo "# $*"; trap 'stop_all' EXIT; }
 # sql_error I SQL [ROLE]: 'ok' when SQL succeeds, else psql's verbose error text (ERROR:  CODE: ...).

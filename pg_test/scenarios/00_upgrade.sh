@@ -1,58 +1,78 @@
 #!/usr/bin/env bash
-# Upgrade from the released 0.1.0 to this tree's version, on a real Citus cluster:
-#   1. builds 0.1.0 from its release commit (git archive into target/upgrade-0.1.0; cached there),
-#      installs its files, makes a cluster (coordinator, 2 workers, 1 standby) and gives it policies,
-#      a pool, history and a finished scale-out;
-#   2. installs this tree's files (saved from the system before step 1) and runs
-#      ALTER EXTENSION citus_autoscale UPDATE on the coordinator (and on a worker where Citus did not);
-#   3. checks that the data is kept and that sampling, explain() and an operation (a scale-in) work;
-#   4. compares the catalogs (pg_test/sql/catalog_snapshot.sql) of the upgraded coordinator, an upgraded
+# Upgrade from the released 0.1.0, through the released 0.2.0, to this tree's version, on a real Citus
+# cluster (PostgreSQL 15 only: on 18 this tree's version is the first release; the scenario says so and ends):
+#   1. builds 0.1.0 and 0.2.0 from their release commits (git archive; cached outside the clone under
+#      $CITUS_AUTOSCALE_CACHE/upgrade), installs 0.1.0's files, makes a cluster (coordinator, 2 workers,
+#      1 standby) and gives it policies, a pool, history and a finished scale-out;
+#   2. installs 0.2.0's files, restarts, runs ALTER EXTENSION citus_autoscale UPDATE (to 0.2.0);
+#   3. installs this tree's files over the running servers as a package does (new files, old library still
+#      loaded) and runs the update: it must refuse with a HINT to restart and change nothing; then restarts
+#      every node and runs it again (on a worker too where Citus did not);
+#   4. checks that the data is kept and that sampling, explain() and an operation (a scale-in) work;
+#   5. compares the catalogs (pg_test/sql/catalog_snapshot.sql) of the upgraded coordinator, an upgraded
 #      worker and a fresh install: they must be identical;
-#   5. pg_dump and pg_restore of a database with the extension keep its policies and pool.
+#   6. pg_dump and pg_restore of a database with the extension keep its policies and pool.
 # The system's extension files are put back as they were however the scenario ends.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
-scenario "upgrade from 0.1.0: data kept, sampling/explain/operations work, catalogs identical to a fresh install"
+scenario "upgrade 0.1.0 -> 0.2.0 -> this version: refused until restarted, data kept, catalogs identical to a fresh install"
 
+if [ "$("$PGBIN/pg_config" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')" != 15 ]; then
+  echo "PostgreSQL $("$PGBIN/pg_config" --version): no earlier release was built for it, nothing to upgrade from: scenario skipped"
+  exit 0
+fi
 RELEASE_0_1_0=fe137e01ee2dd2c62fc135c9f20ad9b728f96178   # main's commit that released 0.1.0
+RELEASE_0_2_0=7dd5c72ebc1ad531d4adb1d8a4adddbdab1238a5   # main's commit that released 0.2.0
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 NEW_VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$REPO/Cargo.toml" | head -1)
 LIBDIR=$("$PGBIN/pg_config" --pkglibdir)
 EXTDIR=$("$PGBIN/pg_config" --sharedir)/extension
 SNAPSHOT_SQL="$REPO/pg_test/sql/catalog_snapshot.sql"
-OLD="$REPO/target/upgrade-0.1.0"
+UPGRADE_CACHE=${CITUS_AUTOSCALE_CACHE:-/var/cache/citus_autoscale}/upgrade
 export PATH="$HOME/.cargo/bin:$PATH"
 
-# --- 1. 0.1.0, built from its commit ---
-if [ ! -f "$OLD/pkg/.built-$RELEASE_0_1_0" ]; then
-  git -C "$REPO" cat-file -e "$RELEASE_0_1_0^{commit}" 2>/dev/null ||
-    fail "the 0.1.0 release commit $RELEASE_0_1_0 is not in this clone (a shallow clone? fetch the full history)"
-  rm -rf "$OLD/src" "$OLD/pkg"; mkdir -p "$OLD/src"
-  git -C "$REPO" archive "$RELEASE_0_1_0" | tar -x -C "$OLD/src"
-  t0=$(date +%s)
-  (cd "$OLD/src" && CARGO_TARGET_DIR="$OLD/target" cargo pgrx package --debug \
-      --pg-config "$PGBIN/pg_config" --out-dir "$OLD/pkg" >"$OLD/build.log" 2>&1) ||
-    { tail -20 "$OLD/build.log"; fail "building 0.1.0 failed"; }
-  touch "$OLD/pkg/.built-$RELEASE_0_1_0"
-  echo "built 0.1.0 from $RELEASE_0_1_0 in $(( $(date +%s) - t0 )) s"
-fi
-old_so=$(find "$OLD/pkg" -name citus_autoscale.so | head -1)
-old_ext=$(dirname "$(find "$OLD/pkg" -name citus_autoscale.control | head -1)")
-[ -f "$old_so" ] && [ -f "$old_ext/citus_autoscale--0.1.0.sql" ] || fail "0.1.0 package incomplete under $OLD/pkg"
+# --- 1. the releases, built from their commits (once: a release's build never changes) ---
+# build_release VERSION COMMIT: prints the directory of its `cargo pgrx package` output
+build_release() {
+  local version=$1 commit=$2 dir=$UPGRADE_CACHE/$1-$2-pg15 t0
+  if [ ! -f "$dir/pkg/.built" ]; then
+    git -C "$REPO" cat-file -e "$commit^{commit}" 2>/dev/null ||
+      fail "the $version release commit $commit is not in this clone (a shallow clone? fetch the full history)"
+    rm -rf "$dir"; mkdir -p "$dir/src"
+    git -C "$REPO" archive "$commit" | tar -x -C "$dir/src"
+    t0=$(date +%s)
+    (cd "$dir/src" && CARGO_TARGET_DIR="$UPGRADE_CACHE/target" cargo pgrx package --debug \
+        --pg-config "$PGBIN/pg_config" --out-dir "$dir/pkg" >"$dir/build.log" 2>&1) ||
+      { tail -20 "$dir/build.log" >&2; fail "building $version failed"; }
+    touch "$dir/pkg/.built"
+    echo "built $version from $commit in $(( $(date +%s) - t0 )) s" >&2
+  fi
+  echo "$dir/pkg"
+}
+OLD=$(build_release 0.1.0 "$RELEASE_0_1_0")
+MID=$(build_release 0.2.0 "$RELEASE_0_2_0")
+old_so=$(find "$OLD" -name citus_autoscale.so | head -1)
+old_ext=$(dirname "$(find "$OLD" -name citus_autoscale.control | head -1)")
+mid_so=$(find "$MID" -name citus_autoscale.so | head -1)
+mid_ext=$(dirname "$(find "$MID" -name citus_autoscale.control | head -1)")
+[ -f "$mid_so" ] && [ -f "$mid_ext/citus_autoscale--0.2.0.sql" ] || fail "0.2.0 package incomplete under $MID"
+[ -f "$old_so" ] && [ -f "$old_ext/citus_autoscale--0.1.0.sql" ] || fail "0.1.0 package incomplete under $OLD"
 
 # save this tree's installed files; put them back at the end
 saved="$CLUSTER_DIR/installed-$NEW_VERSION"
 rm -rf "$saved"; mkdir -p "$saved"
 [ -f "$EXTDIR/citus_autoscale--$NEW_VERSION.sql" ] ||
   fail "citus_autoscale $NEW_VERSION is not installed (cargo pgrx install first)"
-[ -f "$EXTDIR/citus_autoscale--0.1.0--$NEW_VERSION.sql" ] || fail "the upgrade script 0.1.0--$NEW_VERSION is not installed"
+[ -f "$EXTDIR/citus_autoscale--0.2.0--$NEW_VERSION.sql" ] || fail "the upgrade script 0.2.0--$NEW_VERSION is not installed"
 cp -a "$LIBDIR/citus_autoscale.so" "$EXTDIR"/citus_autoscale.control "$EXTDIR"/citus_autoscale--*.sql "$saved/"
 had_old_script=no; [ -f "$EXTDIR/citus_autoscale--0.1.0.sql" ] && had_old_script=yes
+had_mid_script=no; [ -f "$EXTDIR/citus_autoscale--0.2.0.sql" ] && had_mid_script=yes
 restore_install() {
   stop_all
   cp -a "$saved/citus_autoscale.so" "$LIBDIR/"
   cp -a "$saved"/citus_autoscale.control "$saved"/citus_autoscale--*.sql "$EXTDIR/"
   [ "$had_old_script" = yes ] || rm -f "$EXTDIR/citus_autoscale--0.1.0.sql"
+  [ "$had_mid_script" = yes ] || rm -f "$EXTDIR/citus_autoscale--0.2.0.sql"
 }
 trap restore_install EXIT
 install -m 755 "$old_so" "$LIBDIR/citus_autoscale.so"
@@ -90,23 +110,50 @@ counts_before=$(q 0 "$(printf "$counts_sql" "$last_sample" "$last_sample" "$last
 rows_before=$(row_counts 0)
 echo "0.1.0 state: $kept_before; history rows (samples/worker_count/events): $counts_before"
 
-# --- 2. this version's files, ALTER EXTENSION UPDATE ---
+# --- 2. 0.2.0's files, restart, ALTER EXTENSION UPDATE (the released path) ---
+ext_version() { q "$1" "SELECT extversion FROM pg_extension WHERE extname = 'citus_autoscale'"; }
 stop_all
-cp -a "$saved/citus_autoscale.so" "$LIBDIR/"
-cp -a "$saved"/citus_autoscale.control "$saved"/citus_autoscale--*.sql "$EXTDIR/"
+install -m 755 "$mid_so" "$LIBDIR/citus_autoscale.so"
+install -m 644 "$mid_ext/citus_autoscale.control" "$mid_ext/citus_autoscale--0.2.0.sql" "$mid_ext/citus_autoscale--0.1.0--0.2.0.sql" "$EXTDIR/"
 for i in 0 1 2 3; do start_node "$i"; done
 q 0 "ALTER EXTENSION citus_autoscale UPDATE" >/dev/null
-assert_eq "$(q 0 "SELECT extversion FROM pg_extension WHERE extname = 'citus_autoscale'")" "$NEW_VERSION" "coordinator updated to $NEW_VERSION"
+assert_eq "$(ext_version 0)" 0.2.0 "coordinator updated to 0.2.0"
+for i in 1 2 3; do [ "$(ext_version "$i")" = 0.2.0 ] || q "$i" "ALTER EXTENSION citus_autoscale UPDATE" >/dev/null; done
+
+# --- 3. this version's files over the running servers, as dpkg installs them (a new file; the old library
+#        stays mapped), then the update: refused with a HINT, nothing changed; after a restart it runs ---
+catalog_before=$(as_pg psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$(node_port 0)" -U postgres -d postgres -f "$SNAPSHOT_SQL")
+install -m 755 "$saved/citus_autoscale.so" "$LIBDIR/citus_autoscale.so"
+install -m 644 "$saved"/citus_autoscale.control "$saved"/citus_autoscale--*.sql "$EXTDIR/"
+assert_eq "$(q 0 "SELECT default_version FROM pg_available_extensions WHERE name = 'citus_autoscale'")" "$NEW_VERSION" \
+  "the new files are installed ($NEW_VERSION) while the servers run 0.2.0's library"
+refused=$(as_pg psql -X -q -At -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -h 127.0.0.1 -p "$(node_port 0)" -U postgres -d postgres \
+  -c "ALTER EXTENSION citus_autoscale UPDATE" 2>&1 && echo "UPDATE SUCCEEDED" || true)
+echo "$refused" | sed 's/^/   | /'
+assert_not_contains "$refused" "UPDATE SUCCEEDED" "the update with the old library loaded is refused"
+assert_contains "$refused" "55000" "with SQLSTATE 55000 (object_not_in_prerequisite_state)"
+assert_contains "$refused" "the library loaded in this server is older than $NEW_VERSION" "saying why"
+assert_contains "$refused" "HINT:  restart PostgreSQL on this node so that it loads the new library, then run the update again" "and what to do"
+assert_not_contains "$refused" "could not find function" "not the raw 'could not find function' error"
+assert_eq "$(ext_version 0)" 0.2.0 "the coordinator is still at 0.2.0"
+assert_eq "$(ext_version 1)" 0.2.0 "and so is a worker"
+assert_eq "$(as_pg psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$(node_port 0)" -U postgres -d postgres -f "$SNAPSHOT_SQL")" \
+  "$catalog_before" "the refused update changed no object"
+stop_all
+for i in 0 1 2 3; do start_node "$i"; done
+q 0 "ALTER EXTENSION citus_autoscale UPDATE" >/dev/null
+assert_eq "$(ext_version 0)" "$NEW_VERSION" "after a restart the coordinator updated to $NEW_VERSION"
+assert_eq "$(q 0 "SELECT autoscale.library_version()")" "$NEW_VERSION" "and runs the $NEW_VERSION library"
 for i in 1 2 3; do
-  v=$(q "$i" "SELECT extversion FROM pg_extension WHERE extname = 'citus_autoscale'")
+  v=$(ext_version "$i")
   if [ "$v" != "$NEW_VERSION" ]; then
     echo "worker $i still at $v after the coordinator's update: ALTER EXTENSION UPDATE there"
     q "$i" "ALTER EXTENSION citus_autoscale UPDATE" >/dev/null
   fi
-  assert_eq "$(q "$i" "SELECT extversion FROM pg_extension WHERE extname = 'citus_autoscale'")" "$NEW_VERSION" "node $i at $NEW_VERSION"
+  assert_eq "$(ext_version "$i")" "$NEW_VERSION" "node $i at $NEW_VERSION"
 done
 
-# --- 3. data kept; sampling, explain and an operation work ---
+# --- 4. data kept; sampling, explain and an operation work ---
 assert_eq "$(q 0 "$kept_sql")" "$kept_before" "policies, pool and operations kept"
 # shellcheck disable=SC2059
 assert_eq "$(q 0 "$(printf "$counts_sql" "$last_sample" "$last_sample" "$last_event")")" "$counts_before" "history rows kept"
@@ -128,7 +175,7 @@ assert_eq "$(q 0 "SELECT status FROM autoscale.operations WHERE kind = 'scale_in
 assert_eq "$(q 0 "SELECT count(*) FROM pg_dist_node WHERE nodeport = $standby")" 0 "the node left the cluster"
 assert_eq "$(row_counts 0)" "$rows_before" "user tables kept through the scale-in"
 
-# --- 4. identical objects: fresh install vs upgraded coordinator and worker ---
+# --- 5. identical objects: fresh install vs upgraded coordinator and worker ---
 q 0 "CREATE DATABASE fresh" >/dev/null
 as_pg psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$(node_port 0)" -U postgres -d fresh \
   -c "CREATE EXTENSION citus" -c "CREATE EXTENSION citus_autoscale" >/dev/null
@@ -146,7 +193,7 @@ diff -u "$CLUSTER_DIR/catalog.fresh" "$CLUSTER_DIR/catalog.worker" >&2 ||
   fail "the upgraded worker's objects differ from a fresh install (diff above: - fresh, + worker)"
 echo "ok: upgraded worker = fresh install"
 
-# --- 5. pg_dump / pg_restore keep policies and pool (config tables) ---
+# --- 6. pg_dump / pg_restore keep policies and pool (config tables) ---
 # A database without Citus: the pool row is written directly, as add_standby_node needs a coordinator.
 q 0 "CREATE DATABASE dumpsrc" >/dev/null
 q 0 "CREATE DATABASE dumpdst" >/dev/null

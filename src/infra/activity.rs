@@ -6,7 +6,7 @@ use pgrx::pg_sys;
 /// Sets the background worker's `pg_stat_activity.query` to `what` (state active). Does nothing in
 /// a client session.
 pub fn report(what: &str) {
-    if !unsafe { pg_sys::IsBackgroundWorker } {
+    if !super::pgcompat::is_background_worker() {
         return;
     }
     // pg_stat_activity wants a C string; an interior NUL cannot come from our own texts

@@ -7,6 +7,7 @@ pub mod citus;
 pub mod clock;
 pub mod errors;
 pub mod fanout;
+pub mod pgcompat;
 pub mod privilege;
 pub mod settings;
 pub mod spi;

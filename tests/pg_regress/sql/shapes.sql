@@ -23,3 +23,7 @@ SELECT metric, unit, current_value, in_3_months, crosses_at, history, action FRO
 SELECT level, rows FROM autoscale.history_storage;
 SELECT autoscale.drop_policy('cpu');
 SELECT count(*) AS policies_left FROM autoscale.policies;
+-- the PostgreSQL / Citus pair: without Citus the brain runs on any PostgreSQL this release builds for
+SELECT citus IS NULL AS no_citus, support, may_act, library = autoscale.library_version() AS same_library,
+       note LIKE 'PostgreSQL 1_ without Citus: sampling and decisions only' AS note_says_so
+  FROM autoscale.version_support();

@@ -47,10 +47,13 @@ pub mod pg_test {
     pub fn postgresql_conf_options() -> Vec<&'static str> {
         // pg_cron where it is installed for this PostgreSQL (scripts/test.sh says when it is not:
         // no registry here carries pg_cron for PostgreSQL 18; the pg_cron test then skips)
+        // dblink first: it loads the libpq of its own PostgreSQL (its rpath), which citus_autoscale's
+        // libpq then resolves to. A PostgreSQL 18 built beside Debian's 15 has Debian's libpq5 of 15
+        // as the system one, which lacks what 18's dblink calls (on a real 18 system libpq5 is 18's).
         let preload = if std::env::var("CITUS_AUTOSCALE_TEST_PG_CRON").as_deref() == Ok("off") {
-            "shared_preload_libraries = 'citus_autoscale,pg_stat_statements'"
+            "shared_preload_libraries = 'dblink,citus_autoscale,pg_stat_statements'"
         } else {
-            "shared_preload_libraries = 'citus_autoscale,pg_cron,pg_stat_statements'"
+            "shared_preload_libraries = 'dblink,citus_autoscale,pg_cron,pg_stat_statements'"
         };
         vec![
             preload,

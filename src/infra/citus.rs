@@ -430,6 +430,21 @@ pub fn unfinished_jobs() -> SpiResult<Vec<i64>> {
     )
 }
 
+/// The newest Citus background job id (None: no job yet). Job ids only grow.
+pub fn newest_job_id() -> SpiResult<Option<i64>> {
+    Spi::get_one::<i64>("SELECT max(job_id) FROM pg_catalog.pg_dist_background_job")
+}
+
+/// The newest rebalance job (anyone's: `citus_rebalance_start`, a drain by it) with an id above
+/// `after` that finished successfully.
+pub fn finished_rebalance_job_after(after: i64) -> SpiResult<Option<i64>> {
+    Spi::get_one_with_args::<i64>(
+        "SELECT max(job_id) FROM pg_catalog.pg_dist_background_job
+          WHERE job_id > $1 AND job_type = 'rebalance' AND state = 'finished'",
+        &[after.into()],
+    )
+}
+
 /// Shard-group moves the rebalancer would make now (`get_rebalance_table_shards_plan()` lists
 /// every shard of a colocated group; they move together, so they count once).
 pub fn planned_moves(strategy: Option<&str>) -> SpiResult<i64> {

@@ -7,7 +7,7 @@ use pgrx::prelude::*;
 use crate::infra::errors::{AutoscaleError, OrReport};
 use serde::Serialize;
 
-use crate::infra::citus;
+use crate::infra::{citus, subxact};
 use crate::infra::settings::{self, Mode};
 use crate::services::sampler::cluster::{self, SampleSummary};
 use crate::store::{events, rollups, samples};
@@ -141,7 +141,18 @@ pub fn act(report: &mut TickReport) {
         report.skipped = Some("another tick is running".into());
         return;
     }
-    report.act = super::autopilot::run().or_report();
+    // Deciding and acting read names and ids that concurrent DDL may remove before they are used
+    // (a table dropped, a shard moved or split, a node removed): such an error skips this pass,
+    // recorded as an event, and the rest of the tick (pruning, rollups) goes on. What the pass
+    // wrote is rolled back with it; the next tick starts from the catalogs as they are then.
+    report.act = match subxact::catch(super::autopilot::run) {
+        Ok(r) => r.or_report(),
+        Err(message) => {
+            events::record("error", &format!("deciding and acting skipped this tick: {message}"), None)
+                .or_report();
+            Default::default()
+        }
+    };
     if let Some(retention) = settings::history_retention() {
         let secs = retention.as_secs_f64();
         report.pruned = samples::prune(secs, PRUNE_BATCH).or_report()

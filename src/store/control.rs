@@ -64,9 +64,10 @@ pub fn load_watch() -> Result<WorkerWatch> {
     )
 }
 
+/// Writes the watch only when it changed: no new `control` tuple every tick.
 pub fn save_watch(w: &WorkerWatch) -> Result<()> {
     Ok(Spi::run_with_args(
-        "UPDATE autoscale.control SET worker_watch = $1",
+        "UPDATE autoscale.control SET worker_watch = $1 WHERE worker_watch IS DISTINCT FROM $1",
         &[JsonB(serde_json::to_value(w).expect("watch serializes")).into()],
     )?)
 }

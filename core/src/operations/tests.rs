@@ -1761,6 +1761,64 @@ fn worker_watch_follows_the_set() {
     assert_eq!(serde_json::from_str::<WorkerWatch>(&json).unwrap(), w);
 }
 
+#[test]
+fn a_join_is_handled_by_whichever_rebalance_runs_after_it() {
+    let (a, b, c) = (node(9701), node(9702), node(9703));
+    // two workers, Citus jobs up to 17 exist
+    let w = WorkerWatch::default()
+        .observe_jobs(&[a.clone(), b.clone()], T0, Some(17))
+        .observe_jobs(&[a.clone(), b.clone()], T0 + 1.0, Some(17));
+    assert_eq!(w.job_before_join, None);
+    // c joins and a human's job 18 is created before the next tick sees either
+    let w = w.observe_jobs(&[a.clone(), b.clone(), c.clone()], T0 + 2.0, Some(18));
+    assert_eq!(w.job_before_join, Some(17), "the newest job the last tick before the join saw");
+    assert_eq!(w.pending_join(&[a.clone(), b.clone(), c.clone()]), vec![c.clone()]);
+    let all = [a.clone(), b.clone(), c.clone()];
+    // job 18 still running: no finished job after the join, nothing handled
+    assert_eq!(w.handled_join(&all, None), None);
+    // an older finished job (17, before the join) does not count
+    assert_eq!(w.handled_join(&all, Some(17)), None);
+    // job 18 finished: the join is handled, the baseline takes c, the trigger has nothing to do
+    let h = w.handled_join(&all, Some(18)).expect("handled by job 18");
+    assert_eq!(h.job, 18);
+    assert_eq!(h.added, vec![c.clone()]);
+    assert!(h.reason().contains("rebalanced by Citus job 18"), "{}", h.reason());
+    let i = TriggerInput {
+        now: T0 + 60.0,
+        active_workers: all.to_vec(),
+        last_seen_workers: h.watch.baseline.clone(),
+        workers_changed_at: h.watch.changed_at,
+        ..tin()
+    };
+    assert_eq!(rebalance_due(&i), Ok(None));
+    // and nothing pending afterwards: a later finished job changes nothing
+    assert_eq!(h.watch.handled_join(&all, Some(40)), None);
+}
+
+#[test]
+fn a_join_without_any_rebalance_still_triggers_one() {
+    let (a, c) = (node(9701), node(9703));
+    let w = WorkerWatch::default()
+        .observe_jobs(std::slice::from_ref(&a), T0, None)
+        .observe_jobs(&[a.clone(), c.clone()], T0 + 1.0, None);
+    assert_eq!(w.job_before_join, Some(0), "no job before the join");
+    assert_eq!(w.handled_join(&[a.clone(), c.clone()], None), None);
+    let i = TriggerInput {
+        now: T0 + 60.0,
+        active_workers: vec![a.clone(), c.clone()],
+        last_seen_workers: w.baseline.clone(),
+        workers_changed_at: w.changed_at,
+        ..tin()
+    };
+    assert!(matches!(rebalance_due(&i), Ok(Some(RebalanceTrigger::WorkersChanged { .. }))));
+    // the first job ever, after the join, handles it
+    assert!(w.handled_join(&[a.clone(), c.clone()], Some(1)).is_some());
+    // a watch persisted by 0.2.0 (no job fields) reads back with none
+    let old = r#"{"baseline":[],"seen":[],"changed_at":null}"#;
+    let w: WorkerWatch = serde_json::from_str(old).unwrap();
+    assert_eq!((w.newest_job, w.job_before_join), (None, None));
+}
+
 // ---------------------------------------------------------------- guards
 
 fn gin() -> GuardInput {

@@ -185,6 +185,34 @@ pub struct WorkerWatch {
     pub seen: Option<Vec<NodeAddr>>,
     /// When `seen` last changed (feeds [`TriggerInput::workers_changed_at`]).
     pub changed_at: Option<f64>,
+    /// The newest Citus background job id the previous tick saw (see [`WorkerWatch::observe_jobs`]).
+    #[serde(default)]
+    pub newest_job: Option<i64>,
+    /// The newest job id seen before the active set last gained workers: a rebalance job with a
+    /// higher id was created after the last tick that saw the old set.
+    #[serde(default)]
+    pub job_before_join: Option<i64>,
+}
+
+/// A join someone else's rebalance took care of ([`WorkerWatch::handled_join`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HandledJoin {
+    pub watch: WorkerWatch,
+    /// The workers that joined.
+    pub added: Vec<NodeAddr>,
+    /// The finished rebalance job that came after them.
+    pub job: i64,
+}
+
+impl HandledJoin {
+    pub fn reason(&self) -> String {
+        format!(
+            "workers added: {}: rebalanced by Citus job {}, which started after they joined and finished; \
+             no rebalance of autoscale's for the join",
+            names(&self.added),
+            self.job
+        )
+    }
 }
 
 impl WorkerWatch {
@@ -206,6 +234,45 @@ impl WorkerWatch {
             w.baseline = Some(active);
         }
         w
+    }
+
+    /// Also records the newest Citus background job id now (None: no job yet). When the active set
+    /// gained workers since the previous tick, the id the previous tick saw is kept as
+    /// [`WorkerWatch::job_before_join`].
+    pub fn observe_jobs(&self, active: &[NodeAddr], now: f64, newest_job: Option<i64>) -> WorkerWatch {
+        let before = self.seen.clone();
+        let mut w = self.observe(active, now);
+        let gained = match (&before, &w.seen) {
+            (Some(b), Some(s)) => s.iter().any(|n| !b.contains(n)),
+            _ => false,
+        };
+        if gained {
+            w.job_before_join = Some(self.newest_job.unwrap_or(0));
+        }
+        w.newest_job = newest_job.or(self.newest_job);
+        w
+    }
+
+    /// The workers that joined and no rebalance has accounted for yet.
+    pub fn pending_join(&self, active: &[NodeAddr]) -> Vec<NodeAddr> {
+        match &self.baseline {
+            Some(b) => sorted(active).into_iter().filter(|n| !b.contains(n)).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// A join is handled by whichever rebalance runs after it: when workers joined that no
+    /// rebalance accounted for, and `finished_job` (the newest rebalance job of anyone's that
+    /// finished successfully and was created after [`WorkerWatch::job_before_join`]) exists, the
+    /// active set becomes the baseline. A job created between the last tick that saw the old set
+    /// and the join itself counts too: the one case this can misjudge, left to the skew triggers.
+    pub fn handled_join(&self, active: &[NodeAddr], finished_job: Option<i64>) -> Option<HandledJoin> {
+        let added = self.pending_join(active);
+        let job = finished_job?;
+        if added.is_empty() || job <= self.job_before_join.unwrap_or(0) {
+            return None;
+        }
+        Some(HandledJoin { watch: self.rebalanced(active), added, job })
     }
 
     /// A rebalance started with these active workers: they are the new baseline.

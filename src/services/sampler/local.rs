@@ -10,7 +10,7 @@ use autoscale_core::stats::{
 };
 use pgrx::prelude::*;
 
-use crate::infra::citus;
+use crate::infra::{citus, subxact};
 
 fn read(path: &str) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))
@@ -157,7 +157,20 @@ pub fn read_node_stats() -> Result<NodeStats, String> {
     .map_err(|e| format!("reading pg_stat_*: {e}"))?;
     // a Citus node without a local group row has not been added anywhere: it is a coordinator
     let (is_coordinator, shard_bytes, shard_groups) = if citus::installed() {
-        match citus::local_shards() {
+        // A table dropped (or a shard moved away) after this statement's snapshot but before the
+        // shard's name is looked up fails the read (Citus's shard_name(): "object_name does not
+        // reference a valid relation"): read again, with a snapshot that no longer sees it; if that
+        // fails too, this sample goes without shard figures rather than failing.
+        // (no subtransaction in parallel mode: there the read is made once, as it is)
+        let parallel = unsafe { pg_sys::IsInParallelMode() };
+        let read = || {
+            if parallel {
+                citus::local_shards().map_err(|e| e.to_string())
+            } else {
+                subxact::catch(citus::local_shards).and_then(|r| r.map_err(|e| e.to_string()))
+            }
+        };
+        match read().or_else(|_| read()) {
             Ok((groupid, bytes, groups)) => (
                 groupid.unwrap_or(0) == 0,
                 bytes,

@@ -2,6 +2,11 @@
 //! transaction, and keeps going whatever a tick does. A failed tick is rolled back and recorded
 //! as an `error` event in a fresh transaction. It reloads settings on SIGHUP, idles when
 //! `autoscale.mode = off`, before the extension exists and on nodes that are not the coordinator.
+//!
+//! It is started by a launcher, registered at `shared_preload_libraries` time, that connects to no
+//! database: it waits quietly (one log line) until `autoscale.database_name` exists, then starts the
+//! worker in it as a dynamic background worker, and starts it again should it exit. A worker that
+//! connected to a database that does not exist would fail at every start instead.
 
 use std::time::Duration;
 
@@ -15,17 +20,97 @@ use crate::orchestration::tick;
 use crate::services::provision;
 use crate::store::events;
 
-/// Registers the worker; call from `_PG_init` only while shared_preload_libraries is processed.
+/// Registers the launcher; call from `_PG_init` only while shared_preload_libraries is processed.
 pub fn register() {
-    BackgroundWorkerBuilder::new("citus_autoscale worker")
-        .set_type("citus_autoscale")
-        .set_function("citus_autoscale_worker_main")
+    BackgroundWorkerBuilder::new("citus_autoscale launcher")
+        .set_type("citus_autoscale launcher")
+        .set_function("citus_autoscale_launcher_main")
         .set_library("citus_autoscale")
         .enable_spi_access()
-        // pgrx's default is never to restart; a crash (or the test database not existing yet)
-        // must not end autoscaling for good
+        // pgrx's default is never to restart; a crash must not end autoscaling for good
         .set_restart_time(Some(Duration::from_secs(5)))
         .load();
+}
+
+/// How often the launcher looks for the database, and for its worker.
+const LAUNCHER_POLL: Duration = Duration::from_secs(1);
+/// A worker that exits within this long of its start is started again only after it.
+const RELAUNCH_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Whether database `name` exists: a look at the shared catalog pg_database, which a process
+/// connected to no database may read.
+fn database_exists(name: &str) -> bool {
+    let Ok(c) = std::ffi::CString::new(name) else {
+        return false;
+    };
+    BackgroundWorker::transaction(|| unsafe {
+        pg_sys::get_database_oid(c.as_ptr(), true) != pg_sys::InvalidOid
+    })
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn citus_autoscale_launcher_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    BackgroundWorker::connect_worker_to_spi(None, None);
+    let dbname = settings::database_name();
+    let mut worker: Option<(pgrx::bgworkers::DynamicBackgroundWorker, std::time::Instant)> = None;
+    let mut said_waiting = false;
+    let mut not_before = std::time::Instant::now();
+    while BackgroundWorker::wait_latch(Some(LAUNCHER_POLL)) {
+        if BackgroundWorker::sighup_received() {
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
+        if let Some((w, started)) = &worker {
+            match w.pid() {
+                Ok(_) => continue,
+                Err(pgrx::bgworkers::BackgroundWorkerStatus::NotYetStarted) => continue,
+                Err(_) => {
+                    // it exited: start it again, at once unless it lived only briefly
+                    if started.elapsed() < RELAUNCH_BACKOFF {
+                        not_before = std::time::Instant::now() + RELAUNCH_BACKOFF;
+                    }
+                    worker = None;
+                }
+            }
+        }
+        if std::time::Instant::now() < not_before {
+            continue;
+        }
+        if !database_exists(&dbname) {
+            if !said_waiting {
+                log!(
+                    "citus_autoscale: database \"{dbname}\" (autoscale.database_name) does not exist; \
+                     waiting for it to be created"
+                );
+                said_waiting = true;
+            }
+            continue;
+        }
+        said_waiting = false;
+        let launched = BackgroundWorkerBuilder::new("citus_autoscale worker")
+            .set_type("citus_autoscale")
+            .set_function("citus_autoscale_worker_main")
+            .set_library("citus_autoscale")
+            .enable_spi_access()
+            .set_restart_time(None)
+            .set_notify_pid(unsafe { pg_sys::MyProcPid })
+            .load_dynamic();
+        match launched {
+            Ok(w) => worker = Some((w, std::time::Instant::now())),
+            Err(_) => {
+                // no free background worker slot (max_worker_processes): try again later
+                warning!(
+                    "citus_autoscale: could not start the worker (no free slot; raise max_worker_processes)"
+                );
+                not_before = std::time::Instant::now() + RELAUNCH_BACKOFF;
+            }
+        }
+    }
+    if let Some((w, _)) = worker {
+        // shutting down: the postmaster stops the worker too; do not leave it registered
+        let _ = w.terminate();
+    }
 }
 
 fn extension_ready() -> bool {
@@ -122,7 +207,9 @@ pub extern "C-unwind" fn citus_autoscale_worker_main(_arg: pg_sys::Datum) {
         }
         activity::report("tick");
         let sampled = in_transaction(|| {
-            if !extension_ready() {
+            let ready = extension_ready();
+            note_extension(ready, &dbname);
+            if !ready {
                 return None;
             }
             log_version_support();
@@ -163,6 +250,20 @@ pub extern "C-unwind" fn citus_autoscale_worker_main(_arg: pg_sys::Datum) {
         activity::report("idle");
     }
     log!("citus_autoscale worker stopping");
+}
+
+/// Says once in the server log that the extension is not created in the worker's database yet
+/// (and once more each time it is found missing again after it existed).
+fn note_extension(ready: bool, dbname: &str) {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if ready {
+        SAID.store(false, std::sync::atomic::Ordering::Relaxed);
+    } else if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        log!(
+            "citus_autoscale: the extension is not created in database \"{dbname}\"; waiting \
+             (CREATE EXTENSION citus_autoscale there)"
+        );
+    }
 }
 
 /// Says in the server log, once per pair, on which PostgreSQL / Citus pair the worker runs; a

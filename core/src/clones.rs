@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::operations::NodeAddr;
+use crate::node::NodeAddr;
 
 /// A clone of the pool as the last sample saw it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -13,6 +13,7 @@
 //! - [`clones`]: warm clones in the pool: when one is ready for a snapshot split, which one a
 //!   scale-out takes, and which path (split or logical) a scale-out will take.
 //! - [`load`]: per-shard-group load: rates, smoothing, the by-load cost, the load-skew trigger.
+//! - [`node`]: `NodeAddr`, a node's address, shared by every module that names nodes.
 //! - [`duration`]: parsing and printing of human durations ("2 min", "90s").
 //! - [`operations`]: the persisted operation state machine (rebalance, scale-out, scale-in), the
 //!   rebalance trigger, the guards and the maintenance window.
@@ -25,6 +26,7 @@ pub mod duration;
 pub mod forecast;
 pub mod load;
 pub mod metrics;
+pub mod node;
 pub mod operations;
 pub mod policy;
 pub mod procfs;

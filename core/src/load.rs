@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::operations::NodeAddr;
+use crate::node::NodeAddr;
 
 /// Weight of one row read against one scan or one row written.
 pub const READ_ROW_WEIGHT: f64 = 0.01;

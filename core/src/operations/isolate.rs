@@ -9,7 +9,7 @@
 //!   own window), that does not have a shard of its own yet, and whose move lowers the busiest
 //!   worker's load by at least [`MIN_IMPROVEMENT`].
 //! - The kind's steps: `isolate` -> `move_tenant` -> `verify_tenant`, declared in `table.rs`
-//!   (`ISOLATE_TENANT`); here their actions, how their outcome is read, what it records and what
+//!   (`ISOLATE_TENANT`, with their actions and how their outcome is read); here what it records and what
 //!   the notes say. Each step's action asks the executor for the tenant's shard afterwards
 //!   ([`Outcome::Tenant`]); the executor first looks at where the tenant is, so a step resumed
 //!   after a crash does nothing twice (a tenant already on its own shard is not split again, a
@@ -19,12 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::load::{sustained_skew, LoadPoint, MIN_IMPROVEMENT};
 
-use super::messages;
-use super::table::{Ask, On};
-use super::{Action, NodeAddr, Operation, Outcome, Step};
-
-/// What the isolate_tenant steps need recorded.
-const NEEDS_TENANT: &str = "the tenant and none is recorded";
+use super::table::On;
+use super::{NodeAddr, Operation, Outcome, Step};
 
 /// The tenant an isolate_tenant operation works on (`Operation::tenant`); its target worker is
 /// the operation's `node`.
@@ -211,51 +207,6 @@ pub fn choose(
         ));
     }
     Ok(hot)
-}
-
-/// The action of an isolate_tenant step (`isolate`, `move_tenant`, `verify_tenant`).
-pub(super) fn action(ask: Ask, op: &Operation) -> Result<Action, String> {
-    let t = op
-        .tenant
-        .as_ref()
-        .ok_or_else(|| messages::needs(op.step, NEEDS_TENANT))?;
-    let (table, tenant) = (t.table.clone(), t.value.clone());
-    let target = || {
-        op.node
-            .clone()
-            .ok_or_else(|| messages::needs(op.step, messages::NEEDS_NODE))
-    };
-    Ok(match ask {
-        Ask::MoveTenant => Action::MoveTenant {
-            table,
-            tenant,
-            target: target()?,
-        },
-        Ask::VerifyTenant => Action::VerifyTenant {
-            table,
-            tenant,
-            target: target()?,
-        },
-        _ => Action::IsolateTenant { table, tenant },
-    })
-}
-
-/// What the tenant's place after the step means: isolated (or still shared) at `isolate`, on
-/// the target (or elsewhere) at `move_tenant`, both at `verify_tenant`.
-pub(super) fn classify(ask: Ask, outcome: &Outcome, op: &Operation) -> Option<On> {
-    let Outcome::Tenant { node, isolated, .. } = outcome else {
-        return None;
-    };
-    let on_target = op.node.as_ref() == Some(node);
-    Some(match ask {
-        Ask::IsolateTenant if *isolated => On::Isolated,
-        Ask::IsolateTenant => On::StillShared,
-        Ask::MoveTenant if on_target => On::OnTarget,
-        Ask::MoveTenant => On::Elsewhere,
-        _ if !*isolated => On::StillShared,
-        _ if on_target => On::OwnShardOnTarget,
-        _ => On::Elsewhere,
-    })
 }
 
 /// Records the tenant's own shard (and, once isolated, the worker it was on) in the row.

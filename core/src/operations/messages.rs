@@ -8,23 +8,10 @@ use crate::duration::format_secs;
 use super::table::{spec, Ask, Job, On};
 use super::{names, progress, JobState, Kind, Operation, Outcome, Status, Step};
 
-/// Why a scale-in at `return_to_pool` cannot be cancelled.
-pub const CANCEL_ALREADY_REMOVED: &str =
-    "the node is already removed from the cluster; it finishes returning it to the pool";
-/// Why a scale-in at `restore` cannot be cancelled.
-pub const CANCEL_ALREADY_RESTORING: &str =
-    "it is already restoring shouldhaveshards and finishes as failed";
-
-pub const NEEDS_NODE: &str = "a node and none is recorded";
-pub const NEEDS_DEAD: &str = "the dead node and none is recorded";
-pub const NEEDS_JOB: &str = "a job id and none is recorded";
-pub const NEEDS_CLONE: &str = "the clone and its primary and they are not recorded";
-pub const NEEDS_COORDINATOR: &str = "the coordinator and a value, and none is recorded";
-
-/// A running row at `step` lacks a value: `what` is one of the `NEEDS_*` texts.
-pub fn needs(step: Step, what: &str) -> String {
-    format!("inconsistent operation: step {step} needs {what}")
-}
+pub use super::texts::{
+    needs, CANCEL_ALREADY_REMOVED, CANCEL_ALREADY_RESTORING, NEEDS_CLONE, NEEDS_COORDINATOR, NEEDS_DEAD,
+    NEEDS_JOB, NEEDS_NODE,
+};
 
 /// A running row at a step its kind does not have.
 pub fn not_part_of(op: &Operation) -> String {

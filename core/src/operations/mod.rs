@@ -50,6 +50,7 @@ mod replace_tests;
 #[cfg(test)]
 mod split_tests;
 pub mod table;
+mod texts;
 #[cfg(test)]
 mod tests;
 pub mod trigger;
@@ -60,6 +61,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::node::NodeAddr;
 pub use guards::{GuardInput, GuardVerdict, Mode};
 pub use machine::{
     action, advance, cancel, new_isolate_tenant, new_operation, new_scale_in, new_scale_out,
@@ -105,8 +107,8 @@ pub enum OpError {
     Step(String),
     #[error("job state ({0:?}) must be one of {list}", list = names(JobState::ALL))]
     JobState(String),
-    #[error("node ({0:?}) must be host:port with a port between 1 and 65535")]
-    Node(String),
+    #[error(transparent)]
+    Node(#[from] crate::node::NodeAddrError),
     #[error("a {0} operation needs a node (host, port)")]
     NodeRequired(Kind),
     #[error(
@@ -307,46 +309,6 @@ impl JobState {
             self,
             JobState::Finished | JobState::Cancelled | JobState::Failed
         )
-    }
-}
-
-/// A node's address, as pg_dist_node names it. Displays as `host:port`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct NodeAddr {
-    pub host: String,
-    pub port: i32,
-}
-
-impl NodeAddr {
-    pub fn new(host: impl Into<String>, port: i32) -> NodeAddr {
-        NodeAddr {
-            host: host.into(),
-            port,
-        }
-    }
-
-    /// Parses `host:port` (the last colon splits, so `::1:5432` works).
-    pub fn parse(s: &str) -> Result<NodeAddr, OpError> {
-        let bad = || OpError::Node(s.to_string());
-        let (host, port) = s.trim().rsplit_once(':').ok_or_else(bad)?;
-        let port: i32 = port.parse().map_err(|_| bad())?;
-        if host.is_empty() || !(1..=65_535).contains(&port) {
-            return Err(bad());
-        }
-        Ok(NodeAddr::new(host, port))
-    }
-}
-
-impl fmt::Display for NodeAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.host, self.port)
-    }
-}
-
-impl FromStr for NodeAddr {
-    type Err = OpError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        NodeAddr::parse(s)
     }
 }
 

@@ -12,7 +12,7 @@
 //! Adding a kind: one more table here, a start step in `new_operation`, and, when it needs
 //! something new from Citus, one more [`Ask`] with its [`Action`] and the outcomes it classifies.
 
-use super::messages;
+use super::texts;
 use super::{Action, JobState, Kind, Limits, Operation, Outcome, Step};
 
 /// The Citus background job a step starts or follows.
@@ -482,10 +482,10 @@ static SCALE_IN: Table = Table {
         .undone_by(Step::Restore),
         // the node is out of the cluster: nothing to restore any more
         StepSpec::new(Step::ReturnToPool, Ask::ReturnToPool, &[(On::Ok, Succeed)])
-            .not_cancellable(messages::CANCEL_ALREADY_REMOVED),
+            .not_cancellable(texts::CANCEL_ALREADY_REMOVED),
         StepSpec::new(Step::Restore, Ask::RestoreShards, &[(On::Ok, Restored)])
             .restoring()
-            .not_cancellable(messages::CANCEL_ALREADY_RESTORING),
+            .not_cancellable(texts::CANCEL_ALREADY_RESTORING),
     ],
 };
 
@@ -618,14 +618,14 @@ impl Ask {
     /// The action for `op` at its step, or why the row cannot go on (a value the step needs is
     /// not recorded).
     pub fn action(self, op: &Operation) -> Result<Action, String> {
-        let needs = |what| messages::needs(op.step, what);
-        let node = || op.node.clone().ok_or_else(|| needs(messages::NEEDS_NODE));
+        let needs = |what| texts::needs(op.step, what);
+        let node = || op.node.clone().ok_or_else(|| needs(texts::NEEDS_NODE));
         // a scale-in acts on its node and the nodes it drains with it
         let nodes = || node().map(|_| op.leaving());
-        let dead = || op.dead.clone().ok_or_else(|| needs(messages::NEEDS_DEAD));
+        let dead = || op.dead.clone().ok_or_else(|| needs(texts::NEEDS_DEAD));
         let pair = || match (&op.clone, &op.primary) {
             (Some(c), Some(p)) => Ok((c.clone(), p.clone())),
-            _ => Err(needs(messages::NEEDS_CLONE)),
+            _ => Err(needs(texts::NEEDS_CLONE)),
         };
         Ok(match self {
             Ask::StartJob(Job::Rebalance) => Action::StartRebalance { drain_only: false },
@@ -634,7 +634,7 @@ impl Ask {
                 Action::StartRebalance { drain_only: true }
             }
             Ask::FollowJob(_) => Action::PollJob {
-                job_id: op.job_id.ok_or_else(|| needs(messages::NEEDS_JOB))?,
+                job_id: op.job_id.ok_or_else(|| needs(texts::NEEDS_JOB))?,
             },
             Ask::PickStandby => Action::PickStandby,
             Ask::AddNode => Action::AddNode { node: node()? },
@@ -658,7 +658,7 @@ impl Ask {
                     node: c.clone(),
                     value,
                 },
-                _ => return Err(needs(messages::NEEDS_COORDINATOR)),
+                _ => return Err(needs(texts::NEEDS_COORDINATOR)),
             },
             Ask::Cleanup => Action::CleanupOrphaned { nodes: nodes()? },
             Ask::CountPlacements => Action::CountPlacements { nodes: nodes()? },
@@ -681,7 +681,7 @@ impl Ask {
             }
             Ask::DropClone => Action::DropClone { clone: pair()?.0 },
             Ask::IsolateTenant | Ask::MoveTenant | Ask::VerifyTenant => {
-                return super::isolate::action(self, op)
+                return isolate_action(self, op)
             }
         })
     }
@@ -761,9 +761,54 @@ pub fn classify(
         (Ask::VerifySplit, O::Split { clone, .. }) if *clone > 0 => On::HoldsShards,
         (Ask::VerifySplit, O::Split { .. }) => On::HoldsNone,
         (Ask::IsolateTenant | Ask::MoveTenant | Ask::VerifyTenant, O::Tenant { .. }) => {
-            return super::isolate::classify(ask, outcome, op)
+            return isolate_classify(ask, outcome, op)
         }
         _ => return None,
+    })
+}
+
+/// The action of an isolate_tenant step (`isolate`, `move_tenant`, `verify_tenant`).
+fn isolate_action(ask: Ask, op: &Operation) -> Result<Action, String> {
+    let t = op
+        .tenant
+        .as_ref()
+        .ok_or_else(|| texts::needs(op.step, texts::NEEDS_TENANT))?;
+    let (table, tenant) = (t.table.clone(), t.value.clone());
+    let target = || {
+        op.node
+            .clone()
+            .ok_or_else(|| texts::needs(op.step, texts::NEEDS_NODE))
+    };
+    Ok(match ask {
+        Ask::MoveTenant => Action::MoveTenant {
+            table,
+            tenant,
+            target: target()?,
+        },
+        Ask::VerifyTenant => Action::VerifyTenant {
+            table,
+            tenant,
+            target: target()?,
+        },
+        _ => Action::IsolateTenant { table, tenant },
+    })
+}
+
+/// What the tenant's place after the step means: isolated (or still shared) at `isolate`, on
+/// the target (or elsewhere) at `move_tenant`, both at `verify_tenant`.
+fn isolate_classify(ask: Ask, outcome: &Outcome, op: &Operation) -> Option<On> {
+    let Outcome::Tenant { node, isolated, .. } = outcome else {
+        return None;
+    };
+    let on_target = op.node.as_ref() == Some(node);
+    Some(match ask {
+        Ask::IsolateTenant if *isolated => On::Isolated,
+        Ask::IsolateTenant => On::StillShared,
+        Ask::MoveTenant if on_target => On::OnTarget,
+        Ask::MoveTenant => On::Elsewhere,
+        _ if !*isolated => On::StillShared,
+        _ if on_target => On::OwnShardOnTarget,
+        _ => On::Elsewhere,
     })
 }
 

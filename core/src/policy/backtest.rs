@@ -40,19 +40,7 @@ pub struct BacktestAction {
     pub reasons: Vec<String>,
 }
 
-/// Does this metric fall when the same load spreads over more workers?
-pub fn spreads_over_workers(m: Metric) -> bool {
-    matches!(
-        m,
-        Metric::Cpu
-            | Metric::Load1
-            | Metric::CommitsPerSec
-            | Metric::Connections
-            | Metric::ActiveConnections
-            | Metric::Tps
-            | Metric::ConnectionSaturation
-    )
-}
+pub use super::spreads_over_workers;
 
 /// The value a sample recorded on `recorded` would have had with `simulated` workers: the data
 /// nodes that are not workers (the coordinator holding shards) stay.

@@ -90,6 +90,21 @@ pub enum Metric {
     CacheMissRatio,
 }
 
+/// Does this metric fall when the same load spreads over more workers? (The backtest rescales
+/// such a metric by recorded / simulated workers; the forecast predicts it as a cluster total.)
+pub fn spreads_over_workers(m: Metric) -> bool {
+    matches!(
+        m,
+        Metric::Cpu
+            | Metric::Load1
+            | Metric::CommitsPerSec
+            | Metric::Connections
+            | Metric::ActiveConnections
+            | Metric::Tps
+            | Metric::ConnectionSaturation
+    )
+}
+
 impl Metric {
     /// Every metric, in documentation order.
     pub const ALL: [Metric; 13] = [

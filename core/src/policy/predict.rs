@@ -21,7 +21,7 @@
 
 use serde::Serialize;
 
-use super::backtest::spreads_over_workers;
+use super::spreads_over_workers;
 use super::{
     evaluate, format_duration, num, Decision, Direction, EvalInput, Metric, Point, Policy,
     PolicyKind,

@@ -364,10 +364,12 @@ pub fn assess(now: f64, may_plan: bool) -> SpiResult<(Option<LoadSkew>, Option<S
     )
 }
 
-/// Records the latest assessment for `autoscale.status` and `explain()`.
+/// Records the latest assessment for `autoscale.status` and `explain()`, only when it changed (no
+/// new `control` tuple every tick); `load_skew_at` is when the current assessment was first made.
 pub fn save_assessment(text: &str) -> SpiResult<()> {
     Spi::run_with_args(
-        "UPDATE autoscale.control SET load_skew = $1, load_skew_at = pg_catalog.now()",
+        "UPDATE autoscale.control SET load_skew = $1, load_skew_at = pg_catalog.now()
+          WHERE load_skew IS DISTINCT FROM $1",
         &[text.into()],
     )
 }

@@ -56,7 +56,7 @@ for bad in 5s 0; do
 done
 echo "  $(sql_error 0 "SET autoscale.dead_node_after = '5s'" | head -2 | tr '\n' ' ')"
 assert_contains "$(sql_error 0 "SET autoscale.dead_node_after = '-2'")" \
-  'outside the valid range for parameter "autoscale.dead_node_after" (-1 .. 2592000)' "dead_node_after = -2 refused"
+  'outside the valid range for parameter "autoscale.dead_node_after" (-1' "dead_node_after = -2 refused"
 assert_eq "$(sql_error 0 "SET autoscale.dead_node_after = '-1'")" ok "dead_node_after = -1 (never) accepted"
 assert_eq "$(q 0 "SHOW autoscale.dead_node_after")" 2min "default dead_node_after"
 

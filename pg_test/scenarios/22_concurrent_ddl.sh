@@ -17,10 +17,9 @@ q 0 "CREATE EXTENSION IF NOT EXISTS dblink" >/dev/null
 make_tables() {
   q 0 "CREATE TABLE gone (id bigint PRIMARY KEY, v text);
        SELECT create_distributed_table('gone', 'id', shard_count := 4);
-       INSERT INTO gone SELECT g, md5(g::text) FROM generate_series(1, 1000) g;
-       CREATE TABLE stays (id bigint PRIMARY KEY);
-       SELECT create_distributed_table('stays', 'id', shard_count := 4);" >/dev/null
+       INSERT INTO gone SELECT g, md5(g::text) FROM generate_series(1, 1000) g" >/dev/null
 }
+q 0 "CREATE TABLE stays (id bigint PRIMARY KEY); SELECT create_distributed_table('stays', 'id', shard_count := 4)" >/dev/null
 make_tables
 assert_true "$(q 0 "SELECT count(DISTINCT nodeport) = 2 FROM citus_shards WHERE table_name = 'gone'::regclass")" \
   "the table's shards are on the coordinator and the worker"

@@ -9,8 +9,9 @@ scenario "the background worker waits quietly for its database and its extension
 stop_all
 init_node 0 citus_autoscale
 sed -i "s/^autoscale.database_name = 'postgres'/autoscale.database_name = 'later'/" "$(node_dir 0)/postgresql.conf"
-start_node 0
 log="$(node_dir 0).log"
+rm -f "$log"   # pg_ctl appends: this run's lines only
+start_node 0
 wait_for 0 "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'citus_autoscale launcher'" 20 ||
   fail "no launcher"
 # two restart periods of the old worker (5 s each) pass with the database missing

@@ -37,14 +37,29 @@ const LAUNCHER_POLL: Duration = Duration::from_secs(1);
 /// A worker that exits within this long of its start is started again only after it.
 const RELAUNCH_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Whether database `name` exists: a look at the shared catalog pg_database, which a process
-/// connected to no database may read.
+/// Whether database `name` exists: a heap scan of the shared catalog pg_database, as the
+/// autovacuum launcher reads it. A process connected to no database may read a shared catalog,
+/// but not through its indexes (their relcache entries need pg_class), so no `get_database_oid`.
 fn database_exists(name: &str) -> bool {
-    let Ok(c) = std::ffi::CString::new(name) else {
-        return false;
-    };
     BackgroundWorker::transaction(|| unsafe {
-        pg_sys::get_database_oid(c.as_ptr(), true) != pg_sys::InvalidOid
+        let rel = pg_sys::table_open(pg_sys::DatabaseRelationId, pg_sys::AccessShareLock as i32);
+        let scan = pg_sys::table_beginscan_catalog(rel, 0, std::ptr::null_mut());
+        let mut found = false;
+        loop {
+            let tuple = pg_sys::heap_getnext(scan, pg_sys::ScanDirection::ForwardScanDirection);
+            if tuple.is_null() {
+                break;
+            }
+            let form = pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_database>(tuple);
+            let datname = std::ffi::CStr::from_ptr((*form).datname.data.as_ptr());
+            if datname.to_bytes() == name.as_bytes() {
+                found = true;
+                break;
+            }
+        }
+        pg_sys::table_endscan(scan);
+        pg_sys::table_close(rel, pg_sys::AccessShareLock as i32);
+        found
     })
 }
 

@@ -13,7 +13,7 @@
 # (CLIENTS clients, read-write on the distributed table, rate-limited to RATE tps) over that window.
 # Per size: one cluster (coordinator, 2 workers, 1 standby), SIZE GB in a distributed table of 16
 # shards; logical serial, then a scale-in back (not timed), logical parallel, scale-in, then split.
-# SIZES (GB, default "0.5 1 2 4") for a quicker run: SIZES="0.5 1". Needs Citus 13.2 installed; runs
+# SIZES (GB, default "0.5 1 2 4") for a quicker run: SIZES="0.5 1". Needs Citus 13.2 or later (14 too); runs
 # on loopback ports BASE_PORT.. (default 9900), stops everything at the end and removes the data
 # (KEEP_DATA=1 keeps it).
 set -euo pipefail

@@ -2,7 +2,7 @@
 # The user's way off PostgreSQL 15, the part that can be tested here: the autoscale configuration of a
 # PostgreSQL 15 / Citus 13.2 coordinator (policies, the standby pool, autoscale.* settings, roles and their
 # grants on autoscale's functions) moved to a PostgreSQL 18 / Citus 14 coordinator with the README's
-# commands (pg_dumpall --roles-only, pg_dump --extension citus_autoscale --schema autoscale, the settings
+# commands (pg_dumpall --roles-only, pg_dump --extension citus_autoscale of the configuration tables, the settings
 # as ALTER SYSTEM), and autoscale working there: it samples, explains the moved policies and scales out
 # from the moved pool.
 # Needs both pairs (Debian's 15 with Citus, 18 with Citus; scripts/build_pairs.sh builds 18); says so in one
@@ -66,7 +66,7 @@ echo "PostgreSQL 15 settings: $old_settings"
 old_port=$(node_port 0)
 as_pg "$PG18_BIN/pg_dumpall" -h 127.0.0.1 -p "$old_port" -U postgres --roles-only -f "$WORK/roles.sql"
 as_pg "$PG18_BIN/pg_dump" -h 127.0.0.1 -p "$old_port" -U postgres -d postgres -Fc \
-  --extension citus_autoscale --schema autoscale -f "$WORK/autoscale.dump"
+  --extension citus_autoscale --table autoscale.policy_config --table autoscale.standby_nodes -f "$WORK/autoscale.dump"
 as_pg "$PG18_BIN/psql" -X -At -h 127.0.0.1 -p "$old_port" -U postgres -d postgres -o "$WORK/settings.sql" -c \
   "SELECT pg_catalog.format('ALTER SYSTEM SET %s = %L;', name, pg_catalog.current_setting(name)) FROM pg_catalog.pg_settings
     WHERE name LIKE 'autoscale.%' AND source = 'configuration file' ORDER BY name"

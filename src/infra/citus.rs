@@ -265,10 +265,28 @@ pub const LOAD_STRATEGY: &str = "autoscale_by_load";
 /// installed). Cost: `autoscale.shard_load_cost`; every node has capacity 1 and may hold any
 /// shard; threshold 0.1, minimum 0.01, improvement 0.5 (as by_disk_size: a move must improve
 /// the balance by half the moved group's cost, so a lone hot group is not bounced around).
-/// Returns whether it registered it now.
+/// A row left by an earlier install (DROP EXTENSION leaves it, pointing at a function that no
+/// longer exists: Citus then fails every rebalance by it with "cache lookup failed for
+/// shard_cost_function") is pointed at this install's function, its other settings kept.
+/// Returns whether it registered or repaired it now.
 pub fn ensure_load_strategy() -> SpiResult<bool> {
     if rebalance_strategy_exists(LOAD_STRATEGY)? {
-        return Ok(false);
+        let stale = Spi::get_one_with_args::<bool>(
+            "SELECT shard_cost_function::pg_catalog.oid IS DISTINCT FROM
+                    pg_catalog.to_regprocedure('autoscale.shard_load_cost(bigint)')::pg_catalog.oid
+               FROM pg_catalog.pg_dist_rebalance_strategy WHERE name = $1",
+            &[LOAD_STRATEGY.into()],
+        )?
+        .unwrap_or(false);
+        if stale {
+            Spi::run_with_args(
+                "UPDATE pg_catalog.pg_dist_rebalance_strategy
+                    SET shard_cost_function = 'autoscale.shard_load_cost'::pg_catalog.regproc
+                  WHERE name = $1",
+                &[LOAD_STRATEGY.into()],
+            )?;
+        }
+        return Ok(stale);
     }
     Spi::run_with_args(
         "SELECT pg_catalog.citus_add_rebalance_strategy($1, 'autoscale.shard_load_cost'::regproc,

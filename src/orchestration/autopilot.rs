@@ -50,7 +50,8 @@ fn warn_about_settings() -> Result<()> {
             Ok(Ok(true)) => events::record(
                 "load_strategy",
                 &format!(
-                    "registered the rebalance strategy {} (citus_add_rebalance_strategy)",
+                    "registered the rebalance strategy {} (citus_add_rebalance_strategy, or its row \
+                     pointed again at autoscale.shard_load_cost after the extension was created anew)",
                     citus::LOAD_STRATEGY
                 ),
                 None,

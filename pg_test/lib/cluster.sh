@@ -52,6 +52,8 @@ max_connections = 200
 max_worker_processes = 32
 max_wal_senders = 20
 max_replication_slots = 20
+# clones made with pg_basebackup (no slot) must find the WAL they start from, whatever checkpoints ran since
+wal_keep_size = 256MB
 shared_buffers = 64MB
 fsync = off
 full_page_writes = off
@@ -191,6 +193,14 @@ make_clone() {
 }
 # offer_clone PORT PRIMARY_PORT: autoscale.add_standby_clone() on the coordinator; it must stream.
 offer_clone() {
+  # a clone's WAL receiver can restart a moment after it first streamed (seen on PostgreSQL 18 while a second
+  # clone of the same primary was being made); add_standby_clone() rightly refuses it then: offer it streaming
+  local deadline=$(( $(date +%s) + 30 ))
+  until [ "$(as_pg psql -X -q -At -h 127.0.0.1 -p "$1" -U postgres -d postgres \
+               -c "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'" 2>/dev/null)" = 1 ]; do
+    [ "$(date +%s)" -lt "$deadline" ] || fail "clone $1 does not stream"
+    sleep 0.2
+  done
   assert_true "$(q 0 "SELECT (autoscale.add_standby_clone('127.0.0.1', $1, '127.0.0.1', $2) ->> 'streaming')::bool")" \
     "clone $1 of $2 offered"
 }

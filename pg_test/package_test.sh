@@ -102,6 +102,10 @@ sample=$(q 0 "SELECT autoscale.sample()")
 assert_eq "$(q 0 "SELECT ('$sample'::jsonb ->> 'nodes')")" 1 "autoscale.sample() sampled this node: $sample"
 assert_true "$(q 0 "SELECT reachable AND connections > 0 FROM autoscale.node_samples WHERE sample_id = ('$sample'::jsonb ->> 'sample_id')::bigint")" \
   "the sample is in autoscale.node_samples"
+# the library the server runs is the package's (for a server built here, through dynamic_library_path)
+wpid=$(q 0 "SELECT pid FROM pg_stat_activity WHERE backend_type = 'citus_autoscale launcher'")
+mapped=$(grep -o '/[^ ]*citus_autoscale\.so' "/proc/$wpid/maps" | sort -u)
+assert_eq "$mapped" "$LIBDIR/citus_autoscale.so" "the server runs the package's library"
 wait_for 0 "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'citus_autoscale'" 20 ||
   fail "the preloaded library started no background worker"
 echo "ok: the background worker runs"

@@ -38,11 +38,19 @@ pub struct CitusLine {
 pub const PAIRS: &[CitusLine] = &[
     CitusLine {
         citus: (13, 2),
-        postgres: &[(15, Support::Tested), (16, Support::Built), (17, Support::Built)],
+        postgres: &[
+            (15, Support::Tested),
+            (16, Support::Built),
+            (17, Support::Built),
+        ],
     },
     CitusLine {
         citus: (14, 0),
-        postgres: &[(16, Support::Built), (17, Support::Built), (18, Support::Tested)],
+        postgres: &[
+            (16, Support::Built),
+            (17, Support::Built),
+            (18, Support::Tested),
+        ],
     },
 ];
 
@@ -93,7 +101,10 @@ fn tested_pairs() -> String {
     for line in PAIRS {
         for (pg, s) in line.postgres {
             if *s == Support::Tested {
-                v.push(format!("PostgreSQL {pg} with Citus {}.{}", line.citus.0, line.citus.1));
+                v.push(format!(
+                    "PostgreSQL {pg} with Citus {}.{}",
+                    line.citus.0, line.citus.1
+                ));
             }
         }
     }
@@ -104,9 +115,15 @@ fn tested_pairs() -> String {
 /// brain on plain PostgreSQL: supported for observing).
 pub fn assess(pg: u32, citus: Option<CitusVersion>) -> Assessment {
     let Some(c) = citus else {
-        let support = if POSTGRES_MAJORS.contains(&pg) { Support::Tested } else { Support::Unsupported };
+        let support = if POSTGRES_MAJORS.contains(&pg) {
+            Support::Tested
+        } else {
+            Support::Unsupported
+        };
         let note = if support == Support::Unsupported {
-            format!("PostgreSQL {pg} is not supported (this release builds for PostgreSQL 15 to 18)")
+            format!(
+                "PostgreSQL {pg} is not supported (this release builds for PostgreSQL 15 to 18)"
+            )
         } else {
             format!("PostgreSQL {pg} without Citus: sampling and decisions only")
         };
@@ -190,12 +207,33 @@ mod tests {
 
     #[test]
     fn parses_the_forms_postgres_reports() {
-        assert_eq!(v("13.2-1"), Some(CitusVersion { major: 13, minor: 2 }));
-        assert_eq!(v("14.0-1"), Some(CitusVersion { major: 14, minor: 0 }));
-        assert_eq!(v("13.2.2"), Some(CitusVersion { major: 13, minor: 2 }));
+        assert_eq!(
+            v("13.2-1"),
+            Some(CitusVersion {
+                major: 13,
+                minor: 2
+            })
+        );
+        assert_eq!(
+            v("14.0-1"),
+            Some(CitusVersion {
+                major: 14,
+                minor: 0
+            })
+        );
+        assert_eq!(
+            v("13.2.2"),
+            Some(CitusVersion {
+                major: 13,
+                minor: 2
+            })
+        );
         assert_eq!(
             v("Citus 14.0.1 on x86_64-pc-linux-gnu, compiled by gcc"),
-            Some(CitusVersion { major: 14, minor: 0 })
+            Some(CitusVersion {
+                major: 14,
+                minor: 0
+            })
         );
         assert_eq!(v(""), None);
         assert_eq!(v("fourteen"), None);
@@ -211,7 +249,12 @@ mod tests {
 
     #[test]
     fn pairs_citus_supports_but_nobody_tested_are_built() {
-        for (pg, c) in [(16, "13.2-1"), (17, "13.2-1"), (16, "14.0-1"), (17, "14.0-1")] {
+        for (pg, c) in [
+            (16, "13.2-1"),
+            (17, "13.2-1"),
+            (16, "14.0-1"),
+            (17, "14.0-1"),
+        ] {
             let a = assess(pg, v(c));
             assert_eq!(a.support, Support::Built, "{pg} {c}");
             assert!(a.note.contains("not tested"), "{}", a.note);
@@ -226,18 +269,35 @@ mod tests {
     fn unsupported_pairs_say_why_and_do_not_act() {
         let a = assess(18, v("13.2-1"));
         assert_eq!(a.support, Support::Unsupported);
-        assert!(a.note.contains("does not run on PostgreSQL 18"), "{}", a.note);
+        assert!(
+            a.note.contains("does not run on PostgreSQL 18"),
+            "{}",
+            a.note
+        );
         assert!(!a.may_act());
         let a = assess(15, v("14.0-1"));
-        assert!(a.note.contains("supports PostgreSQL 16, 17, 18"), "{}", a.note);
+        assert!(
+            a.note.contains("supports PostgreSQL 16, 17, 18"),
+            "{}",
+            a.note
+        );
         let a = assess(15, v("12.1-1"));
         assert_eq!(a.support, Support::Unsupported);
-        assert!(a.note.contains("older than this release supports"), "{}", a.note);
+        assert!(
+            a.note.contains("older than this release supports"),
+            "{}",
+            a.note
+        );
         let a = assess(15, v("13.1-1"));
         assert_eq!(a.support, Support::Unsupported);
         let a = assess(19, v("15.0-1"));
         assert!(a.note.contains("newer major"), "{}", a.note);
-        assert!(a.note.contains("tested: PostgreSQL 15 with Citus 13.2, PostgreSQL 18 with Citus 14.0"), "{}", a.note);
+        assert!(
+            a.note
+                .contains("tested: PostgreSQL 15 with Citus 13.2, PostgreSQL 18 with Citus 14.0"),
+            "{}",
+            a.note
+        );
     }
 
     #[test]

@@ -27,7 +27,9 @@ impl Pair {
         match (&self.citus, self.citus_version()) {
             (Some(text), None) => Assessment {
                 support: compat::Support::Unsupported,
-                note: format!("Citus version '{text}' could not be read; autoscale starts no operation"),
+                note: format!(
+                    "Citus version '{text}' could not be read; autoscale starts no operation"
+                ),
             },
             (_, v) => compat::assess(self.postgres_major, v),
         }
@@ -45,6 +47,14 @@ pub fn current() -> Pair {
         .ok()
         .flatten()
         .unwrap_or_default();
-    let citus = if citus::installed() { citus::extversion().ok().flatten() } else { None };
-    Pair { postgres_major: num / 10000, postgres, citus }
+    let citus = if citus::installed() {
+        citus::extversion().ok().flatten()
+    } else {
+        None
+    };
+    Pair {
+        postgres_major: num / 10000,
+        postgres,
+        citus,
+    }
 }

@@ -95,17 +95,25 @@ pub fn run() -> Result<ActReport> {
         Vec::new()
     };
     let now = clock::now()?;
-    let newest_job = if citus_coordinator { citus::newest_job_id()? } else { None };
+    let newest_job = if citus_coordinator {
+        citus::newest_job_id()?
+    } else {
+        None
+    };
     let mut watch = control::load_watch()?.observe_jobs(&active, now, newest_job);
     // a join that a rebalance of anyone's (a person's citus_rebalance_start, by any strategy)
     // handled after it needs none of ours; the rebalance interval counts from that job
     if citus_coordinator && !watch.pending_join(&active).is_empty() {
         if let Some(after) = watch.job_before_join {
-            if let Some(h) = watch.handled_join(&active, citus::finished_rebalance_job_after(after)?) {
+            if let Some(h) =
+                watch.handled_join(&active, citus::finished_rebalance_job_after(after)?)
+            {
                 events::record(
                     "join_handled",
                     &h.reason(),
-                    Some(serde_json::json!({"job_id": h.job, "added": autoscale_core::operations::names(&h.added)})),
+                    Some(
+                        serde_json::json!({"job_id": h.job, "added": autoscale_core::operations::names(&h.added)}),
+                    ),
                 )?;
                 control::set_rebalance_observed()?;
                 watch = h.watch;

@@ -7,8 +7,8 @@ use pgrx::prelude::*;
 use crate::infra::errors::{AutoscaleError, OrReport};
 use serde::Serialize;
 
-use crate::infra::{citus, subxact};
 use crate::infra::settings::{self, Mode};
+use crate::infra::{citus, subxact};
 use crate::services::sampler::cluster::{self, SampleSummary};
 use crate::store::{events, rollups, samples};
 
@@ -148,8 +148,12 @@ pub fn act(report: &mut TickReport) {
     report.act = match subxact::catch(super::autopilot::run) {
         Ok(r) => r.or_report(),
         Err(message) => {
-            events::record("error", &format!("deciding and acting skipped this tick: {message}"), None)
-                .or_report();
+            events::record(
+                "error",
+                &format!("deciding and acting skipped this tick: {message}"),
+                None,
+            )
+            .or_report();
             Default::default()
         }
     };

@@ -9,8 +9,8 @@ use super::table::{spec, Ask, Job, On};
 use super::{names, progress, JobState, Kind, Operation, Outcome, Status, Step};
 
 pub use super::texts::{
-    needs, CANCEL_ALREADY_REMOVED, CANCEL_ALREADY_RESTORING, NEEDS_CLONE, NEEDS_COORDINATOR, NEEDS_DEAD,
-    NEEDS_JOB, NEEDS_NODE,
+    needs, CANCEL_ALREADY_REMOVED, CANCEL_ALREADY_RESTORING, NEEDS_CLONE, NEEDS_COORDINATOR,
+    NEEDS_DEAD, NEEDS_JOB, NEEDS_NODE,
 };
 
 /// A running row at a step its kind does not have.

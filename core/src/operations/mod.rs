@@ -50,9 +50,9 @@ mod replace_tests;
 #[cfg(test)]
 mod split_tests;
 pub mod table;
-mod texts;
 #[cfg(test)]
 mod tests;
+mod texts;
 pub mod trigger;
 pub mod window;
 

@@ -1771,8 +1771,15 @@ fn a_join_is_handled_by_whichever_rebalance_runs_after_it() {
     assert_eq!(w.job_before_join, None);
     // c joins and a human's job 18 is created before the next tick sees either
     let w = w.observe_jobs(&[a.clone(), b.clone(), c.clone()], T0 + 2.0, Some(18));
-    assert_eq!(w.job_before_join, Some(17), "the newest job the last tick before the join saw");
-    assert_eq!(w.pending_join(&[a.clone(), b.clone(), c.clone()]), vec![c.clone()]);
+    assert_eq!(
+        w.job_before_join,
+        Some(17),
+        "the newest job the last tick before the join saw"
+    );
+    assert_eq!(
+        w.pending_join(&[a.clone(), b.clone(), c.clone()]),
+        vec![c.clone()]
+    );
     let all = [a.clone(), b.clone(), c.clone()];
     // job 18 still running: no finished job after the join, nothing handled
     assert_eq!(w.handled_join(&all, None), None);
@@ -1782,7 +1789,11 @@ fn a_join_is_handled_by_whichever_rebalance_runs_after_it() {
     let h = w.handled_join(&all, Some(18)).expect("handled by job 18");
     assert_eq!(h.job, 18);
     assert_eq!(h.added, vec![c.clone()]);
-    assert!(h.reason().contains("rebalanced by Citus job 18"), "{}", h.reason());
+    assert!(
+        h.reason().contains("rebalanced by Citus job 18"),
+        "{}",
+        h.reason()
+    );
     let i = TriggerInput {
         now: T0 + 60.0,
         active_workers: all.to_vec(),
@@ -1810,7 +1821,10 @@ fn a_join_without_any_rebalance_still_triggers_one() {
         workers_changed_at: w.changed_at,
         ..tin()
     };
-    assert!(matches!(rebalance_due(&i), Ok(Some(RebalanceTrigger::WorkersChanged { .. }))));
+    assert!(matches!(
+        rebalance_due(&i),
+        Ok(Some(RebalanceTrigger::WorkersChanged { .. }))
+    ));
     // the first job ever, after the join, handles it
     assert!(w.handled_join(&[a.clone(), c.clone()], Some(1)).is_some());
     // a watch persisted by 0.2.0 (no job fields) reads back with none

@@ -239,7 +239,12 @@ impl WorkerWatch {
     /// Also records the newest Citus background job id now (None: no job yet). When the active set
     /// gained workers since the previous tick, the id the previous tick saw is kept as
     /// [`WorkerWatch::job_before_join`].
-    pub fn observe_jobs(&self, active: &[NodeAddr], now: f64, newest_job: Option<i64>) -> WorkerWatch {
+    pub fn observe_jobs(
+        &self,
+        active: &[NodeAddr],
+        now: f64,
+        newest_job: Option<i64>,
+    ) -> WorkerWatch {
         let before = self.seen.clone();
         let mut w = self.observe(active, now);
         let gained = match (&before, &w.seen) {
@@ -256,7 +261,10 @@ impl WorkerWatch {
     /// The workers that joined and no rebalance has accounted for yet.
     pub fn pending_join(&self, active: &[NodeAddr]) -> Vec<NodeAddr> {
         match &self.baseline {
-            Some(b) => sorted(active).into_iter().filter(|n| !b.contains(n)).collect(),
+            Some(b) => sorted(active)
+                .into_iter()
+                .filter(|n| !b.contains(n))
+                .collect(),
             None => Vec::new(),
         }
     }
@@ -266,13 +274,21 @@ impl WorkerWatch {
     /// finished successfully and was created after [`WorkerWatch::job_before_join`]) exists, the
     /// active set becomes the baseline. A job created between the last tick that saw the old set
     /// and the join itself counts too: the one case this can misjudge, left to the skew triggers.
-    pub fn handled_join(&self, active: &[NodeAddr], finished_job: Option<i64>) -> Option<HandledJoin> {
+    pub fn handled_join(
+        &self,
+        active: &[NodeAddr],
+        finished_job: Option<i64>,
+    ) -> Option<HandledJoin> {
         let added = self.pending_join(active);
         let job = finished_job?;
         if added.is_empty() || job <= self.job_before_join.unwrap_or(0) {
             return None;
         }
-        Some(HandledJoin { watch: self.rebalanced(active), added, job })
+        Some(HandledJoin {
+            watch: self.rebalanced(active),
+            added,
+            job,
+        })
     }
 
     /// A rebalance started with these active workers: they are the new baseline.

@@ -270,31 +270,35 @@ pub const LOAD_STRATEGY: &str = "autoscale_by_load";
 /// shard_cost_function") is pointed at this install's function, its other settings kept.
 /// Returns whether it registered or repaired it now.
 pub fn ensure_load_strategy() -> SpiResult<bool> {
-    if rebalance_strategy_exists(LOAD_STRATEGY)? {
-        let stale = Spi::get_one_with_args::<bool>(
-            "SELECT shard_cost_function::pg_catalog.oid IS DISTINCT FROM
-                    pg_catalog.to_regprocedure('autoscale.shard_load_cost(bigint)')::pg_catalog.oid
-               FROM pg_catalog.pg_dist_rebalance_strategy WHERE name = $1",
-            &[LOAD_STRATEGY.into()],
-        )?
-        .unwrap_or(false);
-        if stale {
+    // one round trip (this runs every tick), always one row: NULL = no strategy row, else whether
+    // its cost function is another than this install's
+    let stale = Spi::get_one_with_args::<bool>(
+        "SELECT (SELECT shard_cost_function::pg_catalog.oid IS DISTINCT FROM
+                        pg_catalog.to_regprocedure('autoscale.shard_load_cost(bigint)')::pg_catalog.oid
+                   FROM pg_catalog.pg_dist_rebalance_strategy WHERE name = $1)",
+        &[LOAD_STRATEGY.into()],
+    )?;
+    match stale {
+        Some(false) => Ok(false),
+        Some(true) => {
             Spi::run_with_args(
                 "UPDATE pg_catalog.pg_dist_rebalance_strategy
                     SET shard_cost_function = 'autoscale.shard_load_cost'::pg_catalog.regproc
                   WHERE name = $1",
                 &[LOAD_STRATEGY.into()],
             )?;
+            Ok(true)
         }
-        return Ok(stale);
+        None => {
+            Spi::run_with_args(
+                "SELECT pg_catalog.citus_add_rebalance_strategy($1, 'autoscale.shard_load_cost'::regproc,
+                        'pg_catalog.citus_node_capacity_1'::regproc, 'pg_catalog.citus_shard_allowed_on_node_true'::regproc,
+                        0.1, 0.01, 0.5)",
+                &[LOAD_STRATEGY.into()],
+            )?;
+            Ok(true)
+        }
     }
-    Spi::run_with_args(
-        "SELECT pg_catalog.citus_add_rebalance_strategy($1, 'autoscale.shard_load_cost'::regproc,
-                'pg_catalog.citus_node_capacity_1'::regproc, 'pg_catalog.citus_shard_allowed_on_node_true'::regproc,
-                0.1, 0.01, 0.5)",
-        &[LOAD_STRATEGY.into()],
-    )?;
-    Ok(true)
 }
 
 /// The shard group of a shard: its colocation id and its range's min value (None for an unknown

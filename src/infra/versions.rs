@@ -10,10 +10,9 @@ use super::citus;
 /// The pair this server runs.
 #[derive(Debug, Clone)]
 pub struct Pair {
-    /// PostgreSQL's major version (15, 18, ...).
+    /// PostgreSQL's major version (15, 18, ...): the one this library was built for, which is the
+    /// only one that loads it.
     pub postgres_major: u32,
-    /// `server_version`, such as `18.6`.
-    pub postgres: String,
     /// `pg_extension.extversion` of citus; None when Citus is not created in this database.
     pub citus: Option<String>,
 }
@@ -36,25 +35,24 @@ impl Pair {
     }
 }
 
-/// The pair of this server and database, now.
+/// The pair of this server and database, now: one catalog lookup, and one query when Citus is
+/// there (the guards and the worker's log line ask every tick).
 pub fn current() -> Pair {
-    let num = Spi::get_one::<String>("SELECT pg_catalog.current_setting('server_version_num')")
-        .ok()
-        .flatten()
-        .and_then(|s| s.parse::<u32>().ok())
-        .unwrap_or(0);
-    let postgres = Spi::get_one::<String>("SELECT pg_catalog.current_setting('server_version')")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
     let citus = if citus::installed() {
         citus::extversion().ok().flatten()
     } else {
         None
     };
     Pair {
-        postgres_major: num / 10000,
-        postgres,
+        postgres_major: pg_sys::PG_MAJORVERSION_NUM,
         citus,
     }
+}
+
+/// `server_version`, such as `18.6`, for what is shown to people.
+pub fn server_version() -> String {
+    Spi::get_one::<String>("SELECT pg_catalog.current_setting('server_version')")
+        .ok()
+        .flatten()
+        .unwrap_or_default()
 }

@@ -103,21 +103,14 @@ pub fn run() -> Result<ActReport> {
     let mut watch = control::load_watch()?.observe_jobs(&active, now, newest_job);
     // a join that a rebalance of anyone's (a person's citus_rebalance_start, by any strategy)
     // handled after it needs none of ours; the rebalance interval counts from that job
+    // (the job table is asked only while a join is pending)
     if citus_coordinator && !watch.pending_join(&active).is_empty() {
-        if let Some(after) = watch.job_before_join {
-            if let Some(h) =
-                watch.handled_join(&active, citus::finished_rebalance_job_after(after)?)
-            {
-                events::record(
-                    "join_handled",
-                    &h.reason(),
-                    Some(
-                        serde_json::json!({"job_id": h.job, "added": autoscale_core::operations::names(&h.added)}),
-                    ),
-                )?;
-                control::set_rebalance_observed()?;
-                watch = h.watch;
-            }
+        let finished = citus::finished_rebalance_job_after(watch.job_before_join.unwrap_or(0))?;
+        if let Some(h) = watch.handled_join(&active, finished) {
+            let detail = serde_json::json!({"job_id": h.job, "added": autoscale_core::operations::names(&h.added)});
+            events::record("join_handled", &h.reason(), Some(detail))?;
+            control::set_rebalance_observed()?;
+            watch = h.watch;
         }
     }
     // dead workers are declared (one event each) whatever runs; the first replaceable one is

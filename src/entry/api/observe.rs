@@ -223,7 +223,7 @@ fn explain() -> TableIterator<
             None,
             format!(
                 "PostgreSQL {} with Citus {}: {}",
-                pair.postgres,
+                crate::infra::versions::server_version(),
                 pair.citus.as_deref().unwrap_or("(none)"),
                 verdict.support.as_str()
             ),
@@ -253,7 +253,7 @@ fn version_support() -> TableIterator<
     let pair = crate::infra::versions::current();
     let a = pair.assess();
     TableIterator::once((
-        pair.postgres.clone(),
+        crate::infra::versions::server_version(),
         pair.citus.clone(),
         env!("CARGO_PKG_VERSION").to_string(),
         a.support.as_str().to_string(),

@@ -68,3 +68,15 @@ BEGIN
     RAISE NOTICE 'citus_autoscale: %', v.note;
   END IF;
 END $versions$;
+
+-- === the autoscale_by_load strategy's improvement_threshold: 0.5 -> 0.2 ===
+-- 0.5 (by_disk_size's) stopped the plan with four of six equally hot shard groups on one of two nodes; see
+-- docs/load.md. Only the value 0.2.0 registered is replaced: a value set by hand is kept. The row
+-- exists on the coordinator only; elsewhere (or without Citus) this changes nothing.
+DO $strategy$
+BEGIN
+  IF pg_catalog.to_regclass('pg_catalog.pg_dist_rebalance_strategy') IS NOT NULL THEN
+    UPDATE pg_catalog.pg_dist_rebalance_strategy SET improvement_threshold = 0.2
+     WHERE name = 'autoscale_by_load' AND improvement_threshold = 0.5;
+  END IF;
+END $strategy$;

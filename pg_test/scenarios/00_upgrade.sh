@@ -119,6 +119,12 @@ for i in 0 1 2 3; do start_node "$i"; done
 q 0 "ALTER EXTENSION citus_autoscale UPDATE" >/dev/null
 assert_eq "$(ext_version 0)" 0.2.0 "coordinator updated to 0.2.0"
 for i in 1 2 3; do [ "$(ext_version "$i")" = 0.2.0 ] || q "$i" "ALTER EXTENSION citus_autoscale UPDATE" >/dev/null; done
+# the load strategy as 0.2.0 registers it (its first tick does; registered here if no tick has yet)
+[ "$(q 0 "SELECT count(*) FROM pg_dist_rebalance_strategy WHERE name = 'autoscale_by_load'")" = 1 ] ||
+  q 0 "SELECT citus_add_rebalance_strategy('autoscale_by_load', 'autoscale.shard_load_cost', 'citus_node_capacity_1',
+         'citus_shard_allowed_on_node_true', 0.1, 0.01, 0.5)" >/dev/null
+assert_eq "$(q 0 "SELECT improvement_threshold FROM pg_dist_rebalance_strategy WHERE name = 'autoscale_by_load'")" 0.5 \
+  "0.2.0's load strategy has improvement_threshold 0.5"
 
 # --- 3. this version's files over the running servers, as dpkg installs them (a new file; the old library
 #        stays mapped), then the update: refused with a HINT, nothing changed; after a restart it runs ---
@@ -153,6 +159,8 @@ for i in 1 2 3; do
   assert_eq "$(ext_version "$i")" "$NEW_VERSION" "node $i at $NEW_VERSION"
 done
 
+assert_eq "$(q 0 "SELECT improvement_threshold FROM pg_dist_rebalance_strategy WHERE name = 'autoscale_by_load'")" 0.2 \
+  "the update set the load strategy's improvement_threshold to 0.2"
 # --- 4. data kept; sampling, explain and an operation work ---
 assert_eq "$(q 0 "$kept_sql")" "$kept_before" "policies, pool and operations kept"
 # shellcheck disable=SC2059

@@ -34,6 +34,25 @@ for i in 1 2; do
     "and not on worker $i (CREATE EXTENSION is replayed there)"
 done
 
+# Citus's planner with fixed, uneven loads (as 5 s of measurement gives): the six hot groups at 237, 232, 207,
+# 187, 177 and 167 operations/s, the cold ones at 2. The plan must move three hot groups; with by_disk_size's
+# improvement_threshold of 0.5 it moves two (and cold ones instead). In one transaction that is rolled back.
+hot_list=$(echo $hot_shards | tr ' ' ',')
+planned=$(q 0 "BEGIN;
+  UPDATE autoscale.shard_group_load g SET load_per_sec = coalesce(h.load, 2)
+    FROM autoscale.shard_group_load g2
+    LEFT JOIN (SELECT s.colocationid, ps.shardminvalue,
+                      (ARRAY[237, 232, 207, 187, 177, 167])[row_number() OVER (ORDER BY ps.shardid)] AS load
+                 FROM pg_dist_shard ps JOIN pg_dist_partition s USING (logicalrelid)
+                WHERE ps.shardid IN ($hot_list)) h USING (colocationid, shardminvalue)
+   WHERE g.colocationid = g2.colocationid AND g.shardminvalue = g2.shardminvalue;
+  SELECT 'planned: ' ||
+         (SELECT count(*) FROM get_rebalance_table_shards_plan(rebalance_strategy := 'autoscale_by_load') WHERE shardid IN ($hot_list)) || ' hot, ' ||
+         (SELECT count(*) FROM get_rebalance_table_shards_plan(rebalance_strategy := 'autoscale_by_load', improvement_threshold := 0.5)
+           WHERE shardid IN ($hot_list)) || ' hot at 0.5';
+  ROLLBACK;" 2>/dev/null | sed -n 's/^planned: //p')
+assert_eq "$planned" "3 hot, 2 hot at 0.5" "with loads 237/232/207/187/177/167 Citus's plan by load moves three hot groups (two with improvement_threshold 0.5)"
+
 t0=$(q 0 "SELECT extract(epoch FROM clock_timestamp())")
 pgbench_loop_start hot -c 6 -j 2 -R 300 "${HOT_SCRIPTS[@]}"
 wait_for 0 "SELECT EXISTS (SELECT 1 FROM autoscale.operations WHERE kind = 'rebalance')" 120 || { dump_state 0; false; } ||
@@ -48,6 +67,7 @@ before_ratio=$(q 0 "SELECT round((max(c) / avg(c))::numeric, 2) FROM (
                        WHERE NOT is_coordinator AND sampled_at BETWEEN to_timestamp($t0 + 5) AND (SELECT started_at FROM autoscale.operations WHERE id = $op)
                        GROUP BY nodeport) x")
 echo "per-worker commits/s max/mean before: $before_ratio"
+echo "group loads when it started: $(q 0 "SELECT string_agg(nodeport || '/' || shardminvalue || '=' || coalesce(round(load_per_sec::numeric), -1), ' ' ORDER BY load_per_sec DESC NULLS LAST) FROM autoscale.shard_group_load")"
 wait_for 0 "SELECT status <> 'running' FROM autoscale.operations WHERE id = $op" 120 || { dump_state 0; false; } ||
   fail "rebalance still running after 120 s"
 assert_eq "$(q 0 "SELECT status FROM autoscale.operations WHERE id = $op")" succeeded "the rebalance by load succeeded"

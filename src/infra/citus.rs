@@ -2,6 +2,7 @@
 //! (pg_dist_node, pg_dist_placement, ...), functions (run_command_on_workers, citus_*), settings.
 //! Node names and ports always travel as parameters, never concatenated into SQL.
 
+use autoscale_core::load;
 use autoscale_core::operations::dead::Placement;
 use autoscale_core::operations::{names, NodeAddr};
 use pgrx::prelude::*;
@@ -293,8 +294,13 @@ pub fn ensure_load_strategy() -> SpiResult<bool> {
             Spi::run_with_args(
                 "SELECT pg_catalog.citus_add_rebalance_strategy($1, 'autoscale.shard_load_cost'::regproc,
                         'pg_catalog.citus_node_capacity_1'::regproc, 'pg_catalog.citus_shard_allowed_on_node_true'::regproc,
-                        0.1, 0.01, 0.5)",
-                &[LOAD_STRATEGY.into()],
+                        $2::float4, $3::float4, $4::float4)",
+                &[
+                    LOAD_STRATEGY.into(),
+                    load::STRATEGY_THRESHOLD.into(),
+                    load::STRATEGY_MINIMUM_THRESHOLD.into(),
+                    load::STRATEGY_IMPROVEMENT_THRESHOLD.into(),
+                ],
             )?;
             Ok(true)
         }

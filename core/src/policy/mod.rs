@@ -25,6 +25,7 @@ mod proptests;
 mod single_node_tests;
 #[cfg(test)]
 mod tests;
+pub mod units;
 
 use std::fmt;
 use std::str::FromStr;

@@ -22,9 +22,10 @@
 use serde::Serialize;
 
 use super::spreads_over_workers;
+pub use super::units::load_of;
+use super::units::per_node;
 use super::{
-    evaluate, format_duration, num, Decision, Direction, EvalInput, Metric, Point, Policy,
-    PolicyKind,
+    evaluate, format_duration, num, Decision, Direction, EvalInput, Point, Policy, PolicyKind,
 };
 use crate::forecast::{LeadTime, Model, NoForecast};
 
@@ -61,30 +62,6 @@ pub enum Effect {
     None,
     ScaleOut,
     HoldScaleIn,
-}
-
-/// The cluster's load from one point of a policy's metric: value x data nodes (the workers, and
-/// the coordinator when it holds shards) for metrics that spread over them, the value itself
-/// otherwise.
-pub fn load_of(metric: Metric, pt: &Point) -> Option<f64> {
-    let v = pt.value.filter(|v| v.is_finite())?;
-    let (dn, _) = pt.data_nodes_and_coordinator();
-    Some(if spreads_over_workers(metric) {
-        v * f64::from(dn)
-    } else {
-        v
-    })
-}
-
-/// The value of the metric when `load` is spread over `workers` and the `coordinator` (1 when it
-/// holds shards).
-fn per_node(metric: Metric, load: f64, workers: u32, coordinator: u32) -> f64 {
-    let nodes = workers.saturating_add(coordinator);
-    if spreads_over_workers(metric) && nodes > 0 {
-        load / f64::from(nodes)
-    } else {
-        load
-    }
 }
 
 /// The level above which a policy asks for more workers.

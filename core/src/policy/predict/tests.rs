@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use super::super::tests::{constant, input, NOW};
 use super::*;
 use crate::forecast::{LeadSource, Line, Season};
-use crate::policy::PolicySeries;
+use crate::policy::{Metric, PolicySeries};
 
 /// A model whose load is `level + slope * (t - NOW)` (load units: value x workers for cpu).
 fn model(level: f64, slope_per_min: f64) -> Model {
@@ -260,43 +260,6 @@ fn load_spreads_over_workers_only_for_spreading_metrics() {
         load_of(Metric::Cpu, &Point { workers: 0, ..pt }),
         Some(50.0)
     );
-}
-
-#[test]
-fn the_backtest_replays_a_predictive_policy_ahead_of_the_reactive_one() {
-    use crate::policy::backtest::{backtest, Recorded};
-    // 2 workers; cpu rising from 40% by 1% a minute for 2 hours
-    let h: Vec<Recorded> = (0..1440)
-        .map(|k| Recorded {
-            at: NOW + 5.0 * k as f64,
-            workers: 2,
-            unreachable: 0,
-            data_nodes: 0,
-            values: vec![Some(40.0 + 5.0 * k as f64 / 60.0)],
-        })
-        .collect();
-    let mut reactive = Policy::threshold("cpu", Metric::Cpu, 80.0, 10.0);
-    reactive.max_workers = 20;
-    let mut predictive = reactive.clone();
-    predictive.predictive = true;
-    let none = crate::policy::SingleNode::default();
-    let a = backtest(&[reactive], &h, 5.0, 300.0, &none);
-    let b = backtest(&[predictive], &h, 5.0, 300.0, &none);
-    let first = |v: &[crate::policy::backtest::BacktestAction]| v.first().map(|x| x.at).unwrap();
-    assert!(
-        first(&b) < first(&a) - 120.0,
-        "predictive {} vs reactive {}",
-        first(&b) - NOW,
-        first(&a) - NOW
-    );
-    assert!(
-        b[0].reasons
-            .iter()
-            .any(|r| r.contains("forecast to cross 80")),
-        "{:?}",
-        b[0].reasons
-    );
-    assert!(b.iter().all(|x| x.direction == Direction::Out));
 }
 
 fn arb_model() -> impl Strategy<Value = Model> {

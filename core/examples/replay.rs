@@ -274,6 +274,16 @@ fn target_policy() -> Policy {
     p
 }
 
+/// Target tracking with the defaults before the real traces were replayed (scale_out_for 2 min,
+/// scale-out cooldown 10 min blocking), for the before/after comparison.
+fn legacy_target_policy() -> Policy {
+    let mut p = target_policy();
+    p.name = "target_before".into();
+    p.scale_out_for = 120.0;
+    p.cooldown_out = 600.0;
+    p
+}
+
 fn predictive_policy() -> Policy {
     let mut p = target_policy();
     p.name = "predictive".into();
@@ -532,6 +542,152 @@ fn headroom_frontier(
     rows
 }
 
+/// Max workers and the per-worker level the real traces are scaled to: the 99.9th percentile of
+/// a trace's demand needs all 16 workers at 80%.
+const MAX_WORKERS: u32 = 16;
+const SCALE_TO: f64 = MAX_WORKERS as f64 * 80.0;
+
+/// A real trace: request counts per `interval` seconds (bench/traces/*.counts.xz, written by
+/// bench/traces/convert.py and unpacked by bench/policy_replay.sh).
+struct RealTrace {
+    name: String,
+    interval: f64,
+    counts: Vec<f64>,
+}
+
+/// Reads every `*.counts` file of `dir` (sorted by name): `#` comments, `interval_secs N`, then
+/// one count per line.
+fn read_real_traces(dir: &str) -> Vec<RealTrace> {
+    let mut paths: Vec<std::path::PathBuf> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "counts"))
+            .collect(),
+        Err(e) => {
+            eprintln!("no real traces: {dir}: {e}");
+            return Vec::new();
+        }
+    };
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).expect("readable trace");
+            let mut interval = SAMPLE;
+            let mut counts = Vec::new();
+            for line in text.lines().filter(|l| !l.starts_with('#')) {
+                if let Some(v) = line.strip_prefix("interval_secs ") {
+                    interval = v.trim().parse().expect("interval_secs N");
+                } else if !line.trim().is_empty() {
+                    counts.push(line.trim().parse::<f64>().expect("a count per line"));
+                }
+            }
+            let name = p
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("trace")
+                .to_string();
+            RealTrace {
+                name,
+                interval,
+                counts,
+            }
+        })
+        .collect()
+}
+
+/// 5-second demand from request counts: each bin's count spread evenly over its 5-s slots, a 60-s
+/// moving sum (requests in the last minute: what a 5-s CPU sample of a server busy with them
+/// reflects once smoothed over its requests), scaled so that the 99.9th percentile is
+/// MAX_WORKERS x 80.
+fn real_demand(t: &RealTrace) -> Vec<f64> {
+    let per_bin = (t.interval / SAMPLE).round().max(1.0) as usize;
+    let slots: Vec<f64> = t
+        .counts
+        .iter()
+        .flat_map(|c| std::iter::repeat_n(c / per_bin as f64, per_bin))
+        .collect();
+    let window = (60.0 / SAMPLE) as usize;
+    let mut sum = 0.0;
+    let mut moving = Vec::with_capacity(slots.len());
+    for (i, x) in slots.iter().enumerate() {
+        sum += x;
+        if i >= window {
+            sum -= slots[i - window];
+        }
+        moving.push(sum.max(0.0));
+    }
+    let mut sorted = moving.clone();
+    sorted.sort_by(f64::total_cmp);
+    let p999 = sorted[((sorted.len() as f64 * 0.999) as usize).min(sorted.len() - 1)];
+    let scale = if p999 > 0.0 { SCALE_TO / p999 } else { 1.0 };
+    moving.iter().map(|m| m * scale).collect()
+}
+
+/// One real trace: every policy next to the oracle. Returns the failed checks.
+fn replay_real(t: &RealTrace, policies: &[Policy], naive: &str, check: &[&str]) -> Vec<String> {
+    let demand = real_demand(t);
+    let bursts = vec![false; demand.len()];
+    let minutes = demand.len() as f64 * SAMPLE / 60.0;
+    let (o_above, o_wmin, o_resizes) = oracle(&demand);
+    println!(
+        "{} ({:.1} days, 5-s demand from {} counts per {:.0} s; oracle: {:.1} min above 80%, {:.0} \
+         worker-minutes, {} resizes)",
+        t.name,
+        minutes / 1440.0,
+        t.counts.len(),
+        t.interval,
+        o_above,
+        o_wmin,
+        o_resizes
+    );
+    let results: Vec<(String, Outcome)> = policies
+        .iter()
+        .map(|p| (p.name.clone(), simulate(&demand, &bursts, React::Nothing, p)))
+        .collect();
+    for (name, r) in &results {
+        let above = r.secs_above_80 / 60.0;
+        println!(
+            "{:<12} {:<16} {:>8} {:>9} {:>9.1} {:>7.2}% {:>11.0} {:>7.2}x {:>10}",
+            t.name,
+            name,
+            r.outs + r.ins,
+            format!("{}/{}", r.outs, r.ins),
+            above,
+            100.0 * above / minutes,
+            r.worker_secs / 60.0,
+            r.worker_secs / 60.0 / o_wmin,
+            r.reversals
+        );
+    }
+    println!(
+        "{:<12} {:<16} {:>8} {:>9} {:>9.1} {:>7.2}% {:>11.0} {:>7.2}x {:>10}",
+        t.name,
+        "oracle",
+        o_resizes,
+        "-",
+        o_above,
+        100.0 * o_above / minutes,
+        o_wmin,
+        1.0,
+        "-"
+    );
+    let mut failures = Vec::new();
+    let naive_rev = results
+        .iter()
+        .find(|(n, _)| n == naive)
+        .map_or(0, |(_, r)| r.reversals);
+    for (name, r) in results.iter().filter(|(n, _)| check.contains(&n.as_str())) {
+        if !(r.reversals < naive_rev || (naive_rev == 0 && r.reversals == 0)) {
+            failures.push(format!(
+                "{}: {name} reverses {} times, naive {naive_rev}",
+                t.name, r.reversals
+            ));
+        }
+    }
+    failures
+}
+
 fn main() {
     let policies = [
         threshold_policy(),
@@ -669,6 +825,55 @@ fn main() {
     for rows in &frontier {
         for r in rows {
             println!("{r}");
+        }
+    }
+    if let Some(dir) = std::env::var("REPLAY_TRACES")
+        .ok()
+        .or_else(|| std::env::args().nth(1))
+    {
+        let traces = read_real_traces(&dir);
+        let mut predictive_before = legacy_target_policy();
+        predictive_before.name = "predictive_before".into();
+        predictive_before.predictive = true;
+        let mut target_30s = legacy_target_policy();
+        target_30s.name = "target_30s".into();
+        target_30s.scale_out_for = 30.0;
+        target_30s.cooldown_out = 0.0;
+        let real_policies = [
+            threshold_policy(),
+            target_policy(),
+            naive_policy(),
+            predictive_policy(),
+            legacy_target_policy(),
+            predictive_before,
+            target_30s,
+        ];
+        println!();
+        println!(
+            "Real traces (bench/traces): 5-s demand from request counts (60-s moving sum), scaled so \
+             that the 99.9th percentile needs {MAX_WORKERS} workers at 80%. *_before: target \
+             tracking with the defaults before this replay (scale_out_for 2 min, scale-out \
+             cooldown 10 min); target_30s: the same with 30 s and no scale-out cooldown."
+        );
+        println!(
+            "{:<12} {:<16} {:>8} {:>9} {:>9} {:>8} {:>11} {:>8} {:>10}",
+            "trace",
+            "policy",
+            "actions",
+            "out/in",
+            "min >80%",
+            "share",
+            "worker-min",
+            "/oracle",
+            "reversals"
+        );
+        for t in &traces {
+            failures.extend(replay_real(
+                t,
+                &real_policies,
+                "naive",
+                &["threshold", "target", "predictive"],
+            ));
         }
     }
     if failures.is_empty() {

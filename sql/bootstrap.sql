@@ -86,12 +86,16 @@ CREATE TABLE autoscale.worker_count (
     reachable_workers   int         NOT NULL,
     unreachable_workers int         NOT NULL,
     inactive_workers    int         NOT NULL,
-    driver              text        NOT NULL
+    driver              text        NOT NULL,
+    sample_ms           real
 );
 COMMENT ON TABLE autoscale.worker_count IS
   'Worker-count history, one row per sample: active primary workers (the coordinator not counted), how many '
   'answered, how many did not, inactive ones, and what drove the sample (worker, sql). Chart worker_count over '
   'sampled_at as the usual worker_count table.';
+COMMENT ON COLUMN autoscale.worker_count.sample_ms IS
+  'Milliseconds the sample took to read every node (the parallel fan-out included) and fold the shard-group '
+  'load, before its rows were written; NULL for samples taken before 0.3.0.';
 
 CREATE TABLE autoscale.events (
     id      bigserial   PRIMARY KEY,

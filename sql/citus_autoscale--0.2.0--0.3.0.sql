@@ -80,3 +80,9 @@ BEGIN
      WHERE name = 'autoscale_by_load' AND improvement_threshold = 0.5;
   END IF;
 END $strategy$;
+
+-- === sampling at scale (issue 22): how long each sample took ===
+ALTER TABLE autoscale.worker_count ADD COLUMN sample_ms real;
+COMMENT ON COLUMN autoscale.worker_count.sample_ms IS
+  'Milliseconds the sample took to read every node (the parallel fan-out included) and fold the shard-group '
+  'load, before its rows were written; NULL for samples taken before 0.3.0.';

@@ -19,6 +19,7 @@
 //!   rebalance trigger, the guards and the maintenance window.
 //! - [`safety`]: webhook URL shape, bounded reasons, the failure backoff, conflicting settings.
 
+pub mod backoff;
 pub mod capacity;
 pub mod clones;
 pub mod compat;

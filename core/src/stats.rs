@@ -40,6 +40,11 @@ pub struct NodeStats {
     /// absent without Citus metadata and from nodes older than 0.2.0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard_groups: Option<Vec<crate::load::GroupReading>>,
+    /// How old `database_size` and `shard_bytes` are, in seconds: a session that answers every
+    /// sample measures them again only every `autoscale.size_refresh_interval`. Absent from nodes
+    /// older than 0.3.0 (their sizes are measured at every call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sizes_age_secs: Option<f64>,
     /// The tenants Citus tracks here, when `citus.stat_tenants_track = 'all'`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenants: Option<crate::load::TenantStats>,
@@ -172,6 +177,7 @@ mod tests {
                 key: crate::load::GroupKey::new(3, "-2147483648"),
                 counters: Default::default(),
             }]),
+            sizes_age_secs: Some(12.5),
             tenants: None,
         }
     }
@@ -199,6 +205,7 @@ mod tests {
             "max_connections",
             "replication_lag_bytes",
             "statements",
+            "sizes_age_secs",
         ] {
             v.as_object_mut().unwrap().remove(k);
         }
@@ -208,6 +215,8 @@ mod tests {
             (None, None, None)
         );
         assert_eq!(s.replication_lag_bytes, None);
+        // a 0.2.0 node measures its sizes at every call and does not say how old they are
+        assert_eq!(s.sizes_age_secs, None);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use autoscale_core::operations::{names, NodeAddr};
 use pgrx::prelude::*;
 use pgrx::spi::SpiResult;
 
-use super::spi::{node_at, select_first, select_rows};
+use super::spi::{node_at, select_first, select_first_kept, select_rows};
 use std::time::Duration;
 
 /// Is the citus extension installed in this database? (A catalog lookup, no query: node_stats()
@@ -165,7 +165,8 @@ fn own_fanout_params() -> SpiResult<Option<super::fanout::Params>> {
 }
 
 /// Runs `autoscale.node_stats()` on every active worker (the nodes `run_command_on_workers`
-/// asks) in parallel, through [`run_on_nodes`]: a worker that cannot be reached within
+/// asks) in parallel, through [`run_on_nodes`] (in the background worker on the connections it
+/// keeps, `fanout::run_kept`): a worker that cannot be reached within
 /// `timeout_ms`, or has not answered within `2 x timeout_ms + 1 s`, answers `success = false`.
 pub fn fan_out_node_stats(timeout_ms: u64) -> SpiResult<Vec<WorkerResult>> {
     let workers = select_rows(
@@ -177,7 +178,18 @@ pub fn fan_out_node_stats(timeout_ms: u64) -> SpiResult<Vec<WorkerResult>> {
         .iter()
         .map(|w| (w.clone(), NODE_STATS_COMMAND))
         .collect();
-    let answers = run_on_nodes(&calls, timeout_ms)?;
+    // the background worker keeps its connections from sample to sample; a SQL call of sample()
+    // or tick() (pg_cron) connects afresh
+    let answers = match own_fanout_params()? {
+        Some(params) if super::pgcompat::is_background_worker() => super::fanout::run_kept(
+            &calls,
+            &params,
+            Duration::from_millis(timeout_ms),
+            Duration::from_millis(2 * timeout_ms + 1000),
+            super::settings::sample_interval(),
+        ),
+        _ => run_on_nodes(&calls, timeout_ms)?,
+    };
     Ok(workers
         .into_iter()
         .zip(answers)
@@ -197,11 +209,22 @@ pub fn fan_out_node_stats(timeout_ms: u64) -> SpiResult<Vec<WorkerResult>> {
 /// Counters are those of pg_stat_user_tables: seq_scan + idx_scan, seq_tup_read + idx_tup_fetch,
 /// n_tup_ins + n_tup_upd + n_tup_del, read through the functions under the view so only the
 /// shard relations are looked at. Call only when [`installed`].
-pub fn local_shards() -> SpiResult<(Option<i32>, Option<i64>, Option<String>)> {
-    Spi::connect(|c| {
-        let row = c
-            .select(
-                "WITH lg AS (SELECT groupid FROM pg_catalog.pg_dist_local_group),
+///
+/// The bytes (`pg_total_relation_size` of every placement, which stats every file of every
+/// fork and index) are measured only `with_sizes`; without, they are None.
+pub fn local_shards(with_sizes: bool) -> SpiResult<(Option<i32>, Option<i64>, Option<String>)> {
+    Ok(select_first_kept(LOCAL_SHARDS_SQL, with_sizes, |row| {
+        Ok((
+            row.get::<i32>(1)?,
+            row.get::<i64>(2)?,
+            row.get::<String>(3)?,
+        ))
+    })?
+    .unwrap_or((None, None, None)))
+}
+
+/// The statement of [`local_shards`] (planned once per session).
+const LOCAL_SHARDS_SQL: &str = "WITH lg AS (SELECT groupid FROM pg_catalog.pg_dist_local_group),
                  sh AS (
                    SELECT t.colocationid, s.shardminvalue, t.partmethod, r
                      FROM pg_catalog.pg_dist_placement p
@@ -228,20 +251,9 @@ pub fn local_shards() -> SpiResult<(Option<i32>, Option<i64>, Option<String>)> {
                     WHERE sh.r IS NOT NULL AND sh.partmethod <> 'n' AND sh.shardminvalue IS NOT NULL
                     GROUP BY sh.colocationid, sh.shardminvalue)
                  SELECT (SELECT groupid FROM lg),
-                        (SELECT coalesce(sum(pg_catalog.pg_total_relation_size(r)), 0)::bigint FROM sh),
+                        CASE WHEN $1 THEN (SELECT coalesce(sum(pg_catalog.pg_total_relation_size(r)), 0)::bigint FROM sh) END,
                         (SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_array(
-                                  colocationid, shardminvalue, scans, rows_read, rows_written)), '[]')::text FROM g)",
-                Some(1),
-                &[],
-            )?
-            .first();
-        Ok((
-            row.get::<i32>(1)?,
-            row.get::<i64>(2)?,
-            row.get::<String>(3)?,
-        ))
-    })
-}
+                                  colocationid, shardminvalue, scans, rows_read, rows_written)), '[]')::text FROM g)";
 
 /// The tenants Citus tracks on this node as `TenantStats` json text (`period_secs` and, per tenant,
 /// `[colocation_id, tenant_attribute, queries, cpu_seconds]` of the last complete period), or None
@@ -264,8 +276,8 @@ pub const LOAD_STRATEGY: &str = "autoscale_by_load";
 /// Registers [`LOAD_STRATEGY`] with `citus_add_rebalance_strategy` unless it is there (on the
 /// coordinator, lazily: CREATE EXTENSION is replayed on every worker and may run before Citus is
 /// installed). Cost: `autoscale.shard_load_cost`; every node has capacity 1 and may hold any
-/// shard; threshold 0.1, minimum 0.01, improvement 0.5 (as by_disk_size: a move must improve
-/// the balance by half the moved group's cost, so a lone hot group is not bounced around).
+/// shard; thresholds from `autoscale_core::load` (`STRATEGY_*`: 0.1, minimum 0.01, improvement
+/// 0.2).
 /// A row left by an earlier install (DROP EXTENSION leaves it, pointing at a function that no
 /// longer exists: Citus then fails every rebalance by it with "cache lookup failed for
 /// shard_cost_function") is pointed at this install's function, its other settings kept.

@@ -9,14 +9,23 @@
 //! docs/faults.md). Here a node that has not answered by the deadline is given up: its
 //! connection is closed (`PQfinish`), no cancel request is sent, and nothing waits for it.
 //!
+//! The background worker keeps its sample connections across samples ([`run_kept`]): one per
+//! node, so a sample is one round trip per node instead of a fork and an authentication on every
+//! node at every sample. A kept connection that fails before answering (the node restarted, an
+//! idle_session_timeout closed it) is replaced by a new one within the same sample; a node whose
+//! connection cannot be made is tried again with a backoff; a node that left is let go.
+//!
 //! The connections use what Citus's would: the node's host and port, this database, the current
 //! user, and the keywords of `citus.node_conninfo` (sslmode, ...); libpq reads the password file
 //! itself. Citus can also take credentials from `pg_dist_authinfo` and route through
 //! `pg_dist_poolinfo`; with either in use the caller keeps Citus's fan-out (`infra::citus`).
 
+use autoscale_core::backoff::reconnect_after;
 use autoscale_core::operations::NodeAddr;
 use pgrx::pg_sys;
 use pq_sys as pq;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::{CStr, CString};
 use std::os::raw::c_char;
 use std::time::{Duration, Instant};
@@ -115,7 +124,6 @@ pub fn run(
     connect: Duration,
     total: Duration,
 ) -> Vec<Result<String, String>> {
-    let start = Instant::now();
     let mut conns: Vec<Conn> = Vec::with_capacity(nodes.len());
     let mut states: Vec<State> = Vec::with_capacity(nodes.len());
     for (node, _) in nodes {
@@ -123,10 +131,175 @@ pub fn run(
         conns.push(conn);
         states.push(state);
     }
+    let mut kept = vec![false; nodes.len()];
+    drive(
+        nodes,
+        params,
+        &mut conns,
+        &mut states,
+        &mut kept,
+        connect,
+        total,
+    );
+    // conns drop here: every connection closed, none cancelled
+    answers(states)
+}
+
+/// Kept connections of this process, by node (the background worker's).
+#[derive(Default)]
+struct Pool {
+    /// what the connections were made with; other parameters replace them all
+    params: Params,
+    conns: HashMap<NodeAddr, Conn>,
+    /// nodes whose connection failed: consecutive failures, when to try again, the last error
+    failing: HashMap<NodeAddr, (u32, Instant, String)>,
+}
+
+thread_local! {
+    static POOL: RefCell<Pool> = RefCell::new(Pool::default());
+}
+
+/// As [`run`], on connections kept from the previous call of this process: each node's kept
+/// connection is used when it is still good, else one is made; afterwards the connections that
+/// answered are kept, the others closed (no cancel request), and the kept ones of nodes not in
+/// `nodes` are closed. A node whose connections failed is not connected to again before its
+/// backoff (`autoscale_core::backoff::reconnect_after`) has passed; until then it answers its last error.
+pub fn run_kept(
+    nodes: &[(NodeAddr, &str)],
+    params: &Params,
+    connect: Duration,
+    total: Duration,
+    base: Duration,
+) -> Vec<Result<String, String>> {
+    let mut pool = POOL.with(|p| std::mem::take(&mut *p.borrow_mut()));
+    if &pool.params != params {
+        pool.conns.clear();
+        pool.params = params.clone();
+    }
+    pool.conns.retain(|n, _| nodes.iter().any(|(m, _)| m == n));
+    pool.failing
+        .retain(|n, _| nodes.iter().any(|(m, _)| m == n));
+    let now = Instant::now();
+    let mut conns: Vec<Conn> = Vec::with_capacity(nodes.len());
+    let mut states: Vec<State> = Vec::with_capacity(nodes.len());
+    let mut kept = vec![false; nodes.len()];
+    for (i, (node, command)) in nodes.iter().enumerate() {
+        if let Some((n, next, last)) = pool.failing.get(node) {
+            if now < *next {
+                conns.push(Conn(std::ptr::null_mut()));
+                states.push(State::Done(Err(format!(
+                    "{last} (not connecting again for {} ms after {n} failed attempts)",
+                    next.duration_since(now).as_millis()
+                ))));
+                continue;
+            }
+        }
+        match pool.conns.remove(node) {
+            // SAFETY: a connection of ours, idle since the last call
+            Some(c) if unsafe { pq::PQstatus(c.0) } == pq::ConnStatusType::CONNECTION_OK => {
+                let state = send(&c, command);
+                conns.push(c);
+                states.push(state);
+                kept[i] = true;
+            }
+            _ => {
+                let (c, state) = start_connect(node, params);
+                conns.push(c);
+                states.push(state);
+            }
+        }
+    }
+    drive(
+        nodes,
+        params,
+        &mut conns,
+        &mut states,
+        &mut kept,
+        connect,
+        total,
+    );
+    let now = Instant::now();
+    for (i, conn) in conns.into_iter().enumerate() {
+        let node = &nodes[i].0;
+        if conn.0.is_null() {
+            continue; // waiting out its backoff
+        }
+        // SAFETY: a connection of ours; answered or given up
+        let good = matches!(states[i], State::Done(_))
+            && unsafe { pq::PQstatus(conn.0) } == pq::ConnStatusType::CONNECTION_OK
+            && unsafe { pq::PQtransactionStatus(conn.0) }
+                == pq::PGTransactionStatusType::PQTRANS_IDLE;
+        if good {
+            pool.failing.remove(node);
+            pool.conns.insert(node.clone(), conn);
+        } else {
+            let error = match &states[i] {
+                State::Done(Err(e)) => e.clone(),
+                _ => "no answer".into(),
+            };
+            let n = pool.failing.get(node).map_or(0, |f| f.0) + 1;
+            pool.failing
+                .insert(node.clone(), (n, now + reconnect_after(n, base), error));
+            // conn drops here: closed, not cancelled
+        }
+    }
+    POOL.with(|p| *p.borrow_mut() = pool);
+    answers(states)
+}
+
+fn answers(states: Vec<State>) -> Vec<Result<String, String>> {
+    states
+        .into_iter()
+        .map(|s| match s {
+            State::Done(r) => r,
+            _ => Err("no answer".into()),
+        })
+        .collect()
+}
+
+/// Sends `command` on a connected connection.
+fn send(conn: &Conn, command: &str) -> State {
+    let Ok(q) = CString::new(command) else {
+        return State::Done(Err("a NUL in the command".into()));
+    };
+    // SAFETY: a connected connection; the query is copied by libpq
+    unsafe { pq::PQsetnonblocking(conn.0, 1) };
+    if unsafe { pq::PQsendQuery(conn.0, q.as_ptr()) } == 0 {
+        State::Done(Err(conn.error()))
+    } else {
+        State::Sending
+    }
+}
+
+/// Moves every node on until each has answered or run out of time. A kept connection (`kept`)
+/// that fails before answering is replaced by a new one, once.
+fn drive(
+    nodes: &[(NodeAddr, &str)],
+    params: &Params,
+    conns: &mut [Conn],
+    states: &mut [State],
+    kept: &mut [bool],
+    connect: Duration,
+    total: Duration,
+) {
+    let start = Instant::now();
     loop {
         // advance every node that can move without waiting
         for i in 0..nodes.len() {
             step(&conns[i], &mut states[i], nodes[i].1, None);
+        }
+        // a kept connection that broke (closed by the node) is made anew
+        for i in 0..nodes.len() {
+            if kept[i]
+                && matches!(states[i], State::Done(Err(_)))
+                // SAFETY: a connection of ours
+                && unsafe { pq::PQstatus(conns[i].0) } == pq::ConnStatusType::CONNECTION_BAD
+            {
+                kept[i] = false;
+                let (c, state) = start_connect(&nodes[i].0, params);
+                conns[i] = c;
+                states[i] = state;
+            }
         }
         let elapsed = start.elapsed();
         let mut fds = Vec::new();
@@ -187,14 +360,6 @@ pub fn run(
             }
         }
     }
-    // conns drop here: every connection closed, none cancelled
-    states
-        .into_iter()
-        .map(|s| match s {
-            State::Done(r) => r,
-            _ => Err("no answer".into()),
-        })
-        .collect()
 }
 
 fn start_connect(node: &NodeAddr, params: &Params) -> (Conn, State) {
@@ -240,18 +405,8 @@ fn step(conn: &Conn, state: &mut State, command: &str, revents: Option<libc::c_s
             // SAFETY: a live connection, polled after its socket was ready
             match unsafe { pq::PQconnectPoll(c) } {
                 pq::PostgresPollingStatusType::PGRES_POLLING_OK => {
-                    let Ok(q) = CString::new(command) else {
-                        *state = State::Done(Err("a NUL in the command".into()));
-                        return;
-                    };
-                    // SAFETY: a connected connection; the query is copied by libpq
-                    unsafe { pq::PQsetnonblocking(c, 1) };
-                    if unsafe { pq::PQsendQuery(c, q.as_ptr()) } == 0 {
-                        *state = State::Done(Err(conn.error()));
-                    } else {
-                        *state = State::Sending;
-                        step(conn, state, command, None);
-                    }
+                    *state = send(conn, command);
+                    step(conn, state, command, None);
                 }
                 pq::PostgresPollingStatusType::PGRES_POLLING_READING => {
                     *state = State::Connecting(true)

@@ -33,6 +33,8 @@ static DATABASE_NAME: GucSetting<Option<std::ffi::CString>> =
 static SAMPLE_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(5_000);
 /// Milliseconds a node gets to answer a sample.
 static NODE_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(2_000);
+/// Seconds a node keeps its measured sizes (database, shard placements) before measuring again.
+static SIZE_REFRESH_S: GucSetting<i32> = GucSetting::<i32>::new(60);
 /// Seconds of history kept; -1 keeps everything.
 static HISTORY_RETENTION_S: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
 
@@ -190,6 +192,18 @@ pub fn init() {
         600_000,
         GucContext::Suset,
         GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"autoscale.size_refresh_interval",
+        c"How long a node reuses its measured sizes (database size, shard placement bytes) in node_stats().",
+        c"pg_database_size() and pg_total_relation_size() stat every file; a session that answers every sample \
+          (the background worker's own connection to each node) measures them again only when they are older \
+          than this. A fresh session always measures. Read on each node; 0 measures on every call.",
+        &SIZE_REFRESH_S,
+        0,
+        86_400,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
     );
     GucRegistry::define_int_guc(
         c"autoscale.history_retention",
@@ -561,6 +575,10 @@ pub fn sample_interval() -> Duration {
 
 pub fn node_timeout() -> Duration {
     Duration::from_millis(NODE_TIMEOUT_MS.get().max(1) as u64)
+}
+
+pub fn size_refresh_interval() -> Duration {
+    Duration::from_secs(SIZE_REFRESH_S.get().max(0) as u64)
 }
 
 /// `None` when pruning is disabled (-1).

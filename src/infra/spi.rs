@@ -36,3 +36,36 @@ pub fn node_at(r: &SpiHeapTupleData, host: usize) -> SpiResult<NodeAddr> {
         r.get::<i32>(host + 1)?.unwrap_or_default(),
     ))
 }
+
+thread_local! {
+    /// Plans prepared once per session and kept (`SPI_keepplan`), by their SQL text; PostgreSQL's
+    /// plan cache revalidates them when what they read changes.
+    static KEPT: std::cell::RefCell<std::collections::HashMap<&'static str, pgrx::spi::OwnedPreparedStatement>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// The first row of `sql`, one boolean parameter `arg`, read with `read`, through a plan this
+/// session prepared once and keeps: for the statements of every sample, so that a session that
+/// answers every sample (the background worker's own connection) plans them once.
+pub fn select_first_kept<T>(
+    sql: &'static str,
+    arg: bool,
+    read: impl Fn(&SpiHeapTupleData) -> SpiResult<T>,
+) -> SpiResult<Option<T>> {
+    Spi::connect(|c| {
+        KEPT.with(|kept| {
+            if !kept.borrow().contains_key(sql) {
+                let plan = c
+                    .prepare(sql, &[PgOid::BuiltIn(PgBuiltInOids::BOOLOID)])?
+                    .keep();
+                kept.borrow_mut().insert(sql, plan);
+            }
+            let kept = kept.borrow();
+            let plan = kept.get(sql).expect("prepared above");
+            c.select(plan, Some(1), &[arg.into()])?
+                .next()
+                .map(|r| read(&r))
+                .transpose()
+        })
+    })
+}

@@ -117,6 +117,7 @@ pub fn insert_sample(
     unreachable: usize,
     inactive: usize,
     driver: &str,
+    sample_ms: f64,
 ) -> Result<()> {
     let Some(first) = rows.first() else {
         return Ok(());
@@ -131,8 +132,9 @@ pub fn insert_sample(
         )?;
         c.update(
             "INSERT INTO autoscale.worker_count
-                 (sampled_at, sample_id, worker_count, reachable_workers, unreachable_workers, inactive_workers, driver)
-             VALUES ($1::timestamptz, $2, $3, $4, $5, $6, $7)",
+                 (sampled_at, sample_id, worker_count, reachable_workers, unreachable_workers, inactive_workers, driver,
+                  sample_ms)
+             VALUES ($1::timestamptz, $2, $3, $4, $5, $6, $7, $8)",
             None,
             &[
                 first.sampled_at.clone().into(),
@@ -142,6 +144,7 @@ pub fn insert_sample(
                 (unreachable as i32).into(),
                 (inactive as i32).into(),
                 driver.into(),
+                (sample_ms as f32).into(),
             ],
         )?;
         Ok::<_, pgrx::spi::SpiError>(())

@@ -208,8 +208,16 @@ pub fn sample(driver: &str) -> Result<SampleSummary, String> {
 
     // the first row is the coordinator (or, without Citus, this node)
     let workers_total = rows.len() - 1;
-    samples::insert_sample(&rows, workers_total, unreachable.len(), inactive, driver)
-        .map_err(|e| e.to_string())?;
+    let sample_ms = started.elapsed().as_secs_f64() * 1000.0;
+    samples::insert_sample(
+        &rows,
+        workers_total,
+        unreachable.len(),
+        inactive,
+        driver,
+        sample_ms,
+    )
+    .map_err(|e| e.to_string())?;
     super::custom::sample(sample_id, &sampled_at).map_err(|e| e.to_string())?;
     // the warm clones of the pool: streaming from their primary, and their replay lag; a failure
     // here never costs the sample

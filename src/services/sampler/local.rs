@@ -1,8 +1,9 @@
 //! This node's raw reading: /proc, cgroup v2, statvfs of the data directory and pg_stat_*.
 //! Counters stay cumulative; the coordinator turns them into rates.
 
+use std::cell::Cell;
 use std::ffi::CStr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use autoscale_core::procfs;
 use autoscale_core::stats::{
@@ -10,7 +11,29 @@ use autoscale_core::stats::{
 };
 use pgrx::prelude::*;
 
-use crate::infra::{citus, subxact};
+use crate::infra::spi::select_first_kept;
+use crate::infra::{citus, settings, subxact};
+
+/// The sizes this session measured last: when, the database size, and the shard placements'
+/// bytes (None without Citus metadata). A session that answers every sample (the background
+/// worker's own connection) reuses them for `autoscale.size_refresh_interval`.
+#[derive(Clone, Copy)]
+struct Sizes {
+    at: Instant,
+    database: i64,
+    shards: Option<i64>,
+}
+
+thread_local! {
+    static SIZES: Cell<Option<Sizes>> = const { Cell::new(None) };
+}
+
+/// The cached sizes when they are younger than `autoscale.size_refresh_interval`.
+fn cached_sizes() -> Option<Sizes> {
+    SIZES
+        .with(|c| c.get())
+        .filter(|s| s.at.elapsed() < settings::size_refresh_interval())
+}
 
 fn read(path: &str) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))
@@ -105,22 +128,10 @@ fn disk(path: &str) -> Result<Disk, String> {
     })
 }
 
-/// Reads this node's load. Errors name the file or query that failed.
-pub fn read_node_stats() -> Result<NodeStats, String> {
-    let at = now_epoch();
-    let cpu = cpu_reading(at)?;
-    let load = procfs::parse_loadavg(&read("/proc/loadavg")?).map_err(|e| e.to_string())?;
-    let mem = procfs::parse_meminfo(&read("/proc/meminfo")?).map_err(|e| e.to_string())?;
-    let disk = disk(&data_directory())?;
-    // a long-lived session (the background worker) must not read a cached stats snapshot
-    unsafe { pg_sys::pgstat_clear_snapshot() };
-    // One statement, on the functions under the pg_stat_* views: in the fresh backend that
-    // run_command_on_workers opens on each worker at each sample, planning is most of the cost.
-    let (total, active, commit, rollback, dbsize, blocks, max_connections, lag) = Spi::connect(|c| {
-        let row = c
-            .select(
-                "SELECT a.total, a.active, d.commits, d.rollbacks,
-                        pg_catalog.pg_database_size(pg_catalog.current_database()),
+/// One statement, on the functions under the pg_stat_* views: planned once per session (a fresh
+/// backend, as Citus's fan-out opens, spends most of it planning). `$1`: measure the database size.
+const STATS_SQL: &str = "SELECT a.total, a.active, d.commits, d.rollbacks,
+                        CASE WHEN $1 THEN pg_catalog.pg_database_size(pg_catalog.current_database()) END,
                         d.hit, d.read, pg_catalog.current_setting('max_connections')::bigint,
                         CASE WHEN NOT pg_catalog.pg_is_in_recovery() THEN
                           (SELECT max(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(),
@@ -135,28 +146,40 @@ pub fn read_node_stats() -> Result<NodeStats, String> {
                                 coalesce(sum(pg_catalog.pg_stat_get_db_blocks_hit(oid)), 0)::bigint AS hit,
                                 coalesce(sum(pg_catalog.pg_stat_get_db_blocks_fetched(oid)
                                              - pg_catalog.pg_stat_get_db_blocks_hit(oid)), 0)::bigint AS read
-                           FROM pg_catalog.pg_database) d",
-                Some(1),
-                &[],
-            )?
-            .first();
-        Ok::<_, pgrx::spi::SpiError>((
-            row.get::<i64>(1)?.unwrap_or(0),
-            row.get::<i64>(2)?.unwrap_or(0),
-            row.get::<i64>(3)?.unwrap_or(0),
-            row.get::<i64>(4)?.unwrap_or(0),
-            row.get::<i64>(5)?.unwrap_or(0),
-            Blocks {
-                hit: row.get::<i64>(6)?.unwrap_or(0),
-                read: row.get::<i64>(7)?.unwrap_or(0),
-            },
-            row.get::<i64>(8)?,
-            row.get::<i64>(9)?,
-        ))
-    })
-    .map_err(|e| format!("reading pg_stat_*: {e}"))?;
+                           FROM pg_catalog.pg_database) d";
+
+/// Reads this node's load. Errors name the file or query that failed.
+pub fn read_node_stats() -> Result<NodeStats, String> {
+    let at = now_epoch();
+    let cpu = cpu_reading(at)?;
+    let load = procfs::parse_loadavg(&read("/proc/loadavg")?).map_err(|e| e.to_string())?;
+    let mem = procfs::parse_meminfo(&read("/proc/meminfo")?).map_err(|e| e.to_string())?;
+    let disk = disk(&data_directory())?;
+    // sizes stat every file: measured again only when the cached ones are too old
+    let cached = cached_sizes();
+    let measure = cached.is_none();
+    // a long-lived session (the background worker) must not read a cached stats snapshot
+    unsafe { pg_sys::pgstat_clear_snapshot() };
+    let (total, active, commit, rollback, dbsize, blocks, max_connections, lag) =
+        select_first_kept(STATS_SQL, measure, |row| {
+            Ok((
+                row.get::<i64>(1)?.unwrap_or(0),
+                row.get::<i64>(2)?.unwrap_or(0),
+                row.get::<i64>(3)?.unwrap_or(0),
+                row.get::<i64>(4)?.unwrap_or(0),
+                row.get::<i64>(5)?,
+                Blocks {
+                    hit: row.get::<i64>(6)?.unwrap_or(0),
+                    read: row.get::<i64>(7)?.unwrap_or(0),
+                },
+                row.get::<i64>(8)?,
+                row.get::<i64>(9)?,
+            ))
+        })
+        .and_then(|r| r.ok_or(pgrx::spi::SpiError::NoTupleTable))
+        .map_err(|e| format!("reading pg_stat_*: {e}"))?;
     // a Citus node without a local group row has not been added anywhere: it is a coordinator
-    let (is_coordinator, shard_bytes, shard_groups) = if citus::installed() {
+    let (is_coordinator, shard_bytes, shard_groups, shards_read) = if citus::installed() {
         // A table dropped (or a shard moved away) after this statement's snapshot but before the
         // shard's name is looked up fails the read (Citus's shard_name(): "object_name does not
         // reference a valid relation"): read again, with a snapshot that no longer sees it; if that
@@ -165,9 +188,10 @@ pub fn read_node_stats() -> Result<NodeStats, String> {
         let parallel = unsafe { pg_sys::IsInParallelMode() };
         let read = || {
             if parallel {
-                citus::local_shards().map_err(|e| e.to_string())
+                citus::local_shards(measure).map_err(|e| e.to_string())
             } else {
-                subxact::catch(citus::local_shards).and_then(|r| r.map_err(|e| e.to_string()))
+                subxact::catch(|| citus::local_shards(measure))
+                    .and_then(|r| r.map_err(|e| e.to_string()))
             }
         };
         match read().or_else(|_| read()) {
@@ -175,11 +199,27 @@ pub fn read_node_stats() -> Result<NodeStats, String> {
                 groupid.unwrap_or(0) == 0,
                 bytes,
                 groups.and_then(|g| serde_json::from_str(&g).ok()),
+                true,
             ),
-            Err(_) => (citus::role() == citus::Role::Coordinator, None, None),
+            Err(_) => (citus::role() == citus::Role::Coordinator, None, None, false),
         }
     } else {
-        (false, None, None)
+        (false, None, None, true)
+    };
+    let (database_size, shard_bytes, sizes_age) = match cached {
+        Some(c) => (c.database, c.shards, c.at.elapsed().as_secs_f64()),
+        None => {
+            let fresh = Sizes {
+                at: Instant::now(),
+                database: dbsize.unwrap_or(0),
+                shards: shard_bytes,
+            };
+            // a failed shard read is measured again next time, not kept
+            if shards_read {
+                SIZES.with(|c| c.set(Some(fresh)));
+            }
+            (fresh.database, fresh.shards, 0.0)
+        }
     };
     let tenants = if citus::installed() {
         citus::local_tenants()
@@ -201,8 +241,9 @@ pub fn read_node_stats() -> Result<NodeStats, String> {
         disk,
         connections: Connections { total, active },
         xact: Xact { commit, rollback },
-        database_size: dbsize,
+        database_size,
         shard_bytes,
+        sizes_age_secs: Some(sizes_age),
         is_coordinator,
         blocks: Some(blocks),
         max_connections,

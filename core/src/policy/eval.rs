@@ -10,6 +10,9 @@ const EPS: f64 = 1e-6;
 /// A sample older than this many intervals is stale; a gap longer than this many intervals
 /// between two samples is a gap.
 const GAP_INTERVALS: f64 = 3.0;
+/// A target-tracking scale-out is sized from the highest recommendation over at least this long
+/// (seconds, or `scale_out_for` when longer): the peak of the last minute, not its latest sample.
+pub const SIZING_WINDOW: f64 = 60.0;
 
 /// Decides for the whole cluster: evaluates every policy, then combines them (the largest
 /// desired size wins; scale-in only when every policy says in).
@@ -144,6 +147,9 @@ struct Ctx<'a> {
     reasons: Vec<String>,
     held_for: f64,
     pending_out: bool,
+    /// Target tracking during a scale-out cooldown: when the last scale-out finished. Only the
+    /// samples since then count (they carry its capacity), and the cooldown does not block.
+    out_since: Option<f64>,
 }
 
 /// Returns the evaluation and whether the policy is in a (partial or blocked) scale-out
@@ -207,7 +213,12 @@ fn eval_one(input: &EvalInput, s: &PolicySeries) -> (PolicyEval, bool) {
         reasons: Vec::new(),
         held_for: 0.0,
         pending_out: false,
+        out_since: None,
     };
+    let is_target = matches!(p.kind, PolicyKind::Target { .. });
+    if is_target && cd_out > 0.0 {
+        cx.out_since = input.last_scale_out_finished;
+    }
     let want = cx.want();
 
     match want {
@@ -218,13 +229,23 @@ fn eval_one(input: &EvalInput, s: &PolicySeries) -> (PolicyEval, bool) {
                 cx.pending_out = true;
                 cx.reasons
                     .push(format!("at max_workers ({})", p.max_workers));
-            } else if cd_out > 0.0 {
+            } else if cd_out > 0.0 && !is_target {
                 cx.pending_out = true;
                 cx.reasons.push(format!(
                     "scale-out cooldown: {} left",
                     format_duration(cd_out)
                 ));
             } else {
+                if cd_out > 0.0 {
+                    // AWS target tracking: during the cooldown the last scale-out's capacity
+                    // counts toward the next one (only samples taken on it were read) and the
+                    // cooldown does not block
+                    cx.reasons.push(format!(
+                        "scale-out cooldown ({} left) does not block target tracking: only samples \
+                         since the last scale-out finished counted",
+                        format_duration(cd_out)
+                    ));
+                }
                 ev.direction = Direction::Out;
                 ev.desired_workers = d;
                 cx.reasons.push(format!("scale out {w} -> {d}"));
@@ -504,13 +525,43 @@ impl Ctx<'_> {
                 self.label,
                 num(target)
             ));
+            // During a scale-out cooldown only the samples taken since it finished count: they
+            // carry the capacity it added (AWS target tracking counts it toward the next one).
+            let since = self.out_since.unwrap_or(f64::NEG_INFINITY);
+            if last.at < since - EPS {
+                self.pending_out = true;
+                self.reasons
+                    .push("no scale-out yet: no sample since the last scale-out finished".into());
+                return Want::Nothing;
+            }
+            let now = self.now;
+            let all: Vec<(f64, u32)> = self
+                .pts
+                .iter()
+                .filter(|pt| pt.at >= since - EPS)
+                .filter_map(|pt| {
+                    pt.value
+                        .map(|x| (pt.at, self.recommend(pt, x, target, tolerance)))
+                })
+                .collect();
+            // the recommendations of the samples inside [now - window, now]; at least the latest
+            let recs = |window: f64| {
+                let inside: Vec<u32> = all
+                    .iter()
+                    .filter(|(at, _)| *at >= now - window - EPS)
+                    .map(|(_, r)| *r)
+                    .collect();
+                if inside.is_empty() {
+                    all.last().map(|(_, r)| *r).into_iter().collect()
+                } else {
+                    inside
+                }
+            };
             // Scale-up stabilization (Kubernetes HPA): the lowest recommendation over the last
             // scale_out_for seconds, so that a burst shorter than the window does not act.
             // With scale_out_for = 0 this is the latest value alone.
-            let first = self.window_start(p.scale_out_for);
-            let rec = self.pts[first..]
-                .iter()
-                .filter_map(|pt| pt.value.map(|x| self.recommend(pt, x, target, tolerance)))
+            let rec = recs(p.scale_out_for)
+                .into_iter()
                 .min()
                 .unwrap_or(latest)
                 .min(latest);
@@ -530,6 +581,21 @@ impl Ctx<'_> {
                     format_duration(p.scale_out_for)
                 ));
             }
+            // Sized from the peak of the window, not its latest or mean value: a load that rose
+            // within the last minute is sized for where it got to, not caught up with one
+            // operation later.
+            let peak = recs(p.scale_out_for.max(SIZING_WINDOW))
+                .into_iter()
+                .max()
+                .unwrap_or(rec)
+                .max(rec);
+            if peak > rec {
+                self.reasons.push(format!(
+                    "sized from the highest recommendation over the last {}: {peak} workers",
+                    format_duration(p.scale_out_for.max(SIZING_WINDOW))
+                ));
+            }
+            let rec = peak;
             let d = rec.min(w.saturating_add(p.step)).min(p.max_workers);
             if d < rec && d > w {
                 let by = if d == p.max_workers && rec > p.max_workers {

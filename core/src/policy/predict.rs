@@ -193,7 +193,12 @@ pub fn evaluate_predictive(
                 PolicyKind::Target { .. } => w.saturating_add(p.step),
             }
             .min(p.max_workers);
-            let cd = cooldown_out_left(input, p);
+            // target tracking: the scale-out cooldown does not block (the forecast is judged on
+            // the current workers, so the last scale-out's capacity is counted)
+            let cd = match p.kind {
+                PolicyKind::Threshold { .. } => cooldown_out_left(input, p),
+                PolicyKind::Target { .. } => 0.0,
+            };
             if wanted <= w {
                 note.push_str(&format!("; at max_workers ({})", p.max_workers));
             } else if cd > 0.0 {

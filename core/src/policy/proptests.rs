@@ -229,7 +229,9 @@ proptest! {
         prop_assert_ne!(d.direction, Direction::In, "{:?}", d.reasons);
     }
 
-    /// An action never starts inside its cooldown.
+    /// An action never starts inside its cooldown, except a target-tracking scale-out, which the
+    /// scale-out cooldown does not block (AWS target tracking): it then reads only samples taken
+    /// since the last scale-out finished, so the latest one is on the capacity it added.
     #[test]
     fn cooldowns_are_respected(
         p in arb_policy(),
@@ -246,15 +248,52 @@ proptest! {
             seed.into_iter().map(|pt| Point { workers, ..pt }).collect()
         };
         let (co, ci) = (p.cooldown_out, p.cooldown_in);
+        let is_target = matches!(p.kind, PolicyKind::Target { .. });
+        let latest = pts.iter().map(|pt| pt.at).fold(f64::NEG_INFINITY, f64::max);
         let d = eval_one(p, pts, workers, hist);
         let left = |t: Option<f64>, c: f64| t.map_or(0.0, |t| t + c - NOW);
         match d.direction {
+            Direction::Out if is_target && left(hist.0, co) > 0.0 => {
+                prop_assert!(latest >= hist.0.unwrap() - 1e-6, "{:?}", d.reasons);
+                prop_assert!(
+                    d.reasons.iter().any(|r| r.contains("does not block target tracking")),
+                    "{:?}",
+                    d.reasons
+                );
+            }
             Direction::Out => prop_assert!(left(hist.0, co) <= 0.0, "{:?}", d.reasons),
             Direction::In => {
                 prop_assert!(left(hist.1, ci) <= 0.0, "{:?}", d.reasons);
                 prop_assert!(left(hist.0, ci) <= 0.0, "{:?}", d.reasons);
             }
             Direction::Hold => {}
+        }
+    }
+
+    /// A target-tracking scale-out is sized from the highest recommendation of the last
+    /// max(scale_out_for, SIZING_WINDOW) seconds, within the step and max_workers: never below
+    /// the latest value's recommendation, never above the window's peak.
+    #[test]
+    fn target_scale_out_is_sized_from_the_window_peak(
+        values in proptest::collection::vec(0.0..100.0f64, 30..60),
+        workers in 1u32..12,
+        step in 1u32..20,
+    ) {
+        let mut p = Policy::target("p", Metric::Cpu, 50.0);
+        p.scale_out_for = 0.0;
+        p.step = step;
+        p.max_workers = 40;
+        let v: Vec<Option<f64>> = values.iter().copied().map(Some).collect();
+        let pts = super::tests::points(&v, workers);
+        let d = eval_one(p.clone(), pts, workers, (None, None));
+        if d.direction == Direction::Out {
+            let need = |x: f64| (f64::from(workers) * x / 50.0 - 1e-9).ceil() as u32;
+            let window = (crate::policy::eval::SIZING_WINDOW / IV) as usize + 1;
+            let peak = values.iter().rev().take(window).map(|x| need(*x)).max().unwrap();
+            let latest = need(*values.last().unwrap());
+            let cap = (workers + step).min(p.max_workers);
+            prop_assert_eq!(d.desired_workers, peak.min(cap), "{:?}", d.reasons);
+            prop_assert!(d.desired_workers >= latest.min(cap));
         }
     }
 }

@@ -836,10 +836,80 @@ fn target_scale_up_stabilization_ignores_short_bursts() {
     );
     let out = &d.policies[0];
     assert_eq!(out.held_for, 30.0);
-    // 75% for 2 min then 90%: the lowest recommendation of the window wins.
+    // 75% for 2 min then 90%: the lowest recommendation of the window decides that it scales
+    // out (5 > 4 workers); the size is the window's peak (90% on 4 workers needs 6).
     let d = evaluate(&one(tgt_step(4), two_phase(600.0, 75.0, 30.0, 90.0, 4), 4));
-    assert_eq!((d.direction, d.desired_workers), (Direction::Out, 5));
+    assert_eq!((d.direction, d.desired_workers), (Direction::Out, 6));
     assert_reason(&d, "lowest recommendation over the last 2m: 5 workers");
+    assert_reason(
+        &d,
+        "sized from the highest recommendation over the last 2m: 6 workers",
+    );
+}
+
+#[test]
+fn target_scale_out_is_sized_from_the_peak_of_the_last_minute() {
+    // 4 workers, no stabilization: 95% 40 s ago, 80% now; the latest alone asks for 6, the peak
+    // of the last minute for 7
+    let mut v = vec![Some(50.0); 100];
+    v.extend([Some(95.0); 3]);
+    v.extend([Some(80.0); 8]);
+    let mut p = tgt_step(4);
+    p.scale_out_for = 0.0;
+    let d = evaluate(&one(p.clone(), points(&v, 4), 4));
+    assert_eq!((d.direction, d.desired_workers), (Direction::Out, 7));
+    assert_reason(
+        &d,
+        "sized from the highest recommendation over the last 1m: 7 workers",
+    );
+    // the peak is older than the sizing window: the latest decides
+    v.extend([Some(80.0); 12]);
+    let d = evaluate(&one(p, points(&v, 4), 4));
+    assert_eq!((d.direction, d.desired_workers), (Direction::Out, 6));
+}
+
+#[test]
+fn target_scale_out_cooldown_counts_the_added_capacity_and_does_not_block() {
+    // 4 -> 6 workers finished 60 s ago (cooldown 10 min): before it 90% on 4 workers, since then
+    // 90% on 6 workers; only the samples on 6 count: 6 x 90 / 60 = 9 workers
+    let mut p = tgt_step(4);
+    p.scale_out_for = 0.0;
+    let mut pts = constant(600.0, 90.0, 4);
+    for pt in pts.iter_mut().filter(|pt| pt.at >= NOW - 60.0) {
+        pt.workers = 6;
+    }
+    let mut i = one(p.clone(), pts.clone(), 6);
+    i.last_scale_out_finished = Some(NOW - 60.0);
+    let d = evaluate(&i);
+    assert_eq!((d.direction, d.desired_workers), (Direction::Out, 9));
+    assert_reason(&d, "does not block target tracking");
+    // the same samples in a threshold policy: the cooldown blocks
+    let mut t = cpu();
+    t.scale_out_for = 0.0;
+    let mut i = one(t, pts.clone(), 6);
+    i.last_scale_out_finished = Some(NOW - 60.0);
+    let d = evaluate(&i);
+    assert_eq!(d.direction, Direction::Hold);
+    assert_reason(&d, "scale-out cooldown: 9m left");
+    // the added capacity brought it inside the band: the samples before it (90% on 4 workers,
+    // which recommend 6) do not count, so no further scale-out
+    let mut pts = constant(600.0, 90.0, 4);
+    for pt in pts.iter_mut().filter(|pt| pt.at >= NOW - 60.0) {
+        pt.workers = 6;
+        pt.value = Some(62.0);
+    }
+    let mut p2 = tgt_step(4);
+    p2.scale_out_for = 120.0;
+    let mut i = one(p2, pts, 6);
+    i.last_scale_out_finished = Some(NOW - 60.0);
+    let d = evaluate(&i);
+    assert_eq!(d.direction, Direction::Hold, "{:?}", d.reasons);
+    // no sample since the scale-out finished yet: wait for one
+    let mut i = one(p, constant(600.0, 90.0, 4), 6);
+    i.last_scale_out_finished = Some(NOW + 1.0);
+    let d = evaluate(&i);
+    assert_eq!(d.direction, Direction::Hold);
+    assert_reason(&d, "no sample since the last scale-out finished");
 }
 
 #[test]

@@ -643,7 +643,12 @@ fn replay_real(t: &RealTrace, policies: &[Policy], naive: &str, check: &[&str]) 
     );
     let results: Vec<(String, Outcome)> = policies
         .iter()
-        .map(|p| (p.name.clone(), simulate(&demand, &bursts, React::Nothing, p)))
+        .map(|p| {
+            (
+                p.name.clone(),
+                simulate(&demand, &bursts, React::Nothing, p),
+            )
+        })
         .collect();
     for (name, r) in &results {
         let above = r.secs_above_80 / 60.0;

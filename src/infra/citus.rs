@@ -110,6 +110,9 @@ pub struct WorkerResult {
     pub result: String,
 }
 
+/// The application_name of the background worker's kept sample connections on each node.
+pub const SAMPLER_APPLICATION_NAME: &str = "citus_autoscale sampler";
+
 /// The command each worker runs for a sample: its own raw reading as json text.
 pub const NODE_STATS_COMMAND: &str = "SELECT autoscale.node_stats()::text";
 
@@ -181,13 +184,19 @@ pub fn fan_out_node_stats(timeout_ms: u64) -> SpiResult<Vec<WorkerResult>> {
     // the background worker keeps its connections from sample to sample; a SQL call of sample()
     // or tick() (pg_cron) connects afresh
     let answers = match own_fanout_params()? {
-        Some(params) if super::pgcompat::is_background_worker() => super::fanout::run_kept(
-            &calls,
-            &params,
-            Duration::from_millis(timeout_ms),
-            Duration::from_millis(2 * timeout_ms + 1000),
-            super::settings::sample_interval(),
-        ),
+        Some(mut params) if super::pgcompat::is_background_worker() => {
+            // named apart from the one-shot fan-outs' "citus_autoscale sample", so that a node's
+            // operator sees what the one long-lived session is
+            params.retain(|(k, _)| k != "application_name");
+            params.push(("application_name".into(), SAMPLER_APPLICATION_NAME.into()));
+            super::fanout::run_kept(
+                &calls,
+                &params,
+                Duration::from_millis(timeout_ms),
+                Duration::from_millis(2 * timeout_ms + 1000),
+                super::settings::sample_interval(),
+            )
+        }
         _ => run_on_nodes(&calls, timeout_ms)?,
     };
     Ok(workers

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Converts public request logs into the request-count traces that bench/policy_replay.sh replays.
 
-Each output file (bench/traces/NAME.counts.xz) is text: `#` comment lines (source, window, bin),
+Each output file (NAME.counts.xz, written to OUT_DIR, by default $CITUS_AUTOSCALE_TRACES or
+/var/cache/citus_autoscale/traces: the traces are not kept in the repository) is text: `#` comment lines (source, window, bin),
 one `interval_secs N` line, then one request count per line, one line per N seconds, in order.
 The replay turns the counts into 5-second demand itself (core/examples/replay.rs, `real_demand`):
 each bin's count spread evenly over its 5-s slots, a 60-s moving sum, scaled so that the 99.9th
@@ -134,7 +135,9 @@ def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
     kind, path = sys.argv[1], sys.argv[2]
-    out_dir = sys.argv[3] if len(sys.argv) > 3 else os.path.dirname(os.path.abspath(__file__))
+    out_dir = sys.argv[3] if len(sys.argv) > 3 else os.environ.get(
+        "CITUS_AUTOSCALE_TRACES", "/var/cache/citus_autoscale/traces")
+    os.makedirs(out_dir, exist_ok=True)
     {"worldcup": worldcup, "nasa": nasa, "twitter": twitter}[kind](path, out_dir)
 
 

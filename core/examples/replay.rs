@@ -537,8 +537,8 @@ fn headroom_frontier(
 const MAX_WORKERS: u32 = 16;
 const SCALE_TO: f64 = MAX_WORKERS as f64 * 80.0;
 
-/// A real trace: request counts per `interval` seconds (bench/traces/*.counts.xz, written by
-/// bench/traces/convert.py and unpacked by bench/policy_replay.sh).
+/// A real trace: request counts per `interval` seconds (*.counts.xz, written by
+/// bench/traces/convert.py outside the clone and unpacked by bench/policy_replay.sh).
 struct RealTrace {
     name: String,
     interval: f64,
@@ -842,7 +842,7 @@ fn main() {
         ];
         println!();
         println!(
-            "Real traces (bench/traces): 5-s demand from request counts (60-s moving sum), scaled so \
+            "Real traces (bench/traces/README.md): 5-s demand from request counts (60-s moving sum), scaled so \
              that the 99.9th percentile needs {MAX_WORKERS} workers at 80%. target_30s: target \
              tracking with a 30-s scale-up window and no scale-out cooldown."
         );

@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . pg_test/lib.sh
-CLUSTER_DIR=${CLUSTER_DIR:-/tmp/autoscale-bench} BASE_PORT=${BASE_PORT:-9900} SAMPLE_INTERVAL=5s
+CLUSTER_DIR=${BENCH_CLUSTER_DIR:-/tmp/autoscale-bench} BASE_PORT=${BENCH_BASE_PORT:-9900} SAMPLE_INTERVAL=5s
 WORKERS=${WORKERS:-1 8 16 32 64}
 RUNS=${RUNS:-30}
 CPU_SECS=${CPU_SECS:-300}

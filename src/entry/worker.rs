@@ -1,12 +1,14 @@
-//! The background worker: wakes every `autoscale.sample_interval`, runs one tick in its own
-//! transaction, and keeps going whatever a tick does. A failed tick is rolled back and recorded
-//! as an `error` event in a fresh transaction. It reloads settings on SIGHUP, idles when
+//! The background workers. The worker wakes every `autoscale.sample_interval`, decides and acts
+//! (one tick without its sample) in its own transaction, and keeps going whatever a tick does. A
+//! failed tick is rolled back and recorded as an `error` event in a fresh transaction. The
+//! sampler, a process of its own, takes the samples, so that no operation step (a Citus call that
+//! waits on a hung node) can stop the sampling. Both reload settings on SIGHUP and idle when
 //! `autoscale.mode = off`, before the extension exists and on nodes that are not the coordinator.
 //!
-//! It is started by a launcher, registered at `shared_preload_libraries` time, that connects to no
-//! database: it waits quietly (one log line) until `autoscale.database_name` exists, then starts the
-//! worker in it as a dynamic background worker, and starts it again should it exit. A worker that
-//! connected to a database that does not exist would fail at every start instead.
+//! They are started by a launcher, registered at `shared_preload_libraries` time, that connects to
+//! no database: it waits quietly (one log line) until `autoscale.database_name` exists, then
+//! starts both in it as dynamic background workers, and starts each again should it exit. A worker
+//! that connected to a database that does not exist would fail at every start instead.
 
 use std::time::Duration;
 
@@ -63,33 +65,51 @@ fn database_exists(name: &str) -> bool {
     })
 }
 
+/// The dynamic background workers the launcher keeps running in the database: the worker, which
+/// decides and acts, and the sampler (their `bgw_type` and entry point).
+const WORKERS: [(&str, &str); 2] = [
+    ("citus_autoscale", "citus_autoscale_worker_main"),
+    ("citus_autoscale sampler", "citus_autoscale_sampler_main"),
+];
+
+/// One of [`WORKERS`] as the launcher tracks it.
+#[derive(Default)]
+struct Slot {
+    running: Option<(pgrx::bgworkers::DynamicBackgroundWorker, std::time::Instant)>,
+    not_before: Option<std::time::Instant>,
+}
+
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn citus_autoscale_launcher_main(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     BackgroundWorker::connect_worker_to_spi(None, None);
     let dbname = settings::database_name();
-    let mut worker: Option<(pgrx::bgworkers::DynamicBackgroundWorker, std::time::Instant)> = None;
+    let mut slots: [Slot; 2] = Default::default();
     let mut said_waiting = false;
-    let mut not_before = std::time::Instant::now();
     while BackgroundWorker::wait_latch(Some(LAUNCHER_POLL)) {
         if BackgroundWorker::sighup_received() {
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
-        if let Some((w, started)) = &worker {
-            match w.pid() {
-                Ok(_) => continue,
-                Err(pgrx::bgworkers::BackgroundWorkerStatus::NotYetStarted) => continue,
-                Err(_) => {
-                    // it exited: start it again, at once unless it lived only briefly
-                    if started.elapsed() < RELAUNCH_BACKOFF {
-                        not_before = std::time::Instant::now() + RELAUNCH_BACKOFF;
+        // which workers exited: each is started again, at once unless it lived only briefly
+        for slot in slots.iter_mut() {
+            if let Some((w, started)) = &slot.running {
+                match w.pid() {
+                    Ok(_) | Err(pgrx::bgworkers::BackgroundWorkerStatus::NotYetStarted) => {}
+                    Err(_) => {
+                        if started.elapsed() < RELAUNCH_BACKOFF {
+                            slot.not_before = Some(std::time::Instant::now() + RELAUNCH_BACKOFF);
+                        }
+                        slot.running = None;
                     }
-                    worker = None;
                 }
             }
         }
-        if std::time::Instant::now() < not_before {
+        let now = std::time::Instant::now();
+        let due: Vec<usize> = (0..slots.len())
+            .filter(|&i| slots[i].running.is_none() && slots[i].not_before.is_none_or(|t| now >= t))
+            .collect();
+        if due.is_empty() {
             continue;
         }
         if !database_exists(&dbname) {
@@ -103,28 +123,36 @@ pub extern "C-unwind" fn citus_autoscale_launcher_main(_arg: pg_sys::Datum) {
             continue;
         }
         said_waiting = false;
-        let launched = BackgroundWorkerBuilder::new("citus_autoscale worker")
-            .set_type("citus_autoscale")
-            .set_function("citus_autoscale_worker_main")
-            .set_library("citus_autoscale")
-            .enable_spi_access()
-            .set_restart_time(None)
-            .set_notify_pid(unsafe { pg_sys::MyProcPid })
-            .load_dynamic();
-        match launched {
-            Ok(w) => worker = Some((w, std::time::Instant::now())),
-            Err(_) => {
-                // no free background worker slot (max_worker_processes): try again later
-                warning!(
-                    "citus_autoscale: could not start the worker (no free slot; raise max_worker_processes)"
-                );
-                not_before = std::time::Instant::now() + RELAUNCH_BACKOFF;
+        for i in due {
+            let (kind, function) = WORKERS[i];
+            let launched = BackgroundWorkerBuilder::new(&format!("{kind} worker"))
+                .set_type(kind)
+                .set_function(function)
+                .set_library("citus_autoscale")
+                .enable_spi_access()
+                .set_restart_time(None)
+                .set_notify_pid(unsafe { pg_sys::MyProcPid })
+                .load_dynamic();
+            match launched {
+                Ok(w) => {
+                    slots[i].running = Some((w, std::time::Instant::now()));
+                    slots[i].not_before = None;
+                }
+                Err(_) => {
+                    // no free background worker slot (max_worker_processes): try again later
+                    warning!(
+                        "citus_autoscale: could not start the {kind} process (no free slot; raise max_worker_processes)"
+                    );
+                    slots[i].not_before = Some(std::time::Instant::now() + RELAUNCH_BACKOFF);
+                }
             }
         }
     }
-    if let Some((w, _)) = worker {
-        // shutting down: the postmaster stops the worker too; do not leave it registered
-        let _ = w.terminate();
+    for slot in slots {
+        if let Some((w, _)) = slot.running {
+            // shutting down: the postmaster stops the workers too; do not leave them registered
+            let _ = w.terminate();
+        }
     }
 }
 
@@ -221,32 +249,20 @@ pub extern "C-unwind" fn citus_autoscale_worker_main(_arg: pg_sys::Datum) {
             continue;
         }
         activity::report("tick");
-        let sampled = in_transaction(|| {
+        // deciding and acting, on the samples the sampler process wrote; an operation step that
+        // fails, even at commit, fails only this transaction, and one that waits on a hung node
+        // holds this process only, never the sampling
+        let outcome = in_transaction(|| {
             let ready = extension_ready();
             note_extension(ready, &dbname);
             if !ready {
                 return None;
             }
             log_version_support();
-            Some(tick::sample("worker"))
+            Some(tick::act_only())
         });
-        // deciding and acting commit on their own: an operation step that fails, even at commit,
-        // fails only this transaction, never the sample before it
-        let outcome = match sampled {
-            Ok(Some(mut report)) if report.skipped.is_none() => in_transaction(move || {
-                tick::act(&mut report);
-                Some(report)
-            }),
-            other => other,
-        };
         match outcome {
-            Ok(Some(report)) => {
-                if let Some(s) = report.next_sample_in {
-                    // wake when the next sample is due rather than a full interval later
-                    timeout = Duration::from_secs_f64(s.clamp(0.05, timeout.as_secs_f64()));
-                }
-            }
-            Ok(None) => {}
+            Ok(_) => {}
             Err(message) => {
                 warning!("citus_autoscale: tick failed: {message}");
                 let recorded = in_transaction(|| {
@@ -265,6 +281,67 @@ pub extern "C-unwind" fn citus_autoscale_worker_main(_arg: pg_sys::Datum) {
         activity::report("idle");
     }
     log!("citus_autoscale worker stopping");
+}
+
+/// The sampler: takes a sample every `autoscale.sample_interval` in a transaction of its own,
+/// apart from the worker that decides and acts, so that no operation step can stop the
+/// sampling. It keeps its connections to the nodes from sample to sample (`infra::fanout`).
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn citus_autoscale_sampler_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let dbname = settings::database_name();
+    BackgroundWorker::connect_worker_to_spi(Some(&dbname), None);
+    unsafe {
+        pg_sys::SetConfigOption(
+            c"application_name".as_ptr(),
+            c"citus_autoscale sampler".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+        );
+        pg_sys::pgstat_report_appname(c"citus_autoscale sampler".as_ptr());
+        // as the worker: nothing from the database's search_path is ever called
+        pg_sys::SetConfigOption(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucSource::PGC_S_OVERRIDE,
+        );
+    }
+    let mut timeout = Duration::ZERO;
+    while BackgroundWorker::wait_latch(Some(timeout)) {
+        if BackgroundWorker::sighup_received() {
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
+        timeout = settings::sample_interval();
+        if settings::mode() == settings::Mode::Off || !settings::worker_enabled() {
+            continue;
+        }
+        activity::report("sample");
+        let outcome = in_transaction(|| extension_ready().then(|| tick::sample("worker")));
+        match outcome {
+            Ok(Some(report)) => {
+                if let Some(s) = report.next_sample_in {
+                    // wake when the next sample is due rather than a full interval later
+                    timeout = Duration::from_secs_f64(s.clamp(0.05, timeout.as_secs_f64()));
+                }
+            }
+            Ok(None) => {}
+            Err(message) => {
+                warning!("citus_autoscale: sample failed: {message}");
+                let recorded = in_transaction(|| {
+                    if extension_ready() {
+                        events::record("error", &format!("sample failed: {message}"), None)
+                            .or_report();
+                    }
+                });
+                if let Err(e) = recorded {
+                    warning!("citus_autoscale: could not record the failed sample: {e}");
+                }
+            }
+        }
+        activity::report("idle");
+    }
 }
 
 /// Says once in the server log that the extension is not created in the worker's database yet

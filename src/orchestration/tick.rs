@@ -15,8 +15,15 @@ use crate::store::{events, rollups, samples};
 /// Rows deleted per history table per prune call: keeps one tick's work and WAL bounded.
 pub const PRUNE_BATCH: i64 = 10_000;
 
-/// Key of the transaction-level advisory lock that serializes ticks (ASCII "autoscal").
+/// Key of the transaction-level advisory lock that serializes deciding and acting (ASCII
+/// "autoscal").
 pub const TICK_LOCK_KEY: i64 = 0x6175_746f_7363_616c;
+
+/// Key of the transaction-level advisory lock that serializes samples (ASCII "autosamp"): apart
+/// from the tick lock, so that a sample never waits for an operation step (in the background
+/// worker the sampler is a process of its own, and a step's Citus call to a hung node holds
+/// the acting transaction, and its lock, until the node answers).
+pub const SAMPLE_LOCK_KEY: i64 = 0x6175_746f_7361_6d70;
 
 /// A sample is due when this fraction of the interval has passed, so a driver that wakes a
 /// little early does not skip a whole interval.
@@ -102,24 +109,30 @@ pub fn run(driver: &str) -> TickReport {
 
 /// Takes the cluster-wide tick lock for this transaction; false when another tick holds it.
 fn lock() -> bool {
+    lock_key(TICK_LOCK_KEY)
+}
+
+/// Takes the advisory lock `key` for this transaction; false when another session holds it.
+fn lock_key(key: i64) -> bool {
     Spi::get_one_with_args::<bool>(
         "SELECT pg_catalog.pg_try_advisory_xact_lock($1)",
-        &[TICK_LOCK_KEY.into()],
+        &[key.into()],
     )
     .ok()
     .flatten()
     .unwrap_or(false)
 }
 
-/// The first half of a cycle: sample the cluster when a sample is due. The background worker
-/// commits it before [`act`], so that an operation step that fails, even at commit (a Citus call
-/// whose remote transaction cannot commit on a node that died), never costs the sample.
+/// The first half of a cycle: sample the cluster when a sample is due. In the background worker
+/// a process of its own (the sampler) does this, in its own transactions, so that an operation
+/// step that fails, even at commit (a Citus call whose remote transaction cannot commit on a node
+/// that died), or that waits on a hung node, never costs a sample. Takes the sample lock.
 pub fn sample(driver: &str) -> TickReport {
     if let Some(why) = skip_reason() {
         return TickReport::skipped(why);
     }
-    if !lock() {
-        return TickReport::skipped("another tick is running");
+    if !lock_key(SAMPLE_LOCK_KEY) {
+        return TickReport::skipped("another sample is being taken");
     }
     let mut report = TickReport::default();
     let interval = settings::sample_interval().as_secs_f64();
@@ -131,6 +144,17 @@ pub fn sample(driver: &str) -> TickReport {
             Err(e) => AutoscaleError::Failed(format!("sample failed: {e}")).report(),
         },
     }
+    report
+}
+
+/// The background worker's cycle: [`act`] on the samples the sampler wrote, unless this node
+/// must not run a tick.
+pub fn act_only() -> TickReport {
+    if let Some(why) = skip_reason() {
+        return TickReport::skipped(why);
+    }
+    let mut report = TickReport::default();
+    act(&mut report);
     report
 }
 

@@ -555,7 +555,7 @@ pub fn record_decision(d: &Decision, observe_only: bool) -> Result<bool> {
     let changed = control::decision_differs(&key)?;
     let mut stored = key;
     stored["reasons"] = d.reasons.clone().into();
-    control::set_decision(stored)?;
+    control::set_decision(stored, changed)?;
     if changed && d.direction != policy::Direction::Hold {
         let verb = match d.direction {
             policy::Direction::Out => "scale out",

@@ -47,13 +47,26 @@ pub fn decision_differs(key: &serde_json::Value) -> Result<bool> {
     .unwrap_or(true))
 }
 
-/// Records the last decision.
-pub fn set_decision(decision: serde_json::Value) -> Result<()> {
+/// Records the last decision: at once when its direction or desired size (`changed`) differ
+/// from the stored one, else only when its reasons differ and the stored ones are older than
+/// [`DECISION_REFRESH_SECS`] (the reasons carry live figures), so a steady state does not write a
+/// new `control` tuple every tick. `decided_at` is when the stored decision was written.
+pub fn set_decision(decision: serde_json::Value, changed: bool) -> Result<()> {
     Ok(Spi::run_with_args(
-        "UPDATE autoscale.control SET last_decision = $1, decided_at = pg_catalog.now()",
-        &[JsonB(decision).into()],
+        "UPDATE autoscale.control SET last_decision = $1, decided_at = pg_catalog.now()
+          WHERE $2 OR (last_decision IS DISTINCT FROM $1
+                       AND (decided_at IS NULL
+                            OR decided_at < pg_catalog.now() - pg_catalog.make_interval(secs => $3)))",
+        &[
+            JsonB(decision).into(),
+            changed.into(),
+            DECISION_REFRESH_SECS.into(),
+        ],
     )?)
 }
+
+/// How often a steady decision's reasons (live figures) are written again, in seconds.
+pub const DECISION_REFRESH_SECS: f64 = 60.0;
 
 /// The rebalance trigger's view of the workers.
 pub fn load_watch() -> Result<WorkerWatch> {

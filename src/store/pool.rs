@@ -105,11 +105,14 @@ pub fn forget_primary(host: &str, port: i32) -> Result<()> {
 }
 
 /// Records one check of a clone.
+/// The sampler records it; a row an operation holds locked (its transaction may wait on a hung
+/// node) is skipped rather than waited for: the next sample checks the clone again.
 pub fn record_check(clone: &NodeAddr, c: &Check) -> Result<()> {
     Ok(Spi::run_with_args(
         "UPDATE autoscale.standby_nodes
             SET clone_streaming = $3, clone_lag_bytes = $4, clone_checked_at = pg_catalog.now(), clone_error = $5
-          WHERE nodename = $1 AND nodeport = $2",
+          WHERE ctid = (SELECT ctid FROM autoscale.standby_nodes WHERE nodename = $1 AND nodeport = $2
+                           FOR UPDATE SKIP LOCKED)",
         &[
             clone.host.clone().into(),
             clone.port.into(),

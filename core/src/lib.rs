@@ -33,4 +33,5 @@ pub mod policy;
 pub mod procfs;
 pub mod rates;
 pub mod safety;
+pub mod schedule;
 pub mod stats;

@@ -17,6 +17,8 @@
 //!   forecast (time-of-day / hour-of-week profile x robust trend, fitted from what it has seen so
 //!   far) crosses the target's band within the lead time, learned from its own scale-outs (p90 of
 //!   their durations), and holds a scale-in back when a rise is forecast;
+//! - predictive_cycle: predictive, its forecast also searching the last 3 days for a cycle of any
+//!   period (`forecast::Config::cycle_window`; off by default), used while it forecasts better;
 //! - oracle: an omniscient scaler with the same operation time: it knows the future demand and,
 //!   one operation at a time (a resize every 3 minutes at most, decided 3 minutes ahead), runs
 //!   exactly the workers that keep the busiest 5 s of each 3-minute block at or below 80%, within
@@ -281,6 +283,25 @@ fn predictive_policy() -> Policy {
     p
 }
 
+/// Predictive target tracking whose forecast also searches the last 3 days for a cycle of any
+/// period (`forecast::Config::cycle_window`).
+fn predictive_cycle_policy() -> Policy {
+    let mut p = predictive_policy();
+    p.name = "predictive_cycle".into();
+    p
+}
+
+fn forecast_config(p: &Policy) -> Config {
+    if p.name == "predictive_cycle" {
+        Config {
+            cycle_window: 3.0 * 86_400.0,
+            ..Config::default()
+        }
+    } else {
+        Config::default()
+    }
+}
+
 fn naive_policy() -> Policy {
     let mut p = Policy::threshold("naive", Metric::Cpu, 80.0, 25.0);
     p.scale_out_for = 0.0;
@@ -317,8 +338,11 @@ fn simulate(demand: &[f64], bursts: &[bool], react: React, policy: &Policy) -> O
     let mut hist: VecDeque<Point> = VecDeque::with_capacity(HISTORY + 1);
     let mut forecaster = policy
         .predictive
-        .then(|| Forecaster::new(Config::default()));
+        .then(|| Forecaster::new(forecast_config(policy)));
     let mut out_durations: Vec<f64> = Vec::new();
+    // REPLAY_DEBUG_CYCLE=1: every simulated hour, what the cycle-searching forecast says (stderr)
+    let debug_cycle =
+        policy.name == "predictive_cycle" && std::env::var("REPLAY_DEBUG_CYCLE").is_ok();
 
     for (i, d) in demand.iter().enumerate() {
         let t = i as f64 * SAMPLE;
@@ -383,6 +407,21 @@ fn simulate(demand: &[f64], bursts: &[bool], react: React, policy: &Policy) -> O
             model: f.model(now),
             lead: lead_time(&out_durations, None, OP_SECS),
         })];
+        if debug_cycle && i % 720 == 0 {
+            if let Some(Some(fc)) = forecasts.first() {
+                let what = match &fc.model {
+                    Ok(m) => m.describe(),
+                    Err(e) => format!(
+                        "{e} [{}]",
+                        forecaster
+                            .as_ref()
+                            .and_then(|f| f.cycle_note())
+                            .unwrap_or("-")
+                    ),
+                };
+                eprintln!("cycle-debug {:.1}h {what}", t / 3600.0);
+            }
+        }
         let (decision, _) = evaluate_predictive(&input, &forecasts);
         out.evaluations += 1;
         if decision.direction == Direction::Hold || op.is_some() {
@@ -689,6 +728,7 @@ fn main() {
         target_policy(),
         naive_policy(),
         predictive_policy(),
+        predictive_cycle_policy(),
     ];
     for p in &policies {
         p.validate().expect("benchmark policy is valid");
@@ -839,6 +879,7 @@ fn main() {
             naive_policy(),
             predictive_policy(),
             target_30s,
+            predictive_cycle_policy(),
         ];
         println!();
         println!(

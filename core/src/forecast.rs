@@ -44,6 +44,9 @@ const MIN_PROFILE: f64 = 0.05;
 const SEASONAL_SLACK: f64 = 1.1;
 /// Most buckets searched for a cycle (3 days of 1-minute buckets + a little).
 pub const MAX_CYCLE_BUCKETS: usize = 4400;
+/// A cycle's one-step forecasts are judged over this many of its periods (where one period
+/// would judge it on whether the latest repetition came on time).
+pub const CYCLE_JUDGED_PERIODS: usize = 3;
 /// One-step errors needed before the model's error is trusted.
 pub const MIN_ERRORS: usize = 10;
 
@@ -511,11 +514,14 @@ impl Forecaster {
         self.last_note.as_deref()
     }
 
-    /// One-step errors kept: the error window, or one period of the cycle when longer.
+    /// One-step errors kept: the error window, or three periods of the cycle when longer (a
+    /// cycle is judged on [`CYCLE_JUDGED_PERIODS`] periods, at most the cycle window).
     fn error_keep(&self) -> usize {
         self.cfg
             .error_buckets()
-            .max(self.cycle.as_ref().map_or(0, |c| c.found.lag))
+            .max(self.cycle.as_ref().map_or(0, |c| {
+                (CYCLE_JUDGED_PERIODS * c.found.lag).min(self.cfg.cycle_buckets())
+            }))
     }
 
     /// The cycle in use by the one-step forecasts, if any.

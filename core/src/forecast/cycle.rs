@@ -12,9 +12,11 @@
 //!    within about `2 / sqrt(n)`), and at least [`MIN_PROMINENCE`] above the lowest `r` at a
 //!    shorter lag (the correlation must fall and rise again: a slowly wandering load correlates
 //!    with itself at short lags without repeating);
-//! 4. picks the shortest peak whose `r` is at least [`FUNDAMENTAL_SHARE`] of the strongest peak's:
-//!    a load that repeats every two hours also repeats every four, six, ..., hours, nearly as
-//!    strongly; its period is the first.
+//! 4. picks the shortest peak whose `r` is at least [`FUNDAMENTAL_SHARE`] of the strongest
+//!    peak's, or at least [`HARMONIC_SHARE`] of it when the strongest peak's lag is a multiple of
+//!    it: a load that repeats every two hours also repeats every four, six, ..., hours, nearly as
+//!    strongly, and a daily shape on top of a two-hour one correlates best at a day; the
+//!    two-hour shape is the one that can be averaged over many periods.
 //!
 //! The strength reported is `r` at the period (1 = the load repeats exactly).
 //! [`Cycle::fit`] then averages each slot of the period over the latest whole periods.
@@ -29,6 +31,8 @@ pub const MIN_STRENGTH: f64 = 0.3;
 pub const MIN_PROMINENCE: f64 = 0.1;
 /// The shortest peak at least this share of the strongest is the period.
 pub const FUNDAMENTAL_SHARE: f64 = 0.85;
+/// The shortest peak dividing the strongest is the period when at least this share of it.
+pub const HARMONIC_SHARE: f64 = 0.5;
 /// Smallest slot factor (as for the hourly profile).
 const MIN_FACTOR: f64 = 0.05;
 
@@ -167,9 +171,17 @@ pub fn detect_period(
             threshold: threshold_at_best,
         });
     };
+    let longest = peaks.iter().find(|p| p.1 == strongest).map_or(0, |p| p.0);
+    let divides = |lag: usize| {
+        let k = (longest as f64 / lag as f64).round();
+        k >= 2.0 && (longest as f64 - k * lag as f64).abs() <= (0.02 * longest as f64).max(1.0)
+    };
     let (lag, strength, threshold) = *peaks
         .iter()
-        .find(|p| p.1 >= FUNDAMENTAL_SHARE * strongest)
+        .find(|p| {
+            p.1 >= FUNDAMENTAL_SHARE * strongest
+                || (p.1 >= HARMONIC_SHARE * strongest && divides(p.0))
+        })
         .expect("the strongest peak qualifies");
     Ok(Periodicity {
         period: lag as f64 * step,

@@ -120,7 +120,7 @@ pub fn detect_period(
         *v -= my + slope * (i as f64 - mt);
     }
     let var: f64 = x.iter().map(|v| v * v).sum::<f64>() / nf;
-    if !(var > 1e-12 * my.abs().max(1.0).powi(2)) {
+    if var.is_nan() || var <= 1e-12 * my.abs().max(1.0).powi(2) {
         return Err(NoPeriod::Flat);
     }
     let max_lag = max_lag.min(n / 2);
@@ -229,7 +229,7 @@ impl Cycle {
             .collect();
         let known: Vec<f64> = means.iter().copied().filter(|m| m.is_finite()).collect();
         let mean = known.iter().sum::<f64>() / known.len().max(1) as f64;
-        if !(mean > 0.0) {
+        if mean.is_nan() || mean <= 0.0 {
             return None;
         }
         Some(Cycle {

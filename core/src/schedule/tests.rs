@@ -326,7 +326,7 @@ fn spring_forward_start_in_the_skipped_hour_happens_when_the_clocks_resume() {
     // 22:00 CET on the 28th = 21:00 UTC; 8 h later is 05:00 UTC = 07:00 CEST
     let w = s.window_at(utc(2026, 3, 29, 4, 59)).unwrap();
     assert_eq!(w.start, utc(2026, 3, 28, 21, 0));
-    let e = effective_bounds(POLICY, &[s.clone()], utc(2026, 3, 29, 4, 0));
+    let e = effective_bounds(POLICY, std::slice::from_ref(&s), utc(2026, 3, 29, 4, 0));
     assert_eq!(e.active[0].until, "07:00");
     assert_eq!(s.window_at(utc(2026, 3, 29, 5, 0)), None);
 }

@@ -254,3 +254,15 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_two_hour_jump_on_a_daily_cycle_is_found_at_two_hours() {
+    // the daily swing correlates best at a day, but the day is a multiple of the two hours
+    let both = |t: f64| {
+        let h = (t - T0) / HOUR;
+        two_hour_jumps(t) * (1.0 + 0.5 * (2.0 * std::f64::consts::PI * h / 24.0).sin())
+    };
+    let x = buckets(72.0, MINUTE, both);
+    let p = detect_period(&x, MINUTE, 10, x.len() / 2).unwrap();
+    assert!((p.period - 2.0 * HOUR).abs() <= 3.0 * MINUTE, "{p:?}");
+}

@@ -13,8 +13,8 @@
 //!    shorter lag (the correlation must fall and rise again: a slowly wandering load correlates
 //!    with itself at short lags without repeating);
 //! 4. picks the shortest peak whose `r` is at least [`FUNDAMENTAL_SHARE`] of the strongest
-//!    peak's, or at least [`HARMONIC_SHARE`] of it when the strongest peak's lag is a multiple of
-//!    it: a load that repeats every two hours also repeats every four, six, ..., hours, nearly as
+//!    peak's, or at least [`HARMONIC_SHARE`] of it when the strongest peak's lag is 3 or more
+//!    times it (within 2%) and twice it is a peak too: a load that repeats every two hours also repeats every four, six, ..., hours, nearly as
 //!    strongly, and a daily shape on top of a two-hour one correlates best at a day; the
 //!    two-hour shape is the one that can be averaged over many periods.
 //!
@@ -172,9 +172,15 @@ pub fn detect_period(
         });
     };
     let longest = peaks.iter().find(|p| p.1 == strongest).map_or(0, |p| p.0);
+    // the strongest lag is 3 or more times `lag` (within 2%), and twice `lag` is a peak too
     let divides = |lag: usize| {
         let k = (longest as f64 / lag as f64).round();
-        k >= 2.0 && (longest as f64 - k * lag as f64).abs() <= (0.02 * longest as f64).max(1.0)
+        let near = |a: usize, b: usize| (a as f64 - b as f64).abs() <= (0.02 * b as f64).floor();
+        k >= 3.0
+            && (longest as f64 - k * lag as f64).abs() <= (0.02 * longest as f64).floor()
+            && peaks
+                .iter()
+                .any(|p| near(p.0, 2 * lag) || p.0.abs_diff(2 * lag) <= 1)
     };
     let (lag, strength, threshold) = *peaks
         .iter()

@@ -223,16 +223,25 @@ fn no_search_without_a_cycle_window() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
-    /// A shape repeated 4 to 6 times (with 5% noise) is found at its length.
+    /// A load that jumps once a period (any period of 20 to 80 buckets, any width up to a
+    /// third of it, any height), repeated 4 to 6 times with 5% noise, is found at its period.
     #[test]
-    fn a_repeated_shape_is_found_at_its_length(
-        shape in proptest::collection::vec(10.0..100.0f64, 20..80),
+    fn a_recurring_jump_is_found_at_its_period(
+        p in 20usize..80,
+        width in 0.05..0.33f64,
+        at in 0.0..1.0f64,
+        height in 1.5..5.0f64,
         reps in 4usize..7,
         seed in 0u64..1000,
     ) {
-        let p = shape.len();
+        let w = ((width * p as f64) as usize).max(1);
+        let o = (at * p as f64) as usize;
         let x: Vec<f64> = (0..p * reps)
-            .map(|i| shape[i % p] * (1.0 + 0.05 * noise(seed * 10_000 + i as u64)))
+            .map(|i| {
+                let j = (i + p - o) % p;
+                let level = if j < w { 100.0 * height } else { 100.0 };
+                level * (1.0 + 0.05 * noise(seed * 10_000 + i as u64))
+            })
             .collect();
         let found = detect_period(&x, 60.0, 5, x.len() / 2).unwrap();
         prop_assert_eq!(found.lag, p);

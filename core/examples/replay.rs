@@ -17,6 +17,10 @@
 //!   forecast (time-of-day / hour-of-week profile x robust trend, fitted from what it has seen so
 //!   far) crosses the target's band within the lead time, learned from its own scale-outs (p90 of
 //!   their durations), and holds a scale-in back when a rise is forecast;
+//! - predictive_cycle: predictive, its forecast also searching the last 3 days for a cycle of any
+//!   period (`forecast::Config::cycle_window`; off by default), used while it forecasts better;
+//! - predictive_schedule: predictive with a schedule (`schedule.rs`): at least 12 workers from
+//!   07:00 UTC for 7 hours, around the daily peak of the diurnal trace (synthetic traces only);
 //! - oracle: an omniscient scaler with the same operation time: it knows the future demand and,
 //!   one operation at a time (a resize every 3 minutes at most, decided 3 minutes ahead), runs
 //!   exactly the workers that keep the busiest 5 s of each 3-minute block at or below 80%, within
@@ -43,6 +47,7 @@ use std::f64::consts::PI;
 use autoscale_core::forecast::{lead_time, Config, Forecaster};
 use autoscale_core::policy::predict::{evaluate_predictive, load_of, PolicyForecast};
 use autoscale_core::policy::{Direction, EvalInput, Metric, Point, Policy, PolicySeries};
+use autoscale_core::schedule::{clamp, effective_bounds, Bounds, CompiledSchedule, Schedule};
 
 const SAMPLE: f64 = 5.0;
 const EVAL_EVERY: usize = 6; // samples: every 30 s
@@ -281,6 +286,48 @@ fn predictive_policy() -> Policy {
     p
 }
 
+/// Predictive target tracking whose forecast also searches the last 3 days for a cycle of any
+/// period (`forecast::Config::cycle_window`).
+fn predictive_cycle_policy() -> Policy {
+    let mut p = predictive_policy();
+    p.name = "predictive_cycle".into();
+    p
+}
+
+/// Predictive target tracking with a schedule: at least 12 workers from 07:00 UTC for 7 hours,
+/// around the diurnal trace's daily peak (demand 600, 7.5 workers at 80%, at 10:13 UTC).
+fn predictive_schedule_policy() -> Policy {
+    let mut p = predictive_policy();
+    p.name = "predictive_schedule".into();
+    p
+}
+
+fn schedules_of(p: &Policy) -> Vec<CompiledSchedule> {
+    if p.name != "predictive_schedule" {
+        return Vec::new();
+    }
+    let s = Schedule {
+        name: "daily-peak".into(),
+        cron: "0 7 * * *".into(),
+        min_workers: Some(12),
+        max_workers: None,
+        time_zone: "UTC".into(),
+        duration: 7.0 * HOUR,
+    };
+    vec![s.compile().expect("the benchmark schedule is valid")]
+}
+
+fn forecast_config(p: &Policy) -> Config {
+    if p.name == "predictive_cycle" {
+        Config {
+            cycle_window: 3.0 * 86_400.0,
+            ..Config::default()
+        }
+    } else {
+        Config::default()
+    }
+}
+
 fn naive_policy() -> Policy {
     let mut p = Policy::threshold("naive", Metric::Cpu, 80.0, 25.0);
     p.scale_out_for = 0.0;
@@ -317,8 +364,12 @@ fn simulate(demand: &[f64], bursts: &[bool], react: React, policy: &Policy) -> O
     let mut hist: VecDeque<Point> = VecDeque::with_capacity(HISTORY + 1);
     let mut forecaster = policy
         .predictive
-        .then(|| Forecaster::new(Config::default()));
+        .then(|| Forecaster::new(forecast_config(policy)));
     let mut out_durations: Vec<f64> = Vec::new();
+    let schedules = schedules_of(policy);
+    // REPLAY_DEBUG_CYCLE=1: every simulated hour, what the cycle-searching forecast says (stderr)
+    let debug_cycle =
+        policy.name == "predictive_cycle" && std::env::var("REPLAY_DEBUG_CYCLE").is_ok();
 
     for (i, d) in demand.iter().enumerate() {
         let t = i as f64 * SAMPLE;
@@ -383,7 +434,42 @@ fn simulate(demand: &[f64], bursts: &[bool], react: React, policy: &Policy) -> O
             model: f.model(now),
             lead: lead_time(&out_durations, None, OP_SECS),
         })];
-        let (decision, _) = evaluate_predictive(&input, &forecasts);
+        if debug_cycle && i % 720 == 0 {
+            if let Some(Some(fc)) = forecasts.first() {
+                let what = match &fc.model {
+                    Ok(m) => m.describe(),
+                    Err(e) => format!(
+                        "{e} [{}]",
+                        forecaster
+                            .as_ref()
+                            .and_then(|f| f.cycle_note())
+                            .unwrap_or("-")
+                    ),
+                };
+                eprintln!("cycle-debug {:.1}h {what}", t / 3600.0);
+            }
+        }
+        let (mut decision, _) = evaluate_predictive(&input, &forecasts);
+        if !schedules.is_empty() {
+            let policy_bounds = Bounds {
+                min_workers: policy.min_workers,
+                max_workers: policy.max_workers,
+            };
+            let effect = effective_bounds(policy_bounds, &schedules, now);
+            let wanted = match decision.direction {
+                Direction::Hold => workers,
+                _ => decision.desired_workers,
+            };
+            let n = clamp(wanted, &effect);
+            if n != wanted {
+                decision.desired_workers = n;
+                decision.direction = match n.cmp(&workers) {
+                    std::cmp::Ordering::Greater => Direction::Out,
+                    std::cmp::Ordering::Less => Direction::In,
+                    std::cmp::Ordering::Equal => Direction::Hold,
+                };
+            }
+        }
         out.evaluations += 1;
         if decision.direction == Direction::Hold || op.is_some() {
             continue;
@@ -689,6 +775,8 @@ fn main() {
         target_policy(),
         naive_policy(),
         predictive_policy(),
+        predictive_cycle_policy(),
+        predictive_schedule_policy(),
     ];
     for p in &policies {
         p.validate().expect("benchmark policy is valid");
@@ -839,6 +927,7 @@ fn main() {
             naive_policy(),
             predictive_policy(),
             target_30s,
+            predictive_cycle_policy(),
         ];
         println!();
         println!(

@@ -30,6 +30,9 @@ use serde::Serialize;
 
 use crate::duration::format_secs;
 
+mod cycle;
+pub use cycle::{detect_period, Cycle, NoPeriod, Periodicity};
+
 pub const MINUTE: f64 = 60.0;
 pub const HOUR: f64 = 3600.0;
 pub const DAY: f64 = 86_400.0;
@@ -39,6 +42,11 @@ pub const WEEK: f64 = 7.0 * DAY;
 const MIN_PROFILE: f64 = 0.05;
 /// The seasonal model is used while its one-step error is at most this times the trend's.
 const SEASONAL_SLACK: f64 = 1.1;
+/// Most buckets searched for a cycle (3 days of 1-minute buckets + a little).
+pub const MAX_CYCLE_BUCKETS: usize = 4400;
+/// A cycle's one-step forecasts are judged over this many of its periods (where one period
+/// would judge it on whether the latest repetition came on time).
+pub const CYCLE_JUDGED_PERIODS: usize = 3;
 /// One-step errors needed before the model's error is trusted.
 pub const MIN_ERRORS: usize = 10;
 
@@ -57,6 +65,14 @@ pub struct Config {
     pub daily_after: f64,
     /// Hourly history needed for an hour-of-week profile.
     pub weekly_after: f64,
+    /// History searched for a cycle of any period (seconds; 0: none is searched). A cycle is
+    /// searched among the completed buckets of this window, divided by the hourly profile when
+    /// there is one, so it is what repeats besides the time of day and the hour of week.
+    pub cycle_window: f64,
+    /// Shortest period a cycle may have.
+    pub cycle_min: f64,
+    /// The cycle is searched again after this much new history.
+    pub cycle_every: f64,
 }
 
 impl Default for Config {
@@ -68,6 +84,9 @@ impl Default for Config {
             max_error: 0.25,
             daily_after: DAY,
             weekly_after: 2.0 * WEEK,
+            cycle_window: 0.0,
+            cycle_min: 10.0 * MINUTE,
+            cycle_every: HOUR,
         }
     }
 }
@@ -100,6 +119,14 @@ impl Config {
     }
     fn error_buckets(&self) -> usize {
         ((self.error_window / self.bucket).round() as usize).max(MIN_ERRORS)
+    }
+    /// Buckets kept for the cycle search (0: none), at most [`MAX_CYCLE_BUCKETS`].
+    fn cycle_buckets(&self) -> usize {
+        if self.cycle_window.is_finite() && self.cycle_window > 0.0 {
+            ((self.cycle_window / self.bucket).round() as usize).min(MAX_CYCLE_BUCKETS)
+        } else {
+            0
+        }
     }
     /// History (seconds) needed before the model can be used at all.
     pub fn min_history(&self) -> f64 {
@@ -298,6 +325,11 @@ pub struct Model {
     pub season: Season,
     #[serde(skip)]
     pub profile: Option<Profile>,
+    /// A cycle found in the data, used when it made the one-step forecasts better.
+    #[serde(skip)]
+    pub cycle: Option<Cycle>,
+    /// What the cycle search found and whether the model uses it (`None`: no search).
+    pub cycle_note: Option<String>,
     /// Deseasonalised trend, level at `now`.
     pub trend: Line,
     /// The trend's slope is followed this far past `now` (the trend window), then held flat: a
@@ -316,7 +348,8 @@ pub struct Model {
 impl Model {
     /// The forecast load at `t` (never negative).
     pub fn predict(&self, t: f64) -> f64 {
-        let p = self.profile.as_ref().map_or(1.0, |p| p.at(t));
+        let p = self.profile.as_ref().map_or(1.0, |p| p.at(t))
+            * self.cycle.as_ref().map_or(1.0, |c| c.at(t));
         let x = t.min(self.now + self.trend_horizon.max(0.0));
         (self.trend.at(x) * p).max(0.0)
     }
@@ -361,14 +394,23 @@ impl Model {
         best.max(self.predict(to))
     }
 
-    /// "time of day x trend, error 6% over 60 one-step forecasts".
+    /// "time of day x trend, error 6% over 60 one-step forecasts", with a cycle "a 2h cycle
+    /// (strength 0.62) x time of day x trend, error ...; <the cycle note>".
     pub fn describe(&self) -> String {
-        format!(
-            "{}, error {:.0}% over {} one-step forecasts",
+        let mut s = format!(
+            "{}{}, error {:.0}% over {} one-step forecasts",
+            self.cycle
+                .as_ref()
+                .map_or(String::new(), |c| format!("{} x ", c.describe())),
             self.season.as_str(),
             self.relative_error * 100.0,
             self.errors
-        )
+        );
+        if let Some(n) = &self.cycle_note {
+            s.push_str("; ");
+            s.push_str(n);
+        }
+        s
     }
 }
 
@@ -422,6 +464,8 @@ struct StepError {
     actual: f64,
     trend: f64,
     seasonal: Option<f64>,
+    /// With the cycle (and the profile, when there is one).
+    cycle: Option<f64>,
 }
 
 /// Incremental forecaster: push `(time, load)` samples in time order, ask for a model at any time.
@@ -435,6 +479,14 @@ pub struct Forecaster {
     profile_hours: usize,
     first_at: Option<f64>,
     last_at: Option<f64>,
+    /// Completed buckets for the cycle search.
+    series: VecDeque<Bucket>,
+    cycle: Option<Cycle>,
+    /// Why there is no cycle (after a search found none).
+    no_cycle: Option<NoPeriod>,
+    searched_at: Option<i64>,
+    /// What the last [`Forecaster::model`] said about the cycle.
+    last_note: Option<String>,
 }
 
 impl Forecaster {
@@ -448,6 +500,71 @@ impl Forecaster {
             profile_hours: usize::MAX,
             first_at: None,
             last_at: None,
+            series: VecDeque::new(),
+            cycle: None,
+            no_cycle: None,
+            searched_at: None,
+            last_note: None,
+        }
+    }
+
+    /// What the last [`Forecaster::model`] said about the cycle (also when its error gate kept
+    /// the forecast out): "a 2h cycle (strength 0.62) used: ...", "no cycle: ...".
+    pub fn cycle_note(&self) -> Option<&str> {
+        self.last_note.as_deref()
+    }
+
+    /// One-step errors kept: the error window, or three periods of the cycle when longer (a
+    /// cycle is judged on [`CYCLE_JUDGED_PERIODS`] periods, at most the cycle window).
+    fn error_keep(&self) -> usize {
+        self.cfg
+            .error_buckets()
+            .max(self.cycle.as_ref().map_or(0, |c| {
+                (CYCLE_JUDGED_PERIODS * c.found.lag).min(self.cfg.cycle_buckets())
+            }))
+    }
+
+    /// The cycle in use by the one-step forecasts, if any.
+    pub fn cycle(&self) -> Option<&Cycle> {
+        self.cycle.as_ref()
+    }
+
+    /// Records a completed bucket for the cycle search and searches when due.
+    fn record_for_cycle(&mut self, b: Bucket) {
+        let keep = self.cfg.cycle_buckets();
+        if keep == 0 {
+            return;
+        }
+        self.series.push_back(b);
+        while self.series.len() > keep {
+            self.series.pop_front();
+        }
+        let every = ((self.cfg.cycle_every / self.cfg.bucket).round() as i64).max(1);
+        if self.searched_at.is_some_and(|s| b.idx - s < every) {
+            return;
+        }
+        let min_lag = ((self.cfg.cycle_min / self.cfg.bucket).round() as usize).max(2);
+        let first = self.series.front().map_or(0, |b| b.idx);
+        let span = (b.idx - first + 1) as usize;
+        if span < 2 * min_lag + MIN_ERRORS {
+            return;
+        }
+        self.searched_at = Some(b.idx);
+        // contiguous, deseasonalised by the hourly profile; gaps are NaN
+        let mut x = vec![f64::NAN; span];
+        for s in &self.series {
+            let t = self.center(s.idx);
+            x[(s.idx - first) as usize] = s.mean() / self.profile.as_ref().map_or(1.0, |p| p.at(t));
+        }
+        match detect_period(&x, self.cfg.bucket, min_lag, span / 2) {
+            Ok(found) => {
+                self.cycle = Cycle::fit(found, &x, first, self.cfg.bucket);
+                self.no_cycle = None;
+            }
+            Err(e) => {
+                self.cycle = None;
+                self.no_cycle = Some(e);
+            }
         }
     }
 
@@ -501,7 +618,12 @@ impl Forecaster {
     }
 
     /// Deseasonalised points of the completed buckets in the trend window before bucket `k`.
-    fn trend_points(&self, k: usize, profile: Option<&Profile>) -> Vec<(f64, f64)> {
+    fn trend_points(
+        &self,
+        k: usize,
+        profile: Option<&Profile>,
+        cycle: Option<&Cycle>,
+    ) -> Vec<(f64, f64)> {
         let tb = self.cfg.trend_buckets();
         let end_idx = self.buckets[k].idx;
         self.buckets
@@ -509,39 +631,44 @@ impl Forecaster {
             .filter(|b| b.idx >= end_idx - tb as i64)
             .map(|b| {
                 let t = self.center(b.idx);
-                (t, b.mean() / profile.map_or(1.0, |p| p.at(t)))
+                (t, b.mean() / seasonal_factor(profile, cycle, t))
             })
             .collect()
     }
 
     /// The one-step forecast of bucket `k` from the buckets before it.
-    fn one_step(&self, k: usize, profile: Option<&Profile>) -> Option<f64> {
-        let pts = self.trend_points(k, profile);
+    fn one_step(&self, k: usize, profile: Option<&Profile>, cycle: Option<&Cycle>) -> Option<f64> {
+        let pts = self.trend_points(k, profile, cycle);
         if pts.len() < self.cfg.min_fit() {
             return None;
         }
         let t = self.center(self.buckets[k].idx);
         let line = theil_sen(&pts, t)?;
-        Some((line.level * profile.map_or(1.0, |p| p.at(t))).max(0.0))
+        Some((line.level * seasonal_factor(profile, cycle, t)).max(0.0))
     }
 
     /// Bucket `k` just completed: record its one-step errors.
     fn complete(&mut self, k: usize) {
         self.refresh_profile();
         let actual = self.buckets[k].mean();
-        let Some(trend) = self.one_step(k, None) else {
+        let Some(trend) = self.one_step(k, None, None) else {
             return;
         };
         let seasonal = self
             .profile
-            .clone()
-            .and_then(|p| self.one_step(k, Some(&p)));
+            .as_ref()
+            .and_then(|p| self.one_step(k, Some(p), None));
+        let cycle = self
+            .cycle
+            .as_ref()
+            .and_then(|c| self.one_step(k, self.profile.as_ref(), Some(c)));
         self.errors.push_back(StepError {
             actual,
             trend: (trend - actual).abs(),
             seasonal: seasonal.map(|s| (s - actual).abs()),
+            cycle: cycle.map(|s| (s - actual).abs()),
         });
-        while self.errors.len() > self.cfg.error_buckets() {
+        while self.errors.len() > self.error_keep() {
             self.errors.pop_front();
         }
     }
@@ -565,6 +692,8 @@ impl Forecaster {
             Some(b) if b.idx > idx => return,
             Some(_) => {
                 let k = self.buckets.len() - 1;
+                let done = self.buckets[k];
+                self.record_for_cycle(done);
                 self.complete(k);
                 self.buckets.push_back(Bucket {
                     idx,
@@ -608,31 +737,95 @@ impl Forecaster {
             .zip(self.last_at)
             .map_or(0.0, |(f, l)| (l - f).max(0.0));
         let need = self.cfg.min_history();
-        let n = self.errors.len();
+        let all = self.errors.len();
+        let recent = self
+            .errors
+            .range(all.saturating_sub(self.cfg.error_buckets())..);
+        let n = recent.len();
         if n < MIN_ERRORS {
             return Err(NoForecast::TooShort { have, need });
         }
-        let mean_actual = self.errors.iter().map(|e| e.actual.abs()).sum::<f64>() / n as f64;
-        let mae_trend = self.errors.iter().map(|e| e.trend).sum::<f64>() / n as f64;
-        let seasonal: Vec<f64> = self.errors.iter().filter_map(|e| e.seasonal).collect();
+        let mean_actual = recent.clone().map(|e| e.actual.abs()).sum::<f64>() / n as f64;
+        let mae_trend = recent.clone().map(|e| e.trend).sum::<f64>() / n as f64;
+        let seasonal: Vec<f64> = recent.clone().filter_map(|e| e.seasonal).collect();
         let mae_seasonal = (seasonal.len() >= MIN_ERRORS)
             .then(|| seasonal.iter().sum::<f64>() / seasonal.len() as f64);
         // the profile knows days or weeks the trend does not: it is used unless it makes the
         // one-step forecasts clearly worse than the trend alone
-        let (profile, mae, errors) = match (&self.profile, mae_seasonal) {
+        let (mut profile, mut mae, mut errors) = match (&self.profile, mae_seasonal) {
             (Some(p), Some(m)) if m <= SEASONAL_SLACK * mae_trend => {
                 (Some(p.clone()), m, seasonal.len())
             }
             _ => (None, mae_trend, n),
         };
-        let relative_error = if mean_actual > 0.0 {
-            mae / mean_actual
-        } else if mae == 0.0 {
-            0.0
-        } else {
-            f64::INFINITY
+        let relative = |mae: f64, mean_actual: f64| {
+            if mean_actual > 0.0 {
+                mae / mean_actual
+            } else if mae == 0.0 {
+                0.0
+            } else {
+                f64::INFINITY
+            }
         };
+        let mut relative_error = relative(mae, mean_actual);
+        // the cycle, judged over at least one period: used when its one-step forecasts beat the
+        // model without it over the same buckets
+        let mut cycle = None;
+        let mut cycle_note = None;
+        if self.cfg.cycle_buckets() > 0 {
+            cycle_note = Some(match (&self.cycle, &self.no_cycle) {
+                (Some(c), _) => {
+                    let window = self.error_keep();
+                    let judged: Vec<&StepError> = self
+                        .errors
+                        .range(all.saturating_sub(window)..)
+                        .filter(|e| e.cycle.is_some())
+                        .collect();
+                    let m = judged.len();
+                    if m < MIN_ERRORS {
+                        format!(
+                            "{} found, not judged yet ({m} one-step forecasts)",
+                            c.describe()
+                        )
+                    } else {
+                        let actual = judged.iter().map(|e| e.actual.abs()).sum::<f64>() / m as f64;
+                        let with = judged.iter().filter_map(|e| e.cycle).sum::<f64>() / m as f64;
+                        let without = judged
+                            .iter()
+                            .map(|e| match (&profile, e.seasonal) {
+                                (Some(_), Some(s)) => s,
+                                _ => e.trend,
+                            })
+                            .sum::<f64>()
+                            / m as f64;
+                        let (rw, ro) = (relative(with, actual), relative(without, actual));
+                        if with < without {
+                            cycle = Some(c.clone());
+                            profile = self.profile.clone();
+                            mae = with;
+                            errors = m;
+                            relative_error = rw;
+                            format!(
+                                "the cycle helps: its one-step error {:.0}% against {:.0}% without it",
+                                rw * 100.0,
+                                ro * 100.0
+                            )
+                        } else {
+                            format!(
+                                "{} found, not used: its one-step error {:.0}% is not below {:.0}% without it",
+                                c.describe(),
+                                rw * 100.0,
+                                ro * 100.0
+                            )
+                        }
+                    }
+                }
+                (None, Some(e)) => e.to_string(),
+                (None, None) => "no cycle searched yet".to_string(),
+            });
+        }
         if relative_error > self.cfg.max_error {
+            self.last_note = cycle_note;
             return Err(NoForecast::TooInaccurate {
                 relative_error,
                 max: self.cfg.max_error,
@@ -647,14 +840,20 @@ impl Forecaster {
             .filter(|b| b.idx > last_idx - tb as i64)
             .map(|b| {
                 let t = self.center(b.idx);
-                (t, b.mean() / profile.as_ref().map_or(1.0, |p| p.at(t)))
+                (
+                    t,
+                    b.mean() / seasonal_factor(profile.as_ref(), cycle.as_ref(), t),
+                )
             })
             .collect();
+        self.last_note = cycle_note.clone();
         let trend = theil_sen(&pts, now).ok_or(NoForecast::TooShort { have, need })?;
         Ok(Model {
             now,
             season: profile.as_ref().map_or(Season::None, |p| p.season),
             profile,
+            cycle,
+            cycle_note,
             trend,
             trend_horizon: self.cfg.trend_window,
             mae,
@@ -663,6 +862,10 @@ impl Forecaster {
             history: have,
         })
     }
+}
+
+fn seasonal_factor(profile: Option<&Profile>, cycle: Option<&Cycle>, t: f64) -> f64 {
+    profile.map_or(1.0, |p| p.at(t)) * cycle.map_or(1.0, |c| c.at(t))
 }
 
 /// A model from recorded points: `recent` samples `(time, load)` (ascending; the last

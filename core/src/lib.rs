@@ -6,8 +6,10 @@
 //!   the coordinator that reads it.
 //! - [`rates`]: cumulative counters to rates (CPU busy %, commits/s), Prometheus-style.
 //! - [`policy`]: the policy engine: policies + recent samples + action history -> decision + reasons.
-//! - [`forecast`]: the short-term load forecast (seasonal profile x robust trend, with its own
-//!   error), the learned lead time, and the linear trend of the capacity plan.
+//! - [`forecast`]: the short-term load forecast (seasonal profile x a cycle found in the data x
+//!   robust trend, with its own error), the learned lead time, and the linear trend of the capacity plan.
+//! - [`schedule`]: schedules: cron windows in a time zone that set min/max workers while they
+//!   apply (overlaps: the highest min and the highest max), the clamp and its explanation.
 //! - [`capacity`]: the capacity plan: linear trends months ahead, threshold and max_workers dates.
 //! - [`compat`]: the supported PostgreSQL / Citus pairs and what is said on the others.
 //! - [`clones`]: warm clones in the pool: when one is ready for a snapshot split, which one a
@@ -33,4 +35,5 @@ pub mod policy;
 pub mod procfs;
 pub mod rates;
 pub mod safety;
+pub mod schedule;
 pub mod stats;

@@ -14,6 +14,8 @@ fn model(level: f64, slope_per_min: f64) -> Model {
         now: NOW,
         season: Season::None,
         profile: None,
+        cycle: None,
+        cycle_note: None,
         trend: Line {
             x0: NOW,
             level,

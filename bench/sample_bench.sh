@@ -6,7 +6,7 @@
 #     and Citus's own no-op fan-out (run_command_on_workers('SELECT 1')) p50;
 #   - node_stats() p50 in one session on a worker, with its shard count;
 #   - at 32 workers, CPU_SECS (default 300) at sample_interval 5 s: the coordinator's background
-#     worker and each worker instance (whole instance, autoscale on minus off);
+#     processes (worker and sampler) and each worker instance (whole instance, autoscale on minus off);
 #   - bytes per node-sample (node_samples table + indexes, and the per-sample rows of worker_count
 #     and shard_group_load_history), MB per day at 32 and 64 workers, WAL per sample.
 # Needs Citus installed and the release build (scripts/setup.sh); ports 9900+; stops what it started.
@@ -132,11 +132,13 @@ if [ "$cpu_n" -gt 0 ] && [ "$CPU_SECS" -gt 0 ]; then
   off_w=$((w1 - w0))
   set_gucs 0 autoscale.worker_enabled on
   sleep 12   # the worker starts and makes its connections
-  wpid=$(worker_pid 0)
-  c0=$(proc_cpu "$wpid"); w0=$(workers_cpu); sleep "$CPU_SECS"; c1=$(proc_cpu "$wpid"); w1=$(workers_cpu)
+  # the worker (decides, acts) and the sampler
+  pids=$(q 0 "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE backend_type IN ('citus_autoscale', 'citus_autoscale sampler')")
+  ours() { local s=0 p; for p in $pids; do s=$((s + $(proc_cpu "$p"))); done; echo "$s"; }
+  c0=$(ours); w0=$(workers_cpu); sleep "$CPU_SECS"; c1=$(ours); w1=$(workers_cpu)
   on_w=$((w1 - w0))
   awk -v hz="$hz" -v s="$CPU_SECS" -v c="$((c1 - c0))" -v on="$on_w" -v off="$off_w" -v n="$added" 'BEGIN {
-    printf "coordinator background worker: %d ticks = %.3f%% of one core\n", c, 100*c/hz/s
+    printf "coordinator, autoscale'"'"'s background processes (worker and sampler): %d ticks = %.3f%% of one core\n", c, 100*c/hz/s
     printf "each worker instance (mean): %.3f%% of one core with autoscale sampling, %.3f%% without: %.3f%% for autoscale\n", 100*on/n/hz/s, 100*off/n/hz/s, 100*(on-off)/n/hz/s
   }'
   set_gucs 0 autoscale.worker_enabled off autoscale.sample_interval "$BG_INTERVAL"

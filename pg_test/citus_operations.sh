@@ -89,7 +89,7 @@ run() {
   if ! grep -qE "running regression test queries|^(not )?ok [0-9]+ " "$log"; then
     echo "$mode run $n: the suite did not start (see $log)"; echo "(did not start)" >"$OUT/$mode.$n.failed"
   fi
-  local ticks; ticks=$(cat "$REGRESS"/tmp_check/*/log/*.log "$REGRESS"/tmp_check/*.log 2>/dev/null | grep -c 'tick failed' || true)
+  local ticks; ticks=$(cat "$REGRESS"/tmp_check/*/log/*.log "$REGRESS"/tmp_check/*.log 2>/dev/null | grep -cE '(tick|sample) failed' || true)
   cp -r "$REGRESS/regression.diffs" "$OUT/$mode.$n.diffs" 2>/dev/null || true
   printf '%-8s run %d: %2d failed (%s), %d "tick failed" lines, %d s\n' "$mode" "$n" "$(wc -l <"$OUT/$mode.$n.failed")" \
     "$(paste -sd, "$OUT/$mode.$n.failed")" "$ticks" "$(( $(date +%s) - t0 ))"

@@ -33,7 +33,7 @@ fi
 
 # the scenarios that touch version-specific code, run on PostgreSQL 15 / Citus 13.2 as well
 PG15_SCENARIOS=${PG15_SCENARIOS:-"00_upgrade 01_sampling 02_rebalance_on_join 07_scale_out_in_cycle 14_fault_matrix
-  17_clone_split"}
+  17_clone_split 18_load_skew 24_kept_connections 25_sampler_never_stops"}
 
 echo "== 1 pure logic: cargo test -p autoscale_core"
 cargo test -p autoscale_core 2>&1 | grep -vE "^test .* \.\.\. ok$"

@@ -341,10 +341,10 @@ mod tests {
         setup_helpers();
         let pid = || {
             remote_one(
-                "SELECT pid::text FROM pg_stat_activity WHERE backend_type = 'citus_autoscale'",
+                "SELECT pid::text FROM pg_stat_activity WHERE backend_type = 'citus_autoscale sampler'",
             )
         };
-        // 1. it samples on its own (sample_interval = 1s in the test instance); it may still be
+        // 1. it samples on its own (the sampler process) (sample_interval = 1s in the test instance); it may still be
         //    restarting after its first start found no test database
         let mut worker_pid = pid();
         for _ in 0..50 {
@@ -395,19 +395,21 @@ mod tests {
         sleep(2.0);
         remote("DROP TRIGGER autoscale_test_fail ON autoscale.worker_count; DROP FUNCTION public.autoscale_test_fail()");
         let errors: i64 = remote_one(
-            "SELECT count(*)::text FROM autoscale.events WHERE kind = 'error' AND message LIKE 'tick failed:%injected failure%'",
+            "SELECT count(*)::text FROM autoscale.events WHERE kind = 'error' AND message LIKE 'sample failed:%injected failure%'",
         )
         .parse()
         .unwrap();
-        assert!(errors >= 1, "the failed tick is an event");
+        assert!(errors >= 1, "the failed sample is an event");
         let a = worker_samples();
         sleep(1.5);
         assert!(
             worker_samples() > a,
-            "the worker goes on after failed ticks"
+            "the sampler goes on after failed samples"
         );
         assert_eq!(pid(), worker_pid, "and it is the same process");
-        remote("DELETE FROM autoscale.events WHERE message LIKE 'tick failed:%injected failure%'");
+        remote(
+            "DELETE FROM autoscale.events WHERE message LIKE 'sample failed:%injected failure%'",
+        );
         reset_system("autoscale.sample_interval");
 
         // 5. pg_cron drives the same tick while the worker stands aside (autoscale.worker_enabled).

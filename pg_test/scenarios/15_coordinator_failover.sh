@@ -87,7 +87,7 @@ echo "$(node_port $R)" >"$CLUSTER_DIR/pgb.port"
 q $R "SELECT citus_set_coordinator_host('127.0.0.1', $(node_port $R))" >/dev/null
 t_promoted=$(date +%s.%N)
 echo "primary stopped, replica promoted and registered as the coordinator in $(awk -v a="$t_stop" -v b="$t_promoted" 'BEGIN { printf "%.1f", b - a }') s"
-if grep -E "citus_autoscale: tick failed|citus_autoscale.*(ERROR|PANIC)" "$rdir.log"; then
+if grep -E "citus_autoscale: (tick|sample) failed|citus_autoscale.*(ERROR|PANIC)" "$rdir.log"; then
   fail "the extension on the replica failed while in recovery"
 fi
 echo "ok: the replica's log has no failed tick from its time in recovery"

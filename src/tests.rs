@@ -252,9 +252,9 @@ mod tests {
         Spi::run("SET autoscale.sample_interval = '1h'").unwrap();
         let before = count("SELECT count(*) FROM autoscale.worker_count");
         let t1 = one::<JsonB>("SELECT autoscale.tick()").0;
-        // this transaction now holds the tick lock: another session skips instead of sampling
+        // this transaction now holds the sample lock: another session skips instead of sampling
         let other = remote_one("SELECT autoscale.tick()::text");
-        assert!(other.contains("another tick is running"), "{other}");
+        assert!(other.contains("another sample is being taken"), "{other}");
         // a second tick in this session finds the sample not yet due
         let t2 = one::<JsonB>("SELECT autoscale.tick()").0;
         let after = count("SELECT count(*) FROM autoscale.worker_count");
@@ -1757,11 +1757,14 @@ mod tests {
         setup_helpers();
         Spi::run("SET search_path = pg_catalog, public").unwrap();
         let (port, seen) = http_listener(20);
-        // every tick now aborts at its end (after the point where 0.1.0 delivered webhooks)
+        // every sample now aborts at its end, and so does every tick that writes its state (after
+        // the point where 0.1.0 delivered webhooks)
         remote(
             "CREATE FUNCTION public.autoscale_t_abort() RETURNS trigger LANGUAGE plpgsql AS
                $f$BEGIN RAISE EXCEPTION 'tick aborted on purpose'; END$f$;
              CREATE TRIGGER autoscale_t_abort BEFORE UPDATE ON autoscale.control
+               FOR EACH ROW EXECUTE FUNCTION public.autoscale_t_abort();
+             CREATE TRIGGER autoscale_t_abort BEFORE INSERT ON autoscale.worker_count
                FOR EACH ROW EXECUTE FUNCTION public.autoscale_t_abort()",
         );
         set_system(
@@ -1794,7 +1797,8 @@ mod tests {
         )
         .parse()
         .unwrap();
-        remote("DROP TRIGGER autoscale_t_abort ON autoscale.control; DROP FUNCTION public.autoscale_t_abort()");
+        remote("DROP TRIGGER autoscale_t_abort ON autoscale.control; DROP TRIGGER autoscale_t_abort ON autoscale.worker_count;
+                DROP FUNCTION public.autoscale_t_abort()");
         let heads = seen.lock().unwrap().clone();
         // a dead endpoint with a token in the URL: the error is stored as its kind only
         set_system(

@@ -1757,6 +1757,8 @@ mod tests {
         setup_helpers();
         Spi::run("SET search_path = pg_catalog, public").unwrap();
         let (port, seen) = http_listener(20);
+        // a sample a second (an earlier test may have reset the instance's interval to the default)
+        set_system("autoscale.sample_interval", "1s");
         // every sample now aborts at its end, and so does every tick that writes its state (after
         // the point where 0.1.0 delivered webhooks)
         remote(
@@ -1797,6 +1799,16 @@ mod tests {
         )
         .parse()
         .unwrap();
+        let error_events = remote_one(
+            "SELECT coalesce(string_agg(at::time || ' ' || left(message, 80), ' | ' ORDER BY id), '') FROM autoscale.events WHERE kind = 'error'",
+        );
+        let procs = remote_one(
+            "SELECT coalesce(string_agg(backend_type || ' ' || coalesce(state, '') || ' ' || left(query, 40), ' | '), '') FROM pg_stat_activity WHERE backend_type LIKE 'citus_autoscale%'",
+        ) + &remote_one(
+            "SELECT ' interval ' || current_setting('autoscale.sample_interval') || ' mode ' || current_setting('autoscale.mode')
+                    || ' enabled ' || current_setting('autoscale.worker_enabled') || ' last sample ' || coalesce(max(sampled_at)::text, '-')
+                    || ' now ' || clock_timestamp()::text FROM autoscale.worker_count",
+        );
         remote("DROP TRIGGER autoscale_t_abort ON autoscale.control; DROP TRIGGER autoscale_t_abort ON autoscale.worker_count;
                 DROP FUNCTION public.autoscale_t_abort()");
         let heads = seen.lock().unwrap().clone();
@@ -1829,10 +1841,11 @@ mod tests {
         .parse()
         .unwrap();
         reset_system("autoscale.webhook_url");
+        reset_system("autoscale.sample_interval");
         remote("DELETE FROM autoscale.provision_requests; DELETE FROM autoscale.events WHERE message LIKE '%tick aborted on purpose%' OR kind = 'webhook_failed'");
         assert!(
             failed_ticks >= 2,
-            "ticks aborted while the webhook was delivered ({failed_ticks})"
+            "ticks aborted while the webhook was delivered ({failed_ticks}): {error_events}; processes: {procs}"
         );
         assert_eq!(status, "delivered");
         assert_eq!(heads.len(), 1, "exactly one POST: {heads:?}");

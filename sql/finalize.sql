@@ -108,7 +108,8 @@ COMMENT ON FUNCTION autoscale.shard_load_cost(bigint) IS
   'The shard cost function of the rebalance strategy autoscale_by_load (registered with citus_add_rebalance_strategy '
   'on the coordinator at the first tick): the measured load of the shard''s group (autoscale.shard_group_load, '
   'operations/s) plus a base of a tenth of the mean group load, so cold groups still spread; 1 for every shard while '
-  'no load was measured (the strategy then balances shard groups by count). Citus calls it while planning.';
+  'no load was measured or the data nodes are idle (mean below 1 operation/s: the strategy then balances shard '
+  'groups by count). Citus calls it while planning.';
 
 -- The status view gains the warm clones and the scale-out path, which needs autoscale.scale_out_path() (created
 -- by pgrx after bootstrap.sql): replaced here, as the 0.2.0 upgrade does.

@@ -322,15 +322,21 @@ pub fn top_per_node(groups: &[GroupState], n: usize) -> Vec<&GroupState> {
 
 /// What the `autoscale_by_load` strategy charges a shard group: its measured load plus a base of
 /// [`BASE_FRACTION`] of the mean group load (at least [`MIN_BASE`]), so cold groups still spread.
-/// With no load data at all (`mean_group_load` None) every group costs 1: the strategy then
-/// balances shard groups by count, as `by_shard_count` does.
-pub fn shard_cost(group_load: Option<f64>, mean_group_load: Option<f64>) -> f64 {
+/// With no load data at all (`mean_group_load` None), or while the data nodes are idle (their mean
+/// load, `mean_node_load`, below [`MIN_MEAN_LOAD`], as for the load-skew trigger), every group
+/// costs 1: the strategy then balances shard groups by count, as `by_shard_count` does, and never
+/// moves data for the noise of an idle cluster's few operations.
+pub fn shard_cost(
+    group_load: Option<f64>,
+    mean_group_load: Option<f64>,
+    mean_node_load: f64,
+) -> f64 {
     match mean_group_load {
-        None => 1.0,
-        Some(mean) => {
+        Some(mean) if mean_node_load >= MIN_MEAN_LOAD => {
             let base = (mean.max(0.0) * BASE_FRACTION).max(MIN_BASE);
             group_load.unwrap_or(0.0).max(0.0) + base
         }
+        _ => 1.0,
     }
 }
 

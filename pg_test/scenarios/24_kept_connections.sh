@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sampling at scale (issue 22): the background worker keeps one connection per node across samples
-# (application_name 'citus_autoscale sampler' on each node), so a sample forks no backend anywhere. A kept
+# (application_name 'citus_autoscale sampler connection' on each node), so a sample forks no backend anywhere. A kept
 # connection that the node closed is replaced within the same sample (the node is never recorded
 # unreachable for it); a node that leaves the cluster is let go. node_stats() measures sizes again only
 # every autoscale.size_refresh_interval in a session that answers every sample, and says how old they are.
@@ -11,7 +11,7 @@ scenario "kept sample connections, cheap node_stats"
 make_cluster 2 0
 
 sampler() {  # pids of the sampler's sessions on node I
-  q "$1" "SELECT coalesce(string_agg(pid::text, ' ' ORDER BY pid), '') FROM pg_stat_activity WHERE application_name = 'citus_autoscale sampler'"
+  q "$1" "SELECT coalesce(string_agg(pid::text, ' ' ORDER BY pid), '') FROM pg_stat_activity WHERE application_name = 'citus_autoscale sampler connection' AND backend_type = 'client backend'"
 }
 last_sample() { q 0 "SELECT coalesce(max(sample_id), 0) FROM autoscale.worker_count WHERE driver = 'worker'"; }
 wait_samples() {  # N: wait until N more samples of the worker are written

@@ -111,7 +111,7 @@ pub struct WorkerResult {
 }
 
 /// The application_name of the background worker's kept sample connections on each node.
-pub const SAMPLER_APPLICATION_NAME: &str = "citus_autoscale sampler";
+pub const SAMPLER_APPLICATION_NAME: &str = "citus_autoscale sampler connection";
 
 /// The command each worker runs for a sample: its own raw reading as json text.
 pub const NODE_STATS_COMMAND: &str = "SELECT autoscale.node_stats()::text";

@@ -247,8 +247,11 @@ pub fn record_tenants(sample_id: i64, readings: &[(NodeAddr, TenantStats)]) -> S
 
 /// The `autoscale_by_load` cost of one shard (its group's): see `autoscale_core::load::shard_cost`.
 pub fn shard_cost(shardid: i64) -> SpiResult<f64> {
-    let (mean, _) = Spi::get_two::<f64, i64>(
-        "SELECT avg(load_per_sec)::float8, count(*) FROM autoscale.shard_group_load WHERE load_per_sec IS NOT NULL",
+    // the mean group load, and the mean load of the nodes holding measured groups
+    let (mean, node_mean) = Spi::get_two::<f64, f64>(
+        "SELECT avg(load_per_sec)::float8,
+                (coalesce(sum(load_per_sec), 0) / greatest(count(DISTINCT (nodename, nodeport)), 1))::float8
+           FROM autoscale.shard_group_load WHERE load_per_sec IS NOT NULL",
     )?;
     let group_load = match citus::shard_group_of(shardid)? {
         Some((colocationid, min)) => Spi::get_one_with_args::<f64>(
@@ -257,7 +260,7 @@ pub fn shard_cost(shardid: i64) -> SpiResult<f64> {
         )?,
         None => None,
     };
-    Ok(load::shard_cost(group_load, mean))
+    Ok(load::shard_cost(group_load, mean, node_mean.unwrap_or(0.0)))
 }
 
 /// The data nodes' loads at each sample of the last `secs` seconds (plus two sample intervals,

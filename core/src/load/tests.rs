@@ -148,14 +148,25 @@ fn top_per_node_bounds_history() {
 
 #[test]
 fn cost_without_data_counts_groups() {
-    assert_eq!(shard_cost(None, None), 1.0);
-    assert_eq!(shard_cost(Some(50.0), None), 1.0);
+    assert_eq!(shard_cost(None, None, 0.0), 1.0);
+    assert_eq!(shard_cost(Some(50.0), None, 0.0), 1.0);
     // with data: load plus a tenth of the mean group load
-    assert_eq!(shard_cost(Some(50.0), Some(20.0)), 52.0);
+    assert_eq!(shard_cost(Some(50.0), Some(20.0), 80.0), 52.0);
     // a group not measured yet costs the base only
-    assert_eq!(shard_cost(None, Some(20.0)), 2.0);
-    // an idle cluster: every group costs the same small base
-    assert_eq!(shard_cost(Some(0.0), Some(0.0)), MIN_BASE);
+    assert_eq!(shard_cost(None, Some(20.0), 80.0), 2.0);
+    // a busy cluster with idle groups: every idle group costs the same small base
+    assert_eq!(shard_cost(Some(0.0), Some(0.0), MIN_MEAN_LOAD), MIN_BASE);
+}
+
+#[test]
+fn an_idle_cluster_balances_by_count_whatever_its_noise() {
+    // data nodes below MIN_MEAN_LOAD: a group with a little noise costs as much as a silent one,
+    // so Citus's planner (improvement_threshold 0.2) finds nothing to move on a balanced count
+    let idle = MIN_MEAN_LOAD * 0.9;
+    assert_eq!(shard_cost(Some(0.8), Some(0.1), idle), 1.0);
+    assert_eq!(shard_cost(Some(0.0), Some(0.1), idle), 1.0);
+    // the same groups on a busy cluster cost their load
+    assert!(shard_cost(Some(0.8), Some(0.1), 50.0) > shard_cost(Some(0.0), Some(0.1), 50.0));
 }
 
 #[test]

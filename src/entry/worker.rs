@@ -208,22 +208,22 @@ fn in_transaction<R>(f: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R
     result
 }
 
-#[pg_guard]
-#[unsafe(no_mangle)]
-pub extern "C-unwind" fn citus_autoscale_worker_main(_arg: pg_sys::Datum) {
+/// Connects a background process of ours to `autoscale.database_name` under `application_name`,
+/// with SIGHUP and SIGTERM handled; returns the database's name. The processes run as a superuser:
+/// nothing from the database's default search_path (which its owner may set) may ever be called,
+/// so search_path is pinned (PGC_S_OVERRIDE: a reload cannot change it).
+fn attach(application_name: &std::ffi::CStr) -> String {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     let dbname = settings::database_name();
     BackgroundWorker::connect_worker_to_spi(Some(&dbname), None);
     unsafe {
         pg_sys::SetConfigOption(
             c"application_name".as_ptr(),
-            c"citus_autoscale".as_ptr(),
+            application_name.as_ptr(),
             pg_sys::GucContext::PGC_USERSET,
             pg_sys::GucSource::PGC_S_SESSION,
         );
-        pg_sys::pgstat_report_appname(c"citus_autoscale".as_ptr());
-        // The worker runs as a superuser: nothing from the database's default search_path (which
-        // its owner may set) may ever be called. PGC_S_OVERRIDE: a reload cannot change it.
+        pg_sys::pgstat_report_appname(application_name.as_ptr());
         pg_sys::SetConfigOption(
             c"search_path".as_ptr(),
             c"pg_catalog, pg_temp".as_ptr(),
@@ -231,6 +231,13 @@ pub extern "C-unwind" fn citus_autoscale_worker_main(_arg: pg_sys::Datum) {
             pg_sys::GucSource::PGC_S_OVERRIDE,
         );
     }
+    dbname
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn citus_autoscale_worker_main(_arg: pg_sys::Datum) {
+    let dbname = attach(c"citus_autoscale");
     log!("citus_autoscale worker started in database \"{dbname}\"");
 
     let mut timeout = Duration::ZERO;
@@ -289,25 +296,7 @@ pub extern "C-unwind" fn citus_autoscale_worker_main(_arg: pg_sys::Datum) {
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn citus_autoscale_sampler_main(_arg: pg_sys::Datum) {
-    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
-    let dbname = settings::database_name();
-    BackgroundWorker::connect_worker_to_spi(Some(&dbname), None);
-    unsafe {
-        pg_sys::SetConfigOption(
-            c"application_name".as_ptr(),
-            c"citus_autoscale sampler".as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-        );
-        pg_sys::pgstat_report_appname(c"citus_autoscale sampler".as_ptr());
-        // as the worker: nothing from the database's search_path is ever called
-        pg_sys::SetConfigOption(
-            c"search_path".as_ptr(),
-            c"pg_catalog, pg_temp".as_ptr(),
-            pg_sys::GucContext::PGC_SUSET,
-            pg_sys::GucSource::PGC_S_OVERRIDE,
-        );
-    }
+    attach(c"citus_autoscale sampler");
     let mut timeout = Duration::ZERO;
     while BackgroundWorker::wait_latch(Some(timeout)) {
         if BackgroundWorker::sighup_received() {

@@ -268,21 +268,8 @@ pub extern "C-unwind" fn citus_autoscale_worker_main(_arg: pg_sys::Datum) {
             log_version_support();
             Some(tick::act_only())
         });
-        match outcome {
-            Ok(_) => {}
-            Err(message) => {
-                warning!("citus_autoscale: tick failed: {message}");
-                let recorded = in_transaction(|| {
-                    if extension_ready() {
-                        // a failure here is reported below, with the transaction's error
-                        events::record("error", &format!("tick failed: {message}"), None)
-                            .or_report();
-                    }
-                });
-                if let Err(e) = recorded {
-                    warning!("citus_autoscale: could not record the failed tick: {e}");
-                }
-            }
+        if let Err(message) = outcome {
+            record_failure("tick", &message);
         }
         deliver_webhooks();
         activity::report("idle");
@@ -316,20 +303,24 @@ pub extern "C-unwind" fn citus_autoscale_sampler_main(_arg: pg_sys::Datum) {
                 }
             }
             Ok(None) => {}
-            Err(message) => {
-                warning!("citus_autoscale: sample failed: {message}");
-                let recorded = in_transaction(|| {
-                    if extension_ready() {
-                        events::record("error", &format!("sample failed: {message}"), None)
-                            .or_report();
-                    }
-                });
-                if let Err(e) = recorded {
-                    warning!("citus_autoscale: could not record the failed sample: {e}");
-                }
-            }
+            Err(message) => record_failure("sample", &message),
         }
         activity::report("idle");
+    }
+}
+
+/// Logs a failed `what` (tick, sample), rolled back by now, and records it as an `error` event
+/// ("tick failed: ...") in a fresh transaction.
+fn record_failure(what: &str, message: &str) {
+    warning!("citus_autoscale: {what} failed: {message}");
+    let recorded = in_transaction(|| {
+        if extension_ready() {
+            // a failure here is reported below, with the transaction's error
+            events::record("error", &format!("{what} failed: {message}"), None).or_report();
+        }
+    });
+    if let Err(e) = recorded {
+        warning!("citus_autoscale: could not record the failed {what}: {e}");
     }
 }
 

@@ -197,7 +197,7 @@ pub fn fan_out_node_stats(timeout_ms: u64) -> SpiResult<Vec<WorkerResult>> {
                 super::settings::sample_interval(),
             )
         }
-        _ => run_on_nodes(&calls, timeout_ms)?,
+        params => run_on_nodes_with(&calls, timeout_ms, params)?,
     };
     Ok(workers
         .into_iter()
@@ -842,7 +842,20 @@ pub fn run_on_nodes(
     if nodes.is_empty() {
         return Ok(Vec::new());
     }
-    if let Some(params) = own_fanout_params()? {
+    run_on_nodes_with(nodes, timeout_ms, own_fanout_params()?)
+}
+
+/// [`run_on_nodes`] with the connection parameters already read (`own_fanout_params`): our own
+/// connections with them, Citus's `master_run_on_worker` without.
+fn run_on_nodes_with(
+    nodes: &[(NodeAddr, &str)],
+    timeout_ms: u64,
+    params: Option<super::fanout::Params>,
+) -> SpiResult<Vec<Result<String, String>>> {
+    if nodes.is_empty() {
+        return Ok(Vec::new());
+    }
+    if let Some(params) = params {
         return Ok(super::fanout::run(
             nodes,
             &params,

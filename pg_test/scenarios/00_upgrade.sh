@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Upgrade from the released 0.1.0, through the released 0.2.0, to this tree's version, on a real Citus
-# cluster (PostgreSQL 15 only: on 18 this tree's version is the first release; the scenario says so and ends):
-#   1. builds 0.1.0 and 0.2.0 from their release commits (git archive; cached outside the clone under
-#      $CITUS_AUTOSCALE_CACHE/upgrade), installs 0.1.0's files, makes a cluster (coordinator, 2 workers,
-#      1 standby) and gives it policies, a pool, history and a finished scale-out;
-#   2. installs 0.2.0's files, restarts, runs ALTER EXTENSION citus_autoscale UPDATE (to 0.2.0);
+# Upgrade from the first release built for this PostgreSQL, through every later release, to this tree's
+# version, on a real Citus cluster. PostgreSQL 15: 0.1.0 -> 0.2.0 -> 0.3.0 -> this version; PostgreSQL 18
+# (0.3.0 was its first release): 0.3.0 -> this version.
+#   1. builds the releases from their commits (git archive; cached outside the clone under
+#      $CITUS_AUTOSCALE_CACHE/upgrade), installs the first one's files, makes a cluster (coordinator, 2
+#      workers, 1 standby) and gives it policies, a pool, history and a finished scale-out;
+#   2. for every later release: installs its files, restarts, runs ALTER EXTENSION citus_autoscale UPDATE;
 #   3. installs this tree's files over the running servers as a package does (new files, old library still
 #      loaded) and runs the update: it must refuse with a HINT to restart and change nothing; then restarts
 #      every node and runs it again (on a worker too where Citus did not);
@@ -15,14 +16,23 @@
 # The system's extension files are put back as they were however the scenario ends.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
-scenario "upgrade 0.1.0 -> 0.2.0 -> this version: refused until restarted, data kept, catalogs identical to a fresh install"
+scenario "upgrade from every release to this version: refused until restarted, data kept, catalogs identical to a fresh install"
 
-if [ "$("$PGBIN/pg_config" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')" != 15 ]; then
-  echo "PostgreSQL $("$PGBIN/pg_config" --version): no earlier release was built for it, nothing to upgrade from: scenario skipped"
-  exit 0
-fi
-RELEASE_0_1_0=fe137e01ee2dd2c62fc135c9f20ad9b728f96178   # main's commit that released 0.1.0
-RELEASE_0_2_0=7dd5c72ebc1ad531d4adb1d8a4adddbdab1238a5   # main's commit that released 0.2.0
+PG_MAJOR=$("$PGBIN/pg_config" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+# main's commits that released each version
+declare -A RELEASE=(
+  [0.1.0]=fe137e01ee2dd2c62fc135c9f20ad9b728f96178
+  [0.2.0]=7dd5c72ebc1ad531d4adb1d8a4adddbdab1238a5
+  [0.3.0]=00467a6c37e6d1ec0c87a9ec4bd7eb6ed6d1a65f
+)
+case "$PG_MAJOR" in
+  15) CHAIN="0.1.0 0.2.0 0.3.0" ;;
+  18) CHAIN="0.3.0" ;;
+  *) echo "PostgreSQL $PG_MAJOR: no release was built for it here, nothing to upgrade from: scenario skipped"; exit 0 ;;
+esac
+read -r -a CHAIN <<<"$CHAIN"
+FIRST=${CHAIN[0]}
+LAST=${CHAIN[${#CHAIN[@]}-1]}
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 NEW_VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$REPO/Cargo.toml" | head -1)
 LIBDIR=$("$PGBIN/pg_config" --pkglibdir)
@@ -32,16 +42,17 @@ UPGRADE_CACHE=${CITUS_AUTOSCALE_CACHE:-/var/cache/citus_autoscale}/upgrade
 export PATH="$HOME/.cargo/bin:$PATH"
 
 # --- 1. the releases, built from their commits (once: a release's build never changes) ---
-# build_release VERSION COMMIT: prints the directory of its `cargo pgrx package` output
+# build_release VERSION: prints the directory of its `cargo pgrx package` output
 build_release() {
-  local version=$1 commit=$2 dir=$UPGRADE_CACHE/$1-$2-pg15 t0
+  local version=$1 commit=${RELEASE[$1]} dir t0
+  dir=$UPGRADE_CACHE/$version-$commit-pg$PG_MAJOR
   if [ ! -f "$dir/pkg/.built" ]; then
     git -C "$REPO" cat-file -e "$commit^{commit}" 2>/dev/null ||
       fail "the $version release commit $commit is not in this clone (a shallow clone? fetch the full history)"
     rm -rf "$dir"; mkdir -p "$dir/src"
     git -C "$REPO" archive "$commit" | tar -x -C "$dir/src"
     t0=$(date +%s)
-    (cd "$dir/src" && CARGO_TARGET_DIR="$UPGRADE_CACHE/target" cargo pgrx package --debug \
+    (cd "$dir/src" && CARGO_TARGET_DIR="$UPGRADE_CACHE/target-pg$PG_MAJOR" cargo pgrx package --debug \
         --pg-config "$PGBIN/pg_config" --out-dir "$dir/pkg" >"$dir/build.log" 2>&1) ||
       { tail -20 "$dir/build.log" >&2; fail "building $version failed"; }
     touch "$dir/pkg/.built"
@@ -49,39 +60,42 @@ build_release() {
   fi
   echo "$dir/pkg"
 }
-OLD=$(build_release 0.1.0 "$RELEASE_0_1_0")
-MID=$(build_release 0.2.0 "$RELEASE_0_2_0")
-old_so=$(find "$OLD" -name citus_autoscale.so | head -1)
-old_ext=$(dirname "$(find "$OLD" -name citus_autoscale.control | head -1)")
-mid_so=$(find "$MID" -name citus_autoscale.so | head -1)
-mid_ext=$(dirname "$(find "$MID" -name citus_autoscale.control | head -1)")
-[ -f "$mid_so" ] && [ -f "$mid_ext/citus_autoscale--0.2.0.sql" ] || fail "0.2.0 package incomplete under $MID"
-[ -f "$old_so" ] && [ -f "$old_ext/citus_autoscale--0.1.0.sql" ] || fail "0.1.0 package incomplete under $OLD"
+declare -A REL_SO REL_EXT
+for v in "${CHAIN[@]}"; do
+  pkg=$(build_release "$v")
+  REL_SO[$v]=$(find "$pkg" -name citus_autoscale.so | head -1)
+  REL_EXT[$v]=$(dirname "$(find "$pkg" -name citus_autoscale.control | head -1)")
+  [ -f "${REL_SO[$v]}" ] && [ -f "${REL_EXT[$v]}/citus_autoscale--$v.sql" ] || fail "$v package incomplete under $pkg"
+done
 
 # save this tree's installed files; put them back at the end
 saved="$CLUSTER_DIR/installed-$NEW_VERSION"
 rm -rf "$saved"; mkdir -p "$saved"
 [ -f "$EXTDIR/citus_autoscale--$NEW_VERSION.sql" ] ||
   fail "citus_autoscale $NEW_VERSION is not installed (cargo pgrx install first)"
-[ -f "$EXTDIR/citus_autoscale--0.2.0--$NEW_VERSION.sql" ] || fail "the upgrade script 0.2.0--$NEW_VERSION is not installed"
+[ -f "$EXTDIR/citus_autoscale--$LAST--$NEW_VERSION.sql" ] || fail "the upgrade script $LAST--$NEW_VERSION is not installed"
 cp -a "$LIBDIR/citus_autoscale.so" "$EXTDIR"/citus_autoscale.control "$EXTDIR"/citus_autoscale--*.sql "$saved/"
-had_old_script=no; [ -f "$EXTDIR/citus_autoscale--0.1.0.sql" ] && had_old_script=yes
-had_mid_script=no; [ -f "$EXTDIR/citus_autoscale--0.2.0.sql" ] && had_mid_script=yes
+# the release scripts (citus_autoscale--<release>.sql) that were not installed before are removed at the end
+declare -A HAD_SCRIPT
+for v in "${CHAIN[@]}"; do HAD_SCRIPT[$v]=no; [ -f "$EXTDIR/citus_autoscale--$v.sql" ] && HAD_SCRIPT[$v]=yes; done
 restore_install() {
   stop_all
   cp -a "$saved/citus_autoscale.so" "$LIBDIR/"
   cp -a "$saved"/citus_autoscale.control "$saved"/citus_autoscale--*.sql "$EXTDIR/"
-  [ "$had_old_script" = yes ] || rm -f "$EXTDIR/citus_autoscale--0.1.0.sql"
-  [ "$had_mid_script" = yes ] || rm -f "$EXTDIR/citus_autoscale--0.2.0.sql"
+  for v in "${CHAIN[@]}"; do [ "${HAD_SCRIPT[$v]}" = yes ] || rm -f "$EXTDIR/citus_autoscale--$v.sql"; done
 }
 trap restore_install EXIT
-install -m 755 "$old_so" "$LIBDIR/citus_autoscale.so"
-install -m 644 "$old_ext/citus_autoscale.control" "$old_ext/citus_autoscale--0.1.0.sql" "$EXTDIR/"
+# install_release VERSION: that release's library, control file and scripts
+install_release() {
+  install -m 755 "${REL_SO[$1]}" "$LIBDIR/citus_autoscale.so"
+  install -m 644 "${REL_EXT[$1]}/citus_autoscale.control" "${REL_EXT[$1]}"/citus_autoscale--*.sql "$EXTDIR/"
+}
+install_release "$FIRST"
 
 make_cluster 2 1
 standby=$(node_port 3)
-assert_eq "$(q 0 "SELECT extversion FROM pg_extension WHERE extname = 'citus_autoscale'")" 0.1.0 "0.1.0 installed on the coordinator"
-assert_eq "$(q 1 "SELECT extversion FROM pg_extension WHERE extname = 'citus_autoscale'")" 0.1.0 "and on a worker (Citus propagated it)"
+assert_eq "$(q 0 "SELECT extversion FROM pg_extension WHERE extname = 'citus_autoscale'")" "$FIRST" "$FIRST installed on the coordinator"
+assert_eq "$(q 1 "SELECT extversion FROM pg_extension WHERE extname = 'citus_autoscale'")" "$FIRST" "and on a worker (Citus propagated it)"
 make_kv 8 20000
 set_gucs 0 autoscale.mode act
 q 0 "SELECT autoscale.set_policy('cpu', scale_out_above => 95, scale_in_below => 1, scale_in_for => '1 day',
@@ -94,8 +108,8 @@ q 0 "GRANT EXECUTE ON FUNCTION autoscale.explain() TO upgrade_reader" >/dev/null
 q 0 "SELECT autoscale.add_standby_node('127.0.0.1', $standby)" >/dev/null
 q 0 "SELECT autoscale.scale_out(reason => 'before the upgrade')" >/dev/null
 wait_for 0 "SELECT status = 'succeeded' FROM autoscale.operations WHERE kind = 'scale_out'" 90 || { dump_state 0; false; } ||
-  fail "0.1.0's scale-out did not succeed"
-wait_for 0 "SELECT count(DISTINCT sample_id) >= 3 FROM autoscale.node_samples" 30 || fail "0.1.0 recorded no history"
+  fail "$FIRST's scale-out did not succeed"
+wait_for 0 "SELECT count(DISTINCT sample_id) >= 3 FROM autoscale.node_samples" 30 || fail "$FIRST recorded no history"
 kept_sql="SELECT (SELECT string_agg(name || ':' || metric, ',' ORDER BY name) FROM autoscale.policies)
           || ' pool=' || (SELECT string_agg(nodeport || ':' || state, ',' ORDER BY nodeport) FROM autoscale.standby_nodes)
           || ' ops=' || (SELECT string_agg(id || ':' || kind || ':' || status, ',' ORDER BY id) FROM autoscale.operations)"
@@ -108,23 +122,30 @@ last_event=$(q 0 "SELECT max(id) FROM autoscale.events")
 # shellcheck disable=SC2059
 counts_before=$(q 0 "$(printf "$counts_sql" "$last_sample" "$last_sample" "$last_event")")
 rows_before=$(row_counts 0)
-echo "0.1.0 state: $kept_before; history rows (samples/worker_count/events): $counts_before"
+echo "$FIRST state: $kept_before; history rows (samples/worker_count/events): $counts_before"
 
-# --- 2. 0.2.0's files, restart, ALTER EXTENSION UPDATE (the released path) ---
+# --- 2. every later release's files, restart, ALTER EXTENSION UPDATE (the released path) ---
 ext_version() { q "$1" "SELECT extversion FROM pg_extension WHERE extname = 'citus_autoscale'"; }
-stop_all
-install -m 755 "$mid_so" "$LIBDIR/citus_autoscale.so"
-install -m 644 "$mid_ext/citus_autoscale.control" "$mid_ext/citus_autoscale--0.2.0.sql" "$mid_ext/citus_autoscale--0.1.0--0.2.0.sql" "$EXTDIR/"
-for i in 0 1 2 3; do start_node "$i"; done
-q 0 "ALTER EXTENSION citus_autoscale UPDATE" >/dev/null
-assert_eq "$(ext_version 0)" 0.2.0 "coordinator updated to 0.2.0"
-for i in 1 2 3; do [ "$(ext_version "$i")" = 0.2.0 ] || q "$i" "ALTER EXTENSION citus_autoscale UPDATE" >/dev/null; done
-# the load strategy as 0.2.0 registers it (its first tick does; registered here if no tick has yet)
-[ "$(q 0 "SELECT count(*) FROM pg_dist_rebalance_strategy WHERE name = 'autoscale_by_load'")" = 1 ] ||
-  q 0 "SELECT citus_add_rebalance_strategy('autoscale_by_load', 'autoscale.shard_load_cost', 'citus_node_capacity_1',
-         'citus_shard_allowed_on_node_true', 0.1, 0.01, 0.5)" >/dev/null
-assert_eq "$(q 0 "SELECT improvement_threshold FROM pg_dist_rebalance_strategy WHERE name = 'autoscale_by_load'")" 0.5 \
-  "0.2.0's load strategy has improvement_threshold 0.5"
+for v in "${CHAIN[@]:1}"; do
+  stop_all
+  install_release "$v"
+  for i in 0 1 2 3; do start_node "$i"; done
+  q 0 "ALTER EXTENSION citus_autoscale UPDATE" >/dev/null
+  assert_eq "$(ext_version 0)" "$v" "coordinator updated to $v"
+  for i in 1 2 3; do [ "$(ext_version "$i")" = "$v" ] || q "$i" "ALTER EXTENSION citus_autoscale UPDATE" >/dev/null; done
+  if [ "$v" = 0.2.0 ]; then
+    # the load strategy as 0.2.0 registers it (its first tick does; registered here if no tick has yet)
+    [ "$(q 0 "SELECT count(*) FROM pg_dist_rebalance_strategy WHERE name = 'autoscale_by_load'")" = 1 ] ||
+      q 0 "SELECT citus_add_rebalance_strategy('autoscale_by_load', 'autoscale.shard_load_cost', 'citus_node_capacity_1',
+             'citus_shard_allowed_on_node_true', 0.1, 0.01, 0.5)" >/dev/null
+    assert_eq "$(q 0 "SELECT improvement_threshold FROM pg_dist_rebalance_strategy WHERE name = 'autoscale_by_load'")" 0.5 \
+      "0.2.0's load strategy has improvement_threshold 0.5"
+  fi
+  if [ "$v" = 0.3.0 ] && [ "$FIRST" != 0.3.0 ]; then
+    assert_eq "$(q 0 "SELECT improvement_threshold FROM pg_dist_rebalance_strategy WHERE name = 'autoscale_by_load'")" 0.2 \
+      "the 0.3.0 update set the load strategy's improvement_threshold to 0.2"
+  fi
+done
 
 # --- 3. this version's files over the running servers, as dpkg installs them (a new file; the old library
 #        stays mapped), then the update: refused with a HINT, nothing changed; after a restart it runs ---
@@ -132,7 +153,7 @@ catalog_before=$(as_pg psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$(node
 install -m 755 "$saved/citus_autoscale.so" "$LIBDIR/citus_autoscale.so"
 install -m 644 "$saved"/citus_autoscale.control "$saved"/citus_autoscale--*.sql "$EXTDIR/"
 assert_eq "$(q 0 "SELECT default_version FROM pg_available_extensions WHERE name = 'citus_autoscale'")" "$NEW_VERSION" \
-  "the new files are installed ($NEW_VERSION) while the servers run 0.2.0's library"
+  "the new files are installed ($NEW_VERSION) while the servers run $LAST's library"
 refused=$(as_pg psql -X -q -At -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -h 127.0.0.1 -p "$(node_port 0)" -U postgres -d postgres \
   -c "ALTER EXTENSION citus_autoscale UPDATE" 2>&1 && echo "UPDATE SUCCEEDED" || true)
 echo "$refused" | sed 's/^/   | /'
@@ -141,8 +162,8 @@ assert_contains "$refused" "55000" "with SQLSTATE 55000 (object_not_in_prerequis
 assert_contains "$refused" "the library loaded in this server is older than $NEW_VERSION" "saying why"
 assert_contains "$refused" "HINT:  restart PostgreSQL on this node so that it loads the new library, then run the update again" "and what to do"
 assert_not_contains "$refused" "could not find function" "not the raw 'could not find function' error"
-assert_eq "$(ext_version 0)" 0.2.0 "the coordinator is still at 0.2.0"
-assert_eq "$(ext_version 1)" 0.2.0 "and so is a worker"
+assert_eq "$(ext_version 0)" "$LAST" "the coordinator is still at $LAST"
+assert_eq "$(ext_version 1)" "$LAST" "and so is a worker"
 assert_eq "$(as_pg psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$(node_port 0)" -U postgres -d postgres -f "$SNAPSHOT_SQL")" \
   "$catalog_before" "the refused update changed no object"
 stop_all
@@ -159,8 +180,9 @@ for i in 1 2 3; do
   assert_eq "$(ext_version "$i")" "$NEW_VERSION" "node $i at $NEW_VERSION"
 done
 
-assert_eq "$(q 0 "SELECT improvement_threshold FROM pg_dist_rebalance_strategy WHERE name = 'autoscale_by_load'")" 0.2 \
-  "the update set the load strategy's improvement_threshold to 0.2"
+[ "$(q 0 "SELECT count(*) FROM pg_dist_rebalance_strategy WHERE name = 'autoscale_by_load'")" = 0 ] ||
+  assert_eq "$(q 0 "SELECT improvement_threshold FROM pg_dist_rebalance_strategy WHERE name = 'autoscale_by_load'")" 0.2 \
+    "the load strategy's improvement_threshold is 0.2"
 # --- 4. data kept; sampling, explain and an operation work ---
 assert_eq "$(q 0 "$kept_sql")" "$kept_before" "policies, pool and operations kept"
 # shellcheck disable=SC2059

@@ -1,0 +1,20 @@
+-- citus_autoscale 0.3.0 -> 0.4.0. Applied by ALTER EXTENSION citus_autoscale UPDATE.
+-- Every schema change of 0.4.0 is here, in the order it was made; an upgraded install must have exactly the
+-- objects of a fresh 0.4.0 install (pg_test/scenarios/00_upgrade.sh compares the catalogs).
+\echo Use "ALTER EXTENSION citus_autoscale UPDATE" to load this file. \quit
+
+-- === the library first ===
+-- A preloaded library stays loaded until PostgreSQL restarts: new files installed over a running server leave
+-- the old library in memory. library_version() (0.3.0 on) answers from the library actually loaded, so the
+-- update stops here, before it changes anything, while the old one is still in memory.
+DO $library$
+BEGIN
+  IF pg_catalog.string_to_array(autoscale.library_version(), '.')::int[] < '{0,4,0}'::int[] THEN
+    RAISE EXCEPTION 'citus_autoscale: the library loaded in this server is older than 0.4.0, the version this update installs'
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = 'PostgreSQL loaded citus_autoscale ' || autoscale.library_version() || ' at its start '
+                     '(shared_preload_libraries) and keeps that library until it restarts; the new files are installed '
+                     'but not loaded. Nothing was changed.',
+            HINT = 'restart PostgreSQL on this node so that it loads the new library, then run the update again';
+  END IF;
+END $library$;

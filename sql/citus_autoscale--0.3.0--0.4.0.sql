@@ -18,3 +18,28 @@ BEGIN
             HINT = 'restart PostgreSQL on this node so that it loads the new library, then run the update again';
   END IF;
 END $library$;
+
+-- === vertical scaling advice ===
+CREATE  FUNCTION autoscale."resize_advice"(
+	"window" interval DEFAULT '10 min' /* Option < Interval > */
+) RETURNS TABLE (
+	"node" TEXT,  /* String */
+	"resource" TEXT,  /* String */
+	"observed" double precision,  /* f64 */
+	"threshold" double precision,  /* f64 */
+	"factor" double precision,  /* f64 */
+	"suggested_cores" INT,  /* Option < i32 > */
+	"reason" TEXT  /* String */
+)
+STABLE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'resize_advice_wrapper';
+REVOKE ALL ON FUNCTION autoscale.resize_advice(interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION autoscale.resize_advice(interval) TO pg_monitor;
+COMMENT ON FUNCTION autoscale.resize_advice(interval) IS
+  'Vertical scaling advice from the samples of the last window (1 minute to 7 days, default 10 min): per reachable data '
+  'node, a row per resource that needs a bigger machine, with the window''s median (observed), the line (threshold), '
+  'by how much to grow it (factor), the vCPUs advised when the cores are known, and why. cpu: busy above 70% while the '
+  'load cannot be spread further (its busiest shard group carries half of its load, or the cluster is at the highest '
+  'max_workers), sized for 60%; memory: used above 85%, sized for 70%; shared_buffers: cache hit ratio below 95%, twice '
+  'today''s. Sustained: at least 3 samples, 80% of them beyond the line. Advice only: nothing is resized.';

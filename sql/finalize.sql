@@ -18,6 +18,7 @@ GRANT EXECUTE ON FUNCTION autoscale.node_stats(), autoscale.explain(), autoscale
   autoscale.metrics() TO pg_monitor;
 GRANT EXECUTE ON FUNCTION autoscale.scale_out_path(integer) TO pg_monitor;
 GRANT EXECUTE ON FUNCTION autoscale.capacity_plan() TO pg_monitor;
+GRANT EXECUTE ON FUNCTION autoscale.resize_advice(interval) TO pg_monitor;
 
 COMMENT ON FUNCTION autoscale.node_stats() IS
   'This node''s raw load as one json value: cumulative CPU counters (/proc/stat, or cgroup v2 cpu.stat under a CPU '
@@ -231,3 +232,12 @@ BEGIN
     RAISE NOTICE 'citus_autoscale: %', v.note;
   END IF;
 END $versions$;
+
+-- === vertical scaling advice (0.4.0) ===
+COMMENT ON FUNCTION autoscale.resize_advice(interval) IS
+  'Vertical scaling advice from the samples of the last window (1 minute to 7 days, default 10 min): per reachable data '
+  'node, a row per resource that needs a bigger machine, with the window''s median (observed), the line (threshold), '
+  'by how much to grow it (factor), the vCPUs advised when the cores are known, and why. cpu: busy above 70% while the '
+  'load cannot be spread further (its busiest shard group carries half of its load, or the cluster is at the highest '
+  'max_workers), sized for 60%; memory: used above 85%, sized for 70%; shared_buffers: cache hit ratio below 95%, twice '
+  'today''s. Sustained: at least 3 samples, 80% of them beyond the line. Advice only: nothing is resized.';

@@ -1869,4 +1869,79 @@ mod tests {
         assert!(error.starts_with("transport error"), "{error}");
         assert_eq!(leaked, 0, "the URL or its credentials were stored");
     }
+
+    #[pg_test]
+    fn resize_advice_follows_the_decision_matrix() {
+        setup();
+        assert_err(
+            "SELECT * FROM autoscale.resize_advice('30 s')",
+            "22023",
+            &["window", "30", "from 1 minute to 7 days"],
+        );
+        // the test instance's worker must not add samples meanwhile: it waits on this lock
+        Spi::run(
+            "LOCK TABLE autoscale.worker_count IN EXCLUSIVE MODE;
+             DELETE FROM autoscale.worker_count; DELETE FROM autoscale.node_samples;
+             DELETE FROM autoscale.shard_group_load; DELETE FROM autoscale.policy_config;
+             INSERT INTO autoscale.worker_count (sampled_at, sample_id, worker_count, reachable_workers,
+                                                 unreachable_workers, inactive_workers, driver)
+             VALUES (now(), -1, 2, 2, 0, 0, 'test');
+             -- w2: busy, short of memory, missing its cache, one shard group carries 70% of its load;
+             -- w3: as busy, its load in four equal groups, memory and cache fine
+             INSERT INTO autoscale.node_samples (sample_id, sampled_at, nodename, nodeport, is_coordinator, reachable,
+                                                 data_node, cpu_busy_pct, mem_used_pct, cache_hit_ratio, cpu_cores)
+             SELECT -i, now() - make_interval(secs => 60 * i), n, 5432, false, true, true, 88 + i % 3,
+                    CASE n WHEN 'w2' THEN 92 ELSE 50 END, CASE n WHEN 'w2' THEN 80 ELSE 99.5 END, 4
+               FROM generate_series(1, 5) i, unnest(ARRAY['w2', 'w3']) n;
+             -- a spike on w4: one busy sample of five
+             INSERT INTO autoscale.node_samples (sample_id, sampled_at, nodename, nodeport, is_coordinator, reachable,
+                                                 data_node, cpu_busy_pct)
+             SELECT -i, now() - make_interval(secs => 60 * i), 'w4', 5432, false, true, true,
+                    CASE i WHEN 1 THEN 99 ELSE 20 END
+               FROM generate_series(1, 5) i;
+             -- samples older than the window do not count
+             INSERT INTO autoscale.node_samples (sample_id, sampled_at, nodename, nodeport, is_coordinator, reachable,
+                                                 data_node, mem_used_pct)
+             SELECT -100 - i, now() - interval '1 hour' - make_interval(secs => i), 'w3', 5432, false, true, true, 99
+               FROM generate_series(1, 20) i;
+             INSERT INTO autoscale.shard_group_load (colocationid, shardminvalue, nodename, nodeport, node_time, scans,
+                                                     rows_read, rows_written, load_per_sec, sample_id, updated_at)
+             VALUES (1, '1', 'w2', 5432, 0, 0, 0, 0, 70, -1, now()), (1, '2', 'w2', 5432, 0, 0, 0, 0, 30, -1, now()),
+                    (1, '3', 'w3', 5432, 0, 0, 0, 0, 25, -1, now()), (1, '4', 'w3', 5432, 0, 0, 0, 0, 25, -1, now()),
+                    (1, '5', 'w3', 5432, 0, 0, 0, 0, 25, -1, now()), (1, '6', 'w3', 5432, 0, 0, 0, 0, 25, -1, now());
+             SELECT autoscale.set_policy('cpu', min_workers => 2, max_workers => 4);",
+        )
+        .unwrap();
+        let advice = || {
+            Spi::get_one::<String>(
+                "SELECT string_agg(node || ' ' || resource || ' ' || observed || ' x' || factor
+                                   || coalesce(' cores ' || suggested_cores, ''), '; ' ORDER BY node, resource)
+                   FROM autoscale.resize_advice()",
+            )
+            .unwrap()
+            .unwrap_or_default()
+        };
+        assert_eq!(
+            advice(),
+            "w2:5432 cpu 89 x1.48 cores 6; w2:5432 memory 92 x1.31; w2:5432 shared_buffers 80 x2",
+            "w3 can spread its load by a scale-out, w4's spike is not sustained"
+        );
+        let why =
+            one::<String>("SELECT reason FROM autoscale.resize_advice() WHERE resource = 'cpu'");
+        assert!(why.contains("busiest shard group carries 70%"), "{why}");
+        // at max_workers no scale-out can spread w3's load either
+        Spi::run("SELECT autoscale.set_policy('cpu', min_workers => 2, max_workers => 2)").unwrap();
+        assert_eq!(
+            count("SELECT count(*) FROM autoscale.resize_advice() WHERE resource = 'cpu'"),
+            2
+        );
+        let why =
+            one::<String>("SELECT reason FROM autoscale.resize_advice() WHERE node = 'w3:5432'");
+        assert!(why.contains("max_workers"), "{why}");
+        // a window that reaches the old samples: w3's memory was short an hour ago, for 20 of 25 samples
+        assert_eq!(
+            count("SELECT count(*) FROM autoscale.resize_advice('2 hours') WHERE node = 'w3:5432' AND resource = 'memory'"),
+            1
+        );
+    }
 }

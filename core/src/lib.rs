@@ -19,6 +19,8 @@
 //! - [`duration`]: parsing and printing of human durations ("2 min", "90s").
 //! - [`operations`]: the persisted operation state machine (rebalance, scale-out, scale-in), the
 //!   rebalance trigger, the guards and the maintenance window.
+//! - [`resize`]: vertical scaling advice (more vCPUs, RAM or shared_buffers for one node), the
+//!   decision matrix.
 //! - [`safety`]: webhook URL shape, bounded reasons, the failure backoff, conflicting settings.
 
 pub mod backoff;
@@ -34,6 +36,7 @@ pub mod operations;
 pub mod policy;
 pub mod procfs;
 pub mod rates;
+pub mod resize;
 pub mod safety;
 pub mod schedule;
 pub mod stats;

@@ -420,3 +420,45 @@ pub fn health() -> Result<HashMap<(String, i32), Health>> {
         |r| Ok((r.get::<bool>(3)?.unwrap_or(true), r.get::<f64>(4)?)),
     )
 }
+
+/// Each reachable data node's samples of the last `window_secs` (oldest first), for the vertical
+/// scaling advice: CPU busy %, memory used %, cache hit ratio %, its cores at the latest sample,
+/// and the share of its measured load carried by its busiest shard group.
+pub fn resize_windows(window_secs: f64) -> Result<Vec<autoscale_core::resize::NodeWindow>> {
+    let opt = |v: Option<Vec<Option<f64>>>| v.unwrap_or_default();
+    Ok(select_rows(
+        "SELECT s.nodename, s.nodeport,
+                array_agg(s.cpu_busy_pct::float8 ORDER BY s.sampled_at),
+                array_agg(s.mem_used_pct::float8 ORDER BY s.sampled_at),
+                array_agg(s.cache_hit_ratio::float8 ORDER BY s.sampled_at),
+                (array_agg(s.cpu_cores::float8 ORDER BY s.sampled_at DESC))[1],
+                (SELECT max(l.load_per_sec) / NULLIF(sum(l.load_per_sec), 0) FROM autoscale.shard_group_load l
+                  WHERE l.nodename = s.nodename AND l.nodeport = s.nodeport)::float8
+           FROM autoscale.node_samples s
+          WHERE s.data_node AND s.reachable
+            AND s.sampled_at > pg_catalog.now() - pg_catalog.make_interval(secs => $1)
+          GROUP BY s.nodename, s.nodeport
+          ORDER BY s.nodename, s.nodeport",
+        &[window_secs.into()],
+        |r| {
+            Ok(autoscale_core::resize::NodeWindow {
+                node: Some(crate::infra::spi::node_at(r, 1)?),
+                cpu_busy_pct: opt(r.get::<Vec<Option<f64>>>(3)?),
+                mem_used_pct: opt(r.get::<Vec<Option<f64>>>(4)?),
+                cache_hit_ratio: opt(r.get::<Vec<Option<f64>>>(5)?),
+                cpu_cores: r.get::<f64>(6)?,
+                hot_group_share: r.get::<f64>(7)?,
+            })
+        },
+    )?)
+}
+
+/// Whether the latest sample's workers reach the highest max_workers of the policies (no
+/// scale-out can spread the load further); false without policies or samples.
+pub fn at_max_workers() -> Result<bool> {
+    Ok(Spi::get_one::<bool>(
+        "SELECT coalesce((SELECT worker_count FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1)
+                         >= (SELECT max(max_workers) FROM autoscale.policy_config), false)",
+    )?
+    .unwrap_or(false))
+}

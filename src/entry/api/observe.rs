@@ -270,6 +270,52 @@ fn library_version() -> &'static str {
     env!("CARGO_PKG_VERSION")
 }
 
+/// Vertical scaling advice: per data node, the resource that needs a bigger machine (more vCPUs,
+/// more RAM, a larger shared_buffers) when the samples of the last `window` show it sustained,
+/// and why. Advice only: nothing is resized.
+#[allow(clippy::type_complexity)]
+#[pg_extern(stable)]
+fn resize_advice(
+    window: default!(Option<Interval>, "'10 min'"),
+) -> TableIterator<
+    'static,
+    (
+        name!(node, String),
+        name!(resource, String),
+        name!(observed, f64),
+        name!(threshold, f64),
+        name!(factor, f64),
+        name!(suggested_cores, Option<i32>),
+        name!(reason, String),
+    ),
+> {
+    let secs = interval_secs(req("window", window, "an interval from 1 minute to 7 days"));
+    if !(60.0..=7.0 * 86_400.0).contains(&secs) {
+        AutoscaleError::invalid(
+            "window",
+            format!("'{secs} seconds'"),
+            "an interval from 1 minute to 7 days",
+        )
+        .report();
+    }
+    let rows: Vec<_> = crate::services::resize::advice(secs)
+        .or_report()
+        .into_iter()
+        .map(|a| {
+            (
+                a.node.to_string(),
+                a.resource.as_str().to_string(),
+                a.observed,
+                a.threshold,
+                a.factor,
+                a.suggested_cores.map(|c| c.min(i32::MAX as u32) as i32),
+                a.reason,
+            )
+        })
+        .collect();
+    TableIterator::new(rows)
+}
+
 /// The capacity plan from the hourly rollups: per metric the current value, the linear-trend
 /// forecast at 3, 6 and 12 months, when the scale-out threshold is crossed and max_workers is
 /// full, and what to do.

@@ -104,7 +104,9 @@ did=$(q 0 "SELECT id FROM autoscale.provision_requests WHERE operation_id = $op 
 wait_for 0 "SELECT status = 'fulfilled' FROM autoscale.provision_requests WHERE id = $did" 60 ||
   fail "deprovision not answered: $(q 0 "SELECT status, attempts, last_error FROM autoscale.provision_requests WHERE id = $did")"
 assert_true "$([ ! -e "$root/$key" ] && echo t)" "the data directory is gone"
-assert_true "$(kill -0 "$pm_pid" 2>/dev/null && echo f || echo t)" "the node's postmaster (pid $pm_pid) is dead"
+# dead: gone, or a zombie its (container's) init has not reaped yet
+pm_state=$(awk '{print $3}' "/proc/$pm_pid/stat" 2>/dev/null || true)
+assert_true "$([ -z "$pm_state" ] || [ "$pm_state" = Z ] && echo t)" "the node's postmaster (pid $pm_pid) is dead (state '${pm_state:-gone}')"
 assert_eq "$(q 0 "SELECT count(*) FROM autoscale.standby_nodes WHERE nodeport = $port")" 0 "the node left the standby pool"
 assert_eq "$(row_counts 0)" "$before" "row counts unchanged"
 stop_daemon

@@ -211,6 +211,14 @@ timeout = 30
     }
 
     #[test]
+    fn the_shipped_example_parses() {
+        let text = include_str!("../provisioner.example.toml").replace("@PG_MAJOR@", "18");
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(c.lease, 120);
+        assert!(matches!(c.driver, Driver::Local(ref l) if l.bin.ends_with("18/bin")));
+    }
+
+    #[test]
     fn bad_values_are_named() {
         let base = "conninfo = \"x\"\n[driver]\nkind = \"local\"\nroot = \"/r\"\nbin = \"/b\"\n";
         let e = Config::parse(&format!("{base}port_range = [7000, 6000]\n"))

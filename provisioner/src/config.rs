@@ -67,7 +67,8 @@ pub struct Command {
     pub program: PathBuf,
     #[serde(default)]
     pub args: Vec<String>,
-    /// Seconds the program may run; it is killed after them (with its process group).
+    /// Seconds the program may run; it is killed after them (with its process group). Less than
+    /// the lease.
     #[serde(default = "default_timeout")]
     pub timeout: u64,
 }
@@ -88,7 +89,7 @@ fn default_user() -> String {
     "postgres".into()
 }
 fn default_timeout() -> u64 {
-    300
+    90
 }
 
 impl Config {
@@ -138,8 +139,17 @@ impl Config {
                 }
             }
             Driver::Command(c) => {
-                if c.timeout == 0 {
-                    return bad("driver.timeout", "0".into(), "1 second or more");
+                // the claim must outlive the program: else another daemon could take the request
+                // over while the program still makes its node
+                if c.timeout == 0 || c.timeout >= self.lease {
+                    return bad(
+                        "driver.timeout",
+                        c.timeout.to_string(),
+                        &format!(
+                            "1 second or more and less than lease ({} seconds)",
+                            self.lease
+                        ),
+                    );
                 }
             }
         }

@@ -283,7 +283,9 @@ COMMENT ON TABLE autoscale.provision_requests IS
   'set, POSTed as json by the background worker outside any tick''s transaction (webhook_* columns track delivery; '
   'webhook_error holds the kind of error or the HTTP status, never the URL). request_key (also in the payload and the '
   'Idempotency-Key header) lets a provisioner de-duplicate. A provisioner answers by adding a node to the cluster or '
-  'to the pool. A provision request expires when its operation ends without a node.';
+  'to the pool, or claims provision and deprovision requests with a lease and answers or fails them '
+  '(autoscale.claim_provision_request, answer_provision_request, fail_provision_request; the columns claimed_by to answer). A '
+  'provision request expires when its operation ends without a node.';
 COMMENT ON COLUMN autoscale.provision_requests.request_key IS
   'A unique key of the request, sent in its json and as the Idempotency-Key header of every webhook attempt.';
 COMMENT ON COLUMN autoscale.provision_requests.status IS

@@ -30,6 +30,17 @@ ALTER TABLE autoscale.provision_requests
   ADD COLUMN attempts int NOT NULL DEFAULT 0,
   ADD COLUMN last_error text,
   ADD COLUMN answer jsonb;
+COMMENT ON TABLE autoscale.provision_requests IS
+  'Outbox of requests to an external provisioner: provision (a node is needed), deprovision (a node left the '
+  'cluster and may be reclaimed) and provision_clone (a warm clone of the worker in payload -> primary is wanted: '
+  'sent for both halves after a split-out used a clone; fulfilled when autoscale.add_standby_clone() offers one). '
+  'Each is also sent as NOTIFY autoscale_provision and, when autoscale.webhook_url is '
+  'set, POSTed as json by the background worker outside any tick''s transaction (webhook_* columns track delivery; '
+  'webhook_error holds the kind of error or the HTTP status, never the URL). request_key (also in the payload and the '
+  'Idempotency-Key header) lets a provisioner de-duplicate. A provisioner answers by adding a node to the cluster or '
+  'to the pool, or claims provision and deprovision requests with a lease and answers or fails them '
+  '(autoscale.claim_provision_request, answer_provision_request, fail_provision_request; the columns claimed_by to answer). A '
+  'provision request expires when its operation ends without a node.';
 COMMENT ON COLUMN autoscale.provision_requests.status IS
   'pending: not answered yet; fulfilled: answered (a node joined, or the deprovisioned node is gone); expired: its '
   'operation ended without a node; sent: delivered, nothing to answer; failed: a provisioner gave it up '

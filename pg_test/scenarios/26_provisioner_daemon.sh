@@ -15,14 +15,14 @@ BIN=${PROVISIONER_BIN:-$REPO/target/debug/citus-autoscale-provisioner}
 make_cluster 2 0
 
 root="$CLUSTER_DIR/prov"
-rm -rf "$root" "$CLUSTER_DIR/prov.d"; mkdir -p "$root" "$CLUSTER_DIR/prov.d"
+rm -rf "$root" "$CLUSTER_DIR/prov.d" "$CLUSTER_DIR/readme-nodes"; mkdir -p "$root" "$CLUSTER_DIR/prov.d"
 chown postgres: "$root" "$CLUSTER_DIR/prov.d"
 lo=$((BASE_PORT + 50)); hi=$((BASE_PORT + 59))
 daemon_pid=""
 # every node the daemon made is stopped with pg_ctl, the daemon by its PID
 stop_daemon_nodes() {
   local d
-  for d in "$root"/*/; do
+  for d in "$root"/*/ "$CLUSTER_DIR"/readme-nodes/*/; do
     [ -f "$d/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$d" -m fast -w -t 60 stop >/dev/null 2>&1
   done
   return 0
@@ -51,7 +51,7 @@ settings = [\"autoscale.database_name = 'postgres'\", \"autoscale.sample_interva
 # is the daemon's), with postgres's HOME as a service has it (the nodes it starts read ~/.postgresql)
 start_daemon() {
   setpriv --reuid=postgres --regid=postgres --init-groups \
-    env HOME="$(getent passwd postgres | cut -d: -f6)" CITUS_AUTOSCALE_PROVISIONER_FAIL_AT="${2:-}" "$BIN" --config "$1" >>"$CLUSTER_DIR/prov.d/daemon.log" 2>&1 &
+    env HOME="$(getent passwd postgres | cut -d: -f6)" ${DAEMON_ENV:-} CITUS_AUTOSCALE_PROVISIONER_FAIL_AT="${2:-}" "$BIN" --config "$1" >>"$CLUSTER_DIR/prov.d/daemon.log" 2>&1 &
   daemon_pid=$!
   echo "daemon started: pid $daemon_pid (${2:-no failpoint})"
 }
@@ -174,4 +174,29 @@ timeout = $timeout"
 command_case "$CLUSTER_DIR/prov.d/fail.sh" 30 "exit status: 3" "no capacity in zone a" "attempt 1 of 1"
 command_case "$CLUSTER_DIR/prov.d/hang.sh" 2 "timed out after 2 s" "waiting for the cloud"
 assert_eq "$(dirs)" 1 "the command driver made no data directory"
+assert_eq "$(row_counts 0)" "$before" "row counts unchanged"
+
+# === 5. the README's command driver, as printed there: a scale-out and a scale-in through it ===
+awk '/^## The provisioner daemon/{f=1} f&&/^```sh$/{p=1;next} p&&/^```$/{exit} p' "$REPO/README.md" >"$CLUSTER_DIR/prov.d/readme.sh"
+chmod 755 "$CLUSTER_DIR/prov.d/readme.sh"
+assert_contains "$(head -1 "$CLUSTER_DIR/prov.d/readme.sh")" "#!/bin/sh" "the README's driver script extracted"
+write_config "$CLUSTER_DIR/prov.d/readme.toml" "[driver]
+kind = \"command\"
+program = \"$CLUSTER_DIR/prov.d/readme.sh\"
+timeout = 100"
+readme_first=$((BASE_PORT + 60))
+DAEMON_ENV="PG_BIN=$PGBIN NODES=$CLUSTER_DIR/readme-nodes FIRST_PORT=$readme_first" start_daemon "$CLUSTER_DIR/prov.d/readme.toml"
+set_gucs 0 autoscale.provision_timeout 5min
+op=$(q 0 "SELECT autoscale.scale_out(reason => 'the README driver') ->> 'id'")
+wait_for 0 "SELECT status <> 'running' FROM autoscale.operations WHERE id = $op" 180 || { dump_state 0; tail -20 "$CLUSTER_DIR/prov.d/daemon.log"; false; } ||
+  fail "scale_out through the README driver did not finish"
+assert_eq "$(q 0 "SELECT status || ' ' || nodeport FROM autoscale.operations WHERE id = $op")" "succeeded $readme_first" \
+  "scale_out succeeded with the README driver's node"
+assert_eq "$(q 0 "SELECT status FROM autoscale.provision_requests WHERE operation_id = $op")" fulfilled "its request is fulfilled"
+op=$(q 0 "SELECT autoscale.scale_in('127.0.0.1', $readme_first, 'the README driver') ->> 'id'")
+wait_for 0 "SELECT status <> 'running' FROM autoscale.operations WHERE id = $op" 180 || { dump_state 0; false; } || fail "scale_in did not finish"
+wait_for 0 "SELECT status = 'fulfilled' FROM autoscale.provision_requests WHERE operation_id = $op AND kind = 'deprovision'" 60 ||
+  fail "deprovision not answered: $(q 0 "SELECT status, last_error FROM autoscale.provision_requests WHERE operation_id = $op")"
+assert_eq "$(find "$CLUSTER_DIR/readme-nodes" -mindepth 1 -maxdepth 1 -type d | wc -l)" 0 "the README driver removed its node's directory"
+stop_daemon
 assert_eq "$(row_counts 0)" "$before" "row counts unchanged"

@@ -75,6 +75,13 @@ done
 for f in sql/citus_autoscale--*--*.sql; do
   assert_contains "$files" "$SHAREDIR/$(basename "$f")" "the package has upgrade script $(basename "$f")"
 done
+# the provisioner daemon: binary, systemd unit (User=postgres), example config as a conffile
+DAEMON_CONF=/etc/citus-autoscale/provisioner.toml
+DAEMON_UNIT=/lib/systemd/system/citus-autoscale-provisioner.service
+for f in /usr/bin/citus-autoscale-provisioner "$DAEMON_UNIT" "$DAEMON_CONF"; do
+  assert_contains "$files" "$f" "the package has $f"
+done
+assert_eq "$(dpkg-deb -I "$DEB" conffiles)" "$DAEMON_CONF" "the daemon's config is a conffile"
 
 # --- install
 dpkg -i ${DPKG_FLAGS[@]+"${DPKG_FLAGS[@]}"} "$DEB" >/dev/null 2>&1 || dpkg -i ${DPKG_FLAGS[@]+"${DPKG_FLAGS[@]}"} "$DEB"
@@ -84,6 +91,10 @@ for f in $owned; do [ -f "$f" ] || fail "$f not installed"; done
 echo "ok: $(echo "$owned" | wc -l) files installed"
 if ldd "$LIBDIR/citus_autoscale.so" | grep -q "not found"; then fail "unresolved libraries: $(ldd "$LIBDIR/citus_autoscale.so")"; fi
 echo "ok: every library citus_autoscale.so links against is there"
+assert_contains "$(/usr/bin/citus-autoscale-provisioner --help)" "--config" "the daemon runs (--help)"
+assert_contains "$(cat "$DAEMON_UNIT")" "User=postgres" "the systemd unit runs the daemon as postgres"
+assert_contains "$(cat "$DAEMON_UNIT")" "ExecStart=/usr/bin/citus-autoscale-provisioner --config $DAEMON_CONF" "the unit starts it with the config"
+assert_contains "$(cat "$DAEMON_CONF")" "/usr/lib/postgresql/$PG_MAJOR/bin" "the example config names this major's programs"
 
 # --- a throwaway instance: preloaded, CREATE EXTENSION, one sample
 init_node 0 citus_autoscale
@@ -120,7 +131,11 @@ dpkg -r ${DPKG_FLAGS[@]+"${DPKG_FLAGS[@]}"} "$PKG" >/dev/null
 status=$(dpkg-query -W -f='${Status}' "$PKG" 2>&1 || true)
 [[ "$status" != *"install ok installed"* ]] || fail "still installed after dpkg -r: $status"
 echo "ok: dpkg -r removed the package ($status)"
-for f in $owned; do [ ! -e "$f" ] || fail "$f still there after dpkg -r"; done
-echo "ok: every file of the package is gone"
+for f in $owned; do [ "$f" = "$DAEMON_CONF" ] || [ ! -e "$f" ] || fail "$f still there after dpkg -r"; done
+echo "ok: every file of the package is gone (but the conffile)"
+[ -f "$DAEMON_CONF" ] || fail "$DAEMON_CONF removed by dpkg -r (a conffile stays until a purge)"
+dpkg -P ${DPKG_FLAGS[@]+"${DPKG_FLAGS[@]}"} "$PKG" >/dev/null
+[ ! -e "$DAEMON_CONF" ] || fail "$DAEMON_CONF still there after dpkg -P"
+echo "ok: dpkg -P removed the conffile $DAEMON_CONF"
 [ ! -d "/usr/share/doc/$PKG" ] || fail "/usr/share/doc/$PKG still there"
 echo "ok: package test passed"

@@ -2,7 +2,8 @@
 # Builds the Debian package of the extension for one PostgreSQL major (15 by default; PG_CONFIG picks another):
 #   target/deb/postgresql-<major>-citus-autoscale_<version>_<arch>.deb
 # from `cargo pgrx package` (a release build staged under target/release/citus_autoscale-pg<major>/),
-# with a control file (Depends: postgresql-<major>, libpq5 and the libc the library links against; Suggests:
+# and the provisioner daemon (/usr/bin/citus-autoscale-provisioner, its systemd unit, the example config
+# /etc/citus-autoscale/provisioner.toml as a conffile), with a control file (Depends: postgresql-<major>, libpq5 and the libc the library links against; Suggests:
 # postgresql-<major>-cron), md5sums and Installed-Size. The files go where Debian's postgresql-<major> looks
 # (/usr/lib/postgresql/<major>/lib, /usr/share/postgresql/<major>/extension), whichever build of that major
 # PG_CONFIG belongs to (PostgreSQL 18 is built from source for the tests here). Install it with `dpkg -i` or `apt install ./<file>`;
@@ -28,7 +29,11 @@ DEB="$OUT_DIR/${PKG}_${VERSION}_${ARCH}.deb"
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   echo "package: cargo pgrx package (release build) for PostgreSQL $PG_MAJOR" >&2
   cargo pgrx package --pg-config "$PG_CONFIG" >&2
+  echo "package: cargo build --release -p citus-autoscale-provisioner" >&2
+  cargo build --release -p citus-autoscale-provisioner >&2
 fi
+DAEMON=target/release/citus-autoscale-provisioner
+[ -x "$DAEMON" ] || { echo "package: $DAEMON missing: run without SKIP_BUILD=1" >&2; exit 1; }
 # Debian's layout for this major
 DEB_LIBDIR=/usr/lib/postgresql/$PG_MAJOR/lib
 DEB_EXTDIR=/usr/share/postgresql/$PG_MAJOR/extension
@@ -53,6 +58,14 @@ for f in sql/"$EXT"--*--*.sql; do
   install -D -m 0644 "$f" "$ROOT$DEB_EXTDIR/$(basename "$f")"
 done
 strip --strip-unneeded "$ROOT$DEB_LIBDIR/$EXT.so"
+# the provisioner daemon: its binary, a systemd unit (not enabled), an example config (a conffile)
+install -D -m 0755 "$DAEMON" "$ROOT/usr/bin/citus-autoscale-provisioner"
+strip --strip-unneeded "$ROOT/usr/bin/citus-autoscale-provisioner"
+install -d "$ROOT/lib/systemd/system" "$ROOT/etc/citus-autoscale"
+sed "s/@PG_MAJOR@/$PG_MAJOR/g" provisioner/citus-autoscale-provisioner.service \
+  >"$ROOT/lib/systemd/system/citus-autoscale-provisioner.service"
+sed "s/@PG_MAJOR@/$PG_MAJOR/g" provisioner/provisioner.example.toml >"$ROOT/etc/citus-autoscale/provisioner.toml"
+chmod 0644 "$ROOT/lib/systemd/system/citus-autoscale-provisioner.service" "$ROOT/etc/citus-autoscale/provisioner.toml"
 install -d "$ROOT/usr/share/doc/$PKG"
 install -m 0644 README.md "$ROOT/usr/share/doc/$PKG/README.md"
 [ -f dashboards/citus_autoscale.json ] && install -D -m 0644 dashboards/* -t "$ROOT/usr/share/doc/$PKG/dashboards/"
@@ -75,7 +88,8 @@ MAINTAINER=${MAINTAINER:-$(git log -1 --format='%an <%ae>' 2>/dev/null || echo "
 INSTALLED_SIZE=$(du -sk --exclude=DEBIAN "$ROOT" | cut -f1)
 
 mkdir -p "$ROOT/DEBIAN"
-(cd "$ROOT" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z | xargs -0 md5sum) >"$ROOT/DEBIAN/md5sums"
+(cd "$ROOT" && find . -path ./DEBIAN -prune -o -path ./etc -prune -o -type f -printf '%P\0' | sort -z | xargs -0 md5sum) >"$ROOT/DEBIAN/md5sums"
+echo /etc/citus-autoscale/provisioner.toml >"$ROOT/DEBIAN/conffiles"
 cat >"$ROOT/DEBIAN/control" <<EOF
 Package: $PKG
 Version: $VERSION

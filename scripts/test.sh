@@ -3,7 +3,8 @@
 # pair this machine has:
 #   PostgreSQL 15 (Debian's) with Citus 13.2    PostgreSQL 18 with Citus 14.0
 #
-#   1. pure logic with plain cargo test (parsers, rates, policy engine, operation state machine), once
+#   1. pure logic with plain cargo test (parsers, rates, policy engine, operation state machine, the
+#      provisioner daemon's config, protocol and drivers), once; the daemon is built for scenario 26
 #   then for each pair:
 #   2. #[pg_test]s on a pgrx-managed instance of that PostgreSQL (SQL API, settings, the background worker)
 #   3. user-visible SQL output against tests/pg_regress/expected (pg_test/regress.sh, pg_regress)
@@ -35,8 +36,11 @@ fi
 PG15_SCENARIOS=${PG15_SCENARIOS:-"00_upgrade 01_sampling 02_rebalance_on_join 07_scale_out_in_cycle 14_fault_matrix
   17_clone_split 18_load_skew 24_kept_connections 25_sampler_never_stops"}
 
-echo "== 1 pure logic: cargo test -p autoscale_core"
+echo "== 1 pure logic: cargo test -p autoscale_core, cargo test -p citus-autoscale-provisioner"
 cargo test -p autoscale_core 2>&1 | grep -vE "^test .* \.\.\. ok$"
+cargo test -p citus-autoscale-provisioner 2>&1 | grep -vE "^test .* \.\.\. ok$"
+# the provisioner daemon (scenario 26 runs target/debug/citus-autoscale-provisioner; cached by cargo)
+cargo build -p citus-autoscale-provisioner
 
 pg_bin() {
   case "$1" in

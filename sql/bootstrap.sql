@@ -261,13 +261,19 @@ CREATE TABLE autoscale.provision_requests (
     operation_id    bigint,
     payload         jsonb       NOT NULL,
     requested_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    status          text        NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'fulfilled', 'expired', 'sent')),
+    status          text        NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'fulfilled', 'expired', 'sent', 'failed')),
     fulfilled_at    timestamptz,
     webhook_status  text,
     webhook_attempts int        NOT NULL DEFAULT 0,
     webhook_next_at timestamptz,
     webhook_error   text,
-    request_key     uuid        NOT NULL DEFAULT pg_catalog.gen_random_uuid()
+    request_key     uuid        NOT NULL DEFAULT pg_catalog.gen_random_uuid(),
+    claimed_by      text,
+    claimed_at      timestamptz,
+    lease_until     timestamptz,
+    attempts        int         NOT NULL DEFAULT 0,
+    last_error      text,
+    answer          jsonb
 );
 COMMENT ON TABLE autoscale.provision_requests IS
   'Outbox of requests to an external provisioner: provision (a node is needed), deprovision (a node left the '
@@ -277,9 +283,28 @@ COMMENT ON TABLE autoscale.provision_requests IS
   'set, POSTed as json by the background worker outside any tick''s transaction (webhook_* columns track delivery; '
   'webhook_error holds the kind of error or the HTTP status, never the URL). request_key (also in the payload and the '
   'Idempotency-Key header) lets a provisioner de-duplicate. A provisioner answers by adding a node to the cluster or '
-  'to the pool. A provision request expires when its operation ends without a node.';
+  'to the pool, or claims provision and deprovision requests with a lease and answers or fails them '
+  '(autoscale.claim_provision_request, answer_provision_request, fail_provision_request; the columns claimed_by to answer). A '
+  'provision request expires when its operation ends without a node.';
 COMMENT ON COLUMN autoscale.provision_requests.request_key IS
   'A unique key of the request, sent in its json and as the Idempotency-Key header of every webhook attempt.';
+COMMENT ON COLUMN autoscale.provision_requests.status IS
+  'pending: not answered yet; fulfilled: answered (a node joined, or the deprovisioned node is gone); expired: its '
+  'operation ended without a node; sent: delivered, nothing to answer; failed: a provisioner gave it up '
+  '(autoscale.fail_provision_request(id, error, false)), last_error says why.';
+COMMENT ON COLUMN autoscale.provision_requests.claimed_by IS
+  'The provisioner that claimed the request last (autoscale.claim_provision_request), NULL when never claimed or '
+  'released for a retry.';
+COMMENT ON COLUMN autoscale.provision_requests.claimed_at IS 'When the request was claimed last.';
+COMMENT ON COLUMN autoscale.provision_requests.lease_until IS
+  'Until when the claim holds: another provisioner may claim the request after it (its claimer died); after a '
+  'failed attempt that is retried, when the request is claimable again. NULL when answered or never claimed.';
+COMMENT ON COLUMN autoscale.provision_requests.attempts IS 'How many times the request was claimed.';
+COMMENT ON COLUMN autoscale.provision_requests.last_error IS
+  'What the last failed attempt reported (autoscale.fail_provision_request), its last 2000 bytes; NULL once answered.';
+COMMENT ON COLUMN autoscale.provision_requests.answer IS
+  'The node that answered the request ({"host": .., "port": ..}, autoscale.answer_provision_request); answering '
+  'again with the same node does nothing.';
 
 
 

@@ -91,6 +91,23 @@ COMMENT ON FUNCTION autoscale.add_standby_node(text, integer) IS
   'Offers a node to the standby pool, or offers again a node that is returned or failed (its pending deprovision '
   'requests are then fulfilled). Refused when it is in the cluster or available/joining/active/draining in the pool, '
   'does not answer within autoscale.node_timeout, or lacks the citus and citus_autoscale extension files.';
+COMMENT ON FUNCTION autoscale.claim_provision_request(text, interval) IS
+  'For a provisioner: claims the oldest pending provision or deprovision request (provision_clone requests are not '
+  'handed out) that is not validly claimed by another provisioner: never claimed, its lease expired (its claimer '
+  'died: the request is taken over), released for a retry whose backoff is over, or claimed by this same claimer '
+  '(a restarted provisioner resumes its own work at once). The claim counts an attempt and holds until lease_until '
+  '(lease: 1 second to 1 day, default 2 minutes). No row when there is nothing to do. Superuser or an explicitly '
+  'granted role.';
+COMMENT ON FUNCTION autoscale.answer_provision_request(bigint, text, integer) IS
+  'For a provisioner: answers request id with node host:port. A pending (or already expired) provision request: '
+  'the node joins the standby pool with the checks of autoscale.add_standby_node() (it answers and has the '
+  'extension files), where a waiting scale-out takes it. A pending deprovision request: host:port must be its node, '
+  'which leaves the standby pool. The request becomes fulfilled and records the answer; answering again with the '
+  'same node does nothing, with another node is refused. Superuser or an explicitly granted role.';
+COMMENT ON FUNCTION autoscale.fail_provision_request(bigint, text, boolean) IS
+  'For a provisioner: records that an attempt at pending request id failed with error (its last 2000 bytes kept in '
+  'last_error). retry true: the claim is released and the request is claimable again after 5 s, 10 s, 20 s, ... '
+  '(at most 5 min) by attempt; false: the request becomes failed. Superuser or an explicitly granted role.';
 COMMENT ON FUNCTION autoscale.remove_standby_node(text, integer) IS
   'Takes a node out of the standby pool; refused while it is joining, active or draining.';
 COMMENT ON FUNCTION autoscale.isolate_tenant(regclass, text, text, integer, text) IS

@@ -1944,4 +1944,203 @@ mod tests {
             1
         );
     }
+
+    /// The provisioner's claims: oldest first, a valid lease of another claimer is skipped, an
+    /// expired one is taken over, the claimer itself resumes at once; fail retries with a
+    /// backoff or gives up; a deprovision answer is idempotent; bad input is named.
+    #[pg_test]
+    fn provision_requests_are_claimed_answered_and_failed() {
+        setup();
+        Spi::run(
+            "INSERT INTO autoscale.provision_requests (kind, payload) VALUES
+               ('provision', '{}'), ('deprovision', '{\"node\": {\"host\": \"10.0.0.9\", \"port\": 5432}}'),
+               ('provision_clone', '{}')",
+        )
+        .unwrap();
+        let first = count("SELECT min(id) FROM autoscale.provision_requests");
+        let (p, d) = (first, first + 1);
+        // oldest first, held by a's lease
+        assert_eq!(
+            count("SELECT id FROM autoscale.claim_provision_request('a')"),
+            p
+        );
+        assert_eq!(
+            count("SELECT id FROM autoscale.claim_provision_request('b')"),
+            d
+        );
+        // nothing else for c (the clone request is not handed out)
+        assert_eq!(
+            count("SELECT count(*) FROM autoscale.claim_provision_request('c')"),
+            0
+        );
+        // a restarted a resumes its own claim at once, counting an attempt
+        assert_eq!(
+            one::<String>(
+                "SELECT id || ':' || attempts FROM autoscale.claim_provision_request('a')"
+            ),
+            format!("{p}:2")
+        );
+        // a's lease expires: c takes the request over
+        Spi::run(&format!(
+            "UPDATE autoscale.provision_requests SET lease_until = now() - interval '1 s' WHERE id = {p}"
+        ))
+        .unwrap();
+        assert_eq!(
+            one::<String>(
+                "SELECT id || ':' || attempts FROM autoscale.claim_provision_request('c', '10 s')"
+            ),
+            format!("{p}:3")
+        );
+        assert_eq!(
+            one::<String>(&format!(
+                "SELECT claimed_by FROM autoscale.provision_requests WHERE id = {p}"
+            )),
+            "c"
+        );
+        // a failed attempt, retried: released, with a backoff, the error kept
+        Spi::run(&format!(
+            "SELECT autoscale.fail_provision_request({p}, 'initdb: disk full', true)"
+        ))
+        .unwrap();
+        assert_eq!(
+            one::<String>(&format!(
+                "SELECT status || '|' || last_error || '|' || (claimed_by IS NULL) || '|' || (lease_until > now())
+                   FROM autoscale.provision_requests WHERE id = {p}"
+            )),
+            "pending|initdb: disk full|true|true"
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM autoscale.claim_provision_request('c')"),
+            0
+        );
+        // given up: failed, never claimed again
+        Spi::run(&format!(
+            "SELECT autoscale.fail_provision_request({p}, repeat('x', 3000) || 'the end', false)"
+        ))
+        .unwrap();
+        assert_eq!(
+            one::<String>(&format!(
+                "SELECT status || '|' || length(last_error) || '|' || right(last_error, 7)
+                   FROM autoscale.provision_requests WHERE id = {p}"
+            )),
+            "failed|2000|the end"
+        );
+        assert_err(
+            &format!("SELECT autoscale.fail_provision_request({p}, 'again', true)"),
+            "55000",
+            &["only a pending request"],
+        );
+        // a deprovision answered with its node: fulfilled, the answer kept; again: a no-op
+        assert_err(
+            &format!("SELECT autoscale.answer_provision_request({d}, '10.0.0.8', 5432)"),
+            "22023",
+            &["host", "10.0.0.8:5432", "the node of deprovision request"],
+        );
+        let a = one::<pgrx::JsonB>(&format!(
+            "SELECT autoscale.answer_provision_request({d}, '10.0.0.9', 5432)"
+        ))
+        .0;
+        assert_eq!(a["status"], "fulfilled", "{a}");
+        assert_eq!(a["again"], false, "{a}");
+        let again = one::<pgrx::JsonB>(&format!(
+            "SELECT autoscale.answer_provision_request({d}, '10.0.0.9', 5432)"
+        ))
+        .0;
+        assert_eq!(again["again"], true, "{again}");
+        assert_eq!(
+            one::<String>(&format!(
+                "SELECT status || '|' || answer::text || '|' || (lease_until IS NULL) FROM autoscale.provision_requests WHERE id = {d}"
+            )),
+            "fulfilled|{\"host\": \"10.0.0.9\", \"port\": 5432}|true"
+        );
+        assert_err(
+            &format!("SELECT autoscale.answer_provision_request({d}, '10.0.0.7', 5432)"),
+            "22023",
+            &["host", "the node that already answered request"],
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM autoscale.claim_provision_request('b')"),
+            0
+        );
+        // bad input names the argument, the value and what is allowed
+        for (sql, state, word) in [
+            (
+                "SELECT * FROM autoscale.claim_provision_request(NULL)",
+                "22004",
+                "claimer",
+            ),
+            (
+                "SELECT * FROM autoscale.claim_provision_request('')",
+                "22023",
+                "claimer",
+            ),
+            (
+                "SELECT * FROM autoscale.claim_provision_request('a', NULL)",
+                "22004",
+                "lease",
+            ),
+            (
+                "SELECT * FROM autoscale.claim_provision_request('a', '0 s')",
+                "22023",
+                "lease",
+            ),
+            (
+                "SELECT * FROM autoscale.claim_provision_request('a', '2 days')",
+                "22023",
+                "between 1 second and 1 day",
+            ),
+            (
+                "SELECT autoscale.answer_provision_request(NULL, 'h', 1)",
+                "22004",
+                "id",
+            ),
+            (
+                "SELECT autoscale.answer_provision_request(-5, 'h', 1)",
+                "22023",
+                "-5",
+            ),
+            (
+                "SELECT autoscale.answer_provision_request(1, NULL, 1)",
+                "22004",
+                "host",
+            ),
+            (
+                "SELECT autoscale.answer_provision_request(1, 'h', 0)",
+                "22023",
+                "port",
+            ),
+            (
+                "SELECT autoscale.fail_provision_request(NULL, 'e', true)",
+                "22004",
+                "id",
+            ),
+            (
+                "SELECT autoscale.fail_provision_request(1, NULL, true)",
+                "22004",
+                "error",
+            ),
+            (
+                "SELECT autoscale.fail_provision_request(1, ' ', true)",
+                "22023",
+                "error",
+            ),
+            (
+                "SELECT autoscale.fail_provision_request(1, 'e', NULL)",
+                "22004",
+                "retry",
+            ),
+        ] {
+            assert_err(sql, state, &[word]);
+        }
+        // nobody but a superuser or a granted role
+        assert_eq!(
+            count(
+                "SELECT count(*) FROM pg_proc p,
+                        aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+                  WHERE p.pronamespace = 'autoscale'::regnamespace
+                    AND p.proname LIKE '%provision_request' AND a.grantee = 0"
+            ),
+            0
+        );
+    }
 }

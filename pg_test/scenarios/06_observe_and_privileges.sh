@@ -60,10 +60,19 @@ calls=(
   "SELECT autoscale.resume()"
   "SELECT autoscale.tick()"
   "SELECT autoscale.sample()"
+  "SELECT * FROM autoscale.claim_provision_request('p')"
+  "SELECT autoscale.answer_provision_request(1, '127.0.0.1', $w1)"
+  "SELECT autoscale.fail_provision_request(1, 'e', true)"
 )
 for role in plain_user monitor_user; do
   for c in "${calls[@]}"; do assert_sqlstate 42501 0 "$c" "$role"; done
 done
+# a provisioner role granted EXECUTE explicitly claims (SECURITY DEFINER: no table privileges of its own)
+q 0 "CREATE ROLE provisioner_user LOGIN;
+     GRANT EXECUTE ON FUNCTION autoscale.claim_provision_request(text, interval) TO provisioner_user" >/dev/null
+assert_eq "$(q_as provisioner_user 0 "SELECT count(*) FROM autoscale.claim_provision_request('p')")" 0 \
+  "a role granted EXECUTE claims (nothing pending)"
+assert_sqlstate 42501 0 "SELECT autoscale.fail_provision_request(1, 'e', true)" provisioner_user
 # the pg_monitor member is refused on the function itself, not on the schema
 out=$(sql_error 0 "SELECT autoscale.rebalance_now()" monitor_user)
 case "$out" in *"permission denied for function rebalance_now"*) echo "ok: denied on the function";;

@@ -160,3 +160,108 @@ pub fn fulfil_clone_requests(primary: &autoscale_core::operations::NodeAddr) -> 
         &[primary.host.clone().into(), primary.port.into()],
     )?)
 }
+
+/// A request handed to a provisioner by [`claim`].
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: i64,
+    pub kind: String,
+    pub request_key: String,
+    pub payload: serde_json::Value,
+    pub attempts: i32,
+    pub lease_until: pgrx::datum::TimestampWithTimeZone,
+}
+
+/// Claims the oldest pending provision or deprovision request whose claim is free: never claimed,
+/// its lease expired (its claimer died), or claimed by `claimer` itself (a restarted provisioner
+/// resumes its own work at once). The claim counts an attempt and holds for `lease_secs`.
+pub fn claim(claimer: &str, lease_secs: f64) -> Result<Option<Claimed>> {
+    Ok(Spi::connect_mut(|c| {
+        let t = c.update(
+            "UPDATE autoscale.provision_requests r
+                SET claimed_by = $1, claimed_at = pg_catalog.now(),
+                    lease_until = pg_catalog.now() + pg_catalog.make_interval(secs => $2),
+                    attempts = r.attempts + 1
+              WHERE r.id = (SELECT q.id FROM autoscale.provision_requests q
+                             WHERE q.status = 'pending' AND q.kind IN ('provision', 'deprovision')
+                               AND (q.lease_until IS NULL OR q.lease_until <= pg_catalog.now()
+                                    OR q.claimed_by = $1)
+                             ORDER BY q.id LIMIT 1 FOR UPDATE SKIP LOCKED)
+             RETURNING r.id, r.kind, r.request_key::text, r.payload, r.attempts, r.lease_until",
+            None,
+            &[claimer.into(), lease_secs.into()],
+        )?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let r = t.first();
+        Ok::<_, pgrx::spi::SpiError>(Some(Claimed {
+            id: r.get::<i64>(1)?.unwrap_or_default(),
+            kind: r.get::<String>(2)?.unwrap_or_default(),
+            request_key: r.get::<String>(3)?.unwrap_or_default(),
+            payload: r.get::<JsonB>(4)?.map(|j| j.0).unwrap_or_default(),
+            attempts: r.get::<i32>(5)?.unwrap_or_default(),
+            lease_until: r
+                .get::<pgrx::datum::TimestampWithTimeZone>(6)?
+                .ok_or(pgrx::spi::SpiError::NoTupleTable)?,
+        }))
+    })?)
+}
+
+/// A request as an answer sees it (locked FOR UPDATE until the transaction ends).
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub kind: String,
+    pub status: String,
+    pub payload: serde_json::Value,
+    pub answer: Option<serde_json::Value>,
+    pub attempts: i32,
+}
+
+pub fn lock(id: i64) -> Result<Option<Request>> {
+    Ok(Spi::connect_mut(|c| {
+        let t = c.update(
+            "SELECT kind, status, payload, answer, attempts FROM autoscale.provision_requests WHERE id = $1 FOR UPDATE",
+            None,
+            &[id.into()],
+        )?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let r = t.first();
+        Ok::<_, pgrx::spi::SpiError>(Some(Request {
+            kind: r.get::<String>(1)?.unwrap_or_default(),
+            status: r.get::<String>(2)?.unwrap_or_default(),
+            payload: r.get::<JsonB>(3)?.map(|j| j.0).unwrap_or_default(),
+            answer: r.get::<JsonB>(4)?.map(|j| j.0),
+            attempts: r.get::<i32>(5)?.unwrap_or_default(),
+        }))
+    })?)
+}
+
+/// Records the answer of request `id`; a pending request becomes fulfilled (an expired one stays
+/// expired: its operation ended, the node went to the pool). The claim is released.
+pub fn set_answer(id: i64, answer: &serde_json::Value) -> Result<()> {
+    Ok(Spi::run_with_args(
+        "UPDATE autoscale.provision_requests
+            SET answer = $2, lease_until = NULL, last_error = NULL,
+                status = CASE WHEN status = 'pending' THEN 'fulfilled' ELSE status END,
+                fulfilled_at = CASE WHEN status = 'pending' THEN pg_catalog.now() ELSE fulfilled_at END
+          WHERE id = $1",
+        &[id.into(), JsonB(answer.clone()).into()],
+    )?)
+}
+
+/// Records a failed attempt of request `id`: retried (claimable again after `backoff_secs`, by
+/// anyone) or given up (status failed).
+pub fn set_failed(id: i64, error: &str, retry: bool, backoff_secs: f64) -> Result<()> {
+    Ok(Spi::run_with_args(
+        "UPDATE autoscale.provision_requests
+            SET last_error = $2,
+                status = CASE WHEN $3 THEN status ELSE 'failed' END,
+                claimed_by = CASE WHEN $3 THEN NULL ELSE claimed_by END,
+                lease_until = CASE WHEN $3 THEN pg_catalog.now() + pg_catalog.make_interval(secs => $4) END
+          WHERE id = $1",
+        &[id.into(), error.into(), retry.into(), backoff_secs.into()],
+    )?)
+}

@@ -3,6 +3,8 @@
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
+use autoscale_core::operations::NodeAddr;
+
 use super::{named_node_arg, node_arg, outside_node_arg, req, require_coordinator};
 use crate::infra::errors::{AutoscaleError, OrReport};
 use crate::infra::{citus, settings};
@@ -23,40 +25,49 @@ fn add_standby_node(host: Option<&str>, port: Option<i32>) -> JsonB {
         "a node that is not in the cluster (it is in pg_dist_node)",
     )
     .or_report();
+    offer_standby(&n).or_report();
+    JsonB(serde_json::json!({"node": n.to_string(), "state": "available"}))
+}
+
+/// Offers node `n` (checked: not in the cluster) to the pool: it must answer and have the
+/// extension files; a returned or failed node is offered again, any other pool state is a
+/// duplicate. Shared by add_standby_node() and answer_provision_request().
+pub(super) fn offer_standby(n: &NodeAddr) -> Result<(), AutoscaleError> {
     // a node that left after a scale-in (returned) or failed to join (failed) may be offered
     // again; any other state is a duplicate
-    let again = match pool::state_of(&n.host, n.port).or_report().as_deref() {
+    let again = match pool::state_of(&n.host, n.port)?.as_deref() {
         None => false,
         Some("returned" | "failed") => true,
         Some(s) => {
-            AutoscaleError::Duplicate(format!("node {n} is already in the standby pool ({s})"))
-                .report()
+            return Err(AutoscaleError::Duplicate(format!(
+                "node {n} is already in the standby pool ({s})"
+            )))
         }
     };
     let timeout = settings::node_timeout().as_millis() as u64;
     let (ok, result) =
-        citus::run_on_node(&n.host, n.port, citus::REQUIRED_EXTENSIONS_COMMAND, timeout)
-            .or_report();
+        citus::run_on_node(&n.host, n.port, citus::REQUIRED_EXTENSIONS_COMMAND, timeout)?;
     if !ok {
-        AutoscaleError::Unreachable(format!("node {n} does not answer: {result}")).report();
+        return Err(AutoscaleError::Unreachable(format!(
+            "node {n} does not answer: {result}"
+        )));
     }
     if result != "citus,citus_autoscale" {
-        AutoscaleError::NotInPrerequisiteState(format!(
+        return Err(AutoscaleError::NotInPrerequisiteState(format!(
             "node {n} lacks the extension files of citus and citus_autoscale (it has: {})",
             if result.is_empty() {
                 "neither"
             } else {
                 &result
             }
-        ))
-        .report();
+        )));
     }
     if again {
-        provision::offer_again(&n.host, n.port).or_report();
+        provision::offer_again(&n.host, n.port)?;
         // offered as an ordinary standby: whatever it was, it is no clone now
-        pool::forget_primary(&n.host, n.port).or_report();
+        pool::forget_primary(&n.host, n.port)?;
     } else {
-        pool::add(&n.host, n.port).or_report();
+        pool::add(&n.host, n.port)?;
     }
     events::record(
         "standby_added",
@@ -69,9 +80,8 @@ fn add_standby_node(host: Option<&str>, port: Option<i32>) -> JsonB {
             }
         ),
         None,
-    )
-    .or_report();
-    JsonB(serde_json::json!({"node": n.to_string(), "state": "available"}))
+    )?;
+    Ok(())
 }
 
 /// Offers a warm clone to the pool: a streaming replica of the worker primary_host:primary_port

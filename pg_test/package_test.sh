@@ -17,6 +17,10 @@ VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
 PG_MAJOR=$("$PGBIN/pg_config" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
 PKG=postgresql-$PG_MAJOR-citus-autoscale
 DEB=$(realpath "${1:-target/deb/${PKG}_${VERSION}_$(dpkg --print-architecture).deb}")
+# the provisioner daemon's package, built beside it
+DAEMON_PKG=citus-autoscale-provisioner
+DAEMON_DEB=$(dirname "$DEB")/${DAEMON_PKG}_${VERSION}_$(dpkg --print-architecture).deb
+[ -f "$DAEMON_DEB" ] || { echo "package_test: $DAEMON_DEB missing (scripts/package.sh builds both)" >&2; exit 1; }
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin   # no cargo, no rustc: the package must stand alone
 CLUSTER_DIR=/tmp/citus_autoscale_pkgtest
 BASE_PORT=9790
@@ -34,9 +38,11 @@ fi
 echo "# the Debian package: dpkg -i, CREATE EXTENSION, one sample, dpkg -r"
 [ -f "$DEB" ] || fail "$DEB missing: build it with scripts/package.sh"
 if command -v cargo >/dev/null 2>&1 || command -v rustc >/dev/null 2>&1; then fail "a Rust toolchain is in PATH"; fi
-if dpkg-query -W -f='${Status}' "$PKG" 2>/dev/null | grep -q "install ok installed"; then
-  fail "$PKG is already installed; remove it first (dpkg -r $PKG)"
-fi
+for p in "$PKG" "$DAEMON_PKG"; do
+  if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    fail "$p is already installed; remove it first (dpkg -r $p)"
+  fi
+done
 
 # keep the files a dev build put there, restore them however the test ends
 BACKUP=$(mktemp -d)
@@ -44,6 +50,7 @@ cp -a "$LIBDIR"/citus_autoscale.so "$SHAREDIR"/citus_autoscale.control "$SHAREDI
 restore() {
   stop_all
   if dpkg-query -W -f='${Status}' "$PKG" 2>/dev/null | grep -q "install ok installed"; then dpkg -r "$PKG" >/dev/null 2>&1 || true; fi
+  if dpkg-query -W -f='${Status}' "$DAEMON_PKG" 2>/dev/null | grep -q "install ok installed"; then dpkg -P "$DAEMON_PKG" >/dev/null 2>&1 || true; fi
   local f
   for f in "$BACKUP"/*; do
     [ -e "$f" ] || continue
@@ -62,6 +69,7 @@ assert_eq "$(field Architecture)" "$(dpkg --print-architecture)" "Architecture"
 assert_contains "$(field Depends)" "postgresql-$PG_MAJOR" "Depends on postgresql-$PG_MAJOR"
 assert_contains "$(field Depends)" "libpq5" "Depends on libpq5 (the sample's own connections)"
 assert_eq "$(field Suggests)" "postgresql-$PG_MAJOR-cron" "Suggests postgresql-$PG_MAJOR-cron"
+assert_eq "$(field Recommends)" "$DAEMON_PKG (= $VERSION)" "Recommends the provisioner daemon's package"
 [[ "$(field Maintainer)" =~ ^[^\<]+\ \<[^@\>]+@[^\>]+\>$ ]] || fail "Maintainer is not 'Name <email>': $(field Maintainer)"
 echo "ok: Maintainer $(field Maintainer)"
 size=$(field Installed-Size)
@@ -75,18 +83,25 @@ done
 for f in sql/citus_autoscale--*--*.sql; do
   assert_contains "$files" "$SHAREDIR/$(basename "$f")" "the package has upgrade script $(basename "$f")"
 done
-# the provisioner daemon: binary, systemd unit (User=postgres), example config as a conffile
+# the provisioner daemon, a package of its own (the same file in two majors' packages could not be installed
+# side by side): binary, systemd unit (User=postgres), example config as a conffile
 DAEMON_CONF=/etc/citus-autoscale/provisioner.toml
 DAEMON_UNIT=/lib/systemd/system/citus-autoscale-provisioner.service
+daemon_files=$(dpkg-deb -c "$DAEMON_DEB" | awk '{print $6}' | sed 's|^\./|/|' | grep -v '/$')
 for f in /usr/bin/citus-autoscale-provisioner "$DAEMON_UNIT" "$DAEMON_CONF"; do
-  assert_contains "$files" "$f" "the package has $f"
+  assert_contains "$daemon_files" "$f" "the daemon's package has $f"
+  assert_not_contains "$files" "$f" "the extension's package does not"
 done
-assert_eq "$(dpkg-deb -I "$DEB" conffiles)" "$DAEMON_CONF" "the daemon's config is a conffile"
+assert_eq "$(dpkg-deb -f "$DAEMON_DEB" Package)" "$DAEMON_PKG" "the daemon's package is $DAEMON_PKG"
+assert_eq "$(dpkg-deb -f "$DAEMON_DEB" Version)" "$VERSION" "of version $VERSION"
+assert_eq "$(dpkg-deb -I "$DAEMON_DEB" conffiles)" "$DAEMON_CONF" "the daemon's config is a conffile"
 
 # --- install
+dpkg -i "$DAEMON_DEB" >/dev/null 2>&1 || dpkg -i "$DAEMON_DEB"
+assert_contains "$(dpkg-query -W -f='${Status} ${Version}' "$DAEMON_PKG")" "install ok installed $VERSION" "dpkg -i installed the daemon"
 dpkg -i ${DPKG_FLAGS[@]+"${DPKG_FLAGS[@]}"} "$DEB" >/dev/null 2>&1 || dpkg -i ${DPKG_FLAGS[@]+"${DPKG_FLAGS[@]}"} "$DEB"
 assert_contains "$(dpkg-query -W -f='${Status} ${Version}' "$PKG")" "install ok installed $VERSION" "dpkg -i installed it"
-owned=$(dpkg -L "$PKG" | while read -r f; do [ -f "$f" ] && echo "$f"; done)
+owned=$( (dpkg -L "$PKG"; dpkg -L "$DAEMON_PKG") | while read -r f; do [ -f "$f" ] && echo "$f"; done)
 for f in $owned; do [ -f "$f" ] || fail "$f not installed"; done
 echo "ok: $(echo "$owned" | wc -l) files installed"
 if ldd "$LIBDIR/citus_autoscale.so" | grep -q "not found"; then fail "unresolved libraries: $(ldd "$LIBDIR/citus_autoscale.so")"; fi
@@ -128,6 +143,7 @@ stop_node 0
 
 # --- remove
 dpkg -r ${DPKG_FLAGS[@]+"${DPKG_FLAGS[@]}"} "$PKG" >/dev/null
+dpkg -r "$DAEMON_PKG" >/dev/null
 status=$(dpkg-query -W -f='${Status}' "$PKG" 2>&1 || true)
 [[ "$status" != *"install ok installed"* ]] || fail "still installed after dpkg -r: $status"
 echo "ok: dpkg -r removed the package ($status)"
@@ -135,6 +151,7 @@ for f in $owned; do [ "$f" = "$DAEMON_CONF" ] || [ ! -e "$f" ] || fail "$f still
 echo "ok: every file of the package is gone (but the conffile)"
 [ -f "$DAEMON_CONF" ] || fail "$DAEMON_CONF removed by dpkg -r (a conffile stays until a purge)"
 dpkg -P ${DPKG_FLAGS[@]+"${DPKG_FLAGS[@]}"} "$PKG" >/dev/null
+dpkg -P "$DAEMON_PKG" >/dev/null
 [ ! -e "$DAEMON_CONF" ] || fail "$DAEMON_CONF still there after dpkg -P"
 echo "ok: dpkg -P removed the conffile $DAEMON_CONF"
 [ ! -d "/usr/share/doc/$PKG" ] || fail "/usr/share/doc/$PKG still there"

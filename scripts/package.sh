@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Builds the Debian package of the extension for one PostgreSQL major (15 by default; PG_CONFIG picks another):
-#   target/deb/postgresql-<major>-citus-autoscale_<version>_<arch>.deb
-# from `cargo pgrx package` (a release build staged under target/release/citus_autoscale-pg<major>/),
-# and the provisioner daemon (/usr/bin/citus-autoscale-provisioner, its systemd unit, the example config
-# /etc/citus-autoscale/provisioner.toml as a conffile), with a control file (Depends: postgresql-<major>, libpq5 and the libc the library links against; Suggests:
-# postgresql-<major>-cron), md5sums and Installed-Size. The files go where Debian's postgresql-<major> looks
+# Builds the Debian packages for one PostgreSQL major (15 by default; PG_CONFIG picks another):
+#   target/deb/postgresql-<major>-citus-autoscale_<version>_<arch>.deb   the extension, from `cargo pgrx
+#       package` (a release build staged under target/release/citus_autoscale-pg<major>/), with a control file
+#       (Depends: postgresql-<major>, libpq5 and the libc the library links against; Recommends:
+#       citus-autoscale-provisioner; Suggests: postgresql-<major>-cron), md5sums and Installed-Size
+#   target/deb/citus-autoscale-provisioner_<version>_<arch>.deb          the provisioner daemon, one package for
+#       every major (/usr/bin/citus-autoscale-provisioner, its systemd unit, the example config
+#       /etc/citus-autoscale/provisioner.toml as a conffile, whose local driver names this major's programs),
+#       so that the packages of two majors install side by side (as during a major upgrade) The files go where Debian's postgresql-<major> looks
 # (/usr/lib/postgresql/<major>/lib, /usr/share/postgresql/<major>/extension), whichever build of that major
 # PG_CONFIG belongs to (PostgreSQL 18 is built from source for the tests here). Install it with `dpkg -i` or `apt install ./<file>`;
 # no Rust toolchain is needed where it is installed.
-#   scripts/package.sh               build, print the .deb's path on the last line
+#   scripts/package.sh               build, print the daemon's .deb path, then the extension's on the last line
 #   SKIP_BUILD=1 scripts/package.sh  package what `cargo pgrx package` staged last time
 # Maintainer: $DEBFULLNAME <$DEBEMAIL> when set, else the author of the last commit.
 set -euo pipefail
@@ -24,6 +27,8 @@ PKG="postgresql-$PG_MAJOR-citus-autoscale"
 STAGED="target/release/$EXT-pg$PG_MAJOR"
 OUT_DIR=${OUT_DIR:-target/deb}
 DEB="$OUT_DIR/${PKG}_${VERSION}_${ARCH}.deb"
+DAEMON_PKG=citus-autoscale-provisioner
+DAEMON_DEB="$OUT_DIR/${DAEMON_PKG}_${VERSION}_${ARCH}.deb"
 [ -n "$VERSION" ] || { echo "package: no version in Cargo.toml" >&2; exit 1; }
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
@@ -46,7 +51,8 @@ grep -q "^default_version = '$VERSION'" "$EXTDIR/$EXT.control" ||
   { echo "package: $EXTDIR/$EXT.control is not version $VERSION" >&2; exit 1; }
 
 ROOT=$(mktemp -d)
-trap 'rm -rf "$ROOT"' EXIT
+DROOT=$(mktemp -d)
+trap 'rm -rf "$ROOT" "$DROOT"' EXIT
 # only the files PostgreSQL loads: the library, the control file, the install and upgrade scripts
 install -D -m 0644 "$LIB" "$ROOT$DEB_LIBDIR/$EXT.so"
 for f in "$EXTDIR/$EXT.control" "$EXTDIR/$EXT"--*.sql; do
@@ -58,14 +64,15 @@ for f in sql/"$EXT"--*--*.sql; do
   install -D -m 0644 "$f" "$ROOT$DEB_EXTDIR/$(basename "$f")"
 done
 strip --strip-unneeded "$ROOT$DEB_LIBDIR/$EXT.so"
-# the provisioner daemon: its binary, a systemd unit (not enabled), an example config (a conffile)
-install -D -m 0755 "$DAEMON" "$ROOT/usr/bin/citus-autoscale-provisioner"
-strip --strip-unneeded "$ROOT/usr/bin/citus-autoscale-provisioner"
-install -d "$ROOT/lib/systemd/system" "$ROOT/etc/citus-autoscale"
+# the provisioner daemon's package: its binary, a systemd unit (not enabled), an example config (a conffile)
+install -D -m 0755 "$DAEMON" "$DROOT/usr/bin/citus-autoscale-provisioner"
+strip --strip-unneeded "$DROOT/usr/bin/citus-autoscale-provisioner"
+install -d "$DROOT/lib/systemd/system" "$DROOT/etc/citus-autoscale" "$DROOT/usr/share/doc/$DAEMON_PKG"
 sed "s/@PG_MAJOR@/$PG_MAJOR/g" provisioner/citus-autoscale-provisioner.service \
-  >"$ROOT/lib/systemd/system/citus-autoscale-provisioner.service"
-sed "s/@PG_MAJOR@/$PG_MAJOR/g" provisioner/provisioner.example.toml >"$ROOT/etc/citus-autoscale/provisioner.toml"
-chmod 0644 "$ROOT/lib/systemd/system/citus-autoscale-provisioner.service" "$ROOT/etc/citus-autoscale/provisioner.toml"
+  >"$DROOT/lib/systemd/system/citus-autoscale-provisioner.service"
+sed "s/@PG_MAJOR@/$PG_MAJOR/g" provisioner/provisioner.example.toml >"$DROOT/etc/citus-autoscale/provisioner.toml"
+chmod 0644 "$DROOT/lib/systemd/system/citus-autoscale-provisioner.service" "$DROOT/etc/citus-autoscale/provisioner.toml"
+install -m 0644 docs/provisioner.md "$DROOT/usr/share/doc/$DAEMON_PKG/provisioner.md"
 install -d "$ROOT/usr/share/doc/$PKG"
 install -m 0644 README.md "$ROOT/usr/share/doc/$PKG/README.md"
 [ -f dashboards/citus_autoscale.json ] && install -D -m 0644 dashboards/* -t "$ROOT/usr/share/doc/$PKG/dashboards/"
@@ -87,9 +94,30 @@ MAINTAINER=${DEBFULLNAME:+$DEBFULLNAME <${DEBEMAIL:-root@localhost}>}
 MAINTAINER=${MAINTAINER:-$(git log -1 --format='%an <%ae>' 2>/dev/null || echo "citus_autoscale maintainers <root@localhost>")}
 INSTALLED_SIZE=$(du -sk --exclude=DEBIAN "$ROOT" | cut -f1)
 
-mkdir -p "$ROOT/DEBIAN"
-(cd "$ROOT" && find . -path ./DEBIAN -prune -o -path ./etc -prune -o -type f -printf '%P\0' | sort -z | xargs -0 md5sum) >"$ROOT/DEBIAN/md5sums"
-echo /etc/citus-autoscale/provisioner.toml >"$ROOT/DEBIAN/conffiles"
+cp "$ROOT/usr/share/doc/$PKG/copyright" "$DROOT/usr/share/doc/$DAEMON_PKG/copyright"
+DAEMON_GLIBC=$(objdump -T "$DROOT/usr/bin/citus-autoscale-provisioner" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' |
+               sort -uV | tail -1)
+mkdir -p "$ROOT/DEBIAN" "$DROOT/DEBIAN"
+for r in "$ROOT" "$DROOT"; do
+  (cd "$r" && find . -path ./DEBIAN -prune -o -path ./etc -prune -o -type f -printf '%P\0' | sort -z | xargs -0 md5sum) >"$r/DEBIAN/md5sums"
+done
+echo /etc/citus-autoscale/provisioner.toml >"$DROOT/DEBIAN/conffiles"
+cat >"$DROOT/DEBIAN/control" <<EOF
+Package: $DAEMON_PKG
+Version: $VERSION
+Architecture: $ARCH
+Maintainer: $MAINTAINER
+Installed-Size: $(du -sk --exclude=DEBIAN "$DROOT" | cut -f1)
+Depends: libc6 (>= $DAEMON_GLIBC)
+Section: database
+Priority: optional
+Description: provisioner daemon for citus_autoscale
+ Makes the nodes a citus_autoscale coordinator asks for and stops the ones it
+ gives back: it claims the coordinator's provision requests (with a lease, so
+ a restarted daemon resumes and a dead one is taken over) and fulfils them
+ with the local driver (a PostgreSQL node with Citus on this host) or a
+ command driver (your program: Terraform, a cloud CLI, kubectl).
+EOF
 cat >"$ROOT/DEBIAN/control" <<EOF
 Package: $PKG
 Version: $VERSION
@@ -97,6 +125,7 @@ Architecture: $ARCH
 Maintainer: $MAINTAINER
 Installed-Size: $INSTALLED_SIZE
 Depends: postgresql-$PG_MAJOR, libpq5, libc6 (>= $GLIBC)
+Recommends: $DAEMON_PKG (= $VERSION)
 Suggests: postgresql-$PG_MAJOR-cron
 Section: database
 Priority: optional
@@ -112,9 +141,11 @@ Description: autoscaling for self-hosted Citus clusters (PostgreSQL $PG_MAJOR ex
  and decides for the local node. pg_cron can drive autoscale.tick() when the
  library is not in shared_preload_libraries.
 EOF
-chmod 0755 "$ROOT/DEBIAN"
-find "$ROOT" -type d -exec chmod 0755 {} +
+chmod 0755 "$ROOT/DEBIAN" "$DROOT/DEBIAN"
+find "$ROOT" "$DROOT" -type d -exec chmod 0755 {} +
 
 mkdir -p "$OUT_DIR"
+dpkg-deb --root-owner-group -Zxz --build "$DROOT" "$DAEMON_DEB" >&2
 dpkg-deb --root-owner-group -Zxz --build "$ROOT" "$DEB" >&2
+echo "$DAEMON_DEB"
 echo "$DEB"

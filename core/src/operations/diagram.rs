@@ -103,7 +103,7 @@ fn shapes(kind: Kind, step: Step, limits: &Limits) -> Vec<Operation> {
     let mut base = new_operation(1, kind, Some(NodeAddr::new(HOST, 5432)), "explore", 0.0)
         .expect("a node is given");
     base.step = step;
-    if kind == Kind::ReplaceDead {
+    if kind == Kind::ReplaceDead || kind == Kind::Resize {
         base.node = Some(NodeAddr::new(HOST, 5435));
     }
     base.job_id = Some(7);

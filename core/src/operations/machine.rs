@@ -33,15 +33,18 @@ pub fn new_operation(
         (Kind::SplitOut, None) => return Err(OpError::NodeRequired(Kind::SplitOut)),
         (Kind::IsolateTenant, Some(_)) => Step::Isolate,
         (Kind::IsolateTenant, None) => return Err(OpError::NodeRequired(Kind::IsolateTenant)),
+        (Kind::Resize, Some(_)) => Step::RequestNode,
+        (Kind::Resize, None) => return Err(OpError::NodeRequired(Kind::Resize)),
     };
     let clone = if kind == Kind::SplitOut {
         node.clone()
     } else {
         None
     };
-    let (node, dead) = match kind {
-        Kind::ReplaceDead => (None, node),
-        _ => (node, None),
+    let (node, dead, replaces) = match kind {
+        Kind::ReplaceDead => (None, node, None),
+        Kind::Resize => (None, None, node),
+        _ => (node, None, None),
     };
     Ok(Operation {
         id,
@@ -73,6 +76,8 @@ pub fn new_operation(
         fallback: None,
         split: None,
         tenant: None,
+        replaces,
+        size: None,
     })
 }
 

@@ -48,6 +48,8 @@ mod proptests;
 #[cfg(test)]
 mod replace_tests;
 #[cfg(test)]
+mod resize_tests;
+#[cfg(test)]
 mod split_tests;
 pub mod table;
 #[cfg(test)]
@@ -203,6 +205,9 @@ named_enum! {
         SplitOut => "split_out",
         /// A hot tenant given a shard of its own and moved to the least-loaded worker.
         IsolateTenant => "isolate_tenant",
+        /// A worker replaced by a larger one: a node of the requested size from the provisioner,
+        /// added, then the old worker drained onto it and removed (the scale-in's steps).
+        Resize => "resize",
     }
 }
 
@@ -400,13 +405,26 @@ pub struct Operation {
     /// is `node`.
     #[serde(default)]
     pub tenant: Option<isolate::TenantRef>,
+    /// Resize: the worker being replaced (drained and removed once `node`, the larger one, is
+    /// in the cluster).
+    #[serde(default)]
+    pub replaces: Option<NodeAddr>,
+    /// Resize: the size asked of the provisioner (settings by name, e.g. shared_buffers).
+    #[serde(default)]
+    pub size: Option<serde_json::Value>,
 }
 
 impl Operation {
     /// The nodes a scale-in drains and removes: its node and the ones it takes along (`also`).
     /// Empty when no node is recorded.
     pub fn leaving(&self) -> Vec<NodeAddr> {
-        self.node.iter().chain(&self.also).cloned().collect()
+        // a resize drains the worker it replaces, not the one it added
+        let first = if self.kind == Kind::Resize {
+            &self.replaces
+        } else {
+            &self.node
+        };
+        first.iter().chain(&self.also).cloned().collect()
     }
 
     /// The nodes the restore step sets back to shouldhaveshards = true: those that had it before
@@ -460,7 +478,13 @@ pub enum Action {
     RequestNode,
     /// Did a node appear (added to pg_dist_node by a provisioner, or put in the pool, then
     /// claimed like [`Action::PickStandby`])? -> [`Outcome::Appeared`] or [`Outcome::NotYet`].
-    CheckForNode { request_id: Option<i64> },
+    /// `answered_only` (a resize): only the node the provisioner answered the request with will
+    /// do, never another node of the pool (it has the requested size).
+    CheckForNode {
+        request_id: Option<i64>,
+        #[serde(default)]
+        answered_only: bool,
+    },
     /// `citus_set_node_property(host, port, 'shouldhaveshards', value)` -> [`Outcome::Ok`].
     SetShouldHaveShards { nodes: Vec<NodeAddr>, value: bool },
     /// The same on the coordinator (never a pool node) -> [`Outcome::Ok`].

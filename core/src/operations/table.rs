@@ -332,6 +332,7 @@ pub fn table(kind: Kind) -> &'static Table {
         Kind::ReplaceDead => &REPLACE_DEAD,
         Kind::SplitOut => &SPLIT_OUT,
         Kind::IsolateTenant => &ISOLATE_TENANT,
+        Kind::Resize => &RESIZE,
     }
 }
 
@@ -423,6 +424,64 @@ static SCALE_OUT: Table = Table {
     ],
 };
 
+// Draining and removing the leaving nodes: the scale-in's steps, also the tail of a resize.
+const MARK_DRAINING: StepSpec = StepSpec::new(
+    Step::MarkDraining,
+    Ask::MarkDraining,
+    &[(On::Ok, Go(Step::StartDrain))],
+)
+.fails_via(Step::Restore);
+const DRAIN_STEPS: [StepSpec; 7] = [
+    StepSpec::new(
+        Step::StartDrain,
+        Ask::StartJob(Job::Drain),
+        &[
+            (On::JobStarted, Go(Step::WaitDrain)),
+            (On::NothingToMove, Go(Step::Cleanup)),
+        ],
+    )
+    .undone_by(Step::Restore),
+    StepSpec::new(
+        Step::WaitDrain,
+        Ask::FollowJob(Job::Drain),
+        &[
+            (On::JobFinished, Go(Step::Cleanup)),
+            FOLLOW_JOB_END[0],
+            FOLLOW_JOB_END[1],
+            FOLLOW_JOB_END[2],
+            FOLLOW_JOB_END[3],
+        ],
+    )
+    .undone_by(Step::Restore),
+    StepSpec::new(
+        Step::Cleanup,
+        Ask::Cleanup,
+        &[(On::Ok, Go(Step::VerifyEmpty))],
+    )
+    .undone_by(Step::Restore),
+    StepSpec::new(
+        Step::VerifyEmpty,
+        Ask::CountPlacements,
+        &[
+            (On::Empty, Go(Step::RemoveNode)),
+            (On::PlacementsLeft, Fail),
+        ],
+    )
+    .undone_by(Step::Restore),
+    StepSpec::new(
+        Step::RemoveNode,
+        Ask::RemoveNodes,
+        &[(On::Ok, Go(Step::ReturnToPool))],
+    )
+    .undone_by(Step::Restore),
+    // the node is out of the cluster: nothing to restore any more
+    StepSpec::new(Step::ReturnToPool, Ask::ReturnToPool, &[(On::Ok, Succeed)])
+        .not_cancellable(texts::CANCEL_ALREADY_REMOVED),
+    StepSpec::new(Step::Restore, Ask::RestoreShards, &[(On::Ok, Restored)])
+        .restoring()
+        .not_cancellable(texts::CANCEL_ALREADY_RESTORING),
+];
+
 static SCALE_IN: Table = Table {
     starts: &[Step::MarkDraining, Step::CoordinatorShards],
     steps: &[
@@ -432,60 +491,48 @@ static SCALE_IN: Table = Table {
             Ask::CoordinatorShards,
             &[(On::Ok, Go(Step::MarkDraining))],
         ),
+        MARK_DRAINING,
+        DRAIN_STEPS[0],
+        DRAIN_STEPS[1],
+        DRAIN_STEPS[2],
+        DRAIN_STEPS[3],
+        DRAIN_STEPS[4],
+        DRAIN_STEPS[5],
+        DRAIN_STEPS[6],
+    ],
+};
+
+// A resize: a node of the requested size (always from the provisioner: a pool node's size is
+// unknown), added; then the replaced worker leaves as in a scale-in. Before mark_draining
+// nothing of the old worker has changed; a failure after it restores its shouldhaveshards (the
+// new node stays in the cluster, holding what the drain moved).
+static RESIZE: Table = Table {
+    starts: &[Step::RequestNode],
+    steps: &[
+        REQUEST_NODE,
         StepSpec::new(
-            Step::MarkDraining,
-            Ask::MarkDraining,
-            &[(On::Ok, Go(Step::StartDrain))],
-        )
-        .fails_via(Step::Restore),
-        StepSpec::new(
-            Step::StartDrain,
-            Ask::StartJob(Job::Drain),
+            Step::WaitForNode,
+            Ask::WaitForNode,
             &[
-                (On::JobStarted, Go(Step::WaitDrain)),
-                (On::NothingToMove, Go(Step::Cleanup)),
+                (On::NodeInPool, Go(Step::AddNode)),
+                (On::NodeInCluster, Go(Step::MarkDraining)),
+                (On::NoNodeInTime, Fail),
+                (On::NoNodeYet, Stay),
             ],
-        )
-        .undone_by(Step::Restore),
+        ),
         StepSpec::new(
-            Step::WaitDrain,
-            Ask::FollowJob(Job::Drain),
-            &[
-                (On::JobFinished, Go(Step::Cleanup)),
-                FOLLOW_JOB_END[0],
-                FOLLOW_JOB_END[1],
-                FOLLOW_JOB_END[2],
-                FOLLOW_JOB_END[3],
-            ],
-        )
-        .undone_by(Step::Restore),
-        StepSpec::new(
-            Step::Cleanup,
-            Ask::Cleanup,
-            &[(On::Ok, Go(Step::VerifyEmpty))],
-        )
-        .undone_by(Step::Restore),
-        StepSpec::new(
-            Step::VerifyEmpty,
-            Ask::CountPlacements,
-            &[
-                (On::Empty, Go(Step::RemoveNode)),
-                (On::PlacementsLeft, Fail),
-            ],
-        )
-        .undone_by(Step::Restore),
-        StepSpec::new(
-            Step::RemoveNode,
-            Ask::RemoveNodes,
-            &[(On::Ok, Go(Step::ReturnToPool))],
-        )
-        .undone_by(Step::Restore),
-        // the node is out of the cluster: nothing to restore any more
-        StepSpec::new(Step::ReturnToPool, Ask::ReturnToPool, &[(On::Ok, Succeed)])
-            .not_cancellable(texts::CANCEL_ALREADY_REMOVED),
-        StepSpec::new(Step::Restore, Ask::RestoreShards, &[(On::Ok, Restored)])
-            .restoring()
-            .not_cancellable(texts::CANCEL_ALREADY_RESTORING),
+            Step::AddNode,
+            Ask::AddNode,
+            &[(On::Ok, Go(Step::MarkDraining))],
+        ),
+        MARK_DRAINING,
+        DRAIN_STEPS[0],
+        DRAIN_STEPS[1],
+        DRAIN_STEPS[2],
+        DRAIN_STEPS[3],
+        DRAIN_STEPS[4],
+        DRAIN_STEPS[5],
+        DRAIN_STEPS[6],
     ],
 };
 
@@ -641,6 +688,7 @@ impl Ask {
             Ask::RequestNode => Action::RequestNode,
             Ask::WaitForNode => Action::CheckForNode {
                 request_id: op.request_id,
+                answered_only: op.kind == Kind::Resize,
             },
             Ask::MarkDraining => Action::SetShouldHaveShards {
                 nodes: nodes()?,

@@ -190,7 +190,7 @@ pub(crate) fn start(kind: Kind) -> Operation {
     if kind == Kind::IsolateTenant {
         return crate::operations::new_isolate_tenant(1, "t", "7", node(9704), "test", T0).unwrap();
     }
-    let n = matches!(kind, Kind::ScaleIn | Kind::ReplaceDead).then(|| node(9703));
+    let n = matches!(kind, Kind::ScaleIn | Kind::ReplaceDead | Kind::Resize).then(|| node(9703));
     new_operation(1, kind, n, "test", T0).unwrap()
 }
 
@@ -250,7 +250,7 @@ fn bad_names_list_what_is_allowed() {
     assert_eq!(
         e,
         "operation kind (\"grow\") must be one of rebalance, scale_out, scale_in, replace_dead, split_out, \
-         isolate_tenant"
+         isolate_tenant, resize"
     );
     let e = Status::parse("ok").unwrap_err().to_string();
     assert!(e.contains("running, succeeded, failed, cancelled"), "{e}");
@@ -344,6 +344,7 @@ fn every_step_asks_for_its_action() {
         Action::RequestNode,
         Action::CheckForNode {
             request_id: Some(42),
+            answered_only: false,
         },
         Action::StartRebalance { drain_only: false },
         Action::PollJob { job_id: 7 },
@@ -375,6 +376,7 @@ fn every_step_asks_for_its_action() {
         Action::RequestNode,
         Action::CheckForNode {
             request_id: Some(42),
+            answered_only: false,
         },
         Action::CopyPlacements {
             dead: n3.clone(),
@@ -608,7 +610,8 @@ fn scale_out_with_an_empty_pool_requests_a_node() {
         assert_eq!(
             action(&r.op),
             Action::CheckForNode {
-                request_id: Some(42)
+                request_id: Some(42),
+                answered_only: false,
             }
         );
         let since = r.op.step_started_at;

@@ -15,9 +15,11 @@
 use serde::Serialize;
 
 use super::predict::{evaluate_predictive, PolicyForecast};
+use super::scheduled;
 use super::units::{load_of, rescaled};
 use super::{Direction, EvalInput, Point, Policy, PolicySeries, SingleNode};
 use crate::forecast::{lead_time, Config, Forecaster};
+use crate::schedule::CompiledSchedule;
 
 /// One recorded sample: when, how many workers were active and unreachable, how many data nodes
 /// the values aggregate (0 = not known: the workers), and the value of each policy's metric (in
@@ -48,6 +50,26 @@ pub use super::spreads_over_workers;
 /// `single_node`: what a scale-in to zero workers depends on, as it is now.
 pub fn backtest(
     policies: &[Policy],
+    history: &[Recorded],
+    sample_interval: f64,
+    operation_secs: f64,
+    single_node: &SingleNode,
+) -> Vec<BacktestAction> {
+    backtest_scheduled(
+        policies,
+        &[],
+        history,
+        sample_interval,
+        operation_secs,
+        single_node,
+    )
+}
+
+/// [`backtest`] with `schedules` clamping each decision to the bounds in force at its sample
+/// ([`scheduled::apply_schedules`]).
+pub fn backtest_scheduled(
+    policies: &[Policy],
+    schedules: &[CompiledSchedule],
     history: &[Recorded],
     sample_interval: f64,
     operation_secs: f64,
@@ -145,20 +167,19 @@ pub fn backtest(
                 })
             })
             .collect();
-        let (decision, _) = evaluate_predictive(
-            &EvalInput {
-                now,
-                sample_interval,
-                workers,
-                operation_running: running.is_some(),
-                last_scale_out_finished: last_out,
-                last_scale_in_finished: last_in,
-                paused_until: None,
-                series,
-                single_node: *single_node,
-            },
-            &forecasts,
-        );
+        let input = EvalInput {
+            now,
+            sample_interval,
+            workers,
+            operation_running: running.is_some(),
+            last_scale_out_finished: last_out,
+            last_scale_in_finished: last_in,
+            paused_until: None,
+            series,
+            single_node: *single_node,
+        };
+        let (mut decision, _) = evaluate_predictive(&input, &forecasts);
+        scheduled::apply_schedules(schedules, policies, &mut decision, &input);
         if running.is_some() || decision.direction == Direction::Hold {
             continue;
         }

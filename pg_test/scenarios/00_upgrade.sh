@@ -23,7 +23,7 @@ PG_MAJOR=$("$PGBIN/pg_config" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
 declare -A RELEASE=(
   [0.1.0]=fe137e01ee2dd2c62fc135c9f20ad9b728f96178
   [0.2.0]=7dd5c72ebc1ad531d4adb1d8a4adddbdab1238a5
-  [0.3.0]=00467a6c37e6d1ec0c87a9ec4bd7eb6ed6d1a65f
+  [0.3.0]=00467a6e1accf178467a0f5e2c8d7e4afbda05d2
 )
 case "$PG_MAJOR" in
   15) CHAIN="0.1.0 0.2.0 0.3.0" ;;

@@ -92,6 +92,16 @@ pub fn per_worker(p: &Policy, demand: f64, workers: u32) -> f64 {
     }
 }
 
+/// The demand that shows as the per-worker `value` with `workers` workers (the inverse of
+/// [`per_worker`] below its cap).
+pub fn demand(p: &Policy, value: f64, workers: u32) -> f64 {
+    if spreads_over_workers(p.metric) {
+        value * f64::from(workers.max(1))
+    } else {
+        value
+    }
+}
+
 /// The typical spacing of `at` (the median of the steps; 0 for fewer than two points).
 pub fn typical_interval(at: &[f64]) -> f64 {
     let mut d: Vec<f64> = at.windows(2).map(|w| w[1] - w[0]).collect();
@@ -366,5 +376,8 @@ mod tests {
         let c = Policy::threshold("c", Metric::Cpu, 80.0, 25.0);
         assert_eq!(per_worker(&c, 500.0, 2), 100.0);
         assert_eq!(per_worker(&c, 150.0, 0), 100.0);
+        assert_eq!(demand(&c, 45.0, 4), 180.0);
+        assert_eq!(per_worker(&c, demand(&c, 45.0, 4), 4), 45.0);
+        assert_eq!(demand(&p, 85.0, 4), 85.0);
     }
 }

@@ -7,6 +7,7 @@ mod observe;
 mod operations;
 mod policies;
 mod pool;
+mod schedules;
 
 use autoscale_core::operations::NodeAddr;
 use pgrx::datum::Interval;

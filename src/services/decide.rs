@@ -606,10 +606,12 @@ pub fn decide() -> Result<(Decision, EvalInput)> {
     Ok((d, input))
 }
 
-/// The decision, what the forecast says for each predictive policy (in the engine's order), and
-/// the schedules' effect at now (`None` without schedules).
-pub fn decide_with_outlooks() -> Result<(Decision, EvalInput, Vec<Option<Outlook>>, Option<Effect>)>
-{
+/// The decision, the engine's input, what the forecast says for each predictive policy (in the
+/// engine's order), and the schedules' effect at now (`None` without schedules).
+pub type Decided = (Decision, EvalInput, Vec<Option<Outlook>>, Option<Effect>);
+
+/// The decision now with what it was made from ([`Decided`]).
+pub fn decide_with_outlooks() -> Result<Decided> {
     let policies = policies::load()?;
     let (input, samples, custom) = gather(&policies)?;
     let fcs = forecasts(&policies, &samples, &custom, input.now)?;

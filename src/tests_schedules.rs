@@ -231,9 +231,10 @@ mod tests {
         );
     }
 
-    /// One hour of 5-s points at 90% on 2 workers (demand 180 worker-percent); the policy scales
-    /// out after 2 minutes, the operation takes 3: 5 minutes above 80% at 2 workers, then 55 at 3
-    /// workers (60%).
+    /// One hour of 5-s points at 90% on 2 workers (demand 180 worker-percent). A sample stands
+    /// for the 5 s before it, so the 24th (t = 115 s) completes the 2 minutes and the policy scales
+    /// out; the operation takes 3 minutes: 59 samples (t = 0..290 s) at 2 workers and 90%, then
+    /// 661 at 3 workers and 60%.
     #[pg_test]
     fn backtest_series_replays_a_constant_load_by_hand() {
         setup();
@@ -268,19 +269,20 @@ mod tests {
         assert_eq!(minutes, 60.0);
         assert_eq!(
             above.0,
-            serde_json::json!({"70": 5.0, "80": 5.0, "90": 0.0})
+            serde_json::json!({"70": 4.917, "80": 4.917, "90": 0.0})
         );
-        assert_eq!(wmin, 2.0 * 5.0 + 3.0 * 55.0);
+        // (2 x 59 + 3 x 661) x 5 s = 10505 s
+        assert_eq!(wmin, 175.083);
         assert_eq!((outs, ins, rev, end), (1, 0, 0, 3));
-        // operation_time 0: the third worker from the sample after the decision (25 samples,
-        // 0 s to 120 s, above 80%)
+        // operation_time 0: the third worker from the sample after the decision (24 samples,
+        // 0 s to 115 s, above 80%)
         assert_eq!(
             one::<JsonB>(&format!(
                 "SELECT minutes_above FROM autoscale.backtest_series({series}, array_fill(90::float8, ARRAY[720]),
                                                                      'cpu', '0 s', 2, '{{80}}')"
             ))
             .0,
-            serde_json::json!({"80": 2.083})
+            serde_json::json!({"80": 2.0})
         );
         // NULL policy: each policy; memory does not spread over workers and stays below 95
         assert_eq!(

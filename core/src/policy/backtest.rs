@@ -376,4 +376,54 @@ mod tests {
         );
         assert!(b.iter().all(|x| x.direction == Direction::Out));
     }
+
+    #[test]
+    fn schedules_clamp_the_replayed_decisions() {
+        // quiet load at 2 workers; a schedule asks for at least 4 from the first sample for 10
+        // minutes, then the policy's own bounds return and the quiet load scales in again
+        let start = 1_700_006_400.0; // 2023-11-15 00:00 UTC
+        let h: Vec<Recorded> = trace(1800, 2, |_| 40.0)
+            .into_iter()
+            .map(|r| Recorded {
+                at: r.at - T0 + start,
+                ..r
+            })
+            .collect();
+        let s = crate::schedule::Schedule {
+            name: "midnight".into(),
+            cron: "0 0 * * *".into(),
+            min_workers: Some(4),
+            max_workers: None,
+            time_zone: "UTC".into(),
+            duration: 600.0,
+        }
+        .compile()
+        .unwrap();
+        let a = backtest_scheduled(&[cpu_policy()], &[s], &h, 5.0, 60.0, &SingleNode::default());
+        assert_eq!(a[0].at, start);
+        assert_eq!(
+            (a[0].direction, a[0].from_workers, a[0].to_workers),
+            (Direction::Out, 2, 4)
+        );
+        assert!(
+            a[0].reasons
+                .iter()
+                .any(|r| r.starts_with("2 -> 4 workers: schedule 'midnight'")),
+            "{:?}",
+            a[0].reasons
+        );
+        // while the window is open nothing goes below 4
+        assert!(
+            a.iter().all(|x| x.at >= start + 600.0 || x.to_workers >= 4),
+            "{a:?}"
+        );
+        // after it the quiet load (40% at 2 workers, 20% at 4) scales in
+        assert!(
+            a.iter()
+                .any(|x| x.direction == Direction::In && x.at >= start + 600.0),
+            "{a:?}"
+        );
+        // without the schedule: no action at all
+        assert!(backtest(&[cpu_policy()], &h, 5.0, 60.0, &SingleNode::default()).is_empty());
+    }
 }

@@ -199,6 +199,39 @@ mod tests {
             "{m}"
         );
 
+        // backtest() replays the schedule over the recorded samples: out to 5 at the first one
+        let (decision, from, to, reasons) = Spi::connect(|c| {
+            let r = c
+                .select(
+                    "SELECT decision, from_workers, to_workers, array_to_string(reasons, ' | ')
+                       FROM autoscale.backtest('1 hour') ORDER BY at LIMIT 1",
+                    None,
+                    &[],
+                )?
+                .first();
+            Ok::<_, pgrx::spi::SpiError>((
+                r.get::<String>(1)?,
+                r.get::<i32>(2)?,
+                r.get::<i32>(3)?,
+                r.get::<String>(4)?.unwrap_or_default(),
+            ))
+        })
+        .unwrap();
+        assert_eq!(
+            (decision.as_deref(), from, to),
+            (Some("out"), Some(2), Some(5)),
+            "{reasons}"
+        );
+        assert!(
+            reasons.contains("2 -> 5 workers: schedule 'always'"),
+            "{reasons}"
+        );
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM autoscale.backtest('1 hour')"),
+            1,
+            "then it holds at 5"
+        );
+
         // a max_workers below the workers scales in
         Spi::run("SELECT autoscale.drop_schedule('always')").unwrap();
         Spi::run("SELECT autoscale.set_schedule('cap', '* * * * *', max_workers => 1, duration => '10 min')").unwrap();

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Schedules on a real cluster: a schedule whose window is open with min_workers above the workers
 # makes the tick scale out to it in one operation (its step: all the nodes it asks for, one
-# rebalance); explain() has the 'schedule' row saying which schedule raised what. A schedule with
+# rebalance); explain() has the 'schedule' row saying which schedule raised what, and a scale-in by
+# hand below the schedule's minimum is refused. A schedule with
 # max_workers below the workers scales in to it. Dropping the schedule gives the policies their
 # bounds back. Row counts are unchanged throughout.
 set -euo pipefail
@@ -53,6 +54,9 @@ assert_contains "$(q 0 "SELECT array_to_string(reasons, ' ') FROM autoscale.expl
   "schedule 'now' (* * * * *, 10m, UTC) raises min_workers to 3" "explain() says which schedule applies"
 assert_contains "$(q 0 "SELECT autoscale.metrics()")" 'autoscale_schedule_min_workers{schedule="now"} 3' \
   "metrics() exports the schedule's bound"
+assert_sqlstate 55000 0 "SELECT autoscale.scale_in('127.0.0.1', $s1, 'by hand')"
+assert_contains "$(sql_error 0 "SELECT autoscale.scale_in('127.0.0.1', $s1, 'by hand')")" \
+  "would leave 2 workers, below min_workers 3 of schedule 'now' until" "a scale-in by hand respects the schedule's minimum"
 assert_eq "$(row_counts 0)" "$before" "row counts unchanged after the scale-out"
 
 # --- at most 1 worker: a scale-in of both

@@ -659,6 +659,30 @@ pub fn build_schedule(
     Ok(s)
 }
 
+/// The fewest workers allowed now, and why: the schedules' min_workers when one applies (their
+/// effect on the policies' bounds), else the highest min_workers of the policies (1 without any).
+pub fn min_workers_now() -> Result<(u32, String)> {
+    let policies: Vec<Policy> = policies::load()?.into_iter().map(|p| p.policy).collect();
+    let bounds = scheduled::policy_bounds(&policies);
+    let floor = if policies.is_empty() {
+        1
+    } else {
+        bounds.min_workers
+    };
+    let compiled = schedules()?;
+    let effect = schedule::effective_bounds(bounds, &compiled, clock::now()?);
+    Ok(match effect.min_from.map(|i| &effect.active[i]) {
+        Some(a) if effect.bounds.min_workers > floor => (
+            effect.bounds.min_workers,
+            format!(
+                "min_workers {} of schedule '{}' until {}",
+                effect.bounds.min_workers, a.name, a.until
+            ),
+        ),
+        _ => (floor, format!("min_workers {floor}")),
+    })
+}
+
 /// The stored schedules, compiled.
 pub fn schedules() -> Result<Vec<CompiledSchedule>> {
     schedule::compile_all(&schedules::load()?).map_err(AutoscaleError::Failed)

@@ -7,8 +7,8 @@ use pgrx::{JsonB, PgRelation};
 use super::{named_node_arg, node_arg, outside_node_arg, reason_arg, req, require_coordinator};
 use crate::infra::citus;
 use crate::infra::errors::{AutoscaleError, OrReport};
-use crate::services::{execute, isolate};
-use crate::store::{operations, policies};
+use crate::services::{decide, execute, isolate};
+use crate::store::operations;
 
 /// The most workers one `scale_out(nodes => ...)` call may add.
 const MAX_NODES_PER_SCALE_OUT: i32 = 64;
@@ -119,10 +119,10 @@ fn scale_in(
         Some(_) => {}
     }
     let workers = citus::active_workers().or_report().len() as i64;
-    let min = i64::from(policies::max_min_workers().or_report().unwrap_or(1));
-    if workers - 1 < min {
+    let (min, why) = decide::min_workers_now().or_report();
+    if workers - 1 < i64::from(min) {
         AutoscaleError::NotInPrerequisiteState(format!(
-            "removing {n} would leave {} workers, below min_workers {min}",
+            "removing {n} would leave {} workers, below {why}",
             workers - 1
         ))
         .report();

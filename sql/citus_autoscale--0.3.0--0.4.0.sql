@@ -100,6 +100,17 @@ COMMENT ON FUNCTION autoscale.metrics() IS
   'kind and status, the standby pool by state, pending provision requests, paused, dead workers (replaceable or '
   'not). Reads only.';
 
+-- a scale-in by hand respects a schedule's min_workers
+COMMENT ON FUNCTION autoscale.scale_in(text, integer, text) IS
+  'Removes a worker: shouldhaveshards = false, a drain_only rebalance job, citus_cleanup_orphaned_resources, a check '
+  'that no placement is left, citus_remove_node, back to the pool as returned with a deprovision request (not '
+  'claimable until offered again). On any failure or cancel shouldhaveshards is put back to what it was, whatever '
+  'the guards say. Refuses the coordinator and going below min_workers (the policies'', or a schedule''s in force); '
+  'reason is at most 500 bytes. Removing the '
+  'last worker (back to a single node) is refused unless the coordinator can take every shard: shouldhaveshards = '
+  'true (or autoscale.coordinator_shards = ''shed'', which sets it first) and free disk for the workers'' shard bytes '
+  'plus 20%.';
+
 -- === backtest_series (issue 21): a series the user brings, replayed through the policies ===
 CREATE FUNCTION autoscale."backtest_series"(
 	"ts" timestamp with time zone[], /* :: std :: option :: Option < Vec < Option < TimestampWithTimeZone > > > */

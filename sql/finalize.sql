@@ -107,7 +107,8 @@ COMMENT ON FUNCTION autoscale.scale_in(text, integer, text) IS
   'Removes a worker: shouldhaveshards = false, a drain_only rebalance job, citus_cleanup_orphaned_resources, a check '
   'that no placement is left, citus_remove_node, back to the pool as returned with a deprovision request (not '
   'claimable until offered again). On any failure or cancel shouldhaveshards is put back to what it was, whatever '
-  'the guards say. Refuses the coordinator and going below min_workers; reason is at most 500 bytes. Removing the '
+  'the guards say. Refuses the coordinator and going below min_workers (the policies'', or a schedule''s in force); '
+  'reason is at most 500 bytes. Removing the '
   'last worker (back to a single node) is refused unless the coordinator can take every shard: shouldhaveshards = '
   'true (or autoscale.coordinator_shards = ''shed'', which sets it first) and free disk for the workers'' shard bytes '
   'plus 20%.';

@@ -161,6 +161,24 @@ COMMENT ON VIEW autoscale.policies IS
   'The scaling policies: kind (threshold or target tracking), metric and aggregate, the rule in words, windows, '
   'cooldowns, worker bounds, step, and whether the policy is predictive (also scales out ahead of a forecast).';
 
+CREATE TABLE autoscale.schedules (
+    name        text        PRIMARY KEY,
+    cron        text        NOT NULL,
+    min_workers int,
+    max_workers int,
+    time_zone   text        NOT NULL DEFAULT 'UTC',
+    duration    interval    NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CHECK (min_workers IS NOT NULL OR max_workers IS NOT NULL)
+);
+SELECT pg_catalog.pg_extension_config_dump('autoscale.schedules', '');
+COMMENT ON TABLE autoscale.schedules IS
+  'Schedules: from every start its cron expression (minute hour day-of-month month day-of-week) matches on the wall '
+  'clock of time_zone, for duration, the cluster is kept within min_workers..max_workers (a NULL bound stays the '
+  'policies''); the highest bounds of the schedules that apply win. Change them only with autoscale.set_schedule() and '
+  'autoscale.drop_schedule(), which validate every argument. Kept by pg_dump.';
+
 CREATE TABLE autoscale.metric_samples (
     sample_id  bigint      NOT NULL,
     sampled_at timestamptz NOT NULL,
@@ -213,9 +231,10 @@ COMMENT ON TABLE autoscale.operations IS
   'One row per operation (rebalance, scale_out, scale_in, split_out: a scale-out by snapshot split of a warm clone, '
   'falling back to the scale_out steps; replace_dead: a dead worker disabled, replaced and removed, the dead node in '
   'op->dead, the replacement in node; isolate_tenant: a hot tenant given a shard of its own and moved, the tenant '
-  'in op->tenant, the target worker in node): op is the persisted state machine (step, Citus job id, node, attempts, '
-  'progress); the other columns are derived from it. Advanced one step per tick, so a restart resumes where it '
-  'stopped. At most one is running.';
+  'in op->tenant, the target worker in node; resize: a worker replaced by a larger one, the replaced worker in '
+  'op->replaces, the size asked in op->size, the new worker in node): op is the persisted state machine (step, '
+  'Citus job id, node, attempts, progress); the other columns are derived from it. Advanced one step per tick, so a '
+  'restart resumes where it stopped. At most one is running.';
 
 CREATE TABLE autoscale.standby_nodes (
     nodename   text        NOT NULL,
@@ -570,7 +589,7 @@ REVOKE ALL ON ALL SEQUENCES IN SCHEMA autoscale FROM PUBLIC;
 -- names are visible to all; every table and function below has its own privileges
 GRANT USAGE ON SCHEMA autoscale TO PUBLIC;
 GRANT SELECT ON autoscale.node_samples, autoscale.worker_count, autoscale.events, autoscale.latest_node_load,
-                autoscale.policy_config, autoscale.policies, autoscale.metric_samples, autoscale.control,
+                autoscale.policy_config, autoscale.policies, autoscale.schedules, autoscale.metric_samples, autoscale.control,
                 autoscale.operations, autoscale.standby_nodes, autoscale.provision_requests,
                 autoscale.status, autoscale.rebalance_progress, autoscale.dead_nodes,
                 autoscale.shard_group_load, autoscale.shard_group_load_history, autoscale.tenant_load, autoscale.hot_tenants

@@ -19,6 +19,8 @@ GRANT EXECUTE ON FUNCTION autoscale.node_stats(), autoscale.explain(), autoscale
 GRANT EXECUTE ON FUNCTION autoscale.scale_out_path(integer) TO pg_monitor;
 GRANT EXECUTE ON FUNCTION autoscale.capacity_plan() TO pg_monitor;
 GRANT EXECUTE ON FUNCTION autoscale.resize_advice(interval) TO pg_monitor;
+GRANT EXECUTE ON FUNCTION autoscale.backtest_series(timestamp with time zone[], double precision[], text, interval,
+  integer, double precision[]) TO pg_monitor;
 
 COMMENT ON FUNCTION autoscale.node_stats() IS
   'This node''s raw load as one json value: cumulative CPU counters (/proc/stat, or cgroup v2 cpu.stat under a CPU '
@@ -59,6 +61,27 @@ COMMENT ON FUNCTION autoscale.set_policy(text, text, text, double precision, dou
   'autoscale.forecast_lead_time, else learned), and holds a scale-in back when a rise is forecast; a forecast never '
   'scales in. Not SECURITY DEFINER. Returns the stored policy.';
 COMMENT ON FUNCTION autoscale.drop_policy(text) IS 'Drops a policy by name; an unknown name is an error.';
+COMMENT ON FUNCTION autoscale.set_schedule(text, text, integer, integer, text, interval) IS
+  'Creates or replaces a schedule (by name): every minute the cron expression (minute hour day-of-month month '
+  'day-of-week; *, numbers, ranges a-b, steps */n, lists, month and day names) matches on the wall clock of time_zone '
+  '(an IANA name, default UTC) starts a window of duration (1 minute to 7 days, default 1 hour). While a window is '
+  'open the decision keeps the cluster within min_workers..max_workers (at least one given; NULL keeps the '
+  'policies'' bound): a min_workers above the workers scales out, a max_workers below them scales in. When several '
+  'schedules apply the highest min_workers and the highest max_workers win. A start in the hour the clocks skip '
+  'happens when they resume; a wall-clock time that happens twice starts once. A bad argument is an error naming it, '
+  'its value and what is allowed. SECURITY DEFINER. Returns the stored schedule.';
+COMMENT ON FUNCTION autoscale.drop_schedule(text) IS 'Drops a schedule by name; an unknown name is an error.';
+COMMENT ON FUNCTION autoscale.backtest_series(timestamp with time zone[], double precision[], text, interval, integer,
+                                              double precision[]) IS
+  'Replays a series the caller brings (ts ascending, value: the per-worker value of the policy''s metric, e.g. avg '
+  'CPU % exported from Prometheus, measured with start_workers workers, default each policy''s min_workers) through '
+  'each policy (or the one named) and the schedules: the demand value x start_workers is spread over the simulated '
+  'workers (cpu, load1, commits/s, tps, connections; capped at 100 for a percentage; memory, disk and custom replay '
+  'as given), the policy decides at every point, each scale-out or scale-in takes operation_time (default 3 '
+  'minutes) before the workers change. Per policy: minutes replayed, minutes_above (json: minutes with the value '
+  'above each of thresholds, default 70, 80, 90), worker_minutes, scale_outs, scale_ins, reversals (an action '
+  'opposite to the one before within 30 minutes), start, end and peak workers. Each point counts until the next, the '
+  'last for the typical spacing. Acts on nothing, records nothing.';
 COMMENT ON FUNCTION autoscale.pause(interval) IS
   'Pauses scaling decisions (scale out/in) for the given interval; operations already running finish. Returns the end.';
 COMMENT ON FUNCTION autoscale.resume() IS 'Ends a pause; returns whether a pause was in force.';
@@ -67,12 +90,14 @@ COMMENT ON FUNCTION autoscale.backtest(interval, text, interval) IS
   '1 day): one row per scale action (time, out/in, from and to workers, reasons). The engine decides at every '
   'recorded sample with a simulated worker count; each operation takes operation_time (default 1 min) and cooldowns '
   'count from its end. cpu, load1, commits_per_sec, connections and active_connections are rescaled by recorded / '
-  'simulated workers; memory, disk and custom metrics replay as recorded. Acts on nothing, records nothing.';
+  'simulated workers; memory, disk and custom metrics replay as recorded. The schedules (autoscale.schedules) clamp each '
+  'decision to the bounds in force at its sample. Acts on nothing, records nothing.';
 COMMENT ON FUNCTION autoscale.metrics() IS
   'The autoscaler''s state as Prometheus text (exposition format 0.0.4), for sql_exporter, postgres_exporter custom '
   'queries or any scraper: autoscale_mode, autoscale_workers, autoscale_last_sample_age_seconds, per node '
   '(labels node, role) up, cpu, load1, memory, disk, connections, commits/s, database and shard bytes, shards from the '
-  'latest sample; per policy its value and desired workers; running operations and their progress, operations by '
+  'latest sample; per policy its value and desired workers; the bounds of each schedule that applies now '
+  '(autoscale_schedule_min_workers, autoscale_schedule_max_workers, label schedule); running operations and their progress, operations by '
   'kind and status, the standby pool by state, pending provision requests, paused, dead workers (replaceable or '
   'not). Reads only.';
 COMMENT ON FUNCTION autoscale.rebalance_now(text) IS
@@ -83,7 +108,8 @@ COMMENT ON FUNCTION autoscale.scale_in(text, integer, text) IS
   'Removes a worker: shouldhaveshards = false, a drain_only rebalance job, citus_cleanup_orphaned_resources, a check '
   'that no placement is left, citus_remove_node, back to the pool as returned with a deprovision request (not '
   'claimable until offered again). On any failure or cancel shouldhaveshards is put back to what it was, whatever '
-  'the guards say. Refuses the coordinator and going below min_workers; reason is at most 500 bytes. Removing the '
+  'the guards say. Refuses the coordinator and going below min_workers (the policies'', or a schedule''s in force); '
+  'reason is at most 500 bytes. Removing the '
   'last worker (back to a single node) is refused unless the coordinator can take every shard: shouldhaveshards = '
   'true (or autoscale.coordinator_shards = ''shed'', which sets it first) and free disk for the workers'' shard bytes '
   'plus 20%.';
@@ -234,7 +260,8 @@ COMMENT ON FUNCTION autoscale.explain() IS
   'forecast value at now + horizon, the horizon (how long a scale-out takes here), the model''s mean one-step error, '
   'and a note such as "forecast to cross 80 in 7m; a scale-out takes 6m here". dead_nodes: the workers declared '
   'dead (autoscale.dead_nodes), each host:port: what it holds and what happens to it. Rows that are not policies: '
-  'load_skew and hot_tenant while they apply, and versions when this PostgreSQL / Citus pair is not a tested one '
+  'load_skew and hot_tenant while they apply, schedule while a schedule applies (the bounds in force, the cluster''s '
+  'desired workers and decision within them, and which schedule raised or lowered what until when), and versions when this PostgreSQL / Citus pair is not a tested one '
   '(autoscale.version_support()).';
 
 -- Say it at CREATE EXTENSION (and at the update) when this PostgreSQL / Citus pair is not a tested one.
@@ -258,3 +285,13 @@ COMMENT ON FUNCTION autoscale.resize_advice(interval) IS
   'load cannot be spread further (its busiest shard group carries half of its load, or the cluster is at the highest '
   'max_workers), sized for 60%; memory: used above 85%, sized for 70%; shared_buffers: cache hit ratio below 95%, twice '
   'today''s. Sustained: at least 3 samples, 80% of them beyond the line. Advice only: nothing is resized.';
+
+-- === resize (0.4.0) ===
+COMMENT ON FUNCTION autoscale.resize(text, integer, jsonb, text) IS
+  'Replaces the worker host:port by a larger one with no restart and no downtime: a resize operation asks the '
+  'provisioner for a node of size (a json object of PostgreSQL settings by name, e.g. {"shared_buffers": "2GB"}, sent '
+  'as payload -> size of the provision request; only the node the request is answered with is taken, never another '
+  'pool node), adds it, drains the old worker onto it (shouldhaveshards = false, a drain_only rebalance job, cleanup, '
+  'a check that no placement is left), removes the old worker and hands it back with a deprovision request. A failure '
+  'after the drain began puts the old worker''s shouldhaveshards back and removes nothing. Refuses the coordinator, '
+  'a node not an active worker and a size that is not such an object; reason is at most 500 bytes.';

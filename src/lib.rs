@@ -24,6 +24,8 @@ mod store;
 mod tests;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_prediction;
+#[cfg(any(test, feature = "pg_test"))]
+mod tests_schedules;
 
 ::pgrx::pg_module_magic!(name, version);
 

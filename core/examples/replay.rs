@@ -41,21 +41,21 @@
 //! Run: `bench/policy_replay.sh` (or `cargo run --release -q -p autoscale_core --example replay`).
 //! Exits non-zero when a check fails.
 
-use std::collections::VecDeque;
 use std::f64::consts::PI;
 
-use autoscale_core::forecast::{lead_time, Config, Forecaster};
-use autoscale_core::policy::predict::{evaluate_predictive, load_of, PolicyForecast};
-use autoscale_core::policy::{Direction, EvalInput, Metric, Point, Policy, PolicySeries};
-use autoscale_core::schedule::{clamp, effective_bounds, Bounds, CompiledSchedule, Schedule};
+use autoscale_core::forecast::{Config, Forecaster};
+use autoscale_core::policy::predict::PolicyForecast;
+use autoscale_core::policy::simulate::{self, SimConfig};
+use autoscale_core::policy::{Direction, Metric, Policy};
+use autoscale_core::schedule::{CompiledSchedule, Schedule};
 
 const SAMPLE: f64 = 5.0;
 const EVAL_EVERY: usize = 6; // samples: every 30 s
 const OP_SECS: f64 = 180.0;
 const T0: f64 = 1_700_000_000.0;
-const HISTORY: usize = 210; // samples kept: > 15 min + a few intervals
+/// Samples kept beyond the policy's longest window (210 samples for the 15-minute windows).
+const HISTORY_EXTRA: f64 = 145.0;
 const START_WORKERS: u32 = 2;
-const REVERSAL_WINDOW: f64 = 1800.0;
 const HOUR: f64 = 3600.0;
 
 /// xorshift64*: tiny, seeded, deterministic.
@@ -350,153 +350,66 @@ struct Outcome {
     reaction: Option<f64>,
     /// CPU when the reaction is checked (is the cluster keeping up?).
     cpu_at_check: Option<f64>,
-    evaluations: u32,
 }
 
+/// One policy over a trace, through the library's simulator (`policy::simulate`, shared with
+/// `autoscale.backtest_series()`), and the benchmark's own figures from its trace.
 fn simulate(demand: &[f64], bursts: &[bool], react: React, policy: &Policy) -> Outcome {
-    let mut out = Outcome::default();
-    let mut workers = START_WORKERS;
-    let mut op: Option<(f64, u32)> = None; // (finishes at, workers then)
-    let mut op_dir = Direction::Hold;
-    let mut last_out: Option<f64> = None;
-    let mut last_in: Option<f64> = None;
-    let mut actions: Vec<(f64, Direction)> = Vec::new();
-    let mut hist: VecDeque<Point> = VecDeque::with_capacity(HISTORY + 1);
-    let mut forecaster = policy
-        .predictive
-        .then(|| Forecaster::new(forecast_config(policy)));
-    let mut out_durations: Vec<f64> = Vec::new();
-    let schedules = schedules_of(policy);
+    let at: Vec<f64> = (0..demand.len()).map(|i| T0 + i as f64 * SAMPLE).collect();
     // REPLAY_DEBUG_CYCLE=1: every simulated hour, what the cycle-searching forecast says (stderr)
     let debug_cycle =
         policy.name == "predictive_cycle" && std::env::var("REPLAY_DEBUG_CYCLE").is_ok();
-
-    for (i, d) in demand.iter().enumerate() {
-        let t = i as f64 * SAMPLE;
-        let now = T0 + t;
-        if let Some((fin, to)) = op {
-            if fin <= now {
-                workers = to;
-                match op_dir {
-                    Direction::Out => last_out = Some(fin),
-                    Direction::In => last_in = Some(fin),
-                    Direction::Hold => {}
-                }
-                op = None;
-            }
+    let mut observe = |now: f64, fc: &PolicyForecast, f: &Forecaster| {
+        let t = now - T0;
+        if !debug_cycle || t % HOUR != 0.0 {
+            return;
         }
-        let cpu = (d / f64::from(workers)).min(100.0);
-        if cpu > 80.0 {
-            out.secs_above_80 += SAMPLE;
-            if bursts[i] {
-                out.secs_above_80_burst += SAMPLE;
-            }
+        let what = match &fc.model {
+            Ok(m) => m.describe(),
+            Err(e) => format!("{e} [{}]", f.cycle_note().unwrap_or("-")),
+        };
+        eprintln!("cycle-debug {:.1}h {what}", t / 3600.0);
+    };
+    let sim = simulate::simulate_observed(
+        &at,
+        demand,
+        policy,
+        &schedules_of(policy),
+        &SimConfig {
+            operation_secs: OP_SECS,
+            start_workers: START_WORKERS,
+            eval_every: EVAL_EVERY as f64 * SAMPLE,
+            extra_history: HISTORY_EXTRA,
+            forecast: forecast_config(policy),
+        },
+        &mut observe,
+    );
+    let summary = sim.summary(&[80.0]);
+    let mut out = Outcome {
+        outs: summary.scale_outs,
+        ins: summary.scale_ins,
+        secs_above_80: summary.minutes_above[0].1 * 60.0,
+        worker_secs: summary.worker_minutes * 60.0,
+        reversals: summary.reversals,
+        ..Outcome::default()
+    };
+    for (step, burst) in sim.steps.iter().zip(bursts) {
+        if step.value > 80.0 && *burst {
+            out.secs_above_80_burst += step.secs;
         }
-        out.worker_secs += f64::from(workers) * SAMPLE;
         if react
             .check_at()
-            .is_some_and(|c| (t - c).abs() < SAMPLE / 2.0)
+            .is_some_and(|c| (step.at - T0 - c).abs() < SAMPLE / 2.0)
         {
-            out.cpu_at_check = Some(cpu);
+            out.cpu_at_check = Some(step.value);
         }
-        let point = Point {
-            at: now,
-            value: Some(cpu),
-            workers,
-            unreachable: 0,
-            data_nodes: 0,
-        };
-        if let (Some(f), Some(load)) = (forecaster.as_mut(), load_of(policy.metric, &point)) {
-            f.push(now, load);
-        }
-        hist.push_back(point);
-        if hist.len() > HISTORY {
-            hist.pop_front();
-        }
-        if i % EVAL_EVERY != 0 {
-            continue;
-        }
-        let input = EvalInput {
-            now,
-            sample_interval: SAMPLE,
-            workers,
-            operation_running: op.is_some(),
-            last_scale_out_finished: last_out,
-            last_scale_in_finished: last_in,
-            paused_until: None,
-            series: vec![PolicySeries {
-                policy: policy.clone(),
-                points: hist.iter().copied().collect(),
-            }],
-            single_node: Default::default(),
-        };
-        let forecasts = [forecaster.as_mut().map(|f| PolicyForecast {
-            model: f.model(now),
-            lead: lead_time(&out_durations, None, OP_SECS),
-        })];
-        if debug_cycle && i % 720 == 0 {
-            if let Some(Some(fc)) = forecasts.first() {
-                let what = match &fc.model {
-                    Ok(m) => m.describe(),
-                    Err(e) => format!(
-                        "{e} [{}]",
-                        forecaster
-                            .as_ref()
-                            .and_then(|f| f.cycle_note())
-                            .unwrap_or("-")
-                    ),
-                };
-                eprintln!("cycle-debug {:.1}h {what}", t / 3600.0);
-            }
-        }
-        let (mut decision, _) = evaluate_predictive(&input, &forecasts);
-        if !schedules.is_empty() {
-            let policy_bounds = Bounds {
-                min_workers: policy.min_workers,
-                max_workers: policy.max_workers,
-            };
-            let effect = effective_bounds(policy_bounds, &schedules, now);
-            let wanted = match decision.direction {
-                Direction::Hold => workers,
-                _ => decision.desired_workers,
-            };
-            let n = clamp(wanted, &effect);
-            if n != wanted {
-                decision.desired_workers = n;
-                decision.direction = match n.cmp(&workers) {
-                    std::cmp::Ordering::Greater => Direction::Out,
-                    std::cmp::Ordering::Less => Direction::In,
-                    std::cmp::Ordering::Equal => Direction::Hold,
-                };
-            }
-        }
-        out.evaluations += 1;
-        if decision.direction == Direction::Hold || op.is_some() {
-            continue;
-        }
-        if let Some(&(prev_t, prev_dir)) = actions.last() {
-            if prev_dir != decision.direction && t - prev_t < REVERSAL_WINDOW {
-                out.reversals += 1;
-            }
-        }
-        match decision.direction {
-            Direction::Out => {
-                out.outs += 1;
-                if let Some(start) = react.onset() {
-                    if out.reaction.is_none() && t >= start {
-                        out.reaction = Some(t - start);
-                    }
-                }
-            }
-            Direction::In => out.ins += 1,
-            Direction::Hold => {}
-        }
-        actions.push((t, decision.direction));
-        if decision.direction == Direction::Out {
-            out_durations.push(OP_SECS);
-        }
-        op = Some((now + OP_SECS, decision.desired_workers));
-        op_dir = decision.direction;
+    }
+    if let Some(start) = react.onset() {
+        out.reaction = sim
+            .actions
+            .iter()
+            .find(|a| a.direction == Direction::Out && a.at - T0 >= start)
+            .map(|a| a.at - T0 - start);
     }
     out
 }

@@ -193,6 +193,52 @@ pub fn advise(node: &NodeWindow, at_max_workers: bool, window: &str) -> Vec<Advi
     out
 }
 
+/// Most settings a resize may ask for.
+pub const MAX_SIZE_SETTINGS: usize = 32;
+
+/// The size a resize asks of the provisioner: a json object of PostgreSQL settings by name
+/// (`{"shared_buffers": "2GB", "max_connections": 400}`), checked and returned as (name, value)
+/// pairs in name order, the value as text. A name is a setting name (`[a-z_][a-z0-9_.]*`, at most
+/// 63 bytes); a value is a string, a number or a boolean of at most 256 bytes with no quote,
+/// backslash or control character, so that it can be written as `name = 'value'` in a
+/// postgresql.conf. The error says what is allowed.
+pub fn size_settings(size: &serde_json::Value) -> Result<Vec<(String, String)>, String> {
+    const ALLOWED: &str = "a json object of at most 32 PostgreSQL settings, e.g. {\"shared_buffers\": \"2GB\"}: \
+                           names [a-z_][a-z0-9_.]*, values strings, numbers or booleans without quotes, \
+                           backslashes or control characters";
+    let Some(obj) = size.as_object() else {
+        return Err(ALLOWED.into());
+    };
+    if obj.len() > MAX_SIZE_SETTINGS {
+        return Err(ALLOWED.into());
+    }
+    let mut out = Vec::with_capacity(obj.len());
+    for (name, v) in obj {
+        let name_ok = !name.is_empty()
+            && name.len() <= 63
+            && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.');
+        let value = match v {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::Bool(b) => b.to_string(),
+            _ => return Err(ALLOWED.into()),
+        };
+        let value_ok = value.len() <= 256
+            && !value
+                .chars()
+                .any(|c| c == '\'' || c == '\\' || c.is_control());
+        if !name_ok || !value_ok {
+            return Err(ALLOWED.into());
+        }
+        out.push((name.clone(), value));
+    }
+    out.sort();
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +312,37 @@ mod tests {
         assert_eq!(a[0].factor, 1.3);
         assert_eq!(a[1].observed, 81.0);
         assert!(a[1].reason.contains("81.0%"), "{}", a[1].reason);
+    }
+
+    #[test]
+    fn sizes_are_settings_by_name() {
+        let v = serde_json::json!({"shared_buffers": "2GB", "max_connections": 400, "jit": false});
+        assert_eq!(
+            size_settings(&v).unwrap(),
+            vec![
+                ("jit".to_string(), "false".to_string()),
+                ("max_connections".to_string(), "400".to_string()),
+                ("shared_buffers".to_string(), "2GB".to_string()),
+            ]
+        );
+        assert_eq!(size_settings(&serde_json::json!({})).unwrap(), vec![]);
+        for bad in [
+            serde_json::json!([1]),
+            serde_json::json!("2GB"),
+            serde_json::json!({"Shared_Buffers": "1GB"}),
+            serde_json::json!({"a b": "1"}),
+            serde_json::json!({"work_mem": "1MB'\nshared_preload_libraries = 'evil"}),
+            serde_json::json!({"work_mem": "a\\b"}),
+            serde_json::json!({"work_mem": {"x": 1}}),
+            serde_json::json!({"work_mem": null}),
+        ] {
+            let e = size_settings(&bad).unwrap_err();
+            assert!(e.contains("names [a-z_]"), "{bad}: {e}");
+        }
+        let many: serde_json::Map<String, serde_json::Value> = (0..33)
+            .map(|i| (format!("s{i}"), serde_json::json!(1)))
+            .collect();
+        assert!(size_settings(&serde_json::Value::Object(many)).is_err());
     }
 
     #[test]

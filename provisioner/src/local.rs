@@ -49,7 +49,7 @@ impl Driver {
                 ));
                 s.port
             }
-            None => self.create(r.id, key, &dir)?,
+            None => self.create(r.id, key, &dir, &r.size_lines()?)?,
         };
         self.start(&dir)?;
         self.prepare(port)?;
@@ -61,7 +61,8 @@ impl Driver {
         })
     }
 
-    fn create(&self, id: i64, key: &str, dir: &Path) -> Result<u16, Error> {
+    /// `size`: postgresql.conf lines of a resize's size, after the configured settings (they win).
+    fn create(&self, id: i64, key: &str, dir: &Path, size: &[String]) -> Result<u16, Error> {
         std::fs::create_dir_all(&self.cfg.root).map_err(|e| {
             Error::Driver(format!("cannot create {}: {e}", self.cfg.root.display()))
         })?;
@@ -83,7 +84,8 @@ impl Driver {
             "UTF8",
             "--locale=C.UTF-8",
         ]))?;
-        let conf = node_conf(port, &self.cfg.settings);
+        let settings: Vec<String> = self.cfg.settings.iter().chain(size).cloned().collect();
+        let conf = node_conf(port, &settings);
         append(&tmp.join("postgresql.conf"), &conf)?;
         std::fs::write(tmp.join(STATE_FILE), format!("{{\"port\": {port}}}\n"))
             .map_err(|e| Error::Driver(format!("cannot write the state file: {e}")))?;

@@ -75,6 +75,22 @@ impl Request {
     }
 
     /// The request key, checked: it names a data directory.
+    /// The postgresql.conf lines of the size a resize asks for (payload -> size, settings by
+    /// name); none when the request names no size.
+    pub fn size_lines(&self) -> Result<Vec<String>, Error> {
+        match self.payload.get("size") {
+            None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+            Some(size) => autoscale_core::resize::size_settings(size)
+                .map(|v| v.into_iter().map(|(n, v)| format!("{n} = '{v}'")).collect())
+                .map_err(|allowed| {
+                    Error::Protocol(format!(
+                        "request {}: payload -> size must be {allowed}",
+                        self.id
+                    ))
+                }),
+        }
+    }
+
     pub fn safe_key(&self) -> Result<&str, Error> {
         let k = self.request_key.as_str();
         if k.len() == 36 && k.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
@@ -211,6 +227,31 @@ mod tests {
         let mut r = req(Kind::Provision, serde_json::json!({}));
         r.request_key = "../../etc/passwd-0000000000000000000".into();
         assert!(r.safe_key().is_err());
+    }
+
+    #[test]
+    fn a_resize_request_carries_its_size_as_settings() {
+        let r = req(
+            Kind::Provision,
+            serde_json::json!({"size": {"shared_buffers": "256MB", "max_connections": 300}}),
+        );
+        assert_eq!(
+            r.size_lines().unwrap(),
+            vec!["max_connections = '300'", "shared_buffers = '256MB'"]
+        );
+        assert!(req(Kind::Provision, serde_json::json!({}))
+            .size_lines()
+            .unwrap()
+            .is_empty());
+        let bad = req(
+            Kind::Provision,
+            serde_json::json!({"size": {"work_mem": "1MB'\nx = '1"}}),
+        );
+        assert!(bad
+            .size_lines()
+            .unwrap_err()
+            .to_string()
+            .contains("payload -> size must be"));
     }
 
     #[test]

@@ -163,7 +163,7 @@ pub fn collect() -> Result<Vec<Family>> {
         "autoscale_policy_desired_workers",
         "Workers the policy asks for now.",
     );
-    let (decision, _) = decide::decide()?;
+    let (decision, _, _, effect) = decide::decide_with_outlooks()?;
     for p in &decision.policies {
         let labels = || {
             vec![
@@ -176,6 +176,27 @@ pub fn collect() -> Result<Vec<Family>> {
     }
     out.push(value);
     out.push(desired);
+
+    // the schedules that apply now and the bounds they give
+    let mut sched_min = gauge(
+        "autoscale_schedule_min_workers",
+        "min_workers of each schedule that applies now (and gives one).",
+    );
+    let mut sched_max = gauge(
+        "autoscale_schedule_max_workers",
+        "max_workers of each schedule that applies now (and gives one).",
+    );
+    for a in effect.iter().flat_map(|e| &e.active) {
+        let labels = || vec![("schedule", a.name.clone())];
+        if let Some(v) = a.min_workers {
+            sched_min.push(labels(), Some(f64::from(v)));
+        }
+        if let Some(v) = a.max_workers {
+            sched_max.push(labels(), Some(f64::from(v)));
+        }
+    }
+    out.push(sched_min);
+    out.push(sched_max);
 
     // operations, the pool, provision requests
     let mut running = gauge(

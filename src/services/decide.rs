@@ -8,7 +8,7 @@ use crate::infra::errors::{AutoscaleError, Result};
 use crate::infra::{citus, clock, settings};
 use crate::store::policies::{self, StoredPolicy};
 use crate::store::samples::{self, CustomValues, WindowSample};
-use crate::store::{control, events, operations, pool};
+use crate::store::{control, events, operations, pool, schedules};
 use autoscale_core::forecast::{self, LeadTime};
 use autoscale_core::operations::candidates::{self, Candidate};
 use autoscale_core::operations::NodeAddr;
@@ -18,6 +18,8 @@ use autoscale_core::policy::{
     self, Aggregate, Decision, EvalInput, Metric, Point, Policy, PolicyKind, PolicySeries,
     SingleNode,
 };
+use autoscale_core::policy::{scheduled, simulate};
+use autoscale_core::schedule::{self, CompiledSchedule, Effect, Schedule};
 
 /// Arguments of `autoscale.set_policy()`, durations in seconds.
 pub struct PolicyArgs {
@@ -485,13 +487,77 @@ pub fn backtest(
             values: policies.iter().map(|p| value_of(p, s, &custom)).collect(),
         })
         .collect();
-    Ok(policy::backtest::backtest(
+    Ok(policy::backtest::backtest_scheduled(
         &policies,
+        &schedules()?,
         &recorded,
         settings::sample_interval().as_secs_f64(),
         operation_secs,
         &single_node()?,
     ))
+}
+
+/// A series the user brings (`at` ascending epoch seconds, `values` the per-worker metric measured
+/// with `start_workers` workers) replayed through each stored policy (or the one named) with the
+/// stored schedules, each operation taking `operation_secs` (policy::simulate: the value moves as
+/// demand / workers after each simulated resize). `start_workers` `None`: each policy's
+/// min_workers (at least 1). Per policy: its name and the figures. Changes nothing.
+pub fn backtest_series(
+    at: &[f64],
+    values: &[f64],
+    name: Option<&str>,
+    operation_secs: f64,
+    start_workers: Option<u32>,
+    thresholds: &[f64],
+) -> Result<Vec<(String, simulate::Summary)>> {
+    let policies: Vec<Policy> = policies::load()?
+        .into_iter()
+        .map(|p| p.policy)
+        .filter(|p| name.is_none_or(|n| p.name == n))
+        .collect();
+    match (name, policies.is_empty()) {
+        (Some(n), true) => {
+            return Err(AutoscaleError::invalid(
+                "policy",
+                format!("'{n}'"),
+                "the name of a policy (autoscale.policies), or NULL for each policy",
+            ))
+        }
+        (None, true) => {
+            return Err(AutoscaleError::NotInPrerequisiteState(
+                "there is no policy to replay the series through; create one with autoscale.set_policy()"
+                    .into(),
+            ))
+        }
+        _ => {}
+    }
+    let compiled = schedules()?;
+    let interval = simulate::typical_interval(at);
+    Ok(policies
+        .iter()
+        .map(|p| {
+            let start = start_workers.unwrap_or(p.min_workers.max(1));
+            // the demand that gave these per-worker values at `start` workers
+            let demand: Vec<f64> = values
+                .iter()
+                .map(|v| simulate::demand(p, *v, start))
+                .collect();
+            let sim = simulate::simulate(
+                at,
+                &demand,
+                p,
+                &compiled,
+                &simulate::SimConfig {
+                    operation_secs,
+                    start_workers: start,
+                    eval_every: 0.0,
+                    extra_history: 3.0 * interval,
+                    forecast: forecast::Config::for_sample_interval(interval),
+                },
+            );
+            (p.name.clone(), sim.summary(thresholds))
+        })
+        .collect())
 }
 
 /// The load-skew trigger replayed over the last `since_secs` of recorded per-node load
@@ -533,19 +599,93 @@ pub fn backtest_load_skew(since_secs: f64) -> Result<Vec<(f64, u32, String)>> {
     .collect())
 }
 
-/// The engine's decision now, from recorded history only (predictive policies with their forecast).
+/// The engine's decision now, from recorded history only (predictive policies with their
+/// forecast), within the bounds of the schedules that apply now.
 pub fn decide() -> Result<(Decision, EvalInput)> {
-    let (d, input, _) = decide_with_outlooks()?;
+    let (d, input, _, _) = decide_with_outlooks()?;
     Ok((d, input))
 }
 
-/// The decision, and what the forecast says for each predictive policy (in the engine's order).
-pub fn decide_with_outlooks() -> Result<(Decision, EvalInput, Vec<Option<Outlook>>)> {
+/// The decision, the engine's input, what the forecast says for each predictive policy (in the
+/// engine's order), and the schedules' effect at now (`None` without schedules).
+pub type Decided = (Decision, EvalInput, Vec<Option<Outlook>>, Option<Effect>);
+
+/// The decision now with what it was made from ([`Decided`]).
+pub fn decide_with_outlooks() -> Result<Decided> {
     let policies = policies::load()?;
     let (input, samples, custom) = gather(&policies)?;
     let fcs = forecasts(&policies, &samples, &custom, input.now)?;
-    let (d, outlooks) = predict::evaluate_predictive(&input, &fcs);
-    Ok((d, input, outlooks))
+    let (mut d, outlooks) = predict::evaluate_predictive(&input, &fcs);
+    let engine: Vec<Policy> = policies.into_iter().map(|p| p.policy).collect();
+    let effect = scheduled::apply_schedules(&schedules()?, &engine, &mut d, &input);
+    Ok((d, input, outlooks, effect))
+}
+
+/// A schedule from the arguments of `autoscale.set_schedule()`, validated by the engine
+/// (`Schedule::compile`): every failure names the argument, the value and what is allowed.
+pub fn build_schedule(
+    name: &str,
+    cron: &str,
+    min_workers: Option<i32>,
+    max_workers: Option<i32>,
+    time_zone: &str,
+    duration_secs: f64,
+) -> Result<Schedule> {
+    let bound = |argument: &'static str, v: Option<i32>, low: u32| {
+        v.map(|v| {
+            u32::try_from(v).map_err(|_| {
+                AutoscaleError::invalid(
+                    argument,
+                    v,
+                    format!(
+                        "an integer between {low} and {} or NULL",
+                        schedule::MAX_WORKERS_LIMIT
+                    ),
+                )
+            })
+        })
+        .transpose()
+    };
+    let s = Schedule {
+        name: name.to_string(),
+        cron: cron.to_string(),
+        min_workers: bound("min_workers", min_workers, 0)?,
+        max_workers: bound("max_workers", max_workers, 1)?,
+        time_zone: time_zone.to_string(),
+        duration: duration_secs,
+    };
+    s.compile()
+        .map_err(|e| AutoscaleError::Invalid(e.to_string()))?;
+    Ok(s)
+}
+
+/// The fewest workers allowed now, and why: the schedules' min_workers when one applies (their
+/// effect on the policies' bounds), else the highest min_workers of the policies (1 without any).
+pub fn min_workers_now() -> Result<(u32, String)> {
+    let policies: Vec<Policy> = policies::load()?.into_iter().map(|p| p.policy).collect();
+    let bounds = scheduled::policy_bounds(&policies);
+    let floor = if policies.is_empty() {
+        1
+    } else {
+        bounds.min_workers
+    };
+    let compiled = schedules()?;
+    let effect = schedule::effective_bounds(bounds, &compiled, clock::now()?);
+    Ok(match effect.min_from.map(|i| &effect.active[i]) {
+        Some(a) if effect.bounds.min_workers > floor => (
+            effect.bounds.min_workers,
+            format!(
+                "min_workers {} of schedule '{}' until {}",
+                effect.bounds.min_workers, a.name, a.until
+            ),
+        ),
+        _ => (floor, format!("min_workers {floor}")),
+    })
+}
+
+/// The stored schedules, compiled.
+pub fn schedules() -> Result<Vec<CompiledSchedule>> {
+    schedule::compile_all(&schedules::load()?).map_err(AutoscaleError::Failed)
 }
 
 /// Records the decision in autoscale.control, and as an event when it differs from the last one

@@ -135,7 +135,7 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
         ),
         Action::RequestNode => to_outcome(
             subxact::catch(|| {
-                let payload = serde_json::json!({
+                let mut payload = serde_json::json!({
                     "operation_id": op.id,
                     "reason": autoscale_core::safety::truncate(&op.reason, autoscale_core::safety::MAX_REASON_BYTES),
                     "nodes": op.want,
@@ -143,11 +143,46 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
                     "workers": citus::active_workers()?.len(),
                     "hint": "add a worker with citus_add_node() on the coordinator, or offer one with autoscale.add_standby_node(host, port)",
                 });
+                // a resize: the node of this size replaces that worker
+                if let Some(old) = &op.replaces {
+                    payload["replaces"] = old.to_string().into();
+                    payload["size"] = op.size.clone().unwrap_or_else(|| serde_json::json!({}));
+                    payload["hint"] =
+                        "answer with a node of this size (autoscale.answer_provision_request)"
+                            .into();
+                }
                 provision::request("provision", Some(op.id), payload)
             }),
             Outcome::Requested,
         ),
-        Action::CheckForNode { request_id } => to_outcome(
+        Action::CheckForNode {
+            request_id,
+            answered_only: true,
+        } => to_outcome(
+            subxact::catch(|| {
+                // only the node the provisioner answered this request with (it has the size)
+                let Some((h, p)) = request_id.map(outbox::answered_node).transpose()?.flatten()
+                else {
+                    return Ok::<_, AutoscaleError>(None);
+                };
+                if citus::node_in_cluster(&h, p)?.is_some() {
+                    pool::set_state(&h, p, "active")?;
+                    return Ok(Some((h, p, true)));
+                }
+                Ok(pool::claim_node(&h, p)?.then_some((h, p, false)))
+            }),
+            |found| match found {
+                Some((h, p, in_cluster)) => Outcome::Appeared {
+                    node: NodeAddr::new(h, p),
+                    in_cluster,
+                },
+                None => Outcome::NotYet,
+            },
+        ),
+        Action::CheckForNode {
+            request_id,
+            answered_only: false,
+        } => to_outcome(
             subxact::catch(|| {
                 if let Some((h, p)) = pool::claim()? {
                     if let Some(id) = request_id {
@@ -805,6 +840,8 @@ pub fn start(
         }
         // its tenant is not a node: start_isolate_tenant
         Kind::IsolateTenant => machine::new_operation(id, kind, None, reason, now),
+        // its size: start_resize
+        Kind::Resize => machine::new_operation(id, kind, nodes.into_iter().next(), reason, now),
     }
     .map_err(|e| AutoscaleError::NotInPrerequisiteState(e.to_string()))?;
     // the coordinator's own shards (autoscale.coordinator_shards)
@@ -826,6 +863,21 @@ pub fn start(
         }
         _ => op,
     };
+    launch(op, requested_by)
+}
+
+/// Starts a resize: `node` is replaced by a node of `size` (settings by name) that the
+/// provisioner makes; its first step (the provision request) is performed now.
+pub fn start_resize(
+    node: NodeAddr,
+    size: serde_json::Value,
+    reason: &str,
+    requested_by: &str,
+) -> Result<Operation> {
+    let (id, now) = reserve()?;
+    let mut op = machine::new_operation(id, Kind::Resize, Some(node), reason, now)
+        .map_err(|e| AutoscaleError::NotInPrerequisiteState(e.to_string()))?;
+    op.size = Some(size);
     launch(op, requested_by)
 }
 

@@ -12,6 +12,7 @@ pub mod pool;
 pub mod provision;
 pub mod rollups;
 pub mod samples;
+pub mod schedules;
 
 use pgrx::prelude::*;
 

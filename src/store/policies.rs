@@ -134,10 +134,3 @@ pub fn drop(name: &str) -> Result<bool> {
     .unwrap_or(0)
         > 0)
 }
-
-/// The largest min_workers of any policy (None without policies).
-pub fn max_min_workers() -> Result<Option<i32>> {
-    Ok(Spi::get_one::<i32>(
-        "SELECT max(min_workers) FROM autoscale.policy_config",
-    )?)
-}

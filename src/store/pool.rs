@@ -46,6 +46,20 @@ pub fn claim() -> Result<Option<(String, i32)>> {
     })?)
 }
 
+/// Claims host:port from the pool when it is available (joining); whether it was.
+pub fn claim_node(host: &str, port: i32) -> Result<bool> {
+    Ok(Spi::connect_mut(|c| {
+        let t = c.update(
+            "UPDATE autoscale.standby_nodes SET state = 'joining', changed_at = pg_catalog.now()
+              WHERE nodename = $1 AND nodeport = $2 AND state = 'available'
+             RETURNING nodeport",
+            None,
+            &[host.into(), port.into()],
+        )?;
+        Ok::<_, pgrx::spi::SpiError>(!t.is_empty())
+    })?)
+}
+
 /// Sets a pool node's state, inserting the node when it is not in the pool (a worker that a
 /// provisioner or a person added and autoscale now manages).
 pub fn set_state(host: &str, port: i32, state: &str) -> Result<()> {

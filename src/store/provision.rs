@@ -265,3 +265,14 @@ pub fn set_failed(id: i64, error: &str, retry: bool, backoff_secs: f64) -> Resul
         &[id.into(), error.into(), retry.into(), backoff_secs.into()],
     )?)
 }
+
+/// The node request `id` was answered with (`answer_provision_request`), if any.
+pub fn answered_node(id: i64) -> Result<Option<(String, i32)>> {
+    Ok(crate::infra::spi::select_first(
+        "SELECT answer ->> 'host', (answer ->> 'port')::int FROM autoscale.provision_requests
+          WHERE id = $1 AND answer ? 'host' AND answer ? 'port'",
+        &[id.into()],
+        |r| Ok((r.get::<String>(1)?, r.get::<i32>(2)?)),
+    )?
+    .and_then(|(h, p)| Some((h?, p?))))
+}

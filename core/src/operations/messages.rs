@@ -30,6 +30,17 @@ pub fn header(op: &Operation) -> String {
     if op.kind == Kind::IsolateTenant {
         return super::isolate::header(op);
     }
+    if op.kind == Kind::Resize {
+        let by = op
+            .node
+            .as_ref()
+            .map_or_else(String::new, |n| format!(" by {n}"));
+        let old = op
+            .replaces
+            .as_ref()
+            .map_or_else(|| "the worker".to_string(), |n| n.to_string());
+        return format!("{} {old}{by}", op.kind);
+    }
     if op.kind == Kind::ReplaceDead {
         let by = op
             .node
@@ -148,6 +159,10 @@ pub fn detail(
             op.added.len(),
             op.want
         ),
+        (On::Ok, Ask::AddNode, _) if op.kind == Kind::Resize => {
+            let new = op.node.as_ref().map_or_else(String::new, |n| n.to_string());
+            format!("node {new} added: it replaces {}", node_text(op))
+        }
         (On::Ok, Ask::AddNode, _) => joined(op, format!("node {} added", node_text(op)), to),
         (On::Requested, _, Outcome::Requested(id)) => {
             format!("provision request {id} sent; waiting for a node")

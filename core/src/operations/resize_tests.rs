@@ -126,6 +126,27 @@ fn the_answered_node_joins_and_the_replaced_worker_leaves() {
 }
 
 #[test]
+fn the_events_name_the_old_worker_and_the_new_one() {
+    let op = run(&[
+        Outcome::Requested(42),
+        Outcome::Appeared {
+            node: node(9801),
+            in_cluster: false,
+        },
+    ]);
+    let t = advance(&op, Outcome::Ok, T0 + 20.0, &lim());
+    let m = &t.events[0].message;
+    assert!(
+        m.starts_with("resize 127.0.0.1:9703 by 127.0.0.1:9801: add_node -> mark_draining"),
+        "{m}"
+    );
+    assert!(
+        m.ends_with("node 127.0.0.1:9801 added: it replaces 127.0.0.1:9703"),
+        "{m}"
+    );
+}
+
+#[test]
 fn a_node_the_provisioner_added_itself_goes_straight_to_the_drain() {
     let op = run(&[
         Outcome::Requested(42),

@@ -15,9 +15,11 @@
 use serde::Serialize;
 
 use super::predict::{evaluate_predictive, PolicyForecast};
+use super::scheduled;
 use super::units::{load_of, rescaled};
 use super::{Direction, EvalInput, Point, Policy, PolicySeries, SingleNode};
 use crate::forecast::{lead_time, Config, Forecaster};
+use crate::schedule::CompiledSchedule;
 
 /// One recorded sample: when, how many workers were active and unreachable, how many data nodes
 /// the values aggregate (0 = not known: the workers), and the value of each policy's metric (in
@@ -48,6 +50,26 @@ pub use super::spreads_over_workers;
 /// `single_node`: what a scale-in to zero workers depends on, as it is now.
 pub fn backtest(
     policies: &[Policy],
+    history: &[Recorded],
+    sample_interval: f64,
+    operation_secs: f64,
+    single_node: &SingleNode,
+) -> Vec<BacktestAction> {
+    backtest_scheduled(
+        policies,
+        &[],
+        history,
+        sample_interval,
+        operation_secs,
+        single_node,
+    )
+}
+
+/// [`backtest`] with `schedules` clamping each decision to the bounds in force at its sample
+/// ([`scheduled::apply_schedules`]).
+pub fn backtest_scheduled(
+    policies: &[Policy],
+    schedules: &[CompiledSchedule],
     history: &[Recorded],
     sample_interval: f64,
     operation_secs: f64,
@@ -145,20 +167,19 @@ pub fn backtest(
                 })
             })
             .collect();
-        let (decision, _) = evaluate_predictive(
-            &EvalInput {
-                now,
-                sample_interval,
-                workers,
-                operation_running: running.is_some(),
-                last_scale_out_finished: last_out,
-                last_scale_in_finished: last_in,
-                paused_until: None,
-                series,
-                single_node: *single_node,
-            },
-            &forecasts,
-        );
+        let input = EvalInput {
+            now,
+            sample_interval,
+            workers,
+            operation_running: running.is_some(),
+            last_scale_out_finished: last_out,
+            last_scale_in_finished: last_in,
+            paused_until: None,
+            series,
+            single_node: *single_node,
+        };
+        let (mut decision, _) = evaluate_predictive(&input, &forecasts);
+        scheduled::apply_schedules(schedules, policies, &mut decision, &input);
         if running.is_some() || decision.direction == Direction::Hold {
             continue;
         }
@@ -354,5 +375,55 @@ mod tests {
             b[0].reasons
         );
         assert!(b.iter().all(|x| x.direction == Direction::Out));
+    }
+
+    #[test]
+    fn schedules_clamp_the_replayed_decisions() {
+        // quiet load at 2 workers; a schedule asks for at least 4 from the first sample for 10
+        // minutes, then the policy's own bounds return and the quiet load scales in again
+        let start = 1_700_006_400.0; // 2023-11-15 00:00 UTC
+        let h: Vec<Recorded> = trace(1800, 2, |_| 40.0)
+            .into_iter()
+            .map(|r| Recorded {
+                at: r.at - T0 + start,
+                ..r
+            })
+            .collect();
+        let s = crate::schedule::Schedule {
+            name: "midnight".into(),
+            cron: "0 0 * * *".into(),
+            min_workers: Some(4),
+            max_workers: None,
+            time_zone: "UTC".into(),
+            duration: 600.0,
+        }
+        .compile()
+        .unwrap();
+        let a = backtest_scheduled(&[cpu_policy()], &[s], &h, 5.0, 60.0, &SingleNode::default());
+        assert_eq!(a[0].at, start);
+        assert_eq!(
+            (a[0].direction, a[0].from_workers, a[0].to_workers),
+            (Direction::Out, 2, 4)
+        );
+        assert!(
+            a[0].reasons
+                .iter()
+                .any(|r| r.starts_with("2 -> 4 workers: schedule 'midnight'")),
+            "{:?}",
+            a[0].reasons
+        );
+        // while the window is open nothing goes below 4
+        assert!(
+            a.iter().all(|x| x.at >= start + 600.0 || x.to_workers >= 4),
+            "{a:?}"
+        );
+        // after it the quiet load (40% at 2 workers, 20% at 4) scales in
+        assert!(
+            a.iter()
+                .any(|x| x.direction == Direction::In && x.at >= start + 600.0),
+            "{a:?}"
+        );
+        // without the schedule: no action at all
+        assert!(backtest(&[cpu_policy()], &h, 5.0, 60.0, &SingleNode::default()).is_empty());
     }
 }

@@ -21,6 +21,8 @@ mod eval;
 pub mod predict;
 #[cfg(test)]
 mod proptests;
+pub mod scheduled;
+pub mod simulate;
 #[cfg(test)]
 mod single_node_tests;
 #[cfg(test)]

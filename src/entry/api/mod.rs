@@ -8,6 +8,7 @@ mod operations;
 mod policies;
 mod pool;
 mod provisioner;
+mod schedules;
 
 use autoscale_core::operations::NodeAddr;
 use pgrx::datum::Interval;

@@ -105,7 +105,7 @@ fn explain() -> TableIterator<
         name!(dead_nodes, Vec<String>),
     ),
 > {
-    let (d, _, outlooks) = decide::decide_with_outlooks().or_report();
+    let (d, _, outlooks, effect) = decide::decide_with_outlooks().or_report();
     let data_nodes = decide::data_nodes_now().or_report();
     let round = |v: f64| (v * 100.0).round() / 100.0;
     // the path the decision's scale-out takes (or would take: one node when none is due)
@@ -211,6 +211,31 @@ fn explain() -> TableIterator<
             if acts { "isolate" } else { "hold" },
             text,
         ));
+    }
+    // the schedules that apply now: their bounds, and the cluster's decision within them
+    if let Some(e) = effect.filter(|e| !e.active.is_empty()) {
+        let mut row = trigger_row(
+            "schedule",
+            "clock",
+            "-",
+            None,
+            format!(
+                "min_workers {}, max_workers {} (policies: {}, {})",
+                e.bounds.min_workers,
+                e.bounds.max_workers,
+                e.policy.min_workers,
+                e.policy.max_workers
+            ),
+            d.direction.as_str(),
+            e.explain().unwrap_or_default(),
+        );
+        row.8 = d.desired_workers as i32;
+        // the line the schedules added to the decision (the last one): "2 -> 6 workers:
+        // schedule ..." when they changed it
+        if let Some(line) = d.reasons.last() {
+            row.10 = vec![line.clone()];
+        }
+        rows.push(row);
     }
     // a PostgreSQL / Citus pair this release does not support, or has not tested
     let pair = crate::infra::versions::current();

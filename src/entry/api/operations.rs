@@ -7,8 +7,8 @@ use pgrx::{JsonB, PgRelation};
 use super::{named_node_arg, node_arg, outside_node_arg, reason_arg, req, require_coordinator};
 use crate::infra::citus;
 use crate::infra::errors::{AutoscaleError, OrReport};
-use crate::services::{execute, isolate};
-use crate::store::{operations, policies};
+use crate::services::{decide, execute, isolate};
+use crate::store::operations;
 
 /// The most workers one `scale_out(nodes => ...)` call may add.
 const MAX_NODES_PER_SCALE_OUT: i32 = 64;
@@ -92,19 +92,8 @@ fn scale_out(
     op_json(&op.or_report())
 }
 
-/// Drains host:port, cleans up and removes it from the cluster, then returns it to the pool.
-#[pg_extern(volatile, security_definer)]
-#[search_path(pg_catalog, pg_temp)]
-fn scale_in(
-    host: Option<&str>,
-    port: Option<i32>,
-    reason: default!(Option<&str>, "'manual'"),
-) -> JsonB {
-    let host = req("host", host, "the host name of a worker");
-    let port = req("port", port, "the port of a worker");
-    let n = node_arg(host, port).or_report();
-    let reason = reason_arg(reason);
-    require_coordinator("autoscale.scale_in()").or_report();
+/// Reports an error naming `host` unless `n` is an active worker in pg_dist_node.
+fn require_active_worker(n: &autoscale_core::node::NodeAddr) {
     match citus::node_in_cluster(&n.host, n.port).or_report() {
         None => {
             AutoscaleError::invalid("host", format!("'{n}'"), "a worker in pg_dist_node").report()
@@ -118,17 +107,59 @@ fn scale_in(
         }
         Some(_) => {}
     }
+}
+
+/// Drains host:port, cleans up and removes it from the cluster, then returns it to the pool.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn scale_in(
+    host: Option<&str>,
+    port: Option<i32>,
+    reason: default!(Option<&str>, "'manual'"),
+) -> JsonB {
+    let host = req("host", host, "the host name of a worker");
+    let port = req("port", port, "the port of a worker");
+    let n = node_arg(host, port).or_report();
+    let reason = reason_arg(reason);
+    require_coordinator("autoscale.scale_in()").or_report();
+    require_active_worker(&n);
     let workers = citus::active_workers().or_report().len() as i64;
-    let min = i64::from(policies::max_min_workers().or_report().unwrap_or(1));
-    if workers - 1 < min {
+    let (min, why) = decide::min_workers_now().or_report();
+    if workers - 1 < i64::from(min) {
         AutoscaleError::NotInPrerequisiteState(format!(
-            "removing {n} would leave {} workers, below min_workers {min}",
+            "removing {n} would leave {} workers, below {why}",
             workers - 1
         ))
         .report();
     }
     execute::require_act().or_report();
     op_json(&execute::start(Kind::ScaleIn, vec![n], 1, &reason, "manual").or_report())
+}
+
+/// Replaces the worker host:port by a larger one, with no restart and no downtime: asks the
+/// provisioner for a node of `size` (PostgreSQL settings by name, sent in the request's json),
+/// adds it, drains the old worker onto it and removes the old worker, handing it back to the
+/// provisioner. A resize operation: same guards, events, progress and crash resume as a scale-in.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn resize(
+    host: Option<&str>,
+    port: Option<i32>,
+    size: default!(Option<JsonB>, "'{}'"),
+    reason: default!(Option<&str>, "'manual'"),
+) -> JsonB {
+    let host = req("host", host, "the host name of a worker");
+    let port = req("port", port, "the port of a worker");
+    let n = node_arg(host, port).or_report();
+    let size = req("size", size, "a json object of PostgreSQL settings").0;
+    if let Err(allowed) = autoscale_core::resize::size_settings(&size) {
+        AutoscaleError::invalid("size", size.to_string(), &allowed).report();
+    }
+    let reason = reason_arg(reason);
+    require_coordinator("autoscale.resize()").or_report();
+    require_active_worker(&n);
+    execute::require_act().or_report();
+    op_json(&execute::start_resize(n, size, &reason, "manual").or_report())
 }
 
 /// Isolates a tenant now: `tenant_value` of `table_name` gets a shard of its own

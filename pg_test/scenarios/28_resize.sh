@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# A worker replaced by a larger one under load, through the provisioner daemon's local driver (its
+# "size" is the node's settings): autoscale.resize(host, port, size) asks for a node of that size,
+# the daemon makes it (the size's settings in its postgresql.conf), the operation adds it, drains the
+# old worker onto it and removes the old worker; the deprovision request hands it back and the daemon
+# stops it and removes its data directory. pgbench runs throughout: 0 failed transactions, every row
+# kept; the events show each step. Bad input (not a worker, a size that is not settings) is refused.
+set -euo pipefail
+. "$(dirname "$0")/../lib.sh"
+scenario "resize: a worker replaced by a larger one under pgbench, through the provisioner daemon"
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=${PROVISIONER_BIN:-$REPO/target/debug/citus-autoscale-provisioner}
+[ -x "$BIN" ] || fail "no daemon binary at $BIN (cargo build -p citus-autoscale-provisioner)"
+make_cluster 2 0
+
+root="$CLUSTER_DIR/prov"
+rm -rf "$root" "$CLUSTER_DIR/prov.d"; mkdir -p "$root" "$CLUSTER_DIR/prov.d"
+chown postgres: "$root" "$CLUSTER_DIR/prov.d"
+lo=$((BASE_PORT + 50)); hi=$((BASE_PORT + 59))
+daemon_pid=""
+stop_daemon_nodes() {
+  local d
+  for d in "$root"/*/; do
+    [ -f "$d/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$d" -m fast -w -t 60 stop >/dev/null 2>&1
+  done
+  return 0
+}
+trap 'pgbench_loop_stop rw; [ -n "$daemon_pid" ] && kill -TERM "$daemon_pid" 2>/dev/null; stop_daemon_nodes; stop_all' EXIT
+cat >"$CLUSTER_DIR/prov.d/local.toml" <<TOML
+conninfo = "host=127.0.0.1 port=$(node_port 0) user=postgres dbname=postgres"
+claimer = "scenario-28"
+poll_interval = 1
+lease = 120
+[driver]
+kind = "local"
+root = "$root"
+bin = "$PGBIN"
+port_range = [$lo, $hi]
+settings = ["autoscale.database_name = 'postgres'", "autoscale.sample_interval = '$SAMPLE_INTERVAL'", "fsync = off", "shared_buffers = 64MB", "wal_keep_size = 256MB"]
+TOML
+chown postgres: "$CLUSTER_DIR/prov.d/local.toml"
+setpriv --reuid=postgres --regid=postgres --init-groups \
+  env HOME="$(getent passwd postgres | cut -d: -f6)" "$BIN" --config "$CLUSTER_DIR/prov.d/local.toml" \
+  >>"$CLUSTER_DIR/prov.d/daemon.log" 2>&1 &
+daemon_pid=$!
+echo "daemon started: pid $daemon_pid"
+
+make_kv 8 20000
+script=$(kv_rw_script 20000)
+set_gucs 0 autoscale.mode act
+w1=$(node_port 1)
+
+# --- bad input: named errors, nothing started ---
+assert_sqlstate 22023 0 "SELECT autoscale.resize('127.0.0.1', $(node_port 0), '{}')"
+e=$(sql_error 0 "SELECT autoscale.resize('127.0.0.1', $w1, '{\"shared_buffers\": \"1GB''\"}')")
+assert_contains "$e" "size" "a size value with a quote is refused, naming size: $e"
+assert_contains "$e" "names [a-z_]" "and saying what is allowed"
+assert_sqlstate 22023 0 "SELECT autoscale.resize('127.0.0.1', $w1, '[1]')"
+assert_eq "$(q 0 "SELECT count(*) FROM autoscale.operations WHERE kind = 'resize'")" 0 "no resize started"
+
+# --- the resize, under pgbench ---
+pgbench_loop_start rw -c 4 -j 2 -f "$script"
+sleep 3
+t0=$(date +%s.%N)
+op=$(q 0 "SELECT autoscale.resize('127.0.0.1', $w1, '{\"shared_buffers\": \"128MB\", \"max_connections\": 250}',
+                                  reason => 'bigger worker') ->> 'id'")
+wait_for 0 "SELECT status <> 'running' FROM autoscale.operations WHERE id = $op" 240 ||
+  { dump_state 0; cat "$CLUSTER_DIR/prov.d/daemon.log"; false; } || fail "the resize did not finish"
+t1=$(date +%s.%N)
+sleep 3
+pgbench_loop_stop rw
+echo "FIGURE: resize from the call to succeeded: $(echo "$t1 - $t0" | bc) s"
+q 0 "SELECT at::time, kind, message FROM autoscale.events WHERE (detail ->> 'operation_id')::bigint = $op ORDER BY id"
+cat "$CLUSTER_DIR/prov.d/daemon.log"
+assert_eq "$(q 0 "SELECT status FROM autoscale.operations WHERE id = $op")" succeeded "the resize succeeded"
+new=$(q 0 "SELECT nodeport FROM autoscale.operations WHERE id = $op")
+assert_true "$(q 0 "SELECT $new BETWEEN $lo AND $hi")" "the new worker ($new) is the daemon's node"
+assert_eq "$(q 0 "SELECT count(*) FROM pg_dist_node WHERE nodeport = $w1")" 0 "the old worker left the cluster"
+assert_true "$(q 0 "SELECT isactive AND shouldhaveshards FROM pg_dist_node WHERE nodeport = $new")" "the new worker is active"
+assert_eq "$(q 0 "SELECT count(*) FROM citus_shards WHERE nodeport = $w1")" 0 "no placement on the old worker"
+assert_true "$(q 0 "SELECT count(*) >= 1 FROM citus_shards WHERE nodeport = $new AND table_name = 'kv'::regclass")" \
+  "its shards moved onto the new worker ($(shard_spread 0))"
+assert_eq "$(as_pg psql -X -At -h 127.0.0.1 -p "$new" -U postgres -d postgres -c 'SHOW shared_buffers')" 128MB \
+  "the new worker has the size asked: shared_buffers 128MB"
+assert_eq "$(as_pg psql -X -At -h 127.0.0.1 -p "$new" -U postgres -d postgres -c 'SHOW max_connections')" 250 \
+  "and max_connections 250"
+assert_eq "$(q 0 "SELECT payload -> 'size' ->> 'shared_buffers' FROM autoscale.provision_requests WHERE operation_id = $op AND kind = 'provision'")" \
+  128MB "the provision request carried the size"
+assert_eq "$(q 0 "SELECT count(*) FROM kv")" 20000 "every kv row kept"
+stats=$(pgbench_stats rw "${t0%.*}" "$(( ${t1%.*} + 1 ))")
+echo "pgbench during the resize: $stats"
+assert_contains "$stats" "failed 0 " "0 failed pgbench transactions during the resize"
+steps=$(q 0 "SELECT string_agg(message, ' | ' ORDER BY id) FROM autoscale.events
+             WHERE (detail ->> 'operation_id')::bigint = $op AND kind = 'operation_step'")
+for s in request_node wait_for_node add_node mark_draining start_drain wait_drain cleanup verify_empty remove_node; do
+  assert_contains "$steps" ": $s -> " "the events show step $s"
+done
+assert_contains "$steps" "add_node -> mark_draining: node 127.0.0.1:$new added: it replaces 127.0.0.1:$w1" \
+  "the event of the add names the new worker and the one it replaces"
+# the old worker was made by make_cluster, not by the daemon: its deprovision request is failed by the daemon
+wait_for 0 "SELECT status <> 'pending' OR last_error IS NOT NULL FROM autoscale.provision_requests
+             WHERE kind = 'deprovision' AND (payload -> 'node' ->> 'port')::int = $w1" 30 ||
+  fail "the deprovision request of the old worker was not handled"
+q 0 "SELECT id, kind, status, attempts, last_error FROM autoscale.provision_requests WHERE kind = 'deprovision'"

@@ -34,7 +34,7 @@ fi
 
 # the scenarios that touch version-specific code, run on PostgreSQL 15 / Citus 13.2 as well
 PG15_SCENARIOS=${PG15_SCENARIOS:-"00_upgrade 01_sampling 02_rebalance_on_join 07_scale_out_in_cycle 14_fault_matrix
-  17_clone_split 18_load_skew 24_kept_connections 25_sampler_never_stops"}
+  17_clone_split 18_load_skew 24_kept_connections 25_sampler_never_stops 26_provisioner_daemon 27_schedule 28_resize"}
 
 echo "== 1 pure logic: cargo test -p autoscale_core, cargo test -p citus-autoscale-provisioner"
 cargo test -p autoscale_core 2>&1 | grep -vE "^test .* \.\.\. ok$"

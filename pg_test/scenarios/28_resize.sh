@@ -4,7 +4,9 @@
 # the daemon makes it (the size's settings in its postgresql.conf), the operation adds it, drains the
 # old worker onto it and removes the old worker; the deprovision request hands it back and the daemon
 # stops it and removes its data directory. pgbench runs throughout: 0 failed transactions, every row
-# kept; the events show each step. Bad input (not a worker, a size that is not settings) is refused.
+# kept; the events show each step. Bad input (not a worker, a size that is not settings) is refused. Then a
+# second resize is interrupted at every step (the worker SIGKILLed, the daemon down at the first kill) and
+# still ends succeeded, with nothing orphaned.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 scenario "resize: a worker replaced by a larger one under pgbench, through the provisioner daemon"
@@ -102,3 +104,56 @@ wait_for 0 "SELECT status <> 'pending' OR last_error IS NOT NULL FROM autoscale.
              WHERE kind = 'deprovision' AND (payload -> 'node' ->> 'port')::int = $w1" 30 ||
   fail "the deprovision request of the old worker was not handled"
 q 0 "SELECT id, kind, status, attempts, last_error FROM autoscale.provision_requests WHERE kind = 'deprovision'"
+
+# --- a resize interrupted at every step: the autoscale worker SIGKILLed (the coordinator's postmaster
+#     reinitializes) at each step the worker runs, stopped there by the failpoint; the daemon is down at the
+#     first kill, so the coordinator restarts with the provision request pending. Each time the operation
+#     resumes at its step, and it ends succeeded: one new node, the replaced one (the daemon's) stopped
+#     and its data directory gone, no second drain job, every row kept.
+require_failpoints
+kill_at() { # OP STEP NEXT_HOLDS
+  local op=$1 step=$2 next=$3 st
+  wait_for 0 "SELECT step = '$step' OR status <> 'running' FROM autoscale.operations WHERE id = $op" 90 ||
+    fail "operation $op never reached $step"
+  st=$(q 0 "SELECT status || ':' || step FROM autoscale.operations WHERE id = $op")
+  [ "$st" = "running:$step" ] || { dump_state 0; fail "operation $op is $st, expected to be held at $step"; }
+  kill_worker 0 >/dev/null
+  assert_eq "$(q 0 "SELECT status || ':' || step FROM autoscale.operations WHERE id = $op")" "running:$step" \
+    "killed the worker at $step; after the restart the resize is still at $step"
+  set_gucs 0 autoscale.test_hold_at_steps "$next"
+}
+kill -TERM "$daemon_pid"; wait "$daemon_pid" || true; daemon_pid=""
+first_dir=$(find "$root" -mindepth 1 -maxdepth 1 -type d)
+jobs=$(q 0 "SELECT count(*) FROM pg_dist_background_job")
+steps="wait_for_node,add_node,mark_draining,start_drain,wait_drain,cleanup,verify_empty,remove_node,return_to_pool"
+set_gucs 0 autoscale.test_hold_at_steps "$steps"
+op2=$(q 0 "SELECT autoscale.resize('127.0.0.1', $new, '{\"shared_buffers\": \"160MB\"}', reason => 'again, with kills') ->> 'id'")
+IFS=, read -r -a held <<<"$steps"
+for i in "${!held[@]}"; do
+  rest=$(IFS=,; echo "${held[*]:$((i + 1))}")
+  kill_at "$op2" "${held[$i]}" "$rest"
+  if [ "${held[$i]}" = wait_for_node ]; then
+    assert_eq "$(q 0 "SELECT status FROM autoscale.provision_requests WHERE operation_id = $op2 AND kind = 'provision'")" pending \
+      "the provision request is pending across the coordinator's restart"
+    setpriv --reuid=postgres --regid=postgres --init-groups \
+      env HOME="$(getent passwd postgres | cut -d: -f6)" "$BIN" --config "$CLUSTER_DIR/prov.d/local.toml" \
+      >>"$CLUSTER_DIR/prov.d/daemon.log" 2>&1 &
+    daemon_pid=$!
+    echo "daemon started again: pid $daemon_pid"
+  fi
+done
+wait_for 0 "SELECT status <> 'running' FROM autoscale.operations WHERE id = $op2" 120 || { dump_state 0; false; } ||
+  fail "the interrupted resize did not finish"
+assert_eq "$(q 0 "SELECT status FROM autoscale.operations WHERE id = $op2")" succeeded "the resize interrupted at 9 steps succeeded"
+new2=$(q 0 "SELECT nodeport FROM autoscale.operations WHERE id = $op2")
+assert_eq "$(q 0 "SELECT count(*) FROM pg_dist_node WHERE nodeport IN ($new, $new2) AND isactive")" 1 "one of the two in the cluster"
+assert_eq "$(as_pg psql -X -At -h 127.0.0.1 -p "$new2" -U postgres -d postgres -c 'SHOW shared_buffers')" 160MB "the new one of 160MB"
+assert_eq "$(q 0 "SELECT count(*) FROM autoscale.provision_requests WHERE operation_id = $op2 AND kind = 'provision'")" 1 \
+  "one provision request despite the kills"
+assert_eq "$(q 0 "SELECT count(*) FROM pg_dist_background_job")" $((jobs + 1)) "one drain job (no second one after a kill)"
+assert_eq "$(q 0 "SELECT count(*) FROM kv")" 20000 "every kv row kept"
+wait_for 0 "SELECT status = 'fulfilled' FROM autoscale.provision_requests WHERE kind = 'deprovision'
+             AND (payload -> 'node' ->> 'port')::int = $new" 60 || fail "the replaced node was not deprovisioned"
+assert_eq "$(find "$root" -mindepth 1 -maxdepth 1 -type d | wc -l)" 1 "one data directory left: the new node's"
+[ ! -e "$first_dir" ] || fail "the replaced node's data directory $first_dir is still there"
+echo "ok: the replaced node's data directory is gone"

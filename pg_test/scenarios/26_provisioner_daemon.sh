@@ -27,7 +27,7 @@ stop_daemon_nodes() {
   done
   return 0
 }
-trap '[ -n "$daemon_pid" ] && kill -TERM "$daemon_pid" 2>/dev/null; stop_daemon_nodes; stop_all' EXIT
+trap 'pgbench_loop_stop rw; [ -n "$daemon_pid" ] && kill -TERM "$daemon_pid" 2>/dev/null; stop_daemon_nodes; stop_all' EXIT
 
 write_config() { # FILE DRIVER-TOML
   cat >"$1" <<TOML
@@ -70,11 +70,26 @@ before=$(row_counts 0)
 set_gucs 0 autoscale.mode act
 assert_eq "$(q 0 "SELECT count(*) FROM autoscale.standby_nodes")" 0 "the standby pool is empty"
 
-# === 1. scale-out: request -> daemon -> node -> rebalance ===
+# === 1. scale-out under pgbench: request -> daemon -> node -> rebalance ===
 start_daemon "$CLUSTER_DIR/prov.d/local.toml"
+cat >"$CLUSTER_DIR/prov.d/rw.sql" <<'SQL'
+\set id random(1, 5000)
+UPDATE t SET v = 'y' WHERE id = :id;
+SELECT v FROM t WHERE id = :id;
+SQL
+chown postgres "$CLUSTER_DIR/prov.d/rw.sql"
+pgbench_loop_start rw -c 4 -j 2 -f "$CLUSTER_DIR/prov.d/rw.sql"
+sleep 2
+t0=$(date +%s)
 op=$(q 0 "SELECT autoscale.scale_out(reason => 'provisioner daemon') ->> 'id'")
 wait_for 0 "SELECT status <> 'running' FROM autoscale.operations WHERE id = $op" 180 || { dump_state 0; cat "$CLUSTER_DIR/prov.d/daemon.log"; false; } ||
   fail "scale_out did not finish"
+t1=$(date +%s)
+sleep 2
+pgbench_loop_stop rw
+stats=$(pgbench_stats rw "$t0" "$((t1 + 1))")
+echo "pgbench during the scale-out: $stats"
+assert_contains "$stats" "failed 0 " "0 failed pgbench transactions from the request to the rebalanced node"
 cat "$CLUSTER_DIR/prov.d/daemon.log"
 q 0 "SELECT id, kind, status, claimed_by, attempts, answer, last_error FROM autoscale.provision_requests ORDER BY id"
 rid=$(q 0 "SELECT id FROM autoscale.provision_requests WHERE operation_id = $op AND kind = 'provision'")
@@ -152,7 +167,8 @@ exec sleep 600
 SH
 chmod 755 "$CLUSTER_DIR/prov.d/fail.sh" "$CLUSTER_DIR/prov.d/hang.sh"
 # command_case SCRIPT TIMEOUT EXPECTED...: one scale-out answered by SCRIPT (one attempt): the
-# request fails with the expected words in last_error; the operation is cancelled
+# request fails with the expected words in last_error; the waiting operation fails with them, well
+# before provision_timeout; no node is left in the pool, no request pending
 command_case() {
   local script=$1 timeout=$2 op rid err; shift 2
   MAX_ATTEMPTS=1 write_config "$CLUSTER_DIR/prov.d/cmd.toml" "[driver]
@@ -167,12 +183,27 @@ timeout = $timeout"
   err=$(q 0 "SELECT last_error FROM autoscale.provision_requests WHERE id = $rid")
   echo "last_error: $err"
   for w in "$@"; do assert_contains "$err" "$w" "the error names: $w"; done
-  q 0 "SELECT autoscale.cancel_operation('the command driver failed')" >/dev/null
-  wait_for 0 "SELECT status <> 'running' FROM autoscale.operations WHERE id = $op" 60 || fail "not cancelled"
+  wait_for 0 "SELECT status <> 'running' FROM autoscale.operations WHERE id = $op" 40 ||
+    { dump_state 0; fail "the operation still waits after its request failed"; }
+  assert_eq "$(q 0 "SELECT status FROM autoscale.operations WHERE id = $op")" failed "the scale-out failed"
+  operr=$(q 0 "SELECT error FROM autoscale.operations WHERE id = $op")
+  assert_contains "$operr" "the provisioner gave provision request $rid up: $(echo "$err" | head -1)" \
+    "with the provisioner's error"
+  assert_eq "$(q 0 "SELECT count(*) FROM autoscale.provision_requests WHERE status = 'pending'")" 0 "no request left pending"
+  assert_eq "$(q 0 "SELECT count(*) FROM autoscale.standby_nodes WHERE state = 'available'")" 0 "no node left in the pool"
   stop_daemon
 }
 command_case "$CLUSTER_DIR/prov.d/fail.sh" 30 "exit status: 3" "no capacity in zone a" "attempt 1 of 1"
 command_case "$CLUSTER_DIR/prov.d/hang.sh" 2 "timed out after 2 s" "waiting for the cloud"
+# a node that never comes up: the program answers an address where nothing listens
+dead_port=$((BASE_PORT + 49))
+cat >"$CLUSTER_DIR/prov.d/dead.sh" <<SH
+#!/bin/sh
+cat >/dev/null
+echo '{"host": "127.0.0.1", "port": $dead_port}'
+SH
+chmod 755 "$CLUSTER_DIR/prov.d/dead.sh"
+command_case "$CLUSTER_DIR/prov.d/dead.sh" 30 "127.0.0.1:$dead_port does not answer"
 assert_eq "$(dirs)" 1 "the command driver made no data directory"
 assert_eq "$(row_counts 0)" "$before" "row counts unchanged"
 

@@ -40,8 +40,19 @@ pub enum Error {
     /// The driver failed this time: retried while attempts are left.
     #[error("driver: {0}")]
     Driver(String),
-    #[error("database: {0}")]
+    #[error("database: {}", db_text(.0))]
     Db(#[from] postgres::Error),
+}
+
+/// A database error as the server said it (its message and detail), not only "db error".
+fn db_text(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(d) => format!("{} ({d})", db.message()),
+            None => db.message().to_string(),
+        },
+        None => e.to_string(),
+    }
 }
 
 impl Error {

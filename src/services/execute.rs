@@ -163,6 +163,7 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
                 // only the node the provisioner answered this request with (it has the size)
                 let Some((h, p)) = request_id.map(outbox::answered_node).transpose()?.flatten()
                 else {
+                    gave_up(request_id)?;
                     return Ok::<_, AutoscaleError>(None);
                 };
                 if citus::node_in_cluster(&h, p)?.is_some() {
@@ -201,6 +202,7 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
                         return Ok(Some((h, p, true)));
                     }
                 }
+                gave_up(request_id)?;
                 Ok(None)
             }),
             |found| match found {
@@ -864,6 +866,18 @@ pub fn start(
         _ => op,
     };
     launch(op, requested_by)
+}
+
+/// An error when the provisioner gave request `id` up (fail_provision_request without retry):
+/// the waiting step fails with its reason instead of waiting for provision_timeout.
+fn gave_up(id: Option<i64>) -> Result<()> {
+    match id.map(outbox::given_up).transpose()?.flatten() {
+        Some(why) => Err(AutoscaleError::Failed(format!(
+            "the provisioner gave provision request {} up: {why}",
+            id.unwrap_or_default()
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Starts a resize: `node` is replaced by a node of `size` (settings by name) that the

@@ -276,3 +276,14 @@ pub fn answered_node(id: i64) -> Result<Option<(String, i32)>> {
     )?
     .and_then(|(h, p)| Some((h?, p?))))
 }
+
+/// Why a provisioner gave request `id` up (status failed), if it did.
+pub fn given_up(id: i64) -> Result<Option<String>> {
+    Ok(crate::infra::spi::select_first(
+        "SELECT coalesce(last_error, 'no reason given') FROM autoscale.provision_requests
+          WHERE id = $1 AND status = 'failed'",
+        &[id.into()],
+        |r| r.get::<String>(1),
+    )?
+    .flatten())
+}

@@ -5,7 +5,7 @@ use pgrx::datum::Interval;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
-use super::{interval_secs, req, MAX_INTERVAL_SECS};
+use super::{duration_arg, interval_secs, req, MAX_INTERVAL_SECS};
 use crate::infra::errors::{AutoscaleError, OrReport};
 use crate::infra::{citus, settings};
 use crate::orchestration::tick;
@@ -441,15 +441,11 @@ fn backtest(
         )
         .report();
     }
-    let op_secs = interval_secs(req("operation_time", operation_time, "an interval >= 0"));
-    if !(0.0..=MAX_INTERVAL_SECS).contains(&op_secs) {
-        AutoscaleError::invalid(
-            "operation_time",
-            format!("'{op_secs} seconds'"),
-            "an interval >= 0 and at most 10 years",
-        )
-        .report();
-    }
+    let op_secs = duration_arg(
+        "operation_time",
+        req("operation_time", operation_time, "an interval >= 0"),
+    )
+    .or_report();
     let mut rows: Vec<_> = decide::backtest(since_secs, policy, op_secs)
         .or_report()
         .into_iter()

@@ -4,7 +4,7 @@ use pgrx::datum::Interval;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
-use super::{interval_secs, req, MAX_INTERVAL_SECS};
+use super::{duration_arg, interval_secs, req};
 use crate::infra::errors::{AutoscaleError, OrReport};
 use crate::services::decide;
 use crate::store::{events, schedules};
@@ -183,15 +183,11 @@ fn backtest_series(
             .report(),
         })
         .collect();
-    let op_secs = interval_secs(req("operation_time", operation_time, "an interval >= 0"));
-    if !(0.0..=MAX_INTERVAL_SECS).contains(&op_secs) {
-        AutoscaleError::invalid(
-            "operation_time",
-            format!("'{op_secs} seconds'"),
-            "an interval >= 0 and at most 10 years",
-        )
-        .report();
-    }
+    let op_secs = duration_arg(
+        "operation_time",
+        req("operation_time", operation_time, "an interval >= 0"),
+    )
+    .or_report();
     let start = start_workers.map(|w| {
         u32::try_from(w)
             .ok()

@@ -171,7 +171,8 @@ fn own_fanout_params() -> SpiResult<Option<super::fanout::Params>> {
 /// asks) in parallel, through [`run_on_nodes`] (in the background worker on the connections it
 /// keeps, `fanout::run_kept`): a worker that cannot be reached within
 /// `timeout_ms`, or has not answered within `2 x timeout_ms + 1 s`, answers `success = false`.
-pub fn fan_out_node_stats(timeout_ms: u64) -> SpiResult<Vec<WorkerResult>> {
+/// `interval`: the sample interval (a broken kept connection is retried with backoff in its steps).
+pub fn fan_out_node_stats(timeout_ms: u64, interval: Duration) -> SpiResult<Vec<WorkerResult>> {
     let workers = select_rows(
         "SELECT node_name::text, node_port::int FROM pg_catalog.citus_get_active_worker_nodes()",
         &[],
@@ -194,7 +195,7 @@ pub fn fan_out_node_stats(timeout_ms: u64) -> SpiResult<Vec<WorkerResult>> {
                 &params,
                 Duration::from_millis(timeout_ms),
                 Duration::from_millis(2 * timeout_ms + 1000),
-                super::settings::sample_interval(),
+                interval,
             )
         }
         params => run_on_nodes_with(&calls, timeout_ms, params)?,

@@ -94,7 +94,7 @@ pub fn sample(driver: &str) -> Result<SampleSummary, String> {
     readings.push((coordinator, super::local::read_node_stats()));
     if !workers.is_empty() {
         let timeout_ms = settings::node_timeout().as_millis() as u64;
-        let answers = citus::fan_out_node_stats(timeout_ms)
+        let answers = citus::fan_out_node_stats(timeout_ms, settings::sample_interval())
             .map_err(|e| format!("run_command_on_workers: {e}"))?;
         let mut by_node: HashMap<(String, i32), citus::WorkerResult> = answers
             .into_iter()

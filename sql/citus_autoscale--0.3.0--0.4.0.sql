@@ -297,18 +297,3 @@ COMMENT ON FUNCTION autoscale.resize(text, integer, jsonb, text) IS
   'a check that no placement is left), removes the old worker and hands it back with a deprovision request. A failure '
   'after the drain began puts the old worker''s shouldhaveshards back and removes nothing. Refuses the coordinator, '
   'a node not an active worker and a size that is not such an object; reason is at most 500 bytes.';
-
--- === explain(): the vertical scaling advice as 'resize' rows ===
-COMMENT ON FUNCTION autoscale.explain() IS
-  'Per policy, from the recorded samples and without acting: current value, rule, how long the condition has held, '
-  'cooldown left, current and desired workers, the decision (out, in, hold) with its reasons, data_nodes: the '
-  'nodes whose load the value is read from (host:port, the coordinator marked (coordinator)), and scale_out_path: '
-  'the path a scale-out takes (split from a ready warm clone, or logical) and why. For predictive policies also the '
-  'forecast value at now + horizon, the horizon (how long a scale-out takes here), the model''s mean one-step error, '
-  'and a note such as "forecast to cross 80 in 7m; a scale-out takes 6m here". dead_nodes: the workers declared '
-  'dead (autoscale.dead_nodes), each host:port: what it holds and what happens to it. Rows that are not policies: '
-  'load_skew and hot_tenant while they apply, schedule while a schedule applies (the bounds in force, the cluster''s '
-  'desired workers and decision within them, and which schedule raised or lowered what until when), resize for each '
-  'node that needs a bigger machine over the last 10 minutes (autoscale.resize_advice(): the resource as metric, its '
-  'median as current_value, the node in data_nodes, why in reasons), and versions when this PostgreSQL / Citus pair '
-  'is not a tested one (autoscale.version_support()).';

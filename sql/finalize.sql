@@ -261,10 +261,8 @@ COMMENT ON FUNCTION autoscale.explain() IS
   'and a note such as "forecast to cross 80 in 7m; a scale-out takes 6m here". dead_nodes: the workers declared '
   'dead (autoscale.dead_nodes), each host:port: what it holds and what happens to it. Rows that are not policies: '
   'load_skew and hot_tenant while they apply, schedule while a schedule applies (the bounds in force, the cluster''s '
-  'desired workers and decision within them, and which schedule raised or lowered what until when), resize for each '
-  'node that needs a bigger machine over the last 10 minutes (autoscale.resize_advice(): the resource as metric, its '
-  'median as current_value, the node in data_nodes, why in reasons), and versions when this PostgreSQL / Citus pair '
-  'is not a tested one (autoscale.version_support()).';
+  'desired workers and decision within them, and which schedule raised or lowered what until when), and versions when this PostgreSQL / Citus pair is not a tested one '
+  '(autoscale.version_support()).';
 
 -- Say it at CREATE EXTENSION (and at the update) when this PostgreSQL / Citus pair is not a tested one.
 DO $versions$

@@ -237,30 +237,6 @@ fn explain() -> TableIterator<
         }
         rows.push(row);
     }
-    // vertical scaling advice over the last 10 minutes: a node that needs a bigger machine
-    for advice in crate::services::resize::advice(RESIZE_ADVICE_WINDOW).or_report() {
-        let mut row = trigger_row(
-            "resize",
-            advice.resource.as_str(),
-            "median",
-            Some(advice.observed),
-            format!(
-                "{} {} {} sustained over {} (autoscale.resize_advice())",
-                advice.resource.as_str(),
-                if advice.resource == autoscale_core::resize::Resource::SharedBuffers {
-                    "cache hit ratio below"
-                } else {
-                    "above"
-                },
-                advice.threshold,
-                autoscale_core::duration::format_secs(RESIZE_ADVICE_WINDOW)
-            ),
-            "resize",
-            advice.reason,
-        );
-        row.11 = vec![advice.node.to_string()];
-        rows.push(row);
-    }
     // a PostgreSQL / Citus pair this release does not support, or has not tested
     let pair = crate::infra::versions::current();
     let verdict = pair.assess();
@@ -318,9 +294,6 @@ fn version_support() -> TableIterator<
 fn library_version() -> &'static str {
     env!("CARGO_PKG_VERSION")
 }
-
-/// The window explain() reads the vertical scaling advice over (resize_advice()'s default).
-const RESIZE_ADVICE_WINDOW: f64 = 600.0;
 
 /// Vertical scaling advice: per data node, the resource that needs a bigger machine (more vCPUs,
 /// more RAM, a larger shared_buffers) when the samples of the last `window` show it sustained,

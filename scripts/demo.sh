@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The README's first command: installs everything (scripts/setup.sh), then runs a local cluster on
-# loopback that autoscales: a coordinator, two workers and a standby, the extension preloaded
-# everywhere, a policy on commits per second; pgbench load makes the standby join and the shards
-# rebalance; when the load stops the node drains and leaves. Prints the cluster's load and what
+# loopback that autoscales: a coordinator and two workers, the extension preloaded everywhere, an
+# empty standby pool and the provisioner daemon (citus-autoscale-provisioner, local driver), a
+# policy on commits per second; pgbench load makes autoscale ask for a node, the daemon makes it
+# and the shards rebalance onto it; when the load stops the node drains, leaves and the daemon
+# stops it and removes its data directory. Prints the cluster's load and what
 # autoscale does as it goes. Without Citus (or with DEMO_WITHOUT_CITUS=1) it runs the same brain on
 # plain PostgreSQL: a policy in observe mode under pgbench load, its 'would scale out' decisions,
 # explain(), backtest() and metrics(). Both end with a summary and where to look next.
@@ -114,8 +116,39 @@ if [ "${DEMO_WITHOUT_CITUS:-0}" = 1 ] || ! citus_installed; then
   exit 0
 fi
 
-echo "== starting a coordinator, 2 workers and a standby on 127.0.0.1:$(node_port 0)-$(node_port 3) (in $CLUSTER_DIR)"
-make_cluster 2 1
+echo "== building the provisioner daemon (cargo build -p citus-autoscale-provisioner)"
+export PATH="$HOME/.cargo/bin:$PATH"
+cargo build -q -p citus-autoscale-provisioner
+DAEMON=$PWD/target/debug/citus-autoscale-provisioner
+echo "== starting a coordinator and 2 workers on 127.0.0.1:$(node_port 0)-$(node_port 2) (in $CLUSTER_DIR)"
+make_cluster 2 0
+# the daemon makes nodes under $CLUSTER_DIR/prov on ports BASE_PORT+10.., as postgres; stopped at the end
+prov_root="$CLUSTER_DIR/prov"
+rm -rf "$prov_root" "$CLUSTER_DIR/provisioner.toml"; mkdir -p "$prov_root"; chown postgres: "$prov_root"
+cat >"$CLUSTER_DIR/provisioner.toml" <<TOML
+conninfo = "host=127.0.0.1 port=$(node_port 0) user=postgres dbname=postgres"
+claimer = "demo"
+poll_interval = 1
+[driver]
+kind = "local"
+root = "$prov_root"
+bin = "$PGBIN"
+port_range = [$((BASE_PORT + 10)), $((BASE_PORT + 19))]
+settings = ["autoscale.database_name = 'postgres'", "autoscale.sample_interval = '$SAMPLE_INTERVAL'", "fsync = off"]
+TOML
+chown postgres: "$CLUSTER_DIR/provisioner.toml"
+setpriv --reuid=postgres --regid=postgres --init-groups env HOME="$(getent passwd postgres | cut -d: -f6)" \
+  "$DAEMON" --config "$CLUSTER_DIR/provisioner.toml" >"$CLUSTER_DIR/provisioner.log" 2>&1 &
+daemon_pid=$!
+stop_demo() {
+  kill -TERM "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
+  local d
+  for d in "$prov_root"/*/; do
+    [ -f "$d/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$d" -m fast -w -t 60 stop >/dev/null 2>&1
+  done
+  stop_all
+}
+[ "${KEEP:-0}" = 1 ] || trap stop_demo EXIT
 echo "== a distributed table with 32 shards and 200k rows, and a reference table"
 q 0 "CREATE TABLE orders (id bigint PRIMARY KEY, customer int, amount numeric, note text)" >/dev/null
 q 0 "SELECT create_distributed_table('orders', 'id', shard_count := 32)" >/dev/null
@@ -125,8 +158,8 @@ q 0 "SELECT create_reference_table('regions')" >/dev/null
 q 0 "INSERT INTO regions SELECT g, 'r' || g FROM generate_series(1, 10) g" >/dev/null
 rows_before=$(q 0 "SELECT count(*) FROM orders")
 
-echo "== the standby joins the pool; a policy: scale out above 40 commits/s on the busiest worker"
-q 0 "SELECT autoscale.add_standby_node('127.0.0.1', $(node_port 3))" >/dev/null
+echo "== the standby pool is empty; the provisioner daemon (pid $daemon_pid, local driver) makes a node when autoscale asks"
+echo "== a policy: scale out above 40 commits/s on the busiest worker"
 q 0 "SELECT autoscale.set_policy('writes', metric => 'commits_per_sec', aggregate => 'max',
        scale_out_above => 40, scale_in_below => 8, scale_out_for => '8 s', scale_in_for => '15 s',
        cooldown => '10 s', min_workers => 2, max_workers => 3)" >/dev/null
@@ -155,6 +188,11 @@ for _ in $(seq 40); do
   sleep 3; line; status_line; show_load
   if [ "$(q 0 "SELECT count(*) FROM autoscale.operations WHERE kind = 'scale_in' AND status <> 'running'")" -gt 0 ]; then break; fi
 done
+# the daemon answers the scale-in's deprovision request: it stops the node and removes its data directory
+for _ in $(seq 20); do
+  [ "$(q 0 "SELECT count(*) FROM autoscale.provision_requests WHERE kind = 'deprovision' AND status = 'pending'")" = 0 ] && break
+  sleep 1
+done
 line
 echo "== what autoscale did (autoscale.events)"
 q 0 "SELECT format('  %s  %-20s %s', to_char(at, 'HH24:MI:SS'), kind, left(message, 110))
@@ -168,7 +206,10 @@ q 0 "SELECT format('  %s  %-3s %s -> %s  %s', to_char(at, 'HH24:MI:SS'), decisio
        FROM autoscale.backtest('1 hour', operation_time => '10 s') ORDER BY at"
 q 0 "SELECT '  ' || l FROM regexp_split_to_table(autoscale.metrics(), E'\\n') l
       WHERE l ~ '^autoscale_(workers|node_commits_per_second|operations_total|standby_nodes)' AND l !~ ' 0$'"
-echo "== rows: $rows_before before, $(q 0 "SELECT count(*) FROM orders") after; standby pool: $(q 0 "SELECT string_agg(nodename || ':' || nodeport || ' ' || state, ', ') FROM autoscale.standby_nodes")"
+echo "== the provisioner: its requests (autoscale.provision_requests) and what the daemon did"
+q 0 "SELECT format('  %s %-11s %-9s %s', id, kind, status, coalesce(answer::text, last_error, '')) FROM autoscale.provision_requests ORDER BY id"
+sed 's/^citus-autoscale-provisioner: /  daemon: /' "$CLUSTER_DIR/provisioner.log"
+echo "== rows: $rows_before before, $(q 0 "SELECT count(*) FROM orders") after; data directories the daemon holds: $(find "$prov_root" -mindepth 1 -maxdepth 1 -type d | wc -l)"
 line
 echo "Summary: $(q 0 "SELECT coalesce(string_agg(format('%s %s in %s', kind, status, date_trunc('second', finished_at - started_at)), ', ' ORDER BY id), 'no operation') FROM autoscale.operations");" \
      "workers now $(q 0 "SELECT active_workers FROM autoscale.status"); orders: $rows_before rows before, $(q 0 "SELECT count(*) FROM orders") after."

@@ -102,13 +102,8 @@ fn sustained(values: &[Option<f64>], line: f64, above: bool) -> Option<(f64, f64
         .iter()
         .filter(|&&x| if above { x > line } else { x < line })
         .count();
-    v.sort_by(f64::total_cmp);
     let n = v.len();
-    let median = if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    };
+    let median = crate::forecast::median(&mut v)?;
     Some((median, beyond as f64 / n as f64))
 }
 

@@ -157,53 +157,27 @@ fn perform(op: &Operation, action: &Action) -> Outcome {
         ),
         Action::CheckForNode {
             request_id,
-            answered_only: true,
+            answered_only,
         } => to_outcome(
             subxact::catch(|| {
-                // only the node the provisioner answered this request with (it has the size)
-                let Some((h, p)) = request_id.map(outbox::answered_node).transpose()?.flatten()
-                else {
-                    gave_up(request_id)?;
-                    return Ok::<_, AutoscaleError>(None);
+                let request = request_id
+                    .map(outbox::waiting)
+                    .transpose()?
+                    .unwrap_or_default();
+                let found = if answered_only {
+                    answered_node(&request)?
+                } else {
+                    any_node(request_id)?
                 };
-                if citus::node_in_cluster(&h, p)?.is_some() {
-                    pool::set_state(&h, p, "active")?;
-                    return Ok(Some((h, p, true)));
+                // the provisioner gave the request up: the step fails with its reason instead of
+                // waiting for provision_timeout
+                match (&found, request.given_up) {
+                    (None, Some(why)) => Err(AutoscaleError::Failed(format!(
+                        "the provisioner gave provision request {} up: {why}",
+                        request_id.unwrap_or_default()
+                    ))),
+                    _ => Ok(found),
                 }
-                Ok(pool::claim_node(&h, p)?.then_some((h, p, false)))
-            }),
-            |found| match found {
-                Some((h, p, in_cluster)) => Outcome::Appeared {
-                    node: NodeAddr::new(h, p),
-                    in_cluster,
-                },
-                None => Outcome::NotYet,
-            },
-        ),
-        Action::CheckForNode {
-            request_id,
-            answered_only: false,
-        } => to_outcome(
-            subxact::catch(|| {
-                if let Some((h, p)) = pool::claim()? {
-                    if let Some(id) = request_id {
-                        outbox::set_status(id, "fulfilled")?;
-                    }
-                    return Ok::<_, AutoscaleError>(Some((h, p, false)));
-                }
-                if let Some(id) = request_id {
-                    if let Some((h, p)) =
-                        citus::workers_added_after(outbox::nodeid_at_request(id)?)?
-                            .into_iter()
-                            .next()
-                    {
-                        outbox::set_status(id, "fulfilled")?;
-                        pool::set_state(&h, p, "active")?;
-                        return Ok(Some((h, p, true)));
-                    }
-                }
-                gave_up(request_id)?;
-                Ok(None)
             }),
             |found| match found {
                 Some((h, p, in_cluster)) => Outcome::Appeared {
@@ -868,16 +842,40 @@ pub fn start(
     launch(op, requested_by)
 }
 
-/// An error when the provisioner gave request `id` up (fail_provision_request without retry):
-/// the waiting step fails with its reason instead of waiting for provision_timeout.
-fn gave_up(id: Option<i64>) -> Result<()> {
-    match id.map(outbox::given_up).transpose()?.flatten() {
-        Some(why) => Err(AutoscaleError::Failed(format!(
-            "the provisioner gave provision request {} up: {why}",
-            id.unwrap_or_default()
-        ))),
-        None => Ok(()),
+/// A node appeared for a scale-out: (host, port, already in the cluster). The first available pool
+/// node (the request, if any, is then fulfilled), else a worker added to pg_dist_node after the
+/// request was written.
+fn any_node(request_id: Option<i64>) -> Result<Option<(String, i32, bool)>> {
+    if let Some((h, p)) = pool::claim()? {
+        if let Some(id) = request_id {
+            outbox::set_status(id, "fulfilled")?;
+        }
+        return Ok(Some((h, p, false)));
     }
+    if let Some(id) = request_id {
+        if let Some((h, p)) = citus::workers_added_after(outbox::nodeid_at_request(id)?)?
+            .into_iter()
+            .next()
+        {
+            outbox::set_status(id, "fulfilled")?;
+            pool::set_state(&h, p, "active")?;
+            return Ok(Some((h, p, true)));
+        }
+    }
+    Ok(None)
+}
+
+/// The node a resize's request was answered with, once it is in the pool (claimed) or in the
+/// cluster; never another node (only that one has the size).
+fn answered_node(request: &outbox::Waiting) -> Result<Option<(String, i32, bool)>> {
+    let Some((h, p)) = request.answered.clone() else {
+        return Ok(None);
+    };
+    if citus::node_in_cluster(&h, p)?.is_some() {
+        pool::set_state(&h, p, "active")?;
+        return Ok(Some((h, p, true)));
+    }
+    Ok(pool::claim_node(&h, p)?.then_some((h, p, false)))
 }
 
 /// Starts a resize: `node` is replaced by a node of `size` (settings by name) that the

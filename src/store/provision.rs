@@ -266,24 +266,29 @@ pub fn set_failed(id: i64, error: &str, retry: bool, backoff_secs: f64) -> Resul
     )?)
 }
 
-/// The node request `id` was answered with (`answer_provision_request`), if any.
-pub fn answered_node(id: i64) -> Result<Option<(String, i32)>> {
-    Ok(crate::infra::spi::select_first(
-        "SELECT answer ->> 'host', (answer ->> 'port')::int FROM autoscale.provision_requests
-          WHERE id = $1 AND answer ? 'host' AND answer ? 'port'",
-        &[id.into()],
-        |r| Ok((r.get::<String>(1)?, r.get::<i32>(2)?)),
-    )?
-    .and_then(|(h, p)| Some((h?, p?))))
+/// Where a provision request a step waits on stands: the node it was answered with
+/// (`answer_provision_request`), and why a provisioner gave it up (status failed), if it did.
+#[derive(Debug, Clone, Default)]
+pub struct Waiting {
+    pub answered: Option<(String, i32)>,
+    pub given_up: Option<String>,
 }
 
-/// Why a provisioner gave request `id` up (status failed), if it did.
-pub fn given_up(id: i64) -> Result<Option<String>> {
+pub fn waiting(id: i64) -> Result<Waiting> {
     Ok(crate::infra::spi::select_first(
-        "SELECT coalesce(last_error, 'no reason given') FROM autoscale.provision_requests
-          WHERE id = $1 AND status = 'failed'",
+        "SELECT answer ->> 'host', (answer ->> 'port')::int,
+                CASE WHEN status = 'failed' THEN coalesce(last_error, 'no reason given') END
+           FROM autoscale.provision_requests WHERE id = $1",
         &[id.into()],
-        |r| r.get::<String>(1),
+        |r| {
+            Ok(Waiting {
+                answered: match (r.get::<String>(1)?, r.get::<i32>(2)?) {
+                    (Some(h), Some(p)) => Some((h, p)),
+                    _ => None,
+                },
+                given_up: r.get::<String>(3)?,
+            })
+        },
     )?
-    .flatten())
+    .unwrap_or_default())
 }

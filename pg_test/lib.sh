@@ -6,6 +6,7 @@
 #   assert.sh        fail, assert_*, SQLSTATE checks, scenario(), the failure dump
 #   citus_checks.sh  balance, shard spread, row counts, orphaned placements
 #   workloads.sh     pgbench loops and their statistics, the kv workload, the hot-tenant layout
+#   provisioner.sh   the provisioner daemon: started as postgres, the nodes it made stopped
 # Every process started here is stopped with pg_ctl or by its PID.
 
 PG_TEST_LIB="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib"
@@ -13,3 +14,4 @@ PG_TEST_LIB="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib"
 . "$PG_TEST_LIB/assert.sh"
 . "$PG_TEST_LIB/citus_checks.sh"
 . "$PG_TEST_LIB/workloads.sh"
+. "$PG_TEST_LIB/provisioner.sh"

@@ -137,15 +137,12 @@ port_range = [$((BASE_PORT + 10)), $((BASE_PORT + 19))]
 settings = ["autoscale.database_name = 'postgres'", "autoscale.sample_interval = '$SAMPLE_INTERVAL'", "fsync = off"]
 TOML
 chown postgres: "$CLUSTER_DIR/provisioner.toml"
-setpriv --reuid=postgres --regid=postgres --init-groups env HOME="$(getent passwd postgres | cut -d: -f6)" \
-  "$DAEMON" --config "$CLUSTER_DIR/provisioner.toml" >"$CLUSTER_DIR/provisioner.log" 2>&1 &
-daemon_pid=$!
+rm -f "$CLUSTER_DIR/provisioner.log"
+daemon_start "$DAEMON" "$CLUSTER_DIR/provisioner.toml" "$CLUSTER_DIR/provisioner.log"
+daemon_pid=$DAEMON_PID
 stop_demo() {
   kill -TERM "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
-  local d
-  for d in "$prov_root"/*/; do
-    [ -f "$d/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$d" -m fast -w -t 60 stop >/dev/null 2>&1
-  done
+  daemon_nodes_stop "$prov_root"
   stop_all
 }
 [ "${KEEP:-0}" = 1 ] || trap stop_demo EXIT

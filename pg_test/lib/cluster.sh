@@ -157,6 +157,20 @@ kill_worker() {
     fail "autoscale worker not restarted after SIGKILL"
   echo "$pid"
 }
+# kill_worker_at OP STEP NEXT_HOLDS: operation OP is held (failpoint autoscale.test_hold_at_steps) before
+# STEP: wait until it is there (90 s at most), SIGKILL node 0's worker, check that after the restart OP is
+# still running at STEP, then hold at NEXT_HOLDS instead.
+kill_worker_at() {
+  local op=$1 step=$2 next=$3 st
+  wait_for 0 "SELECT step = '$step' OR status <> 'running' FROM autoscale.operations WHERE id = $op" 90 ||
+    fail "operation $op never reached $step"
+  st=$(q 0 "SELECT status || ':' || step FROM autoscale.operations WHERE id = $op")
+  [ "$st" = "running:$step" ] || { dump_state 0; fail "operation $op is $st, expected to be held at $step"; }
+  kill_worker 0 >/dev/null
+  assert_eq "$(q 0 "SELECT status || ':' || step FROM autoscale.operations WHERE id = $op")" "running:$step" \
+    "killed the worker at $step; after the restart operation $op is still at $step"
+  set_gucs 0 autoscale.test_hold_at_steps "$next"
+}
 # require_failpoints: the scenario stops operations at exact steps with autoscale.test_hold_at_steps,
 # which only a build with the cargo feature failpoints has (scripts/test.sh installs one).
 require_failpoints() {

@@ -49,19 +49,10 @@ scale_out_standby() {
     "scale_out $op took the pool node ($(shard_spread 0))"
 }
 
-# kill_at OP STEP NEXT_HOLDS: OP is held (failpoint) before STEP: wait until it is there, SIGKILL the
-# worker, check that after the restart OP is still running at STEP, then hold at NEXT_HOLDS instead.
+# kill_at OP STEP NEXT_HOLDS: kill_worker_at, then no placement may belong to a removed node.
 kill_at() {
-  local op=$1 step=$2 next=$3 st
-  wait_for 0 "SELECT step = '$step' OR status <> 'running' FROM autoscale.operations WHERE id = $op" 60 ||
-    fail "operation $op never reached $step"
-  st=$(q 0 "SELECT status || ':' || step FROM autoscale.operations WHERE id = $op")
-  [ "$st" = "running:$step" ] || { dump_state 0; fail "operation $op is $st, expected to be held at $step"; }
-  kill_worker 0 >/dev/null
-  assert_eq "$(q 0 "SELECT status || ':' || step FROM autoscale.operations WHERE id = $op")" "running:$step" \
-    "killed the worker at $step; after the restart operation $op is still at $step"
-  assert_eq "$(q 0 "$ORPHAN_SQL")" 0 "no placement on a removed node after the kill at $step" >/dev/null
-  set_gucs 0 autoscale.test_hold_at_steps "$next"
+  kill_worker_at "$@"
+  assert_eq "$(q 0 "$ORPHAN_SQL")" 0 "no placement on a removed node after the kill at $2" >/dev/null
 }
 
 check_scaled_in() {

@@ -20,14 +20,7 @@ chown postgres: "$root" "$CLUSTER_DIR/prov.d"
 lo=$((BASE_PORT + 50)); hi=$((BASE_PORT + 59))
 daemon_pid=""
 # every node the daemon made is stopped with pg_ctl, the daemon by its PID
-stop_daemon_nodes() {
-  local d
-  for d in "$root"/*/ "$CLUSTER_DIR"/readme-nodes/*/; do
-    [ -f "$d/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$d" -m fast -w -t 60 stop >/dev/null 2>&1
-  done
-  return 0
-}
-trap 'pgbench_loop_stop rw; [ -n "$daemon_pid" ] && kill -TERM "$daemon_pid" 2>/dev/null; stop_daemon_nodes; stop_all' EXIT
+trap 'pgbench_loop_stop rw; [ -n "$daemon_pid" ] && kill -TERM "$daemon_pid" 2>/dev/null; daemon_nodes_stop "$root" "$CLUSTER_DIR/readme-nodes"; stop_all' EXIT
 
 write_config() { # FILE DRIVER-TOML
   cat >"$1" <<TOML
@@ -47,12 +40,11 @@ bin = \"$PGBIN\"
 port_range = [$lo, $hi]
 settings = [\"autoscale.database_name = 'postgres'\", \"autoscale.sample_interval = '$SAMPLE_INTERVAL'\", \"fsync = off\", \"shared_buffers = 64MB\", \"wal_keep_size = 256MB\"]"
 
-# start_daemon CONFIG [FAILPOINT]: the daemon as the postgres OS user (setpriv execs it: the PID
-# is the daemon's), with postgres's HOME as a service has it (the nodes it starts read ~/.postgresql)
+# start_daemon CONFIG [FAILPOINT]: the daemon (daemon_start), with DAEMON_ENV's variables
 start_daemon() {
-  setpriv --reuid=postgres --regid=postgres --init-groups \
-    env HOME="$(getent passwd postgres | cut -d: -f6)" ${DAEMON_ENV:-} CITUS_AUTOSCALE_PROVISIONER_FAIL_AT="${2:-}" "$BIN" --config "$1" >>"$CLUSTER_DIR/prov.d/daemon.log" 2>&1 &
-  daemon_pid=$!
+  # shellcheck disable=SC2086 # DAEMON_ENV: VAR=VALUE words
+  daemon_start "$BIN" "$1" "$CLUSTER_DIR/prov.d/daemon.log" ${DAEMON_ENV:-} CITUS_AUTOSCALE_PROVISIONER_FAIL_AT="${2:-}"
+  daemon_pid=$DAEMON_PID
   echo "daemon started: pid $daemon_pid (${2:-no failpoint})"
 }
 stop_daemon() {

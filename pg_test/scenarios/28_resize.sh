@@ -20,14 +20,7 @@ rm -rf "$root" "$CLUSTER_DIR/prov.d"; mkdir -p "$root" "$CLUSTER_DIR/prov.d"
 chown postgres: "$root" "$CLUSTER_DIR/prov.d"
 lo=$((BASE_PORT + 50)); hi=$((BASE_PORT + 59))
 daemon_pid=""
-stop_daemon_nodes() {
-  local d
-  for d in "$root"/*/; do
-    [ -f "$d/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$d" -m fast -w -t 60 stop >/dev/null 2>&1
-  done
-  return 0
-}
-trap 'pgbench_loop_stop rw; [ -n "$daemon_pid" ] && kill -TERM "$daemon_pid" 2>/dev/null; stop_daemon_nodes; stop_all' EXIT
+trap 'pgbench_loop_stop rw; [ -n "$daemon_pid" ] && kill -TERM "$daemon_pid" 2>/dev/null; daemon_nodes_stop "$root"; stop_all' EXIT
 cat >"$CLUSTER_DIR/prov.d/local.toml" <<TOML
 conninfo = "host=127.0.0.1 port=$(node_port 0) user=postgres dbname=postgres"
 claimer = "scenario-28"
@@ -41,10 +34,8 @@ port_range = [$lo, $hi]
 settings = ["autoscale.database_name = 'postgres'", "autoscale.sample_interval = '$SAMPLE_INTERVAL'", "fsync = off", "shared_buffers = 64MB", "wal_keep_size = 256MB"]
 TOML
 chown postgres: "$CLUSTER_DIR/prov.d/local.toml"
-setpriv --reuid=postgres --regid=postgres --init-groups \
-  env HOME="$(getent passwd postgres | cut -d: -f6)" "$BIN" --config "$CLUSTER_DIR/prov.d/local.toml" \
-  >>"$CLUSTER_DIR/prov.d/daemon.log" 2>&1 &
-daemon_pid=$!
+daemon_start "$BIN" "$CLUSTER_DIR/prov.d/local.toml" "$CLUSTER_DIR/prov.d/daemon.log"
+daemon_pid=$DAEMON_PID
 echo "daemon started: pid $daemon_pid"
 
 make_kv 8 20000
@@ -111,17 +102,6 @@ q 0 "SELECT id, kind, status, attempts, last_error FROM autoscale.provision_requ
 #     resumes at its step, and it ends succeeded: one new node, the replaced one (the daemon's) stopped
 #     and its data directory gone, no second drain job, every row kept.
 require_failpoints
-kill_at() { # OP STEP NEXT_HOLDS
-  local op=$1 step=$2 next=$3 st
-  wait_for 0 "SELECT step = '$step' OR status <> 'running' FROM autoscale.operations WHERE id = $op" 90 ||
-    fail "operation $op never reached $step"
-  st=$(q 0 "SELECT status || ':' || step FROM autoscale.operations WHERE id = $op")
-  [ "$st" = "running:$step" ] || { dump_state 0; fail "operation $op is $st, expected to be held at $step"; }
-  kill_worker 0 >/dev/null
-  assert_eq "$(q 0 "SELECT status || ':' || step FROM autoscale.operations WHERE id = $op")" "running:$step" \
-    "killed the worker at $step; after the restart the resize is still at $step"
-  set_gucs 0 autoscale.test_hold_at_steps "$next"
-}
 kill -TERM "$daemon_pid"; wait "$daemon_pid" || true; daemon_pid=""
 first_dir=$(find "$root" -mindepth 1 -maxdepth 1 -type d)
 jobs=$(q 0 "SELECT count(*) FROM pg_dist_background_job")
@@ -131,14 +111,12 @@ op2=$(q 0 "SELECT autoscale.resize('127.0.0.1', $new, '{\"shared_buffers\": \"16
 IFS=, read -r -a held <<<"$steps"
 for i in "${!held[@]}"; do
   rest=$(IFS=,; echo "${held[*]:$((i + 1))}")
-  kill_at "$op2" "${held[$i]}" "$rest"
+  kill_worker_at "$op2" "${held[$i]}" "$rest"
   if [ "${held[$i]}" = wait_for_node ]; then
     assert_eq "$(q 0 "SELECT status FROM autoscale.provision_requests WHERE operation_id = $op2 AND kind = 'provision'")" pending \
       "the provision request is pending across the coordinator's restart"
-    setpriv --reuid=postgres --regid=postgres --init-groups \
-      env HOME="$(getent passwd postgres | cut -d: -f6)" "$BIN" --config "$CLUSTER_DIR/prov.d/local.toml" \
-      >>"$CLUSTER_DIR/prov.d/daemon.log" 2>&1 &
-    daemon_pid=$!
+    daemon_start "$BIN" "$CLUSTER_DIR/prov.d/local.toml" "$CLUSTER_DIR/prov.d/daemon.log"
+    daemon_pid=$DAEMON_PID
     echo "daemon started again: pid $daemon_pid"
   fi
 done

@@ -142,13 +142,16 @@ pub fn record(
         .filter(|g| load::needs_write(previous.get(&g.key), g))
         .map(|g| Row::of(g, sample_id))
         .collect();
-    let (seen_colocation, seen_min): (Vec<i32>, Vec<String>) = states
-        .iter()
+    // the groups a reporting node had and no node reported: found here, so that the DELETE runs
+    // only when there are some (it compared every group with every reported one: 5 ms a sample
+    // at 10,000 groups)
+    let seen: std::collections::HashSet<&GroupKey> = states.iter().map(|g| &g.key).collect();
+    let reporting: std::collections::HashSet<&NodeAddr> =
+        readings.iter().map(|n| &n.node).collect();
+    let (gone_colocation, gone_min): (Vec<i32>, Vec<String>) = previous
+        .values()
+        .filter(|g| reporting.contains(&g.node) && !seen.contains(&g.key))
         .map(|g| (g.key.colocationid, g.key.shardminvalue.clone()))
-        .unzip();
-    let (hosts, ports): (Vec<String>, Vec<i32>) = readings
-        .iter()
-        .map(|n| (n.node.host.clone(), n.node.port))
         .unzip();
     let top: Vec<serde_json::Value> = load::top_per_node(&states, settings::load_history_top_n())
         .into_iter()
@@ -183,13 +186,14 @@ pub fn record(
             None,
             &[JsonB(serde_json::to_value(&rows).expect("rows serialize")).into()],
         )?;
-        c.update(
-            "DELETE FROM autoscale.shard_group_load
-              WHERE (nodename, nodeport) IN (SELECT * FROM unnest($1::text[], $2::int[]))
-                AND (colocationid, shardminvalue) NOT IN (SELECT * FROM unnest($3::int[], $4::text[]))",
-            None,
-            &[hosts.into(), ports.into(), seen_colocation.into(), seen_min.into()],
-        )?;
+        if !gone_colocation.is_empty() {
+            c.update(
+                "DELETE FROM autoscale.shard_group_load
+                  WHERE (colocationid, shardminvalue) IN (SELECT * FROM unnest($1::int[], $2::text[]))",
+                None,
+                &[gone_colocation.into(), gone_min.into()],
+            )?;
+        }
         if !top.is_empty() {
             c.update(
                 "INSERT INTO autoscale.shard_group_load_history

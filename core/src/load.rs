@@ -304,7 +304,11 @@ pub fn node_loads(groups: &[GroupState], nodes: &[NodeAddr]) -> Vec<(NodeAddr, f
 /// the only groups whose history is written.
 pub fn top_per_node(groups: &[GroupState], n: usize) -> Vec<&GroupState> {
     let mut by_node: BTreeMap<&NodeAddr, Vec<&GroupState>> = BTreeMap::new();
-    for g in groups.iter().filter(|g| g.rates.is_some()) {
+    // an idle group (below IDLE_LOAD) is nobody's busiest: an idle cluster writes no history rows
+    for g in groups
+        .iter()
+        .filter(|g| g.load().is_some_and(|l| l >= IDLE_LOAD))
+    {
         by_node.entry(&g.node).or_default().push(g);
     }
     let mut out = Vec::new();

@@ -291,7 +291,8 @@ pub fn init() {
         c"autoscale.load_history_top_n",
         c"Busiest shard groups per node whose load is kept in autoscale.shard_group_load_history at each sample.",
         c"The latest load of every shard group is kept in place in autoscale.shard_group_load; history only for \
-          these, so storage does not grow with the number of shards. 0 keeps no history.",
+          these (and only while they carry load: an idle group is not kept), so storage does not grow with the \
+          number of shards. 0 keeps no history.",
         &LOAD_HISTORY_TOP_N,
         0,
         10_000,

@@ -147,6 +147,20 @@ fn top_per_node_bounds_history() {
 }
 
 #[test]
+fn idle_groups_are_not_in_the_history() {
+    // node 1 has one busy group and two idle ones, node 2 only idle ones
+    let groups = vec![
+        g("a", n(1), 0.0),
+        g("b", n(1), 4.0),
+        g("c", n(1), 0.0),
+        g("d", n(2), 0.0),
+    ];
+    let top = top_per_node(&groups, 3);
+    let keys: Vec<&str> = top.iter().map(|g| g.key.shardminvalue.as_str()).collect();
+    assert_eq!(keys, vec!["b"]);
+}
+
+#[test]
 fn cost_without_data_counts_groups() {
     assert_eq!(shard_cost(None, None, 0.0), 1.0);
     assert_eq!(shard_cost(Some(50.0), None, 0.0), 1.0);

@@ -163,7 +163,7 @@ kill_worker() {
 kill_worker_at() {
   local op=$1 step=$2 next=$3 st
   wait_for 0 "SELECT step = '$step' OR status <> 'running' FROM autoscale.operations WHERE id = $op" 90 ||
-    fail "operation $op never reached $step"
+    { dump_state 0; fail "operation $op never reached $step"; }
   st=$(q 0 "SELECT status || ':' || step FROM autoscale.operations WHERE id = $op")
   [ "$st" = "running:$step" ] || { dump_state 0; fail "operation $op is $st, expected to be held at $step"; }
   kill_worker 0 >/dev/null

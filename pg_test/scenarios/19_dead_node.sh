@@ -121,41 +121,28 @@ op=$(q 0 "SELECT id FROM autoscale.operations WHERE kind = 'replace_dead'")
 assert_eq "$(q 0 "SELECT requested_by || ' ' || (op -> 'dead' ->> 'port') FROM autoscale.operations WHERE id = $op")" "dead_node $dead" \
   "replace_dead $op started for the dead node"
 
-# kill_at STEP NEXT_HOLDS: the operation is held before STEP; SIGKILL the worker there, check that
-# after the restart it is still running at STEP, then hold at NEXT_HOLDS instead.
-kill_at() {
-  local step=$1 next=$2 st
-  wait_for 0 "SELECT step = '$step' OR status <> 'running' FROM autoscale.operations WHERE id = $op" 60 ||
-    { dump_state 0; fail "operation $op never reached $step"; }
-  st=$(q 0 "SELECT status || ':' || step FROM autoscale.operations WHERE id = $op")
-  [ "$st" = "running:$step" ] || { dump_state 0; fail "operation $op is $st, expected to be held at $step"; }
-  kill_worker 0 >/dev/null
-  assert_eq "$(q 0 "SELECT status || ':' || step FROM autoscale.operations WHERE id = $op")" "running:$step" \
-    "killed the worker at $step; after the restart operation $op is still at $step"
-  set_gucs 0 autoscale.test_hold_at_steps "$next"
-}
-kill_at disable_node "pick_standby,add_node,copy_placements,remove_node"
-kill_at pick_standby "add_node,copy_placements,remove_node"
+kill_worker_at "$op" disable_node "pick_standby,add_node,copy_placements,remove_node"
+kill_worker_at "$op" pick_standby "add_node,copy_placements,remove_node"
 assert_eq "$(q 0 "SELECT isactive FROM pg_dist_node WHERE nodeport = $dead")" f "the dead node is disabled (citus_disable_node)"
 # queries keep succeeding once it is disabled: reads and writes on every shard
 q 0 "INSERT INTO t SELECT g, 'after disable' FROM generate_series(200001, 200100) g" >/dev/null
 q 0 "INSERT INTO r VALUES (11)" >/dev/null
 assert_eq "$(q 0 "SELECT count(*) FROM t WHERE id > 200000")" 100 "reads and writes on every shard succeed after the disable"
-kill_at add_node "copy_placements,remove_node"
+kill_worker_at "$op" add_node "copy_placements,remove_node"
 assert_eq "$(q 0 "SELECT nodeport FROM autoscale.operations WHERE id = $op")" "$standby" "the standby was taken from the pool"
-kill_at copy_placements "copy_placements@2,remove_node"
+kill_worker_at "$op" copy_placements "copy_placements@2,remove_node"
 assert_eq "$(q 0 "SELECT isactive FROM pg_dist_node WHERE nodeport = $standby")" t "the standby joined"
 # between two copies: two shard groups copied (committed), the rest to do after the kill
 wait_for 0 "SELECT (op ->> 'progress_done')::int = 2 FROM autoscale.operations WHERE id = $op" 60 ||
   { dump_state 0; fail "operation $op did not copy two shard groups"; }
 on_standby() { q 0 "SELECT count(*) FROM pg_dist_placement WHERE groupid = (SELECT groupid FROM pg_dist_node WHERE nodeport = $standby)"; }
 copied_before=$(on_standby)
-kill_at copy_placements "copy_placements@2,remove_node"
+kill_worker_at "$op" copy_placements "copy_placements@2,remove_node"
 assert_eq "$(q 0 "SELECT (op ->> 'progress_done')::int FROM autoscale.operations WHERE id = $op")" 2 \
   "after the kill between copies, 2 copies are recorded"
 assert_eq "$(on_standby)" "$copied_before" "and the copies made before the kill are kept ($copied_before placements)"
 set_gucs 0 autoscale.test_hold_at_steps "remove_node"
-kill_at remove_node ""
+kill_worker_at "$op" remove_node ""
 assert_eq "$(q 0 "$COPIES_SQL")" "2 2" "before the dead node is removed every shard has 2 copies on active nodes"
 wait_for 0 "SELECT status <> 'running' FROM autoscale.operations WHERE id = $op" 60 || { dump_state 0; fail "replace_dead $op did not finish"; }
 done_at=$(date +%s.%N)

@@ -113,18 +113,6 @@ assert_sqlstate 55000 0 "SELECT autoscale.isolate_tenant('t', '$iso', '127.0.0.1
 q 0 "CREATE ROLE plain LOGIN" >/dev/null
 assert_sqlstate 42501 0 "SELECT autoscale.isolate_tenant('t', '3')" plain
 
-# kill_at OP STEP NEXT_HOLDS: OP is held (failpoint) before STEP; SIGKILL the worker, check that OP
-# is still running at STEP after the restart, then hold at NEXT_HOLDS instead (releasing STEP).
-kill_at() {
-  local op=$1 step=$2 next=$3
-  wait_for 0 "SELECT step = '$step' OR status <> 'running' FROM autoscale.operations WHERE id = $op" 60 ||
-    fail "operation $op never reached $step"
-  assert_eq "$(q 0 "SELECT status || ':' || step FROM autoscale.operations WHERE id = $op")" "running:$step" "operation $op held at $step"
-  kill_worker 0 >/dev/null
-  assert_eq "$(q 0 "SELECT status || ':' || step FROM autoscale.operations WHERE id = $op")" "running:$step" \
-    "killed the worker at $step; after the restart operation $op is still at $step"
-  set_gucs 0 autoscale.test_hold_at_steps "$next"
-}
 finished() {
   local op=$1
   wait_for 0 "SELECT status <> 'running' FROM autoscale.operations WHERE id = $op" 60 || { dump_state 0; fail "operation $op did not finish"; }
@@ -139,13 +127,13 @@ shards=$(q 0 "SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 't'::regcl
 op=$(q 0 "SELECT autoscale.isolate_tenant('t', '$other', reason => 'by hand') ->> 'id'")
 assert_eq "$(q 0 "SELECT nodeport || ' ' || requested_by FROM autoscale.operations WHERE id = $op")" "$w2 manual" \
   "isolate_tenant('t', '$other') goes to the least-loaded other worker by default"
-kill_at "$op" isolate isolate
+kill_worker_at "$op" isolate isolate
 q 0 "SELECT isolate_tenant_to_new_shard('t', $other, 'CASCADE', shard_transfer_mode := 'block_writes')" >/dev/null
 set_gucs 0 autoscale.test_hold_at_steps move_tenant
-kill_at "$op" move_tenant verify_tenant
+kill_worker_at "$op" move_tenant verify_tenant
 assert_contains "$(q 0 "SELECT string_agg(message, ' | ') FROM autoscale.events WHERE (detail ->> 'operation_id')::int = $op")" \
   "already has a shard of its own" "the resumed isolate step found the tenant isolated and did not split again"
-kill_at "$op" verify_tenant ""
+kill_worker_at "$op" verify_tenant ""
 finished "$op"
 assert_eq "$(q 0 "SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 't'::regclass")" $((shards + 2)) "one split only (by hand), none by the resumed step"
 own=$(q 0 "SELECT get_shard_id_for_distribution_column('t', $other)")
@@ -158,7 +146,7 @@ C=$(q 0 "SELECT min(tn) FROM generate_series(1, 40) tn WHERE get_shard_id_for_di
            (SELECT shardid FROM citus_shards WHERE nodeport = $w1 AND table_name = 't'::regclass)")
 set_gucs 0 autoscale.test_hold_at_steps isolate
 op=$(q 0 "SELECT autoscale.isolate_tenant('t', '$C', '127.0.0.1', $w2) ->> 'id'")
-kill_at "$op" isolate move_tenant
+kill_worker_at "$op" isolate move_tenant
 wait_for 0 "SELECT step = 'move_tenant' FROM autoscale.operations WHERE id = $op" 60 || fail "operation $op never reached move_tenant"
 own=$(q 0 "SELECT get_shard_id_for_distribution_column('t', $C)")
 assert_true "$(q 0 "SELECT shardminvalue = shardmaxvalue FROM pg_dist_shard WHERE shardid = $own")" "the resumed isolate step isolated tenant $C ($own)"

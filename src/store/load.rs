@@ -136,22 +136,22 @@ pub fn record(
         }
     }
     // idle groups that stay idle are not rewritten (see load::needs_write)
-    let rows: Vec<Row> = states
+    let written: Vec<&GroupState> = states
         .iter()
         .filter(|g| load::needs_write(previous.get(&g.key), g))
-        .map(|g| Row::of(g, sample_id))
         .collect();
+    let rows: Vec<Row> = written.iter().map(|g| Row::of(g, sample_id)).collect();
     // the groups a reporting node had and no node reported: found here, so that the DELETE runs
     // only when there are some (it compared every group with every reported one: 5 ms a sample
     // at 10,000 groups)
     let seen: std::collections::HashSet<&GroupKey> = states.iter().map(|g| &g.key).collect();
     let reporting: std::collections::HashSet<&NodeAddr> =
         readings.iter().map(|n| &n.node).collect();
-    let (gone_colocation, gone_min): (Vec<i32>, Vec<String>) = previous
+    let gone: Vec<GroupKey> = previous
         .values()
         .filter(|g| reporting.contains(&g.node) && !seen.contains(&g.key))
-        .map(|g| (g.key.colocationid, g.key.shardminvalue.clone()))
-        .unzip();
+        .map(|g| g.key.clone())
+        .collect();
     let top: Vec<serde_json::Value> = load::top_per_node(&states, settings::load_history_top_n())
         .into_iter()
         .map(|g| {
@@ -185,12 +185,16 @@ pub fn record(
             None,
             &[JsonB(serde_json::to_value(&rows).expect("rows serialize")).into()],
         )?;
-        if !gone_colocation.is_empty() {
+        if !gone.is_empty() {
+            let (colocations, mins): (Vec<i32>, Vec<String>) = gone
+                .iter()
+                .map(|k| (k.colocationid, k.shardminvalue.clone()))
+                .unzip();
             c.update(
                 "DELETE FROM autoscale.shard_group_load
                   WHERE (colocationid, shardminvalue) IN (SELECT * FROM unnest($1::int[], $2::text[]))",
                 None,
-                &[gone_colocation.clone().into(), gone_min.clone().into()],
+                &[colocations.into(), mins.into()],
             )?;
         }
         if !top.is_empty() {
@@ -208,18 +212,12 @@ pub fn record(
     // this process's copy of the table as it now is (see previous_groups); a group reported by
     // more than one node (replicated) is written as the lowest address's row: not mirrored, read
     // again next time
-    let mut keys = std::collections::HashSet::new();
-    if states.iter().all(|g| keys.insert(&g.key)) {
-        let written: Vec<GroupState> = states
-            .iter()
-            .filter(|g| load::needs_write(previous.get(&g.key), g))
-            .cloned()
-            .collect();
-        for (c, m) in gone_colocation.iter().zip(&gone_min) {
-            previous.remove(&GroupKey::new(*c, m.clone()));
+    if seen.len() == states.len() {
+        for k in &gone {
+            previous.remove(k);
         }
         for g in written {
-            previous.insert(g.key.clone(), g);
+            previous.insert(g.key.clone(), g.clone());
         }
         WRITTEN.with(|w| *w.borrow_mut() = Some((sample_id, previous)));
     }

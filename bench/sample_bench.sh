@@ -7,7 +7,7 @@
 #   - node_stats() p50 in one session on a worker, with its shard count;
 #   - at 32 workers, CPU_SECS (default 300) at sample_interval 5 s: the coordinator's background
 #     processes (worker and sampler) and each worker instance (whole instance, autoscale on minus off);
-#   - bytes per node-sample (node_samples table + indexes, and the per-sample rows of worker_count
+#   - bytes per node-sample (node_history table, TOAST and indexes, and the per-sample rows of worker_count
 #     and shard_group_load_history), MB per day at 32 and 64 workers, WAL per sample.
 # Needs Citus installed and the release build (scripts/setup.sh); ports 9900+; stops what it started.
 set -euo pipefail
@@ -159,15 +159,29 @@ fi
 
 echo
 echo "history volume (after the samples above)"
-q 0 "VACUUM ANALYZE autoscale.node_samples, autoscale.worker_count, autoscale.shard_group_load_history" >/dev/null
-q 0 "WITH s AS (SELECT count(*) AS rows, count(DISTINCT sample_id) AS samples,
-                       pg_total_relation_size('autoscale.node_samples') AS bytes FROM autoscale.node_samples),
+q 0 "VACUUM ANALYZE autoscale.node_history, autoscale.worker_count, autoscale.shard_group_load_history" >/dev/null
+# The history holds samples of every worker count above; a sample of the largest cluster, the latest,
+# is stored 1000 times more in a copy of autoscale.node_history (same storage settings) to measure what
+# one sample of that many nodes takes, indexes and TOAST included.
+q 0 "DROP TABLE IF EXISTS public.bench_node_history;
+     CREATE TABLE public.bench_node_history (LIKE autoscale.node_history INCLUDING ALL) WITH (toast_tuple_target = 128);
+     INSERT INTO public.bench_node_history
+     SELECT -g, h.sampled_at - make_interval(secs => 5 * g), h.nodes
+       FROM (SELECT * FROM autoscale.node_history ORDER BY sample_id DESC LIMIT 1) h, generate_series(1, 1000) g;
+     VACUUM ANALYZE public.bench_node_history" >/dev/null
+q 0 "WITH s AS (SELECT (SELECT count(*) FROM autoscale.node_samples
+                         WHERE sample_id = (SELECT max(sample_id) FROM autoscale.node_history)) AS nodes,
+                       pg_total_relation_size('public.bench_node_history') / 1000.0 AS bytes),
           per AS (SELECT (pg_total_relation_size('autoscale.worker_count') + pg_total_relation_size('autoscale.shard_group_load_history'))
-                         / greatest((SELECT count(*) FROM autoscale.worker_count), 1) AS bytes)
-     SELECT format('node_samples: %s rows, %s bytes per node-sample (table + indexes); %s bytes more per sample (worker_count, shard_group_load_history)',
-                   s.rows, s.bytes / greatest(s.rows, 1), per.bytes)
-            || E'\n' ||
+                         / greatest((SELECT count(*) FROM autoscale.worker_count), 1) AS bytes),
+          fixed AS (SELECT pg_total_relation_size('autoscale.history_nodes') + pg_total_relation_size('autoscale.node_latest') AS bytes)
+     SELECT format('node_history: a sample of %s nodes takes %s bytes, %s bytes per node-sample (table, TOAST and indexes); '
+                   '%s bytes more per sample (worker_count, shard_group_load_history); %s bytes that do not grow '
+                   '(history_nodes, node_latest)',
+                   s.nodes, round(s.bytes), round(s.bytes / greatest(s.nodes, 1), 1), per.bytes, fixed.bytes)
+            || E'\\n' ||
             format('at 5 s: 32 workers %s MB/day, 64 workers %s MB/day',
-                   round((33 * 17280 * s.bytes / greatest(s.rows, 1) + 17280 * per.bytes) / 1e6, 1),
-                   round((65 * 17280 * s.bytes / greatest(s.rows, 1) + 17280 * per.bytes) / 1e6, 1))
-       FROM s, per"
+                   round((33 * 17280 * s.bytes / greatest(s.nodes, 1) + 17280 * per.bytes) / 1e6, 1),
+                   round((65 * 17280 * s.bytes / greatest(s.nodes, 1) + 17280 * per.bytes) / 1e6, 1))
+       FROM s, per, fixed"
+q 0 "DROP TABLE public.bench_node_history" >/dev/null

@@ -7,77 +7,54 @@
 CREATE SEQUENCE autoscale.sample_id_seq;
 COMMENT ON SEQUENCE autoscale.sample_id_seq IS 'Numbers the samples: all rows of one sample share a sample_id.';
 
-CREATE TABLE autoscale.node_samples (
-    sample_id            bigint           NOT NULL,
-    sampled_at           timestamptz      NOT NULL,
-    nodeid               int,
-    nodename             text             NOT NULL,
-    nodeport             int              NOT NULL,
-    is_coordinator       boolean          NOT NULL,
-    reachable            boolean          NOT NULL,
-    error                text,
-    cpu_busy_pct         real,
-    load1                real,
-    load5                real,
-    load15               real,
-    mem_used_pct         real,
-    disk_used_pct        real,
-    disk_free_bytes      bigint,
-    connections          int,
-    active_connections   int,
-    commits_per_sec      real,
-    rollbacks_per_sec    real,
-    database_size        bigint,
-    shard_count          int,
+CREATE TABLE autoscale.history_nodes (
+    node_key       int         GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    nodename       text        NOT NULL,
+    nodeport       int         NOT NULL,
+    nodeid         int,
+    is_coordinator boolean     NOT NULL,
+    first_seen     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    UNIQUE NULLS NOT DISTINCT (nodename, nodeport, nodeid, is_coordinator)
+);
+COMMENT ON TABLE autoscale.history_nodes IS
+  'The nodes the compact history names: a key per host, port, Citus node id and role, in the readings of '
+  'autoscale.node_history. A row is never changed; a node re-added under a new node id gets a new key.';
+
+CREATE TABLE autoscale.node_history (
+    sample_id  bigint      NOT NULL PRIMARY KEY,
+    sampled_at timestamptz NOT NULL,
+    nodes      bytea       NOT NULL
+) WITH (toast_tuple_target = 128);
+CREATE INDEX node_history_sampled_at_idx ON autoscale.node_history (sampled_at);
+COMMENT ON TABLE autoscale.node_history IS
+  'The raw node history, one row per sample: every node''s reading in nodes (a compact encoding, about 50 bytes a '
+  'node: percentages and rates to 0.01, byte counts exact). Read it through the view autoscale.node_samples. Pruned '
+  'past autoscale.history_retention.';
+
+CREATE TABLE autoscale.node_latest (
+    nodename             text        NOT NULL,
+    nodeport             int         NOT NULL,
+    last_sample_id       bigint      NOT NULL,
+    last_seen_at         timestamptz NOT NULL,
+    last_reachable_at    timestamptz,
+    first_failed_at      timestamptz,
     shard_bytes          bigint,
-    -- cumulative counters the next sample's rates are computed from
     node_time            double precision,
     cpu_busy_seconds     double precision,
     cpu_capacity_seconds double precision,
-    cpu_cores            real,
     xact_commit          bigint,
     xact_rollback        bigint,
-    -- added in 0.2.0
-    data_node            boolean,
-    shard_load           double precision,
-    cache_hit_ratio       real,
-    replication_lag       bigint,
-    tps                   real,
-    connection_saturation real,
-    mean_statement_ms     real,
-    blks_hit              bigint,
-    blks_read             bigint,
-    stmt_calls            bigint,
-    stmt_total_ms         double precision
+    blks_hit             bigint,
+    blks_read            bigint,
+    stmt_calls           bigint,
+    stmt_total_ms        double precision,
+    PRIMARY KEY (nodename, nodeport)
 );
-CREATE INDEX node_samples_sampled_at_idx ON autoscale.node_samples (sampled_at);
-CREATE INDEX node_samples_node_idx ON autoscale.node_samples (nodename, nodeport, sampled_at DESC);
-COMMENT ON TABLE autoscale.node_samples IS
-  'One row per node per sample: load (CPU busy %, load averages, memory and disk used %, connections, commits/s), '
-  'shard count and bytes, and the cumulative counters the next rates come from. reachable = false marks a node '
-  'that did not answer within autoscale.node_timeout. Pruned past autoscale.history_retention.';
-COMMENT ON COLUMN autoscale.node_samples.cpu_busy_pct IS
-  'CPU busy percent since the previous sample of this node (NULL on the first sample or after a long gap); '
-  'from /proc/stat, or from cgroup v2 cpu.stat relative to cpu.max when the server runs under a CPU limit.';
-COMMENT ON COLUMN autoscale.node_samples.shard_count IS 'Shard placements on the node, from pg_dist_placement.';
-COMMENT ON COLUMN autoscale.node_samples.shard_bytes IS 'Bytes of the shard placements on the node, measured on the node.';
-COMMENT ON COLUMN autoscale.node_samples.node_time IS 'The node''s clock at reading time, seconds since the epoch.';
-COMMENT ON COLUMN autoscale.node_samples.data_node IS
-  'The node holds shards of distributed tables or should (shouldhaveshards), the coordinator included: the policies '
-  'read the load of these nodes. Reference and citus local tables do not count. NULL without Citus.';
-COMMENT ON COLUMN autoscale.node_samples.shard_load IS
-  'Sum of the smoothed load of the shard groups on the node (operations/s, see autoscale.shard_group_load); NULL '
-  'without Citus or for a node that did not report its shard groups.';
-COMMENT ON COLUMN autoscale.node_samples.cache_hit_ratio IS
-  'Shared-buffer hits over hits plus reads since the previous sample of this node, percent (NULL when nothing was read).';
-COMMENT ON COLUMN autoscale.node_samples.replication_lag IS
-  'Bytes of WAL the furthest-behind streaming standby of this node has yet to replay (the flushed, else written, position for standbys that do '
-  'not replay); NULL when the node has no streaming standby.';
-COMMENT ON COLUMN autoscale.node_samples.tps IS 'Transactions per second since the previous sample: commits plus rollbacks.';
-COMMENT ON COLUMN autoscale.node_samples.connection_saturation IS 'Client connections over max_connections, percent.';
-COMMENT ON COLUMN autoscale.node_samples.mean_statement_ms IS
-  'Mean execution time of the statements run since the previous sample, from pg_stat_statements (all its entries); NULL '
-  'when pg_stat_statements is not installed in the database or not loaded, or no statement ran.';
+COMMENT ON TABLE autoscale.node_latest IS
+  'Each sampled node''s latest reading: its latest sample, when it last answered and the first sample it failed since '
+  '(NULL while it answers), and from its latest answer the shard bytes and the cumulative counters (node clock, CPU '
+  'seconds, commits, rollbacks, blocks, statements) the next sample''s rates are computed from. A row goes when the '
+  'node was not seen within autoscale.history_retention.';
 
 CREATE TABLE autoscale.worker_count (
     sampled_at          timestamptz NOT NULL PRIMARY KEY,
@@ -108,17 +85,6 @@ CREATE INDEX events_at_idx ON autoscale.events (at);
 COMMENT ON TABLE autoscale.events IS
   'Everything the extension decided or did, and every error: kind (error, sample, decision, ...), a message '
   'for people and a json detail for programs. Pruned past autoscale.history_retention.';
-
-CREATE VIEW autoscale.latest_node_load AS
-SELECT DISTINCT ON (nodename, nodeport)
-       sampled_at, nodeid, nodename, nodeport, is_coordinator, reachable, error,
-       cpu_busy_pct, load1, mem_used_pct, disk_used_pct, connections, active_connections,
-       commits_per_sec, database_size, shard_count, shard_bytes, data_node,
-       tps, cache_hit_ratio, connection_saturation, replication_lag, mean_statement_ms
-  FROM autoscale.node_samples
- WHERE sampled_at > pg_catalog.now() - interval '1 day'
- ORDER BY nodename, nodeport, sampled_at DESC;
-COMMENT ON VIEW autoscale.latest_node_load IS 'The latest sample of every node seen in the last day.';
 
 CREATE TABLE autoscale.policy_config (
     name            text        PRIMARY KEY,
@@ -347,47 +313,6 @@ COMMENT ON TABLE autoscale.dead_nodes IS
 
 
 
-CREATE VIEW autoscale.status AS
-SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
-       w.worker_count AS active_workers,
-       w.unreachable_workers,
-       w.sampled_at AS last_sample_at,
-       o.id AS operation_id,
-       o.kind AS operation,
-       o.step AS operation_step,
-       o.nodename || ':' || o.nodeport AS operation_node,
-       o.job_id AS operation_job_id,
-       o.reason AS operation_reason,
-       c.last_decision ->> 'direction' AS last_decision,
-       (c.last_decision ->> 'desired_workers')::int AS last_desired_workers,
-       c.last_decision -> 'reasons' AS last_decision_reasons,
-       c.decided_at,
-       CASE WHEN c.paused_until > pg_catalog.now() THEN c.paused_until END AS paused_until,
-       (SELECT count(*) FROM autoscale.standby_nodes WHERE state = 'available') AS standby_available,
-       (SELECT pg_catalog.jsonb_object_agg(state, n)
-          FROM (SELECT state, count(*) AS n FROM autoscale.standby_nodes GROUP BY state) s) AS standby_pool,
-       GREATEST(interval '0',
-                (SELECT max(finished_at) FROM autoscale.operations WHERE kind = 'scale_out' AND status = 'succeeded')
-                + (SELECT max(cooldown_out) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_out_cooldown_left,
-       GREATEST(interval '0',
-                (SELECT max(finished_at) FROM autoscale.operations
-                  WHERE kind IN ('scale_out', 'scale_in') AND status = 'succeeded')
-                + (SELECT max(cooldown_in) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_in_cooldown_left,
-       (SELECT max(started_at) FROM autoscale.operations) AS last_operation_at,
-       ARRAY(SELECT s.nodename || ':' || s.nodeport || CASE WHEN s.is_coordinator THEN ' (coordinator)' ELSE '' END
-               FROM autoscale.node_samples s
-              WHERE s.sample_id = w.sample_id AND s.data_node
-              ORDER BY s.is_coordinator DESC, s.nodename, s.nodeport) AS data_nodes,
-       c.load_skew
-  FROM autoscale.control c
-  LEFT JOIN LATERAL (SELECT * FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1) w ON true
-  LEFT JOIN autoscale.operations o ON o.status = 'running';
-COMMENT ON VIEW autoscale.status IS
-  'One row: mode, active and unreachable workers at the last sample, the running operation and its step, the last '
-  'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, and the '
-  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such), and '
-  'load_skew: the load-skew trigger''s latest assessment.';
-
 CREATE VIEW autoscale.rebalance_progress AS
 SELECT o.id AS operation_id,
        o.kind AS operation,
@@ -477,33 +402,6 @@ COMMENT ON TABLE autoscale.node_samples_1hour IS
   'workers, data_nodes = average data nodes. Filled by the tick, a bounded '
   'number of complete buckets at a time; pruned past autoscale.rollup_hour_retention (default 2 years).';
 
-CREATE VIEW autoscale.history_storage AS
-SELECT level, retention, rows, bytes, nodes, days,
-       (bytes / NULLIF(nodes * days, 0))::bigint AS bytes_per_node_per_day
-  FROM (SELECT 'raw' AS level, pg_catalog.current_setting('autoscale.history_retention', true) AS retention,
-               (SELECT count(*) FROM autoscale.node_samples) AS rows,
-               pg_catalog.pg_total_relation_size('autoscale.node_samples') AS bytes,
-               (SELECT count(DISTINCT (nodename, nodeport)) FROM autoscale.node_samples) AS nodes,
-               (SELECT extract(epoch FROM max(sampled_at) - min(sampled_at) + interval '5 seconds') / 86400
-                  FROM autoscale.node_samples)::float8 AS days
-        UNION ALL
-        SELECT '1 minute', pg_catalog.current_setting('autoscale.rollup_minute_retention', true),
-               (SELECT count(*) FROM autoscale.node_samples_1min),
-               pg_catalog.pg_total_relation_size('autoscale.node_samples_1min'),
-               (SELECT count(DISTINCT (nodename, nodeport)) FROM autoscale.node_samples_1min),
-               (SELECT extract(epoch FROM max(bucket) - min(bucket) + interval '1 minute') / 86400
-                  FROM autoscale.node_samples_1min)::float8
-        UNION ALL
-        SELECT '1 hour', pg_catalog.current_setting('autoscale.rollup_hour_retention', true),
-               (SELECT count(*) FROM autoscale.node_samples_1hour),
-               pg_catalog.pg_total_relation_size('autoscale.node_samples_1hour'),
-               (SELECT count(DISTINCT (nodename, nodeport)) FROM autoscale.node_samples_1hour),
-               (SELECT extract(epoch FROM max(bucket) - min(bucket) + interval '1 hour') / 86400
-                  FROM autoscale.node_samples_1hour)::float8) s;
-COMMENT ON VIEW autoscale.history_storage IS
-  'Storage of each history level: raw samples (autoscale.node_samples), 1-minute and 1-hour rollups: its retention, rows, '
-  'bytes on disk (with indexes), nodes (the cluster row counts as one), days covered, and bytes per node per day.';
-
 CREATE TABLE autoscale.shard_group_load (
     colocationid         int              NOT NULL,
     shardminvalue        text             NOT NULL,
@@ -588,10 +486,10 @@ REVOKE ALL ON ALL TABLES IN SCHEMA autoscale FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA autoscale FROM PUBLIC;
 -- names are visible to all; every table and function below has its own privileges
 GRANT USAGE ON SCHEMA autoscale TO PUBLIC;
-GRANT SELECT ON autoscale.node_samples, autoscale.worker_count, autoscale.events, autoscale.latest_node_load,
+GRANT SELECT ON autoscale.node_history, autoscale.history_nodes, autoscale.node_latest, autoscale.worker_count, autoscale.events,
                 autoscale.policy_config, autoscale.policies, autoscale.schedules, autoscale.metric_samples, autoscale.control,
                 autoscale.operations, autoscale.standby_nodes, autoscale.provision_requests,
-                autoscale.status, autoscale.rebalance_progress, autoscale.dead_nodes,
+                autoscale.rebalance_progress, autoscale.dead_nodes,
                 autoscale.shard_group_load, autoscale.shard_group_load_history, autoscale.tenant_load, autoscale.hot_tenants
   TO pg_monitor;
-GRANT SELECT ON autoscale.node_samples_1min, autoscale.node_samples_1hour, autoscale.history_storage TO pg_monitor;
+GRANT SELECT ON autoscale.node_samples_1min, autoscale.node_samples_1hour TO pg_monitor;

@@ -5,6 +5,148 @@
 -- change things are SECURITY DEFINER with a pinned search_path, so a granted role needs no table
 -- privileges of its own; set_policy() is not: it checks custom SQL against the real calling user and
 -- writes the validated policy with the extension owner's rights.
+-- === the node history's view and the views that read it (they need autoscale.history_readings()) ===
+CREATE VIEW autoscale.node_samples AS
+SELECT h.sample_id, h.sampled_at, n.nodeid, n.nodename, n.nodeport, n.is_coordinator, r.reachable, r.error,
+       r.cpu_busy_pct, r.load1, r.load5, r.load15, r.mem_used_pct, r.disk_used_pct, r.disk_free_bytes, r.connections,
+       r.active_connections, r.commits_per_sec, r.rollbacks_per_sec, r.database_size, r.shard_count, r.shard_bytes,
+       r.cpu_cores, r.data_node, r.shard_load, r.cache_hit_ratio, r.replication_lag, r.tps, r.connection_saturation,
+       r.mean_statement_ms
+  FROM autoscale.node_history h
+ CROSS JOIN LATERAL autoscale.history_readings(h.nodes) r
+  JOIN autoscale.history_nodes n ON n.node_key = r.node_key;
+COMMENT ON VIEW autoscale.node_samples IS
+  'One row per node per sample, read from the compact history (autoscale.node_history): load (CPU busy %, load '
+  'averages, memory and disk used %, connections, commits/s), shard count and bytes. reachable = false marks a node '
+  'that did not answer within autoscale.node_timeout. Filter on sampled_at or sample_id: the other columns are decoded '
+  'from each sample. Percentages and rates are kept to 0.01, the mean statement time to 1 us. INSERT, UPDATE and '
+  'DELETE change the history a row at a time. Pruned past autoscale.history_retention.';
+COMMENT ON COLUMN autoscale.node_samples.cpu_busy_pct IS
+  'CPU busy percent since the previous sample of this node (NULL on the first sample or after a long gap); '
+  'from /proc/stat, or from cgroup v2 cpu.stat relative to cpu.max when the server runs under a CPU limit.';
+COMMENT ON COLUMN autoscale.node_samples.shard_count IS 'Shard placements on the node, from pg_dist_placement.';
+COMMENT ON COLUMN autoscale.node_samples.shard_bytes IS 'Bytes of the shard placements on the node, measured on the node.';
+COMMENT ON COLUMN autoscale.node_samples.data_node IS
+  'The node holds shards of distributed tables or should (shouldhaveshards), the coordinator included: the policies '
+  'read the load of these nodes. Reference and citus local tables do not count. NULL without Citus.';
+COMMENT ON COLUMN autoscale.node_samples.shard_load IS
+  'Sum of the smoothed load of the shard groups on the node (operations/s, see autoscale.shard_group_load); NULL '
+  'without Citus or for a node that did not report its shard groups.';
+COMMENT ON COLUMN autoscale.node_samples.cache_hit_ratio IS
+  'Shared-buffer hits over hits plus reads since the previous sample of this node, percent (NULL when nothing was read).';
+COMMENT ON COLUMN autoscale.node_samples.replication_lag IS
+  'Bytes of WAL the furthest-behind streaming standby of this node has yet to replay (the flushed, else written, position for standbys that do '
+  'not replay); NULL when the node has no streaming standby.';
+COMMENT ON COLUMN autoscale.node_samples.tps IS 'Transactions per second since the previous sample: commits plus rollbacks.';
+COMMENT ON COLUMN autoscale.node_samples.connection_saturation IS 'Client connections over max_connections, percent.';
+COMMENT ON COLUMN autoscale.node_samples.mean_statement_ms IS
+  'Mean execution time of the statements run since the previous sample, from pg_stat_statements (all its entries); NULL '
+  'when pg_stat_statements is not installed in the database or not loaded, or no statement ran.';
+
+CREATE FUNCTION autoscale.node_samples_write() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $body$
+BEGIN
+  IF TG_OP IN ('UPDATE', 'DELETE') THEN
+    PERFORM autoscale.forget_node_samples(pg_catalog.to_jsonb(OLD));
+  END IF;
+  IF TG_OP IN ('INSERT', 'UPDATE') THEN
+    PERFORM autoscale.record_node_samples(pg_catalog.to_jsonb(NEW));
+    RETURN NEW;
+  END IF;
+  RETURN OLD;
+END
+$body$;
+COMMENT ON FUNCTION autoscale.node_samples_write() IS
+  'INSTEAD OF INSERT, UPDATE and DELETE trigger of autoscale.node_samples: writes rows into the compact history '
+  '(autoscale.record_node_samples()) and removes them (autoscale.forget_node_samples()), a row at a time.';
+CREATE TRIGGER node_samples_write INSTEAD OF INSERT OR UPDATE OR DELETE ON autoscale.node_samples
+  FOR EACH ROW EXECUTE FUNCTION autoscale.node_samples_write();
+
+CREATE VIEW autoscale.latest_node_load AS
+SELECT s.sampled_at, s.nodeid, s.nodename, s.nodeport, s.is_coordinator, s.reachable, s.error,
+       s.cpu_busy_pct, s.load1, s.mem_used_pct, s.disk_used_pct, s.connections, s.active_connections,
+       s.commits_per_sec, s.database_size, s.shard_count, s.shard_bytes, s.data_node,
+       s.tps, s.cache_hit_ratio, s.connection_saturation, s.replication_lag, s.mean_statement_ms
+  FROM autoscale.node_latest l
+  JOIN autoscale.node_samples s
+    ON s.sample_id = l.last_sample_id AND s.nodename = l.nodename AND s.nodeport = l.nodeport
+ WHERE l.last_seen_at > pg_catalog.now() - interval '1 day'
+ ORDER BY s.nodename, s.nodeport;
+COMMENT ON VIEW autoscale.latest_node_load IS 'The latest sample of every node seen in the last day.';
+
+CREATE VIEW autoscale.status AS
+SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
+       w.worker_count AS active_workers,
+       w.unreachable_workers,
+       w.sampled_at AS last_sample_at,
+       o.id AS operation_id,
+       o.kind AS operation,
+       o.step AS operation_step,
+       o.nodename || ':' || o.nodeport AS operation_node,
+       o.job_id AS operation_job_id,
+       o.reason AS operation_reason,
+       c.last_decision ->> 'direction' AS last_decision,
+       (c.last_decision ->> 'desired_workers')::int AS last_desired_workers,
+       c.last_decision -> 'reasons' AS last_decision_reasons,
+       c.decided_at,
+       CASE WHEN c.paused_until > pg_catalog.now() THEN c.paused_until END AS paused_until,
+       (SELECT count(*) FROM autoscale.standby_nodes WHERE state = 'available') AS standby_available,
+       (SELECT pg_catalog.jsonb_object_agg(state, n)
+          FROM (SELECT state, count(*) AS n FROM autoscale.standby_nodes GROUP BY state) s) AS standby_pool,
+       GREATEST(interval '0',
+                (SELECT max(finished_at) FROM autoscale.operations WHERE kind = 'scale_out' AND status = 'succeeded')
+                + (SELECT max(cooldown_out) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_out_cooldown_left,
+       GREATEST(interval '0',
+                (SELECT max(finished_at) FROM autoscale.operations
+                  WHERE kind IN ('scale_out', 'scale_in') AND status = 'succeeded')
+                + (SELECT max(cooldown_in) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_in_cooldown_left,
+       (SELECT max(started_at) FROM autoscale.operations) AS last_operation_at,
+       ARRAY(SELECT s.nodename || ':' || s.nodeport || CASE WHEN s.is_coordinator THEN ' (coordinator)' ELSE '' END
+               FROM autoscale.node_samples s
+              WHERE s.sample_id = w.sample_id AND s.data_node
+              ORDER BY s.is_coordinator DESC, s.nodename, s.nodeport) AS data_nodes,
+       c.load_skew
+  FROM autoscale.control c
+  LEFT JOIN LATERAL (SELECT * FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1) w ON true
+  LEFT JOIN autoscale.operations o ON o.status = 'running';
+COMMENT ON VIEW autoscale.status IS
+  'One row: mode, active and unreachable workers at the last sample, the running operation and its step, the last '
+  'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, and the '
+  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such), and '
+  'load_skew: the load-skew trigger''s latest assessment.';
+
+CREATE VIEW autoscale.history_storage AS
+SELECT level, retention, rows, bytes, nodes, days,
+       (bytes / NULLIF(nodes * days, 0))::bigint AS bytes_per_node_per_day
+  FROM (SELECT 'raw' AS level, pg_catalog.current_setting('autoscale.history_retention', true) AS retention,
+               (SELECT count(*) FROM autoscale.node_history) AS rows,
+               pg_catalog.pg_total_relation_size('autoscale.node_history')
+                 + pg_catalog.pg_total_relation_size('autoscale.history_nodes')
+                 + pg_catalog.pg_total_relation_size('autoscale.node_latest') AS bytes,
+               (SELECT count(*) FROM autoscale.node_latest) AS nodes,
+               (SELECT extract(epoch FROM max(sampled_at) - min(sampled_at) + interval '5 seconds') / 86400
+                  FROM autoscale.node_history)::float8 AS days
+        UNION ALL
+        SELECT '1 minute', pg_catalog.current_setting('autoscale.rollup_minute_retention', true),
+               (SELECT count(*) FROM autoscale.node_samples_1min),
+               pg_catalog.pg_total_relation_size('autoscale.node_samples_1min'),
+               (SELECT count(DISTINCT (nodename, nodeport)) FROM autoscale.node_samples_1min),
+               (SELECT extract(epoch FROM max(bucket) - min(bucket) + interval '1 minute') / 86400
+                  FROM autoscale.node_samples_1min)::float8
+        UNION ALL
+        SELECT '1 hour', pg_catalog.current_setting('autoscale.rollup_hour_retention', true),
+               (SELECT count(*) FROM autoscale.node_samples_1hour),
+               pg_catalog.pg_total_relation_size('autoscale.node_samples_1hour'),
+               (SELECT count(DISTINCT (nodename, nodeport)) FROM autoscale.node_samples_1hour),
+               (SELECT extract(epoch FROM max(bucket) - min(bucket) + interval '1 hour') / 86400
+                  FROM autoscale.node_samples_1hour)::float8) s;
+COMMENT ON VIEW autoscale.history_storage IS
+  'Storage of each history level: raw samples (autoscale.node_history, one row per sample holding every node, with '
+  'autoscale.history_nodes and autoscale.node_latest), 1-minute and 1-hour rollups: its retention, rows, bytes on disk '
+  '(with indexes), nodes (the cluster row counts as one), days covered, and bytes per node per day.';
+
+GRANT SELECT ON autoscale.node_samples, autoscale.latest_node_load, autoscale.status, autoscale.history_storage TO pg_monitor;
+
 DO $$
 DECLARE f regprocedure;
 BEGIN
@@ -17,6 +159,7 @@ END $$;
 GRANT EXECUTE ON FUNCTION autoscale.node_stats(), autoscale.explain(), autoscale.backtest(interval, text, interval),
   autoscale.metrics() TO pg_monitor;
 GRANT EXECUTE ON FUNCTION autoscale.scale_out_path(integer) TO pg_monitor;
+GRANT EXECUTE ON FUNCTION autoscale.history_readings(bytea) TO pg_monitor;
 GRANT EXECUTE ON FUNCTION autoscale.capacity_plan() TO pg_monitor;
 GRANT EXECUTE ON FUNCTION autoscale.resize_advice(interval) TO pg_monitor;
 GRANT EXECUTE ON FUNCTION autoscale.backtest_series(timestamp with time zone[], double precision[], text, interval,
@@ -295,3 +438,20 @@ COMMENT ON FUNCTION autoscale.resize(text, integer, jsonb, text) IS
   'a check that no placement is left), removes the old worker and hands it back with a deprovision request. A failure '
   'after the drain began puts the old worker''s shouldhaveshards back and removes nothing. Refuses the coordinator, '
   'a node not an active worker and a size that is not such an object; reason is at most 500 bytes.';
+
+-- === the compact node history (0.5.0) ===
+COMMENT ON FUNCTION autoscale.history_readings(bytea) IS
+  'The node readings of one sample of autoscale.node_history (its nodes column), one row per node with the columns of '
+  'autoscale.node_samples; node_key names the node in autoscale.history_nodes. The view autoscale.node_samples reads '
+  'the history with it. A value that is not a node history is an error.';
+COMMENT ON FUNCTION autoscale.record_node_samples(jsonb) IS
+  'Writes node rows into the compact history: a json array of autoscale.node_samples rows, or one row (sample_id, '
+  'sampled_at, nodename, nodeport, is_coordinator and reachable required; other columns optional). A row for a sample '
+  'already recorded is added to it (or replaces the reading of the same node); each node''s latest reading in '
+  'autoscale.node_latest follows the newest row. Returns how many rows were written. Used by the INSERT and UPDATE '
+  'triggers of autoscale.node_samples and by the 0.5.0 update; superusers only.';
+COMMENT ON FUNCTION autoscale.forget_node_samples(jsonb) IS
+  'Removes node rows from the compact history: a json array of autoscale.node_samples rows, or one row (sample_id, '
+  'nodename, nodeport, nodeid and is_coordinator name the reading). A sample left without readings is deleted, and so '
+  'is a node''s latest reading in autoscale.node_latest when it was the one removed. Returns how many rows were '
+  'given. Used by the DELETE and UPDATE triggers of autoscale.node_samples; superusers only.';

@@ -8,6 +8,7 @@
 //! - [`policy`]: the policy engine: policies + recent samples + action history -> decision + reasons.
 //! - [`forecast`]: the short-term load forecast (seasonal profile x a cycle found in the data x
 //!   robust trend, with its own error), the learned lead time, and the linear trend of the capacity plan.
+//! - [`history`]: the compact node history: one sample's node readings in one value, and back.
 //! - [`schedule`]: schedules: cron windows in a time zone that set min/max workers while they
 //!   apply (overlaps: the highest min and the highest max), the clamp and its explanation.
 //! - [`capacity`]: the capacity plan: linear trends months ahead, threshold and max_workers dates.
@@ -29,6 +30,7 @@ pub mod clones;
 pub mod compat;
 pub mod duration;
 pub mod forecast;
+pub mod history;
 pub mod load;
 pub mod metrics;
 pub mod node;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Upgrade from the first release built for this PostgreSQL, through every later release, to this tree's
-# version, on a real Citus cluster. PostgreSQL 15: 0.1.0 -> 0.2.0 -> 0.3.0 -> this version; PostgreSQL 18
-# (0.3.0 was its first release): 0.3.0 -> this version.
+# version, on a real Citus cluster. PostgreSQL 15: 0.1.0 -> 0.2.0 -> 0.3.0 -> 0.4.0 -> this
+# version; PostgreSQL 18 (0.3.0 was its first release): 0.3.0 -> 0.4.0 -> this version.
 #   1. builds the releases from their commits (git archive; cached outside the clone under
 #      $CITUS_AUTOSCALE_CACHE/upgrade), installs the first one's files, makes a cluster (coordinator, 2
 #      workers, 1 standby) and gives it policies, a pool, history and a finished scale-out;
@@ -24,10 +24,11 @@ declare -A RELEASE=(
   [0.1.0]=fe137e01ee2dd2c62fc135c9f20ad9b728f96178
   [0.2.0]=7dd5c72ebc1ad531d4adb1d8a4adddbdab1238a5
   [0.3.0]=00467a6e1accf178467a0f5e2c8d7e4afbda05d2
+  [0.4.0]=05e012774d72bc26fad4d94fb85b6fff5cf6c57c
 )
 case "$PG_MAJOR" in
-  15) CHAIN="0.1.0 0.2.0 0.3.0" ;;
-  18) CHAIN="0.3.0" ;;
+  15) CHAIN="0.1.0 0.2.0 0.3.0 0.4.0" ;;
+  18) CHAIN="0.3.0 0.4.0" ;;
   *) echo "PostgreSQL $PG_MAJOR: no release was built for it here, nothing to upgrade from: scenario skipped"; exit 0 ;;
 esac
 read -r -a CHAIN <<<"$CHAIN"
@@ -122,6 +123,13 @@ last_event=$(q 0 "SELECT max(id) FROM autoscale.events")
 # shellcheck disable=SC2059
 counts_before=$(q 0 "$(printf "$counts_sql" "$last_sample" "$last_sample" "$last_event")")
 rows_before=$(row_counts 0)
+# the node history's values, compared across the update to this version: exact columns by digest, CPU busy %
+# (kept to 0.01 from 0.5.0 on) by its sum
+digest_sql="SELECT md5(string_agg(concat_ws(':', sample_id, sampled_at, nodeid, nodename, nodeport, is_coordinator, reachable,
+                                            data_node, shard_count, shard_bytes, database_size, connections, error),
+                                  ',' ORDER BY sample_id, nodename, nodeport)) || ' ' || count(cpu_busy_pct)
+              FROM autoscale.node_samples WHERE sample_id <= $last_sample"
+cpu_sum_sql="SELECT coalesce(sum(cpu_busy_pct::numeric), 0) FROM autoscale.node_samples WHERE sample_id <= $last_sample"
 echo "$FIRST state: $kept_before; history rows (samples/worker_count/events): $counts_before"
 
 # --- 2. every later release's files, restart, ALTER EXTENSION UPDATE (the released path) ---
@@ -149,6 +157,10 @@ for v in "${CHAIN[@]:1}"; do
       "the 0.3.0 update set the load strategy's improvement_threshold to 0.2"
   fi
 done
+
+# the history as the last release keeps it (0.1.0 had no data_node column)
+digest_before=$(q 0 "$digest_sql")
+cpu_sum_before=$(q 0 "$cpu_sum_sql")
 
 # --- 3. this version's files over the running servers, as dpkg installs them (a new file; the old library
 #        stays mapped), then the update: refused with a HINT, nothing changed; after a restart it runs ---
@@ -191,6 +203,11 @@ assert_eq "$(q 0 "$kept_sql")" "$kept_before" "policies, pool and operations kep
 # shellcheck disable=SC2059
 assert_eq "$(q 0 "$(printf "$counts_sql" "$last_sample" "$last_sample" "$last_event")")" "$counts_before" "history rows kept"
 assert_eq "$(row_counts 0)" "$rows_before" "user tables kept"
+assert_eq "$(q 0 "$digest_sql")" "$digest_before" "the node history's nodes, roles, reachability, shard counts and sizes kept"
+cpu_sum_after=$(q 0 "$cpu_sum_sql")
+assert_true "$(q 0 "SELECT abs($cpu_sum_after - $cpu_sum_before) <= 0.005 * (SELECT count(*) FROM autoscale.node_samples
+                                                                          WHERE sample_id <= $last_sample) + 0.001")" \
+  "CPU busy % kept to 0.01 (sum $cpu_sum_before before, $cpu_sum_after after)"
 s=$(q 0 "SELECT max(sample_id) FROM autoscale.node_samples")
 q 0 "SELECT autoscale.sample()" >/dev/null
 assert_eq "$(q 0 "SELECT count(*) FILTER (WHERE reachable) FROM autoscale.node_samples WHERE sample_id = (SELECT max(sample_id) FROM autoscale.node_samples) AND sample_id > $s")" 4 \

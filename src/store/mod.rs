@@ -1,10 +1,12 @@
 //! Stores: one module per table of schema `autoscale`. Each owns its table's SQL and row types and
 //! decides nothing. Stores import only from [`crate::infra`] (and never from each other, except
-//! where a statement spans two tables, which the module header says).
+//! where a statement spans two tables, which the module header says; [`samples`] writes its node
+//! rows through [`history`]).
 
 pub mod control;
 pub mod dead_nodes;
 pub mod events;
+pub mod history;
 pub mod load;
 pub mod operations;
 pub mod policies;

@@ -92,7 +92,7 @@ pub fn fill_level(level: Level) -> Result<i64> {
     let sql = format!(
         "WITH lo AS (
             SELECT pg_catalog.date_trunc($1, min(n.sampled_at), 'UTC') AS lo
-              FROM autoscale.node_samples n
+              FROM autoscale.node_history n
              WHERE n.sampled_at >= coalesce((SELECT max(bucket) FROM {table}) + pg_catalog.make_interval(secs => $2),
                                             '-infinity')
          ), win AS (
@@ -109,6 +109,7 @@ pub fn fill_level(level: Level) -> Result<i64> {
               FROM win, autoscale.worker_count w
               JOIN autoscale.node_samples n ON n.sample_id = w.sample_id
              WHERE w.sampled_at >= win.lo AND w.sampled_at < win.hi
+               AND n.sampled_at >= win.lo AND n.sampled_at < win.hi
             WINDOW s AS (PARTITION BY w.sample_id)
          ), per_sample AS (
             SELECT n.sampled_at, n.nodename, n.nodeport, NULL::float8 AS workers, NULL::float8 AS data_nodes{raw}

@@ -1,63 +1,18 @@
-//! The sample tables: autoscale.node_samples (one row per node per sample), autoscale.worker_count
-//! (one row per sample) and autoscale.metric_samples (custom metric values per sample): their row
-//! types, inserts, the readings the policies and metrics need, and retention. Owns these tables'
-//! SQL; decides nothing.
+//! The sample tables: autoscale.node_samples (one row per node per sample: a view over the compact
+//! history of [`super::history`]), autoscale.worker_count (one row per sample) and
+//! autoscale.metric_samples (custom metric values per sample): their row types, inserts, the
+//! readings the policies and metrics need, and retention. Owns these tables' SQL; decides nothing.
 
 use std::collections::HashMap;
 
 use autoscale_core::policy::datanodes::NodeRole;
 use autoscale_core::rates::Counters;
 use pgrx::prelude::*;
-use pgrx::JsonB;
-use serde::Serialize;
 
 use crate::infra::errors::Result;
 use crate::infra::spi::select_rows;
 
-/// One row of autoscale.node_samples (field names are the column names).
-#[derive(Debug, Clone, Serialize, Default)]
-pub struct SampleRow {
-    pub sample_id: i64,
-    pub sampled_at: String,
-    pub nodeid: Option<i32>,
-    pub nodename: String,
-    pub nodeport: i32,
-    pub is_coordinator: bool,
-    pub reachable: bool,
-    pub data_node: Option<bool>,
-    pub error: Option<String>,
-    pub cpu_busy_pct: Option<f64>,
-    pub load1: Option<f64>,
-    pub load5: Option<f64>,
-    pub load15: Option<f64>,
-    pub mem_used_pct: Option<f64>,
-    pub disk_used_pct: Option<f64>,
-    pub disk_free_bytes: Option<u64>,
-    pub connections: Option<i64>,
-    pub active_connections: Option<i64>,
-    pub commits_per_sec: Option<f64>,
-    pub rollbacks_per_sec: Option<f64>,
-    pub database_size: Option<i64>,
-    pub shard_count: Option<i64>,
-    pub shard_bytes: Option<i64>,
-    pub node_time: Option<f64>,
-    pub cpu_busy_seconds: Option<f64>,
-    pub cpu_capacity_seconds: Option<f64>,
-    pub cpu_cores: Option<f64>,
-    pub xact_commit: Option<i64>,
-    pub xact_rollback: Option<i64>,
-    /// Sum of the smoothed load of the shard groups on the node (operations/s).
-    pub shard_load: Option<f64>,
-    pub cache_hit_ratio: Option<f64>,
-    pub replication_lag: Option<i64>,
-    pub tps: Option<f64>,
-    pub connection_saturation: Option<f64>,
-    pub mean_statement_ms: Option<f64>,
-    pub blks_hit: Option<i64>,
-    pub blks_read: Option<i64>,
-    pub stmt_calls: Option<i64>,
-    pub stmt_total_ms: Option<f64>,
-}
+pub use super::history::SampleRow;
 
 /// A new sample id and the sample's timestamp (ISO 8601 text).
 pub fn next_sample_id() -> Result<(i64, String)> {
@@ -67,19 +22,6 @@ pub fn next_sample_id() -> Result<(i64, String)> {
     Ok((id.unwrap_or(0), at.unwrap_or_default()))
 }
 
-/// The WITH clause the latest-reading-per-node statements start from: `nodes(nodename, nodeport)`,
-/// every node in autoscale.node_samples, found by a loose scan of node_samples_node_idx (one index
-/// probe per node). A `DISTINCT ON` sorted the whole history at every tick: 21 ms with a few
-/// hundred samples of 33 nodes, and growing with `history_retention`.
-const NODES: &str = "WITH RECURSIVE nodes AS (
-       (SELECT nodename, nodeport FROM autoscale.node_samples ORDER BY nodename, nodeport LIMIT 1)
-       UNION ALL
-       SELECT x.nodename, x.nodeport
-         FROM nodes n,
-              LATERAL (SELECT s.nodename, s.nodeport FROM autoscale.node_samples s
-                        WHERE (s.nodename, s.nodeport) > (n.nodename, n.nodeport)
-                        ORDER BY s.nodename, s.nodeport LIMIT 1) x)";
-
 /// How far back the previous reading of a node is looked for (rates need one): an hour, or three
 /// sample intervals when they are longer, so that no sample_interval gives NULL rates.
 pub fn rate_lookback_secs() -> f64 {
@@ -87,20 +29,14 @@ pub fn rate_lookback_secs() -> f64 {
 }
 
 /// The latest reachable reading of each node within [`rate_lookback_secs`], keyed by
-/// (nodename, nodeport).
+/// (nodename, nodeport), from autoscale.node_latest.
 pub fn previous_counters() -> Result<HashMap<(String, i32), Counters>> {
     Ok(Spi::connect(|c| {
         let rows = c.select(
-            &format!(
-                "{NODES}
-                 SELECT n.nodename, n.nodeport, l.node_time, l.cpu_busy_seconds, l.cpu_capacity_seconds, l.xact_commit,
-                        l.xact_rollback, l.blks_hit, l.blks_read, l.stmt_calls, l.stmt_total_ms
-                   FROM nodes n,
-                        LATERAL (SELECT * FROM autoscale.node_samples s
-                                  WHERE s.nodename = n.nodename AND s.nodeport = n.nodeport AND s.reachable
-                                    AND s.sampled_at > pg_catalog.now() - pg_catalog.make_interval(secs => $1)
-                                  ORDER BY s.sampled_at DESC LIMIT 1) l"
-            ),
+            "SELECT nodename, nodeport, node_time, cpu_busy_seconds, cpu_capacity_seconds, xact_commit, xact_rollback,
+                    blks_hit, blks_read, stmt_calls, stmt_total_ms
+               FROM autoscale.node_latest
+              WHERE last_reachable_at > pg_catalog.now() - pg_catalog.make_interval(secs => $1)",
             None,
             &[rate_lookback_secs().into()],
         )?;
@@ -127,7 +63,7 @@ pub fn previous_counters() -> Result<HashMap<(String, i32), Counters>> {
     })?)
 }
 
-/// Writes one sample: its node rows in one statement, and its worker_count row.
+/// Writes one sample: its node rows into the compact history, and its worker_count row.
 pub fn insert_sample(
     rows: &[SampleRow],
     workers: usize,
@@ -139,14 +75,8 @@ pub fn insert_sample(
     let Some(first) = rows.first() else {
         return Ok(());
     };
-    let json = serde_json::to_value(rows).expect("sample rows serialize");
+    super::history::write_rows(rows)?;
     Ok(Spi::connect_mut(|c| {
-        c.update(
-            "INSERT INTO autoscale.node_samples
-             SELECT * FROM pg_catalog.jsonb_populate_recordset(NULL::autoscale.node_samples, $1)",
-            None,
-            &[JsonB(json).into()],
-        )?;
         c.update(
             "INSERT INTO autoscale.worker_count
                  (sampled_at, sample_id, worker_count, reachable_workers, unreachable_workers, inactive_workers, driver,
@@ -177,9 +107,8 @@ pub fn secs_since_last_sample() -> Result<Option<f64>> {
 
 /// Deletes at most `batch` rows per sample table older than `retention_secs`; returns how many.
 pub fn prune(retention_secs: f64, batch: i64) -> Result<i64> {
-    let mut total = 0;
+    let mut total = super::history::prune(retention_secs, batch)?;
     for table in [
-        "autoscale.node_samples",
         "autoscale.worker_count",
         "autoscale.metric_samples",
         "autoscale.shard_group_load_history",
@@ -330,14 +259,7 @@ pub fn latest_nodes() -> Result<Vec<(String, i32, NodeRole)>> {
 /// Each node's shard bytes at its latest reachable sample, keyed by (nodename, nodeport).
 pub fn latest_shard_bytes() -> Result<HashMap<(String, i32), Option<i64>>> {
     super::by_node(
-        &format!(
-            "{NODES}
-             SELECT n.nodename, n.nodeport, l.shard_bytes
-               FROM nodes n,
-                    LATERAL (SELECT s.shard_bytes FROM autoscale.node_samples s
-                              WHERE s.nodename = n.nodename AND s.nodeport = n.nodeport AND s.reachable
-                              ORDER BY s.sampled_at DESC LIMIT 1) l"
-        ),
+        "SELECT nodename, nodeport, shard_bytes FROM autoscale.node_latest WHERE last_reachable_at IS NOT NULL",
         |r| r.get::<i64>(3),
     )
 }
@@ -431,21 +353,10 @@ pub type Health = (bool, Option<f64>);
 
 pub fn health() -> Result<HashMap<(String, i32), Health>> {
     super::by_node(
-        &format!(
-            "{NODES}
-             SELECT n.nodename, n.nodeport, l.reachable,
-                    CASE WHEN NOT l.reachable THEN
-                      (SELECT extract(epoch FROM min(f.sampled_at))::float8 FROM autoscale.node_samples f
-                        WHERE f.nodename = n.nodename AND f.nodeport = n.nodeport AND NOT f.reachable
-                          AND f.sampled_at > coalesce((SELECT max(a.sampled_at) FROM autoscale.node_samples a
-                                                        WHERE a.nodename = n.nodename AND a.nodeport = n.nodeport
-                                                          AND a.reachable), '-infinity'))
-                    END
-               FROM nodes n,
-                    LATERAL (SELECT s.reachable FROM autoscale.node_samples s
-                              WHERE s.nodename = n.nodename AND s.nodeport = n.nodeport
-                              ORDER BY s.sampled_at DESC LIMIT 1) l"
-        ),
+        "SELECT nodename, nodeport, last_reachable_at IS NOT DISTINCT FROM last_seen_at,
+                CASE WHEN last_reachable_at IS DISTINCT FROM last_seen_at
+                     THEN extract(epoch FROM first_failed_at)::float8 END
+           FROM autoscale.node_latest",
         |r| Ok((r.get::<bool>(3)?.unwrap_or(true), r.get::<f64>(4)?)),
     )
 }

@@ -3,6 +3,7 @@
 //! and [`pool`] (the standby pool). They check arguments, call the layers below and convert; the
 //! argument checks they share live here. No rule of the autoscaler lives in this folder.
 
+mod history;
 mod observe;
 mod operations;
 mod policies;

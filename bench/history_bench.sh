@@ -3,6 +3,7 @@
 #   - bytes per node-sample of autoscale.node_history (table, TOAST and indexes) for SAMPLES samples of
 #     NODES nodes with busy, varied values (CPU 0-100% to 0.01, rates in the thousands, sizes in GB, a
 #     mean statement time), written through autoscale.record_node_samples() as the sampler writes them;
+#   - the worker_count row each sample writes too;
 #   - the same samples in the 0.4.0 layout (a row per node per sample, table and its two indexes);
 #   - the 0.5.0 update's conversion of that old table, per sample and per node row;
 #   - reading through the view autoscale.node_samples: one node's rows over the whole history (a
@@ -39,7 +40,7 @@ q 0 "CREATE TABLE public.old_samples (
        blks_read bigint, stmt_calls bigint, stmt_total_ms double precision);
      SELECT setseed(0.42);
      INSERT INTO public.old_samples
-     SELECT s, now() - make_interval(secs => 5 * ($SAMPLES - s)), n, '10.0.' || (n / 200) || '.' || (n % 200 + 10), 5432,
+     SELECT -s, now() - make_interval(secs => 5 * s), n, '10.0.' || (n / 200) || '.' || (n % 200 + 10), 5432,
             n = 1, true, NULL,
             (random() * 100)::real, (random() * 8)::real, (random() * 8)::real, (random() * 8)::real,
             (40 + random() * 50)::real, (30 + random() * 40)::real, (1e11 + random() * 1e10)::bigint,
@@ -51,8 +52,8 @@ q 0 "CREATE TABLE public.old_samples (
             (1e10 + s * 90000)::bigint, (1e8 + s * 900)::bigint, (1e9 + s * 9000)::bigint, 1e8 + s * 3000.5
        FROM generate_series(1, $SAMPLES) s, generate_series(1, $NODES) n;
      CREATE INDEX ON public.old_samples (sampled_at);
-     CREATE INDEX ON public.old_samples (nodename, nodeport, sampled_at DESC);
-     VACUUM ANALYZE public.old_samples" >/dev/null
+     CREATE INDEX ON public.old_samples (nodename, nodeport, sampled_at DESC)" >/dev/null
+q 0 "VACUUM ANALYZE public.old_samples" >/dev/null
 old_bytes=$(q 0 "SELECT pg_total_relation_size('public.old_samples')")
 
 # the 0.5.0 update's conversion (the statement of sql/citus_autoscale--0.4.0--0.5.0.sql), timed
@@ -64,23 +65,31 @@ BEGIN
             GROUP BY o.sample_id
             ORDER BY o.sample_id
   LOOP
-    PERFORM autoscale.record_node_samples(r.nodes);
+    PERFORM autoscale.record_node_samples(r.nodes, latest => false);
   END LOOP;
 END \$convert\$")
 q 0 "VACUUM ANALYZE autoscale.node_history" >/dev/null
 new_bytes=$(q 0 "SELECT pg_total_relation_size('autoscale.node_history')")
 fixed=$(q 0 "SELECT pg_total_relation_size('autoscale.history_nodes') + pg_total_relation_size('autoscale.node_latest')")
-rows=$(q 0 "SELECT count(*) FROM autoscale.node_samples")
-raw=$(q 0 "SELECT round(avg(octet_length(nodes)) / $NODES, 1) FROM autoscale.node_history")
-stored=$(q 0 "SELECT round(avg(pg_column_size(nodes)) / $NODES, 1) FROM autoscale.node_history")
+rows=$(q 0 "SELECT count(*) FROM autoscale.node_samples WHERE sample_id < 0")
+raw=$(q 0 "SELECT round(avg(octet_length(nodes)) / $NODES, 1) FROM autoscale.node_history WHERE sample_id < 0")
+stored=$(q 0 "SELECT round(avg(pg_column_size(nodes)) / $NODES, 1) FROM autoscale.node_history WHERE sample_id < 0")
+# the worker_count row every sample also writes
+q 0 "INSERT INTO autoscale.worker_count (sampled_at, sample_id, worker_count, reachable_workers, unreachable_workers,
+                                         inactive_workers, driver, sample_ms)
+     SELECT now() - make_interval(secs => 5 * s), -s, $NODES - 1, $NODES - 1, 0, 0, 'worker', random() * 60
+       FROM generate_series(1, $SAMPLES) s" >/dev/null
+q 0 "VACUUM ANALYZE autoscale.worker_count" >/dev/null
+wc_bytes=$(q 0 "SELECT pg_total_relation_size('autoscale.worker_count') / count(*)::float8 FROM autoscale.worker_count")
 
 one_node_ms=$(ms q 0 "SELECT count(*), avg(cpu_busy_pct) FROM autoscale.node_samples WHERE nodename = '10.0.0.15'")
 latest_ms=$(ms q 0 "SELECT count(*) FROM autoscale.latest_node_load")
 
-awk -v s="$SAMPLES" -v n="$NODES" -v ob="$old_bytes" -v nb="$new_bytes" -v f="$fixed" -v rows="$rows" \
+awk -v wc="$wc_bytes" -v s="$SAMPLES" -v n="$NODES" -v ob="$old_bytes" -v nb="$new_bytes" -v f="$fixed" -v rows="$rows" \
     -v raw="$raw" -v st="$stored" -v c="$convert_ms" -v one="$one_node_ms" -v lat="$latest_ms" 'BEGIN {
   printf "0.4.0 layout (a row per node):   %8.1f bytes per node-sample, %7.1f MB a day at 32 workers\n", ob / (s * n), ob / (s * n) * 33 * 17280 / 1e6
   printf "0.5.0 node_history:              %8.1f bytes per node-sample, %7.1f MB a day at 32 workers, %7.1f at 64\n", nb / (s * n), nb / (s * n) * 33 * 17280 / 1e6, nb / (s * n) * 65 * 17280 / 1e6
+  printf "  and worker_count: %.1f bytes per sample; both: %.1f MB a day at 32 workers, %.1f at 64\n", wc, (nb / (s * n) * 33 + wc) * 17280 / 1e6, (nb / (s * n) * 65 + wc) * 17280 / 1e6
   printf "  encoded %.1f bytes per node, %.1f as stored (compressed); %d bytes that do not grow (history_nodes, node_latest)\n", raw, st, f
   printf "  node rows read back through the view: %d of %d\n", rows, s * n
   printf "0.5.0 update, conversion:        %8d ms for %d samples (%.3f ms per sample, %.1f us per node row)\n", c, s, c / s, c * 1000 / (s * n)

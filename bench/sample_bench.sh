@@ -167,8 +167,8 @@ q 0 "DROP TABLE IF EXISTS public.bench_node_history;
      CREATE TABLE public.bench_node_history (LIKE autoscale.node_history INCLUDING ALL) WITH (toast_tuple_target = 128);
      INSERT INTO public.bench_node_history
      SELECT -g, h.sampled_at - make_interval(secs => 5 * g), h.nodes
-       FROM (SELECT * FROM autoscale.node_history ORDER BY sample_id DESC LIMIT 1) h, generate_series(1, 1000) g;
-     VACUUM ANALYZE public.bench_node_history" >/dev/null
+       FROM (SELECT * FROM autoscale.node_history ORDER BY sample_id DESC LIMIT 1) h, generate_series(1, 1000) g" >/dev/null
+q 0 "VACUUM ANALYZE public.bench_node_history" >/dev/null
 q 0 "WITH s AS (SELECT (SELECT count(*) FROM autoscale.node_samples
                          WHERE sample_id = (SELECT max(sample_id) FROM autoscale.node_history)) AS nodes,
                        pg_total_relation_size('public.bench_node_history') / 1000.0 AS bytes),

@@ -113,11 +113,19 @@ LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'history_readings_wrapper';
 
 CREATE  FUNCTION autoscale."record_node_samples"(
-	"rows" jsonb /* pgrx::datum::json::JsonB */
+	"rows" jsonb, /* pgrx::datum::json::JsonB */
+	"latest" bool DEFAULT true /* bool */
 ) RETURNS INT /* i32 */
 VOLATILE STRICT
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'record_node_samples_wrapper';
+
+CREATE  FUNCTION autoscale."forget_node_samples"(
+	"rows" jsonb /* pgrx::datum::json::JsonB */
+) RETURNS INT /* i32 */
+VOLATILE STRICT
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'forget_node_samples_wrapper';
 
 CREATE VIEW autoscale.node_samples AS
 SELECT h.sample_id, h.sampled_at, n.nodeid, n.nodename, n.nodeport, n.is_coordinator, r.reachable, r.error,
@@ -267,13 +275,31 @@ BEGIN
             GROUP BY o.sample_id
             ORDER BY o.sample_id
   LOOP
-    PERFORM autoscale.record_node_samples(r.nodes);
+    PERFORM autoscale.record_node_samples(r.nodes, latest => false);
   END LOOP;
 END $convert$;
+-- each node's latest reading, from the old table's latest row of every node (and its latest answer)
+INSERT INTO autoscale.node_latest
+       (nodename, nodeport, last_sample_id, last_seen_at, last_reachable_at, first_failed_at, shard_bytes, node_time,
+        cpu_busy_seconds, cpu_capacity_seconds, xact_commit, xact_rollback, blks_hit, blks_read, stmt_calls,
+        stmt_total_ms)
+SELECT l.nodename, l.nodeport, l.sample_id, l.sampled_at, a.sampled_at,
+       CASE WHEN NOT l.reachable THEN
+         (SELECT min(f.sampled_at) FROM autoscale.node_samples_0_4 f
+           WHERE f.nodename = l.nodename AND f.nodeport = l.nodeport AND NOT f.reachable
+             AND f.sampled_at > coalesce(a.sampled_at, '-infinity'))
+       END,
+       a.shard_bytes, a.node_time, a.cpu_busy_seconds, a.cpu_capacity_seconds, a.xact_commit, a.xact_rollback,
+       a.blks_hit, a.blks_read, a.stmt_calls, a.stmt_total_ms
+  FROM (SELECT DISTINCT ON (nodename, nodeport) * FROM autoscale.node_samples_0_4
+         ORDER BY nodename, nodeport, sampled_at DESC) l
+  LEFT JOIN LATERAL (SELECT * FROM autoscale.node_samples_0_4 s
+                      WHERE s.nodename = l.nodename AND s.nodeport = l.nodeport AND s.reachable
+                      ORDER BY s.sampled_at DESC LIMIT 1) a ON true;
 DROP TABLE autoscale.node_samples_0_4;
 
-REVOKE ALL ON FUNCTION autoscale.history_readings(bytea), autoscale.record_node_samples(jsonb),
-  autoscale.node_samples_insert() FROM PUBLIC;
+REVOKE ALL ON FUNCTION autoscale.history_readings(bytea), autoscale.record_node_samples(jsonb, boolean),
+  autoscale.forget_node_samples(jsonb), autoscale.node_samples_write() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION autoscale.history_readings(bytea) TO pg_monitor;
 GRANT SELECT ON autoscale.node_history, autoscale.history_nodes, autoscale.node_latest, autoscale.node_samples,
   autoscale.latest_node_load, autoscale.status, autoscale.history_storage TO pg_monitor;
@@ -283,11 +309,11 @@ COMMENT ON FUNCTION autoscale.history_readings(bytea) IS
   'The node readings of one sample of autoscale.node_history (its nodes column), one row per node with the columns of '
   'autoscale.node_samples; node_key names the node in autoscale.history_nodes. The view autoscale.node_samples reads '
   'the history with it. A value that is not a node history is an error.';
-COMMENT ON FUNCTION autoscale.record_node_samples(jsonb) IS
+COMMENT ON FUNCTION autoscale.record_node_samples(jsonb, boolean) IS
   'Writes node rows into the compact history: a json array of autoscale.node_samples rows, or one row (sample_id, '
   'sampled_at, nodename, nodeport, is_coordinator and reachable required; other columns optional). A row for a sample '
   'already recorded is added to it (or replaces the reading of the same node); each node''s latest reading in '
-  'autoscale.node_latest follows the newest row. Returns how many rows were written. Used by the INSERT and UPDATE '
+  'autoscale.node_latest follows the newest row (latest => false leaves it alone). Returns how many rows were written. Used by the INSERT and UPDATE '
   'triggers of autoscale.node_samples and by the 0.5.0 update; superusers only.';
 COMMENT ON FUNCTION autoscale.forget_node_samples(jsonb) IS
   'Removes node rows from the compact history: a json array of autoscale.node_samples rows, or one row (sample_id, '

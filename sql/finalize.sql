@@ -444,11 +444,11 @@ COMMENT ON FUNCTION autoscale.history_readings(bytea) IS
   'The node readings of one sample of autoscale.node_history (its nodes column), one row per node with the columns of '
   'autoscale.node_samples; node_key names the node in autoscale.history_nodes. The view autoscale.node_samples reads '
   'the history with it. A value that is not a node history is an error.';
-COMMENT ON FUNCTION autoscale.record_node_samples(jsonb) IS
+COMMENT ON FUNCTION autoscale.record_node_samples(jsonb, boolean) IS
   'Writes node rows into the compact history: a json array of autoscale.node_samples rows, or one row (sample_id, '
   'sampled_at, nodename, nodeport, is_coordinator and reachable required; other columns optional). A row for a sample '
   'already recorded is added to it (or replaces the reading of the same node); each node''s latest reading in '
-  'autoscale.node_latest follows the newest row. Returns how many rows were written. Used by the INSERT and UPDATE '
+  'autoscale.node_latest follows the newest row (latest => false leaves it alone). Returns how many rows were written. Used by the INSERT and UPDATE '
   'triggers of autoscale.node_samples and by the 0.5.0 update; superusers only.';
 COMMENT ON FUNCTION autoscale.forget_node_samples(jsonb) IS
   'Removes node rows from the compact history: a json array of autoscale.node_samples rows, or one row (sample_id, '

@@ -184,10 +184,12 @@ ON CONFLICT (nodename, nodeport) DO UPDATE SET
        stmt_total_ms = CASE WHEN EXCLUDED.last_reachable_at IS NULL THEN l.stmt_total_ms ELSE EXCLUDED.stmt_total_ms END
  WHERE EXCLUDED.last_seen_at >= l.last_seen_at";
 
-/// Writes node rows (of one sample or several) into the compact history and each node's latest
-/// reading. A sample already in the history keeps its readings; a row for a node it already has
-/// replaces that node's reading.
-pub fn write_rows(rows: &[SampleRow]) -> Result<()> {
+/// Writes node rows (of one sample or several) into the compact history and, with `latest`, each
+/// node's latest reading. A sample already in the history keeps its readings; a row for a node it
+/// already has replaces that node's reading. (The 0.5.0 update converts without `latest`: one
+/// transaction updating the same rows of node_latest at every sample makes a version chain that
+/// every later update walks; it fills node_latest once at the end.)
+pub fn write_rows(rows: &[SampleRow], latest: bool) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -222,8 +224,10 @@ pub fn write_rows(rows: &[SampleRow]) -> Result<()> {
                 None,
                 &[id.into(), at.into(), bytes.into()],
             )?;
-            let json = serde_json::to_value(&group).expect("sample rows serialize");
-            c.update(LATEST_UPSERT, None, &[JsonB(json).into()])?;
+            if latest {
+                let json = serde_json::to_value(&group).expect("sample rows serialize");
+                c.update(LATEST_UPSERT, None, &[JsonB(json).into()])?;
+            }
         }
         Ok(())
     })

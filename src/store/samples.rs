@@ -75,7 +75,7 @@ pub fn insert_sample(
     let Some(first) = rows.first() else {
         return Ok(());
     };
-    super::history::write_rows(rows)?;
+    super::history::write_rows(rows, true)?;
     Ok(Spi::connect_mut(|c| {
         c.update(
             "INSERT INTO autoscale.worker_count

@@ -12,6 +12,7 @@ use crate::store::history as store;
 
 /// The node readings of one sample of autoscale.node_history, as the columns of
 /// autoscale.node_samples (node_key names the node in autoscale.history_nodes).
+#[allow(clippy::type_complexity)] // pgrx reads the column names from the signature itself
 #[pg_extern(immutable, strict, parallel_safe)]
 fn history_readings(
     nodes: &[u8],
@@ -84,11 +85,12 @@ fn history_readings(
 }
 
 /// Writes node rows (a json array of autoscale.node_samples rows, or one row; the counters of
-/// the old table are taken when present) into the compact history; returns how many.
+/// the old table are taken when present) into the compact history, and with `latest` each node's
+/// latest reading; returns how many.
 #[pg_extern(volatile)]
-fn record_node_samples(rows: JsonB) -> i32 {
+fn record_node_samples(rows: JsonB, latest: default!(bool, true)) -> i32 {
     let rows = store::rows_from_json(rows.0).or_report();
-    store::write_rows(&rows).or_report();
+    store::write_rows(&rows, latest).or_report();
     rows.len() as i32
 }
 

@@ -114,6 +114,20 @@ fn node_keys(c: &mut SpiClient<'_>, rows: &[SampleRow]) -> Result<HashMap<NodeNa
     Ok(keys)
 }
 
+/// The readings of sample `id` in the history, locked until the transaction ends; None when the
+/// sample has no row.
+fn locked_sample(c: &SpiClient<'_>, id: i64) -> Result<Option<Vec<u8>>> {
+    let mut existing = None;
+    for r in c.select(
+        "SELECT nodes FROM autoscale.node_history WHERE sample_id = $1 FOR UPDATE",
+        None,
+        &[id.into()],
+    )? {
+        existing = r.get::<Vec<u8>>(1)?;
+    }
+    Ok(existing)
+}
+
 /// One row as a reading of the compact history (the counters are not kept there).
 fn reading(r: &SampleRow, key: u32) -> NodeReading {
     let mut n = NodeReading {
@@ -208,14 +222,7 @@ pub fn write_rows(rows: &[SampleRow], latest: bool) -> Result<()> {
                 .iter()
                 .map(|r| reading(r, keys.get(&name_of(r)).copied().unwrap_or(0)))
                 .collect();
-            let mut existing: Option<Vec<u8>> = None;
-            for r in c.select(
-                "SELECT nodes FROM autoscale.node_history WHERE sample_id = $1 FOR UPDATE",
-                None,
-                &[id.into()],
-            )? {
-                existing = r.get::<Vec<u8>>(1)?;
-            }
+            let existing = locked_sample(c, id)?;
             let bytes = history::merge(existing.as_deref(), &readings)
                 .map_err(|e| AutoscaleError::Failed(format!("sample {id}: {e}")))?;
             c.update(
@@ -265,14 +272,7 @@ pub fn forget_rows(rows: &[SampleRow]) -> Result<()> {
             }
         }
         for (id, drop) in samples {
-            let mut existing: Option<Vec<u8>> = None;
-            for r in c.select(
-                "SELECT nodes FROM autoscale.node_history WHERE sample_id = $1 FOR UPDATE",
-                None,
-                &[id.into()],
-            )? {
-                existing = r.get::<Vec<u8>>(1)?;
-            }
+            let existing = locked_sample(c, id)?;
             let Some(existing) = existing else { continue };
             match history::remove(&existing, &drop)
                 .map_err(|e| AutoscaleError::Failed(format!("sample {id}: {e}")))?

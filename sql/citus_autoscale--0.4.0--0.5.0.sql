@@ -215,26 +215,42 @@ SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
        (SELECT pg_catalog.jsonb_object_agg(state, n)
           FROM (SELECT state, count(*) AS n FROM autoscale.standby_nodes GROUP BY state) s) AS standby_pool,
        GREATEST(interval '0',
-                (SELECT max(finished_at) FROM autoscale.operations WHERE kind = 'scale_out' AND status = 'succeeded')
+                (SELECT max(finished_at) FROM autoscale.operations WHERE kind IN ('scale_out', 'split_out') AND status = 'succeeded')
                 + (SELECT max(cooldown_out) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_out_cooldown_left,
        GREATEST(interval '0',
                 (SELECT max(finished_at) FROM autoscale.operations
-                  WHERE kind IN ('scale_out', 'scale_in') AND status = 'succeeded')
+                  WHERE kind IN ('scale_out', 'split_out', 'scale_in') AND status = 'succeeded')
                 + (SELECT max(cooldown_in) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_in_cooldown_left,
        (SELECT max(started_at) FROM autoscale.operations) AS last_operation_at,
        ARRAY(SELECT s.nodename || ':' || s.nodeport || CASE WHEN s.is_coordinator THEN ' (coordinator)' ELSE '' END
                FROM autoscale.node_samples s
               WHERE s.sample_id = w.sample_id AND s.data_node
               ORDER BY s.is_coordinator DESC, s.nodename, s.nodeport) AS data_nodes,
-       c.load_skew
+       c.load_skew,
+       (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                 'node', b.nodename || ':' || b.nodeport, 'primary', b.primary_name || ':' || b.primary_port,
+                 'state', b.state, 'streaming', b.clone_streaming, 'lag_bytes', b.clone_lag_bytes,
+                 'checked_at', b.clone_checked_at, 'error', b.clone_error) ORDER BY b.nodename, b.nodeport)
+          FROM autoscale.standby_nodes b WHERE b.primary_name IS NOT NULL) AS clones,
+       autoscale.scale_out_path(1) AS scale_out_path,
+       (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                 'node', d.nodename || ':' || d.nodeport, 'unreachable_since', d.unreachable_since,
+                 'replaceable', d.replaceable, 'sole_copies', d.sole_copies, 'operation_id', d.operation_id,
+                 'message', d.message) ORDER BY d.declared_at)
+          FROM autoscale.dead_nodes d) AS dead_nodes,
+       c.hot_tenant
   FROM autoscale.control c
   LEFT JOIN LATERAL (SELECT * FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1) w ON true
   LEFT JOIN autoscale.operations o ON o.status = 'running';
 COMMENT ON VIEW autoscale.status IS
   'One row: mode, active and unreachable workers at the last sample, the running operation and its step, the last '
-  'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, and the '
-  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such), and '
-  'load_skew: the load-skew trigger''s latest assessment.';
+  'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, the '
+  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such), '
+  'load_skew: the load-skew trigger''s latest assessment, the warm clones of the pool (primary, streaming, replay '
+  'lag, last check), the path a scale-out of one node takes (split from a ready clone, or logical) and why '
+  '(explain() gives it for each policy''s decision), the dead workers (autoscale.dead_nodes: replaceable, or holding '
+  'sole copies and waiting for the operator), and hot_tenant: the latest hot-tenant assessment (the tenant worth '
+  'isolating and where it would go, or why none is).';
 
 CREATE VIEW autoscale.history_storage AS
 SELECT level, retention, rows, bytes, nodes, days,
@@ -301,6 +317,7 @@ DROP TABLE autoscale.node_samples_0_4;
 REVOKE ALL ON FUNCTION autoscale.history_readings(bytea), autoscale.record_node_samples(jsonb, boolean),
   autoscale.forget_node_samples(jsonb), autoscale.node_samples_write() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION autoscale.history_readings(bytea) TO pg_monitor;
+REVOKE ALL ON SEQUENCE autoscale.history_nodes_node_key_seq FROM PUBLIC;
 GRANT SELECT ON autoscale.node_history, autoscale.history_nodes, autoscale.node_latest, autoscale.node_samples,
   autoscale.latest_node_load, autoscale.status, autoscale.history_storage TO pg_monitor;
 

@@ -74,47 +74,6 @@ SELECT s.sampled_at, s.nodeid, s.nodename, s.nodeport, s.is_coordinator, s.reach
  ORDER BY s.nodename, s.nodeport;
 COMMENT ON VIEW autoscale.latest_node_load IS 'The latest sample of every node seen in the last day.';
 
-CREATE VIEW autoscale.status AS
-SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
-       w.worker_count AS active_workers,
-       w.unreachable_workers,
-       w.sampled_at AS last_sample_at,
-       o.id AS operation_id,
-       o.kind AS operation,
-       o.step AS operation_step,
-       o.nodename || ':' || o.nodeport AS operation_node,
-       o.job_id AS operation_job_id,
-       o.reason AS operation_reason,
-       c.last_decision ->> 'direction' AS last_decision,
-       (c.last_decision ->> 'desired_workers')::int AS last_desired_workers,
-       c.last_decision -> 'reasons' AS last_decision_reasons,
-       c.decided_at,
-       CASE WHEN c.paused_until > pg_catalog.now() THEN c.paused_until END AS paused_until,
-       (SELECT count(*) FROM autoscale.standby_nodes WHERE state = 'available') AS standby_available,
-       (SELECT pg_catalog.jsonb_object_agg(state, n)
-          FROM (SELECT state, count(*) AS n FROM autoscale.standby_nodes GROUP BY state) s) AS standby_pool,
-       GREATEST(interval '0',
-                (SELECT max(finished_at) FROM autoscale.operations WHERE kind = 'scale_out' AND status = 'succeeded')
-                + (SELECT max(cooldown_out) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_out_cooldown_left,
-       GREATEST(interval '0',
-                (SELECT max(finished_at) FROM autoscale.operations
-                  WHERE kind IN ('scale_out', 'scale_in') AND status = 'succeeded')
-                + (SELECT max(cooldown_in) FROM autoscale.policy_config) - pg_catalog.now()) AS scale_in_cooldown_left,
-       (SELECT max(started_at) FROM autoscale.operations) AS last_operation_at,
-       ARRAY(SELECT s.nodename || ':' || s.nodeport || CASE WHEN s.is_coordinator THEN ' (coordinator)' ELSE '' END
-               FROM autoscale.node_samples s
-              WHERE s.sample_id = w.sample_id AND s.data_node
-              ORDER BY s.is_coordinator DESC, s.nodename, s.nodeport) AS data_nodes,
-       c.load_skew
-  FROM autoscale.control c
-  LEFT JOIN LATERAL (SELECT * FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1) w ON true
-  LEFT JOIN autoscale.operations o ON o.status = 'running';
-COMMENT ON VIEW autoscale.status IS
-  'One row: mode, active and unreachable workers at the last sample, the running operation and its step, the last '
-  'decision of the policy engine and its reasons, a pause, the standby pool by state, the cooldowns left, and the '
-  'data nodes of the last sample (nodes that hold or should hold shards; the coordinator marked as such), and '
-  'load_skew: the load-skew trigger''s latest assessment.';
-
 CREATE VIEW autoscale.history_storage AS
 SELECT level, retention, rows, bytes, nodes, days,
        (bytes / NULLIF(nodes * days, 0))::bigint AS bytes_per_node_per_day
@@ -145,7 +104,7 @@ COMMENT ON VIEW autoscale.history_storage IS
   'autoscale.history_nodes and autoscale.node_latest), 1-minute and 1-hour rollups: its retention, rows, bytes on disk '
   '(with indexes), nodes (the cluster row counts as one), days covered, and bytes per node per day.';
 
-GRANT SELECT ON autoscale.node_samples, autoscale.latest_node_load, autoscale.status, autoscale.history_storage TO pg_monitor;
+GRANT SELECT ON autoscale.node_samples, autoscale.latest_node_load, autoscale.history_storage TO pg_monitor;
 
 DO $$
 DECLARE f regprocedure;
@@ -298,9 +257,9 @@ COMMENT ON FUNCTION autoscale.shard_load_cost(bigint) IS
   'no load was measured or the data nodes are idle (mean below 1 operation/s: the strategy then balances shard '
   'groups by count). Citus calls it while planning.';
 
--- The status view gains the warm clones and the scale-out path, which needs autoscale.scale_out_path() (created
--- by pgrx after bootstrap.sql): replaced here, as the 0.2.0 upgrade does.
-CREATE OR REPLACE VIEW autoscale.status AS
+-- The status view: it reads the node history's view and the scale-out path, autoscale.scale_out_path() (both
+-- created by pgrx's functions after bootstrap.sql).
+CREATE VIEW autoscale.status AS
 SELECT pg_catalog.current_setting('autoscale.mode') AS mode,
        w.worker_count AS active_workers,
        w.unreachable_workers,
@@ -356,6 +315,7 @@ COMMENT ON VIEW autoscale.status IS
   '(explain() gives it for each policy''s decision), the dead workers (autoscale.dead_nodes: replaceable, or holding '
   'sole copies and waiting for the operator), and hot_tenant: the latest hot-tenant assessment (the tenant worth '
   'isolating and where it would go, or why none is).';
+GRANT SELECT ON autoscale.status TO pg_monitor;
 
 COMMENT ON FUNCTION autoscale.add_standby_clone(text, integer, text, integer) IS
   'Offers a warm clone to the standby pool: host:port is a streaming replica (for example made with pg_basebackup -R) '

@@ -269,6 +269,86 @@ mod tests {
     }
 
     #[pg_test]
+    fn node_samples_view_writes_reads_and_forgets_through_the_compact_history() {
+        // the first statement a DELETE through the view (its trigger locks the sample it changes)
+        Spi::run("DELETE FROM autoscale.node_samples WHERE sample_id < 0").unwrap();
+        Spi::run(
+            "INSERT INTO autoscale.node_samples (sample_id, sampled_at, nodeid, nodename, nodeport, is_coordinator,
+                                                 reachable, error, cpu_busy_pct, shard_bytes, mean_statement_ms)
+               VALUES (-2, now() - interval '10 s', 2, 'w2', 5432, false, true, NULL, 12.345, 9123456789, 0.4125),
+                      (-2, now() - interval '10 s', 3, 'w3', 5432, false, false, 'timeout', NULL, NULL, NULL),
+                      (-1, now(), 2, 'w2', 5432, false, false, 'timeout', NULL, NULL, NULL),
+                      (-1, now(), 3, 'w3', 5432, false, true, NULL, 50, 7, NULL)",
+        )
+        .unwrap();
+        assert_eq!(
+            count("SELECT count(*) FROM autoscale.node_history WHERE sample_id < 0"),
+            2,
+            "one history row per sample"
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM autoscale.node_samples WHERE sample_id < 0"),
+            4
+        );
+        let (cpu, bytes) = Spi::get_two::<f32, i64>(
+            "SELECT cpu_busy_pct, shard_bytes FROM autoscale.node_samples WHERE sample_id = -2 AND nodename = 'w2'",
+        )
+        .unwrap();
+        assert_eq!(cpu, Some(12.35), "CPU busy % kept to 0.01");
+        assert_eq!(bytes, Some(9_123_456_789), "bytes kept exactly");
+        assert_eq!(
+            one::<String>(
+                "SELECT error FROM autoscale.node_samples WHERE sample_id = -2 AND nodename = 'w3'"
+            ),
+            "timeout"
+        );
+        // each node's latest reading: w2 failed at its latest sample, w3 answered
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(nodename || ':' || (last_reachable_at IS NOT DISTINCT FROM last_seen_at)
+                                   || ':' || (first_failed_at IS NOT NULL) || ':' || coalesce(shard_bytes::text, '-'),
+                                   ',' ORDER BY nodename)
+                   FROM autoscale.node_latest WHERE nodename IN ('w2', 'w3')"
+            ),
+            "w2:false:true:9123456789,w3:true:false:7"
+        );
+        Spi::run("UPDATE autoscale.node_samples SET cpu_busy_pct = 99 WHERE sample_id = -1 AND nodename = 'w3'")
+            .unwrap();
+        assert_eq!(
+            one::<f32>("SELECT cpu_busy_pct FROM autoscale.node_samples WHERE sample_id = -1 AND nodename = 'w3'"),
+            99.0
+        );
+        Spi::run("DELETE FROM autoscale.node_samples WHERE sample_id = -1 AND nodename = 'w3'")
+            .unwrap();
+        assert_eq!(
+            count("SELECT count(*) FROM autoscale.node_samples WHERE sample_id = -1"),
+            1,
+            "the sample keeps its other node"
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM autoscale.node_latest WHERE nodename = 'w3'"),
+            0,
+            "the node's latest reading went with it"
+        );
+        Spi::run("DELETE FROM autoscale.node_samples WHERE sample_id = -1").unwrap();
+        assert_eq!(
+            count("SELECT count(*) FROM autoscale.node_history WHERE sample_id = -1"),
+            0,
+            "a sample without readings goes"
+        );
+        // a row without its required columns is refused, naming them
+        setup();
+        assert_err(
+            "SELECT autoscale.record_node_samples('{\"sample_id\": 1, \"nodeport\": 1}')",
+            "22023",
+            &[
+                "invalid row for autoscale.node_samples",
+                "nodename and sampled_at",
+            ],
+        );
+    }
+
+    #[pg_test]
     fn tick_prunes_history_in_batches() {
         Spi::run(
             "INSERT INTO autoscale.events (at, kind, message)

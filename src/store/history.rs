@@ -116,9 +116,10 @@ fn node_keys(c: &mut SpiClient<'_>, rows: &[SampleRow]) -> Result<HashMap<NodeNa
 
 /// The readings of sample `id` in the history, locked until the transaction ends; None when the
 /// sample has no row.
-fn locked_sample(c: &SpiClient<'_>, id: i64) -> Result<Option<Vec<u8>>> {
+fn locked_sample(c: &mut SpiClient<'_>, id: i64) -> Result<Option<Vec<u8>>> {
     let mut existing = None;
-    for r in c.select(
+    // a read-write statement: pgrx runs select() read-only, where FOR UPDATE is refused
+    for r in c.update(
         "SELECT nodes FROM autoscale.node_history WHERE sample_id = $1 FOR UPDATE",
         None,
         &[id.into()],

@@ -163,25 +163,36 @@ q 0 "VACUUM ANALYZE autoscale.node_history, autoscale.worker_count, autoscale.sh
 # The history holds samples of every worker count above; a sample of the largest cluster, the latest,
 # is stored 1000 times more in a copy of autoscale.node_history (same storage settings) to measure what
 # one sample of that many nodes takes, indexes and TOAST included.
-q 0 "DROP TABLE IF EXISTS public.bench_node_history;
+q 0 "SET client_min_messages = warning; DROP TABLE IF EXISTS public.bench_node_history;
      CREATE TABLE public.bench_node_history (LIKE autoscale.node_history INCLUDING ALL) WITH (toast_tuple_target = 128);
      INSERT INTO public.bench_node_history
      SELECT -g, h.sampled_at - make_interval(secs => 5 * g), h.nodes
        FROM (SELECT * FROM autoscale.node_history ORDER BY sample_id DESC LIMIT 1) h, generate_series(1, 1000) g" >/dev/null
-q 0 "VACUUM ANALYZE public.bench_node_history" >/dev/null
+# the same for the worker_count row of every sample (a table's first pages would count for much over a
+# few hundred samples)
+q 0 "DROP TABLE IF EXISTS public.bench_worker_count;
+     CREATE TABLE public.bench_worker_count (LIKE autoscale.worker_count INCLUDING ALL);
+     INSERT INTO public.bench_worker_count
+     SELECT w.sampled_at - make_interval(secs => 5 * g), -g, w.worker_count, w.reachable_workers, w.unreachable_workers,
+            w.inactive_workers, w.driver, w.sample_ms
+       FROM (SELECT * FROM autoscale.worker_count ORDER BY sampled_at DESC LIMIT 1) w, generate_series(1, 1000) g" >/dev/null
+q 0 "VACUUM ANALYZE public.bench_node_history, public.bench_worker_count" >/dev/null
 q 0 "WITH s AS (SELECT (SELECT count(*) FROM autoscale.node_samples
                          WHERE sample_id = (SELECT max(sample_id) FROM autoscale.node_history)) AS nodes,
                        pg_total_relation_size('public.bench_node_history') / 1000.0 AS bytes),
-          per AS (SELECT (pg_total_relation_size('autoscale.worker_count') + pg_total_relation_size('autoscale.shard_group_load_history'))
-                         / greatest((SELECT count(*) FROM autoscale.worker_count), 1) AS bytes),
+          per AS (SELECT pg_total_relation_size('public.bench_worker_count') / 1000.0
+                         + (SELECT count(*) FROM autoscale.shard_group_load_history
+                             WHERE sample_id = (SELECT max(sample_id) FROM autoscale.worker_count))
+                           * pg_total_relation_size('autoscale.shard_group_load_history')
+                           / greatest((SELECT count(*) FROM autoscale.shard_group_load_history), 1) AS bytes),
           fixed AS (SELECT pg_total_relation_size('autoscale.history_nodes') + pg_total_relation_size('autoscale.node_latest') AS bytes)
      SELECT format('node_history: a sample of %s nodes takes %s bytes, %s bytes per node-sample (table, TOAST and indexes); '
-                   '%s bytes more per sample (worker_count, shard_group_load_history); %s bytes that do not grow '
+                   '%s bytes more per sample (worker_count, and shard_group_load_history''s rows of the latest sample); %s bytes that do not grow '
                    '(history_nodes, node_latest)',
-                   s.nodes, round(s.bytes), round(s.bytes / greatest(s.nodes, 1), 1), per.bytes, fixed.bytes)
+                   s.nodes, round(s.bytes), round(s.bytes / greatest(s.nodes, 1), 1), round(per.bytes), fixed.bytes)
             || E'\\n' ||
             format('at 5 s: 32 workers %s MB/day, 64 workers %s MB/day',
                    round((33 * 17280 * s.bytes / greatest(s.nodes, 1) + 17280 * per.bytes) / 1e6, 1),
                    round((65 * 17280 * s.bytes / greatest(s.nodes, 1) + 17280 * per.bytes) / 1e6, 1))
        FROM s, per, fixed"
-q 0 "DROP TABLE public.bench_node_history" >/dev/null
+q 0 "DROP TABLE public.bench_node_history, public.bench_worker_count" >/dev/null

@@ -170,7 +170,7 @@ q 0 "SET client_min_messages = warning; DROP TABLE IF EXISTS public.bench_node_h
        FROM (SELECT * FROM autoscale.node_history ORDER BY sample_id DESC LIMIT 1) h, generate_series(1, 1000) g" >/dev/null
 # the same for the worker_count row of every sample (a table's first pages would count for much over a
 # few hundred samples)
-q 0 "DROP TABLE IF EXISTS public.bench_worker_count;
+q 0 "SET client_min_messages = warning; DROP TABLE IF EXISTS public.bench_worker_count;
      CREATE TABLE public.bench_worker_count (LIKE autoscale.worker_count INCLUDING ALL);
      INSERT INTO public.bench_worker_count
      SELECT w.sampled_at - make_interval(secs => 5 * g), -g, w.worker_count, w.reachable_workers, w.unreachable_workers,

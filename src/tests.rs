@@ -286,8 +286,17 @@ mod tests {
             2,
             "one history row per sample"
         );
+        // a key per node, and no key value spent on the nodes already named
+        let seq = "SELECT last_value FROM autoscale.history_nodes_node_key_seq";
+        let before = one::<i64>(seq);
+        Spi::run(
+            "INSERT INTO autoscale.node_samples (sample_id, sampled_at, nodeid, nodename, nodeport, is_coordinator, reachable)
+               VALUES (-3, now() - interval '20 s', 2, 'w2', 5432, false, true)",
+        )
+        .unwrap();
+        assert_eq!(one::<i64>(seq), before, "no key taken for a known node");
         assert_eq!(
-            count("SELECT count(*) FROM autoscale.node_samples WHERE sample_id < 0"),
+            count("SELECT count(*) FROM autoscale.node_samples WHERE sample_id IN (-1, -2)"),
             4
         );
         let (cpu, bytes) = Spi::get_two::<f32, i64>(

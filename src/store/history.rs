@@ -69,7 +69,9 @@ fn name_of(r: &SampleRow) -> NodeName {
     (r.nodename.clone(), r.nodeport, r.nodeid, r.is_coordinator)
 }
 
-/// The keys of the nodes of `rows` in autoscale.history_nodes, adding the ones not there yet.
+/// The keys of the nodes of `rows` in autoscale.history_nodes, adding the ones not there yet (only
+/// those: an INSERT that meets a conflict still takes a value of the key's sequence, and small keys
+/// are one byte in every reading).
 fn node_keys(c: &mut SpiClient<'_>, rows: &[SampleRow]) -> Result<HashMap<NodeName, u32>> {
     let mut wanted: Vec<NodeName> = rows.iter().map(name_of).collect();
     wanted.sort();
@@ -86,6 +88,9 @@ fn node_keys(c: &mut SpiClient<'_>, rows: &[SampleRow]) -> Result<HashMap<NodeNa
         "INSERT INTO autoscale.history_nodes (nodename, nodeport, nodeid, is_coordinator)
          SELECT w.nodename, w.nodeport, w.nodeid, w.is_coordinator
            FROM pg_catalog.jsonb_to_recordset($1) AS w(nodename text, nodeport int, nodeid int, is_coordinator boolean)
+          WHERE NOT EXISTS (SELECT FROM autoscale.history_nodes h
+                             WHERE h.nodename = w.nodename AND h.nodeport = w.nodeport
+                               AND h.nodeid IS NOT DISTINCT FROM w.nodeid AND h.is_coordinator = w.is_coordinator)
          ON CONFLICT DO NOTHING",
         None,
         &[JsonB(json.clone()).into()],

@@ -228,15 +228,26 @@ pub fn write_rows(rows: &[SampleRow], latest: bool) -> Result<()> {
                 .iter()
                 .map(|r| reading(r, keys.get(&name_of(r)).copied().unwrap_or(0)))
                 .collect();
-            let existing = locked_sample(c, id)?;
-            let bytes = history::merge(existing.as_deref(), &readings)
+            // a new sample (the sampler's every time) is one INSERT; a sample already recorded is
+            // locked, merged and written back
+            let fresh = history::merge(None, &readings)
                 .map_err(|e| AutoscaleError::Failed(format!("sample {id}: {e}")))?;
-            c.update(
+            let inserted = c.update(
                 "INSERT INTO autoscale.node_history (sample_id, sampled_at, nodes) VALUES ($1, $2::timestamptz, $3)
-                 ON CONFLICT (sample_id) DO UPDATE SET nodes = EXCLUDED.nodes",
+                 ON CONFLICT (sample_id) DO NOTHING RETURNING 1",
                 None,
-                &[id.into(), at.into(), bytes.into()],
+                &[id.into(), at.into(), fresh.into()],
             )?;
+            if inserted.is_empty() {
+                let existing = locked_sample(c, id)?;
+                let bytes = history::merge(existing.as_deref(), &readings)
+                    .map_err(|e| AutoscaleError::Failed(format!("sample {id}: {e}")))?;
+                c.update(
+                    "UPDATE autoscale.node_history SET nodes = $2 WHERE sample_id = $1",
+                    None,
+                    &[id.into(), bytes.into()],
+                )?;
+            }
             if latest {
                 let json = serde_json::to_value(&group).expect("sample rows serialize");
                 c.update(LATEST_UPSERT, None, &[JsonB(json).into()])?;

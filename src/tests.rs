@@ -133,6 +133,13 @@ mod tests {
         assert!(e.contains("outside the valid range"), "{e}");
         let e = err("SET autoscale.history_retention = -2");
         assert!(e.contains("outside the valid range"), "{e}");
+        let e = err("SET autoscale.forecast_cycle_window = '4d'");
+        assert!(
+            e.starts_with("22023: 345600 s is outside the valid range for parameter \"autoscale.forecast_cycle_window\" (0 s .. 259200 s)"),
+            "{e}"
+        );
+        let e = err("SET autoscale.forecast_cycle_min = '10s'");
+        assert!(e.contains("outside the valid range"), "{e}");
         Spi::run("SET autoscale.history_retention = -1").unwrap();
         let e = err("SET autoscale.mode = 'fast'");
         assert!(

@@ -146,6 +146,89 @@ mod tests {
         assert!(first.contains("forecast to cross 80"), "{first}");
     }
 
+    /// 26 hours of 1-minute cluster rollups ending 95 minutes ago, 2 workers: cpu `cpu(m)` at
+    /// `m` minutes from now (negative).
+    fn record_minute_rollups(cpu: &str) {
+        Spi::run(&format!(
+            "INSERT INTO autoscale.node_samples_1min (bucket, nodename, nodeport, samples, workers, data_nodes,
+                                                      cpu_busy_pct_avg, cpu_busy_pct_max)
+             SELECT now() + make_interval(mins => m), 'cluster', 0, 12, 2, 2, ({cpu}), ({cpu}) + 5
+               FROM generate_series(-26 * 60, -96) m"
+        ))
+        .unwrap();
+    }
+
+    #[pg_test]
+    fn a_recurring_jump_is_forecast_from_the_minute_rollups_and_explained() {
+        Spi::run(
+            "SET autoscale.sample_interval = '5s'; SET autoscale.forecast_lead_time = '12min';
+             SET autoscale.forecast_cycle_window = '1 day'",
+        )
+        .unwrap();
+        fresh_history();
+        // cpu 25% with 5% noise; 3.5x for 15 minutes every two hours, the next one 10 minutes
+        // from now: the last 95 minutes (raw samples) are calm
+        let jump = "(CASE WHEN ((m - 10) % 120 + 120) % 120 < 15 THEN 3.5 ELSE 1 END)";
+        record_minute_rollups(&format!("25 * (1 + 0.05 * sin(m * 1.7)) * {jump}"));
+        record_samples(
+            1140,
+            5.0,
+            "20 * (1 + 0.05 * sin(i * 1.3)) + 5 * 0.05 * sin(i * 1.3)",
+        );
+        Spi::run(
+            "SELECT autoscale.set_policy('cpu', scale_out_above => 80, scale_in_below => 10, min_workers => 1,
+                                         predictive => true)",
+        )
+        .unwrap();
+        let (decision, desired, note) = Spi::get_three::<String, i32, String>(
+            "SELECT decision, desired_workers, forecast_note FROM autoscale.explain() WHERE policy = 'cpu'",
+        )
+        .unwrap();
+        let note = note.unwrap();
+        assert_eq!(decision.as_deref(), Some("out"), "{note}");
+        assert_eq!(desired, Some(3));
+        assert!(note.starts_with("forecast to cross 80 in "), "{note}");
+        assert!(note.contains("a 2h cycle (strength "), "{note}");
+        assert!(
+            note.contains("the cycle helps: its one-step error"),
+            "{note}"
+        );
+        let reasons =
+            one::<String>("SELECT array_to_string(reasons, ' | ') FROM autoscale.explain()");
+        assert!(
+            reasons.contains("scale out 2 -> 3 ahead of it"),
+            "{reasons}"
+        );
+        assert!(reasons.contains("a 2h cycle"), "{reasons}");
+
+        // no cycle search: the same history forecasts no jump
+        Spi::run("SET autoscale.forecast_cycle_window = 0").unwrap();
+        let (decision, note) = Spi::get_two::<String, String>(
+            "SELECT decision, forecast_note FROM autoscale.explain()",
+        )
+        .unwrap();
+        let note = note.unwrap();
+        assert_eq!(decision.as_deref(), Some("hold"), "{note}");
+        assert!(!note.contains("cycle"), "{note}");
+
+        // a load that does not repeat: searched, not found, and said so
+        Spi::run(
+            "SET autoscale.forecast_cycle_window = '1 day'; DELETE FROM autoscale.node_samples_1min",
+        )
+        .unwrap();
+        record_minute_rollups("25 * (1 + 0.05 * sin(m * 1.7))");
+        let (decision, note) = Spi::get_two::<String, String>(
+            "SELECT decision, forecast_note FROM autoscale.explain()",
+        )
+        .unwrap();
+        let note = note.unwrap();
+        assert_eq!(decision.as_deref(), Some("hold"), "{note}");
+        assert!(
+            note.contains("no cycle: the load does not repeat"),
+            "{note}"
+        );
+    }
+
     #[pg_test]
     fn too_little_history_gives_no_forecast_and_says_so() {
         Spi::run("SET autoscale.sample_interval = '5s'").unwrap();

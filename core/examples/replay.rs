@@ -16,9 +16,10 @@
 //! - predictive: target tracking as above with `predictive = true`: it also scales out when the
 //!   forecast (time-of-day / hour-of-week profile x robust trend, fitted from what it has seen so
 //!   far) crosses the target's band within the lead time, learned from its own scale-outs (p90 of
-//!   their durations), and holds a scale-in back when a rise is forecast;
-//! - predictive_cycle: predictive, its forecast also searching the last 3 days for a cycle of any
-//!   period (`forecast::Config::cycle_window`; off by default), used while it forecasts better;
+//!   their durations), and holds a scale-in back when a rise is forecast; its forecast also
+//!   searches the last 3 days for a cycle of any period (`forecast::Config::cycle_window`, on by
+//!   default as in the extension), used while it forecasts better;
+//! - predictive_no_cycle: predictive without the cycle search (`cycle_window` 0);
 //! - predictive_schedule: predictive with a schedule (`schedule.rs`): at least 12 workers from
 //!   07:00 UTC for 7 hours, around the daily peak of the diurnal trace (synthetic traces only);
 //! - oracle: an omniscient scaler with the same operation time: it knows the future demand and,
@@ -286,11 +287,11 @@ fn predictive_policy() -> Policy {
     p
 }
 
-/// Predictive target tracking whose forecast also searches the last 3 days for a cycle of any
-/// period (`forecast::Config::cycle_window`).
-fn predictive_cycle_policy() -> Policy {
+/// Predictive target tracking whose forecast searches for no cycle
+/// (`forecast::Config::cycle_window` 0).
+fn predictive_no_cycle_policy() -> Policy {
     let mut p = predictive_policy();
-    p.name = "predictive_cycle".into();
+    p.name = "predictive_no_cycle".into();
     p
 }
 
@@ -318,9 +319,9 @@ fn schedules_of(p: &Policy) -> Vec<CompiledSchedule> {
 }
 
 fn forecast_config(p: &Policy) -> Config {
-    if p.name == "predictive_cycle" {
+    if p.name == "predictive_no_cycle" {
         Config {
-            cycle_window: 3.0 * 86_400.0,
+            cycle_window: 0.0,
             ..Config::default()
         }
     } else {
@@ -357,8 +358,7 @@ struct Outcome {
 fn simulate(demand: &[f64], bursts: &[bool], react: React, policy: &Policy) -> Outcome {
     let at: Vec<f64> = (0..demand.len()).map(|i| T0 + i as f64 * SAMPLE).collect();
     // REPLAY_DEBUG_CYCLE=1: every simulated hour, what the cycle-searching forecast says (stderr)
-    let debug_cycle =
-        policy.name == "predictive_cycle" && std::env::var("REPLAY_DEBUG_CYCLE").is_ok();
+    let debug_cycle = policy.name == "predictive" && std::env::var("REPLAY_DEBUG_CYCLE").is_ok();
     let mut observe = |now: f64, fc: &PolicyForecast, f: &Forecaster| {
         let t = now - T0;
         if !debug_cycle || t % HOUR != 0.0 {
@@ -642,7 +642,7 @@ fn replay_real(t: &RealTrace, policies: &[Policy], naive: &str, check: &[&str]) 
     for (name, r) in &results {
         let above = r.secs_above_80 / 60.0;
         println!(
-            "{:<12} {:<16} {:>8} {:>9} {:>9.1} {:>7.2}% {:>11.0} {:>7.2}x {:>10}",
+            "{:<12} {:<19} {:>8} {:>9} {:>9.1} {:>7.2}% {:>11.0} {:>7.2}x {:>10}",
             t.name,
             name,
             r.outs + r.ins,
@@ -655,7 +655,7 @@ fn replay_real(t: &RealTrace, policies: &[Policy], naive: &str, check: &[&str]) 
         );
     }
     println!(
-        "{:<12} {:<16} {:>8} {:>9} {:>9.1} {:>7.2}% {:>11.0} {:>7.2}x {:>10}",
+        "{:<12} {:<19} {:>8} {:>9} {:>9.1} {:>7.2}% {:>11.0} {:>7.2}x {:>10}",
         t.name,
         "oracle",
         o_resizes,
@@ -688,14 +688,14 @@ fn main() {
         target_policy(),
         naive_policy(),
         predictive_policy(),
-        predictive_cycle_policy(),
+        predictive_no_cycle_policy(),
         predictive_schedule_policy(),
     ];
     for p in &policies {
         p.validate().expect("benchmark policy is valid");
     }
     println!(
-        "{:<10} {:<10} {:>8} {:>7} {:>9} {:>10} {:>11} {:>14}",
+        "{:<10} {:<19} {:>8} {:>7} {:>9} {:>10} {:>11} {:>14}",
         "trace",
         "policy",
         "actions",
@@ -729,7 +729,7 @@ fn main() {
             .collect();
         for (p, r) in policies.iter().zip(&results) {
             println!(
-                "{:<10} {:<10} {:>8} {:>7} {:>9.1} {:>10.1} {:>11.0} {:>14}",
+                "{:<10} {:<19} {:>8} {:>7} {:>9.1} {:>10.1} {:>11.0} {:>14}",
                 trace.name,
                 p.name,
                 r.outs + r.ins,
@@ -742,7 +742,7 @@ fn main() {
         }
         let (o_above, o_wmin, o_resizes) = oracle(&demand);
         println!(
-            "{:<10} {:<10} {:>8} {:>7} {:>9.1} {:>10} {:>11.0} {:>14}",
+            "{:<10} {:<19} {:>8} {:>7} {:>9.1} {:>10} {:>11.0} {:>14}",
             trace.name, "oracle", o_resizes, "-", o_above, "-", o_wmin, "-"
         );
         if let Some(goal) = trace.goal {
@@ -840,7 +840,7 @@ fn main() {
             naive_policy(),
             predictive_policy(),
             target_30s,
-            predictive_cycle_policy(),
+            predictive_no_cycle_policy(),
         ];
         println!();
         println!(
@@ -849,7 +849,7 @@ fn main() {
              tracking with a 30-s scale-up window and no scale-out cooldown."
         );
         println!(
-            "{:<12} {:<16} {:>8} {:>9} {:>9} {:>8} {:>11} {:>8} {:>10}",
+            "{:<12} {:<19} {:>8} {:>9} {:>9} {:>8} {:>11} {:>8} {:>10}",
             "trace",
             "policy",
             "actions",

@@ -47,6 +47,8 @@ pub const MAX_CYCLE_BUCKETS: usize = 4400;
 /// A cycle's one-step forecasts are judged over this many of its periods (where one period
 /// would judge it on whether the latest repetition came on time).
 pub const CYCLE_JUDGED_PERIODS: usize = 3;
+/// History searched for a cycle by default: 3 days (4320 buckets of a minute).
+pub const DEFAULT_CYCLE_WINDOW: f64 = 3.0 * DAY;
 /// One-step errors needed before the model's error is trusted.
 pub const MIN_ERRORS: usize = 10;
 
@@ -84,7 +86,7 @@ impl Default for Config {
             max_error: 0.25,
             daily_after: DAY,
             weekly_after: 2.0 * WEEK,
-            cycle_window: 0.0,
+            cycle_window: DEFAULT_CYCLE_WINDOW,
             cycle_min: 10.0 * MINUTE,
             cycle_every: HOUR,
         }
@@ -420,8 +422,12 @@ impl Model {
 pub enum NoForecast {
     /// Not enough recent history to measure the model's error.
     TooShort { have: f64, need: f64 },
-    /// The model's error is above the gate.
-    TooInaccurate { relative_error: f64, max: f64 },
+    /// The model's error is above the gate; what the cycle search found, when one was made.
+    TooInaccurate {
+        relative_error: f64,
+        max: f64,
+        cycle_note: Option<String>,
+    },
 }
 
 impl std::fmt::Display for NoForecast {
@@ -436,12 +442,19 @@ impl std::fmt::Display for NoForecast {
             NoForecast::TooInaccurate {
                 relative_error,
                 max,
-            } => write!(
-                f,
-                "no forecast: its error ({:.0}%) is above {:.0}%",
-                relative_error * 100.0,
-                max * 100.0
-            ),
+                cycle_note,
+            } => {
+                write!(
+                    f,
+                    "no forecast: its error ({:.0}%) is above {:.0}%",
+                    relative_error * 100.0,
+                    max * 100.0
+                )?;
+                match cycle_note {
+                    Some(n) => write!(f, "; {n}"),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }
@@ -486,6 +499,9 @@ pub struct Forecaster {
     /// Why there is no cycle (after a search found none).
     no_cycle: Option<NoPeriod>,
     searched_at: Option<i64>,
+    /// Whether completed buckets trigger a cycle search every `cycle_every` (a one-shot
+    /// [`fit`] searches once, where its judged tail starts).
+    searching: bool,
     /// What the last [`Forecaster::model`] said about the cycle.
     last_note: Option<String>,
 }
@@ -505,6 +521,7 @@ impl Forecaster {
             cycle: None,
             no_cycle: None,
             searched_at: None,
+            searching: true,
             last_note: None,
         }
     }
@@ -541,22 +558,49 @@ impl Forecaster {
             self.series.pop_front();
         }
         let every = ((self.cfg.cycle_every / self.cfg.bucket).round() as i64).max(1);
-        if self.searched_at.is_some_and(|s| b.idx - s < every) {
+        if !self.searching || self.searched_at.is_some_and(|s| b.idx - s < every) {
             return;
         }
-        let min_lag = ((self.cfg.cycle_min / self.cfg.bucket).round() as usize).max(2);
-        let first = self.series.front().map_or(0, |b| b.idx);
-        let span = (b.idx - first + 1) as usize;
-        if span < 2 * min_lag + MIN_ERRORS {
-            return;
+        if self.cycle_series().is_some() {
+            self.search_cycle();
         }
-        self.searched_at = Some(b.idx);
-        // contiguous, deseasonalised by the hourly profile; gaps are NaN
+    }
+
+    /// The shortest lag searched, in buckets.
+    fn min_cycle_lag(&self) -> usize {
+        ((self.cfg.cycle_min / self.cfg.bucket).round() as usize).max(2)
+    }
+
+    /// The cycle series as one contiguous vector (gaps NaN), deseasonalised by the hourly
+    /// profile, and the index of its first bucket; `None` while shorter than a search needs.
+    fn cycle_series(&self) -> Option<(Vec<f64>, i64)> {
+        let first = self.series.front()?.idx;
+        let last = self.series.back()?.idx;
+        let span = (last - first + 1) as usize;
+        if span < 2 * self.min_cycle_lag() + MIN_ERRORS {
+            return None;
+        }
         let mut x = vec![f64::NAN; span];
         for s in &self.series {
             let t = self.center(s.idx);
             x[(s.idx - first) as usize] = s.mean() / self.profile.as_ref().map_or(1.0, |p| p.at(t));
         }
+        Some((x, first))
+    }
+
+    /// Searches the cycle series now (too short: [`NoPeriod::TooShort`]).
+    fn search_cycle(&mut self) {
+        self.searched_at = self.series.back().map(|b| b.idx);
+        let min_lag = self.min_cycle_lag();
+        let Some((x, first)) = self.cycle_series() else {
+            self.cycle = None;
+            self.no_cycle = Some(NoPeriod::TooShort {
+                have: self.series.len(),
+                need: 2 * min_lag + MIN_ERRORS,
+            });
+            return;
+        };
+        let span = x.len();
         match detect_period(&x, self.cfg.bucket, min_lag, span / 2) {
             Ok(found) => {
                 self.cycle = Cycle::fit(found, &x, first, self.cfg.bucket);
@@ -565,6 +609,35 @@ impl Forecaster {
             Err(e) => {
                 self.cycle = None;
                 self.no_cycle = Some(e);
+            }
+        }
+    }
+
+    /// Adds an older sample to the hourly buckets and the cycle series only: no one-step
+    /// errors, no search (a one-shot [`fit`]'s history before its judged tail).
+    fn preload(&mut self, at: f64, load: f64) {
+        if !(at.is_finite() && load.is_finite()) || self.last_at.is_some_and(|l| at < l) {
+            return;
+        }
+        self.first_at.get_or_insert(at);
+        self.last_at = Some(at);
+        self.push_hour(at, load);
+        let idx = (at / self.cfg.bucket).floor() as i64;
+        match self.series.back_mut() {
+            Some(b) if b.idx == idx => {
+                b.sum += load;
+                b.n += 1;
+            }
+            Some(b) if b.idx > idx => {}
+            _ => {
+                self.series.push_back(Bucket {
+                    idx,
+                    sum: load,
+                    n: 1,
+                });
+                while self.series.len() > self.cfg.cycle_buckets() {
+                    self.series.pop_front();
+                }
             }
         }
     }
@@ -712,6 +785,11 @@ impl Forecaster {
         while self.buckets.len() > keep {
             self.buckets.pop_front();
         }
+        self.push_hour(at, load);
+    }
+
+    /// Adds a sample to its hour's bucket.
+    fn push_hour(&mut self, at: f64, load: f64) {
         let hidx = (at / HOUR).floor() as i64;
         match self.hours.back_mut() {
             Some(b) if b.idx == hidx => {
@@ -826,10 +904,11 @@ impl Forecaster {
             });
         }
         if relative_error > self.cfg.max_error {
-            self.last_note = cycle_note;
+            self.last_note = cycle_note.clone();
             return Err(NoForecast::TooInaccurate {
                 relative_error,
                 max: self.cfg.max_error,
+                cycle_note,
             });
         }
         // the trend through every bucket in the window, the newest (maybe partial) included
@@ -870,7 +949,14 @@ fn seasonal_factor(profile: Option<&Profile>, cycle: Option<&Cycle>, t: f64) -> 
 }
 
 /// A model from recorded points: `recent` samples `(time, load)` (ascending; the last
-/// `trend_window + error_window` or more) and earlier hourly averages `(hour start, load)`.
+/// `trend_window + error_window` or more, and the cycle window when one is searched) and
+/// earlier hourly averages `(hour start, load)`.
+///
+/// With a cycle window the cycle is searched once, not every `cycle_every` as a [`Forecaster`]
+/// fed sample by sample does: the history before the judged tail (the error window, or three
+/// periods of the period the whole span shows, when longer) only fills the cycle series and the
+/// hourly profile; the cycle found there is judged on the tail's one-step forecasts, which it
+/// did not see.
 pub fn fit(
     recent: &[(f64, f64)],
     hourly: &[(f64, f64)],
@@ -885,7 +971,38 @@ pub fn fit(
         .filter(|(t, _)| *t + HOUR <= first_recent)
         .collect();
     f.seed_hourly(&older);
+    let cb = cfg.cycle_buckets();
+    let Some(&(last, _)) = recent.last().filter(|_| cb > 0) else {
+        for &(t, v) in recent {
+            f.push(t, v);
+        }
+        return f.model(now);
+    };
+    let last_idx = (last / cfg.bucket).floor() as i64;
+    // the period the whole span shows decides how long the judged tail is
+    let mut probe = f.clone();
     for &(t, v) in recent {
+        probe.preload(t, v);
+    }
+    probe.refresh_profile();
+    let lag = probe
+        .cycle_series()
+        .and_then(|(x, _)| detect_period(&x, cfg.bucket, probe.min_cycle_lag(), x.len() / 2).ok())
+        .map_or(0, |p| p.lag);
+    let trend = cfg.trend_buckets() + 2;
+    let span = probe.series.len();
+    let judged = cfg
+        .error_buckets()
+        .max((CYCLE_JUDGED_PERIODS * lag).min(span.saturating_sub(2 * lag + MIN_ERRORS + trend)));
+    let tail_idx = last_idx - (judged + trend) as i64;
+    let split = recent.partition_point(|(t, _)| ((t / cfg.bucket).floor() as i64) < tail_idx);
+    for &(t, v) in &recent[..split] {
+        f.preload(t, v);
+    }
+    f.refresh_profile();
+    f.search_cycle();
+    f.searching = false;
+    for &(t, v) in &recent[split..] {
         f.push(t, v);
     }
     f.model(now)

@@ -101,6 +101,11 @@ static TEST_NODE_STATS_DELAY_MS: GucSetting<i32> = GucSetting::<i32>::new(0);
 
 /// Seconds a forecast looks ahead; -1 learns it from the recorded scale-outs.
 static FORECAST_LEAD_TIME_S: GucSetting<i32> = GucSetting::<i32>::new(-1);
+/// Seconds of history a predictive policy's forecast searches for a cycle of any period; 0: none.
+static FORECAST_CYCLE_WINDOW_S: GucSetting<i32> =
+    GucSetting::<i32>::new(autoscale_core::forecast::DEFAULT_CYCLE_WINDOW as i32);
+/// The shortest period (seconds) a forecast's cycle may have.
+static FORECAST_CYCLE_MIN_S: GucSetting<i32> = GucSetting::<i32>::new(600);
 /// Seconds the 1-minute rollups are kept; -1 keeps them forever.
 static ROLLUP_MINUTE_RETENTION_S: GucSetting<i32> = GucSetting::<i32>::new(30 * 24 * 3600);
 /// Seconds the 1-hour rollups are kept; -1 keeps them forever.
@@ -502,6 +507,29 @@ pub fn init() {
         GucFlags::UNIT_S,
     );
     GucRegistry::define_int_guc(
+        c"autoscale.forecast_cycle_window",
+        c"History a predictive policy's forecast searches for a recurring cycle of any period; 0 searches none.",
+        c"The 1-minute rollups and the recent samples of this window are searched once per forecast for the period \
+          the load repeats at (every two hours, daily, ...). The cycle found is used only while its one-step \
+          forecasts beat the forecast without it on the recent history it was not found on; explain() says \
+          which applies. At most 4400 forecast buckets (3 days at a 5 s sample interval) are searched.",
+        &FORECAST_CYCLE_WINDOW_S,
+        0,
+        3 * 24 * 3600,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"autoscale.forecast_cycle_min",
+        c"The shortest period a forecast's cycle may have.",
+        c"A cycle is found only when the searched history holds at least two of its periods.",
+        &FORECAST_CYCLE_MIN_S,
+        60,
+        24 * 3600,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
         c"autoscale.rollup_minute_retention",
         c"How long the 1-minute rollups of node samples are kept; -1 keeps them forever.",
         c"autoscale.node_samples_1min: avg, max and p95 of every metric per node and per minute.",
@@ -707,6 +735,16 @@ pub fn maintenance_window() -> Option<String> {
 /// The lead-time override, if set.
 pub fn forecast_lead_time() -> Option<f64> {
     secs_or_none(FORECAST_LEAD_TIME_S.get())
+}
+
+/// History searched for a forecast's cycle, seconds (0: none).
+pub fn forecast_cycle_window() -> f64 {
+    f64::from(FORECAST_CYCLE_WINDOW_S.get().max(0))
+}
+
+/// The shortest period of a forecast's cycle, seconds.
+pub fn forecast_cycle_min() -> f64 {
+    f64::from(FORECAST_CYCLE_MIN_S.get().max(1))
 }
 
 pub fn rollup_minute_retention() -> Option<Duration> {

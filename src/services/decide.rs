@@ -331,7 +331,17 @@ fn forecast_span() -> f64 {
 
 /// The forecast's configuration at this sample interval.
 fn forecast_config() -> forecast::Config {
-    forecast::Config::for_sample_interval(settings::sample_interval().as_secs_f64())
+    forecast_config_at(settings::sample_interval().as_secs_f64())
+}
+
+/// The forecast's configuration at a sample interval, with the cycle search of
+/// `autoscale.forecast_cycle_window` and `autoscale.forecast_cycle_min`.
+fn forecast_config_at(interval: f64) -> forecast::Config {
+    forecast::Config {
+        cycle_window: settings::forecast_cycle_window(),
+        cycle_min: settings::forecast_cycle_min(),
+        ..forecast::Config::for_sample_interval(interval)
+    }
 }
 
 /// The engine's input from the policies, history and operations, at `now`, and the samples read
@@ -420,7 +430,7 @@ fn forecasts(
             out.push(None);
             continue;
         }
-        let recent: Vec<(f64, f64)> = samples
+        let mut recent: Vec<(f64, f64)> = samples
             .iter()
             .filter_map(|s| {
                 let pt = Point {
@@ -433,6 +443,14 @@ fn forecasts(
                 predict::load_of(p.policy.metric, &pt).map(|l| (s.at, l))
             })
             .collect();
+        if cfg.cycle_window > 0.0 {
+            // the cycle is searched on the 1-minute rollups before the recent samples
+            let first = recent.first().map_or(now, |r| r.0);
+            let mut older = crate::services::capacity::minute_load(&p.policy, cfg.cycle_window)?;
+            older.retain(|(t, _)| *t + 60.0 <= first);
+            older.append(&mut recent);
+            recent = older;
+        }
         let hourly =
             crate::services::capacity::hourly_load(&p.policy, cfg.weekly_after + 7.0 * 86_400.0)?;
         out.push(Some(PolicyForecast {
@@ -494,6 +512,7 @@ pub fn backtest(
         settings::sample_interval().as_secs_f64(),
         operation_secs,
         &single_node()?,
+        &forecast_config(),
     ))
 }
 
@@ -552,7 +571,7 @@ pub fn backtest_series(
                     start_workers: start,
                     eval_every: 0.0,
                     extra_history: 3.0 * interval,
-                    forecast: forecast::Config::for_sample_interval(interval),
+                    forecast: forecast_config_at(interval),
                 },
             );
             (p.name.clone(), sim.summary(thresholds))

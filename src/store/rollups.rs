@@ -181,15 +181,20 @@ pub fn run(batch: i64) -> Result<(i64, i64)> {
     Ok((written, pruned))
 }
 
-/// The cluster rows of the 1-hour rollups of the last `span_secs`: `(hour start, expr, data
+/// The cluster rows of the `level` rollups of the last `span_secs`: `(bucket start, expr, data
 /// nodes)`, `expr` one of the caller's fixed expressions over the table's columns, never user input.
-pub fn hourly_cluster(expr: &str, span_secs: f64) -> Result<Vec<(f64, Option<f64>, f64)>> {
+pub fn cluster_series(
+    level: Level,
+    expr: &str,
+    span_secs: f64,
+) -> Result<Vec<(f64, Option<f64>, f64)>> {
     let sql = format!(
         "SELECT extract(epoch FROM bucket)::float8, ({expr})::float8, coalesce(data_nodes, workers)::float8
-           FROM autoscale.node_samples_1hour
+           FROM {}
           WHERE nodename = 'cluster' AND nodeport = 0
             AND bucket >= pg_catalog.now() - pg_catalog.make_interval(secs => $1)
-          ORDER BY bucket"
+          ORDER BY bucket",
+        level.table()
     );
     Ok(select_rows(sql.as_str(), &[span_secs.into()], |r| {
         Ok((

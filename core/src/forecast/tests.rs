@@ -206,19 +206,27 @@ fn noise_too_large_closes_the_gate() {
         bucket: 5.0,
         trend_window: 150.0,
         error_window: 300.0,
+        cycle_window: 0.0,
         ..Config::default()
     };
     match fit(&pts, &[], T0 + 7200.0, &cfg) {
         Err(NoForecast::TooInaccurate {
             relative_error,
             max,
+            cycle_note,
         }) => {
             assert!(relative_error > max, "{relative_error}");
+            assert_eq!(cycle_note, None, "no cycle window, no search");
             let e = NoForecast::TooInaccurate {
                 relative_error,
                 max,
+                cycle_note: Some("no cycle: the load is flat".into()),
             };
             assert!(e.to_string().starts_with("no forecast: its error ("), "{e}");
+            assert!(
+                e.to_string().ends_with("%; no cycle: the load is flat"),
+                "{e}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -266,25 +274,34 @@ fn the_profile_is_used_when_it_forecasts_better() {
     assert!(plain.predict(noon) < 150.0, "{}", plain.predict(noon));
 }
 
+/// The model without a cycle search: a [`Forecaster`] fed sample by sample searches every
+/// `cycle_every`, a one-shot [`fit`] once, so only without one are they the same.
+fn without_cycles() -> Config {
+    Config {
+        cycle_window: 0.0,
+        ..Config::default()
+    }
+}
+
 #[test]
 fn incremental_and_batch_fits_agree() {
     let pts = series(90.0 * MINUTE, 5.0, |t| {
         200.0 + 40.0 * ((t - T0) / 600.0).sin()
     });
     let now = T0 + 90.0 * MINUTE;
-    let mut f = Forecaster::new(Config::default());
+    let mut f = Forecaster::new(without_cycles());
     for &(t, v) in &pts {
         f.push(t, v);
     }
     assert_eq!(
         f.model(now).unwrap(),
-        fit(&pts, &[], now, &Config::default()).unwrap()
+        fit(&pts, &[], now, &without_cycles()).unwrap()
     );
     // samples out of order are ignored
     f.push(T0, 1e6);
     assert_eq!(
         f.model(now).unwrap(),
-        fit(&pts, &[], now, &Config::default()).unwrap()
+        fit(&pts, &[], now, &without_cycles()).unwrap()
     );
 }
 
@@ -370,7 +387,7 @@ proptest! {
                 }
             }
             Err(NoForecast::TooShort { have, need }) => prop_assert!(have < need + cfg.bucket * 2.0),
-            Err(NoForecast::TooInaccurate { relative_error, max }) => prop_assert!(relative_error > max),
+            Err(NoForecast::TooInaccurate { relative_error, max, .. }) => prop_assert!(relative_error > max),
         }
     }
 }

@@ -62,11 +62,12 @@ pub fn backtest(
         sample_interval,
         operation_secs,
         single_node,
+        &Config::for_sample_interval(sample_interval),
     )
 }
 
 /// [`backtest`] with `schedules` clamping each decision to the bounds in force at its sample
-/// ([`scheduled::apply_schedules`]).
+/// ([`scheduled::apply_schedules`]), predictive policies forecasting with `forecast`.
 pub fn backtest_scheduled(
     policies: &[Policy],
     schedules: &[CompiledSchedule],
@@ -74,6 +75,7 @@ pub fn backtest_scheduled(
     sample_interval: f64,
     operation_secs: f64,
     single_node: &SingleNode,
+    forecast: &Config,
 ) -> Vec<BacktestAction> {
     let mut actions = Vec::new();
     let Some(first) = history.first() else {
@@ -95,10 +97,7 @@ pub fn backtest_scheduled(
     let mut lo = 0;
     let mut forecasters: Vec<Option<Forecaster>> = policies
         .iter()
-        .map(|p| {
-            p.predictive
-                .then(|| Forecaster::new(Config::for_sample_interval(sample_interval)))
-        })
+        .map(|p| p.predictive.then(|| Forecaster::new(forecast.clone())))
         .collect();
     let mut out_durations: Vec<f64> = Vec::new();
     for (i, h) in history.iter().enumerate() {
@@ -399,7 +398,15 @@ mod tests {
         }
         .compile()
         .unwrap();
-        let a = backtest_scheduled(&[cpu_policy()], &[s], &h, 5.0, 60.0, &SingleNode::default());
+        let a = backtest_scheduled(
+            &[cpu_policy()],
+            &[s],
+            &h,
+            5.0,
+            60.0,
+            &SingleNode::default(),
+            &Config::for_sample_interval(5.0),
+        );
         assert_eq!(a[0].at, start);
         assert_eq!(
             (a[0].direction, a[0].from_workers, a[0].to_workers),

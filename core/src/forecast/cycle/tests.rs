@@ -3,7 +3,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::forecast::{Config, Forecaster, NoForecast, DAY, HOUR, MINUTE};
+use crate::forecast::{fit, Config, Forecaster, NoForecast, DAY, HOUR, MINUTE};
 
 /// Deterministic noise in [-1, 1].
 fn noise(i: u64) -> f64 {
@@ -101,6 +101,34 @@ fn noise_and_a_wandering_load_have_no_period() {
     ));
 }
 
+/// Load 100 with 5% noise, 3.5x for 15 minutes at irregular times (gaps of 50 to 250 minutes)
+/// over `hours`.
+fn irregular_jumps(hours: f64) -> impl Fn(f64) -> f64 {
+    let mut onsets = Vec::new();
+    let mut t = T0 + 30.0 * MINUTE;
+    let mut k = 0;
+    while t < T0 + hours * HOUR {
+        onsets.push(t);
+        t += (150.0 + 100.0 * noise(1000 + k)) * MINUTE;
+        k += 1;
+    }
+    move |t: f64| {
+        let base = 100.0 * (1.0 + 0.05 * noise((t / 5.0) as u64));
+        if onsets.iter().any(|o| t >= *o && t < o + 15.0 * MINUTE) {
+            3.5 * base
+        } else {
+            base
+        }
+    }
+}
+
+fn without_cycles() -> Config {
+    Config {
+        cycle_window: 0.0,
+        ..Config::default()
+    }
+}
+
 fn cycle_config() -> Config {
     Config {
         cycle_window: 2.0 * DAY,
@@ -161,7 +189,7 @@ fn the_forecast_rises_before_a_recurring_jump() {
         onset - now
     );
     // without the cycle the same history forecasts no jump
-    let mut plain = feed(Config::default(), hours, two_hour_jumps);
+    let mut plain = feed(without_cycles(), hours, two_hour_jumps);
     if let Ok(m) = plain.model(now) {
         assert!(m.cycle.is_none() && m.cycle_note.is_none());
         assert!(m.peak(now, now + lead, 30.0) < 150.0);
@@ -183,22 +211,7 @@ fn no_recurrence_no_cycle_in_the_forecast() {
     );
     // jumps at irregular times (gaps of 50 to 250 minutes): whatever is found, the forecast
     // does not rely on a cycle that does not forecast better (or the gate keeps it out)
-    let mut onsets = Vec::new();
-    let mut t = T0 + 30.0 * MINUTE;
-    let mut k = 0;
-    while t < T0 + 30.0 * HOUR {
-        onsets.push(t);
-        t += (150.0 + 100.0 * noise(1000 + k)) * MINUTE;
-        k += 1;
-    }
-    let irregular = |t: f64| {
-        let base = 100.0 * (1.0 + 0.05 * noise((t / 5.0) as u64));
-        if onsets.iter().any(|o| t >= *o && t < o + 15.0 * MINUTE) {
-            3.5 * base
-        } else {
-            base
-        }
-    };
+    let irregular = irregular_jumps(30.0);
     let mut fc = feed(cycle_config(), 30.0, irregular);
     match fc.model(T0 + 30.0 * HOUR) {
         Ok(m) => {
@@ -210,9 +223,103 @@ fn no_recurrence_no_cycle_in_the_forecast() {
     }
 }
 
+/// `f` as the extension reads it: one point a minute (the 1-minute rollups) until 95 minutes
+/// before `now`, then a sample every 5 s.
+fn recorded(now: f64, hours: f64, f: impl Fn(f64) -> f64) -> Vec<(f64, f64)> {
+    let start = now - hours * HOUR;
+    let raw_from = now - 95.0 * MINUTE;
+    let minutes = ((raw_from - start) / MINUTE) as usize;
+    let mut pts: Vec<(f64, f64)> = (0..minutes)
+        .map(|i| {
+            let m = start + i as f64 * MINUTE;
+            let avg = (0..12).map(|k| f(m + 5.0 * k as f64)).sum::<f64>() / 12.0;
+            (m, avg)
+        })
+        .collect();
+    let first_raw = start + minutes as f64 * MINUTE;
+    pts.extend(
+        (0..((now - first_raw) / 5.0) as usize)
+            .map(|i| first_raw + 5.0 * i as f64)
+            .map(|t| (t, f(t))),
+    );
+    pts
+}
+
+#[test]
+fn a_one_shot_fit_on_minute_rollups_forecasts_a_recurring_jump() {
+    // as the extension fits it at every tick: 1-minute points, then the recent 5-s samples
+    let now = T0 + 26.0 * HOUR + 27.0 * MINUTE;
+    let lead = 12.0 * MINUTE;
+    let pts = recorded(now, 26.0, two_hour_jumps);
+    let m = fit(&pts, &[], now, &cycle_config()).unwrap();
+    let c = m.cycle.as_ref().expect("the cycle is used");
+    assert!(
+        (c.found.period - 2.0 * HOUR).abs() <= 3.0 * MINUTE,
+        "{:?}",
+        c.found
+    );
+    let note = m.cycle_note.clone().unwrap();
+    assert!(note.starts_with("the cycle helps"), "{note}");
+    // judged on the tail the search did not see: three periods
+    assert!(m.errors >= 300, "{}", m.errors);
+    assert!(m.predict(now) < 150.0, "{}", m.predict(now));
+    let cross = m.first_crossing(150.0, now, now + lead, 30.0).unwrap();
+    let onset = (0..1000)
+        .map(|k| now + 5.0 * k as f64)
+        .find(|t| two_hour_jumps(*t) > 250.0)
+        .unwrap();
+    assert!(
+        cross > now && cross <= onset,
+        "{} {}",
+        cross - now,
+        onset - now
+    );
+    // the same history without a cycle window forecasts no jump
+    if let Ok(m) = fit(&pts, &[], now, &without_cycles()) {
+        assert!(m.cycle.is_none() && m.cycle_note.is_none());
+        assert!(m.peak(now, now + lead, 30.0) < 150.0);
+    }
+}
+
+#[test]
+fn a_one_shot_fit_without_recurrence_keeps_the_cycle_out_and_says_why() {
+    let now = T0 + 30.0 * HOUR;
+    let pts = recorded(now, 30.0, irregular_jumps(30.0));
+    match fit(&pts, &[], now, &cycle_config()) {
+        Ok(m) => {
+            assert!(m.cycle.is_none(), "{}", m.describe());
+            let note = m.cycle_note.unwrap();
+            assert!(
+                note.starts_with("no cycle:") || note.contains("found, not used"),
+                "{note}"
+            );
+        }
+        Err(e @ NoForecast::TooInaccurate { .. }) => {
+            let s = e.to_string();
+            assert!(s.starts_with("no forecast: its error ("), "{s}");
+            assert!(
+                s.contains("; no cycle:") || s.contains("found, not used"),
+                "{s}"
+            );
+        }
+        Err(e) => panic!("{e}"),
+    }
+    // too little history for two periods of the shortest lag: said so
+    let short = recorded(T0 + 2.0 * HOUR, 2.0, two_hour_jumps);
+    let cfg = Config {
+        cycle_min: 90.0 * MINUTE,
+        ..cycle_config()
+    };
+    let note = match fit(&short, &[], T0 + 2.0 * HOUR, &cfg) {
+        Ok(m) => m.cycle_note.unwrap(),
+        Err(e) => e.to_string(),
+    };
+    assert!(note.contains("no cycle:"), "{note}");
+}
+
 #[test]
 fn no_search_without_a_cycle_window() {
-    let mut fc = feed(Config::default(), 6.0, two_hour_jumps);
+    let mut fc = feed(without_cycles(), 6.0, two_hour_jumps);
     assert!(fc.cycle().is_none());
     if let Ok(m) = fc.model(T0 + 6.0 * HOUR) {
         assert!(m.cycle_note.is_none());

@@ -165,6 +165,7 @@ fn no_forecast_no_effect_and_the_note_says_why() {
         NoForecast::TooInaccurate {
             relative_error: 0.4,
             max: 0.25,
+            cycle_note: None,
         },
     ] {
         let f = Some(PolicyForecast {

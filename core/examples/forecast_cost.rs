@@ -4,11 +4,12 @@
 //!
 //! Load: 100 with 5% noise, 3.5x for 15 minutes every two hours (a recurring jump), and the
 //! same without the jumps (nothing recurs). Prints milliseconds per fit (median of `RUNS`,
-//! default 21) and what the forecast found.
+//! default 21): with the search made (the first tick, and once an hour after), and reusing the
+//! search the tick before made (`fit_with`, every other tick); and what the forecast found.
 
 use std::time::Instant;
 
-use autoscale_core::forecast::{fit, Config, DAY, HOUR, MINUTE};
+use autoscale_core::forecast::{fit, fit_with, Config, DAY, HOUR, MINUTE};
 
 fn noise(i: u64) -> f64 {
     let mut x = i
@@ -61,8 +62,8 @@ fn main() {
         "forecast::fit() per predictive policy and tick, median of {runs} runs (release build)"
     );
     println!(
-        "{:<12} {:<14} {:>8} {:>10}  model",
-        "load", "cycle window", "points", "ms/fit"
+        "{:<12} {:<14} {:>8} {:>10} {:>12}  model",
+        "load", "cycle window", "points", "ms/search", "ms/reused"
     );
     for jumps in [true, false] {
         for window in [0.0, DAY, 3.0 * DAY] {
@@ -72,6 +73,7 @@ fn main() {
                 ..Config::default()
             };
             let mut times = Vec::with_capacity(runs);
+            let mut reused = Vec::with_capacity(runs);
             let mut what = String::new();
             for _ in 0..runs {
                 let t0 = Instant::now();
@@ -81,10 +83,17 @@ fn main() {
                     Ok(m) => m.describe(),
                     Err(e) => e.to_string(),
                 };
+                let mut search = None;
+                let a = fit_with(&pts, &[], now, &cfg, &mut search);
+                let t0 = Instant::now();
+                let b = fit_with(&pts, &[], now, &cfg, &mut search);
+                reused.push(t0.elapsed().as_secs_f64() * 1000.0);
+                assert_eq!(a, b, "a reused search gives the same model");
             }
             times.sort_by(f64::total_cmp);
+            reused.sort_by(f64::total_cmp);
             println!(
-                "{:<12} {:<14} {:>8} {:>10.2}  {}",
+                "{:<12} {:<14} {:>8} {:>10.2} {:>12.2}  {}",
                 if jumps { "2h jumps" } else { "no jumps" },
                 if window == 0.0 {
                     "off".to_string()
@@ -93,6 +102,7 @@ fn main() {
                 },
                 pts.len(),
                 times[times.len() / 2],
+                reused[reused.len() / 2],
                 what
             );
         }

@@ -963,6 +963,46 @@ pub fn fit(
     now: f64,
     cfg: &Config,
 ) -> Result<Model, NoForecast> {
+    fit_with(recent, hourly, now, cfg, &mut None)
+}
+
+/// A cycle search made by [`fit_with`], which its caller keeps to pass to the next one: it is
+/// reused (not searched again) until `cycle_every` of newer history has come, as long as the
+/// configuration is the same and the history just before the judged tail is what it was (a
+/// history written again, as tests and repairs do, is searched again).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CycleSearch {
+    cfg: Config,
+    /// The first bucket of the judged tail.
+    tail_idx: i64,
+    /// Points and their sum in the `cycle_every` before the tail.
+    check: (usize, f64),
+    /// The newest bucket of the points it was made with.
+    last_idx: i64,
+    cycle: Option<Cycle>,
+    no_cycle: Option<NoPeriod>,
+}
+
+impl CycleSearch {
+    /// What the search found: the period in seconds, or why there is none.
+    pub fn found(&self) -> Result<f64, &NoPeriod> {
+        match (&self.cycle, &self.no_cycle) {
+            (Some(c), _) => Ok(c.found.period),
+            (None, Some(e)) => Err(e),
+            (None, None) => Err(&NoPeriod::Flat),
+        }
+    }
+}
+
+/// [`fit`], reusing the cycle search in `search` while it is recent (see [`CycleSearch`]) and
+/// leaving the search it used there.
+pub fn fit_with(
+    recent: &[(f64, f64)],
+    hourly: &[(f64, f64)],
+    now: f64,
+    cfg: &Config,
+    search: &mut Option<CycleSearch>,
+) -> Result<Model, NoForecast> {
     let mut f = Forecaster::new(cfg.clone());
     let first_recent = recent.first().map_or(f64::INFINITY, |p| p.0);
     let older: Vec<(f64, f64)> = hourly
@@ -979,28 +1019,67 @@ pub fn fit(
         return f.model(now);
     };
     let last_idx = (last / cfg.bucket).floor() as i64;
-    // the period the whole span shows decides how long the judged tail is
-    let mut probe = f.clone();
-    for &(t, v) in recent {
-        probe.preload(t, v);
-    }
-    probe.refresh_profile();
-    let lag = probe
-        .cycle_series()
-        .and_then(|(x, _)| detect_period(&x, cfg.bucket, probe.min_cycle_lag(), x.len() / 2).ok())
-        .map_or(0, |p| p.lag);
-    let trend = cfg.trend_buckets() + 2;
-    let span = probe.series.len();
-    let judged = cfg
-        .error_buckets()
-        .max((CYCLE_JUDGED_PERIODS * lag).min(span.saturating_sub(2 * lag + MIN_ERRORS + trend)));
-    let tail_idx = last_idx - (judged + trend) as i64;
-    let split = recent.partition_point(|(t, _)| ((t / cfg.bucket).floor() as i64) < tail_idx);
+    let every = ((cfg.cycle_every / cfg.bucket).round() as i64).max(1);
+    let bucket_of = |t: f64| (t / cfg.bucket).floor() as i64;
+    let check = |tail_idx: i64| {
+        recent
+            .iter()
+            .filter(|(t, _)| (tail_idx - every..tail_idx).contains(&bucket_of(*t)))
+            .fold((0usize, 0.0), |(n, sum), (_, v)| (n + 1, sum + v))
+    };
+    let reuse = search
+        .as_ref()
+        .filter(|s| {
+            s.cfg == *cfg
+                && (0..every).contains(&(last_idx - s.last_idx))
+                && check(s.tail_idx) == s.check
+        })
+        .cloned();
+    let tail_idx = match &reuse {
+        Some(s) => s.tail_idx,
+        None => {
+            // the period the whole span shows decides how long the judged tail is
+            let mut probe = f.clone();
+            for &(t, v) in recent {
+                probe.preload(t, v);
+            }
+            probe.refresh_profile();
+            let lag = probe
+                .cycle_series()
+                .and_then(|(x, _)| {
+                    detect_period(&x, cfg.bucket, probe.min_cycle_lag(), x.len() / 2).ok()
+                })
+                .map_or(0, |p| p.lag);
+            let trend = cfg.trend_buckets() + 2;
+            let span = probe.series.len();
+            let judged = cfg.error_buckets().max(
+                (CYCLE_JUDGED_PERIODS * lag).min(span.saturating_sub(2 * lag + MIN_ERRORS + trend)),
+            );
+            last_idx - (judged + trend) as i64
+        }
+    };
+    let split = recent.partition_point(|(t, _)| bucket_of(*t) < tail_idx);
     for &(t, v) in &recent[..split] {
         f.preload(t, v);
     }
     f.refresh_profile();
-    f.search_cycle();
+    match reuse {
+        Some(s) => {
+            f.cycle = s.cycle;
+            f.no_cycle = s.no_cycle;
+        }
+        None => {
+            f.search_cycle();
+            *search = Some(CycleSearch {
+                cfg: cfg.clone(),
+                tail_idx,
+                check: check(tail_idx),
+                last_idx,
+                cycle: f.cycle.clone(),
+                no_cycle: f.no_cycle.clone(),
+            });
+        }
+    }
     f.searching = false;
     for &(t, v) in &recent[split..] {
         f.push(t, v);

@@ -411,6 +411,15 @@ pub fn lead_time() -> Result<LeadTime> {
     ))
 }
 
+thread_local! {
+    /// Per predictive policy (name, metric, aggregate): the last cycle search of its forecast in
+    /// this backend (the sampler's, or a session calling explain()), reused until an hour of new
+    /// history has come or the history before its judged tail changed.
+    static CYCLE_SEARCHES: std::cell::RefCell<
+        std::collections::HashMap<String, Option<forecast::CycleSearch>>,
+    > = std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
 /// Each predictive policy's forecast (in the order of `policies`; `None` for the others): fitted
 /// on the recent samples' load and the hourly rollups before them.
 fn forecasts(
@@ -453,10 +462,16 @@ fn forecasts(
         }
         let hourly =
             crate::services::capacity::hourly_load(&p.policy, cfg.weekly_after + 7.0 * 86_400.0)?;
-        out.push(Some(PolicyForecast {
-            model: forecast::fit(&recent, &hourly, now, &cfg),
-            lead,
-        }));
+        // the cycle search (the costly part) is kept in this backend for an hour of new history
+        let key = format!(
+            "{}/{}/{}",
+            p.policy.name, p.policy.metric, p.policy.aggregate
+        );
+        let model = CYCLE_SEARCHES.with_borrow_mut(|searches| {
+            let search = searches.entry(key).or_default();
+            forecast::fit_with(&recent, &hourly, now, &cfg, search)
+        });
+        out.push(Some(PolicyForecast { model, lead }));
     }
     Ok(out)
 }

@@ -3,7 +3,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::forecast::{fit, Config, Forecaster, NoForecast, DAY, HOUR, MINUTE};
+use crate::forecast::{fit, fit_with, Config, Forecaster, NoForecast, DAY, HOUR, MINUTE};
 
 /// Deterministic noise in [-1, 1].
 fn noise(i: u64) -> f64 {
@@ -279,6 +279,52 @@ fn a_one_shot_fit_on_minute_rollups_forecasts_a_recurring_jump() {
         assert!(m.cycle.is_none() && m.cycle_note.is_none());
         assert!(m.peak(now, now + lead, 30.0) < 150.0);
     }
+}
+
+#[test]
+fn a_cycle_search_is_reused_for_an_hour_of_new_history_then_made_again() {
+    let cfg = cycle_config();
+    let now = T0 + 26.0 * HOUR + 27.0 * MINUTE;
+    let at = |t: f64| recorded(t, (t - T0) / HOUR, two_hour_jumps);
+    let mut search = None;
+    let a = fit_with(&at(now), &[], now, &cfg, &mut search).unwrap();
+    assert_eq!(a, fit(&at(now), &[], now, &cfg).unwrap());
+    let first = search.clone().unwrap();
+    assert!(
+        (first.found().unwrap() - 2.0 * HOUR).abs() <= 3.0 * MINUTE,
+        "{:?}",
+        first.found()
+    );
+    // 10 minutes on: the search is reused, and so is the cycle
+    let later = now + 10.0 * MINUTE;
+    let b = fit_with(&at(later), &[], later, &cfg, &mut search).unwrap();
+    assert_eq!(search.as_ref(), Some(&first));
+    assert_eq!(b.cycle, a.cycle);
+    assert!(b.cycle_note.unwrap().starts_with("the cycle helps"));
+    // an hour of new history: searched again
+    let hour = now + 61.0 * MINUTE;
+    fit_with(&at(hour), &[], hour, &cfg, &mut search).unwrap();
+    assert_ne!(search.as_ref(), Some(&first));
+    // another configuration: searched again
+    let again = search.clone();
+    let other = Config {
+        cycle_min: 20.0 * MINUTE,
+        ..cfg.clone()
+    };
+    fit_with(&at(hour), &[], hour, &other, &mut search).unwrap();
+    assert_ne!(search, again);
+    // older points than the search's (a clock set back): searched again
+    let mut s2 = again.clone();
+    fit_with(&at(now), &[], now, &cfg, &mut s2).unwrap();
+    assert_ne!(s2, again);
+    // the history written again (no jumps now): searched again, and nothing repeats
+    let mut s3 = search.clone();
+    let flat = recorded(hour, (hour - T0) / HOUR, |t| {
+        100.0 * (1.0 + 0.05 * noise((t / 5.0) as u64))
+    });
+    let m = fit_with(&flat, &[], hour, &other, &mut s3).unwrap();
+    assert!(m.cycle.is_none());
+    assert!(s3.unwrap().found().is_err());
 }
 
 #[test]

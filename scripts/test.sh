@@ -19,6 +19,8 @@
 #   PAIRS="15 18"          the pairs to run (default: both; a pair whose PostgreSQL is missing is skipped
 #                          with one line)
 #   ALL_SCENARIOS_ON_15=1  every scenario on PostgreSQL 15 too (about 25 minutes more)
+#   TRACE_SCENARIOS=1      scenario 29_recurring_rise too: a rise of a real trace replayed live (about 13
+#                          minutes per pair; needs bench/traces' twitter21.counts.xz)
 # Installs its own dependencies first (scripts/setup.sh --deps). Run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."

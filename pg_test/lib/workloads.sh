@@ -57,6 +57,45 @@ pgbench_stats() {
         a[int((n - 1) * 0.50) + 1], a[int((n - 1) * 0.95) + 1], a[n] }'
 }
 
+# --- a load at given rates, for the predictive scenarios (21, 29) ---
+# rate_segments_start SCRIPT: runs pgbench (8 clients) on the coordinator in 30-s segments, each at
+# the rate (transactions/s) of the next line of stdin, until stdin ends or rate_segments_stop; its
+# output goes to $CLUSTER_DIR/rate.out.
+rate_segments_start() {
+  local script=$1
+  rm -f "$CLUSTER_DIR/rate.stop" "$CLUSTER_DIR/rate.out"
+  (
+    while read -r rate; do
+      [ -e "$CLUSTER_DIR/rate.stop" ] && break
+      as_pg pgbench -h 127.0.0.1 -p "$(node_port 0)" -U postgres -n -c 8 -j 2 -R "$rate" -T 30 -f "$script" postgres \
+        >>"$CLUSTER_DIR/rate.out" 2>&1 || echo "pgbench exited with status $?" >>"$CLUSTER_DIR/rate.out"
+    done
+  ) &
+  RATE_PID=$!
+}
+rate_segments_stop() {
+  touch "$CLUSTER_DIR/rate.stop"
+  [ -n "${RATE_PID:-}" ] && wait "$RATE_PID" 2>/dev/null
+  RATE_PID=
+  return 0
+}
+# rate_segments_check: every segment ran to its end, no transaction failed.
+rate_segments_check() {
+  assert_eq "$(grep -c 'pgbench exited with status' "$CLUSTER_DIR/rate.out" || true)" 0 "every pgbench segment ran to its end"
+  assert_eq "$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$CLUSTER_DIR/rate.out" | awk '{s += $1} END {print s + 0}')" 0 \
+    "zero failed pgbench transactions"
+}
+# measure_worker_tps SINCE: waits (90 s at most) for 6 samples taken from 10 s after SINCE (a
+# timestamp; the first sample after a load starts covers a partly idle interval); sets LEVEL, the
+# workers' average tps over them, and FIRST, the first one's sample_id.
+measure_worker_tps() {
+  local measured="FROM autoscale.worker_count w JOIN autoscale.node_samples s USING (sample_id)
+           WHERE w.sampled_at > '$1'::timestamptz + interval '10 s' AND NOT s.is_coordinator AND s.reachable"
+  wait_for 0 "SELECT count(DISTINCT w.sample_id) >= 6 $measured" 90 || fail "no 6 samples under load within 90 s"
+  LEVEL=$(q 0 "SELECT round(avg(s.tps)::numeric, 1) $measured")
+  FIRST=$(q 0 "SELECT min(w.sample_id) $measured")
+}
+
 # --- the kv workload shared by scenario 07 and the benchmarks ---
 # make_kv SHARDS ROWS: distributed kv (and kv_log colocated with it) with ROWS rows on node 0.
 make_kv() {

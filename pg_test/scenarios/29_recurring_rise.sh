@@ -48,26 +48,13 @@ assert_eq "$(q 0 "SELECT autoscale.add_standby_node('127.0.0.1', $standby) ->> '
 
 # the live load: 30-s segments at 60/s x the trace's ratio
 base_rate=60
-log="$CLUSTER_DIR/trace.out"
-rm -f "$CLUSTER_DIR/trace.stop" "$log"
-(
-  while read -r ratio; do
-    [ -e "$CLUSTER_DIR/trace.stop" ] && break
-    rate=$(awk -v r="$ratio" -v b=$base_rate 'BEGIN { x = r * b; if (x < 1) x = 1; printf "%.1f", x }')
-    as_pg pgbench -h 127.0.0.1 -p "$(node_port 0)" -U postgres -n -c 8 -j 2 -R "$rate" -T 30 -f "$script" postgres \
-      >>"$log" 2>&1 || echo "pgbench exited with status $?" >>"$log"
-  done <"$win/live"
-) &
-load=$!
-trap 'touch "$CLUSTER_DIR/trace.stop"; wait $load 2>/dev/null || true; stop_all' EXIT
+rate_segments_start "$script" < <(awk -v b=$base_rate '{ x = $1 * b; if (x < 1) x = 1; printf "%.1f\n", x }' "$win/live")
+trap 'rate_segments_stop; stop_all' EXIT
 t_load=$(q 0 "SELECT now()")
 
-# the measured level: the workers' average tps over 6 samples from 10 s after pgbench started
-measured="FROM autoscale.worker_count w JOIN autoscale.node_samples s USING (sample_id)
-           WHERE w.sampled_at > '$t_load'::timestamptz + interval '10 s' AND NOT s.is_coordinator AND s.reachable"
-wait_for 0 "SELECT count(DISTINCT w.sample_id) >= 6 $measured" 90 || fail "no 6 samples under load within 90 s"
-level=$(q 0 "SELECT round(avg(s.tps)::numeric, 1) $measured")
-first=$(q 0 "SELECT min(w.sample_id) $measured")
+# the measured level: the workers' average tps over 6 samples at the base rate
+measure_worker_tps "$t_load"
+level=$LEVEL first=$FIRST
 threshold=$(q 0 "SELECT ceil(2 * $level)")
 echo "measured: the workers' tps ${level}/s on average (pgbench at ${base_rate}/s); threshold ${threshold}/s"
 assert_true "$(q 0 "SELECT $level > 10")" "pgbench loads the workers"
@@ -143,7 +130,8 @@ assert_true "$(q 0 "SELECT $current < $threshold")" "the policy's value was belo
 crossed="SELECT w.sampled_at FROM autoscale.worker_count w JOIN autoscale.node_samples s USING (sample_id)
           WHERE w.sample_id > 0 AND NOT s.is_coordinator AND s.reachable
           GROUP BY w.sample_id, w.sampled_at HAVING sum(s.tps) > 2 * $threshold ORDER BY w.sampled_at LIMIT 1"
-wait_for 0 "SELECT EXISTS ($crossed)" $(( rise_minute * 60 + 240 - $(date +%s) + $(q 0 "SELECT extract(epoch FROM '$t_load'::timestamptz)::bigint") )) ||
+left=$(q 0 "SELECT greatest(1, ceil(extract(epoch FROM '$t_load'::timestamptz + make_interval(mins => $rise_minute + 4) - now())))::int")
+wait_for 0 "SELECT EXISTS ($crossed)" "$left" ||
   fail "the live rise did not cross $threshold per worker (on 2 workers) within ${rise_minute}m + 4m of the start"
 at=$(q 0 "$crossed")
 lead=$(q 0 "SELECT round(extract(epoch FROM '$at'::timestamptz - '$decided'::timestamptz))")
@@ -156,9 +144,7 @@ wait_for 0 "SELECT status <> 'running' FROM autoscale.operations WHERE kind = 's
   fail "scale_out did not finish within 240 s"
 assert_eq "$(q 0 "SELECT status || ' ' || nodeport FROM autoscale.operations WHERE kind = 'scale_out'")" "succeeded $standby" \
   "scale_out succeeded with the standby"
-touch "$CLUSTER_DIR/trace.stop"; wait "$load" || true
+rate_segments_stop
 trap stop_all EXIT
-assert_eq "$(grep -c 'pgbench exited with status' "$log" || true)" 0 "every pgbench segment ran to its end"
-assert_eq "$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$log" | awk '{s += $1} END {print s + 0}')" 0 \
-  "zero failed pgbench transactions"
+rate_segments_check
 assert_eq "$(q 0 "SELECT count(*) FROM autoscale.events WHERE kind IN ('operation_failed', 'error')")" 0 "no failure or error events"

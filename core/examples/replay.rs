@@ -46,7 +46,7 @@ use std::f64::consts::PI;
 
 use autoscale_core::forecast::{Config, Forecaster};
 use autoscale_core::policy::predict::PolicyForecast;
-use autoscale_core::policy::simulate::{self, SimConfig};
+use autoscale_core::policy::simulate::{self, SimConfig, REVERSAL_WINDOW};
 use autoscale_core::policy::{Direction, Metric, Policy};
 use autoscale_core::schedule::{CompiledSchedule, Schedule};
 
@@ -415,16 +415,24 @@ fn simulate(demand: &[f64], bursts: &[bool], react: React, policy: &Policy) -> O
 }
 
 /// The omniscient scaler: per block of OP_SECS, the fewest workers (2..16) that keep the block's
-/// peak demand at or below 80% per worker. Returns (minutes above 80%, worker-minutes, resizes).
-fn oracle(demand: &[f64]) -> (f64, f64, u32) {
+/// peak demand at or below 80% per worker. Returns (minutes above 80%, worker-minutes, resizes,
+/// reversals: resizes opposite to the one before within REVERSAL_WINDOW, counted as for the
+/// policies: what following the load exactly costs in reversals).
+fn oracle(demand: &[f64]) -> (f64, f64, u32, u32) {
     let per_block = (OP_SECS / SAMPLE) as usize;
-    let (mut above, mut worker_secs, mut resizes) = (0.0, 0.0, 0u32);
+    let (mut above, mut worker_secs, mut resizes, mut reversals) = (0.0, 0.0, 0u32, 0u32);
     let mut prev: Option<u32> = None;
-    for block in demand.chunks(per_block) {
+    let mut last_resize: Option<(f64, bool)> = None;
+    for (k, block) in demand.chunks(per_block).enumerate() {
         let peak = block.iter().copied().fold(0.0, f64::max);
         let w = ((peak / 80.0 - 1e-9).ceil() as u32).clamp(START_WORKERS, 16);
-        if prev.is_some_and(|p| p != w) {
+        if let Some(p) = prev.filter(|p| *p != w) {
             resizes += 1;
+            let (at, up) = (k as f64 * OP_SECS, w > p);
+            if last_resize.is_some_and(|(t, u)| u != up && at - t < REVERSAL_WINDOW) {
+                reversals += 1;
+            }
+            last_resize = Some((at, up));
         }
         prev = Some(w);
         for d in block {
@@ -434,7 +442,7 @@ fn oracle(demand: &[f64]) -> (f64, f64, u32) {
             worker_secs += f64::from(w) * SAMPLE;
         }
     }
-    (above / 60.0, worker_secs / 60.0, resizes)
+    (above / 60.0, worker_secs / 60.0, resizes, reversals)
 }
 
 /// The burst-blind oracle: it knows the future demand without the bursts (`calm`) and, per block
@@ -618,7 +626,7 @@ fn replay_real(t: &RealTrace, policies: &[Policy], naive: &str, check: &[&str]) 
     let demand = real_demand(t);
     let bursts = vec![false; demand.len()];
     let minutes = demand.len() as f64 * SAMPLE / 60.0;
-    let (o_above, o_wmin, o_resizes) = oracle(&demand);
+    let (o_above, o_wmin, o_resizes, o_reversals) = oracle(&demand);
     println!(
         "{} ({:.1} days, 5-s demand from {} counts per {:.0} s; oracle: {:.1} min above 80%, {:.0} \
          worker-minutes, {} resizes)",
@@ -664,7 +672,7 @@ fn replay_real(t: &RealTrace, policies: &[Policy], naive: &str, check: &[&str]) 
         100.0 * o_above / minutes,
         o_wmin,
         1.0,
-        "-"
+        o_reversals
     );
     let mut failures = Vec::new();
     let naive_rev = results
@@ -740,10 +748,10 @@ fn main() {
                 r.reversals
             );
         }
-        let (o_above, o_wmin, o_resizes) = oracle(&demand);
+        let (o_above, o_wmin, o_resizes, o_reversals) = oracle(&demand);
         println!(
             "{:<10} {:<19} {:>8} {:>7} {:>9.1} {:>10} {:>11.0} {:>14}",
-            trace.name, "oracle", o_resizes, "-", o_above, "-", o_wmin, "-"
+            trace.name, "oracle", o_resizes, "-", o_above, "-", o_wmin, o_reversals
         );
         if let Some(goal) = trace.goal {
             frontier.push(headroom_frontier(

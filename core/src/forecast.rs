@@ -968,14 +968,16 @@ pub fn fit(
 
 /// A cycle search made by [`fit_with`], which its caller keeps to pass to the next one: it is
 /// reused (not searched again) until `cycle_every` of newer history has come, as long as the
-/// configuration is the same and the history just before the judged tail is what it was (a
-/// history written again, as tests and repairs do, is searched again).
+/// configuration is the same and the history it searched is what it was (a history written
+/// again, as tests and repairs do, is searched again).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CycleSearch {
     cfg: Config,
     /// The first bucket of the judged tail.
     tail_idx: i64,
-    /// Points and their sum in the `cycle_every` before the tail.
+    /// The history searched that stays in the window while the search is reused (from
+    /// `cycle_every` after its first bucket to the tail): its first bucket, its points and their sum.
+    check_from: i64,
     check: (usize, f64),
     /// The newest bucket of the points it was made with.
     last_idx: i64,
@@ -1021,10 +1023,10 @@ pub fn fit_with(
     let last_idx = (last / cfg.bucket).floor() as i64;
     let every = ((cfg.cycle_every / cfg.bucket).round() as i64).max(1);
     let bucket_of = |t: f64| (t / cfg.bucket).floor() as i64;
-    let check = |tail_idx: i64| {
+    let check = |from: i64, tail_idx: i64| {
         recent
             .iter()
-            .filter(|(t, _)| (tail_idx - every..tail_idx).contains(&bucket_of(*t)))
+            .filter(|(t, _)| (from..tail_idx).contains(&bucket_of(*t)))
             .fold((0usize, 0.0), |(n, sum), (_, v)| (n + 1, sum + v))
     };
     let reuse = search
@@ -1032,7 +1034,7 @@ pub fn fit_with(
         .filter(|s| {
             s.cfg == *cfg
                 && (0..every).contains(&(last_idx - s.last_idx))
-                && check(s.tail_idx) == s.check
+                && check(s.check_from, s.tail_idx) == s.check
         })
         .cloned();
     let tail_idx = match &reuse {
@@ -1070,10 +1072,13 @@ pub fn fit_with(
         }
         None => {
             f.search_cycle();
+            // the window moves by less than `cycle_every` while the search is reused
+            let check_from = bucket_of(recent[0].0).max(last_idx - cb as i64) + every;
             *search = Some(CycleSearch {
                 cfg: cfg.clone(),
                 tail_idx,
-                check: check(tail_idx),
+                check_from,
+                check: check(check_from, tail_idx),
                 last_idx,
                 cycle: f.cycle.clone(),
                 no_cycle: f.no_cycle.clone(),

@@ -58,18 +58,18 @@ pgbench_stats() {
 }
 
 # --- a load at given rates, for the predictive scenarios (21, 29) ---
-# rate_segments_start SCRIPT: runs pgbench (8 clients) on the coordinator in 30-s segments, each at
-# the rate (transactions/s) of the next line of stdin, until stdin ends or rate_segments_stop; its
-# output goes to $CLUSTER_DIR/rate.out.
+# rate_segments_start SCRIPT RATES: runs pgbench (8 clients) on the coordinator in 30-s segments, each
+# at the rate (transactions/s) of the next line of the file RATES, until its end or
+# rate_segments_stop; its output goes to $CLUSTER_DIR/rate.out.
 rate_segments_start() {
-  local script=$1
+  local script=$1 rates=$2
   rm -f "$CLUSTER_DIR/rate.stop" "$CLUSTER_DIR/rate.out"
   (
     while read -r rate; do
       [ -e "$CLUSTER_DIR/rate.stop" ] && break
       as_pg pgbench -h 127.0.0.1 -p "$(node_port 0)" -U postgres -n -c 8 -j 2 -R "$rate" -T 30 -f "$script" postgres \
-        >>"$CLUSTER_DIR/rate.out" 2>&1 || echo "pgbench exited with status $?" >>"$CLUSTER_DIR/rate.out"
-    done
+        >>"$CLUSTER_DIR/rate.out" 2>&1 </dev/null || echo "pgbench exited with status $?" >>"$CLUSTER_DIR/rate.out"
+    done <"$rates"
   ) &
   RATE_PID=$!
 }

@@ -24,7 +24,8 @@ set_gucs 0 autoscale.mode act autoscale.sample_interval 5s autoscale.forecast_le
 assert_eq "$(q 0 "SELECT autoscale.add_standby_node('127.0.0.1', $standby) ->> 'state'")" available "standby offered to the pool"
 
 # the load: 30 s segments from 200 transactions/s, each 2.6% of 200 a minute higher (1.3% per segment)
-rate_segments_start "$script" < <(awk 'BEGIN { for (s = 0; s < 1000; s++) printf "%.1f\n", 200 * (1 + 0.0129 * s) }')
+awk 'BEGIN { for (s = 0; s < 1000; s++) printf "%.1f\n", 200 * (1 + 0.0129 * s) }' >"$CLUSTER_DIR/rates"
+rate_segments_start "$script" "$CLUSTER_DIR/rates"
 trap 'rate_segments_stop; stop_all' EXIT
 t_load=$(q 0 "SELECT now()")
 

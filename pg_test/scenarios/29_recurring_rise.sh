@@ -48,7 +48,8 @@ assert_eq "$(q 0 "SELECT autoscale.add_standby_node('127.0.0.1', $standby) ->> '
 
 # the live load: 30-s segments at 60/s x the trace's ratio
 base_rate=60
-rate_segments_start "$script" < <(awk -v b=$base_rate '{ x = $1 * b; if (x < 1) x = 1; printf "%.1f\n", x }' "$win/live")
+awk -v b=$base_rate '{ x = $1 * b; if (x < 1) x = 1; printf "%.1f\n", x }' "$win/live" >"$CLUSTER_DIR/rates"
+rate_segments_start "$script" "$CLUSTER_DIR/rates"
 trap 'rate_segments_stop; stop_all' EXIT
 t_load=$(q 0 "SELECT now()")
 
@@ -101,7 +102,8 @@ assert_not_contains "$note" "cycle" "and its forecast has no cycle"
 assert_eq "$(q 0 "SELECT count(*) FROM autoscale.operations")" 0 "no operation"
 
 # with it (the default: 3 days): the next tick scales out
-q 0 "ALTER SYSTEM RESET autoscale.forecast_cycle_window; SELECT pg_reload_conf()" >/dev/null
+q 0 "ALTER SYSTEM RESET autoscale.forecast_cycle_window" >/dev/null
+q 0 "SELECT pg_reload_conf()" >/dev/null
 sleep 0.5
 echo "explain: $(q 0 "SELECT round(current_value::numeric, 1), decision, round(forecast::numeric, 1), horizon, round(model_error::numeric, 2), forecast_note FROM autoscale.explain()")"
 wait_for 0 "SELECT EXISTS (SELECT 1 FROM autoscale.operations WHERE kind = 'scale_out')" 60 || { dump_state 0; false; } ||

@@ -317,6 +317,25 @@ fn a_cycle_search_is_reused_for_an_hour_of_new_history_then_made_again() {
     let mut s2 = again.clone();
     fit_with(&at(now), &[], now, &cfg, &mut s2).unwrap();
     assert_ne!(s2, again);
+    // the history written again only where it is old (the jumps before the last 12 hours gone):
+    // searched again, though the hours before the judged tail did not change
+    let early_gone = |t: f64| {
+        if t < hour - 12.0 * HOUR {
+            100.0 * (1.0 + 0.05 * noise((t / 5.0) as u64))
+        } else {
+            two_hour_jumps(t)
+        }
+    };
+    let mut s4 = search.clone();
+    fit_with(
+        &recorded(hour, (hour - T0) / HOUR, early_gone),
+        &[],
+        hour,
+        &other,
+        &mut s4,
+    )
+    .unwrap();
+    assert_ne!(s4, search);
     // the history written again (no jumps now): searched again, and nothing repeats
     let mut s3 = search.clone();
     let flat = recorded(hour, (hour - T0) / HOUR, |t| {

@@ -20,6 +20,8 @@
 //!   searches the last 3 days for a cycle of any period (`forecast::Config::cycle_window`, on by
 //!   default as in the extension), used while it forecasts better;
 //! - predictive_no_cycle: predictive without the cycle search (`cycle_window` 0);
+//! - predictive_in20m .. predictive_in45m (real traces): predictive with a 20- to 45-minute
+//!   scale-in window, the frontier of minutes above 80% and reversals against worker-minutes;
 //! - predictive_schedule: predictive with a schedule (`schedule.rs`): at least 12 workers from
 //!   07:00 UTC for 7 hours, around the daily peak of the diurnal trace (synthetic traces only);
 //! - oracle: an omniscient scaler with the same operation time: it knows the future demand and,
@@ -849,12 +851,38 @@ fn main() {
             predictive_policy(),
             target_30s,
             predictive_no_cycle_policy(),
+            // the scale-in window's frontier: minutes above 80% and reversals against worker-minutes
+            {
+                let mut p = predictive_policy();
+                p.name = "predictive_in20m".into();
+                p.scale_in_for = 20.0 * 60.0;
+                p
+            },
+            {
+                let mut p = predictive_policy();
+                p.name = "predictive_in25m".into();
+                p.scale_in_for = 25.0 * 60.0;
+                p
+            },
+            {
+                let mut p = predictive_policy();
+                p.name = "predictive_in30m".into();
+                p.scale_in_for = 30.0 * 60.0;
+                p
+            },
+            {
+                let mut p = predictive_policy();
+                p.name = "predictive_in45m".into();
+                p.scale_in_for = 45.0 * 60.0;
+                p
+            },
         ];
         println!();
         println!(
             "Real traces (bench/traces/README.md): 5-s demand from request counts (60-s moving sum), scaled so \
              that the 99.9th percentile needs {MAX_WORKERS} workers at 80%. target_30s: target \
-             tracking with a 30-s scale-up window and no scale-out cooldown."
+             tracking with a 30-s scale-up window and no scale-out cooldown. predictive_inNm: the \
+             default predictive policy with an N-minute scale-in window (scale_in_for; default 15)."
         );
         println!(
             "{:<12} {:<19} {:>8} {:>9} {:>9} {:>8} {:>11} {:>8} {:>10}",

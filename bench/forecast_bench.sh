@@ -53,11 +53,13 @@ BEGIN
     to_char((SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY x) FROM unnest(ms) x), '9990.0'),
     left(note, 110);
 END $$;
-SELECT autoscale.set_policy('cpu', scale_out_above => 70, scale_in_below => 10, min_workers => 1) IS NULL;
-SELECT pg_temp.timed('reactive');
-SELECT autoscale.set_policy('cpu', scale_out_above => 70, scale_in_below => 10, min_workers => 1, predictive => true) IS NULL;
-SET autoscale.forecast_cycle_window = 0;
-SELECT pg_temp.timed('predictive, no cycle search');
-RESET autoscale.forecast_cycle_window;
-SELECT pg_temp.timed('predictive, cycle search (3 days)');
+DO $$ BEGIN
+  PERFORM autoscale.set_policy('cpu', scale_out_above => 70, scale_in_below => 10, min_workers => 1);
+  PERFORM pg_temp.timed('reactive');
+  PERFORM autoscale.set_policy('cpu', scale_out_above => 70, scale_in_below => 10, min_workers => 1, predictive => true);
+  SET LOCAL autoscale.forecast_cycle_window = 0;
+  PERFORM pg_temp.timed('predictive, no cycle search');
+  RESET autoscale.forecast_cycle_window;
+  PERFORM pg_temp.timed('predictive, cycle search (3 days)');
+END $$;
 SQL

@@ -297,6 +297,14 @@ fn predictive_no_cycle_policy() -> Policy {
     p
 }
 
+/// Predictive target tracking with a `minutes`-minute scale-in window.
+fn predictive_scale_in_policy(minutes: u32) -> Policy {
+    let mut p = predictive_policy();
+    p.name = format!("predictive_in{minutes}m");
+    p.scale_in_for = f64::from(minutes) * 60.0;
+    p
+}
+
 /// Predictive target tracking with a schedule: at least 12 workers from 07:00 UTC for 7 hours,
 /// around the diurnal trace's daily peak (demand 600, 7.5 workers at 80%, at 10:13 UTC).
 fn predictive_schedule_policy() -> Policy {
@@ -844,39 +852,16 @@ fn main() {
         target_30s.name = "target_30s".into();
         target_30s.scale_out_for = 30.0;
         target_30s.cooldown_out = 0.0;
-        let real_policies = [
+        let mut real_policies = vec![
             threshold_policy(),
             target_policy(),
             naive_policy(),
             predictive_policy(),
             target_30s,
             predictive_no_cycle_policy(),
-            // the scale-in window's frontier: minutes above 80% and reversals against worker-minutes
-            {
-                let mut p = predictive_policy();
-                p.name = "predictive_in20m".into();
-                p.scale_in_for = 20.0 * 60.0;
-                p
-            },
-            {
-                let mut p = predictive_policy();
-                p.name = "predictive_in25m".into();
-                p.scale_in_for = 25.0 * 60.0;
-                p
-            },
-            {
-                let mut p = predictive_policy();
-                p.name = "predictive_in30m".into();
-                p.scale_in_for = 30.0 * 60.0;
-                p
-            },
-            {
-                let mut p = predictive_policy();
-                p.name = "predictive_in45m".into();
-                p.scale_in_for = 45.0 * 60.0;
-                p
-            },
         ];
+        // the scale-in window's frontier: minutes above 80% and reversals against worker-minutes
+        real_policies.extend([20, 25, 30, 45].map(predictive_scale_in_policy));
         println!();
         println!(
             "Real traces (bench/traces/README.md): 5-s demand from request counts (60-s moving sum), scaled so \

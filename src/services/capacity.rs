@@ -2,6 +2,8 @@
 //! fitted on, from the 1-hour rollups (store::rollups); the plan itself is pure
 //! (autoscale_core::capacity).
 
+use std::borrow::Cow;
+
 use autoscale_core::capacity::{self, Fleet, MetricHistory, PlanRow};
 use autoscale_core::policy::backtest::spreads_over_workers;
 use autoscale_core::policy::datanodes;
@@ -35,45 +37,29 @@ fn hourly_column(metric: Metric) -> Option<&'static str> {
 /// load)`, load = average x data nodes for metrics that spread over them. Only the shape of it
 /// matters to the forecast's profile (it is normalised), so `max` policies use it too.
 pub fn hourly_load(p: &Policy, span_secs: f64) -> Result<Vec<(f64, f64)>> {
-    rollup_load(Level::Hour, hourly_column(p.metric), p, span_secs)
+    rollup_load(
+        Level::Hour,
+        hourly_column(p.metric).map(Cow::Borrowed),
+        p,
+        span_secs,
+    )
 }
 
 /// The cluster's load of a policy's metric per minute over the last `span_secs`, from the
 /// 1-minute rollups, on the scale of the recorded samples' load (so that a forecast's cycle series
 /// can run from these into the samples): `max` policies read the rollups' max.
 pub fn minute_load(p: &Policy, span_secs: f64) -> Result<Vec<(f64, f64)>> {
-    let col = hourly_column(p.metric).map(|c| match p.aggregate {
-        Aggregate::Max if c.ends_with("_avg") => minute_max_column(c),
-        _ => c,
+    let col = hourly_column(p.metric).map(|c| match (p.aggregate, c.strip_suffix("_avg")) {
+        (Aggregate::Max, Some(stem)) => Cow::Owned(format!("{stem}_max")),
+        _ => Cow::Borrowed(c),
     });
     rollup_load(Level::Minute, col, p, span_secs)
 }
 
-/// `x_avg` -> `x_max` for the fixed column names of [`hourly_column`].
-fn minute_max_column(avg: &'static str) -> &'static str {
-    COLUMN_MAX
-        .iter()
-        .find(|(a, _)| *a == avg)
-        .map_or(avg, |(_, m)| m)
-}
-
-const COLUMN_MAX: [(&str, &str); 11] = [
-    ("cpu_busy_pct_avg", "cpu_busy_pct_max"),
-    ("mem_used_pct_avg", "mem_used_pct_max"),
-    ("disk_used_pct_avg", "disk_used_pct_max"),
-    ("connections_avg", "connections_max"),
-    ("active_connections_avg", "active_connections_max"),
-    ("commits_per_sec_avg", "commits_per_sec_max"),
-    ("load1_avg", "load1_max"),
-    ("tps_avg", "tps_max"),
-    ("connection_saturation_avg", "connection_saturation_max"),
-    ("replication_lag_avg", "replication_lag_max"),
-    ("mean_statement_ms_avg", "mean_statement_ms_max"),
-];
-
+/// `col`: one of [`hourly_column`]'s fixed expressions (or its `_max` column), never user input.
 fn rollup_load(
     level: Level,
-    col: Option<&'static str>,
+    col: Option<Cow<'static, str>>,
     p: &Policy,
     span_secs: f64,
 ) -> Result<Vec<(f64, f64)>> {
@@ -81,7 +67,7 @@ fn rollup_load(
         return Ok(Vec::new());
     };
     let spreads = spreads_over_workers(p.metric);
-    Ok(rollups::cluster_series(level, col, span_secs)?
+    Ok(rollups::cluster_series(level, &col, span_secs)?
         .into_iter()
         .filter_map(|(t, v, nodes)| {
             let v = v?;

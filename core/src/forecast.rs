@@ -472,6 +472,37 @@ impl Bucket {
     }
 }
 
+/// Where [`add_to`] put a sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Added {
+    /// Into the newest bucket.
+    Same,
+    /// Nowhere: it is older than the newest bucket.
+    Older,
+    /// Into a new bucket after the newest.
+    New,
+}
+
+/// Adds a sample of bucket `idx` to `buckets` (ascending by index).
+fn add_to(buckets: &mut VecDeque<Bucket>, idx: i64, load: f64) -> Added {
+    match buckets.back_mut() {
+        Some(b) if b.idx == idx => {
+            b.sum += load;
+            b.n += 1;
+            Added::Same
+        }
+        Some(b) if b.idx > idx => Added::Older,
+        _ => {
+            buckets.push_back(Bucket {
+                idx,
+                sum: load,
+                n: 1,
+            });
+            Added::New
+        }
+    }
+}
+
 /// One completed bucket's one-step-ahead errors: with the trend alone, with the profile.
 #[derive(Debug, Clone, Copy)]
 struct StepError {
@@ -623,21 +654,9 @@ impl Forecaster {
         self.last_at = Some(at);
         self.push_hour(at, load);
         let idx = (at / self.cfg.bucket).floor() as i64;
-        match self.series.back_mut() {
-            Some(b) if b.idx == idx => {
-                b.sum += load;
-                b.n += 1;
-            }
-            Some(b) if b.idx > idx => {}
-            _ => {
-                self.series.push_back(Bucket {
-                    idx,
-                    sum: load,
-                    n: 1,
-                });
-                while self.series.len() > self.cfg.cycle_buckets() {
-                    self.series.pop_front();
-                }
+        if add_to(&mut self.series, idx, load) == Added::New {
+            while self.series.len() > self.cfg.cycle_buckets() {
+                self.series.pop_front();
             }
         }
     }
@@ -650,15 +669,7 @@ impl Forecaster {
     pub fn seed_hourly(&mut self, hourly: &[(f64, f64)]) {
         for &(t, v) in hourly {
             if t.is_finite() && v.is_finite() {
-                let idx = (t / HOUR).floor() as i64;
-                match self.hours.back_mut() {
-                    Some(b) if b.idx == idx => {
-                        b.sum += v;
-                        b.n += 1;
-                    }
-                    Some(b) if b.idx > idx => {}
-                    _ => self.hours.push_back(Bucket { idx, sum: v, n: 1 }),
-                }
+                add_to(&mut self.hours, (t / HOUR).floor() as i64, v);
             }
         }
         self.trim_hours();
@@ -757,29 +768,20 @@ impl Forecaster {
         }
         self.first_at.get_or_insert(at);
         self.last_at = Some(at);
-        let idx = (at / self.cfg.bucket).floor() as i64;
-        match self.buckets.back_mut() {
-            Some(b) if b.idx == idx => {
-                b.sum += load;
-                b.n += 1;
-            }
-            Some(b) if b.idx > idx => return,
-            Some(_) => {
-                let k = self.buckets.len() - 1;
-                let done = self.buckets[k];
+        let had = self.buckets.len();
+        match add_to(
+            &mut self.buckets,
+            (at / self.cfg.bucket).floor() as i64,
+            load,
+        ) {
+            Added::Older => return,
+            // the bucket before the new one is complete
+            Added::New if had > 0 => {
+                let done = self.buckets[had - 1];
                 self.record_for_cycle(done);
-                self.complete(k);
-                self.buckets.push_back(Bucket {
-                    idx,
-                    sum: load,
-                    n: 1,
-                });
+                self.complete(had - 1);
             }
-            None => self.buckets.push_back(Bucket {
-                idx,
-                sum: load,
-                n: 1,
-            }),
+            _ => {}
         }
         let keep = self.cfg.trend_buckets() + 2;
         while self.buckets.len() > keep {
@@ -790,21 +792,8 @@ impl Forecaster {
 
     /// Adds a sample to its hour's bucket.
     fn push_hour(&mut self, at: f64, load: f64) {
-        let hidx = (at / HOUR).floor() as i64;
-        match self.hours.back_mut() {
-            Some(b) if b.idx == hidx => {
-                b.sum += load;
-                b.n += 1;
-            }
-            Some(b) if b.idx > hidx => {}
-            _ => {
-                self.hours.push_back(Bucket {
-                    idx: hidx,
-                    sum: load,
-                    n: 1,
-                });
-                self.trim_hours();
-            }
+        if add_to(&mut self.hours, (at / HOUR).floor() as i64, load) == Added::New {
+            self.trim_hours();
         }
     }
 

@@ -6,7 +6,9 @@
 # tracking, a naive alert rule and predictive target tracking, next to an oracle (an omniscient
 # scaler with the same operation time), and prints actions, minutes above 80% CPU (and how many
 # of them fell inside the noise's short bursts), worker-minutes (on real traces as a ratio to the
-# oracle's) and flapping.
+# oracle's) and flapping. On the real traces it also prints the best a scaler without foresight
+# does (reactive_bound: target tracking on the uncapped demand, no window, no step cap) and splits
+# the minutes above 80% by what was running (a scale-out, a scale-in, nothing).
 # Exits non-zero when threshold/target/predictive flap as much as the naive rule or miss the spike
 # or ramp.
 set -euo pipefail

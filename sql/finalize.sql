@@ -198,7 +198,10 @@ COMMENT ON FUNCTION autoscale.metrics() IS
   'The autoscaler''s state as Prometheus text (exposition format 0.0.4), for sql_exporter, postgres_exporter custom '
   'queries or any scraper: autoscale_mode, autoscale_workers, autoscale_last_sample_age_seconds, per node '
   '(labels node, role) up, cpu, load1, memory, disk, connections, commits/s, database and shard bytes, shards from the '
-  'latest sample; per policy its value and desired workers; the bounds of each schedule that applies now '
+  'latest sample; per policy its value and desired workers; per predictive policy with a forecast '
+  '(autoscale_policy_forecast, autoscale_policy_forecast_error_ratio, autoscale_policy_forecast_crosses_in_seconds, '
+  'autoscale_policy_forecast_cycle_seconds: the period of the cycle it uses, 0 for none); the bounds of each '
+  'schedule that applies now '
   '(autoscale_schedule_min_workers, autoscale_schedule_max_workers, label schedule); running operations and their progress, operations by '
   'kind and status, the standby pool by state, pending provision requests, paused, dead workers (replaceable or '
   'not). Reads only.';

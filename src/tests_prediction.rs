@@ -202,6 +202,20 @@ mod tests {
             "{reasons}"
         );
         assert!(reasons.contains("a 2h cycle"), "{reasons}");
+        // metrics() exports the forecast and the period of the cycle it uses
+        let metric = |name: &str| {
+            let text = one::<String>("SELECT autoscale.metrics()");
+            let prefix = format!("{name}{{policy=\"cpu\",metric=\"cpu\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&prefix))
+                .map(|v| v.parse::<f64>().unwrap())
+        };
+        let period = metric("autoscale_policy_forecast_cycle_seconds").unwrap();
+        assert!((6900.0..=7500.0).contains(&period), "{period}");
+        let crosses = metric("autoscale_policy_forecast_crosses_in_seconds").unwrap();
+        assert!((0.0..=720.0).contains(&crosses), "{crosses}");
+        assert!(metric("autoscale_policy_forecast").unwrap() > 0.0);
+        assert!(metric("autoscale_policy_forecast_error_ratio").unwrap() <= 0.25);
 
         // no cycle search: the same history forecasts no jump
         Spi::run("SET autoscale.forecast_cycle_window = 0").unwrap();
@@ -212,6 +226,8 @@ mod tests {
         let note = note.unwrap();
         assert_eq!(decision.as_deref(), Some("hold"), "{note}");
         assert!(!note.contains("cycle"), "{note}");
+        assert_eq!(metric("autoscale_policy_forecast_cycle_seconds"), Some(0.0));
+        assert_eq!(metric("autoscale_policy_forecast_crosses_in_seconds"), None);
 
         // a load that does not repeat: searched, not found, and said so
         Spi::run(

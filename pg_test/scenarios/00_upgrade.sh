@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Upgrade from the first release built for this PostgreSQL, through every later release, to this tree's
-# version, on a real Citus cluster. PostgreSQL 15: 0.1.0 -> 0.2.0 -> 0.3.0 -> 0.4.0 -> this
-# version; PostgreSQL 18 (0.3.0 was its first release): 0.3.0 -> 0.4.0 -> this version.
+# version, on a real Citus cluster. PostgreSQL 15: 0.1.0 -> 0.2.0 -> 0.3.0 -> 0.4.0 -> 0.5.0 -> this
+# version; PostgreSQL 18 (0.3.0 was its first release): 0.3.0 -> 0.4.0 -> 0.5.0 -> this version.
 #   1. builds the releases from their commits (git archive; cached outside the clone under
 #      $CITUS_AUTOSCALE_CACHE/upgrade), installs the first one's files, makes a cluster (coordinator, 2
 #      workers, 1 standby) and gives it policies, a pool, history and a finished scale-out;
@@ -25,10 +25,11 @@ declare -A RELEASE=(
   [0.2.0]=7dd5c72ebc1ad531d4adb1d8a4adddbdab1238a5
   [0.3.0]=00467a6e1accf178467a0f5e2c8d7e4afbda05d2
   [0.4.0]=05e012774d72bc26fad4d94fb85b6fff5cf6c57c
+  [0.5.0]=a98aa837b67e94968473ea2cc75a19efe62d653e
 )
 case "$PG_MAJOR" in
-  15) CHAIN="0.1.0 0.2.0 0.3.0 0.4.0" ;;
-  18) CHAIN="0.3.0 0.4.0" ;;
+  15) CHAIN="0.1.0 0.2.0 0.3.0 0.4.0 0.5.0" ;;
+  18) CHAIN="0.3.0 0.4.0 0.5.0" ;;
   *) echo "PostgreSQL $PG_MAJOR: no release was built for it here, nothing to upgrade from: scenario skipped"; exit 0 ;;
 esac
 read -r -a CHAIN <<<"$CHAIN"
@@ -213,6 +214,11 @@ q 0 "SELECT autoscale.sample()" >/dev/null
 assert_eq "$(q 0 "SELECT count(*) FILTER (WHERE reachable) FROM autoscale.node_samples WHERE sample_id = (SELECT max(sample_id) FROM autoscale.node_samples) AND sample_id > $s")" 4 \
   "a sample after the upgrade reads the coordinator and 3 workers"
 assert_eq "$(q 0 "SELECT count(*) FROM autoscale.explain()")" 2 "explain() explains both policies"
+# 0.6.0: metrics() exports the predictive policies' forecasts, and its comment says so
+assert_contains "$(q 0 "SELECT autoscale.metrics()")" "# TYPE autoscale_policy_forecast_cycle_seconds gauge" \
+  "metrics() has the forecast families"
+assert_contains "$(q 0 "SELECT obj_description('autoscale.metrics()'::regprocedure, 'pg_proc')")" \
+  "autoscale_policy_forecast_cycle_seconds" "the updated comment of metrics() names them"
 assert_eq "$(q 0 "SELECT has_function_privilege('upgrade_reader', 'autoscale.explain()', 'EXECUTE')")" t \
   "a role granted EXECUTE on explain() before the upgrade keeps it"
 # the grant is not part of a fresh install: gone before the catalogs are compared

@@ -163,8 +163,28 @@ pub fn collect() -> Result<Vec<Family>> {
         "autoscale_policy_desired_workers",
         "Workers the policy asks for now.",
     );
-    let (decision, _, _, effect) = decide::decide_with_outlooks()?;
-    for p in &decision.policies {
+    // a predictive policy's forecast, when it has one (the error gate let it through)
+    let mut forecast = gauge(
+        "autoscale_policy_forecast",
+        "A predictive policy's forecast of its metric at now + the lead time, on the current workers.",
+    );
+    let mut forecast_error = gauge(
+        "autoscale_policy_forecast_error_ratio",
+        "The forecast's mean absolute one-step error relative to the mean load (used while at \
+         most 0.25).",
+    );
+    let mut crosses_in = gauge(
+        "autoscale_policy_forecast_crosses_in_seconds",
+        "Seconds until the forecast crosses the policy's scale-out trigger (0: above it now; none \
+         within the scan: no sample).",
+    );
+    let mut cycle = gauge(
+        "autoscale_policy_forecast_cycle_seconds",
+        "Period of the cycle the forecast uses (searched over autoscale.forecast_cycle_window), \
+         seconds; 0 when it uses none.",
+    );
+    let (decision, _, outlooks, effect) = decide::decide_with_outlooks()?;
+    for (p, o) in decision.policies.iter().zip(&outlooks) {
         let labels = || {
             vec![
                 ("policy", p.name.clone()),
@@ -173,9 +193,14 @@ pub fn collect() -> Result<Vec<Family>> {
         };
         value.push(labels(), p.current);
         desired.push(labels(), Some(f64::from(p.desired_workers)));
+        if let Some(o) = o.as_ref().filter(|o| o.forecast.is_some()) {
+            forecast.push(labels(), o.forecast);
+            forecast_error.push(labels(), o.relative_error);
+            crosses_in.push(labels(), o.crosses_in.map(|c| c.max(0.0)));
+            cycle.push(labels(), Some(o.cycle_period.unwrap_or(0.0)));
+        }
     }
-    out.push(value);
-    out.push(desired);
+    out.extend([value, desired, forecast, forecast_error, crosses_in, cycle]);
 
     // the schedules that apply now and the bounds they give
     let mut sched_min = gauge(

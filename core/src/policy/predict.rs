@@ -49,6 +49,8 @@ pub struct Outlook {
     pub relative_error: Option<f64>,
     /// Seconds from now until the forecast crosses the scale-out trigger (within the scan).
     pub crosses_in: Option<f64>,
+    /// The period of the cycle the forecast uses, seconds (`None`: it uses none).
+    pub cycle_period: Option<f64>,
     /// What the forecast did: scaled out, held a scale-in, nothing.
     pub effect: Effect,
     /// One line for people: "forecast to cross 80 in 7m; a scale-out takes 6m here (...) (model)".
@@ -138,6 +140,7 @@ pub fn evaluate_predictive(
                     model_error: None,
                     relative_error: None,
                     crosses_in: None,
+                    cycle_period: None,
                     effect: Effect::None,
                     note: why.to_string(),
                 });
@@ -239,6 +242,7 @@ pub fn evaluate_predictive(
             model_error: Some(unit(model.mae)),
             relative_error: Some(model.relative_error),
             crosses_in: crosses,
+            cycle_period: model.cycle.as_ref().map(|c| c.found.period),
             effect,
             note,
         });

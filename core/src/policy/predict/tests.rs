@@ -93,6 +93,39 @@ fn scales_out_when_the_forecast_crosses_within_the_lead_time() {
 }
 
 #[test]
+fn the_outlook_gives_the_period_of_the_cycle_the_model_uses() {
+    let i = one(predictive_cpu(), 50.0, 4);
+    // without a cycle: none
+    let (_, o) = evaluate_predictive(&i, &[fc(model(200.0, 0.0), 300.0)]);
+    assert_eq!(o[0].as_ref().unwrap().cycle_period, None);
+    // a 2-hour cycle of 1-minute slots: its period
+    let found = crate::forecast::Periodicity {
+        period: 7200.0,
+        lag: 120,
+        strength: 0.6,
+        threshold: 0.3,
+    };
+    let shape: Vec<f64> = (0..360)
+        .map(|k| if k % 120 < 15 { 4.0 } else { 1.0 })
+        .collect();
+    let mut m = model(200.0, 0.0);
+    m.cycle = crate::forecast::Cycle::fit(found, &shape, 0, 60.0);
+    assert!(m.cycle.is_some());
+    let (_, o) = evaluate_predictive(&i, &[fc(m, 300.0)]);
+    assert_eq!(o[0].as_ref().unwrap().cycle_period, Some(7200.0));
+    // no forecast: none
+    let no = Some(PolicyForecast {
+        model: Err(crate::forecast::NoForecast::TooShort {
+            have: 60.0,
+            need: 1500.0,
+        }),
+        lead: lead(300.0),
+    });
+    let (_, o) = evaluate_predictive(&i, &[no]);
+    assert_eq!(o[0].as_ref().unwrap().cycle_period, None);
+}
+
+#[test]
 fn a_crossing_beyond_the_lead_time_waits_and_says_when() {
     let i = one(predictive_cpu(), 70.0, 4);
     let (d, o) = evaluate_predictive(&i, &[fc(model(280.0, 6.0), 300.0)]);

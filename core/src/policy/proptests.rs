@@ -282,6 +282,8 @@ proptest! {
         let mut p = Policy::target("p", Metric::Cpu, 50.0);
         p.scale_out_for = 0.0;
         p.step = step;
+        // one worker is allowed: below min_workers the engine scales out to it, whatever the load
+        p.min_workers = 1;
         p.max_workers = 40;
         let v: Vec<Option<f64>> = values.iter().copied().map(Some).collect();
         let pts = super::tests::points(&v, workers);

@@ -64,6 +64,12 @@ assert_eq "$(q 0 "SELECT count(*) FROM autoscale.operations")" 0 "no operation"
 # predictive: the next tick scales out
 q 0 "$policy, predictive => true)" >/dev/null
 echo "explain: $(q 0 "SELECT round(current_value::numeric, 1), decision, round(forecast::numeric, 1), horizon, round(model_error::numeric, 2), forecast_note FROM autoscale.explain()")"
+# metrics() exports the forecast: the crossing within the scan, and the cycle in use (none: 0, or a period)
+metrics=$(q 0 "SELECT autoscale.metrics()")
+crosses=$(printf '%s\n' "$metrics" | sed -n 's/^autoscale_policy_forecast_crosses_in_seconds{policy="ramp",metric="tps"} //p')
+cycle=$(printf '%s\n' "$metrics" | sed -n 's/^autoscale_policy_forecast_cycle_seconds{policy="ramp",metric="tps"} //p')
+assert_true "$(q 0 "SELECT ${crosses:-'-1'} BETWEEN 0 AND 1500")" "metrics() exports the forecast crossing in ${crosses:-nothing} s"
+assert_true "$(q 0 "SELECT ${cycle:-'-1'} >= 0")" "and the cycle's period (${cycle:-nothing})"
 wait_for 0 "SELECT EXISTS (SELECT 1 FROM autoscale.operations WHERE kind = 'scale_out')" 60 || { dump_state 0; false; } ||
   fail "no scale_out within 60 s (explain: $(q 0 "SELECT current_value, decision, forecast_note, reasons FROM autoscale.explain()"))"
 assert_eq "$(q 0 "SELECT requested_by FROM autoscale.operations WHERE kind = 'scale_out'")" policy "started by the policy"

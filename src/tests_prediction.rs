@@ -202,20 +202,21 @@ mod tests {
             "{reasons}"
         );
         assert!(reasons.contains("a 2h cycle"), "{reasons}");
-        // metrics() exports the forecast and the period of the cycle it uses
-        let metric = |name: &str| {
-            let text = one::<String>("SELECT autoscale.metrics()");
+        // metrics() exports the forecast and the period of the cycle it uses (one call per state:
+        // each one fits the forecast)
+        let metric = |text: &str, name: &str| {
             let prefix = format!("{name}{{policy=\"cpu\",metric=\"cpu\"}} ");
             text.lines()
                 .find_map(|l| l.strip_prefix(&prefix))
                 .map(|v| v.parse::<f64>().unwrap())
         };
-        let period = metric("autoscale_policy_forecast_cycle_seconds").unwrap();
+        let text = one::<String>("SELECT autoscale.metrics()");
+        let period = metric(&text, "autoscale_policy_forecast_cycle_seconds").unwrap();
         assert!((6900.0..=7500.0).contains(&period), "{period}");
-        let crosses = metric("autoscale_policy_forecast_crosses_in_seconds").unwrap();
+        let crosses = metric(&text, "autoscale_policy_forecast_crosses_in_seconds").unwrap();
         assert!((0.0..=720.0).contains(&crosses), "{crosses}");
-        assert!(metric("autoscale_policy_forecast").unwrap() > 0.0);
-        assert!(metric("autoscale_policy_forecast_error_ratio").unwrap() <= 0.25);
+        assert!(metric(&text, "autoscale_policy_forecast").unwrap() > 0.0);
+        assert!(metric(&text, "autoscale_policy_forecast_error_ratio").unwrap() <= 0.25);
 
         // no cycle search: the same history forecasts no jump
         Spi::run("SET autoscale.forecast_cycle_window = 0").unwrap();
@@ -226,8 +227,15 @@ mod tests {
         let note = note.unwrap();
         assert_eq!(decision.as_deref(), Some("hold"), "{note}");
         assert!(!note.contains("cycle"), "{note}");
-        assert_eq!(metric("autoscale_policy_forecast_cycle_seconds"), Some(0.0));
-        assert_eq!(metric("autoscale_policy_forecast_crosses_in_seconds"), None);
+        let text = one::<String>("SELECT autoscale.metrics()");
+        assert_eq!(
+            metric(&text, "autoscale_policy_forecast_cycle_seconds"),
+            Some(0.0)
+        );
+        assert_eq!(
+            metric(&text, "autoscale_policy_forecast_crosses_in_seconds"),
+            None
+        );
 
         // a load that does not repeat: searched, not found, and said so
         Spi::run(
